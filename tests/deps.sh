@@ -1,0 +1,24 @@
+#!/bin/sh
+# Installs the Debian packages a target needs when they are missing (root only); quiet when all are present.
+set -e
+want="libcurl4-openssl-dev libcjson-dev libexpat1-dev libssl-dev libsystemd-dev libarchive-dev pkg-config gcc make"
+case "$1" in
+  test)  want="$want curl" ;;
+  bench) want="$want curl nginx-light time" ;;
+esac
+missing=""
+for p in $want; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+  if [ "$(id -u)" != 0 ]; then
+    echo "mayfly: missing Debian packages:$missing (run as root or install them)" >&2; exit 1
+  fi
+  echo "installing:$missing" >&2
+  apt-get update -qq >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null
+fi
+if [ "$1" != build ]; then
+  python3 -c "import moto, boto3, botocore" 2>/dev/null || {
+    echo "mayfly: the tests need python3 with moto 5.2.1, boto3 and botocore (the machine's Python has them)" >&2; exit 1; }
+fi
