@@ -1057,7 +1057,7 @@ def bootstrap(cloud: Cloud, args) -> None:
     ec2 = client("ec2", cloud.admin_key, cloud.admin_secret)
     ami = args.ami
     if not ami:
-        imgs = ec2.describe_images(Owners=["amazon", "099720109477"]).get("Images") or \
+        imgs = ec2.describe_images(Filters=[{"Name": "name", "Values": ["ubuntu*"]}]).get("Images") or \
             ec2.describe_images().get("Images", [])
         linux = [i for i in imgs if "ubuntu" in (i.get("Name") or "").lower()
                  and i.get("Architecture", "x86_64") == "x86_64"]
@@ -1100,6 +1100,23 @@ def bootstrap(cloud: Cloud, args) -> None:
 
 # ----------------------------------------------------------------------------------------
 # main
+
+
+def prewarm_moto() -> None:
+    """Import moto's EC2 models with one shared boto3 Session.
+
+    moto.ec2.models builds its region table at import time with three fresh boto3 Sessions
+    (~0.2 s each); sharing one saves ~0.5 s of the startup budget.  Purely a speed-up."""
+    import boto3
+    from moto.core.base_backend import AccountSpecificBackend
+
+    shared = AccountSpecificBackend.get_session()
+    real = boto3.Session
+    boto3.Session = lambda *a, **k: shared if not a and not k else real(*a, **k)
+    try:
+        import moto.ec2.models  # noqa: F401
+    finally:
+        boto3.Session = real
 
 
 def serve(srv, name: str) -> threading.Thread:
@@ -1200,6 +1217,7 @@ def main(argv=None) -> int:
         settings.INITIAL_NO_AUTH_ACTION_COUNT = 4 if args.auth else float("inf")
         ActionAuthenticatorMixin.request_count = 0
 
+        prewarm_moto()
         app = DomainDispatcherApplication(create_backend_app)
         moto_srv = make_server("127.0.0.1", args.port, app, threaded=True, request_handler=make_moto_handler())
         moto_srv.cloud = cloud
