@@ -1,0 +1,34 @@
+/* cli.c — what every subcommand shares: one-line errors, exit codes, AWS set-up. */
+#include <stdarg.h>
+
+#include "cli.h"
+
+void log_error(const char *fmt, ...) {
+        char line[2048];
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(line, sizeof line, fmt, ap);
+        va_end(ap);
+        for (char *p = line; *p; p++)
+                if (*p == '\n' || *p == '\r')
+                        *p = ' ';
+        fprintf(stderr, "mayfly: %s\n", line);
+}
+
+int exit_code_for(int r) {
+        switch (r) {
+        case 0: return EXIT_OK;
+        case -EINVAL: return EXIT_USAGE;
+        case -MF_ENOTFOUND: case -ENOENT: return EXIT_NOTFOUND;
+        case -MF_EAUTH: return EXIT_AUTH;
+        case -ENOSPC: case -EDQUOT: return EXIT_NOSPACE;
+        default: return EXIT_FAIL;
+        }
+}
+
+int cli_aws_init(struct aws_ctx *c) {
+        int r = aws_ctx_init(c);
+        if (r < 0)
+                log_error("cannot initialise: %s", strerror(-r));
+        return r;
+}
