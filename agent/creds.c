@@ -80,6 +80,11 @@ static int fetch_role(struct creds_provider *p, char *err, size_t errlen) {
                                               "iam/security-credentials/ is 404) and AWS_ACCESS_KEY_ID is unset");
                         return -MF_EAUTH;
                 }
+                if (r == -ENODEV) {
+                        snprintf(err, errlen, "no credentials: AWS_ACCESS_KEY_ID is unset and IMDS is disabled by "
+                                              "AWS_EC2_METADATA_DISABLED");
+                        return -MF_EAUTH;
+                }
                 if (r < 0)
                         return r;
                 char *nl = strchr(list, '\n');

@@ -161,12 +161,12 @@ class Stats:
                 "imds_tokens_issued": self.c["imds_tokens_issued"],
                 "imds_gets": self.c["imds_gets"],
                 "imds_gets_by_path": dict(self.imds_paths),
-                "imds_status": {str(k): v for k, v in sorted(self.imds_status.items())},
-                "imds_401": self.imds_status[401],
-                "imds_429": self.imds_status[429],
+                "imds_status": dict(sorted(self.imds_status.items())),
+                "imds_401": self.imds_status["401"],
+                "imds_429": self.imds_status["429"],
                 "creds_issued": self.c["creds_issued"],
                 "moto_requests": self.c["moto_requests"],
-                "moto_status": {str(k): v for k, v in sorted(self.moto_status.items())},
+                "moto_status": dict(sorted(self.moto_status.items())),
                 "expired_rejections": self.c["expired_rejections"],
                 "unauthorized_rewrites": self.c["unauthorized_rewrites"],
                 "faults_fired": self.c["faults_fired"],
@@ -329,6 +329,10 @@ class Cloud:
                 rule["truncate"] = int(r["truncate"])
             elif rule["kind"] == "delay":
                 rule["delay"] = float(r["delay"])
+            elif rule["kind"] == "reset":
+                if r["reset"] not in (True, "before", "after"):
+                    raise ValueError('reset must be true, "before" or "after"')
+                rule["reset"] = "after" if r["reset"] == "after" else "before"
             out.append(rule)
         with self.lock:
             self.fault_rules.extend(out)
@@ -512,8 +516,10 @@ class Cloud:
 class IMDSHandler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "EC2ws"
-    sys_version = ""
     timeout = 60
+
+    def version_string(self) -> str:
+        return self.server_version
 
     def log_message(self, format, *args):  # noqa: A002
         LOG.debug("imds %s - " + format, self.client_address[0], *args)
@@ -534,7 +540,7 @@ class IMDSHandler(http.server.BaseHTTPRequestHandler):
     def _send(self, code: int, body: bytes, ctype: str = "text/plain", extra: dict | None = None) -> None:
         cloud: Cloud = self.server.cloud
         with cloud.stats.lock:
-            cloud.stats.imds_status[code] += 1
+            cloud.stats.imds_status[str(code)] += 1
         self.send_response(code, REASONS.get(code))
         self.send_header("Content-Type", ctype)
         self.send_header("Content-Length", str(len(body)))
@@ -750,7 +756,7 @@ def make_moto_handler():
                     entry["note"] = note
                 cloud.stats.inc("moto_requests")
                 with cloud.stats.lock:
-                    cloud.stats.moto_status[status_code] += 1
+                    cloud.stats.moto_status[str(status_code)] += 1
                     cloud.stats.moto_log.append(entry)
                 LOG.info("moto %s %s%s -> %s %s%s", method, raw_path, "?" + entry["query"] if query else "",
                          status_code, akid or "-", f" fault={fault}" if fault else "")
@@ -759,7 +765,7 @@ def make_moto_handler():
             truncate = None
             if rule:
                 kind = rule["kind"]
-                if kind == "reset":
+                if kind == "reset" and rule["reset"] != "after":
                     finish("reset", "reset")
                     self._abort(rst=True)
                     return
@@ -776,6 +782,29 @@ def make_moto_handler():
                     time.sleep(rule["delay"])
                 if kind == "truncate":
                     truncate = rule
+
+            if cloud.args.auth and not internal and not m:
+                qkeys = {k.lower() for k in urllib.parse.parse_qs(query, keep_blank_values=True)}
+                if qkeys & {"x-amz-credential", "awsaccesskeyid", "x-amz-signature", "signature"}:
+                    # moto's checker only reads the Authorization header and answers presigned
+                    # URLs with a 500 (KeyError); say so instead.
+                    finish(501, note="presigned-unsupported")
+                    self._write("501 Not Implemented", [("Content-Type", "application/xml")],
+                                error_xml(fmt, "NotImplemented",
+                                          "fakecloud: moto cannot verify query-string (presigned) "
+                                          "signatures; start the fake cloud with --no-auth"))
+                    return
+                if "Authorization" not in self.headers:
+                    # unsigned: moto would route it to S3 and answer 403 with no body (S3) or 500
+                    # (anything else).  Answer like AWS does.
+                    finish(403, note="unsigned")
+                    if action:
+                        xml = error_xml("ec2" if params.get("Version") == ["2016-11-15"] else "query",
+                                        "MissingAuthenticationToken", "Request is missing Authentication Token")
+                    else:
+                        xml = error_xml("s3", "AccessDenied", "Access Denied")
+                    self._write("403 Forbidden", [("Content-Type", "application/xml")], xml)
+                    return
 
             if not internal and cloud.is_expired(akid):
                 cloud.stats.inc("expired_rejections")
@@ -814,6 +843,7 @@ def make_moto_handler():
                 captured["headers"] = list(headers)
                 return chunks.append
 
+            _RAW_REQUEST.target = self.path
             try:
                 it = self.server.app(environ, start_response)
                 try:
@@ -827,6 +857,8 @@ def make_moto_handler():
                 LOG.error("moto raised on %s %s:\n%s", method, self.path, traceback.format_exc())
                 status, headers = "500 Internal Server Error", [("Content-Type", "application/xml")]
                 rbody = error_xml(fmt, "InternalError", "moto raised an exception (see cloud.log)")
+            finally:
+                _RAW_REQUEST.target = None
 
             code = int(status.split(" ", 1)[0])
             note = None
@@ -841,10 +873,13 @@ def make_moto_handler():
                 headers = [(k, v) for k, v in headers if k.lower() != "content-type"]
                 headers.append(("Content-Type", "text/xml;charset=UTF-8"))
                 note = "UnauthorizedOperation"
+            if rule and rule["kind"] == "reset":  # "reset": "after" -- moto did the work, answer lost
+                finish(code, "reset-after", note)
+                self._abort(rst=True)
+                return
             if truncate is not None:
                 finish(code, f"truncate:{truncate['truncate']}", note)
-                self.close_connection = True
-                try:
+                try:  # real headers (no "Connection: close" unless the client asked), short body
                     self._write(status, headers, rbody, limit=truncate["truncate"])
                 finally:
                     self._abort(rst=bool(truncate.get("rst")))
@@ -1102,6 +1137,49 @@ def bootstrap(cloud: Cloud, args) -> None:
 # main
 
 
+# The raw request-target of the request being handled on this thread (set by MotoHandler);
+# used by the SigV4 canonicalisation fix below.
+_RAW_REQUEST = threading.local()
+
+
+def canonical_sigv4_url(raw_target: str) -> str:
+    """Path and query of a request-target in SigV4 canonical form (every byte but A-Za-z0-9-_.~
+    percent-encoded; '/' kept in the path), the way AWS canonicalises what the client sent."""
+    quote, unquote = urllib.parse.quote, urllib.parse.unquote
+    path, _, query = raw_target.partition("?")
+    if "://" in path:
+        path = "/" + path.split("://", 1)[1].partition("/")[2]
+    cpath = quote(unquote(path), safe="/~") or "/"
+    pairs = []
+    for item in query.split("&"):
+        if not item:
+            continue
+        k, _, v = item.partition("=")
+        if k == "X-Amz-Signature":
+            continue
+        pairs.append(f"{quote(unquote(k), safe='-_.~')}={quote(unquote(v), safe='-_.~')}")
+    return cpath + ("?" + "&".join(sorted(pairs)) if pairs else "")
+
+
+def install_sigv4_fix() -> None:
+    """moto rebuilds the signed URL from werkzeug's request.url, which has already decoded
+    %2F, %2C, %2B, ... -- so moto rejects correctly signed requests whose query values hold
+    '/' (every ListObjectsV2 with a prefix/delimiter) or whose key holds '+', '=', ',', '%' or
+    non-ASCII.  Recompute the canonical URL from the bytes the client actually sent."""
+    from moto.iam import access_control as ac
+
+    orig = ac.IAMRequestBase._create_aws_request
+
+    def _create_aws_request(self):
+        req = orig(self)
+        raw = getattr(_RAW_REQUEST, "target", None)
+        if raw:
+            req.url = canonical_sigv4_url(raw)
+        return req
+
+    ac.IAMRequestBase._create_aws_request = _create_aws_request
+
+
 def prewarm_moto() -> None:
     """Import moto's EC2 models with one shared boto3 Session.
 
@@ -1157,6 +1235,9 @@ def parse_args(argv):
     p.add_argument("--user-data-file", default=None, help="initial user-data (raw bytes)")
     p.add_argument("--allow-chunked", action="store_true",
                    help="let S3 requests use Transfer-Encoding: chunked (real S3 answers 501)")
+    p.add_argument("--no-sig-fix", dest="sig_fix", action="store_false",
+                   help="keep moto's stock SigV4 check, which wrongly rejects query values with '/' "
+                        "and keys with + = , %% or non-ASCII (see PROTOCOL.md section 7)")
     p.add_argument("--port", type=int, default=0, help="moto endpoint port (default: OS-chosen)")
     p.add_argument("--imds-port", type=int, default=0)
     p.add_argument("--control-port", type=int, default=0)
@@ -1218,6 +1299,8 @@ def main(argv=None) -> int:
         ActionAuthenticatorMixin.request_count = 0
 
         prewarm_moto()
+        if args.sig_fix:
+            install_sigv4_fix()
         app = DomainDispatcherApplication(create_backend_app)
         moto_srv = make_server("127.0.0.1", args.port, app, threaded=True, request_handler=make_moto_handler())
         moto_srv.cloud = cloud
@@ -1254,6 +1337,7 @@ def main(argv=None) -> int:
             "auth": bool(args.auth),
             "cred_ttl": args.cred_ttl,
             "role_deny_terminate": bool(args.role_deny_terminate),
+            "sig_fix": bool(args.sig_fix),
             "pid": os.getpid(),
         }
         write_json_atomic(state_file, info)

@@ -1,0 +1,253 @@
+"""The AWS wire against moto with signature checking on: cp both ways and cross-checked with awscli,
+retries on injected faults, credential errors, IMDS behaviour, terminate."""
+import hashlib
+import os
+import socket
+import tempfile
+import time
+
+from harness import Cloud, check, mayfly, out
+
+BUCKET = "mayfly-test"
+
+
+def setup():
+    c = Cloud(auth=True).__enter__()
+    c.tmp = tempfile.mkdtemp(prefix="mayfly-wire-")
+    return c
+
+
+def teardown(c):
+    c.__exit__(None, None, None)
+
+
+def rand_file(c, name, size):
+    path = os.path.join(c.tmp, name)
+    with open(path, "wb") as f:
+        left = size
+        while left:
+            n = min(left, 8 << 20)
+            f.write(os.urandom(n))
+            left -= n
+    return path
+
+
+def sha(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for b in iter(lambda: f.read(1 << 20), b""):
+            h.update(b)
+    return h.hexdigest()
+
+
+def test_roundtrip_200mib_with_awscli_crosscheck(c):
+    src = rand_file(c, "big.bin", 200 << 20)
+    p = mayfly("cp", src, "s3://%s/big/by-mayfly.bin" % BUCKET, env=c.role_env())
+    check(p.returncode == 0, out(p))
+    back = os.path.join(c.tmp, "by-aws.bin")
+    c.aws("s3", "cp", "s3://%s/big/by-mayfly.bin" % BUCKET, back)
+    check(sha(back) == sha(src), "awscli read different bytes than mayfly wrote")
+    c.aws("s3", "cp", src, "s3://%s/big/by-aws.bin" % BUCKET)
+    mine = os.path.join(c.tmp, "by-mayfly-down.bin")
+    p = mayfly("cp", "s3://%s/big/by-aws.bin" % BUCKET, mine, env=c.role_env())
+    check(p.returncode == 0, out(p))
+    check(sha(mine) == sha(src), "mayfly read different bytes than awscli wrote")
+    for f in (back, mine):
+        os.unlink(f)
+    check(not [n for n in os.listdir(c.tmp) if ".mayfly-" in n], "temporary files left behind")
+
+
+def test_small_and_empty_files(c):
+    for size in (0, 1, 5 << 20, (8 << 20) + 1):
+        src = rand_file(c, "s%d" % size, size)
+        key = "small/s%d" % size
+        p = mayfly("cp", src, "s3://%s/%s" % (BUCKET, key), env=c.admin_env())
+        check(p.returncode == 0, out(p))
+        dst = src + ".back"
+        p = mayfly("cp", "s3://%s/%s" % (BUCKET, key), dst, env=c.admin_env())
+        check(p.returncode == 0, out(p))
+        check(sha(dst) == sha(src), "size %d differs" % size)
+
+
+def test_keys_with_spaces_and_tilde_signed(c):
+    # moto's checker is sound for these characters (PROTOCOL.md §7)
+    src = rand_file(c, "sp.bin", 1000)
+    key = "dir with space/~tilde name.txt"
+    p = mayfly("cp", src, "s3://%s/%s" % (BUCKET, key), env=c.admin_env())
+    check(p.returncode == 0, out(p))
+    p2 = c.aws("s3api", "head-object", "--bucket", BUCKET, "--key", key)
+    check(p2.returncode == 0, "awscli cannot see the exact key")
+
+
+def test_recursive_both_ways(c):
+    d = os.path.join(c.tmp, "tree")
+    os.makedirs(os.path.join(d, "a", "b"))
+    files = {"top.txt": 10, "a/one.bin": 100000, "a/b/two.bin": (9 << 20), "a/b/empty": 0}
+    for rel, size in files.items():
+        with open(os.path.join(d, rel), "wb") as f:
+            f.write(os.urandom(size))
+    p = mayfly("cp", "--recursive", d, "s3://%s/tree" % BUCKET, env=c.admin_env())
+    check(p.returncode == 0, out(p))
+    ls = c.aws("s3", "ls", "--recursive", "s3://%s/tree/" % BUCKET).stdout.decode()
+    for rel in files:
+        check(("tree/" + rel) in ls, "missing " + rel + " in " + ls)
+    d2 = os.path.join(c.tmp, "tree2")
+    p = mayfly("cp", "--recursive", "s3://%s/tree/" % BUCKET, d2, env=c.admin_env())
+    check(p.returncode == 0, out(p))
+    for rel in files:
+        check(sha(os.path.join(d, rel)) == sha(os.path.join(d2, rel)), "differs: " + rel)
+
+
+def test_missing_object_exit_3(c):
+    dst = os.path.join(c.tmp, "never")
+    p = mayfly("cp", "s3://%s/does/not/exist" % BUCKET, dst, env=c.admin_env())
+    check(p.returncode == 3, out(p))
+    check("does not exist" in out(p) and len(out(p).splitlines()) == 1, out(p))
+    check(not os.path.exists(dst), "a file was created for a missing object")
+
+
+def test_wrong_secret_fails_fast_with_server_message(c):
+    env = c.admin_env()
+    env["AWS_SECRET_ACCESS_KEY"] = "wrong" + env["AWS_SECRET_ACCESS_KEY"][5:]
+    src = rand_file(c, "ws.bin", 100)
+    t0 = time.time()
+    p = mayfly("cp", src, "s3://%s/ws.bin" % BUCKET, env=env, timeout=60)
+    took = time.time() - t0
+    check(p.returncode != 0, "wrong key accepted")
+    check("SignatureDoesNotMatch" in out(p), out(p))
+    check(took < 10, "took %.1fs (retried a non-retryable error?)" % took)
+    check(env["AWS_SECRET_ACCESS_KEY"] not in out(p), "secret in the error message")
+
+
+def test_unknown_key_id_exit_4(c):
+    env = c.admin_env()
+    env["AWS_ACCESS_KEY_ID"] = "AKIAUNKNOWNUNKNOWN00"
+    p = mayfly("cp", "s3://%s/small/s1" % BUCKET, os.path.join(c.tmp, "x"), env=env, timeout=60)
+    check(p.returncode == 4, "exit %d: %s" % (p.returncode, out(p)))
+
+
+def test_connection_refused_bounded(c):
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    env = c.admin_env()
+    env["AWS_ENDPOINT_URL"] = "http://127.0.0.1:%d" % port
+    t0 = time.time()
+    p = mayfly("cp", "s3://%s/x" % BUCKET, os.path.join(c.tmp, "x"), env=env, timeout=60)
+    took = time.time() - t0
+    check(p.returncode == 1, "exit %d" % p.returncode)
+    check("cannot reach" in out(p) and len(out(p).splitlines()) == 1, out(p))
+    check(took < 15, "took %.1fs" % took)
+    env["AWS_MAX_ATTEMPTS"] = "1"
+    t0 = time.time()
+    mayfly("cp", "s3://%s/x" % BUCKET, os.path.join(c.tmp, "x"), env=env, timeout=60)
+    check(time.time() - t0 < 2, "AWS_MAX_ATTEMPTS=1 still retried")
+
+
+def test_slowdown_and_500_on_one_part_then_intact(c):
+    src = rand_file(c, "retry.bin", 40 << 20)
+    c.control("POST", "/faults", [
+        {"method": "PUT", "query_contains": "partNumber=2", "status": 503, "code": "SlowDown",
+         "message": "Please reduce your request rate.", "count": 1},
+        {"method": "PUT", "query_contains": "partNumber=4", "status": 500, "code": "InternalError",
+         "message": "We encountered an internal error.", "count": 1},
+    ])
+    before = c.stats()["faults_fired"]
+    p = mayfly("cp", src, "s3://%s/retry.bin" % BUCKET, env=c.role_env())
+    check(p.returncode == 0, out(p))
+    check(c.stats()["faults_fired"] - before == 2, "faults did not fire")
+    back = src + ".aws"
+    c.aws("s3", "cp", "s3://%s/retry.bin" % BUCKET, back)
+    check(sha(back) == sha(src), "object not intact after retries")
+    c.control("DELETE", "/faults")
+
+
+def test_multipart_aborted_when_parts_keep_failing(c):
+    src = rand_file(c, "abort.bin", 20 << 20)
+    c.control("POST", "/faults", [{"method": "PUT", "query_contains": "partNumber=2", "status": 500,
+                                    "code": "InternalError", "message": "boom", "count": 10}])
+    p = mayfly("cp", src, "s3://%s/abort.bin" % BUCKET, env=c.admin_env())
+    c.control("DELETE", "/faults")
+    check(p.returncode == 1 and "InternalError" in out(p), out(p))
+    ups = c.boto("s3").list_multipart_uploads(Bucket=BUCKET).get("Uploads", [])
+    check(not [u for u in ups if u["Key"] == "abort.bin"], "multipart upload left open: %r" % ups)
+
+
+def test_truncated_get_retried_never_short_file(c):
+    src = rand_file(c, "trunc.bin", 3 << 20)
+    c.aws("s3", "cp", src, "s3://%s/trunc.bin" % BUCKET)
+    dst = os.path.join(c.tmp, "trunc.out")
+    c.control("POST", "/faults", [{"method": "GET", "path_contains": "trunc.bin", "truncate": 1000, "count": 1}])
+    p = mayfly("cp", "s3://%s/trunc.bin" % BUCKET, dst, env=c.admin_env())
+    check(p.returncode == 0, out(p))
+    check(sha(dst) == sha(src), "bytes differ after a truncated attempt")
+    os.unlink(dst)
+    c.control("POST", "/faults", [{"method": "GET", "path_contains": "trunc.bin", "truncate": 1000, "count": 10}])
+    p = mayfly("cp", "s3://%s/trunc.bin" % BUCKET, dst, env=c.admin_env())
+    c.control("DELETE", "/faults")
+    check(p.returncode != 0, "a body truncated on every attempt was accepted")
+    check(not os.path.exists(dst), "short file under the final name")
+    check(not [n for n in os.listdir(c.tmp) if n.startswith(".trunc.out.mayfly-")], "temp file left")
+
+
+def test_connection_reset_retried(c):
+    src = rand_file(c, "reset.bin", 1 << 20)
+    c.control("POST", "/faults", [{"method": "PUT", "path_contains": "reset.bin", "reset": True, "count": 1}])
+    p = mayfly("cp", src, "s3://%s/reset.bin" % BUCKET, env=c.admin_env())
+    c.control("DELETE", "/faults")
+    check(p.returncode == 0, out(p))
+
+
+def test_metadata_paths_and_404(c):
+    env = c.role_env()
+    p = mayfly("metadata", "meta-data/instance-id", env=env)
+    check(p.returncode == 0 and p.stdout.decode().strip() == c.info["instance_id"], out(p))
+    p = mayfly("metadata", env=env)
+    check(p.returncode == 0 and "instance-id" in p.stdout.decode(), out(p))
+    p = mayfly("metadata", "meta-data/no-such-thing", env=env)
+    check(p.returncode == 3 and "404" in out(p), out(p))
+
+
+def test_imds_expired_token_gets_new_one(c):
+    env = c.role_env()
+    before = c.stats()
+    c.control("POST", "/imds/expire-tokens")
+    p = mayfly("metadata", "meta-data/instance-id", env=env)
+    check(p.returncode == 0, out(p))
+    after = c.stats()
+    check(after["imds_token_puts"] > before["imds_token_puts"], "no new token fetched")
+
+
+def test_imds_429_backoff(c):
+    c.control("POST", "/imds/fail", {"status": 429, "count": 2})
+    before = c.stats()["imds_429"]
+    p = mayfly("metadata", "meta-data/instance-id", env=c.role_env())
+    check(p.returncode == 0, out(p))
+    check(c.stats()["imds_429"] - before == 2, "429s not served")
+
+
+def test_imds_disabled_clear_error(c):
+    c.control("POST", "/imds/disable")
+    try:
+        p = mayfly("metadata", "meta-data/instance-id", env=c.role_env())
+        check(p.returncode != 0 and "403" in out(p), out(p))
+        p = mayfly("cp", "s3://%s/small/s1" % BUCKET, os.path.join(c.tmp, "z"), env=c.role_env())
+        check(p.returncode != 0 and "IMDS" in out(p), out(p))
+    finally:
+        c.control("POST", "/imds/enable")
+    env = c.role_env()
+    env["AWS_EC2_METADATA_DISABLED"] = "true"
+    p = mayfly("cp", "s3://%s/small/s1" % BUCKET, os.path.join(c.tmp, "z"), env=env)
+    check(p.returncode == 4 and "disabled" in out(p), out(p))
+
+
+def test_terminate_dry_run_then_real(c):
+    p = mayfly("terminate", "--dry-run", env=c.role_env())
+    check(p.returncode == 0 and "dry-run-ok" in out(p), out(p))
+    st = c.boto("ec2").describe_instances(InstanceIds=[c.info["instance_id"]])
+    check(st["Reservations"][0]["Instances"][0]["State"]["Name"] == "running", "dry run terminated it")
+    p = mayfly("terminate", env=c.role_env())
+    check(p.returncode == 0 and c.info["instance_id"] in out(p), out(p))
+    st = c.boto("ec2").describe_instances(InstanceIds=[c.info["instance_id"]])
+    check(st["Reservations"][0]["Instances"][0]["State"]["Name"] in ("shutting-down", "terminated"), repr(st))
