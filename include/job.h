@@ -1,0 +1,57 @@
+/* job.h — the job spec (JSON): parsing and validation, a pure module. Errors name the JSON path. */
+#pragma once
+#include <stdbool.h>
+#include <stddef.h>
+
+#define JOB_MAX_BYTES (256 * 1024)
+#define JOB_MAX_EXPERIMENTS 256
+#define JOB_MAX_OUTPUTS 64
+#define JOB_MAX_ENV 128
+#define JOB_DEFAULT_PATH "/etc/mayfly/job.json"
+
+enum job_env { JOB_ENV_NONE, JOB_ENV_CONDA, JOB_ENV_CONDA_PREFIX, JOB_ENV_VENV };
+enum exit_action { EXIT_ACTION_TERMINATE, EXIT_ACTION_STOP, EXIT_ACTION_POWEROFF, EXIT_ACTION_KEEP };
+
+struct experiment {
+        char *name;
+        char **argv;          /* NULL-terminated; for a shell string, argv[0] is the string */
+        bool shell;           /* command given as one string, run by bash -c */
+        long timeout;         /* seconds, 0 = none */
+};
+
+struct job {
+        char *name;
+        char *source;         /* s3://bucket/key.tar.gz | s3://bucket/prefix/ */
+        char *workdir;        /* NULL = $STATE_DIRECTORY/work */
+        char *results;        /* s3://bucket/prefix/ (always ends with '/') */
+        enum job_env env_kind;
+        char *env_value;
+        char **environment;   /* KEY=VALUE, NULL-terminated */
+        char *user;           /* NULL = choose an unprivileged user */
+        struct experiment *experiments;
+        size_t n_experiments;
+        bool continue_on_failure;
+        char **outputs;       /* globs relative to workdir, NULL-terminated */
+        char *checkpoint_dir; /* relative to workdir, NULL = none */
+        long checkpoint_interval;   /* seconds */
+        bool gpu_require;
+        int gpu_min_count;
+        long gpu_wait;        /* seconds */
+        long gpu_idle;        /* seconds at 0 % on every GPU that end an experiment; 0 = off */
+        long max_runtime;     /* seconds, 0 = none */
+        long log_interval;    /* seconds */
+        long spot_grace;      /* seconds between SIGTERM and SIGKILL on a spot notice */
+        long stop_grace;      /* seconds between SIGTERM and SIGKILL on a timeout */
+        bool rebalance_sigusr1;
+        long ship_timeout;    /* bound on the final upload phase, seconds */
+        enum exit_action on_exit, on_error;
+};
+
+/* Parses and validates; on error -EINVAL with "$.path: what is wrong" in err. */
+int job_parse(const char *json, size_t len, struct job *ret, char *err, size_t errlen);
+void job_free(struct job *j);
+const char *exit_action_name(enum exit_action a);
+/* "90", "90s", "15m", "2h", "1d" → seconds. */
+int parse_duration(const char *s, long *ret);
+/* s3://bucket/prefix/ + name/run-id/ */
+int job_results_prefix(const struct job *j, const char *run_id, char **ret);
