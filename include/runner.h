@@ -1,0 +1,40 @@
+/* runner.h — starting an experiment: own session and process group, the run user, the workdir, a clean
+ * environment, stdout/stderr on pipes the agent reads. */
+#pragma once
+#include <stdbool.h>
+#include <sys/types.h>
+
+struct run_user {
+        char name[64];
+        uid_t uid;
+        gid_t gid;
+        char home[512];
+        char shell[256];
+        bool switch_user;     /* false when the agent is not root: run as ourselves */
+};
+
+/* Picks the user: the spec's, else ec2-user, else ubuntu, else a dedicated `mayfly` system user (created).
+ * Never root unless the spec names root. */
+int run_user_resolve(const char *wanted, struct run_user *ret, char *err, size_t errlen);
+
+struct spawn {
+        char *const *argv;
+        char *const *envp;
+        const char *cwd;
+        const struct run_user *user;
+};
+
+struct child {
+        pid_t pid;
+        int out_fd, err_fd;    /* non-blocking, O_CLOEXEC read ends */
+};
+
+/* Starts the process; exec failures come back as an error here (not as an exit code). */
+int runner_spawn(const struct spawn *s, struct child *ret, char *err, size_t errlen);
+/* Signal the whole process group (the experiment and everything it started). */
+int runner_signal_group(pid_t pgid, int sig);
+/* Environment for an experiment: base variables, the job's, MAYFLY_*; NULL-terminated, free with strv_free. */
+char **runner_environment(const struct run_user *u, char *const *job_env, char *const *mayfly_env);
+void strv_free(char **v);
+/* chown -R of a tree to the run user (no symlinks followed). */
+int chown_tree(const char *dir, uid_t uid, gid_t gid);
