@@ -26,21 +26,31 @@ all: $(BUILD)/mayfly
 
 $(BUILD)/agent/%.o: agent/%.c $(wildcard include/*.h) | deps
 	@mkdir -p $(dir $@)
-	$(CC) $(XCFLAGS) $(CFLAGS) -c -o $@ $<
+	@echo "  CC      $<"
+	@$(CC) $(XCFLAGS) $(CFLAGS) -c -o $@ $<
 
 $(BUILD)/mayfly: $(OBJS)
-	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LIBS)
+	@echo "  LD      $@"
+	@$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LIBS)
 	@ln -sf $(BUILD)/mayfly mayfly 2>/dev/null || true
 
 $(BUILD)/tests/%: tests/unit/%.c $(LIBOBJS) tests/unit/test.h
 	@mkdir -p $(dir $@)
-	$(CC) $(XCFLAGS) -Wno-format-truncation $(CFLAGS) -o $@ $< $(LIBOBJS) $(LDFLAGS) $(LIBS)
+	@echo "  CCLD    $@"
+	@$(CC) $(XCFLAGS) $(CFLAGS) -o $@ $< $(LIBOBJS) $(LDFLAGS) $(LIBS)
 
 # Installs missing Debian packages (as root), then checks pkg-config finds every library.
 deps:
 	@scripts=tests/deps.sh; sh $$scripts build
 
-unit: $(UNIT_BINS)
+# The fake NVML library the GPU tests load instead of the driver's.
+FAKE_NVML  := $(BUILD)/fakes/nvml/libnvidia-ml.so.1
+$(FAKE_NVML): tests/fakes/nvml/fake_nvml.c
+	@mkdir -p $(dir $@)
+	@echo "  CCSO    $@"
+	@$(CC) -std=gnu11 -shared -fPIC -O2 -Wall -o $@ $<
+
+unit: $(UNIT_BINS) $(FAKE_NVML)
 
 test: all unit
 	@sh tests/deps.sh test

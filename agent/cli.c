@@ -2,6 +2,7 @@
 #include <stdarg.h>
 
 #include "cli.h"
+#include "log.h"
 
 void log_error(const char *fmt, ...) {
         char line[2048];
@@ -9,10 +10,7 @@ void log_error(const char *fmt, ...) {
         va_start(ap, fmt);
         vsnprintf(line, sizeof line, fmt, ap);
         va_end(ap);
-        for (char *p = line; *p; p++)
-                if (*p == '\n' || *p == '\r')
-                        *p = ' ';
-        fprintf(stderr, "mayfly: %s\n", line);
+        log_msg(LOG_ERR, "%s", line);
 }
 
 int exit_code_for(int r) {

@@ -1,11 +1,14 @@
 /* main.c — `mayfly <command> [options]`, git style. */
 #include "cli.h"
+#include "run.h"
 
 static const struct {
         const char *name;
         int (*fn)(int, char **);
         const char *summary;
 } commands[] = {
+        { "run", cmd_run, "run the job: fetch, experiments, ship results, exit action" },
+        { "check", cmd_check, "validate a job spec offline" },
         { "cp", cmd_cp, "copy files between S3 and the local disk" },
         { "presign", cmd_presign, "print a presigned GET URL for an S3 object" },
         { "metadata", cmd_metadata, "print an instance metadata (IMDS) value" },

@@ -1,0 +1,50 @@
+/* run.h — `mayfly run`: the lifecycle FETCH → PREPARE → RUN each experiment → SHIP → EXIT as one state
+ * machine, persisted so a restarted agent resumes. */
+#pragma once
+#include "aws.h"
+#include "envact.h"
+#include "gpu.h"
+#include "job.h"
+#include "logship.h"
+#include "runner.h"
+#include "runstate.h"
+#include "watch.h"
+
+struct instance_info {
+        char id[64], type[64], region[64], az[64], ami[64], lifecycle[32];
+};
+
+struct run {
+        struct job job;
+        char job_path[4096];
+        char state_dir[2048], logs_dir[2048], cache_dir[2048];
+        char state_path[2200];
+        char workdir[4096];
+        struct run_state st;
+        struct aws_ctx c;
+        struct instance_info inst;
+        char bucket[64];
+        char prefix[1200];            /* key prefix of this run: "<results prefix><name>/<run-id>/" */
+        char results_uri[1400];       /* s3://bucket/prefix */
+        struct shipper ship;
+        bool ship_ready;
+        struct watcher watch;
+        struct run_user user;
+        struct envact_plan env;
+        struct gpu *gpu;
+        struct gpu_state gpu_inv;
+        bool have_gpu_inv;
+        int sfd;                      /* signalfd */
+        bool stop_requested;          /* SIGTERM/SIGINT: stop, keep state, resume later */
+        bool spot_interrupted;
+        bool rebalance_seen;
+        int metrics_fd;
+        char metrics_path[2200];
+        double last_watchdog;
+        long watchdog_usec;
+};
+
+int cmd_run(int argc, char **argv);
+int cmd_check(int argc, char **argv);
+/* status.json of the run as it stands. */
+int status_build(const struct run *R, char **ret);
