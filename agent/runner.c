@@ -151,8 +151,11 @@ char **runner_environment(const struct run_user *u, char *const *job_env, char *
         return v;
 }
 
-static void child_fail(int fd, int e) {
-        ssize_t w = write(fd, &e, sizeof e);
+enum spawn_step { STEP_SETSID, STEP_STDIO, STEP_USER, STEP_CHDIR, STEP_EXEC };
+
+static void child_fail(int fd, int step, int e) {
+        int msg[2] = { step, e };
+        ssize_t w = write(fd, msg, sizeof msg);
         (void)w;
         _exit(127);
 }
@@ -184,36 +187,44 @@ int runner_spawn(const struct spawn *s, struct child *ret, char *err, size_t err
                 for (int sig = 1; sig < NSIG; sig++)
                         signal(sig, SIG_DFL);
                 if (setsid() < 0)
-                        child_fail(rep[1], errno);
+                        child_fail(rep[1], STEP_SETSID, errno);
                 int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
                 if (devnull < 0 || dup2(devnull, 0) < 0 || dup2(out[1], 1) < 0 || dup2(er[1], 2) < 0)
-                        child_fail(rep[1], errno);
+                        child_fail(rep[1], STEP_STDIO, errno);
                 if (s->user && s->user->switch_user) {
                         if (initgroups(s->user->name, s->user->gid) < 0 || setgid(s->user->gid) < 0 ||
                             setuid(s->user->uid) < 0)
-                                child_fail(rep[1], errno);
+                                child_fail(rep[1], STEP_USER, errno);
                 }
                 if (s->cwd && chdir(s->cwd) < 0)
-                        child_fail(rep[1], errno);
+                        child_fail(rep[1], STEP_CHDIR, errno);
                 execve(s->argv[0], s->argv, s->envp);
-                child_fail(rep[1], errno);
+                child_fail(rep[1], STEP_EXEC, errno);
         }
         close(out[1]);
         close(er[1]);
         close(rep[1]);
-        int e = 0;
+        int msg[2] = { 0, 0 };
         ssize_t n;
         do
-                n = read(rep[0], &e, sizeof e);
+                n = read(rep[0], msg, sizeof msg);
         while (n < 0 && errno == EINTR);
         close(rep[0]);
-        if (n == sizeof e) {
+        if (n == sizeof msg) {
                 int st;
                 waitpid(pid, &st, 0);
                 close(out[0]);
                 close(er[0]);
-                snprintf(err, errlen, "cannot start %s: %s", s->argv[0], strerror(e));
-                return -e;
+                const char *who = s->user ? s->user->name : "?";
+                switch (msg[0]) {
+                case STEP_USER: snprintf(err, errlen, "cannot switch to user %s: %s", who, strerror(msg[1])); break;
+                case STEP_CHDIR:
+                        snprintf(err, errlen, "cannot enter the workdir %s as %s: %s", s->cwd, who, strerror(msg[1]));
+                        break;
+                case STEP_EXEC: snprintf(err, errlen, "cannot execute %s: %s", s->argv[0], strerror(msg[1])); break;
+                default: snprintf(err, errlen, "cannot set up the experiment process: %s", strerror(msg[1])); break;
+                }
+                return -msg[1];
         }
         fcntl(out[0], F_SETFL, O_NONBLOCK);
         fcntl(er[0], F_SETFL, O_NONBLOCK);
