@@ -95,7 +95,7 @@ def xml_escape(s: str) -> str:
     return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def error_xml(fmt: str, code: str, message: str) -> bytes:
+def error_xml(fmt: str, code: str, message: str, extra: str = "") -> bytes:
     rid = str(uuid.uuid4())
     code, message = xml_escape(code), xml_escape(message)
     if fmt == "ec2":
@@ -111,10 +111,39 @@ def error_xml(fmt: str, code: str, message: str) -> bytes:
     else:
         host_id = base64.b64encode(secrets.token_bytes(24)).decode()
         body = (
-            f"<Error><Code>{code}</Code><Message>{message}</Message>"
+            f"<Error><Code>{code}</Code><Message>{message}</Message>{extra}"
             f"<RequestId>{rid.replace('-', '')[:16].upper()}</RequestId><HostId>{host_id}</HostId></Error>"
         )
     return ('<?xml version="1.0" encoding="UTF-8"?>\n' + body).encode()
+
+
+def check_s3_payload(headers, body: bytes) -> tuple[str, str, str] | None:
+    """What moto skips: S3 verifies Content-MD5 and a hex x-amz-content-sha256 against the body."""
+    import hashlib
+
+    sha = (headers.get("x-amz-content-sha256") or "").strip()
+    streaming = sha.startswith("STREAMING-") or "aws-chunked" in (headers.get("Content-Encoding") or "")
+    if re.fullmatch(r"[0-9a-fA-F]{64}", sha):
+        got = hashlib.sha256(body).hexdigest()
+        if got != sha.lower():
+            return ("XAmzContentSHA256Mismatch",
+                    "The provided 'x-amz-content-sha256' header does not match what was computed.",
+                    f"<ClientComputedContentSHA256>{xml_escape(sha)}</ClientComputedContentSHA256>"
+                    f"<S3ComputedContentSHA256>{got}</S3ComputedContentSHA256>")
+    md5 = headers.get("Content-MD5")
+    if md5 is not None and not streaming:
+        try:
+            want = base64.b64decode(md5.strip(), validate=True)
+        except ValueError:
+            want = b""
+        if len(want) != 16:
+            return ("InvalidDigest", "The Content-MD5 you specified was invalid.",
+                    f"<Content-MD5>{xml_escape(md5)}</Content-MD5>")
+        if hashlib.md5(body).digest() != want:
+            return ("BadDigest", "The Content-MD5 you specified did not match what we received.",
+                    f"<ExpectedDigest>{xml_escape(md5)}</ExpectedDigest>"
+                    f"<CalculatedDigest>{base64.b64encode(hashlib.md5(body).digest()).decode()}</CalculatedDigest>")
+    return None
 
 
 def fmt_for_service(service: str | None) -> str:
@@ -265,7 +294,10 @@ class Cloud:
     def refresh_before(self) -> float:
         if self.args.cred_refresh_before is not None:
             return float(self.args.cred_refresh_before)
-        return min(300.0, self.args.cred_ttl / 2.0)
+        # Half-life.  AWS promises new credentials "at least five minutes before" expiry; the
+        # brief's max(5 min, ttl/2) equals ttl/2 for every ttl >= 600 s, and for short test TTLs
+        # (e.g. 20 s -> a new set every ~10 s) ttl/2 is the only workable reading.
+        return self.args.cred_ttl / 2.0
 
     def _issue_creds_locked(self) -> dict:
         resp = self.sts.assume_role(
@@ -783,6 +815,13 @@ def make_moto_handler():
                 if kind == "truncate":
                     truncate = rule
 
+            if not internal and cloud.is_expired(akid):
+                cloud.stats.inc("expired_rejections")
+                finish(400, note="ExpiredToken")
+                self._write("400 Bad Request", [("Content-Type", "application/xml")],
+                            error_xml(fmt, "ExpiredToken", "The provided token has expired."))
+                return
+
             if cloud.args.auth and not internal and not m:
                 qkeys = {k.lower() for k in urllib.parse.parse_qs(query, keep_blank_values=True)}
                 if qkeys & {"x-amz-credential", "awsaccesskeyid", "x-amz-signature", "signature"}:
@@ -806,12 +845,13 @@ def make_moto_handler():
                     self._write("403 Forbidden", [("Content-Type", "application/xml")], xml)
                     return
 
-            if not internal and cloud.is_expired(akid):
-                cloud.stats.inc("expired_rejections")
-                finish(400, note="ExpiredToken")
-                self._write("400 Bad Request", [("Content-Type", "application/xml")],
-                            error_xml(fmt, "ExpiredToken", "The provided token has expired."))
-                return
+            if not internal and cloud.args.payload_checks and (service == "s3" or (not service and not action)):
+                bad = check_s3_payload(self.headers, body)
+                if bad:
+                    finish(400, note=bad[0])
+                    self._write("400 Bad Request", [("Content-Type", "application/xml")],
+                                error_xml("s3", bad[0], bad[1], bad[2]))
+                    return
 
             if (not internal and not cloud.args.allow_chunked and service == "s3"
                     and "chunked" in self.headers.get("Transfer-Encoding", "").lower()):
@@ -1226,7 +1266,7 @@ def parse_args(argv):
                    help="lifetime (s) of IMDS role credentials, advertised and enforced (default 21600)")
     p.add_argument("--cred-refresh-before", type=float, default=None,
                    help="issue a new credential set when the current one has less than this many "
-                        "seconds left (default min(300, cred-ttl/2))")
+                        "seconds left (default cred-ttl/2)")
     p.add_argument("--instance-type", default="p3.2xlarge")
     p.add_argument("--region", default="us-east-1")
     p.add_argument("--ami", default=None, help="AMI id for RunInstances (default: a moto Ubuntu AMI)")
@@ -1235,6 +1275,9 @@ def parse_args(argv):
     p.add_argument("--user-data-file", default=None, help="initial user-data (raw bytes)")
     p.add_argument("--allow-chunked", action="store_true",
                    help="let S3 requests use Transfer-Encoding: chunked (real S3 answers 501)")
+    p.add_argument("--no-payload-checks", dest="payload_checks", action="store_false",
+                   help="don't check S3 bodies against Content-MD5 / hex x-amz-content-sha256 "
+                        "(moto doesn't; real S3 answers BadDigest / XAmzContentSHA256Mismatch)")
     p.add_argument("--no-sig-fix", dest="sig_fix", action="store_false",
                    help="keep moto's stock SigV4 check, which wrongly rejects query values with '/' "
                         "and keys with + = , %% or non-ASCII (see PROTOCOL.md section 7)")
@@ -1341,7 +1384,7 @@ def main(argv=None) -> int:
             "pid": os.getpid(),
         }
         write_json_atomic(state_file, info)
-    except Exception as e:  # noqa: BLE001
+    except (Exception, SystemExit) as e:  # noqa: BLE001  (werkzeug sys.exit()s on a busy port)
         LOG.error("startup failed:\n%s", traceback.format_exc())
         sys.stderr.write(f"fakecloud: startup failed: {type(e).__name__}: {e}\n")
         sys.stderr.write(traceback.format_exc())
@@ -1355,20 +1398,29 @@ def main(argv=None) -> int:
                                                                     if k != "admin_secret_key"}))
     print(json.dumps(info), flush=True)
 
-    while not stop.wait(0.5):
+    while not stop.wait(5):
         pass
-    for s in servers:
+
+    def _stop(srv):
         try:
-            s.shutdown()
-            s.server_close()
+            srv.shutdown()
+            srv.server_close()
         except Exception:  # noqa: BLE001
             LOG.warning("shutdown: %s", traceback.format_exc())
+
+    stoppers = [threading.Thread(target=_stop, args=(s,)) for s in servers]
+    for t in stoppers:
+        t.start()
+    for t in stoppers:
+        t.join(5)
     try:
         write_json_atomic(os.path.join(state_dir, "stats.json"), cloud.stats.snapshot())
     except Exception:  # noqa: BLE001
         LOG.warning("could not write stats.json: %s", traceback.format_exc())
     LOG.info("bye")
-    return 0
+    logging.shutdown()
+    sys.stdout.flush()
+    os._exit(0)  # skip slow interpreter teardown of moto; nothing left to flush
 
 
 if __name__ == "__main__":
