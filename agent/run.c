@@ -460,7 +460,8 @@ static void journal_line(const char *exp, int stream, const char *line, size_t n
                         "SYSLOG_IDENTIFIER=mayfly", NULL);
 }
 
-/* Copy what the experiment wrote, raw, into its log; mirror whole lines to the journal. */
+/* Copy what the experiment wrote, raw, into its log; mirror whole lines to the journal.
+ * true when bytes were read (there may be more). */
 static bool pump(struct run *R, struct exp_run *E, int k) {
         int fd = k ? E->ch.err_fd : E->ch.out_fd;
         if (fd < 0)
@@ -468,7 +469,7 @@ static bool pump(struct run *R, struct exp_run *E, int k) {
         char buf[65536];
         ssize_t n = read(fd, buf, sizeof buf);
         if (n < 0)
-                return errno == EAGAIN || errno == EINTR;
+                return false; /* EAGAIN: nothing more for now */
         if (n == 0) {
                 close(fd);
                 if (k)
@@ -572,13 +573,12 @@ static void reap(struct run *R, struct exp_run *E) {
                         R->stop_requested = true;
                 }
         }
+        /* by pid: other children (nvidia-smi, the power-off command) are reaped by their own code */
         int st;
-        pid_t p;
-        while ((p = waitpid(-1, &st, WNOHANG)) > 0)
-                if (p == E->ch.pid) {
-                        E->exited = true;
-                        E->status = st;
-                }
+        if (!E->exited && waitpid(E->ch.pid, &st, WNOHANG) == E->ch.pid) {
+                E->exited = true;
+                E->status = st;
+        }
 }
 
 static int restore_checkpoint(struct run *R, void *arg) {
@@ -726,14 +726,11 @@ static int run_experiment(struct run *R, size_t i, bool resume) {
                 int pr = poll(p, 4, 500);
                 if (pr < 0 && errno != EINTR)
                         break;
-                if (p[2].revents)
-                        while (pump(R, &E, 0))
-                                if (!(p[2].revents & POLLIN))
-                                        break;
-                if (p[3].revents)
-                        while (pump(R, &E, 1))
-                                if (!(p[3].revents & POLLIN))
-                                        break;
+                /* bounded: a chatty experiment cannot starve deadlines, signals or the watchdog */
+                for (int k = 0; k < 2; k++)
+                        if (p[2 + k].revents)
+                                for (int n = 0; n < 16 && pump(R, &E, k); n++)
+                                        ;
                 if (p[0].revents)
                         reap(R, &E);
                 if (p[1].revents)
@@ -965,6 +962,18 @@ static int lifecycle(struct run *R) {
                 if (a == EXIT_ACTION_KEEP)
                         return 0;
                 return do_exit_action(R, a) == 0 ? 0 : EXIT_FAIL;
+        }
+        if (R->st.phase == PH_FETCH) {
+                /* fail before spending hours on a run whose results could not be kept */
+                _cleanup_free_ char *js = NULL;
+                struct aws_result res = { 0 };
+                if (status_build(R, &js) == 0 &&
+                    shipper_put_text(&R->ship, "status.json", js, "application/json", &res) < 0) {
+                        char m[1200];
+                        snprintf(m, sizeof m, "cannot write to the results location %s: %s", R->results_uri, res.msg);
+                        R->ship_ready = false; /* nothing can be shipped there */
+                        return fail_run(R, -EACCES, m);
+                }
         }
         shipper_start(&R->ship);
         push_status(R);
