@@ -44,11 +44,15 @@ deps:
 	@scripts=tests/deps.sh; sh $$scripts build
 
 # The fake NVML library the GPU tests load instead of the driver's.
-FAKE_NVML  := $(BUILD)/fakes/nvml/libnvidia-ml.so.1
-$(FAKE_NVML): tests/fakes/nvml/fake_nvml.c
+FAKE_NVML  := $(BUILD)/fakes/nvml/libnvidia-ml.so.1 $(BUILD)/fakes/nvml/legacy/libnvidia-ml.so.1
+$(BUILD)/fakes/nvml/libnvidia-ml.so.1: tests/fakes/nvml/fake_nvml.c
 	@mkdir -p $(dir $@)
 	@echo "  CCSO    $@"
-	@$(CC) -std=gnu11 -shared -fPIC -O2 -Wall -o $@ $<
+	@$(CC) -std=gnu11 -shared -fPIC -O2 -Wall -Wl,-soname,libnvidia-ml.so.1 -o $@ $<
+$(BUILD)/fakes/nvml/legacy/libnvidia-ml.so.1: tests/fakes/nvml/fake_nvml.c
+	@mkdir -p $(dir $@)
+	@echo "  CCSO    $@"
+	@$(CC) -std=gnu11 -shared -fPIC -O2 -Wall -DFAKE_NVML_LEGACY -Wl,-soname,libnvidia-ml.so.1 -o $@ $<
 
 unit: $(UNIT_BINS) $(FAKE_NVML)
 
