@@ -13,6 +13,7 @@ static const struct {
         { "presign", cmd_presign, "print a presigned GET URL for an S3 object" },
         { "metadata", cmd_metadata, "print an instance metadata (IMDS) value" },
         { "terminate", cmd_terminate, "terminate the EC2 instance this runs on" },
+        { "gpu", cmd_gpu, "print the GPUs the agent sees (NVML or nvidia-smi)" },
 };
 
 static void usage(FILE *f) {

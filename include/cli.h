@@ -15,6 +15,7 @@ int cmd_cp(int argc, char **argv);
 int cmd_presign(int argc, char **argv);
 int cmd_metadata(int argc, char **argv);
 int cmd_terminate(int argc, char **argv);
+int cmd_gpu(int argc, char **argv);
 
 /* Maps a negative return to an exit code. */
 int exit_code_for(int r);
