@@ -371,7 +371,6 @@ static int parse_sub(struct pctx *p, const cJSON *root, struct job *j) {
                 static const char *const keys[] = { "require", "min_count", "wait_seconds", "idle_minutes", NULL };
                 if (!cJSON_IsObject(g))
                         return fail(p, "$.gpu", "must be an object", NULL);
-                int idle_min = 0;
                 r = check_keys(p, g, "$.gpu", keys);
                 if (r == 0)
                         r = get_bool(p, g, "require", "$.gpu", &j->gpu_require);
@@ -379,11 +378,13 @@ static int parse_sub(struct pctx *p, const cJSON *root, struct job *j) {
                         r = get_int(p, g, "min_count", "$.gpu", 0, 64, &j->gpu_min_count);
                 if (r == 0)
                         r = get_duration(p, g, "wait_seconds", "$.gpu", 0, &j->gpu_wait);
-                if (r == 0)
-                        r = get_int(p, g, "idle_minutes", "$.gpu", 0, 100000, &idle_min);
                 if (r < 0)
                         return r;
-                j->gpu_idle = idle_min * 60L;
+                const cJSON *im = cJSON_GetObjectItemCaseSensitive(g, "idle_minutes");
+                if (im && (!cJSON_IsNumber(im) || im->valuedouble < 0 || im->valuedouble > 1e6))
+                        return fail(p, "$.gpu.idle_minutes", "must be a number of minutes >= 0 (0 = off)", NULL);
+                if (im)
+                        j->gpu_idle = (long)(im->valuedouble * 60.0 + 0.5);
                 if (j->gpu_min_count > 0)
                         j->gpu_require = true;
                 if (j->gpu_require && j->gpu_min_count == 0)

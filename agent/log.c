@@ -44,11 +44,12 @@ void log_msg(int prio, const char *fmt, ...) {
                 fprintf(stderr, "mayfly: %s\n", line);
         if (log_fd >= 0) {
                 char ts[32], out[2200];
-                time_t t = time(NULL);
+                struct timespec now;
+                clock_gettime(CLOCK_REALTIME, &now);
                 struct tm tm;
-                gmtime_r(&t, &tm);
-                strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%SZ", &tm);
-                int n = snprintf(out, sizeof out, "%s %s\n", ts, line);
+                gmtime_r(&now.tv_sec, &tm);
+                strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%S", &tm);
+                int n = snprintf(out, sizeof out, "%s.%03ldZ %s\n", ts, now.tv_nsec / 1000000, line);
                 if (n > 0) {
                         ssize_t w = write(log_fd, out, (size_t)MIN(n, (int)sizeof out - 1));
                         (void)w;

@@ -11,6 +11,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/eventfd.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -76,6 +77,7 @@ struct blocking {
         struct run *R;
         void *arg;
         int rc;
+        int efd;                  /* written when fn returns, so the loop wakes at once */
         volatile bool done;
 };
 
@@ -83,6 +85,9 @@ static void *blocking_main(void *ud) {
         struct blocking *b = ud;
         b->rc = b->fn(b->R, b->arg);
         __atomic_store_n(&b->done, true, __ATOMIC_RELEASE);
+        uint64_t one = 1;
+        ssize_t n = write(b->efd, &one, sizeof one);
+        (void)n;
         return NULL;
 }
 
@@ -98,18 +103,22 @@ static void drain_signals(struct run *R) {
 }
 
 static int run_blocking(struct run *R, int (*fn)(struct run *, void *), void *arg) {
-        struct blocking b = { .fn = fn, .R = R, .arg = arg };
+        struct blocking b = { .fn = fn, .R = R, .arg = arg, .efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK) };
         pthread_t th;
-        if (pthread_create(&th, NULL, blocking_main, &b) != 0)
+        if (b.efd < 0 || pthread_create(&th, NULL, blocking_main, &b) != 0) {
+                if (b.efd >= 0)
+                        close(b.efd);
                 return fn(R, arg);
+        }
         sd_notify(0, "EXTEND_TIMEOUT_USEC=60000000");
         while (!__atomic_load_n(&b.done, __ATOMIC_ACQUIRE)) {
-                struct pollfd p = { .fd = R->sfd, .events = POLLIN };
-                poll(&p, 1, 200);
+                struct pollfd p[2] = { { .fd = R->sfd, .events = POLLIN }, { .fd = b.efd, .events = POLLIN } };
+                poll(p, 2, 1000);
                 drain_signals(R);
                 watchdog(R);
         }
         pthread_join(th, NULL);
+        close(b.efd);
         return b.rc;
 }
 
@@ -124,16 +133,31 @@ static int imds_value(struct run *R, const char *path, char *dst, size_t n) {
         return r;
 }
 
+static void doc_field(const cJSON *doc, const char *k, char *dst, size_t n) {
+        const char *v = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(doc, k));
+        if (v)
+                snprintf(dst, n, "%s", v);
+}
+
+/* One read of the instance identity document gives id, type, region, AZ and AMI. */
 static void load_instance(struct run *R) {
-        if (imds_value(R, "meta-data/instance-id", R->inst.id, sizeof R->inst.id) < 0) {
-                log_warn("IMDS unavailable: no instance id (running off EC2?)");
+        char err[256];
+        _cleanup_free_ char *txt = NULL;
+        size_t len = 0;
+        int r = imds_get(&R->c.imds, "dynamic/instance-identity/document", &txt, &len, err, sizeof err);
+        cJSON *doc = r == 0 ? cJSON_ParseWithLength(txt, len) : NULL;
+        if (doc) {
+                doc_field(doc, "instanceId", R->inst.id, sizeof R->inst.id);
+                doc_field(doc, "instanceType", R->inst.type, sizeof R->inst.type);
+                doc_field(doc, "region", R->inst.region, sizeof R->inst.region);
+                doc_field(doc, "availabilityZone", R->inst.az, sizeof R->inst.az);
+                doc_field(doc, "imageId", R->inst.ami, sizeof R->inst.ami);
+                cJSON_Delete(doc);
+        }
+        if (!R->inst.id[0] && imds_value(R, "meta-data/instance-id", R->inst.id, sizeof R->inst.id) < 0) {
+                log_warn("IMDS unavailable: no instance id (running off EC2?): %s", err);
                 return;
         }
-        imds_value(R, "meta-data/instance-type", R->inst.type, sizeof R->inst.type);
-        imds_value(R, "meta-data/placement/region", R->inst.region, sizeof R->inst.region);
-        imds_value(R, "meta-data/placement/availability-zone", R->inst.az, sizeof R->inst.az);
-        imds_value(R, "meta-data/ami-id", R->inst.ami, sizeof R->inst.ami);
-        imds_value(R, "meta-data/instance-life-cycle", R->inst.lifecycle, sizeof R->inst.lifecycle);
         if (!R->c.region[0] && R->inst.region[0])
                 snprintf(R->c.region, sizeof R->c.region, "%s", R->inst.region);
 }

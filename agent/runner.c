@@ -7,7 +7,9 @@
 #include <pwd.h>
 #include <signal.h>
 #include <spawn.h>
+#include <linux/close_range.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 
 #include "util.h"
@@ -198,6 +200,8 @@ int runner_spawn(const struct spawn *s, struct child *ret, char *err, size_t err
                 }
                 if (s->cwd && chdir(s->cwd) < 0)
                         child_fail(rep[1], STEP_CHDIR, errno);
+                /* the experiment inherits only stdin/stdout/stderr, whatever a library forgot to mark */
+                syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC);
                 execve(s->argv[0], s->argv, s->envp);
                 child_fail(rep[1], STEP_EXEC, errno);
         }

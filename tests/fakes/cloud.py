@@ -547,6 +547,7 @@ class Cloud:
 
 class IMDSHandler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body go out in two writes: no 40 ms delayed-ACK stall
     server_version = "EC2ws"
     timeout = 60
 
@@ -652,6 +653,7 @@ def make_moto_handler():
 
     class MotoHandler(WSGIRequestHandler):
         timeout = 300
+        disable_nagle_algorithm = True
 
         def log_request(self, code="-", size="-"):
             pass
@@ -768,6 +770,7 @@ def make_moto_handler():
                 action = params["Action"][0]
             entry = {
                 "t": iso(time.time()),
+                "ts": round(time.time(), 3),
                 "method": method,
                 "path": raw_path,
                 "query": scrub_query(query),
@@ -936,6 +939,7 @@ def make_moto_handler():
 
 class ControlHandler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
     server_version = "fakecloud-control"
     timeout = 60
 
