@@ -163,8 +163,10 @@ int http_perform(struct http_client *c, const struct http_request *req, struct h
         curl_easy_setopt(h, CURLOPT_HTTPHEADER, req->headers);
         curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
         curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
-        curl_easy_setopt(h, CURLOPT_BUFFERSIZE, 256L * 1024);
-        curl_easy_setopt(h, CURLOPT_UPLOAD_BUFFERSIZE, 512L * 1024);
+        if (c->bulk) {
+                curl_easy_setopt(h, CURLOPT_BUFFERSIZE, 256L * 1024);
+                curl_easy_setopt(h, CURLOPT_UPLOAD_BUFFERSIZE, 512L * 1024);
+        }
         curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
         const char *m = req->method;
         bool has_body = req->body_fd >= 0 || req->body;

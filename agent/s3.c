@@ -76,7 +76,7 @@ int md5_base64(const void *mem, int fd, off_t off, uint64_t len, char out[32]) {
         if (mem)
                 EVP_DigestUpdate(m, mem, len);
         else {
-                static __thread char b[1 << 20];
+                char b[64 * 1024];
                 uint64_t done = 0;
                 while (done < len) {
                         ssize_t n = pread(fd, b, (size_t)MIN(sizeof b, len - done), off + (off_t)done);

@@ -113,6 +113,7 @@ static void *worker(void *ud) {
                 job_fail(j, -ENOMEM, &res);
                 return NULL;
         }
+        h.bulk = true;
         for (;;) {
                 unsigned i = atomic_fetch_add(&j->next, 1);
                 if (i >= j->nparts || atomic_load(&j->failed))
@@ -176,6 +177,7 @@ int xfer_download(struct aws_ctx *c, const char *bucket, const char *key, const 
         int r = http_client_init(&h);
         if (r < 0)
                 return r;
+        h.bulk = true;
         uint64_t size = 0;
         char etag[128] = "";
         r = s3_head(c, &h, bucket, key, &size, etag, out);
@@ -260,6 +262,7 @@ int xfer_upload(struct aws_ctx *c, const char *src, const char *bucket, const ch
         int r = http_client_init(&h);
         if (r < 0)
                 return r;
+        h.bulk = size > (1u << 20);
         if (size <= part) {
                 r = s3_put(c, &h, bucket, key, NULL, fd, 0, size, NULL, xfer_progress_add, pg, out);
                 http_client_free(&h);

@@ -17,6 +17,7 @@ struct http_client {
         long connect_timeout_ms;
         long total_timeout_ms;            /* 0 = none */
         long low_speed_time;
+        bool bulk;                        /* large socket buffers for big transfers */
 };
 
 int http_client_init(struct http_client *c);
