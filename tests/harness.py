@@ -1,6 +1,7 @@
 """Shared test harness: starts the fake cloud (moto + IMDS fake), runs the real mayfly binary."""
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -55,6 +56,7 @@ class Cloud:
                 self.proc.wait(10)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
+        shutil.rmtree(self.dir, ignore_errors=True)
         return False
 
     @property
