@@ -67,6 +67,7 @@ demo: all
 bench: all
 	@sh tests/deps.sh bench
 	python3 bench/bench.py --build $(BUILD)
+	python3 bench/bench_run.py --build $(BUILD)
 
 install: all
 	install -D -m 0755 $(BUILD)/mayfly $(DESTDIR)$(BINDIR)/mayfly

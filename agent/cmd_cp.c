@@ -12,10 +12,10 @@ static void cp_usage(FILE *f) {
         fprintf(f, "usage: mayfly cp SRC DST [--recursive] [--concurrency N] [--part-size MIB] [--quiet]\n\n"
                    "  SRC and DST: one is s3://BUCKET/KEY, the other a local path.\n"
                    "  --recursive      copy a prefix to a directory, or a directory to a prefix\n"
-                   "  --concurrency N  parallel connections (default %d, max %d)\n"
+                   "  --concurrency N  parallel connections (default 2 per CPU, 4..16; here %d; max %d)\n"
                    "  --part-size MIB  part size for ranged GETs and multipart uploads (default 8, min 5)\n"
                    "  --quiet          no progress line (there is none unless stderr is a terminal)\n",
-                XFER_DEFAULT_CONCURRENCY, XFER_MAX_CONCURRENCY);
+                xfer_default_concurrency(), XFER_MAX_CONCURRENCY);
 }
 
 static char *join_key(const char *prefix, const char *name) {
@@ -33,7 +33,7 @@ int cmd_cp(int argc, char **argv) {
                 { "help", no_argument, NULL, 'h' }, { 0 },
         };
         bool recursive = false, quiet = false;
-        struct xfer_opts xo = { .concurrency = XFER_DEFAULT_CONCURRENCY };
+        struct xfer_opts xo = { .concurrency = xfer_default_concurrency() };
         long v;
         int ch;
         optind = 1;

@@ -65,6 +65,11 @@ void xfer_progress_done(struct xfer_progress *p) {
         free(p);
 }
 
+int xfer_default_concurrency(void) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        return (int)MIN(16, MAX(4, 2 * (n > 0 ? n : 1)));
+}
+
 uint64_t xfer_part_size(uint64_t size, uint64_t want) {
         const uint64_t mib = 1ull << 20;
         uint64_t p = want ? want : XFER_DEFAULT_PART;
@@ -158,7 +163,7 @@ static int run_parts(struct job *j, int concurrency, struct aws_result *out) {
 }
 
 static int clamp_concurrency(const struct xfer_opts *o) {
-        int n = o && o->concurrency > 0 ? o->concurrency : XFER_DEFAULT_CONCURRENCY;
+        int n = o && o->concurrency > 0 ? o->concurrency : xfer_default_concurrency();
         return MIN(n, XFER_MAX_CONCURRENCY);
 }
 

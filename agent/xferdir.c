@@ -12,7 +12,7 @@ int xfer_batch_init(struct xfer_batch *b, struct aws_ctx *c, const char *bucket,
         if (o)
                 b->opts = *o;
         if (b->opts.concurrency <= 0)
-                b->opts.concurrency = XFER_DEFAULT_CONCURRENCY;
+                b->opts.concurrency = xfer_default_concurrency();
         b->bucket = strdup(bucket);
         return b->bucket ? 0 : -ENOMEM;
 }

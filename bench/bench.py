@@ -523,7 +523,7 @@ class Bench:
         P()
         P("mayfly cp benchmark: %d MiB random object over loopback, %d CPUs, %s" % (
             a.size_mib, os.cpu_count(), time.strftime("%Y-%m-%d %H:%M")))
-        P("  mayfly  %s  (defaults: --concurrency 8, --part-size 8)" % self.mayfly)
+        P("  mayfly  %s  (defaults: --concurrency 2 per CPU (4..16), --part-size 8)" % self.mayfly)
         P("  aws     %s  %s  (no config file: 10 threads, 8 MiB chunks)" % (self.aws, version([self.aws, "--version"])))
         P("  curl    %s" % " ".join(version(["curl", "--version"]).split()[:3]))
         P("  nginx   %s  (sendfile, worker_processes auto)" % version([NGINX, "-v"]).replace("nginx version: ", ""))
@@ -562,7 +562,7 @@ class Bench:
                 byn[int(c.client.split()[-1])] = c
             for n in SWEEP:
                 c = byn[n]
-                P(self.row(c, client="mayfly cp --concurrency %d%s" % (n, " (default)" if n == 8 else "")))
+                P(self.row(c, client="mayfly cp --concurrency %d%s" % (n, " (default)" if n == min(16, max(4, 2 * (os.cpu_count() or 1))) else "")))
         P()
         self.goals()
         for n in self.notes:

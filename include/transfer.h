@@ -2,7 +2,6 @@
 #pragma once
 #include "s3.h"
 
-#define XFER_DEFAULT_CONCURRENCY 8
 #define XFER_DEFAULT_PART (8ull << 20)
 #define XFER_MAX_CONCURRENCY 64
 
@@ -13,6 +12,10 @@ struct xfer_opts {
         uint64_t part_size;           /* 0 = default */
         struct xfer_progress *progress;  /* NULL = quiet */
 };
+
+/* Default parallel connections: 2 per CPU, 4..16 (more threads than that fight over one file's
+ * writes on small machines; big instances get more). */
+int xfer_default_concurrency(void);
 
 /* Part size for an object of `size` bytes: at least `want`, whole MiB, at most 10,000 parts. Pure. */
 uint64_t xfer_part_size(uint64_t size, uint64_t want);
