@@ -429,3 +429,72 @@ def test_gpu_inventory_and_idle_stop():
     with_run({"experiments": [{"name": "idle", "command": ["./long.sh", "60"]}],
               "gpu": {"require": True, "min_count": 2, "wait_seconds": 5, "idle_minutes": 0.2}, "stop_grace": 2},
              body)
+
+
+def test_systemd_notify_ready_status_watchdog():
+    import socket
+    def body(r):
+        path = os.path.join(r.dir, "notify.sock")
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        s.bind(path)
+        s.settimeout(0.2)
+        r.env.update(NOTIFY_SOCKET=path, WATCHDOG_USEC="1000000")
+        r.start()
+        msgs = []
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            try:
+                msgs.append(s.recv(4096).decode())
+            except socket.timeout:
+                if r.proc.poll() is not None:
+                    break
+        r.proc.communicate(timeout=30)
+        text = "\n".join(msgs)
+        check("READY=1" in text, text)
+        for st in ("STATUS=fetching s3://", "STATUS=PREPARE", "STATUS=RUN", "STATUS=running w", "STATUS=SHIP", "STATUS=EXIT", "STOPPING=1"):
+            check(st in text, "missing %s in %r" % (st, msgs))
+        check(text.count("WATCHDOG=1") >= 4, "watchdog pinged %d times in a 3 s experiment" % text.count("WATCHDOG=1"))
+    with_run({"experiments": [{"name": "w", "command": ["./long.sh", "3"]}]}, body)
+
+
+def test_rebalance_sends_sigusr1():
+    SCRIPTS["usr1.sh"] = """#!/bin/bash
+trap 'echo "got SIGUSR1"; echo early > early.ckpt' USR1
+for i in $(seq 100); do sleep 0.1; done
+"""
+    def body(r):
+        r.start()
+        time.sleep(2)
+        r.cloud.control("POST", "/rebalance", {})
+        o, e = r.proc.communicate(timeout=120)
+        check(r.proc.returncode == 0, e.decode())
+        check(os.path.exists(os.path.join(r.work, "early.ckpt")), "no SIGUSR1 delivered")
+        check("rebalance recommendation" in e.decode(), e.decode())
+    with_run({"experiments": [{"name": "u", "command": ["./usr1.sh"]}], "spot": {"sigusr1_on_rebalance": True}}, body)
+
+
+def test_checkpoint_restored_from_s3_on_resume():
+    SCRIPTS["ckpt.sh"] = """#!/bin/sh
+if [ "${MAYFLY_RESUME:-0}" = 1 ]; then
+  echo "resumed with $(cat "$MAYFLY_CHECKPOINT_DIR/state.txt" 2>/dev/null || echo nothing)" >> restored.txt
+  exit 0
+fi
+mkdir -p "$MAYFLY_CHECKPOINT_DIR" && echo "step 42" > "$MAYFLY_CHECKPOINT_DIR/state.txt"
+sleep 60
+"""
+    def body(r):
+        r.start()
+        deadline = time.time() + 40
+        while time.time() < deadline and not [k for k in r.keys() if k.endswith("checkpoint/state.txt")]:
+            time.sleep(0.5)
+        check([k for k in r.keys() if k.endswith("checkpoint/state.txt")], "checkpoint never synced to S3")
+        r.proc.send_signal(signal.SIGKILL)
+        r.proc.wait()
+        import shutil
+        shutil.rmtree(os.path.join(r.work, "ck"))  # the local copy is gone (e.g. instance-store workdir)
+        rc = r.run(timeout=120)
+        check(rc == 0, r.stderr)
+        got = open(os.path.join(r.work, "restored.txt")).read()
+        check(got == "resumed with step 42\n", repr(got))
+    with_run({"experiments": [{"name": "c", "command": ["./ckpt.sh"]}], "checkpoint": {"path": "ck", "interval": 10},
+              "stop_grace": 1}, body)
