@@ -15,7 +15,7 @@ LIBS       := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread -ldl -lm
 BUILD      ?= build
 
 SRCS       := $(wildcard agent/*.c)
-OBJS       := $(SRCS:agent/%.c=$(BUILD)/agent/%.o)
+OBJS       := $(SRCS:agent/%.c=$(BUILD)/agent/%.o) $(BUILD)/agent/units_blob.o
 LIBOBJS    := $(filter-out $(BUILD)/agent/main.o,$(OBJS))
 UNIT_SRCS  := $(wildcard tests/unit/test_*.c)
 UNIT_BINS  := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
@@ -28,6 +28,11 @@ $(BUILD)/agent/%.o: agent/%.c $(wildcard include/*.h) | deps
 	@mkdir -p $(dir $@)
 	@echo "  CC      $<"
 	@$(CC) $(XCFLAGS) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/agent/units_blob.o: agent/units_blob.S $(wildcard units/*)
+	@mkdir -p $(dir $@)
+	@echo "  AS      $<"
+	@$(CC) -c -Wa,-I,$(CURDIR) -o $@ $<
 
 $(BUILD)/mayfly: $(OBJS)
 	@echo "  LD      $@"

@@ -1,6 +1,7 @@
 /* main.c — `mayfly <command> [options]`, git style. */
 #include "cli.h"
 #include "run.h"
+#include "userdata.h"
 
 static const struct {
         const char *name;
@@ -9,6 +10,11 @@ static const struct {
 } commands[] = {
         { "run", cmd_run, "run the job: fetch, experiments, ship results, exit action" },
         { "check", cmd_check, "validate a job spec offline" },
+        { "failsafe", cmd_failsafe, "ship what exists and end the instance (run by mayfly-failsafe.service)" },
+        { "userdata", cmd_userdata, "print EC2 user-data (#cloud-config) that installs mayfly and runs a job" },
+        { "launch", cmd_launch, "launch instances that run a job and end themselves" },
+        { "status", cmd_status, "show a run's status from S3" },
+        { "logs", cmd_logs, "print a run's logs from S3 (--follow)" },
         { "cp", cmd_cp, "copy files between S3 and the local disk" },
         { "presign", cmd_presign, "print a presigned GET URL for an S3 object" },
         { "metadata", cmd_metadata, "print an instance metadata (IMDS) value" },

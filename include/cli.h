@@ -16,6 +16,9 @@ int cmd_presign(int argc, char **argv);
 int cmd_metadata(int argc, char **argv);
 int cmd_terminate(int argc, char **argv);
 int cmd_gpu(int argc, char **argv);
+int cmd_launch(int argc, char **argv);
+int cmd_status(int argc, char **argv);
+int cmd_logs(int argc, char **argv);
 
 /* Maps a negative return to an exit code. */
 int exit_code_for(int r);

@@ -46,5 +46,6 @@ struct run {
 
 int cmd_run(int argc, char **argv);
 int cmd_check(int argc, char **argv);
+int cmd_failsafe(int argc, char **argv);
 /* status.json of the run as it stands. */
 int status_build(const struct run *R, char **ret);

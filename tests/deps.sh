@@ -3,7 +3,8 @@
 set -e
 want="libcurl4-openssl-dev libcjson-dev libexpat1-dev libssl-dev libsystemd-dev libarchive-dev pkg-config gcc make"
 case "$1" in
-  test)  want="$want curl" ;;
+  test)  want="$want curl python3-yaml python3-jsonschema python3-jinja2 python3-configobj python3-jsonpatch \
+               python3-netifaces python3-oauthlib python3-requests python3-serial" ;;
   bench) want="$want curl nginx-light time" ;;
 esac
 missing=""
@@ -21,4 +22,10 @@ fi
 if [ "$1" != build ]; then
   python3 -c "import moto, boto3, botocore" 2>/dev/null || {
     echo "mayfly: the tests need python3 with moto 5.2.1, boto3 and botocore (the machine's Python has them)" >&2; exit 1; }
+fi
+# cloud-init itself, unpacked (not installed: the machine is no cloud instance) for its schema check.
+if [ "$1" = test ] && [ ! -x /var/cache/mayfly-test/cloud-init/usr/bin/cloud-init ]; then
+  mkdir -p /var/cache/mayfly-test && cd /var/cache/mayfly-test
+  apt-get download cloud-init >/dev/null 2>&1 || { apt-get update -qq >/dev/null && apt-get download cloud-init >/dev/null; }
+  rm -rf cloud-init && dpkg -x cloud-init_*.deb cloud-init && rm -f cloud-init_*.deb
 fi

@@ -1,0 +1,27 @@
+/* userdata.h — rendering EC2 user-data (#cloud-config) for a job. */
+#pragma once
+#include <stdbool.h>
+#include <stddef.h>
+
+#define USERDATA_MAX_RAW 16384           /* EC2: 16 KB raw, before base64 */
+#define USERDATA_MAX_ENV 64
+#define USERDATA_BACKSTOP_MARGIN (45 * 60)
+
+enum install_route { INSTALL_PREINSTALLED, INSTALL_DEB, INSTALL_RPM, INSTALL_BINARY };
+
+struct userdata_opts {
+        enum install_route route;
+        const char *url;
+        const char *sha256;
+        const char *const *env;          /* KEY=VALUE lines for /etc/mayfly/env */
+        size_t n_env;
+        long margin;                     /* backstop = max_runtime + margin */
+};
+
+/* Pure: the #cloud-config text. -EPERM when the job holds credentials, -EINVAL for a bad job. */
+int userdata_render(const char *job_text, size_t job_len, const struct userdata_opts *o, char **ret, size_t *ret_len,
+                    char *err, size_t errlen);
+/* 1 when text holds something that looks like AWS credentials (what names it). */
+int userdata_find_secret(const char *text, char *what, size_t n);
+int userdata_gzip(const char *in, size_t len, char **ret, size_t *ret_len);
+int cmd_userdata(int argc, char **argv);
