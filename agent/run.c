@@ -7,7 +7,6 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <glob.h>
-#include <openssl/sha.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -20,6 +19,7 @@
 
 #include "archive_x.h"
 #include "cli.h"
+#include "crypto.h"
 #include "exitact.h"
 #include "log.h"
 #include "xferdir.h"
@@ -949,7 +949,7 @@ static int start(struct run *R) {
                 return EXIT_USAGE;
         }
         unsigned char md[32];
-        SHA256((const unsigned char *)text, len, md);
+        crypto_sha256(text, len, md);
         char sha[65];
         hex_encode(md, 32, sha);
         if (!R->job.workdir) {

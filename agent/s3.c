@@ -1,7 +1,8 @@
 /* s3.c — GetObject, HeadObject, PutObject, multipart upload, ListObjectsV2. */
 #include "s3.h"
 
-#include <openssl/evp.h>
+#include "crypto.h"
+
 #include <strings.h>
 
 int s3_parse_uri(const char *uri, char **ret_bucket, char **ret_key, char *err, size_t errlen) {
@@ -68,34 +69,10 @@ static int target(struct aws_ctx *c, const char *bucket, const char *key, struct
 static void target_free(struct target *t) { buf_free(&t->path); }
 
 int md5_base64(const void *mem, int fd, off_t off, uint64_t len, char out[32]) {
-        EVP_MD_CTX *m = EVP_MD_CTX_new();
-        if (!m)
-                return -ENOMEM;
-        int r = 0;
-        EVP_DigestInit_ex(m, EVP_md5(), NULL);
-        if (mem)
-                EVP_DigestUpdate(m, mem, len);
-        else {
-                char b[64 * 1024];
-                uint64_t done = 0;
-                while (done < len) {
-                        ssize_t n = pread(fd, b, (size_t)MIN(sizeof b, len - done), off + (off_t)done);
-                        if (n < 0 && errno == EINTR)
-                                continue;
-                        if (n <= 0) {
-                                r = n < 0 ? -errno : -EIO;
-                                break;
-                        }
-                        EVP_DigestUpdate(m, b, (size_t)n);
-                        done += (uint64_t)n;
-                }
-        }
         unsigned char md[16];
-        unsigned int ml = 16;
-        EVP_DigestFinal_ex(m, md, &ml);
-        EVP_MD_CTX_free(m);
+        int r = crypto_md5(mem, fd, off, len, md);
         if (r == 0)
-                EVP_EncodeBlock((unsigned char *)out, md, 16);
+                crypto_base64_encode(md, 16, out);
         return r;
 }
 

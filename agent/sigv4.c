@@ -1,10 +1,9 @@
 /* sigv4.c — canonical request, string to sign, signature (header and query forms). */
 #include "sigv4.h"
 
+#include "crypto.h"
+
 #include <ctype.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
-#include <openssl/sha.h>
 #include <strings.h>
 
 void aws_creds_clear(struct aws_creds *c) {
@@ -45,13 +44,12 @@ void sigv4_result_clear(struct sigv4_result *r) {
 
 void sha256_hex(const void *data, size_t n, char out[65]) {
         unsigned char md[32];
-        SHA256(data, n, md);
+        crypto_sha256(data, n, md);
         hex_encode(md, 32, out);
 }
 
 static void hmac256(const void *key, size_t klen, const char *msg, unsigned char out[32]) {
-        unsigned int len = 32;
-        HMAC(EVP_sha256(), key, (int)klen, (const unsigned char *)msg, strlen(msg), out, &len);
+        crypto_hmac_sha256(key, klen, msg, strlen(msg), out);
 }
 
 int sigv4_signing_key(const char *secret, const char *date8, const char *region, const char *service,
@@ -62,12 +60,12 @@ int sigv4_signing_key(const char *secret, const char *date8, const char *region,
                 return r;
         unsigned char a[32], b[32];
         hmac256(k.data, k.len, date8, a);
-        OPENSSL_cleanse(k.data, k.len);
+        crypto_wipe(k.data, k.len);
         hmac256(a, 32, region, b);
         hmac256(b, 32, service, a);
         hmac256(a, 32, "aws4_request", out);
-        OPENSSL_cleanse(a, 32);
-        OPENSSL_cleanse(b, 32);
+        crypto_wipe(a, 32);
+        crypto_wipe(b, 32);
         return 0;
 }
 
@@ -301,7 +299,7 @@ static int finish(const struct sigv4_request *req, const struct aws_creds *creds
         if (r < 0)
                 return r;
         hmac256(key, 32, res->string_to_sign, sig);
-        OPENSSL_cleanse(key, 32);
+        crypto_wipe(key, 32);
         hex_encode(sig, 32, res->signature);
         return 0;
 }

@@ -1,17 +1,17 @@
 /* util.c — bounded buffers, encodings, parsing helpers. */
 #include "util.h"
 
+#include "crypto.h"
+
 #include <fcntl.h>
 #include <limits.h>
-#include <openssl/crypto.h>
-#include <openssl/evp.h>
 #include <stdarg.h>
 #include <sys/stat.h>
 
 void free_secret(char *s) {
         if (!s)
                 return;
-        OPENSSL_cleanse(s, strlen(s));
+        crypto_wipe(s, strlen(s));
         free(s);
 }
 
@@ -100,7 +100,7 @@ int base64_encode(const unsigned char *in, size_t n, char **ret) {
         char *out = malloc(4 * ((n + 2) / 3) + 1);
         if (!out)
                 return -ENOMEM;
-        EVP_EncodeBlock((unsigned char *)out, in, (int)n);
+        crypto_base64_encode(in, n, out);
         *ret = out;
         return 0;
 }
@@ -112,16 +112,13 @@ int base64_decode(const char *in, unsigned char **ret, size_t *ret_len) {
         unsigned char *out = malloc(n / 4 * 3 + 1);
         if (!out)
                 return -ENOMEM;
-        int m = EVP_DecodeBlock(out, (const unsigned char *)in, (int)n);
+        ssize_t m = crypto_base64_decode(in, n, out);
         if (m < 0) {
                 free(out);
                 return -EINVAL;
         }
-        size_t len = (size_t)m;
-        for (size_t i = n; i > 0 && in[i - 1] == '=' && len > 0; i--)
-                len--;
         *ret = out;
-        *ret_len = len;
+        *ret_len = (size_t)m;
         return 0;
 }
 

@@ -1,0 +1,66 @@
+/* crypto.c — the primitives of crypto.h on OpenSSL libcrypto. */
+#ifndef MAYFLY_STATIC
+#include "crypto.h"
+
+#include <errno.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/sha.h>
+#include <unistd.h>
+
+void crypto_sha256(const void *data, size_t n, unsigned char out[32]) { SHA256(data, n, out); }
+
+void crypto_hmac_sha256(const void *key, size_t klen, const void *msg, size_t n, unsigned char out[32]) {
+        unsigned int len = 32;
+        HMAC(EVP_sha256(), key, (int)klen, msg, n, out, &len);
+}
+
+int crypto_md5(const void *mem, int fd, off_t off, uint64_t len, unsigned char out[16]) {
+        EVP_MD_CTX *m = EVP_MD_CTX_new();
+        if (!m)
+                return -ENOMEM;
+        int r = 0;
+        EVP_DigestInit_ex(m, EVP_md5(), NULL);
+        if (mem)
+                EVP_DigestUpdate(m, mem, len);
+        else {
+                char b[64 * 1024];
+                uint64_t done = 0;
+                while (done < len) {
+                        size_t want = len - done < sizeof b ? (size_t)(len - done) : sizeof b;
+                        ssize_t k = pread(fd, b, want, off + (off_t)done);
+                        if (k < 0 && errno == EINTR)
+                                continue;
+                        if (k <= 0) {
+                                r = k < 0 ? -errno : -EIO;
+                                break;
+                        }
+                        EVP_DigestUpdate(m, b, (size_t)k);
+                        done += (uint64_t)k;
+                }
+        }
+        unsigned int ml = 16;
+        EVP_DigestFinal_ex(m, out, &ml);
+        EVP_MD_CTX_free(m);
+        return r;
+}
+
+size_t crypto_base64_encode(const unsigned char *in, size_t n, char *out) {
+        return (size_t)EVP_EncodeBlock((unsigned char *)out, in, (int)n);
+}
+
+ssize_t crypto_base64_decode(const char *in, size_t n, unsigned char *out) {
+        if (n % 4)
+                return -EINVAL;
+        int m = EVP_DecodeBlock(out, (const unsigned char *)in, (int)n);
+        if (m < 0)
+                return -EINVAL;
+        size_t len = (size_t)m;
+        for (size_t i = n; i > 0 && in[i - 1] == '=' && len > 0; i--)
+                len--;
+        return (ssize_t)len;
+}
+
+void crypto_wipe(void *p, size_t n) { OPENSSL_cleanse(p, n); }
+#endif

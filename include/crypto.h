@@ -1,0 +1,16 @@
+/* crypto.h — the few primitives mayfly needs: SHA-256, HMAC-SHA256, MD5 (Content-MD5), base64, wiping.
+ * OpenSSL libcrypto in the normal build (agent/crypto.c); mbedTLS in the static build (agent/crypto_mbedtls.c). */
+#pragma once
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+void crypto_sha256(const void *data, size_t n, unsigned char out[32]);
+void crypto_hmac_sha256(const void *key, size_t klen, const void *msg, size_t n, unsigned char out[32]);
+/* MD5 of memory (mem != NULL) or of an fd range read with pread. */
+int crypto_md5(const void *mem, int fd, off_t off, uint64_t len, unsigned char out[16]);
+/* Standard base64 with padding; out must hold 4*ceil(n/3)+1. Returns the length written. */
+size_t crypto_base64_encode(const unsigned char *in, size_t n, char *out);
+/* Returns the decoded length or -EINVAL; out must hold 3*(strlen(in)/4). */
+ssize_t crypto_base64_decode(const char *in, size_t n, unsigned char *out);
+void crypto_wipe(void *p, size_t n);
