@@ -20,7 +20,7 @@ LIBOBJS    := $(filter-out $(BUILD)/agent/main.o,$(OBJS))
 UNIT_SRCS  := $(wildcard tests/unit/test_*.c)
 UNIT_BINS  := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all test unit demo bench install clean deps
+.PHONY: all test unit demo bench install clean deps fuzz fuzz-build test-asan
 
 all: $(BUILD)/mayfly
 
@@ -74,8 +74,38 @@ bench: all
 	python3 bench/bench.py --build $(BUILD)
 	python3 bench/bench_run.py --build $(BUILD)
 
+# libFuzzer harnesses (clang), every agent module built with ASan+UBSan+fuzzer instrumentation.
+FUZZ_SECONDS ?= 60
+FUZZ_DIR   := $(BUILD)/fuzz
+FUZZ_CFLAGS := -std=gnu11 -D_GNU_SOURCE -Iinclude -DMAYFLY_VERSION='"$(VERSION)"' -g -O1 -fno-omit-frame-pointer \
+              -Wall -Wextra -Wno-unused-parameter $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+FUZZ_OBJS  := $(filter-out $(FUZZ_DIR)/agent/main.o,$(SRCS:agent/%.c=$(FUZZ_DIR)/agent/%.o)) $(BUILD)/agent/units_blob.o
+FUZZ_BINS  := $(patsubst tests/fuzz/fuzz_%.c,$(FUZZ_DIR)/fuzz_%,$(wildcard tests/fuzz/fuzz_*.c))
+
+$(FUZZ_DIR)/agent/%.o: agent/%.c $(wildcard include/*.h)
+	@mkdir -p $(dir $@)
+	@echo "  CLANG   $<"
+	@clang $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link,address,undefined -c -o $@ $<
+
+$(FUZZ_DIR)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_OBJS)
+	@echo "  FUZZER  $@"
+	@clang $(FUZZ_CFLAGS) -fsanitize=fuzzer,address,undefined -o $@ $< $(FUZZ_OBJS) $(LIBS)
+
+fuzz-build: $(FUZZ_BINS)
+
+fuzz: fuzz-build
+	@sh tests/fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_DIR)
+
+# The whole suite against a build with AddressSanitizer + UndefinedBehaviorSanitizer (leaks fail it too).
+test-asan:
+	$(MAKE) BUILD=build-asan CFLAGS="-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all" \
+	        LDFLAGS="-fsanitize=address,undefined" all unit
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	        python3 tests/run.py --build build-asan --shared $(SHARED)
+
 install: all
 	install -D -m 0755 $(BUILD)/mayfly $(DESTDIR)$(BINDIR)/mayfly
 
 clean:
 	rm -rf $(BUILD) mayfly
+include packaging/static.mk

@@ -117,7 +117,12 @@ int archive_extract(const char *file, const char *dir, char *err, size_t errlen)
                                  raw && raw[0] == '/' ? "absolute path" : "it would land outside the workdir ('..')");
                         return -EINVAL;
                 }
-                const char *name = skip_dot_slash(raw);
+                /* a copy: the entry's own string is freed when its pathname is rewritten below */
+                char name[4096];
+                if ((size_t)snprintf(name, sizeof name, "%s", skip_dot_slash(raw)) >= sizeof name) {
+                        snprintf(err, errlen, "refusing archive entry: path longer than %zu bytes", sizeof name - 1);
+                        return -ENAMETOOLONG;
+                }
                 const char *sym = archive_entry_symlink(e);
                 if (sym && !archive_symlink_safe(name, sym)) {
                         snprintf(err, errlen, "refusing archive entry '%s': symlink to '%s' escapes the workdir", name,

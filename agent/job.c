@@ -19,6 +19,10 @@ static int fail(struct pctx *p, const char *path, const char *fmt, const char *d
         char msg[256];
         snprintf(msg, sizeof msg, fmt, detail ? detail : "");
         snprintf(p->err, p->errlen, "%s: %s", path, msg);
+        /* one line, whatever the spec's keys and values hold */
+        for (char *c = p->err; *c; c++)
+                if ((unsigned char)*c < 0x20 || *c == 0x7f)
+                        *c = '?';
         return -EINVAL;
 }
 

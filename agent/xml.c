@@ -179,7 +179,8 @@ int aws_error_parse(const char *body, size_t len, struct aws_error *ret) {
                 e = xml_child(xml_child(root, "Errors"), "Error");
                 rid = xml_text(root, "RequestID");
         }
-        if (!e || !xml_text(e, "Code"))
+        const char *code = e ? xml_text(e, "Code") : NULL;
+        if (!code || !*code)
                 return -EBADMSG;
         struct aws_error out = { 0 };
         copy_field(out.code, sizeof out.code, xml_text(e, "Code"));

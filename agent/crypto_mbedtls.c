@@ -1,0 +1,80 @@
+/* crypto_mbedtls.c — the primitives of crypto.h on mbedTLS 2.28, for the static build (crypto.c has the OpenSSL
+ * ones). Same results as crypto.c for every input crypto.h allows; base64 decoding accepts canonical base64 only
+ * (OpenSSL's EVP_DecodeBlock also skipped surrounding blanks and read an inner '=' as zero bits). */
+#ifdef MAYFLY_STATIC
+#include "crypto.h"
+
+#include <errno.h>
+#include <mbedtls/base64.h>
+#include <mbedtls/md.h>
+#include <mbedtls/md5.h>
+#include <mbedtls/platform_util.h>
+#include <mbedtls/sha256.h>
+#include <stdbool.h>
+#include <unistd.h>
+
+void crypto_sha256(const void *data, size_t n, unsigned char out[32]) { mbedtls_sha256_ret(data, n, out, 0); }
+
+void crypto_hmac_sha256(const void *key, size_t klen, const void *msg, size_t n, unsigned char out[32]) {
+        mbedtls_md_hmac(mbedtls_md_info_from_type(MBEDTLS_MD_SHA256), key, klen, msg, n, out);
+}
+
+int crypto_md5(const void *mem, int fd, off_t off, uint64_t len, unsigned char out[16]) {
+        mbedtls_md5_context m;
+        int r = 0;
+        mbedtls_md5_init(&m);
+        mbedtls_md5_starts_ret(&m);
+        if (mem)
+                mbedtls_md5_update_ret(&m, mem, len);
+        else {
+                char b[64 * 1024];
+                uint64_t done = 0;
+                while (done < len) {
+                        size_t want = len - done < sizeof b ? (size_t)(len - done) : sizeof b;
+                        ssize_t k = pread(fd, b, want, off + (off_t)done);
+                        if (k < 0 && errno == EINTR)
+                                continue;
+                        if (k <= 0) {
+                                r = k < 0 ? -errno : -EIO;
+                                break;
+                        }
+                        mbedtls_md5_update_ret(&m, (const unsigned char *)b, (size_t)k);
+                        done += (uint64_t)k;
+                }
+        }
+        mbedtls_md5_finish_ret(&m, out);
+        mbedtls_md5_free(&m);
+        return r;
+}
+
+size_t crypto_base64_encode(const unsigned char *in, size_t n, char *out) {
+        size_t olen = 0;
+        out[0] = 0;
+        /* out holds 4*ceil(n/3)+1, exactly what mbedTLS asks for (the text and its NUL) */
+        if (mbedtls_base64_encode((unsigned char *)out, 4 * ((n + 2) / 3) + 1, &olen, in, n) != 0)
+                return 0;
+        return olen;
+}
+
+static bool b64_digit(char c) {
+        return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' || c == '/';
+}
+
+ssize_t crypto_base64_decode(const char *in, size_t n, unsigned char *out) {
+        if (n % 4)
+                return -EINVAL;
+        /* digits, then at most two '=' at the very end (mbedTLS alone would also skip blanks and line breaks) */
+        size_t pad = 0;
+        while (pad < 2 && pad < n && in[n - 1 - pad] == '=')
+                pad++;
+        for (size_t i = 0; i < n - pad; i++)
+                if (!b64_digit(in[i]))
+                        return -EINVAL;
+        size_t olen = 0;
+        if (mbedtls_base64_decode(out, n / 4 * 3, &olen, (const unsigned char *)in, n) != 0)
+                return -EINVAL;
+        return (ssize_t)olen;
+}
+
+void crypto_wipe(void *p, size_t n) { mbedtls_platform_zeroize(p, n); }
+#endif

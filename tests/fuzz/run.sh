@@ -1,0 +1,26 @@
+#!/bin/sh
+# make fuzz: runs each libFuzzer harness for $1 seconds (default 60) from the seed corpus in tests/fuzz/corpus,
+# prints its executions, and fails on any crash (the input is kept in build/fuzz/crashes/).
+set -u
+secs=${1:-60}
+bin=${2:-build/fuzz}
+mkdir -p "$bin/crashes"
+fail=0
+printf '%-10s %14s %10s %8s\n' harness executions exec/s crashes
+for t in job xml imds sigv4 archive; do
+  work="$bin/corpus-$t"
+  mkdir -p "$work"
+  log="$bin/fuzz-$t.log"
+  "$bin/fuzz_$t" -max_total_time="$secs" -print_final_stats=1 -artifact_prefix="$bin/crashes/$t-" \
+    -close_fd_mask=3 "$work" "tests/fuzz/corpus/$t" >"$log" 2>&1
+  rc=$?
+  execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
+  rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -1)
+  crashes=$(ls "$bin/crashes" 2>/dev/null | grep -c "^$t-" || true)
+  printf '%-10s %14s %10s %8s\n' "$t" "${execs:-?}" "${rate:-?}" "$crashes"
+  if [ $rc -ne 0 ] || [ "$crashes" != 0 ]; then
+    fail=1
+    echo "FAIL fuzz_$t (exit $rc); tail of $log:"; tail -30 "$log"
+  fi
+done
+exit $fail
