@@ -20,7 +20,7 @@ LIBOBJS    := $(filter-out $(BUILD)/agent/main.o,$(OBJS))
 UNIT_SRCS  := $(wildcard tests/unit/test_*.c)
 UNIT_BINS  := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all test unit demo bench install clean deps fuzz fuzz-build test-asan
+.PHONY: all test unit demo bench install clean deps fuzz fuzz-build test-asan reliability
 
 all: $(BUILD)/mayfly
 
@@ -103,9 +103,15 @@ test-asan:
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	        python3 tests/run.py --build build-asan --shared $(SHARED)
 
+# Each injected fault x the happy path of `mayfly run`; writes docs/reliability.md.
+reliability: all
+	@sh tests/deps.sh test
+	python3 tests/reliability.py --build $(BUILD)
+
 install: all
 	install -D -m 0755 $(BUILD)/mayfly $(DESTDIR)$(BINDIR)/mayfly
 
 clean:
 	rm -rf $(BUILD) mayfly
 include packaging/static.mk
+include packaging/packaging.mk
