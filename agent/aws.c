@@ -186,7 +186,8 @@ int aws_send(struct aws_ctx *c, struct http_client *h, const struct aws_req *r, 
                         return -E2BIG;
                 }
                 all[0] = hosth;
-                memcpy(all + 1, r->headers, r->n_headers * sizeof *all);
+                if (r->n_headers)
+                        memcpy(all + 1, r->headers, r->n_headers * sizeof *all);
                 sreq.headers = all;
                 sreq.n_headers = r->n_headers + 1;
                 struct sigv4_result s = { 0 };
