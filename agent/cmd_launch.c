@@ -176,24 +176,12 @@ int cmd_launch(int argc, char **argv) {
                 fputs(usage, stderr);
                 return EXIT_USAGE;
         }
-        if (install) {
-                /* reuse `mayfly userdata`'s option parsing and checks through its renderer */
-                static const struct { const char *p; enum install_route r; } routes[] = {
-                        { "deb=", INSTALL_DEB }, { "rpm=", INSTALL_RPM }, { "binary=", INSTALL_BINARY } };
-                if (strcmp(install, "preinstalled") != 0) {
-                        bool ok = false;
-                        for (size_t i = 0; i < ARRAY_SIZE(routes); i++)
-                                if (str_has_prefix(install, routes[i].p)) {
-                                        uo.route = routes[i].r;
-                                        uo.url = install + strlen(routes[i].p);
-                                        ok = true;
-                                }
-                        if (!ok || !uo.sha256 || strlen(uo.sha256) != 64) {
-                                log_error("--install deb=URL|rpm=URL|binary=URL needs --sha256 HEX");
-                                return EXIT_USAGE;
-                        }
-                }
+        if (install && userdata_parse_install(install, &uo) < 0) {
+                log_error("--install must be preinstalled, deb=URL, rpm=URL or binary=URL (http/https)");
+                return EXIT_USAGE;
         }
+        if (userdata_check_sha256(&uo) < 0)
+                return EXIT_USAGE;
         _cleanup_free_ char *text = NULL;
         size_t len = 0;
         int r = read_file_capped(argv[optind], JOB_MAX_BYTES, &text, &len);

@@ -225,7 +225,7 @@ int userdata_gzip(const char *in, size_t len, char **ret, size_t *ret_len) {
         return 0;
 }
 
-static int parse_install(const char *s, struct userdata_opts *o) {
+int userdata_parse_install(const char *s, struct userdata_opts *o) {
         static const struct { const char *p; enum install_route r; } routes[] = {
                 { "deb=", INSTALL_DEB }, { "rpm=", INSTALL_RPM }, { "binary=", INSTALL_BINARY } };
         if (!strcmp(s, "preinstalled")) {
@@ -244,6 +244,20 @@ static int parse_install(const char *s, struct userdata_opts *o) {
                         return 0;
                 }
         return -EINVAL;
+}
+
+int userdata_check_sha256(const struct userdata_opts *o) {
+        if (o->route == INSTALL_PREINSTALLED)
+                return 0;
+        bool ok = o->sha256 && strlen(o->sha256) == 64;
+        for (const char *p = o->sha256; ok && *p; p++)
+                ok = isxdigit((unsigned char)*p);
+        if (!ok) {
+                log_error("--install %s needs --sha256 with the file's 64-hex-digit SHA-256",
+                          o->route == INSTALL_DEB ? "deb=URL" : o->route == INSTALL_RPM ? "rpm=URL" : "binary=URL");
+                return -EINVAL;
+        }
+        return 0;
 }
 
 int cmd_userdata(int argc, char **argv) {
@@ -267,7 +281,7 @@ int cmd_userdata(int argc, char **argv) {
         while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
                 switch (ch) {
                 case 'i':
-                        if (parse_install(optarg, &o) < 0) {
+                        if (userdata_parse_install(optarg, &o) < 0) {
                                 log_error("--install must be preinstalled, deb=URL, rpm=URL or binary=URL (http/https)");
                                 return EXIT_USAGE;
                         }
@@ -291,16 +305,8 @@ int cmd_userdata(int argc, char **argv) {
                 fputs(usage, stderr);
                 return EXIT_USAGE;
         }
-        if (o.route != INSTALL_PREINSTALLED) {
-                bool ok = o.sha256 && strlen(o.sha256) == 64;
-                for (const char *p = o.sha256; ok && *p; p++)
-                        ok = isxdigit((unsigned char)*p);
-                if (!ok) {
-                        log_error("--install %s needs --sha256 with the file's 64-hex-digit SHA-256",
-                                  o.route == INSTALL_DEB ? "deb=URL" : o.route == INSTALL_RPM ? "rpm=URL" : "binary=URL");
-                        return EXIT_USAGE;
-                }
-        }
+        if (userdata_check_sha256(&o) < 0)
+                return EXIT_USAGE;
         _cleanup_free_ char *text = NULL;
         size_t len = 0;
         int r = read_file_capped(argv[optind], JOB_MAX_BYTES, &text, &len);

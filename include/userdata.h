@@ -24,4 +24,8 @@ int userdata_render(const char *job_text, size_t job_len, const struct userdata_
 /* 1 when text holds something that looks like AWS credentials (what names it). */
 int userdata_find_secret(const char *text, char *what, size_t n);
 int userdata_gzip(const char *in, size_t len, char **ret, size_t *ret_len);
+/* --install preinstalled|deb=URL|rpm=URL|binary=URL (http or https; no quotes or spaces in the URL). */
+int userdata_parse_install(const char *s, struct userdata_opts *o);
+/* A route other than preinstalled needs a 64-hex-digit --sha256 (message printed). */
+int userdata_check_sha256(const struct userdata_opts *o);
 int cmd_userdata(int argc, char **argv);
