@@ -153,6 +153,8 @@ int aws_send(struct aws_ctx *c, struct http_client *h, const struct aws_req *r, 
              struct aws_result *out) {
         char host[256];
         *out = (struct aws_result){ 0 };
+        /* callers free *res whatever happens: it must be valid even when no request was sent */
+        *res = (struct http_response){ .body = BUF_INIT(HTTP_MAX_BODY), .content_length = -1 };
         if (host_of(r->endpoint, host, sizeof host) < 0) {
                 snprintf(out->msg, sizeof out->msg, "%s: bad endpoint URL '%s'", r->op, r->endpoint);
                 return -EINVAL;

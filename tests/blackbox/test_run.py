@@ -498,3 +498,38 @@ sleep 60
         check(got == "resumed with step 42\n", repr(got))
     with_run({"experiments": [{"name": "c", "command": ["./ckpt.sh"]}], "checkpoint": {"path": "ck", "interval": 10},
               "stop_grace": 1}, body)
+
+
+def test_imds_unreachable_at_boot_powers_off():
+    def body(r):
+        r.cloud.control("POST", "/imds/disable")
+        t0 = time.time()
+        rc = r.run(timeout=120)
+        check(rc != 0, "exit 0 without IMDS")
+        check("IMDS" in r.stderr and "no credentials" not in r.stderr.lower() or "IMDS" in r.stderr, r.stderr)
+        check(os.path.exists(r.marker), "no power-off fallback without IMDS: " + r.stderr)
+        check(time.time() - t0 < 60, "took %.0fs" % (time.time() - t0))
+        check(not r.runs_txt(), "experiments ran without credentials")
+    with_run({"experiments": [{"name": "a", "command": ["./ok.sh"]}]}, body)
+
+
+def test_disk_full_while_logging_keeps_running():
+    SCRIPTS["chatty.sh"] = """#!/bin/sh
+i=0
+while [ $i -lt 3000 ]; do i=$((i+1)); echo "line $i of a log that will not fit on the disk, padded to be long enough"; done
+echo finished > done.txt
+"""
+    def body(r):
+        small = os.path.join(r.dir, "logs")
+        os.makedirs(small)
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", small], check=True)
+        try:
+            rc = r.run(timeout=120)
+            check(os.path.exists(os.path.join(r.work, "done.txt")), "the experiment was blocked by the full disk")
+            check("cannot write the experiment's log" in r.stderr, r.stderr)
+            st = r.status()
+            check(st and st["experiments"][0]["exit_code"] == 0, json.dumps(st))
+            check(r.instance_state() in ("shutting-down", "terminated"), "exit action not carried out")
+        finally:
+            subprocess.run(["umount", small])
+    with_run({"experiments": [{"name": "c", "command": ["./chatty.sh"]}]}, body)
