@@ -10,6 +10,8 @@ import test_run
 
 
 def valgrind_cmd(log):
+    if os.environ.get("MAYFLY_SANITIZED"):
+        raise Skip("an ASan build cannot run under valgrind (make test covers it)")
     if not shutil.which("valgrind"):
         raise Skip("valgrind not installed")
     return ["valgrind", "--error-exitcode=99", "--leak-check=full", "--errors-for-leak-kinds=definite",
