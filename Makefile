@@ -6,7 +6,8 @@ DESTDIR    ?=
 SHARED     ?= ../shared
 CC         ?= cc
 PKGS       := libcurl libcjson expat libcrypto libsystemd libarchive
-CFLAGS     ?= -O2 -g
+CFLAGS     ?= -O2 -g -D_FORTIFY_SOURCE=2 -fstack-protector-strong
+LDFLAGS    ?= -Wl,-z,relro,-z,now
 WARN       := -Wall -Wextra -Werror -Wshadow -Wmissing-prototypes -Wstrict-prototypes -Wno-unused-parameter \
               -Wno-format-truncation
 XCFLAGS    := -std=gnu11 -D_GNU_SOURCE -Iinclude -DMAYFLY_VERSION='"$(VERSION)"' $(WARN) \
@@ -100,7 +101,7 @@ fuzz: fuzz-build
 test-asan:
 	$(MAKE) BUILD=build-asan CFLAGS="-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all" \
 	        LDFLAGS="-fsanitize=address,undefined" all unit
-	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	MAYFLY_SANITIZED=1 ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	        python3 tests/run.py --build build-asan --shared $(SHARED)
 
 # Each injected fault x the happy path of `mayfly run`; writes docs/reliability.md.
@@ -113,5 +114,6 @@ install: all
 
 clean:
 	rm -rf $(BUILD) mayfly
-include packaging/static.mk
+-include packaging/static.mk
 include packaging/packaging.mk
+-include tests/vm/vm.mk
