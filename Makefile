@@ -114,6 +114,6 @@ install: all
 
 clean:
 	rm -rf $(BUILD) mayfly
--include packaging/static.mk
+include packaging/static.mk
 include packaging/packaging.mk
 -include tests/vm/vm.mk
