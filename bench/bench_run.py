@@ -57,16 +57,9 @@ def one(test_run, sleep_s):
         r.close()
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--build", default=os.path.join(ROOT, "build"))
-    ap.add_argument("--runs", type=int, default=3)
-    a = ap.parse_args()
-    os.environ["MAYFLY_BUILD"] = os.path.abspath(a.build)
-    import test_run
-    res = [one(test_run, 8) for _ in range(a.runs)]
+def report(label, res):
     med = lambda k: statistics.median([x[k] for x in res if x[k] is not None])  # noqa: E731
-    print("\nmayfly run overheads (fake cloud on loopback, median of %d runs)" % a.runs)
+    print("\nmayfly run overheads, %s (fake cloud on loopback, median of %d runs)" % (label, len(res)))
     print("%-40s %12s %12s  %s" % ("measure", "mayfly", "goal", "met"))
     rows = [("agent start -> first experiment exec", med("start_exec") * 1000, 100, "ms"),
             ("last exit -> TerminateInstances sent", med("exit_term") * 1000, 1000, "ms"),
@@ -76,9 +69,25 @@ def main():
     for name, v, goal, unit in rows:
         print("%-40s %9.1f %-2s %9.1f %-2s  %s" % (name, v, unit, goal, unit, "MET" if v <= goal else "NOT MET"))
     print("(fetch of the experiment archive, excluded above: %.0f ms median)" % (med("fetch") * 1000))
-    print("(RSS counts the shared libraries' resident pages: libcrypto, gnutls via libcurl, libarchive's libxml2/ICU;\n"
-          " the private part is the agent's own memory. The static musl build of the Delivery issue drops most of them.)")
     print("raw: " + json.dumps(res))
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--build", default=os.path.join(ROOT, "build"))
+    ap.add_argument("--runs", type=int, default=3)
+    a = ap.parse_args()
+    builds = [("dynamic build (" + a.build + ")", a.build)]
+    static = os.path.join(a.build, "static")
+    if os.path.exists(os.path.join(static, "mayfly")):
+        builds.append(("static musl build (" + static + ")", static))
+    for label, b in builds:
+        os.environ["MAYFLY_BUILD"] = os.path.abspath(b)
+        import test_run
+        test_run.MAYFLY = os.path.join(os.path.abspath(b), "mayfly")
+        report(label, [one(test_run, 8) for _ in range(a.runs)])
+    print("(the dynamic build's RSS counts shared library pages: libcrypto, gnutls via libcurl, libarchive's\n"
+          " libxml2/ICU; the private part is the agent's own memory)")
 
 
 if __name__ == "__main__":
