@@ -1,5 +1,5 @@
-/* run.c — the unattended lifecycle. One main loop supervises the experiment (signals as an fd, pipes,
- * deadlines, watchdog); transfers run in the shipper and watcher threads or in a worker while the loop waits. */
+/* run.c — `mayfly run`: boot, the lifecycle state machine (FETCH → PREPARE → RUN → SHIP → EXIT), shipping and the
+ * exit action. The RUN phase itself (experiment supervision) is in supervise.c; the failsafe in failsafe.c. */
 #include "run.h"
 
 #include <dirent.h>
@@ -24,18 +24,16 @@
 #include "log.h"
 #include "xferdir.h"
 
-#define SPOT_UPLOAD_MARGIN 30     /* seconds kept for uploads before a spot notice's time */
-#define DRAIN_AFTER_EXIT_MS 2000
 
 /* ---------- small helpers ---------- */
 
-static void notify_status(const char *fmt, const char *arg) {
+void run_notify_status(const char *fmt, const char *arg) {
         char s[512];
         snprintf(s, sizeof s, fmt, arg ? arg : "");
         sd_notifyf(0, "STATUS=%s", s);
 }
 
-static void watchdog(struct run *R) {
+void run_watchdog(struct run *R) {
         double now = now_mono();
         if (R->watchdog_usec > 0 && (now - R->last_watchdog) * 1e6 >= (double)R->watchdog_usec / 2) {
                 sd_notify(0, "WATCHDOG=1");
@@ -43,7 +41,7 @@ static void watchdog(struct run *R) {
         }
 }
 
-static void first_dir(char *dst, size_t n, const char *env, const char *def) {
+void run_first_dir(char *dst, size_t n, const char *env, const char *def) {
         const char *v = env_nonempty(env);
         if (!v)
                 v = def;
@@ -51,24 +49,24 @@ static void first_dir(char *dst, size_t n, const char *env, const char *def) {
         snprintf(dst, n, "%.*s", (int)l, v);
 }
 
-static void save_state(struct run *R) {
+void run_save_state(struct run *R) {
         int r = runstate_save(R->state_path, &R->st);
         if (r < 0)
                 log_warn("cannot save state to %s: %s", R->state_path, strerror(-r));
 }
 
-static void push_status(struct run *R) {
+void run_push_status(struct run *R) {
         _cleanup_free_ char *js = NULL;
         if (R->ship_ready && status_build(R, &js) == 0)
                 shipper_set_status(&R->ship, js);
 }
 
-static void set_phase(struct run *R, enum phase p) {
+void run_set_phase(struct run *R, enum phase p) {
         R->st.phase = p;
-        save_state(R);
-        notify_status("%s", phase_name(p));
+        run_save_state(R);
+        run_notify_status("%s", phase_name(p));
         log_info("phase %s", phase_name(p));
-        push_status(R);
+        run_push_status(R);
 }
 
 /* Runs fn(arg) on a worker thread while this thread keeps the watchdog fed and notes stop signals. */
@@ -91,7 +89,7 @@ static void *blocking_main(void *ud) {
         return NULL;
 }
 
-static void drain_signals(struct run *R) {
+void run_drain_signals(struct run *R) {
         struct signalfd_siginfo si;
         while (read(R->sfd, &si, sizeof si) == sizeof si)
                 if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT) {
@@ -102,7 +100,7 @@ static void drain_signals(struct run *R) {
                 }
 }
 
-static int run_blocking(struct run *R, int (*fn)(struct run *, void *), void *arg) {
+int run_blocking(struct run *R, int (*fn)(struct run *, void *), void *arg) {
         struct blocking b = { .fn = fn, .R = R, .arg = arg, .efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK) };
         pthread_t th;
         if (b.efd < 0 || pthread_create(&th, NULL, blocking_main, &b) != 0) {
@@ -114,8 +112,8 @@ static int run_blocking(struct run *R, int (*fn)(struct run *, void *), void *ar
         while (!__atomic_load_n(&b.done, __ATOMIC_ACQUIRE)) {
                 struct pollfd p[2] = { { .fd = R->sfd, .events = POLLIN }, { .fd = b.efd, .events = POLLIN } };
                 poll(p, 2, 1000);
-                drain_signals(R);
-                watchdog(R);
+                run_drain_signals(R);
+                run_watchdog(R);
         }
         pthread_join(th, NULL);
         close(b.efd);
@@ -140,7 +138,7 @@ static void doc_field(const cJSON *doc, const char *k, char *dst, size_t n) {
 }
 
 /* One read of the instance identity document gives id, type, region, AZ and AMI. */
-static void load_instance(struct run *R) {
+void run_load_instance(struct run *R) {
         char err[256];
         _cleanup_free_ char *txt = NULL;
         size_t len = 0;
@@ -162,7 +160,7 @@ static void load_instance(struct run *R) {
                 snprintf(R->c.region, sizeof R->c.region, "%s", R->inst.region);
 }
 
-static int setup_results(struct run *R, const char *results, const char *name) {
+int run_setup_results(struct run *R, const char *results, const char *name) {
         char err[256];
         _cleanup_free_ char *bucket = NULL, *key = NULL;
         int r = s3_parse_uri(results, &bucket, &key, err, sizeof err);
@@ -177,7 +175,7 @@ static int setup_results(struct run *R, const char *results, const char *name) {
         return r;
 }
 
-static void new_run_id(struct run *R) {
+void run_new_run_id(struct run *R) {
         char ts[32];
         time_t t = now_wall();
         struct tm tm;
@@ -211,8 +209,8 @@ static const char *decide_outcome(const struct run *R) {
 
 /* The exit action, repeated until it takes: with terminate chosen the agent never returns leaving the
  * instance up (unless told to stop). */
-static int do_exit_action(struct run *R, enum exit_action a) {
-        set_phase(R, PH_EXIT);
+int run_do_exit_action(struct run *R, enum exit_action a) {
+        run_set_phase(R, PH_EXIT);
         sd_notify(0, "STOPPING=1");
         for (int attempt = 1;; attempt++) {
                 char msg[512];
@@ -222,7 +220,7 @@ static int do_exit_action(struct run *R, enum exit_action a) {
                         log_info("%s", msg);
                         R->st.exit_done = true;
                         R->st.phase = PH_DONE;
-                        save_state(R);
+                        run_save_state(R);
                         return 0;
                 }
                 log_error("exit action %s failed (attempt %d): %s; retrying in 30 s", exit_action_name(a), attempt,
@@ -230,8 +228,8 @@ static int do_exit_action(struct run *R, enum exit_action a) {
                 for (int i = 0; i < 150 && !R->stop_requested; i++) {
                         struct pollfd p = { .fd = R->sfd, .events = POLLIN };
                         poll(&p, 1, 200);
-                        drain_signals(R);
-                        watchdog(R);
+                        run_drain_signals(R);
+                        run_watchdog(R);
                 }
                 if (R->stop_requested)
                         return -ECANCELED;
@@ -323,7 +321,7 @@ static int ship_all(struct run *R, void *arg) {
 }
 
 static void ship_phase(struct run *R) {
-        set_phase(R, PH_SHIP);
+        run_set_phase(R, PH_SHIP);
         if (!R->ship_ready)
                 return;
         shipper_stop(&R->ship);
@@ -336,13 +334,13 @@ static void ship_phase(struct run *R) {
 }
 
 /* Bad input or an unrecoverable failure: status `error`, what can be shipped, then on_error. */
-static int fail_run(struct run *R, int rc, const char *msg) {
+int run_fail_run(struct run *R, int rc, const char *msg) {
         log_error("%s", msg);
         snprintf(R->st.error, sizeof R->st.error, "%s", msg);
         snprintf(R->st.outcome, sizeof R->st.outcome, "error");
-        save_state(R);
+        run_save_state(R);
         ship_phase(R);
-        do_exit_action(R, R->job.on_error);
+        run_do_exit_action(R, R->job.on_error);
         return exit_code_for(rc) ? exit_code_for(rc) : EXIT_FAIL;
 }
 
@@ -392,14 +390,14 @@ static int phase_fetch(struct run *R) {
                 r = -errno;
         if (r < 0) {
                 snprintf(err, sizeof err, "cannot create the workdir %s: %s", R->workdir, strerror(-r));
-                return fail_run(R, r, err);
+                return run_fail_run(R, r, err);
         }
-        notify_status("fetching %s", R->job.source);
+        run_notify_status("fetching %s", R->job.source);
         log_info("fetching %s into %s", R->job.source, R->workdir);
         r = run_blocking(R, fetch, err);
         if (r < 0)
-                return fail_run(R, r, err[0] ? err : strerror(-r));
-        set_phase(R, PH_PREPARE);
+                return run_fail_run(R, r, err[0] ? err : strerror(-r));
+        run_set_phase(R, PH_PREPARE);
         return 0;
 }
 
@@ -416,8 +414,8 @@ static int open_gpu(struct run *R, char *err, size_t errlen) {
                 for (int i = 0; i < 10; i++) {
                         struct pollfd p = { .fd = R->sfd, .events = POLLIN };
                         poll(&p, 1, 200);
-                        drain_signals(R);
-                        watchdog(R);
+                        run_drain_signals(R);
+                        run_watchdog(R);
                 }
         }
 }
@@ -426,19 +424,19 @@ static int phase_prepare(struct run *R) {
         char err[1024];
         int r = run_user_resolve(R->job.user, &R->user, err, sizeof err);
         if (r < 0)
-                return fail_run(R, -EINVAL, err);
+                return run_fail_run(R, -EINVAL, err);
         struct env_spec es = { .kind = (enum env_kind)R->job.env_kind, .value = R->job.env_value };
         struct envact_search search = { .conda_exe = env_nonempty("CONDA_EXE"), .home = R->user.home };
         r = envact_resolve(&es, &search, &R->env, err, sizeof err);
         if (r < 0)
-                return fail_run(R, -EINVAL, err);
+                return run_fail_run(R, -EINVAL, err);
         if (R->job.gpu_require || R->job.gpu_idle > 0) {
-                notify_status("waiting for the GPU driver%s", "");
+                run_notify_status("waiting for the GPU driver%s", "");
                 r = open_gpu(R, err, sizeof err);
                 if (r < 0 && R->job.gpu_require) {
                         char m[1200];
                         snprintf(m, sizeof m, "GPU required but none found after %lds: %s", R->job.gpu_wait, err);
-                        return fail_run(R, -ENODEV, m);
+                        return run_fail_run(R, -ENODEV, m);
                 }
         } else
                 gpu_open(&R->gpu, env_nonempty("MAYFLY_NVML_LIBRARY"), NULL, err, sizeof err);
@@ -451,7 +449,7 @@ static int phase_prepare(struct run *R) {
                         char m[1200];
                         snprintf(m, sizeof m, "GPU required: found %d, need at least %d", R->have_gpu_inv ? R->gpu_inv.count : 0,
                                  R->job.gpu_min_count);
-                        return fail_run(R, -ENODEV, m);
+                        return run_fail_run(R, -ENODEV, m);
                 }
         }
         if (R->user.switch_user) {
@@ -459,411 +457,7 @@ static int phase_prepare(struct run *R) {
                 if (r < 0)
                         log_warn("cannot hand %s to %s: %s", R->workdir, R->user.name, strerror(-r));
         }
-        set_phase(R, PH_RUN);
-        return 0;
-}
-
-/* ---------- RUN ---------- */
-
-struct exp_run {
-        size_t idx;
-        struct child ch;
-        int out_log, err_log;
-        char linebuf[2][4096];
-        size_t linelen[2];
-        const char *kill_reason;
-        double kill_at;           /* SIGKILL time (monotonic), 0 = not killing */
-        bool exited;
-        int status;
-        bool usr1_sent;
-};
-
-static void journal_line(const char *exp, int stream, const char *line, size_t n) {
-        sd_journal_send("MESSAGE=%.*s", (int)n, line, "PRIORITY=%d", stream ? LOG_WARNING : LOG_INFO,
-                        "MAYFLY_EXPERIMENT=%s", exp, "MAYFLY_STREAM=%s", stream ? "stderr" : "stdout",
-                        "SYSLOG_IDENTIFIER=mayfly", NULL);
-}
-
-/* Copy what the experiment wrote, raw, into its log; mirror whole lines to the journal.
- * true when bytes were read (there may be more). */
-static bool pump(struct run *R, struct exp_run *E, int k) {
-        int fd = k ? E->ch.err_fd : E->ch.out_fd;
-        if (fd < 0)
-                return false;
-        char buf[65536];
-        ssize_t n = read(fd, buf, sizeof buf);
-        if (n < 0)
-                return false; /* EAGAIN: nothing more for now */
-        if (n == 0) {
-                close(fd);
-                if (k)
-                        E->ch.err_fd = -1;
-                else
-                        E->ch.out_fd = -1;
-                return false;
-        }
-        int lf = k ? E->err_log : E->out_log;
-        for (ssize_t done = 0; done < n;) {
-                ssize_t w = write(lf, buf + done, (size_t)(n - done));
-                if (w < 0 && errno == EINTR)
-                        continue;
-                if (w <= 0) {
-                        static bool warned;
-                        if (!warned)
-                                log_error("cannot write the experiment's log: %s (output kept flowing to the journal)",
-                                          strerror(errno));
-                        warned = true;
-                        break;
-                }
-                done += w;
-        }
-        const char *name = R->job.experiments[E->idx].name;
-        for (ssize_t i = 0; i < n; i++) {
-                char c = buf[i];
-                if (c == '\n' || E->linelen[k] == sizeof E->linebuf[k]) {
-                        journal_line(name, k, E->linebuf[k], E->linelen[k]);
-                        E->linelen[k] = 0;
-                        if (c == '\n')
-                                continue;
-                }
-                E->linebuf[k][E->linelen[k]++] = c;
-        }
-        return true;
-}
-
-static void begin_kill(struct run *R, struct exp_run *E, const char *reason, long grace) {
-        if (E->kill_reason)
-                return;
-        E->kill_reason = reason;
-        E->kill_at = now_mono() + (double)MAX(grace, 0);
-        log_info("stopping experiment %s (%s): SIGTERM, SIGKILL in %lds", R->job.experiments[E->idx].name, reason,
-                 MAX(grace, 0));
-        runner_signal_group(E->ch.pid, SIGTERM);
-}
-
-static void on_watch_event(struct run *R, struct exp_run *E) {
-        watcher_ack(&R->watch);
-        pthread_mutex_lock(&R->watch.lock);
-        bool spot = R->watch.spot, reb = R->watch.rebalance, idle = R->watch.idle_fired;
-        char action[16];
-        snprintf(action, sizeof action, "%s", R->watch.spot_action);
-        time_t when = R->watch.spot_time;
-        pthread_mutex_unlock(&R->watch.lock);
-        if (spot && !R->spot_interrupted) {
-                R->spot_interrupted = true;
-                snprintf(R->st.spot_action, sizeof R->st.spot_action, "%s", action);
-                R->st.spot_time = when;
-                save_state(R);
-                long left = (long)(when - now_wall()) - SPOT_UPLOAD_MARGIN;
-                long grace = MIN(R->job.spot_grace, left);
-                log_info("spot interruption notice: %s at %ld (in %lds)", action, (long)when, (long)(when - now_wall()));
-                begin_kill(R, E, "interrupted", grace);
-        }
-        if (reb && !R->rebalance_seen) {
-                R->rebalance_seen = true;
-                log_info("rebalance recommendation received");
-                if (R->job.rebalance_sigusr1 && !E->usr1_sent) {
-                        E->usr1_sent = true;
-                        runner_signal_group(E->ch.pid, SIGUSR1);
-                }
-        }
-        if (idle)
-                begin_kill(R, E, "gpu-idle", R->job.stop_grace);
-}
-
-static void check_deadlines(struct run *R, struct exp_run *E) {
-        const struct experiment *x = &R->job.experiments[E->idx];
-        struct exp_state *s = &R->st.exps[E->idx];
-        time_t now = now_wall();
-        if (x->timeout && now - s->start >= x->timeout)
-                begin_kill(R, E, "timeout", R->job.stop_grace);
-        if (R->job.max_runtime && now - R->st.started >= R->job.max_runtime)
-                begin_kill(R, E, "max-runtime", R->job.stop_grace);
-        if (R->stop_requested)
-                begin_kill(R, E, "agent-stopped", R->job.stop_grace);
-        if (E->kill_at && now_mono() >= E->kill_at) {
-                log_info("experiment %s ignored SIGTERM: SIGKILL", x->name);
-                runner_signal_group(E->ch.pid, SIGKILL);
-                E->kill_at = 0;
-        }
-}
-
-static void reap(struct run *R, struct exp_run *E) {
-        struct signalfd_siginfo si;
-        while (read(R->sfd, &si, sizeof si) == sizeof si) {
-                if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT) {
-                        if (!R->stop_requested)
-                                log_info("stop requested: stopping the experiment; the run resumes on restart");
-                        R->stop_requested = true;
-                }
-        }
-        /* by pid: other children (nvidia-smi, the power-off command) are reaped by their own code */
-        int st;
-        if (!E->exited && waitpid(E->ch.pid, &st, WNOHANG) == E->ch.pid) {
-                E->exited = true;
-                E->status = st;
-        }
-}
-
-static int restore_checkpoint(struct run *R, void *arg) {
-        const char *dir = arg;
-        struct aws_result res = { 0 };
-        char prefix[1400];
-        snprintf(prefix, sizeof prefix, "%scheckpoint/", R->prefix);
-        struct xfer_batch b;
-        int r = xfer_batch_init(&b, &R->c, R->bucket, false, NULL);
-        if (r == 0)
-                r = xfer_batch_add_prefix(&b, prefix, dir, &res);
-        if (r == 0 && b.n)
-                r = xfer_batch_run(&b, &res);
-        if (r == 0)
-                log_info("checkpoint restored: %zu files into %s", b.n, dir);
-        else
-                log_warn("checkpoint restore from s3://%s/%s failed: %s", R->bucket, prefix, res.msg);
-        xfer_batch_free(&b);
-        return r;
-}
-
-static bool dir_empty(const char *dir) {
-        _cleanup_close_ int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (fd < 0)
-                return true;
-        DIR *d = fdopendir(fd);
-        if (!d)
-                return true;
-        fd = -1;
-        struct dirent *de;
-        bool empty = true;
-        while ((de = readdir(d)))
-                if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
-                        empty = false;
-        closedir(d);
-        return empty;
-}
-
-static char **experiment_argv(struct run *R, const struct experiment *x) {
-        char **argv = NULL;
-        if (envact_command(&R->env, x->argv, x->shell, &argv) < 0)
-                return NULL;
-        if (strchr(argv[0], '/'))
-                return argv;
-        /* a bare command name: let env(1) search the experiment's PATH */
-        size_t n = 0;
-        while (argv[n])
-                n++;
-        char **v = calloc(n + 2, sizeof *v);
-        if (!v || !(v[0] = strdup("/usr/bin/env"))) {
-                free(v);
-                envact_free_argv(argv);
-                return NULL;
-        }
-        for (size_t i = 0; i < n; i++)
-                v[i + 1] = argv[i];
-        free(argv);
-        return v;
-}
-
-static int open_log(struct run *R, const char *exp, const char *stream, char *path, size_t n) {
-        snprintf(path, n, "%s/%s", R->logs_dir, exp);
-        if (mkdir(path, 0750) < 0 && errno != EEXIST)
-                return -errno;
-        snprintf(path, n, "%s/%s/%s.log", R->logs_dir, exp, stream);
-        int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
-        return fd < 0 ? -errno : fd;
-}
-
-static int run_experiment(struct run *R, size_t i, bool resume) {
-        const struct experiment *x = &R->job.experiments[i];
-        struct exp_state *s = &R->st.exps[i];
-        struct exp_run E = { .idx = i, .out_log = -1, .err_log = -1 };
-        char ckpt[4200] = "", outp[4200], errp[4200];
-        if (R->job.checkpoint_dir) {
-                snprintf(ckpt, sizeof ckpt, "%s/%s", R->workdir, R->job.checkpoint_dir);
-                mkdir_parents(ckpt, 0755);
-                mkdir(ckpt, 0755);
-                if (resume && dir_empty(ckpt))
-                        run_blocking(R, restore_checkpoint, ckpt);
-                if (R->user.switch_user)
-                        chown_tree(ckpt, R->user.uid, R->user.gid);
-        }
-        E.out_log = open_log(R, x->name, "stdout", outp, sizeof outp);
-        E.err_log = open_log(R, x->name, "stderr", errp, sizeof errp);
-        if (E.out_log < 0 || E.err_log < 0) {
-                char m[600];
-                snprintf(m, sizeof m, "cannot create log files under %s: %s", R->logs_dir,
-                         strerror(-(E.out_log < 0 ? E.out_log : E.err_log)));
-                return fail_run(R, -EIO, m);
-        }
-        char stream[300];
-        snprintf(stream, sizeof stream, "%s/stdout", x->name);
-        shipper_add_stream(&R->ship, outp, stream);
-        snprintf(stream, sizeof stream, "%s/stderr", x->name);
-        shipper_add_stream(&R->ship, errp, stream);
-
-        char e_run[256], e_exp[128], e_res[1500], e_ck[4300];
-        snprintf(e_run, sizeof e_run, "MAYFLY_RUN_ID=%s", R->st.run_id);
-        snprintf(e_exp, sizeof e_exp, "MAYFLY_EXPERIMENT=%s", x->name);
-        snprintf(e_res, sizeof e_res, "MAYFLY_RESULTS=%s", R->results_uri);
-        snprintf(e_ck, sizeof e_ck, "MAYFLY_CHECKPOINT_DIR=%s", ckpt);
-        char *menv[6] = { e_run, e_exp, e_res };
-        size_t nm = 3;
-        if (ckpt[0])
-                menv[nm++] = e_ck;
-        if (resume)
-                menv[nm++] = "MAYFLY_RESUME=1";
-        char **envp = runner_environment(&R->user, R->job.environment, menv);
-        char **argv = experiment_argv(R, x);
-        char err[512];
-        int r = envp && argv ? 0 : -ENOMEM;
-        if (r == 0) {
-                struct spawn sp = { .argv = argv, .envp = envp, .cwd = R->workdir, .user = &R->user };
-                r = runner_spawn(&sp, &E.ch, err, sizeof err);
-        } else
-                snprintf(err, sizeof err, "out of memory");
-        strv_free(envp);
-        envact_free_argv(argv);
-        if (r < 0) {
-                close(E.out_log);
-                close(E.err_log);
-                char m[700];
-                snprintf(m, sizeof m, "experiment %s: %s", x->name, err);
-                return fail_run(R, r, m);
-        }
-        s->st = EXP_RUNNING;
-        s->start = now_wall();
-        s->attempts++;
-        s->pid = E.ch.pid;
-        s->pid_start = proc_start_time(E.ch.pid);
-        s->reason[0] = 0;
-        save_state(R);
-        push_status(R);
-        watcher_experiment(&R->watch, true);
-        notify_status("running %s", x->name);
-        log_info("experiment %s started (pid %d%s)", x->name, (int)E.ch.pid, resume ? ", resumed" : "");
-
-        double exited_at = 0;
-        while (!E.exited || (E.ch.out_fd >= 0 || E.ch.err_fd >= 0)) {
-                struct pollfd p[4] = { { .fd = R->sfd, .events = POLLIN },
-                                       { .fd = R->watch.running ? R->watch.efd : -1, .events = POLLIN },
-                                       { .fd = E.ch.out_fd, .events = POLLIN },
-                                       { .fd = E.ch.err_fd, .events = POLLIN } };
-                int pr = poll(p, 4, 500);
-                if (pr < 0 && errno != EINTR)
-                        break;
-                /* bounded: a chatty experiment cannot starve deadlines, signals or the watchdog */
-                for (int k = 0; k < 2; k++)
-                        if (p[2 + k].revents)
-                                for (int n = 0; n < 16 && pump(R, &E, k); n++)
-                                        ;
-                if (p[0].revents)
-                        reap(R, &E);
-                if (p[1].revents)
-                        on_watch_event(R, &E);
-                if (!E.exited) {
-                        check_deadlines(R, &E);
-                        /* SIGCHLD can be missed if it raced the signalfd set-up: poll for it too */
-                        reap(R, &E);
-                } else {
-                        if (!exited_at) {
-                                exited_at = now_mono();
-                                /* whatever the experiment left behind in its group goes with it */
-                                runner_signal_group(E.ch.pid, SIGKILL);
-                        }
-                        if (now_mono() - exited_at > DRAIN_AFTER_EXIT_MS / 1000.0)
-                                break;
-                }
-                watchdog(R);
-        }
-        for (int k = 0; k < 2; k++) {
-                if (E.linelen[k])
-                        journal_line(x->name, k, E.linebuf[k], E.linelen[k]);
-                int fd = k ? E.ch.err_fd : E.ch.out_fd;
-                if (fd >= 0)
-                        close(fd);
-        }
-        close(E.out_log);
-        close(E.err_log);
-        watcher_experiment(&R->watch, false);
-        s->end = now_wall();
-        s->pid = 0;
-        if (WIFEXITED(E.status)) {
-                s->exit_code = WEXITSTATUS(E.status);
-                s->signal = 0;
-        } else {
-                s->exit_code = -1;
-                s->signal = WIFSIGNALED(E.status) ? WTERMSIG(E.status) : 0;
-        }
-        snprintf(s->reason, sizeof s->reason, "%s", E.kill_reason ? E.kill_reason : "exit");
-        if (E.kill_reason && !strcmp(E.kill_reason, "agent-stopped")) {
-                s->st = EXP_RUNNING; /* not finished: run again on resume */
-                save_state(R);
-                return 0;
-        }
-        s->st = EXP_DONE;
-        save_state(R);
-        push_status(R);
-        log_info("experiment %s ended: %s %d (%s)", x->name, s->signal ? "signal" : "exit code",
-                 s->signal ? s->signal : s->exit_code, s->reason);
-        return 0;
-}
-
-/* An experiment left running by a previous agent (kill -9): stop its process group before running it again. */
-static void stop_leftover(struct run *R, struct exp_state *s) {
-        if (s->pid <= 0 || !s->pid_start || proc_start_time(s->pid) != s->pid_start)
-                return;
-        log_info("stopping the previous agent's experiment process group %d", (int)s->pid);
-        runner_signal_group(s->pid, SIGTERM);
-        for (int i = 0; i < 10 * MAX(R->job.stop_grace, 1) && proc_start_time(s->pid) == s->pid_start; i++) {
-                usleep(100000);
-                watchdog(R);
-        }
-        runner_signal_group(s->pid, SIGKILL);
-}
-
-static int phase_run(struct run *R) {
-        int metrics = -1;
-        snprintf(R->metrics_path, sizeof R->metrics_path, "%s/metrics.jsonl", R->logs_dir);
-        metrics = open(R->metrics_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
-        R->metrics_fd = metrics;
-        if (metrics >= 0)
-                shipper_add_stream(&R->ship, R->metrics_path, "metrics");
-        watcher_start(&R->watch, R->inst.id[0] ? &R->c.imds : NULL, R->gpu, metrics, R->job.gpu_idle);
-        if (R->job.checkpoint_dir) {
-                char ck[4200];
-                snprintf(ck, sizeof ck, "%s/%s", R->workdir, R->job.checkpoint_dir);
-                shipper_set_checkpoint(&R->ship, ck, R->job.checkpoint_interval);
-        }
-        for (size_t i = 0; i < R->job.n_experiments; i++) {
-                struct exp_state *s = &R->st.exps[i];
-                if (s->st == EXP_DONE || s->st == EXP_SKIPPED)
-                        continue;
-                bool resume = s->st == EXP_RUNNING;
-                if (resume)
-                        stop_leftover(R, s);
-                int rc = run_experiment(R, i, resume);
-                if (rc != 0)
-                        return rc; /* failed to start: fail_run did everything */
-                if (R->stop_requested || R->spot_interrupted)
-                        break;
-                if (!strcmp(s->reason, "max-runtime"))
-                        break;
-                bool failed = s->exit_code != 0;
-                if (failed && !R->job.continue_on_failure) {
-                        for (size_t k = i + 1; k < R->job.n_experiments; k++) {
-                                R->st.exps[k].st = EXP_SKIPPED;
-                                snprintf(R->st.exps[k].reason, sizeof R->st.exps[k].reason, "skipped");
-                        }
-                        log_info("experiment %s failed; the rest are skipped (continue_on_failure is false)",
-                                 R->job.experiments[i].name);
-                        break;
-                }
-        }
-        for (size_t i = 0; i < R->job.n_experiments; i++)
-                if (R->st.exps[i].st == EXP_PENDING && !R->stop_requested && !R->spot_interrupted) {
-                        R->st.exps[i].st = EXP_SKIPPED;
-                        snprintf(R->st.exps[i].reason, sizeof R->st.exps[i].reason, "skipped");
-                }
-        save_state(R);
+        run_set_phase(R, PH_RUN);
         return 0;
 }
 
@@ -874,19 +468,19 @@ static int await_reclaim(struct run *R) {
         while (now_wall() < until && !R->stop_requested) {
                 struct pollfd p = { .fd = R->sfd, .events = POLLIN };
                 poll(&p, 1, 500);
-                drain_signals(R);
-                watchdog(R);
+                run_drain_signals(R);
+                run_watchdog(R);
         }
         if (R->stop_requested)
                 return EXIT_FAIL;
         log_warn("the instance is still up 5 minutes after the notice's time");
-        do_exit_action(R, R->job.on_error);
+        run_do_exit_action(R, R->job.on_error);
         return EXIT_FAIL;
 }
 
 /* ---------- main ---------- */
 
-static int read_job(struct run *R, char **ret_text, size_t *ret_len, char *err, size_t errlen) {
+int run_read_job(struct run *R, char **ret_text, size_t *ret_len, char *err, size_t errlen) {
         int r = read_file_capped(R->job_path, JOB_MAX_BYTES, ret_text, ret_len);
         if (r < 0)
                 snprintf(err, errlen, "cannot read the job spec %s: %s", R->job_path,
@@ -910,7 +504,7 @@ static void peek_job(struct run *R, const char *text, size_t len, char *results,
         cJSON_Delete(j);
 }
 
-static int setup_signals(struct run *R) {
+int run_setup_signals(struct run *R) {
         sigset_t m;
         sigemptyset(&m);
         sigaddset(&m, SIGCHLD);
@@ -928,24 +522,24 @@ static int start(struct run *R) {
         char err[1024];
         _cleanup_free_ char *text = NULL;
         size_t len = 0;
-        int r = read_job(R, &text, &len, err, sizeof err);
+        int r = run_read_job(R, &text, &len, err, sizeof err);
         if (r == 0)
                 r = job_parse(text, len, &R->job, err, sizeof err);
-        load_instance(R);
+        run_load_instance(R);
         if (r < 0) {
                 char results[1024] = "", name[80];
                 if (text)
                         peek_job(R, text, len, results, sizeof results, name, sizeof name);
-                new_run_id(R);
-                if (results[0] && setup_results(R, results, name) == 0) {
+                run_new_run_id(R);
+                if (results[0] && run_setup_results(R, results, name) == 0) {
                         R->job.name = strdup(name);
                         char m[1200];
                         snprintf(m, sizeof m, "bad job spec %s: %s", R->job_path, err);
-                        return fail_run(R, -EINVAL, m);
+                        return run_fail_run(R, -EINVAL, m);
                 }
                 log_error("bad job spec %s: %s (no results location to report to)", R->job_path, err);
                 R->ship_ready = false;
-                do_exit_action(R, R->job.on_error);
+                run_do_exit_action(R, R->job.on_error);
                 return EXIT_USAGE;
         }
         unsigned char md[32];
@@ -963,18 +557,18 @@ static int start(struct run *R) {
                 log_info("resuming run %s at phase %s", R->st.run_id, phase_name(R->st.phase));
         } else {
                 memset(&R->st, 0, sizeof R->st);
-                new_run_id(R);
+                run_new_run_id(R);
                 snprintf(R->st.job_sha, sizeof R->st.job_sha, "%s", sha);
                 R->st.n = R->job.n_experiments;
                 for (size_t i = 0; i < R->st.n; i++)
                         R->st.exps[i].exit_code = -1;
                 R->st.phase = PH_FETCH;
-                save_state(R);
+                run_save_state(R);
                 log_info("new run %s (%s)", R->st.run_id, R->job.name);
         }
-        r = setup_results(R, R->job.results, R->job.name);
+        r = run_setup_results(R, R->job.results, R->job.name);
         if (r < 0)
-                return fail_run(R, r, "cannot set up the results location");
+                return run_fail_run(R, r, "cannot set up the results location");
         return 0;
 }
 
@@ -985,7 +579,7 @@ static int lifecycle(struct run *R) {
                 enum exit_action a = !strcmp(R->st.outcome, "succeeded") ? R->job.on_exit : R->job.on_error;
                 if (a == EXIT_ACTION_KEEP)
                         return 0;
-                return do_exit_action(R, a) == 0 ? 0 : EXIT_FAIL;
+                return run_do_exit_action(R, a) == 0 ? 0 : EXIT_FAIL;
         }
         if (R->st.phase == PH_FETCH) {
                 /* fail before spending hours on a run whose results could not be kept */
@@ -996,11 +590,11 @@ static int lifecycle(struct run *R) {
                         char m[1200];
                         snprintf(m, sizeof m, "cannot write to the results location %s: %s", R->results_uri, res.msg);
                         R->ship_ready = false; /* nothing can be shipped there */
-                        return fail_run(R, -EACCES, m);
+                        return run_fail_run(R, -EACCES, m);
                 }
         }
         shipper_start(&R->ship);
-        push_status(R);
+        run_push_status(R);
         if (R->st.phase == PH_FETCH && (rc = phase_fetch(R)) != 0)
                 return rc;
         if (R->stop_requested)
@@ -1011,7 +605,7 @@ static int lifecycle(struct run *R) {
                 if ((rc = phase_prepare(R)) != 0)
                         return rc;
                 (void)keep;
-                if ((rc = phase_run(R)) != 0)
+                if ((rc = run_phase_run(R)) != 0)
                         return rc;
         }
         watcher_stop(&R->watch);
@@ -1024,13 +618,13 @@ static int lifecycle(struct run *R) {
                 return EXIT_OK;
         }
         snprintf(R->st.outcome, sizeof R->st.outcome, "%s", decide_outcome(R));
-        save_state(R);
+        run_save_state(R);
         ship_phase(R);
         log_info("outcome: %s", R->st.outcome);
         if (R->spot_interrupted)
                 return await_reclaim(R);
         bool ok = !strcmp(R->st.outcome, "succeeded");
-        do_exit_action(R, ok ? R->job.on_exit : R->job.on_error);
+        run_do_exit_action(R, ok ? R->job.on_exit : R->job.on_error);
         return ok ? EXIT_OK : EXIT_FAIL;
 }
 
@@ -1058,9 +652,9 @@ int cmd_run(int argc, char **argv) {
                 }
         }
         R->metrics_fd = -1;
-        first_dir(R->state_dir, sizeof R->state_dir, "STATE_DIRECTORY", "/var/lib/mayfly");
-        first_dir(R->logs_dir, sizeof R->logs_dir, "LOGS_DIRECTORY", "/var/log/mayfly");
-        first_dir(R->cache_dir, sizeof R->cache_dir, "CACHE_DIRECTORY", "/var/cache/mayfly");
+        run_first_dir(R->state_dir, sizeof R->state_dir, "STATE_DIRECTORY", "/var/lib/mayfly");
+        run_first_dir(R->logs_dir, sizeof R->logs_dir, "LOGS_DIRECTORY", "/var/log/mayfly");
+        run_first_dir(R->cache_dir, sizeof R->cache_dir, "CACHE_DIRECTORY", "/var/cache/mayfly");
         int rc = EXIT_FAIL;
         const char *dirs[] = { R->state_dir, R->logs_dir, R->cache_dir };
         for (size_t i = 0; i < 3; i++) {
@@ -1074,7 +668,7 @@ int cmd_run(int argc, char **argv) {
         uint64_t wd = 0;
         if (sd_watchdog_enabled(0, &wd) > 0)
                 R->watchdog_usec = (long)wd;
-        if (setup_signals(R) < 0 || aws_ctx_init(&R->c) < 0) {
+        if (run_setup_signals(R) < 0 || aws_ctx_init(&R->c) < 0) {
                 log_error("cannot initialise: %s", strerror(errno));
                 free(R);
                 return EXIT_FAIL;
@@ -1123,77 +717,3 @@ int cmd_check(int argc, char **argv) {
         return EXIT_OK;
 }
 
-/* ---------- failsafe ---------- */
-
-static int ship_logs_dir(struct run *R, void *arg) {
-        struct aws_result res = { 0 };
-        struct xfer_batch b;
-        char prefix[1400];
-        snprintf(prefix, sizeof prefix, "%slogs/", R->prefix);
-        int r = xfer_batch_init(&b, &R->c, R->bucket, true, NULL);
-        if (r == 0)
-                r = xfer_batch_add_tree(&b, R->logs_dir, prefix, NULL, NULL, &res);
-        if (r == 0)
-                r = xfer_batch_run(&b, &res);
-        xfer_batch_free(&b);
-        if (r < 0)
-                log_warn("failsafe: shipping %s: %s", R->logs_dir, res.msg);
-        _cleanup_free_ char *js = NULL;
-        if (status_build(R, &js) == 0 && shipper_put_text(&R->ship, "status.json", js, "application/json", &res) < 0)
-                log_warn("failsafe: shipping status.json: %s", res.msg);
-        return r;
-}
-
-/* Run by mayfly-failsafe.service when the agent failed for good: ship what exists (logs, status `error`), then
- * the on_error action; without a readable job, power off. Never waits forever. */
-int cmd_failsafe(int argc, char **argv) {
-        if (argc > 1) {
-                bool help = !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h");
-                fprintf(help ? stdout : stderr, "usage: mayfly failsafe\n\n  Run by mayfly-failsafe.service after the "
-                                                "agent failed repeatedly: uploads\n  $LOGS_DIRECTORY and an error "
-                                                "status, then the job's on_error action.\n");
-                return help ? EXIT_OK : EXIT_USAGE;
-        }
-        struct run *R = calloc(1, sizeof *R);
-        if (!R)
-                return EXIT_FAIL;
-        R->metrics_fd = -1;
-        snprintf(R->job_path, sizeof R->job_path, "%s", JOB_DEFAULT_PATH);
-        first_dir(R->state_dir, sizeof R->state_dir, "STATE_DIRECTORY", "/var/lib/mayfly");
-        first_dir(R->logs_dir, sizeof R->logs_dir, "LOGS_DIRECTORY", "/var/log/mayfly");
-        snprintf(R->state_path, sizeof R->state_path, "%s/state.json", R->state_dir);
-        if (setup_signals(R) < 0 || aws_ctx_init(&R->c) < 0) {
-                free(R);
-                char msg[256];
-                return poweroff_run(msg, sizeof msg) == 0 ? EXIT_FAIL : EXIT_FAIL;
-        }
-        log_error("failsafe: the agent failed repeatedly; shipping what exists and ending the instance");
-        char err[1024];
-        _cleanup_free_ char *text = NULL;
-        size_t len = 0;
-        load_instance(R);
-        int r = read_job(R, &text, &len, err, sizeof err);
-        if (r == 0)
-                r = job_parse(text, len, &R->job, err, sizeof err);
-        if (r == 0) {
-                if (runstate_load(R->state_path, &R->st) < 0)
-                        new_run_id(R);
-                snprintf(R->st.outcome, sizeof R->st.outcome, "error");
-                snprintf(R->st.error, sizeof R->st.error, "the agent failed repeatedly (systemd gave up restarting it)");
-                if (setup_results(R, R->job.results, R->job.name) == 0)
-                        run_blocking(R, ship_logs_dir, NULL);
-                do_exit_action(R, R->job.on_error == EXIT_ACTION_KEEP ? EXIT_ACTION_KEEP : R->job.on_error);
-        } else {
-                log_error("failsafe: %s; powering off", err);
-                char msg[256];
-                if (poweroff_run(msg, sizeof msg) < 0)
-                        log_error("%s", msg);
-        }
-        if (R->ship_ready)
-                shipper_free(&R->ship);
-        job_free(&R->job);
-        aws_ctx_free(&R->c);
-        close(R->sfd);
-        free(R);
-        return EXIT_FAIL;
-}

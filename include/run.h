@@ -47,5 +47,24 @@ struct run {
 int cmd_run(int argc, char **argv);
 int cmd_check(int argc, char **argv);
 int cmd_failsafe(int argc, char **argv);
+/* Shared by run.c (lifecycle), supervise.c (RUN phase) and failsafe.c. */
+void run_notify_status(const char *fmt, const char *arg);
+void run_watchdog(struct run *R);                 /* WATCHDOG=1 at half the interval */
+void run_first_dir(char *dst, size_t n, const char *env, const char *def);
+void run_save_state(struct run *R);
+void run_push_status(struct run *R);              /* status.json to the shipper */
+void run_set_phase(struct run *R, enum phase p);
+void run_drain_signals(struct run *R);
+/* fn(R, arg) on a worker thread while this thread keeps the watchdog fed. */
+int run_blocking(struct run *R, int (*fn)(struct run *, void *), void *arg);
+void run_load_instance(struct run *R);
+int run_setup_results(struct run *R, const char *results, const char *name);
+void run_new_run_id(struct run *R);
+int run_do_exit_action(struct run *R, enum exit_action a);
+int run_fail_run(struct run *R, int rc, const char *msg);
+int run_read_job(struct run *R, char **ret_text, size_t *ret_len, char *err, size_t errlen);
+int run_setup_signals(struct run *R);
+int run_phase_run(struct run *R);                 /* supervise.c */
+
 /* status.json of the run as it stands. */
 int status_build(const struct run *R, char **ret);
