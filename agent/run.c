@@ -100,24 +100,40 @@ void run_drain_signals(struct run *R) {
                 }
 }
 
-int run_blocking(struct run *R, int (*fn)(struct run *, void *), void *arg) {
-        struct blocking b = { .fn = fn, .R = R, .arg = arg, .efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK) };
+int run_blocking_until(struct run *R, int (*fn)(struct run *, void *), void *arg, double deadline) {
+        /* on the heap: a worker abandoned at the deadline may still write its result here */
+        struct blocking *b = calloc(1, sizeof *b);
+        if (!b)
+                return fn(R, arg);
+        *b = (struct blocking){ .fn = fn, .R = R, .arg = arg, .efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK) };
         pthread_t th;
-        if (b.efd < 0 || pthread_create(&th, NULL, blocking_main, &b) != 0) {
-                if (b.efd >= 0)
-                        close(b.efd);
+        if (b->efd < 0 || pthread_create(&th, NULL, blocking_main, b) != 0) {
+                if (b->efd >= 0)
+                        close(b->efd);
+                free(b);
                 return fn(R, arg);
         }
         sd_notify(0, "EXTEND_TIMEOUT_USEC=60000000");
-        while (!__atomic_load_n(&b.done, __ATOMIC_ACQUIRE)) {
-                struct pollfd p[2] = { { .fd = R->sfd, .events = POLLIN }, { .fd = b.efd, .events = POLLIN } };
+        while (!__atomic_load_n(&b->done, __ATOMIC_ACQUIRE)) {
+                if (deadline > 0 && now_mono() >= deadline) {
+                        pthread_detach(th);
+                        R->worker_abandoned = true;
+                        return -ETIMEDOUT;
+                }
+                struct pollfd p[2] = { { .fd = R->sfd, .events = POLLIN }, { .fd = b->efd, .events = POLLIN } };
                 poll(p, 2, 1000);
                 run_drain_signals(R);
                 run_watchdog(R);
         }
         pthread_join(th, NULL);
-        close(b.efd);
-        return b.rc;
+        close(b->efd);
+        int rc = b->rc;
+        free(b);
+        return rc;
+}
+
+int run_blocking(struct run *R, int (*fn)(struct run *, void *), void *arg) {
+        return run_blocking_until(R, fn, arg, 0);
 }
 
 /* ---------- boot ---------- */
@@ -325,8 +341,12 @@ static void ship_phase(struct run *R) {
         if (!R->ship_ready)
                 return;
         shipper_stop(&R->ship);
-        int r = run_blocking(R, ship_all, NULL);
-        if (r < 0)
+        /* the spec bounds the final upload: past ship_timeout the exit action goes ahead regardless */
+        int r = run_blocking_until(R, ship_all, NULL, now_mono() + (double)R->job.ship_timeout);
+        if (r == -ETIMEDOUT)
+                log_error("the final upload did not finish within ship_timeout (%lds); going on with the exit "
+                          "action; results are kept under %s and %s", R->job.ship_timeout, R->logs_dir, R->workdir);
+        else if (r < 0)
                 log_error("some results could not be uploaded; they are kept under %s and %s", R->logs_dir,
                           R->workdir);
         else
@@ -677,6 +697,11 @@ int cmd_run(int argc, char **argv) {
         sd_notify(0, "READY=1");
         if (rc == 0)
                 rc = lifecycle(R);
+        if (R->worker_abandoned) {
+                /* an upload thread still uses the run's state: leave it all to the process exit */
+                log_close_file();
+                return rc;
+        }
         watcher_stop(&R->watch);
         if (R->ship_ready)
                 shipper_free(&R->ship);

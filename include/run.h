@@ -42,6 +42,7 @@ struct run {
         char metrics_path[2200];
         double last_watchdog;
         long watchdog_usec;
+        bool worker_abandoned;        /* a ship worker outlived ship_timeout */
 };
 
 int cmd_run(int argc, char **argv);
@@ -57,6 +58,8 @@ void run_set_phase(struct run *R, enum phase p);
 void run_drain_signals(struct run *R);
 /* fn(R, arg) on a worker thread while this thread keeps the watchdog fed. */
 int run_blocking(struct run *R, int (*fn)(struct run *, void *), void *arg);
+/* The same with a deadline (monotonic seconds): past it the worker is abandoned and -ETIMEDOUT returned. */
+int run_blocking_until(struct run *R, int (*fn)(struct run *, void *), void *arg, double deadline);
 void run_load_instance(struct run *R);
 int run_setup_results(struct run *R, const char *results, const char *name);
 void run_new_run_id(struct run *R);

@@ -533,3 +533,17 @@ echo finished > done.txt
         finally:
             subprocess.run(["umount", small])
     with_run({"experiments": [{"name": "c", "command": ["./chatty.sh"]}]}, body)
+
+
+def test_ship_timeout_bounds_the_final_upload():
+    def body(r):
+        # every upload of the final phase stalls (held 100 s each, then retried): ship_timeout must cut it short
+        r.cloud.control("POST", "/faults", [{"method": "PUT", "path_contains": "/logs/", "delay": 100, "count": -1}])
+        t0 = time.time()
+        rc = r.run(timeout=180)
+        took = time.time() - t0
+        check("did not finish within ship_timeout" in r.stderr, r.stderr)
+        check(took < 45, "the exit action came after %.0fs" % took)
+        check(r.instance_state() in ("shutting-down", "terminated"), "instance left running")
+        check(os.path.getsize(os.path.join(r.dir, "logs", "a", "stdout.log")) > 0, "logs not kept on disk")
+    with_run({"experiments": [{"name": "a", "command": ["./ok.sh"]}], "ship_timeout": 12}, body)
