@@ -3,7 +3,7 @@
 set -e
 want="libcurl4-openssl-dev libcjson-dev libexpat1-dev libssl-dev libsystemd-dev libarchive-dev pkg-config gcc make"
 case "$1" in
-  test)  want="$want curl python3-yaml python3-jsonschema python3-jinja2 python3-configobj python3-jsonpatch \
+  test)  want="$want curl faketime python3-yaml python3-jsonschema python3-jinja2 python3-configobj python3-jsonpatch \
                python3-netifaces python3-oauthlib python3-requests python3-serial" ;;
   bench) want="$want curl nginx-light time" ;;
 esac

@@ -251,3 +251,27 @@ def test_terminate_dry_run_then_real(c):
     check(p.returncode == 0 and c.info["instance_id"] in out(p), out(p))
     st = c.boto("ec2").describe_instances(InstanceIds=[c.info["instance_id"]])
     check(st["Reservations"][0]["Instances"][0]["State"]["Name"] in ("shutting-down", "terminated"), repr(st))
+
+
+def test_clock_skewed_20_minutes_corrected_from_server_date(c):
+    import shutil
+    import subprocess
+    if not shutil.which("faketime"):
+        raise AssertionError("faketime not installed (tests/deps.sh test installs it)")
+    src = rand_file(c, "skew.bin", 10000)
+    before = c.stats().get("skew_rejections", 0)
+    env = c.role_env()
+    env["FAKETIME_DONT_FAKE_MONOTONIC"] = "1"
+    for shift in ("+20m", "-20m"):
+        p = subprocess.run(["faketime", "-f", shift, MAYFLY_BIN(), "cp", src, "s3://%s/skew%s.bin" % (BUCKET, shift)],
+                           env=env, capture_output=True, timeout=60)
+        check(p.returncode == 0, "%s: %s" % (shift, out(p)))
+    check(c.stats().get("skew_rejections", 0) - before >= 2, "the fake never saw a skewed request")
+    back = src + ".back"
+    c.aws("s3", "cp", "s3://%s/skew+20m.bin" % BUCKET, back)
+    check(sha(back) == sha(src), "skewed upload corrupted")
+
+
+def MAYFLY_BIN():
+    from harness import MAYFLY
+    return MAYFLY

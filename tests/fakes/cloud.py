@@ -197,6 +197,7 @@ class Stats:
                 "moto_requests": self.c["moto_requests"],
                 "moto_status": dict(sorted(self.moto_status.items())),
                 "expired_rejections": self.c["expired_rejections"],
+                "skew_rejections": self.c["skew_rejections"],
                 "unauthorized_rewrites": self.c["unauthorized_rewrites"],
                 "faults_fired": self.c["faults_fired"],
                 "faults_fired_by_kind": dict(self.faults_by_kind),
@@ -818,6 +819,25 @@ def make_moto_handler():
                 if kind == "truncate":
                     truncate = rule
 
+            # AWS refuses a request signed more than 15 minutes away from its own clock
+            amzdate = self.headers.get("X-Amz-Date") or (urllib.parse.parse_qs(query).get("X-Amz-Date") or [None])[0]
+            if not internal and amzdate and not cloud.args.no_skew_check:
+                try:
+                    signed = calendar.timegm(time.strptime(amzdate, "%Y%m%dT%H%M%SZ"))
+                except ValueError:
+                    signed = None
+                if signed is not None and abs(signed - time.time()) > 900:
+                    cloud.stats.inc("skew_rejections")
+                    if fmt == "s3":
+                        code, status, msg = "RequestTimeTooSkewed", 403, \
+                            "The difference between the request time and the current time is too large."
+                    else:
+                        code, status, msg = "RequestExpired", 400, "Request has expired."
+                    finish(status, note=code)
+                    self._write("%d %s" % (status, REASONS.get(status, "Error")),
+                                [("Content-Type", "application/xml")], error_xml(fmt, code, msg))
+                    return
+
             if not internal and cloud.is_expired(akid):
                 cloud.stats.inc("expired_rejections")
                 finish(400, note="ExpiredToken")
@@ -1277,6 +1297,8 @@ def parse_args(argv):
     p.add_argument("--lifecycle", default="spot", choices=["spot", "on-demand"],
                    help="meta-data/instance-life-cycle (default spot)")
     p.add_argument("--user-data-file", default=None, help="initial user-data (raw bytes)")
+    p.add_argument("--no-skew-check", action="store_true",
+                   help="accept requests signed more than 15 minutes off (real AWS refuses them)")
     p.add_argument("--allow-chunked", action="store_true",
                    help="let S3 requests use Transfer-Encoding: chunked (real S3 answers 501)")
     p.add_argument("--no-payload-checks", dest="payload_checks", action="store_false",
