@@ -116,4 +116,4 @@ clean:
 	rm -rf $(BUILD) mayfly
 include packaging/static.mk
 include packaging/packaging.mk
--include tests/vm/vm.mk
+include tests/vm/vm.mk

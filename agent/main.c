@@ -28,7 +28,7 @@ static void usage(FILE *f) {
                 fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
         fprintf(f, "\n`mayfly <command> --help` describes a command.\n\n"
                    "exit codes: 0 success, 1 failure, 2 usage error, 3 not found, 4 credentials missing or refused,\n"
-                   "            5 local disk full\n\n"
+                   "            5 local disk full, 6 `mayfly run` ended with an outcome other than succeeded\n\n"
                    "environment: AWS_REGION, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN,\n"
                    "  AWS_ENDPOINT_URL, AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL_EC2, AWS_EC2_METADATA_SERVICE_ENDPOINT,\n"
                    "  AWS_EC2_METADATA_DISABLED, AWS_CA_BUNDLE, AWS_MAX_ATTEMPTS\n");

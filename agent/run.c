@@ -361,7 +361,7 @@ int run_fail_run(struct run *R, int rc, const char *msg) {
         run_save_state(R);
         ship_phase(R);
         run_do_exit_action(R, R->job.on_error);
-        return exit_code_for(rc) ? exit_code_for(rc) : EXIT_FAIL;
+        return EXIT_RUN_FAILED;
 }
 
 /* ---------- FETCH ---------- */
@@ -645,7 +645,7 @@ static int lifecycle(struct run *R) {
                 return await_reclaim(R);
         bool ok = !strcmp(R->st.outcome, "succeeded");
         run_do_exit_action(R, ok ? R->job.on_exit : R->job.on_error);
-        return ok ? EXIT_OK : EXIT_FAIL;
+        return ok ? EXIT_OK : EXIT_RUN_FAILED;
 }
 
 int cmd_run(int argc, char **argv) {

@@ -9,6 +9,7 @@ enum {
         EXIT_NOTFOUND = 3,    /* the source object, prefix or file does not exist */
         EXIT_AUTH = 4,        /* no credentials, or credentials refused */
         EXIT_NOSPACE = 5,     /* local disk full */
+        EXIT_RUN_FAILED = 6,  /* `mayfly run` finished and did its exit action, outcome not `succeeded` */
 };
 
 int cmd_cp(int argc, char **argv);

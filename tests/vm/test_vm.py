@@ -1,0 +1,231 @@
+"""`make test-vm`: mayfly on a simulated EC2 instance, one boot per scenario (see tests/vm/README.md)."""
+import calendar
+import glob
+import os
+import time
+
+from harness import Skip, check
+from scenario import Scenario, log
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BUILD = os.environ.get("MAYFLY_BUILD", os.path.join(ROOT, "build"))
+
+with open(os.path.join(ROOT, "examples", "experiment", "train.py")) as _f:
+    TRAIN = _f.read()
+
+SCRIPTS = {
+    "train.py": TRAIN,
+    # ignores SIGTERM and runs forever
+    "stubborn.sh": """#!/bin/bash
+echo "stubborn started as $(id -un)"
+trap 'echo "ignoring SIGTERM"' TERM
+while true; do sleep 0.5; done
+""",
+    # checkpoints on SIGTERM (the spot notice)
+    "spot.sh": """#!/bin/bash
+trap 'echo "got SIGTERM, checkpointing"; mkdir -p "$MAYFLY_CHECKPOINT_DIR"; echo saved > "$MAYFLY_CHECKPOINT_DIR/ckpt.txt"; exit 143' TERM
+echo "spot started"
+while true; do sleep 0.2; done
+""",
+    # first attempt: kills the agent (kill -9), as a crash would; the resumed attempt finishes
+    "crash.sh": """#!/bin/bash
+mkdir -p outputs
+echo "$MAYFLY_EXPERIMENT resume=${MAYFLY_RESUME:-0}" >> outputs/runs.txt
+if [ "${MAYFLY_RESUME:-0}" != 1 ]; then
+  sleep 2
+  echo "killing the agent: $(pidof mayfly)"
+  kill -9 $(pidof mayfly)
+  sleep 120
+  echo "still alive after the agent died" >&2
+  exit 1
+fi
+echo "resumed, finishing"
+""",
+    "mark.sh": """#!/bin/sh
+mkdir -p outputs
+echo "$MAYFLY_EXPERIMENT resume=${MAYFLY_RESUME:-0}" >> outputs/runs.txt
+""",
+}
+
+TWO_EXPERIMENTS = {
+    "experiments": [{"name": "baseline", "command": ["python3", "train.py", "5"], "timeout": "10m"},
+                    {"name": "wider", "command": "python3 train.py 8 && echo wider finished as $(id -un)",
+                     "timeout": "10m"}],
+    "outputs": ["outputs/*"],
+    "checkpoint": {"path": "checkpoints", "interval": "1m"},
+    "max_runtime": "30m",
+}
+
+
+def _build(*parts):
+    return os.path.join(BUILD, *parts)
+
+
+def run_batch(name, artifact, route):
+    with Scenario(name, TWO_EXPERIMENTS, SCRIPTS, artifact, route=route) as s:
+        try:
+            s.boot()
+            ended = s.finish()
+            st = s.status()
+            check(st is not None, "no status.json in S3")
+            check(st["outcome"] == "succeeded", "outcome %s %s" % (st["outcome"], st.get("error", "")))
+            check([e["exit_code"] for e in st["experiments"]] == [0, 0], repr(st["experiments"]))
+            check(st["instance"]["id"] == s.cloud.info["instance_id"], repr(st["instance"]))
+            check(st["exit_action"] == "terminate", repr(st.get("exit_action")))
+            pre = s.prefix()
+            keys = s.keys()
+            for k in ("status.json", "logs/agent.log", "logs/baseline/stdout.log", "logs/wider/stdout.log",
+                      "outputs/outputs/baseline-model.txt", "outputs/outputs/wider-model.txt",
+                      "checkpoint/baseline.json", "checkpoint/wider.json"):
+                check(pre + k in keys, "missing %s in S3: %r" % (k, keys))
+            out = s.get(pre + "logs/wider/stdout.log").decode(errors="replace")
+            check("wider finished as mayfly" in out, "wider's log: %r" % out[-300:])
+            check(s.get(pre + "outputs/outputs/wider-model.txt").startswith(b"experiment wider final loss"),
+                  "wider's output")
+            check(s.instance_state() == "terminated", "instance is %s in moto" % s.instance_state())
+            check(ended == "terminated", "the guest %s instead of going down after TerminateInstances" % ended)
+        except Exception:
+            print(s.diagnostics(), flush=True)
+            raise
+
+
+# Scenarios other than the install routes set the workdir, so that they test their own layer whatever the default
+# workdir does (see test_binary).
+WORKDIR = "/srv/mayfly-work"
+
+
+def test_binary():
+    """The dynamic build/mayfly by the binary route (the guest has the runtime libraries), default workdir."""
+    run_batch("binary", _build("mayfly"), "binary")
+
+
+def test_deb():
+    """build/packages/mayfly_*_amd64.deb by the deb route (`make deb` builds it; this harness does not)."""
+    debs = sorted(glob.glob(_build("packages", "mayfly_*_amd64.deb")))
+    if not debs:
+        raise Skip("no %s (make deb builds it)" % _build("packages", "mayfly_*_amd64.deb"))
+    run_batch("deb", debs[-1], "deb")
+
+
+def test_static():
+    """build/static/mayfly (musl, fully static) by the binary route (`make static` builds it)."""
+    path = _build("static", "mayfly")
+    if not os.path.exists(path):
+        raise Skip("no %s (make static builds it)" % path)
+    run_batch("static", path, "binary")
+
+
+def test_spot():
+    """A spot notice mid-experiment: SIGTERM, checkpoint and status `interrupted` in S3 before the notice's time;
+    the agent leaves the instance to EC2, which then reclaims it."""
+    job = {"experiments": [{"name": "spot", "command": ["./spot.sh"]}], "workdir": WORKDIR,
+           "checkpoint": {"path": "ckpt", "interval": 600}}
+    with Scenario("spot", job, SCRIPTS, _build("mayfly")) as s:
+        try:
+            s.boot()
+            # its first line in S3 (live log) means the script has set its trap
+            s.wait_status(lambda st: any(k.startswith("results/spot/%s/live/spot/stdout." % st["run_id"])
+                                         for k in s.keys()), 300, "the experiment's first log line in S3")
+            s.cloud.control("POST", "/spot", {"in": 100})
+            notice_time = time.time() + 100
+            log("spot notice at %.0fs, for %.0fs" % (s.t(), s.t() + 100))
+            want = ("checkpoint/ckpt.txt", "logs/spot/stdout.log", "logs/agent.log")
+            st = s.wait_status(lambda st: st["outcome"] == "interrupted" and
+                               all("results/spot/%s/%s" % (st["run_id"], k) in s.keys() for k in want),
+                               max(1, notice_time - time.time()), "status interrupted, checkpoint and logs in S3")
+            seen = time.time()
+            pre = s.prefix()
+            log("interrupted status, checkpoint and logs in S3 %.0fs before the notice's time" % (notice_time - seen))
+            check(seen < notice_time, "shipped only after the notice's time")
+            check(s.get(pre + "checkpoint/ckpt.txt") == b"saved\n", "wrong checkpoint")
+            check(b"got SIGTERM" in s.get(pre + "logs/spot/stdout.log"), "the experiment did not get SIGTERM")
+            check(st["experiments"][0]["reason"] == "interrupted" and st["interruption"]["action"] == "terminate",
+                  repr(st))
+            time.sleep(5)
+            check(s.instance_state() == "running", "the agent ended the instance itself: %s" % s.instance_state())
+            check(s.guest.running(), "the guest went down by itself after the notice")
+            s.terminate_as_ec2()
+            ended = s.finish()
+            check(ended == "terminated", "the guest %s when EC2 reclaimed it" % ended)
+        except Exception:
+            print(s.diagnostics(), flush=True)
+            raise
+
+
+def test_agent_crash():
+    """The experiment kill -9s the agent: systemd restarts it, the run resumes without refetching or re-running
+    finished experiments, the killed experiment runs again with MAYFLY_RESUME=1, then the instance ends."""
+    job = {"experiments": [{"name": "first", "command": ["./mark.sh"]}, {"name": "crash", "command": ["./crash.sh"]},
+                           {"name": "last", "command": ["./mark.sh"]}],
+           "user": "root", "workdir": WORKDIR, "outputs": ["outputs/runs.txt"]}
+    with Scenario("crash", job, SCRIPTS, _build("mayfly")) as s:
+        try:
+            s.boot()
+            ended = s.finish()
+            st = s.status()
+            check(st and st["outcome"] == "succeeded", "outcome %s %s" % (st and st["outcome"], st and st.get("error", "")))
+            check([e["attempts"] for e in st["experiments"]] == [1, 2, 1],
+                  "attempts %r" % [e["attempts"] for e in st["experiments"]])
+            runs = s.get(s.prefix() + "outputs/outputs/runs.txt").decode().splitlines()
+            check(runs == ["first resume=0", "crash resume=0", "crash resume=1", "last resume=0"], "runs.txt %r" % runs)
+            j = "\n".join(s.guest.journal_lines())
+            check("mayfly.service: Main process exited, code=killed, status=9/KILL" in j, "no kill -9 in the journal")
+            check(j.count("fetching s3://") == 1, "the source was fetched %d times" % j.count("fetching s3://"))
+            check("resuming run" in j, "no 'resuming run' from the restarted agent")
+            check(s.instance_state() == "terminated", "instance is %s in moto" % s.instance_state())
+            check(ended == "terminated", "the guest %s" % ended)
+        except Exception:
+            print(s.diagnostics(), flush=True)
+            raise
+
+
+def test_hung_job():
+    """An experiment that ignores SIGTERM and would run forever: max_runtime -> SIGTERM -> stop_grace -> SIGKILL,
+    outcome timeout, TerminateInstances, the guest goes down, all on time."""
+    max_runtime, grace = 30, 5
+    job = {"experiments": [{"name": "stubborn", "command": ["./stubborn.sh"]}, {"name": "never", "command": ["./mark.sh"]}],
+           "workdir": WORKDIR, "max_runtime": max_runtime, "stop_grace": grace}
+    with Scenario("hung", job, SCRIPTS, _build("mayfly")) as s:
+        try:
+            s.boot()
+            st = s.wait_status(lambda st: st["experiments"][0]["status"] == "running", 300, "experiment running")
+            started = calendar.timegm(time.strptime(st["started"], "%Y-%m-%dT%H:%M:%SZ"))
+            ended = s.finish()
+            check("terminated" in s.events, "the instance was never terminated (the guest %s)" % ended)
+            gone = s.guest.t0 + s.events["terminated"]
+            log("run started -> TerminateInstances seen: %.0fs (max_runtime %ds, stop_grace %ds)"
+                % (gone - started, max_runtime, grace))
+            st = s.status()
+            check(st["outcome"] == "timeout", "outcome %s" % st["outcome"])
+            e = st["experiments"]
+            check(e[0]["reason"] == "max-runtime" and e[0]["signal"] == 9, "not SIGKILLed at max_runtime: %r" % e[0])
+            check(e[1]["status"] == "skipped", repr(e[1]))
+            check(b"ignoring SIGTERM" in s.get(s.prefix() + "logs/stubborn/stdout.log"), "no SIGTERM first")
+            check(gone - started <= max_runtime + grace + 30, "terminated %.0fs after the start" % (gone - started))
+            j = "\n".join(s.guest.journal_lines())
+            check("Started mayfly-backstop.timer" in j, "the backstop timer was not armed")
+            check(s.instance_state() == "terminated", "instance is %s in moto" % s.instance_state())
+            check(ended == "terminated", "the guest %s" % ended)
+        except Exception:
+            print(s.diagnostics(), flush=True)
+            raise
+
+
+def test_poweroff_fallback():
+    """TerminateInstances denied to the role: mayfly falls back to power-off and the guest really powers off
+    (qemu exits by itself); the instance stays `running` in moto (real EC2 would apply
+    InstanceInitiatedShutdownBehavior)."""
+    job = {"experiments": [{"name": "only", "command": ["./mark.sh"]}], "workdir": WORKDIR}
+    with Scenario("poweroff", job, SCRIPTS, _build("mayfly"), cloud_args={"deny_terminate": True}) as s:
+        try:
+            s.boot()
+            ended = s.finish()
+            st = s.status()
+            check(st and st["outcome"] == "succeeded", "outcome %s %s" % (st and st["outcome"], st and st.get("error", "")))
+            j = "\n".join(s.guest.journal_lines())
+            check("UnauthorizedOperation" in j and "falling back to power-off" in j, "no power-off fallback in the journal")
+            check(ended == "powered-off", "the guest %s instead of powering itself off" % ended)
+            check(s.instance_state() == "running", "instance is %s in moto" % s.instance_state())
+        except Exception:
+            print(s.diagnostics(), flush=True)
+            raise
