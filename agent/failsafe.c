@@ -68,8 +68,21 @@ int cmd_failsafe(int argc, char **argv) {
         if (r == 0)
                 r = job_parse(text, len, &R->job, err, sizeof err);
         if (r == 0) {
+                bool finished = false;
                 if (runstate_load(R->state_path, &R->st) < 0)
                         run_new_run_id(R);
+                else
+                        finished = R->st.phase == PH_DONE || R->st.exit_done;
+                if (finished) {
+                        /* the run reported its own outcome: only make sure the instance goes away */
+                        enum exit_action a = !strcmp(R->st.outcome, "succeeded") ? R->job.on_exit : R->job.on_error;
+                        run_do_exit_action(R, a);
+                        job_free(&R->job);
+                        aws_ctx_free(&R->c);
+                        close(R->sfd);
+                        free(R);
+                        return EXIT_FAIL;
+                }
                 snprintf(R->st.outcome, sizeof R->st.outcome, "error");
                 snprintf(R->st.error, sizeof R->st.error, "the agent failed repeatedly (systemd gave up restarting it)");
                 if (run_setup_results(R, R->job.results, R->job.name) == 0)
