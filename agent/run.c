@@ -621,10 +621,8 @@ static int lifecycle(struct run *R) {
                 return EXIT_OK;
         if (R->st.phase <= PH_RUN && R->st.phase >= PH_PREPARE) {
                 /* the user, env and GPU are re-resolved on resume (they are not persisted) */
-                enum phase keep = R->st.phase;
                 if ((rc = phase_prepare(R)) != 0)
                         return rc;
-                (void)keep;
                 if ((rc = run_phase_run(R)) != 0)
                         return rc;
         }

@@ -52,11 +52,6 @@ void xfer_progress_add(void *ud, int64_t n) {
         }
 }
 
-void xfer_progress_add_total(struct xfer_progress *p, uint64_t n) {
-        if (p)
-                atomic_fetch_add(&p->total, n);
-}
-
 void xfer_progress_done(struct xfer_progress *p) {
         if (!p)
                 return;

@@ -54,7 +54,6 @@ struct http_response {
         char bucket_region[64];
         char content_range[128];
         char date[64];
-        char amz_error_code[128];          /* x-amz-error-code? not standard; kept if present */
 };
 
 void http_response_free(struct http_response *r);

@@ -30,5 +30,4 @@ int xfer_upload(struct aws_ctx *c, const char *src, const char *bucket, const ch
 /* A progress line on a TTY ("\r12.0 MiB / 200.0 MiB  85.1 MiB/s"); quiet otherwise. */
 struct xfer_progress *xfer_progress_new(uint64_t total, int fd);
 void xfer_progress_add(void *p, int64_t n);
-void xfer_progress_add_total(struct xfer_progress *p, uint64_t n);
 void xfer_progress_done(struct xfer_progress *p);
