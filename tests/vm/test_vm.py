@@ -94,6 +94,15 @@ def run_batch(name, artifact, route):
 WORKDIR = "/srv/mayfly-work"
 
 
+def _missing(path, how):
+    """A package the scenario needs was not built: a skip locally, a failure under MAYFLY_VM_STRICT=1 (CI builds
+    both first, so a skip there would hide a broken install route)."""
+    msg = "no %s (%s builds it)" % (path, how)
+    if os.environ.get("MAYFLY_VM_STRICT") == "1":
+        raise AssertionError(msg)
+    raise Skip(msg)
+
+
 def test_binary():
     """The dynamic build/mayfly by the binary route (the guest has the runtime libraries), default workdir."""
     run_batch("binary", _build("mayfly"), "binary")
@@ -103,7 +112,7 @@ def test_deb():
     """build/packages/mayfly_*_amd64.deb by the deb route (`make deb` builds it; this harness does not)."""
     debs = sorted(glob.glob(_build("packages", "mayfly_*_amd64.deb")))
     if not debs:
-        raise Skip("no %s (make deb builds it)" % _build("packages", "mayfly_*_amd64.deb"))
+        _missing(_build("packages", "mayfly_*_amd64.deb"), "make deb")
     run_batch("deb", debs[-1], "deb")
 
 
@@ -111,7 +120,7 @@ def test_static():
     """build/static/mayfly (musl, fully static) by the binary route (`make static` builds it)."""
     path = _build("static", "mayfly")
     if not os.path.exists(path):
-        raise Skip("no %s (make static builds it)" % path)
+        _missing(path, "make static")
     run_batch("static", path, "binary")
 
 
