@@ -153,7 +153,8 @@ static void doc_field(const cJSON *doc, const char *k, char *dst, size_t n) {
                 snprintf(dst, n, "%s", v);
 }
 
-/* One read of the instance identity document gives id, type, region, AZ and AMI. */
+/* One read of the instance identity document gives id, type, region, AZ and AMI; meta-data adds the lifecycle
+ * ("spot" or "on-demand"; left empty where IMDS has no such key). */
 void run_load_instance(struct run *R) {
         char err[256];
         _cleanup_free_ char *txt = NULL;
@@ -172,6 +173,7 @@ void run_load_instance(struct run *R) {
                 log_warn("IMDS unavailable: no instance id (running off EC2?): %s", err);
                 return;
         }
+        (void)imds_value(R, "meta-data/instance-life-cycle", R->inst.lifecycle, sizeof R->inst.lifecycle);
         if (!R->c.region[0] && R->inst.region[0])
                 snprintf(R->c.region, sizeof R->c.region, "%s", R->inst.region);
 }

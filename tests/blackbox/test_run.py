@@ -161,7 +161,7 @@ def test_happy_path_two_experiments():
               repr(st["experiments"]))
         inst = st["instance"]
         check(inst["id"] == r.cloud.info["instance_id"] and inst["type"] and inst["region"] and inst["availability_zone"]
-              and inst["ami_id"], repr(inst))
+              and inst["ami_id"] and inst["lifecycle"] == "spot", repr(inst))
         check(st["mayfly_version"] and st["started"], repr(st))
         check(r.runs_txt() == ["a resume=0 user=nobody", "b resume=0 user=nobody"], repr(r.runs_txt()))
         check(r.instance_state() in ("shutting-down", "terminated"), r.instance_state())
