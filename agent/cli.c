@@ -2,7 +2,9 @@
 #include <stdarg.h>
 
 #include "cli.h"
+#include "job.h"
 #include "log.h"
+#include "util.h"
 
 void log_error(const char *fmt, ...) {
         char line[2048];
@@ -28,5 +30,12 @@ int cli_aws_init(struct aws_ctx *c) {
         int r = aws_ctx_init(c);
         if (r < 0)
                 log_error("cannot initialise: %s", strerror(-r));
+        return r;
+}
+
+int cli_read_job(const char *path, char **ret, size_t *ret_len) {
+        int r = read_file_capped(path, JOB_MAX_BYTES, ret, ret_len);
+        if (r < 0)
+                log_error("cannot read %s: %s", path, r == -EFBIG ? "larger than 256 KiB" : strerror(-r));
         return r;
 }

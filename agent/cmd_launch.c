@@ -184,11 +184,9 @@ int cmd_launch(int argc, char **argv) {
                 return EXIT_USAGE;
         _cleanup_free_ char *text = NULL;
         size_t len = 0;
-        int r = read_file_capped(argv[optind], JOB_MAX_BYTES, &text, &len);
-        if (r < 0) {
-                log_error("cannot read %s: %s", argv[optind], strerror(-r));
+        int r = cli_read_job(argv[optind], &text, &len);
+        if (r < 0)
                 return EXIT_USAGE;
-        }
         _cleanup_(cjson_deletep) cJSON *job = cJSON_ParseWithLength(text, len);
         if (!cJSON_IsObject(job)) {
                 log_error("%s: malformed JSON", argv[optind]);

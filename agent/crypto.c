@@ -1,6 +1,7 @@
 /* crypto.c — the primitives of crypto.h on OpenSSL libcrypto. */
 #ifndef MAYFLY_STATIC
 #include "crypto.h"
+#include "util.h"
 
 #include <errno.h>
 #include <openssl/crypto.h>
@@ -16,6 +17,8 @@ void crypto_hmac_sha256(const void *key, size_t klen, const void *msg, size_t n,
         HMAC(EVP_sha256(), key, (int)klen, msg, n, out, &len);
 }
 
+static int md5_feed(void *m, const void *b, size_t n) { return EVP_DigestUpdate(m, b, n) == 1 ? 0 : -EIO; }
+
 int crypto_md5(const void *mem, int fd, off_t off, uint64_t len, unsigned char out[16]) {
         EVP_MD_CTX *m = EVP_MD_CTX_new();
         if (!m)
@@ -24,22 +27,8 @@ int crypto_md5(const void *mem, int fd, off_t off, uint64_t len, unsigned char o
         EVP_DigestInit_ex(m, EVP_md5(), NULL);
         if (mem)
                 EVP_DigestUpdate(m, mem, len);
-        else {
-                char b[64 * 1024];
-                uint64_t done = 0;
-                while (done < len) {
-                        size_t want = len - done < sizeof b ? (size_t)(len - done) : sizeof b;
-                        ssize_t k = pread(fd, b, want, off + (off_t)done);
-                        if (k < 0 && errno == EINTR)
-                                continue;
-                        if (k <= 0) {
-                                r = k < 0 ? -errno : -EIO;
-                                break;
-                        }
-                        EVP_DigestUpdate(m, b, (size_t)k);
-                        done += (uint64_t)k;
-                }
-        }
+        else
+                r = pread_each(fd, off, len, md5_feed, m);
         unsigned int ml = 16;
         EVP_DigestFinal_ex(m, out, &ml);
         EVP_MD_CTX_free(m);

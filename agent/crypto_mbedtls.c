@@ -3,6 +3,7 @@
  * (OpenSSL's EVP_DecodeBlock also skipped surrounding blanks and read an inner '=' as zero bits). */
 #ifdef MAYFLY_STATIC
 #include "crypto.h"
+#include "util.h"
 
 #include <errno.h>
 #include <mbedtls/base64.h>
@@ -19,6 +20,8 @@ void crypto_hmac_sha256(const void *key, size_t klen, const void *msg, size_t n,
         mbedtls_md_hmac(mbedtls_md_info_from_type(MBEDTLS_MD_SHA256), key, klen, msg, n, out);
 }
 
+static int md5_feed(void *m, const void *b, size_t n) { return mbedtls_md5_update_ret(m, b, n) == 0 ? 0 : -EIO; }
+
 int crypto_md5(const void *mem, int fd, off_t off, uint64_t len, unsigned char out[16]) {
         mbedtls_md5_context m;
         int r = 0;
@@ -26,22 +29,8 @@ int crypto_md5(const void *mem, int fd, off_t off, uint64_t len, unsigned char o
         mbedtls_md5_starts_ret(&m);
         if (mem)
                 mbedtls_md5_update_ret(&m, mem, len);
-        else {
-                char b[64 * 1024];
-                uint64_t done = 0;
-                while (done < len) {
-                        size_t want = len - done < sizeof b ? (size_t)(len - done) : sizeof b;
-                        ssize_t k = pread(fd, b, want, off + (off_t)done);
-                        if (k < 0 && errno == EINTR)
-                                continue;
-                        if (k <= 0) {
-                                r = k < 0 ? -errno : -EIO;
-                                break;
-                        }
-                        mbedtls_md5_update_ret(&m, (const unsigned char *)b, (size_t)k);
-                        done += (uint64_t)k;
-                }
-        }
+        else
+                r = pread_each(fd, off, len, md5_feed, &m);
         mbedtls_md5_finish_ret(&m, out);
         mbedtls_md5_free(&m);
         return r;

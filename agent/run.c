@@ -724,11 +724,9 @@ int cmd_check(int argc, char **argv) {
         }
         _cleanup_free_ char *text = NULL;
         size_t len = 0;
-        int r = read_file_capped(argv[1], JOB_MAX_BYTES, &text, &len);
-        if (r < 0) {
-                log_error("cannot read %s: %s", argv[1], r == -EFBIG ? "larger than 256 KiB" : strerror(-r));
+        int r = cli_read_job(argv[1], &text, &len);
+        if (r < 0)
                 return EXIT_USAGE;
-        }
         struct job j;
         char err[1024];
         r = job_parse(text, len, &j, err, sizeof err);

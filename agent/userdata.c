@@ -309,11 +309,9 @@ int cmd_userdata(int argc, char **argv) {
                 return EXIT_USAGE;
         _cleanup_free_ char *text = NULL;
         size_t len = 0;
-        int r = read_file_capped(argv[optind], JOB_MAX_BYTES, &text, &len);
-        if (r < 0) {
-                log_error("cannot read %s: %s", argv[optind], strerror(-r));
+        int r = cli_read_job(argv[optind], &text, &len);
+        if (r < 0)
                 return EXIT_USAGE;
-        }
         char err[1024];
         _cleanup_free_ char *ud = NULL, *z = NULL;
         size_t udlen = 0, zlen = 0;

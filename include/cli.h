@@ -27,3 +27,5 @@ int exit_code_for(int r);
 void log_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Sets up the AWS context, printing a message on failure. */
 int cli_aws_init(struct aws_ctx *c);
+/* Reads a job file (at most JOB_MAX_BYTES), printing "cannot read PATH: why" on failure. */
+int cli_read_job(const char *path, char **ret, size_t *ret_len);

@@ -87,6 +87,9 @@ char *strdup_or_null(const char *s);
 int strdup_checked(const char *s, char **ret);
 char *str_trim(char *s);
 
+/* Reads [off, off+len) of fd with pread in 64 KiB pieces, handing each to fn (EINTR retried); -EIO on a short
+ * file, fn's negative return stops it. */
+int pread_each(int fd, off_t off, uint64_t len, int (*fn)(void *ud, const void *buf, size_t n), void *ud);
 /* Read a whole file, at most cap bytes (-EFBIG beyond). */
 int read_file_capped(const char *path, size_t cap, char **ret, size_t *ret_len);
 /* Environment variable, NULL when unset or empty. */
