@@ -1,11 +1,15 @@
 #!/bin/sh
 # Installs the Debian packages a target needs when they are missing (root only); quiet when all are present.
+# vm (make test-vm): qemu (TCG), debootstrap for the guest image, netcat for the IMDS forward (qemu's guestfwd runs
+# `nc` per guest connection), e2fsprogs (mkfs.ext4 -d), without qemu's recommends (firmware, GUI).
 set -e
+apt_opts=""
 want="libcurl4-openssl-dev libcjson-dev libexpat1-dev libssl-dev libsystemd-dev libarchive-dev pkg-config gcc make"
 case "$1" in
   test)  want="$want curl faketime python3-yaml python3-jsonschema python3-jinja2 python3-configobj python3-jsonpatch \
                python3-netifaces python3-oauthlib python3-requests python3-serial" ;;
   bench) want="$want curl nginx-light time" ;;
+  vm)    want="$want qemu-system-x86 debootstrap netcat-openbsd e2fsprogs util-linux"; apt_opts="--no-install-recommends" ;;
 esac
 missing=""
 for p in $want; do
@@ -17,7 +21,7 @@ if [ -n "$missing" ]; then
   fi
   echo "installing:$missing" >&2
   apt-get update -qq >/dev/null
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $apt_opts $missing >/dev/null
 fi
 if [ "$1" != build ]; then
   python3 -c "import moto, boto3, botocore" 2>/dev/null || {

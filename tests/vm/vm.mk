@@ -6,5 +6,5 @@
 .PHONY: test-vm
 test-vm: all
 	@sh tests/deps.sh test
-	@sh tests/vm/deps.sh
+	@sh tests/deps.sh vm
 	python3 tests/vm/run_vm.py --build $(BUILD) $(if $(VM_K),-k $(VM_K))
