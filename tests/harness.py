@@ -128,3 +128,24 @@ def out(p):
 
 class Skip(Exception):
     pass
+
+
+class ResultsView:
+    """What a run left in the fake cloud, for a class with .cloud (a Cloud): objects in the test bucket, the run's
+    status.json, the instance's state in moto."""
+    BUCKET = "mayfly-test"
+
+    def keys(self, prefix="results/"):
+        r = self.cloud.boto("s3").list_objects_v2(Bucket=self.BUCKET, Prefix=prefix)
+        return [o["Key"] for o in r.get("Contents", [])]
+
+    def get(self, key):
+        return self.cloud.boto("s3").get_object(Bucket=self.BUCKET, Key=key)["Body"].read()
+
+    def status(self):
+        ks = [k for k in self.keys() if k.endswith("/status.json")]
+        return json.loads(self.get(ks[0])) if ks else None
+
+    def instance_state(self):
+        r = self.cloud.boto("ec2").describe_instances(InstanceIds=[self.cloud.info["instance_id"]])
+        return r["Reservations"][0]["Instances"][0]["State"]["Name"]

@@ -9,9 +9,9 @@ import tarfile
 import tempfile
 import time
 
-from harness import MAYFLY, ROOT, Cloud, check, out
+from harness import MAYFLY, ROOT, Cloud, ResultsView, check, out
 
-BUCKET = "mayfly-test"
+BUCKET = ResultsView.BUCKET
 FAKE_NVML = os.path.join(os.environ.get("MAYFLY_BUILD", os.path.join(ROOT, "build")), "fakes", "nvml",
                          "libnvidia-ml.so.1")
 
@@ -61,7 +61,7 @@ def make_archive(path, extra=None):
             t.addfile(ti, io.BytesIO(data) if data is not None else None)
 
 
-class Run:
+class Run(ResultsView):
     """One job on one fresh fake cloud (a fresh instance to terminate)."""
 
     def __init__(self, job, cloud_args=None, archive_extra=None, upload=True, env=None):
@@ -112,21 +112,6 @@ class Run:
             self.proc.kill()
             self.proc.wait()
         self.cloud.__exit__(None, None, None)
-
-    def keys(self):
-        r = self.cloud.boto("s3").list_objects_v2(Bucket=BUCKET, Prefix="results/")
-        return [o["Key"] for o in r.get("Contents", [])]
-
-    def get(self, key):
-        return self.cloud.boto("s3").get_object(Bucket=BUCKET, Key=key)["Body"].read()
-
-    def status(self):
-        ks = [k for k in self.keys() if k.endswith("/status.json")]
-        return json.loads(self.get(ks[0])) if ks else None
-
-    def instance_state(self):
-        r = self.cloud.boto("ec2").describe_instances(InstanceIds=[self.cloud.info["instance_id"]])
-        return r["Reservations"][0]["Instances"][0]["State"]["Name"]
 
     def runs_txt(self):
         p = os.path.join(self.work, "runs.txt")

@@ -21,7 +21,7 @@ sys.path.insert(0, os.path.dirname(HERE))  # tests/: harness
 import harness  # noqa: E402
 import vmlib  # noqa: E402
 
-BUCKET = "mayfly-test"
+BUCKET = harness.ResultsView.BUCKET
 POWER_BUTTON_GRACE = 60  # s from the power button to a pulled plug
 
 
@@ -40,7 +40,7 @@ def make_archive(path, files):
             t.addfile(ti, io.BytesIO(data))
 
 
-class Scenario:
+class Scenario(harness.ResultsView):
     """`with Scenario(name, job, files, artifact=...) as s: s.boot(); s.wait(...)`"""
 
     def __init__(self, name, job, files, artifact, route="binary", cloud_args=None, timeout=420):
@@ -206,24 +206,9 @@ class Scenario:
         log("timeline from qemu start: " + ", ".join(parts) + "; ended: %s" % self.ended)
 
     # ---- S3 / EC2 ----
-    def keys(self, prefix="results/"):
-        r = self.cloud.boto("s3").list_objects_v2(Bucket=BUCKET, Prefix=prefix)
-        return [o["Key"] for o in r.get("Contents", [])]
-
-    def get(self, key):
-        return self.cloud.boto("s3").get_object(Bucket=BUCKET, Key=key)["Body"].read()
-
-    def status(self):
-        ks = [k for k in self.keys() if k.endswith("/status.json")]
-        return json.loads(self.get(ks[0])) if ks else None
-
     def prefix(self):
         st = self.status()
         return "results/%s/%s/" % (self.name, st["run_id"])
-
-    def instance_state(self):
-        r = self.cloud.boto("ec2").describe_instances(InstanceIds=[self.cloud.info["instance_id"]])
-        return r["Reservations"][0]["Instances"][0]["State"]["Name"]
 
     # ---- when it fails ----
     def diagnostics(self):
