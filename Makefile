@@ -99,6 +99,7 @@ fuzz: fuzz-build
 
 # The whole suite against a build with AddressSanitizer + UndefinedBehaviorSanitizer (leaks fail it too).
 test-asan:
+	@sh tests/deps.sh test
 	$(MAKE) BUILD=build-asan CFLAGS="-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all" \
 	        LDFLAGS="-fsanitize=address,undefined" all unit
 	MAYFLY_SANITIZED=1 ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
