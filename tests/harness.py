@@ -149,3 +149,34 @@ class ResultsView:
     def instance_state(self):
         r = self.cloud.boto("ec2").describe_instances(InstanceIds=[self.cloud.info["instance_id"]])
         return r["Reservations"][0]["Instances"][0]["State"]["Name"]
+
+
+def load_tests(path):
+    """The module at path and its test_* functions, in the order they are written."""
+    import importlib.util
+    import inspect
+    spec = importlib.util.spec_from_file_location(os.path.basename(path)[:-3], path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    tests = [(n, f) for n, f in inspect.getmembers(mod, inspect.isfunction)
+             if n.startswith("test_") and f.__module__ == mod.__name__]
+    tests.sort(key=lambda t: t[1].__code__.co_firstlineno)
+    return mod, tests
+
+
+def run_test(label, call, counts):
+    """Runs one test; prints PASS (with its time), SKIP or FAIL (with a short traceback); counts it in counts
+    (a dict with passed, failed, skipped)."""
+    import traceback
+    t0 = time.time()
+    try:
+        call()
+        counts["passed"] += 1
+        print("PASS %s (%.1fs)" % (label, time.time() - t0), flush=True)
+    except Skip as e:
+        counts["skipped"] += 1
+        print("SKIP %s: %s" % (label, e), flush=True)
+    except Exception as e:  # noqa: BLE001
+        counts["failed"] += 1
+        print("FAIL %s (%.1fs): %s" % (label, time.time() - t0, e), flush=True)
+        traceback.print_exc(limit=3)
