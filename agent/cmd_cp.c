@@ -107,6 +107,7 @@ int cmd_cp(int argc, char **argv) {
                         r = path ? xfer_batch_add(&p, key, path, 0) : -ENOMEM;
                 } else
                         r = xfer_batch_add(&p, key, dst, 0);
+                p.opts.size_unknown = true; /* the download's HEAD tells the progress line */
         } else if (recursive) {
                 struct stat st;
                 if (stat(src, &st) < 0 || !S_ISDIR(st.st_mode)) {

@@ -52,6 +52,11 @@ void xfer_progress_add(void *ud, int64_t n) {
         }
 }
 
+void xfer_progress_expect(struct xfer_progress *p, uint64_t n) {
+        if (p)
+                atomic_fetch_add(&p->total, n);
+}
+
 void xfer_progress_done(struct xfer_progress *p) {
         if (!p)
                 return;
@@ -185,6 +190,8 @@ int xfer_download(struct aws_ctx *c, const char *bucket, const char *key, const 
                 http_client_free(&h);
                 return r;
         }
+        if (o && o->size_unknown)
+                xfer_progress_expect(o->progress, size);
         char tmp[4096];
         int fd = open_temp(dest, tmp, sizeof tmp);
         if (fd < 0) {

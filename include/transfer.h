@@ -11,6 +11,7 @@ struct xfer_opts {
         int concurrency;
         uint64_t part_size;           /* 0 = default */
         struct xfer_progress *progress;  /* NULL = quiet */
+        bool size_unknown;               /* downloads: add each object's size (from HEAD) to progress's total */
 };
 
 /* Default parallel connections: 2 per CPU, 4..16 (more threads than that fight over one file's
@@ -30,4 +31,5 @@ int xfer_upload(struct aws_ctx *c, const char *src, const char *bucket, const ch
 /* A progress line on a TTY ("\r12.0 MiB / 200.0 MiB  85.1 MiB/s"); quiet otherwise. */
 struct xfer_progress *xfer_progress_new(uint64_t total, int fd);
 void xfer_progress_add(void *p, int64_t n);
+void xfer_progress_expect(struct xfer_progress *p, uint64_t n);
 void xfer_progress_done(struct xfer_progress *p);

@@ -69,6 +69,40 @@ def test_small_and_empty_files(c):
         check(sha(dst) == sha(src), "size %d differs" % size)
 
 
+def _cp_on_tty(env, *args):
+    """`mayfly cp` with stderr on a pseudo-terminal (the progress line shows only there); returns (rc, stderr)."""
+    import pty
+    import re
+    import subprocess
+    from harness import MAYFLY
+    mfd, sfd = pty.openpty()
+    p = subprocess.Popen([MAYFLY, "cp", *args], env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                         stderr=sfd)
+    os.close(sfd)
+    buf = b""
+    while True:
+        try:
+            b = os.read(mfd, 4096)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not b:
+            break
+        buf += b
+    os.close(mfd)
+    rc = p.wait(timeout=120)
+    return rc, re.findall(r"([0-9.]+) MiB / ([0-9.]+) MiB", buf.decode(errors="replace"))
+
+
+def test_progress_line_totals_on_a_tty(c):
+    src = rand_file(c, "prog.bin", 3 << 20)
+    rc, lines = _cp_on_tty(c.admin_env(), src, "s3://%s/prog/one.bin" % BUCKET)
+    check(rc == 0 and lines and lines[-1] == ("3.0", "3.0"), "upload progress: rc %d %r" % (rc, lines))
+    rc, lines = _cp_on_tty(c.admin_env(), "s3://%s/prog/one.bin" % BUCKET, src + ".back")
+    # a single-object download learns its size from HEAD: the total is the object's, not 0
+    check(rc == 0 and lines and lines[-1] == ("3.0", "3.0"), "download progress: rc %d %r" % (rc, lines))
+    check(sha(src + ".back") == sha(src), "downloaded bytes differ")
+
+
 def test_keys_with_spaces_and_tilde_signed(c):
     # moto's checker is sound for these characters (PROTOCOL.md §7)
     src = rand_file(c, "sp.bin", 1000)
