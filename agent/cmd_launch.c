@@ -122,7 +122,8 @@ int cmd_launch(int argc, char **argv) {
         static const char usage[] =
                 "usage: mayfly launch JOB --image-id AMI --instance-type TYPE [--spot] [--subnet-id ID]\n"
                 "       [--security-group-id ID]... [--iam-instance-profile NAME|ARN] [--key-name NAME] [--count N]\n"
-                "       [--install preinstalled|deb=URL|rpm=URL|binary=URL --sha256 HEX] [--env KEY=VALUE]...\n\n"
+                "       [--install preinstalled|deb=URL|rpm=URL|binary=URL --sha256 HEX] [--env KEY=VALUE]...\n"
+                "       [--backstop-margin DURATION]\n\n"
                 "  Launches instances that run JOB and end themselves: a local directory as `source` is packed\n"
                 "  and uploaded first; RunInstances with the rendered user-data, InstanceInitiatedShutdownBehavior=\n"
                 "  terminate, IMDSv2 required, a mayfly:run tag. Prints the instance ids and the results URI.\n";
@@ -133,7 +134,8 @@ int cmd_launch(int argc, char **argv) {
                 { "iam-instance-profile", required_argument, NULL, 'p' },
                 { "key-name", required_argument, NULL, 'k' },   { "count", required_argument, NULL, 'c' },
                 { "install", required_argument, NULL, 'i' },   { "sha256", required_argument, NULL, 's' },
-                { "env", required_argument, NULL, 'e' },        { "help", no_argument, NULL, 'h' }, { 0 } };
+                { "env", required_argument, NULL, 'e' },        { "backstop-margin", required_argument, NULL, 'm' },
+                { "help", no_argument, NULL, 'h' },             { 0 } };
         struct launch_opts lo = { .count = 1 };
         const char *env[USERDATA_MAX_ENV];
         struct userdata_opts uo = { .route = INSTALL_PREINSTALLED, .margin = USERDATA_BACKSTOP_MARGIN, .env = env };
@@ -163,6 +165,10 @@ int cmd_launch(int argc, char **argv) {
                         break;
                 case 'i': install = optarg; break;
                 case 's': uo.sha256 = optarg; break;
+                case 'm':
+                        if (userdata_set_margin(optarg, &uo) < 0)
+                                return EXIT_USAGE;
+                        break;
                 case 'e':
                         if (uo.n_env >= USERDATA_MAX_ENV)
                                 return EXIT_USAGE;

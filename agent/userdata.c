@@ -246,6 +246,16 @@ int userdata_parse_install(const char *s, struct userdata_opts *o) {
         return -EINVAL;
 }
 
+int userdata_set_margin(const char *s, struct userdata_opts *o) {
+        long v;
+        if (parse_duration(s, &v) < 0 || v < USERDATA_MARGIN_MIN || v > USERDATA_MARGIN_MAX) {
+                log_error("--backstop-margin must be a duration from 1m to 7d (like 45m or 2h), not '%s'", s);
+                return -EINVAL;
+        }
+        o->margin = v;
+        return 0;
+}
+
 int userdata_check_sha256(const struct userdata_opts *o) {
         if (o->route == INSTALL_PREINSTALLED)
                 return 0;
@@ -263,16 +273,19 @@ int userdata_check_sha256(const struct userdata_opts *o) {
 int cmd_userdata(int argc, char **argv) {
         static const char usage[] =
                 "usage: mayfly userdata JOB [--install preinstalled|deb=URL|rpm=URL|binary=URL --sha256 HEX]\n"
-                "                           [--env KEY=VALUE]... [--output FILE] [--gzip]\n\n"
+                "                           [--env KEY=VALUE]... [--output FILE] [--gzip] [--backstop-margin DURATION]\n\n"
                 "  Prints a #cloud-config that writes JOB to /etc/mayfly/job.json, installs mayfly by the chosen\n"
                 "  route (its sha256 checked before anything runs), installs the units, arms the backstop timer\n"
-                "  (max_runtime + 45 min) and starts the agent. --env lines land in /etc/mayfly/env, read by the\n"
-                "  unit. Output above 16 KB is gzipped (cloud-init accepts gzip); --gzip forces it.\n"
+                "  and starts the agent. The backstop powers the instance off at boot + max_runtime + 45m (the\n"
+                "  margin: --backstop-margin, 1m..7d) or boot + 48h without max_runtime, whatever the agent does.\n"
+                "  --env lines land in /etc/mayfly/env, read by the unit. Output above 16 KB is gzipped\n"
+                "  (cloud-init accepts gzip); --gzip forces it.\n"
                 "  A job or --env holding AWS credentials is refused: the instance role provides them.\n";
         static const struct option opts[] = {
                 { "install", required_argument, NULL, 'i' }, { "sha256", required_argument, NULL, 's' },
                 { "env", required_argument, NULL, 'e' },     { "output", required_argument, NULL, 'o' },
-                { "gzip", no_argument, NULL, 'z' },          { "help", no_argument, NULL, 'h' }, { 0 } };
+                { "gzip", no_argument, NULL, 'z' },          { "backstop-margin", required_argument, NULL, 'm' },
+                { "help", no_argument, NULL, 'h' },          { 0 } };
         struct userdata_opts o = { .route = INSTALL_PREINSTALLED, .margin = USERDATA_BACKSTOP_MARGIN };
         const char *env[USERDATA_MAX_ENV], *output = NULL;
         bool gz = false;
@@ -296,6 +309,10 @@ int cmd_userdata(int argc, char **argv) {
                         break;
                 case 'o': output = optarg; break;
                 case 'z': gz = true; break;
+                case 'm':
+                        if (userdata_set_margin(optarg, &o) < 0)
+                                return EXIT_USAGE;
+                        break;
                 case 'h': fputs(usage, stdout); return EXIT_OK;
                 default: fputs(usage, stderr); return EXIT_USAGE;
                 }

@@ -6,6 +6,8 @@
 #define USERDATA_MAX_RAW 16384           /* EC2: 16 KB raw, before base64 */
 #define USERDATA_MAX_ENV 64
 #define USERDATA_BACKSTOP_MARGIN (45 * 60)
+#define USERDATA_MARGIN_MIN 60
+#define USERDATA_MARGIN_MAX (7 * 86400)
 
 enum install_route { INSTALL_PREINSTALLED, INSTALL_DEB, INSTALL_RPM, INSTALL_BINARY };
 
@@ -28,4 +30,6 @@ int userdata_gzip(const char *in, size_t len, char **ret, size_t *ret_len);
 int userdata_parse_install(const char *s, struct userdata_opts *o);
 /* A route other than preinstalled needs a 64-hex-digit --sha256 (message printed). */
 int userdata_check_sha256(const struct userdata_opts *o);
+/* --backstop-margin DURATION (1m..7d, job duration syntax) into o->margin (message printed on failure). */
+int userdata_set_margin(const char *s, struct userdata_opts *o);
 int cmd_userdata(int argc, char **argv);

@@ -118,6 +118,29 @@ def test_userdata_each_route_passes_cloud_init_schema():
     shutil.rmtree(d)
 
 
+def test_userdata_backstop_margin():
+    def deadline(job, *extra):
+        d, jp = write_job(job)
+        p = mayfly("userdata", jp, *extra)
+        shutil.rmtree(d)
+        if p.returncode != 0:
+            return p.returncode, out(p)
+        import yaml
+        files = {f["path"]: f for f in yaml.safe_load(p.stdout)["write_files"]}
+        return 0, files["/etc/systemd/system/mayfly-backstop.timer.d/deadline.conf"]["content"]
+    # OnBootSec= emptied first (the timer's own default is replaced, not added to)
+    check(deadline(REALISTIC, "--backstop-margin", "2h") == (0, "[Timer]\nOnBootSec=\nOnBootSec=%ds\n" % (16 * 3600)),
+          repr(deadline(REALISTIC, "--backstop-margin", "2h")))
+    check(deadline(REALISTIC, "--backstop-margin", "90") == (0, "[Timer]\nOnBootSec=\nOnBootSec=%ds\n" % (14 * 3600 + 90)),
+          "a margin in seconds")
+    no_max = {k: v for k, v in REALISTIC.items() if k != "max_runtime"}
+    check(deadline(no_max, "--backstop-margin", "5m")[1].endswith("OnBootSec=172800s\n"), "48 h without max_runtime")
+    for bad in ("30s", "8d", "ten", "-5m", "5x", ""):
+        rc, msg = deadline(REALISTIC, "--backstop-margin", bad)
+        check(rc == 2 and "--backstop-margin must be a duration from 1m to 7d" in msg and "\n" not in msg.strip(),
+              "%r: %d %s" % (bad, rc, msg))
+
+
 def test_userdata_gzip_when_large():
     big = dict(REALISTIC, experiments=[{"name": "e%03d" % i, "command": ["python", "train.py", "--seed", str(i),
                                                                           "--config", "configs/%03d.yaml" % i]}
