@@ -43,8 +43,9 @@ def make_archive(path, files):
 class Scenario(harness.ResultsView):
     """`with Scenario(name, job, files, artifact=...) as s: s.boot(); s.wait(...)`"""
 
-    def __init__(self, name, job, files, artifact, route="binary", cloud_args=None, timeout=420):
+    def __init__(self, name, job, files, artifact, route="binary", cloud_args=None, timeout=420, userdata_args=()):
         self.name = name
+        self.userdata_args = list(userdata_args)
         self.artifact = artifact
         self.route = route
         self.files = files
@@ -89,6 +90,7 @@ class Scenario(harness.ResultsView):
         args = ["userdata", job_path, "--install", "%s=%s" % (self.route, self.server.url(fname)),
                 "--sha256", vmlib.sha256_file(self.artifact),
                 "--env", "AWS_ENDPOINT_URL=http://%s:%s" % (vmlib.HOST, port), "--env", "AWS_REGION=" + info["region"]]
+        args += self.userdata_args
         p = harness.mayfly(*args)
         if p.returncode != 0:
             raise AssertionError("mayfly userdata failed: " + harness.out(p))

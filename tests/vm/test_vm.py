@@ -5,6 +5,7 @@ import os
 import time
 
 from harness import Skip, check
+import vmlib
 from scenario import Scenario, log
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -40,6 +41,23 @@ if [ "${MAYFLY_RESUME:-0}" != 1 ]; then
   exit 1
 fi
 echo "resumed, finishing"
+""",
+    # first attempt: freezes the agent (SIGSTOP), as a hang would; then both attempts outlive max_runtime
+    "freeze.sh": """#!/bin/sh
+mkdir -p outputs
+echo "$MAYFLY_EXPERIMENT resume=${MAYFLY_RESUME:-0}" >> outputs/runs.txt
+if [ "${MAYFLY_RESUME:-0}" != 1 ]; then
+  logger -t mayfly-test "freezing the agent: $(pidof mayfly)"
+  kill -STOP $(pidof mayfly)
+fi
+while true; do sleep 1; done
+""",
+    # takes every layer of mayfly's out: the agent and the failsafe masked, then the agent (and this script) killed
+    "sabotage.sh": """#!/bin/sh
+systemctl mask --runtime mayfly.service mayfly-failsafe.service
+logger -t mayfly-test "sabotage: agent and failsafe masked, killing the agent"
+systemctl kill -s KILL mayfly.service
+sleep 600
 """,
     "mark.sh": """#!/bin/sh
 mkdir -p outputs
@@ -235,6 +253,62 @@ def test_poweroff_fallback():
             check("UnauthorizedOperation" in j and "falling back to power-off" in j, "no power-off fallback in the journal")
             check(ended == "powered-off", "the guest %s instead of powering itself off" % ended)
             check(s.instance_state() == "running", "instance is %s in moto" % s.instance_state())
+        except Exception:
+            print(s.diagnostics(), flush=True)
+            raise
+
+
+def test_agent_hang():
+    """The agent hangs (the experiment, as root, SIGSTOPs it): systemd's watchdog (WatchdogSec=120) kills it, the
+    restarted agent resumes, finds max_runtime spent and ends the run (outcome timeout) and the instance."""
+    job = {"experiments": [{"name": "freeze", "command": ["./freeze.sh"]}, {"name": "never", "command": ["./mark.sh"]}],
+           "user": "root", "workdir": WORKDIR, "max_runtime": 60, "outputs": ["outputs/runs.txt"]}
+    with Scenario("hang", job, SCRIPTS, _build("mayfly"), timeout=540) as s:
+        try:
+            s.boot()
+            ended = s.finish()
+            j = "\n".join(s.guest.journal_lines())
+            frozen = vmlib.since_boot(s.guest, r"mayfly-test.*freezing the agent")
+            barked = vmlib.since_boot(s.guest, r"mayfly\.service: Watchdog timeout")
+            check(frozen is not None, "the experiment never froze the agent")
+            check(barked is not None, "no watchdog timeout for the frozen agent in the journal")
+            log("agent frozen at %.0fs, watchdog at %.0fs (guest clock)" % (frozen, barked))
+            check(barked - frozen <= 125, "the watchdog took %.0fs (WatchdogSec=120)" % (barked - frozen))
+            check("resuming run" in j, "no 'resuming run' from the restarted agent")
+            st = s.status()
+            check(st and st["outcome"] == "timeout", "outcome %s %s" % (st and st["outcome"], st and st.get("error", "")))
+            check(st["experiments"][1]["status"] == "skipped", repr(st["experiments"]))
+            check(s.instance_state() == "terminated", "instance is %s in moto" % s.instance_state())
+            check(ended == "terminated", "the guest %s" % ended)
+        except Exception:
+            print(s.diagnostics(), flush=True)
+            raise
+
+
+def test_backstop():
+    """Every layer of mayfly's out of action (agent and failsafe masked, the agent killed): the backstop timer
+    (boot + max_runtime + --backstop-margin) powers the guest off by itself, on time."""
+    max_runtime, margin = 20, 120
+    deadline = max_runtime + margin
+    job = {"experiments": [{"name": "sabotage", "command": ["./sabotage.sh"]}], "user": "root", "workdir": WORKDIR,
+           "max_runtime": max_runtime}
+    with Scenario("backstop", job, SCRIPTS, _build("mayfly"), userdata_args=("--backstop-margin", str(margin))) as s:
+        try:
+            s.boot()
+            ended = s.finish()
+            sabotaged = vmlib.since_boot(s.guest, r"mayfly-test.*sabotage: agent and failsafe masked")
+            fired = vmlib.since_boot(s.guest, r"Start(ing|ed) mayfly-backstop\.service")
+            check(sabotaged is not None, "the experiment never took the agent out")
+            check(fired is not None, "the backstop never fired")
+            log("agent out at %.0fs, backstop at %.0fs, deadline %ds (guest clock)" % (sabotaged, fired, deadline))
+            check(sabotaged < fired, "the backstop fired before the agent was out (%.0fs, %.0fs)" % (fired, sabotaged))
+            # AccuracySec=1min: the timer may fire up to a minute after its deadline
+            check(deadline <= fired <= deadline + 65, "the backstop fired at %.0fs, deadline %ds" % (fired, deadline))
+            check(ended == "powered-off", "the guest %s instead of powering itself off" % ended)
+            check(s.instance_state() == "running", "instance is %s in moto: something of mayfly's still acted"
+                  % s.instance_state())
+            st = s.status()
+            check(st and st["outcome"] == "running", "outcome %s: the agent finished after all" % (st and st["outcome"]))
         except Exception:
             print(s.diagnostics(), flush=True)
             raise
