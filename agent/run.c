@@ -214,9 +214,10 @@ static const char *decide_outcome(const struct run *R) {
         bool timeout = false, idle = false, failed = false;
         for (size_t i = 0; i < R->st.n; i++) {
                 const struct exp_state *e = &R->st.exps[i];
+                timeout |= !strcmp(e->reason, "max-runtime"); /* also one never started for it */
                 if (e->st != EXP_DONE)
                         continue;
-                timeout |= !strcmp(e->reason, "timeout") || !strcmp(e->reason, "max-runtime");
+                timeout |= !strcmp(e->reason, "timeout");
                 idle |= !strcmp(e->reason, "gpu-idle");
                 failed |= e->exit_code != 0;
         }

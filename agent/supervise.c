@@ -375,6 +375,11 @@ static void stop_leftover(struct run *R, struct exp_state *s) {
         runner_signal_group(s->pid, SIGKILL);
 }
 
+/* max_runtime counts from the run's start, across agent restarts. */
+static bool max_runtime_spent(const struct run *R) {
+        return R->job.max_runtime && now_wall() - R->st.started >= R->job.max_runtime;
+}
+
 int run_phase_run(struct run *R) {
         int metrics = -1;
         snprintf(R->metrics_path, sizeof R->metrics_path, "%s/metrics.jsonl", R->logs_dir);
@@ -395,6 +400,20 @@ int run_phase_run(struct run *R) {
                 bool resume = s->st == EXP_RUNNING;
                 if (resume)
                         stop_leftover(R, s);
+                if (max_runtime_spent(R)) {
+                        /* Not started only to be stopped a moment later: a training script that starts and gets
+                         * SIGTERM may write a checkpoint of its fresh state over the good one. */
+                        log_info("experiment %s not %s: max_runtime (%lds) is spent", R->job.experiments[i].name,
+                                 resume ? "restarted" : "started", R->job.max_runtime);
+                        s->st = resume ? EXP_DONE : EXP_SKIPPED;
+                        if (resume) {
+                                s->end = now_wall();
+                                s->exit_code = -1;
+                                s->signal = 0;
+                        }
+                        snprintf(s->reason, sizeof s->reason, "max-runtime");
+                        break;
+                }
                 int rc = run_experiment(R, i, resume);
                 if (rc != 0)
                         return rc; /* failed to start: fail_run did everything */

@@ -243,6 +243,35 @@ def test_agent_kill9_resumes_without_refetch_or_rerun():
                               {"name": "long", "command": ["./long.sh", "6"]}]}, body)
 
 
+def test_resume_after_max_runtime_starts_nothing():
+    """An agent restarted after max_runtime ran out (crash, watchdog) ends the run as timeout without restarting the
+    interrupted experiment for a moment (it could checkpoint its fresh state over the good one) or starting the next."""
+    def body(r):
+        r.start()
+        deadline = time.time() + 30
+        while time.time() < deadline and "long resume=0" not in r.runs_txt():
+            time.sleep(0.2)
+        check("long resume=0" in r.runs_txt(), "second experiment never started: %r" % r.runs_txt())
+        r.proc.send_signal(signal.SIGKILL)
+        r.proc.wait()
+        time.sleep(7)  # max_runtime (6 s from the run's start) runs out while no agent is there
+        rc = r.run(timeout=120)
+        check(rc == 6, "exit %d (want 6: finished, outcome not succeeded): %s" % (rc, r.stderr))
+        check("resuming run" in r.stderr and "experiment long not restarted: max_runtime (6s) is spent" in r.stderr,
+              r.stderr)
+        runs = r.runs_txt()
+        check(runs == ["first resume=0 user=nobody", "long resume=0"], "ran again: %r" % runs)
+        st = r.status()
+        e = st["experiments"]
+        check(st["outcome"] == "timeout", json.dumps(st))
+        check(e[1]["reason"] == "max-runtime" and e[1]["attempts"] == 1, repr(e[1]))
+        check(e[2]["status"] == "skipped", repr(e[2]))
+        check(r.instance_state() in ("shutting-down", "terminated"), r.instance_state())
+    with_run({"experiments": [{"name": "first", "command": "./ok.sh"},
+                              {"name": "long", "command": ["./long.sh", "60"]},
+                              {"name": "later", "command": "./ok.sh"}], "max_runtime": 6}, body)
+
+
 def test_max_runtime_kills_sigterm_ignoring_experiment():
     def body(r):
         t0 = time.time()
