@@ -272,6 +272,71 @@ def test_resume_after_max_runtime_starts_nothing():
                               {"name": "later", "command": "./ok.sh"}], "max_runtime": 6}, body)
 
 
+def _failsafe(r, job=None):
+    p = subprocess.run([MAYFLY, "failsafe", "--job", job or r.job_path], env=r.env, capture_output=True, timeout=120)
+    return p.returncode, p.stderr.decode(errors="replace")
+
+
+def _crash_mid_experiment(r):
+    """Starts the run and kill -9s the agent once its second experiment runs (as systemd would see a crash)."""
+    r.start()
+    deadline = time.time() + 30
+    while time.time() < deadline and "long resume=0" not in r.runs_txt():
+        time.sleep(0.2)
+    check("long resume=0" in r.runs_txt(), "second experiment never started: %r" % r.runs_txt())
+    r.proc.send_signal(signal.SIGKILL)
+    r.proc.wait()
+
+
+def test_failsafe_after_crashes_ships_error_and_terminates():
+    def body(r):
+        _crash_mid_experiment(r)
+        rc, err = _failsafe(r)
+        check(rc == 0, "exit %d: %s" % (rc, err))
+        check("failsafe: the agent failed repeatedly" in err, err)
+        st = r.status()
+        check(st["outcome"] == "error" and "systemd gave up restarting it" in st["error"], json.dumps(st))
+        pre = "results/t/%s/" % st["run_id"]
+        check(pre + "logs/agent.log" in r.keys(), "the agent's log was not shipped: %r" % r.keys())
+        check(b"new run" in r.get(pre + "logs/agent.log"), "agent.log lacks the crashed agent's lines")
+        check(r.instance_state() in ("shutting-down", "terminated"), r.instance_state())
+        check(not os.path.exists(r.marker), "powered off although TerminateInstances works")
+    with_run({"experiments": [{"name": "first", "command": "./ok.sh"}, {"name": "long", "command": ["./long.sh", "4"]}]},
+             body)
+
+
+def test_failsafe_keeps_the_instance_when_on_error_is_keep():
+    def body(r):
+        _crash_mid_experiment(r)
+        rc, err = _failsafe(r)
+        # exit 0: the chosen action took; a failure would make systemd power off (FailureAction=poweroff)
+        check(rc == 0, "exit %d: %s" % (rc, err))
+        check(r.status()["outcome"] == "error", json.dumps(r.status()))
+        check(r.instance_state() == "running" and not os.path.exists(r.marker), "on_error keep not kept")
+    with_run({"experiments": [{"name": "first", "command": "./ok.sh"}, {"name": "long", "command": ["./long.sh", "4"]}],
+              "on_error": "keep"}, body)
+
+
+def test_failsafe_leaves_a_finished_run_alone():
+    def body(r):
+        check(r.run() == 0, r.stderr)
+        before = r.status()
+        rc, err = _failsafe(r)
+        check(rc == 0, "exit %d: %s" % (rc, err))
+        check(r.status() == before, "the failsafe rewrote a finished run's status: %r" % r.status())
+        check(r.instance_state() in ("shutting-down", "terminated"), r.instance_state())
+    with_run({"experiments": [{"name": "a", "command": "./ok.sh"}]}, body)
+
+
+def test_failsafe_without_a_job_powers_off():
+    def body(r):
+        rc, err = _failsafe(r, job=os.path.join(r.dir, "no-such-job.json"))
+        check(rc == 1, "exit %d: %s" % (rc, err))
+        check("no-such-job.json" in err and "powering off" in err, err)
+        check(os.path.exists(r.marker), "the power-off command did not run")
+    with_run({"experiments": [{"name": "a", "command": "./ok.sh"}]}, body, upload=False)
+
+
 def test_max_runtime_kills_sigterm_ignoring_experiment():
     def body(r):
         t0 = time.time()
