@@ -59,6 +59,12 @@ logger -t mayfly-test "sabotage: systemctl stop mayfly.service"
 systemctl stop --no-block mayfly.service
 sleep 600
 """,
+    # every attempt kills the agent (kill -9): a crash loop, until systemd gives up (StartLimitBurst=5)
+    "crashloop.sh": """#!/bin/sh
+logger -t mayfly-test "crash loop: killing the agent $(pidof mayfly) (resume=${MAYFLY_RESUME:-0})"
+kill -9 $(pidof mayfly)
+sleep 600
+""",
     "mark.sh": """#!/bin/sh
 mkdir -p outputs
 echo "$MAYFLY_EXPERIMENT resume=${MAYFLY_RESUME:-0}" >> outputs/runs.txt
@@ -309,6 +315,32 @@ def test_backstop():
                   % s.instance_state())
             st = s.status()
             check(st and st["outcome"] == "running", "outcome %s: the agent finished after all" % (st and st["outcome"]))
+        except Exception:
+            print(s.diagnostics(), flush=True)
+            raise
+
+
+def test_failsafe():
+    """The agent crashes on every start (the experiment kill -9s it): after five starts systemd gives up,
+    OnFailure= runs mayfly-failsafe.service, which ships the logs and an `error` status and terminates."""
+    job = {"experiments": [{"name": "crashloop", "command": ["./crashloop.sh"]}], "user": "root", "workdir": WORKDIR}
+    with Scenario("failsafe", job, SCRIPTS, _build("mayfly")) as s:
+        try:
+            s.boot()
+            ended = s.finish()
+            j = "\n".join(s.guest.journal_lines())
+            kills = j.count("crash loop: killing the agent")
+            gave_up = vmlib.since_boot(s.guest, r"mayfly\.service: Start request repeated too quickly")
+            failsafe = vmlib.since_boot(s.guest, r"failsafe: the agent failed repeatedly")
+            check(kills == 5, "the agent was killed %d times (StartLimitBurst=5)" % kills)
+            check(gave_up is not None, "systemd never gave up restarting the agent")
+            check(failsafe is not None and failsafe >= gave_up, "the failsafe did not run after systemd gave up")
+            log("5 crashes, systemd gave up at %.0fs, failsafe at %.0fs (guest clock)" % (gave_up, failsafe))
+            st = s.status()
+            check(st and st["outcome"] == "error" and "systemd gave up" in st.get("error", ""), repr(st))
+            check(s.prefix() + "logs/agent.log" in s.keys(), "the failsafe did not ship the agent's log")
+            check(s.instance_state() == "terminated", "instance is %s in moto" % s.instance_state())
+            check(ended == "terminated", "the guest %s" % ended)
         except Exception:
             print(s.diagnostics(), flush=True)
             raise
