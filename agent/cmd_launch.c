@@ -209,10 +209,15 @@ int cmd_launch(int argc, char **argv) {
         r = aws_region(&c, err, sizeof err);
         if (r == 0)
                 r = upload_local_source(&c, job, err, sizeof err);
+        char warning[512] = "";
+        uo.warning = warning;
+        uo.warning_len = sizeof warning;
         if (r == 0) {
                 jtext = cJSON_Print(job);
                 r = jtext ? userdata_render(jtext, strlen(jtext), &uo, &ud, &udlen, err, sizeof err) : -ENOMEM;
         }
+        if (warning[0])
+                log_error("warning: %s", warning);
         if (r == 0 && udlen > USERDATA_MAX_RAW) {
                 r = userdata_gzip(ud, udlen, &gz, &gzlen);
                 if (r == 0 && gzlen > USERDATA_MAX_RAW) {

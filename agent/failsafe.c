@@ -107,6 +107,7 @@ int cmd_failsafe(int argc, char **argv) {
                 if (run_do_exit_action(R, a) == 0)
                         rc = EXIT_OK;
         } else {
+                /* exit 1 even when the power-off started: FailureAction=poweroff then makes sure of it */
                 log_error("failsafe: %s; powering off", err);
                 char msg[256];
                 if (poweroff_run(msg, sizeof msg) < 0)

@@ -410,6 +410,8 @@ int run_phase_run(struct run *R) {
                                 s->end = now_wall();
                                 s->exit_code = -1;
                                 s->signal = 0;
+                                s->pid = 0;
+                                s->pid_start = 0;
                         }
                         snprintf(s->reason, sizeof s->reason, "max-runtime");
                         break;

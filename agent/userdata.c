@@ -118,7 +118,17 @@ int userdata_render(const char *job_text, size_t job_len, const struct userdata_
         if (r < 0)
                 return r;
         long max_runtime = j.max_runtime;
+        long need = j.stop_grace + j.ship_timeout + USERDATA_BOOT_ALLOWANCE;
         job_free(&j);
+        if (o->margin_given && o->warning && o->warning_len) {
+                if (!max_runtime)
+                        snprintf(o->warning, o->warning_len, "--backstop-margin is unused: the job has no max_runtime, "
+                                 "so the backstop fires 48h after boot");
+                else if (o->margin < need)
+                        snprintf(o->warning, o->warning_len, "--backstop-margin %lds is less than stop_grace + "
+                                 "ship_timeout + %ds for boot and fetch (%lds): the backstop may power off during the "
+                                 "final upload", o->margin, USERDATA_BOOT_ALLOWANCE, need);
+        }
         char what[128];
         _cleanup_free_ char *jt = strndup(job_text, job_len);
         if (!jt)
@@ -253,6 +263,7 @@ int userdata_set_margin(const char *s, struct userdata_opts *o) {
                 return -EINVAL;
         }
         o->margin = v;
+        o->margin_given = true;
         return 0;
 }
 
@@ -329,14 +340,18 @@ int cmd_userdata(int argc, char **argv) {
         int r = cli_read_job(argv[optind], &text, &len);
         if (r < 0)
                 return EXIT_USAGE;
-        char err[1024];
+        char err[1024], warning[512] = "";
         _cleanup_free_ char *ud = NULL, *z = NULL;
         size_t udlen = 0, zlen = 0;
+        o.warning = warning;
+        o.warning_len = sizeof warning;
         r = userdata_render(text, len, &o, &ud, &udlen, err, sizeof err);
         if (r < 0) {
                 log_error("%s: %s", argv[optind], err);
                 return EXIT_USAGE;
         }
+        if (warning[0])
+                log_error("warning: %s", warning);
         const char *outp = ud;
         size_t outlen = udlen;
         if (gz || udlen > USERDATA_MAX_RAW) {

@@ -8,6 +8,7 @@
 #define USERDATA_BACKSTOP_MARGIN (45 * 60)
 #define USERDATA_MARGIN_MIN 60
 #define USERDATA_MARGIN_MAX (7 * 86400)
+#define USERDATA_BOOT_ALLOWANCE (5 * 60) /* boot, install and fetch before max_runtime starts counting */
 
 enum install_route { INSTALL_PREINSTALLED, INSTALL_DEB, INSTALL_RPM, INSTALL_BINARY };
 
@@ -18,6 +19,9 @@ struct userdata_opts {
         const char *const *env;          /* KEY=VALUE lines for /etc/mayfly/env */
         size_t n_env;
         long margin;                     /* backstop = max_runtime + margin */
+        bool margin_given;               /* --backstop-margin was used: render checks it against the job */
+        char *warning;                   /* out, optional: one line when the margin looks too short or unused */
+        size_t warning_len;
 };
 
 /* Pure: the #cloud-config text. -EPERM when the job holds credentials, -EINVAL for a bad job. */

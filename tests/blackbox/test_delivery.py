@@ -127,14 +127,23 @@ def test_userdata_backstop_margin():
             return p.returncode, out(p)
         import yaml
         files = {f["path"]: f for f in yaml.safe_load(p.stdout)["write_files"]}
+        warnings.append(p.stderr.decode(errors="replace"))
         return 0, files["/etc/systemd/system/mayfly-backstop.timer.d/deadline.conf"]["content"]
+    warnings = []
     # OnBootSec= emptied first (the timer's own default is replaced, not added to)
     check(deadline(REALISTIC, "--backstop-margin", "2h") == (0, "[Timer]\nOnBootSec=\nOnBootSec=%ds\n" % (16 * 3600)),
           repr(deadline(REALISTIC, "--backstop-margin", "2h")))
+    check(warnings[-1] == "", "a 2h margin warned: %r" % warnings[-1])
     check(deadline(REALISTIC, "--backstop-margin", "90") == (0, "[Timer]\nOnBootSec=\nOnBootSec=%ds\n" % (14 * 3600 + 90)),
           "a margin in seconds")
+    # shorter than stop_grace (30 s) + ship_timeout (600 s) + 300 s for boot and fetch: rendered, with a warning
+    check(warnings[-1] == "mayfly: warning: --backstop-margin 90s is less than stop_grace + ship_timeout + 300s for "
+          "boot and fetch (930s): the backstop may power off during the final upload\n", repr(warnings[-1]))
     no_max = {k: v for k, v in REALISTIC.items() if k != "max_runtime"}
     check(deadline(no_max, "--backstop-margin", "5m")[1].endswith("OnBootSec=172800s\n"), "48 h without max_runtime")
+    check("--backstop-margin is unused: the job has no max_runtime" in warnings[-1], repr(warnings[-1]))
+    deadline(REALISTIC)
+    check(warnings[-1] == "", "no --backstop-margin, yet a warning: %r" % warnings[-1])
     for bad in ("30s", "8d", "ten", "-5m", "5x", ""):
         rc, msg = deadline(REALISTIC, "--backstop-margin", bad)
         check(rc == 2 and "--backstop-margin must be a duration from 1m to 7d" in msg and "\n" not in msg.strip(),
