@@ -439,6 +439,11 @@ void job_free(struct job *j) {
         memset(j, 0, sizeof *j);
 }
 
+void job_defaults(struct job *j) {
+        *j = (struct job){ .log_interval = 10, .spot_grace = 90, .stop_grace = 30, .checkpoint_interval = 600,
+                           .gpu_wait = 300, .ship_timeout = 600, .rebalance_sigusr1 = false };
+}
+
 static void cjson_deletep(cJSON **j) { cJSON_Delete(*j); }
 
 static int parse_root(struct pctx *p, const cJSON *root, struct job *j) {
@@ -527,8 +532,8 @@ int job_parse(const char *json, size_t len, struct job *ret, char *err, size_t e
         }
         if (!cJSON_IsObject(root))
                 return fail(&p, "$", "the job spec must be a JSON object", NULL);
-        struct job j = { .log_interval = 10, .spot_grace = 90, .stop_grace = 30, .checkpoint_interval = 600,
-                         .gpu_wait = 300, .ship_timeout = 600, .rebalance_sigusr1 = false };
+        struct job j;
+        job_defaults(&j);
         int r = parse_root(&p, root, &j);
         if (r < 0) {
                 job_free(&j);

@@ -545,12 +545,14 @@ static int start(struct run *R) {
         char err[1024];
         _cleanup_free_ char *text = NULL;
         size_t len = 0;
+        snprintf(R->state_path, sizeof R->state_path, "%s/state.json", R->state_dir);
         int r = run_read_job(R, &text, &len, err, sizeof err);
         if (r == 0)
                 r = job_parse(text, len, &R->job, err, sizeof err);
         run_load_instance(R);
         if (r < 0) {
                 char results[1024] = "", name[80];
+                job_defaults(&R->job); /* stop_grace, ship_timeout… for reporting the error */
                 if (text)
                         peek_job(R, text, len, results, sizeof results, name, sizeof name);
                 run_new_run_id(R);
@@ -573,7 +575,6 @@ static int start(struct run *R) {
                 snprintf(R->workdir, sizeof R->workdir, "%s/work", R->state_dir);
         } else
                 snprintf(R->workdir, sizeof R->workdir, "%s", R->job.workdir);
-        snprintf(R->state_path, sizeof R->state_path, "%s/state.json", R->state_dir);
         struct run_state old;
         if (runstate_load(R->state_path, &old) == 0 && !strcmp(old.job_sha, sha) && old.n == R->job.n_experiments) {
                 R->st = old;
@@ -699,9 +700,11 @@ int cmd_run(int argc, char **argv) {
         if (rc == 0)
                 rc = lifecycle(R);
         if (R->worker_abandoned) {
-                /* an upload thread still uses the run's state: leave it all to the process exit */
+                /* An upload thread still uses the run's state, libcurl and libcrypto: end the process without the
+                 * exit handlers and library destructors that would pull them from under it. */
                 log_close_file();
-                return rc;
+                fflush(NULL);
+                _exit(rc);
         }
         watcher_stop(&R->watch);
         if (R->ship_ready)

@@ -50,6 +50,8 @@ struct job {
 /* Parses and validates; on error -EINVAL with "$.path: what is wrong" in err. */
 int job_parse(const char *json, size_t len, struct job *ret, char *err, size_t errlen);
 void job_free(struct job *j);
+/* The defaults of every optional key, nothing else set (what a job that could not be parsed still runs with). */
+void job_defaults(struct job *j);
 const char *exit_action_name(enum exit_action a);
 /* "90", "90s", "15m", "2h", "1d" → seconds. */
 int parse_duration(const char *s, long *ret);

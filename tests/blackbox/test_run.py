@@ -404,9 +404,13 @@ def bad_input(job, expect, cloud_args=None, archive_extra=None, upload=True, raw
         errs = [l for l in r.stderr.splitlines() if expect in l]
         check(errs, "no clear error containing %r in:\n%s" % (expect, r.stderr))
         check("Traceback" not in r.stderr and "Segmentation" not in r.stderr, r.stderr)
+        # a job that cannot be parsed still runs with the defaults (it once had ship_timeout 0: the final upload was
+        # abandoned at once and the process crashed at exit under the abandoned thread)
+        check("cannot save state" not in r.stderr and "did not finish within ship_timeout" not in r.stderr, r.stderr)
         if status:
             st = r.status()
             check(st and st["outcome"] == "error" and expect in st["error"], json.dumps(st))
+            check("results/t/%s/logs/agent.log" % st["run_id"] in r.keys(), "agent.log not shipped: %r" % r.keys())
         check(r.instance_state() in ("shutting-down", "terminated"), "on_error terminate not carried out")
         check(not os.path.exists(os.path.join(r.dir, "escaped")), "wrote outside the workdir")
     base = {"experiments": [{"name": "a", "command": ["./ok.sh"]}]}
