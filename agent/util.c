@@ -301,3 +301,18 @@ int pread_each(int fd, off_t off, uint64_t len, int (*fn)(void *ud, const void *
         }
         return 0;
 }
+
+void errf(char *err, size_t errlen, const char *fmt, ...) {
+        if (!err || !errlen)
+                return;
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+}
+
+void str_copy(char *dst, size_t n, const char *src) {
+        size_t l = strnlen(src, n - 1);
+        memcpy(dst, src, l);
+        dst[l] = 0;
+}
