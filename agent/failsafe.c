@@ -100,8 +100,13 @@ int cmd_failsafe(int argc, char **argv) {
                         snprintf(R->st.outcome, sizeof R->st.outcome, "error");
                         snprintf(R->st.error, sizeof R->st.error,
                                  "the agent failed repeatedly (systemd gave up restarting it)");
-                        if (run_setup_results(R, R->job.results, R->job.name) == 0)
-                                run_blocking(R, ship_logs_dir, NULL);
+                        /* bounded like the agent's final upload: the exit action must come well within the
+                         * unit's TimeoutStartSec */
+                        if (run_setup_results(R, R->job.results, R->job.name) == 0 &&
+                            run_blocking_until(R, ship_logs_dir, NULL, now_mono() + (double)R->job.ship_timeout) ==
+                                    -ETIMEDOUT)
+                                log_warn("failsafe: the upload did not finish within ship_timeout (%lds); going on "
+                                         "with the exit action", R->job.ship_timeout);
                 }
                 /* success once the action took, `keep` included; a failure makes systemd power off (FailureAction=) */
                 if (run_do_exit_action(R, a) == 0)
@@ -112,6 +117,11 @@ int cmd_failsafe(int argc, char **argv) {
                 char msg[256];
                 if (poweroff_run(msg, sizeof msg) < 0)
                         log_error("%s", msg);
+        }
+        if (R->worker_abandoned) {
+                /* the upload thread still uses libcurl and the run: no exit handlers under it (as in cmd_run) */
+                fflush(NULL);
+                _exit(rc);
         }
         if (R->ship_ready)
                 shipper_free(&R->ship);

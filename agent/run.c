@@ -156,7 +156,7 @@ static void doc_field(const cJSON *doc, const char *k, char *dst, size_t n) {
 /* One read of the instance identity document gives id, type, region, AZ and AMI; meta-data adds the lifecycle
  * ("spot" or "on-demand"; left empty where IMDS has no such key). */
 void run_load_instance(struct run *R) {
-        char err[256];
+        char err[256] = "";
         _cleanup_free_ char *txt = NULL;
         size_t len = 0;
         int r = imds_get(&R->c.imds, "dynamic/instance-identity/document", &txt, &len, err, sizeof err);
@@ -170,7 +170,7 @@ void run_load_instance(struct run *R) {
                 cJSON_Delete(doc);
         }
         if (!R->inst.id[0] && imds_value(R, "meta-data/instance-id", R->inst.id, sizeof R->inst.id) < 0) {
-                log_warn("IMDS unavailable: no instance id (running off EC2?): %s", err);
+                log_warn("IMDS unavailable: no instance id (running off EC2?)%s%s", err[0] ? ": " : "", err);
                 return;
         }
         (void)imds_value(R, "meta-data/instance-life-cycle", R->inst.lifecycle, sizeof R->inst.lifecycle);
@@ -487,7 +487,10 @@ static int phase_prepare(struct run *R) {
 /* After a spot notice: results are shipped; AWS reclaims the instance. Wait for it, then act anyway. */
 static int await_reclaim(struct run *R) {
         log_info("results shipped before the interruption; waiting for EC2 to %s the instance", R->st.spot_action);
-        time_t until = R->st.spot_time + 300;
+        /* the notice's time as IMDS gave it, but never more than 2 minutes out (what EC2 gives): a far-off time
+         * (a bad answer, a clock far off at boot) must not keep the instance up */
+        time_t now = now_wall();
+        time_t until = MIN(R->st.spot_time, now + 120) + 300;
         while (now_wall() < until && !R->stop_requested) {
                 struct pollfd p = { .fd = R->sfd, .events = POLLIN };
                 poll(&p, 1, 500);
@@ -541,6 +544,27 @@ int run_setup_signals(struct run *R) {
         return R->sfd < 0 ? -errno : 0;
 }
 
+/* The run was interrupted by a spot notice, and yet the agent runs again: EC2 stopped (spot interruption behaviour
+ * stop, or hibernate with a reboot) rather than terminated the instance, and started it again. The run goes on:
+ * the interrupted experiments run again with MAYFLY_RESUME=1, the pending ones after them. */
+static void back_after_spot(struct run *R) {
+        log_info("the instance is back after a spot %s: the run goes on", R->st.spot_action);
+        for (size_t i = 0; i < R->st.n; i++) {
+                struct exp_state *s = &R->st.exps[i];
+                if (s->st == EXP_DONE && !strcmp(s->reason, "interrupted")) {
+                        s->st = EXP_RUNNING;
+                        s->pid = 0;
+                        s->pid_start = 0;
+                        s->reason[0] = 0;
+                }
+        }
+        R->st.spot_action[0] = 0;
+        R->st.spot_time = 0;
+        R->st.outcome[0] = 0;
+        R->st.phase = PH_PREPARE;
+        run_save_state(R);
+}
+
 static int start(struct run *R) {
         char err[1024];
         _cleanup_free_ char *text = NULL;
@@ -579,6 +603,8 @@ static int start(struct run *R) {
         if (runstate_load(R->state_path, &old) == 0 && !strcmp(old.job_sha, sha) && old.n == R->job.n_experiments) {
                 R->st = old;
                 log_info("resuming run %s at phase %s", R->st.run_id, phase_name(R->st.phase));
+                if (R->st.spot_action[0] && !R->st.exit_done && R->st.phase != PH_DONE)
+                        back_after_spot(R);
         } else {
                 memset(&R->st, 0, sizeof R->st);
                 run_new_run_id(R);

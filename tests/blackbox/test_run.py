@@ -33,6 +33,13 @@ echo "$MAYFLY_EXPERIMENT resume=${MAYFLY_RESUME:-0}" >> runs.txt
 trap 'echo "got SIGTERM, checkpointing"; mkdir -p "$MAYFLY_CHECKPOINT_DIR"; echo saved > "$MAYFLY_CHECKPOINT_DIR/ckpt.txt"; exit 143' TERM
 while true; do sleep 0.2; done
 """,
+    # checkpoints on SIGTERM; a resumed attempt finishes from the checkpoint
+    "spotresume.sh": """#!/bin/bash
+echo "$MAYFLY_EXPERIMENT resume=${MAYFLY_RESUME:-0}" >> runs.txt
+if [ "${MAYFLY_RESUME:-0}" = 1 ]; then echo "resumed from $(cat "$MAYFLY_CHECKPOINT_DIR/ckpt.txt")"; exit 0; fi
+trap 'mkdir -p "$MAYFLY_CHECKPOINT_DIR"; echo saved > "$MAYFLY_CHECKPOINT_DIR/ckpt.txt"; exit 143' TERM
+while true; do sleep 0.2; done
+""",
     "stubborn.sh": """#!/bin/bash
 trap 'echo "ignoring SIGTERM"' TERM
 while true; do sleep 0.2; done
@@ -215,6 +222,36 @@ def test_spot_notice_checkpoint_before_deadline():
         r.proc.send_signal(signal.SIGTERM)
         r.proc.communicate(timeout=30)
     with_run({"experiments": [{"name": "spot", "command": ["./spot.sh"]}],
+              "checkpoint": {"path": "ckpt", "interval": 600}}, body)
+
+
+def test_spot_stop_then_start_again_goes_on():
+    """Spot interruption behaviour `stop`: after the notice the agent ships and waits; EC2 stops the instance (systemd
+    stops the agent); when the instance starts again the run goes on instead of ending `failed` with on_error."""
+    def body(r):
+        r.start()
+        deadline = time.time() + 30
+        while time.time() < deadline and "spot resume=0" not in r.runs_txt():
+            time.sleep(0.2)
+        check(r.runs_txt(), "experiment did not start")
+        r.cloud.control("POST", "/spot", {"in": 60, "action": "stop"})
+        deadline = time.time() + 30
+        while time.time() < deadline and not (r.status() and r.status()["outcome"] == "interrupted"):
+            time.sleep(0.5)
+        check(r.status()["outcome"] == "interrupted", json.dumps(r.status()))
+        r.proc.send_signal(signal.SIGTERM)  # EC2 stops the instance: systemd stops the agent
+        r.proc.communicate(timeout=30)
+        r.cloud.control("DELETE", "/spot")  # started again: no notice any more
+        rc = r.run(timeout=120)
+        check(rc == 0, "exit %d: %s" % (rc, r.stderr))
+        check("the instance is back after a spot stop: the run goes on" in r.stderr, r.stderr)
+        check(r.runs_txt() == ["spot resume=0", "spot resume=1", "later resume=0 user=nobody"], repr(r.runs_txt()))
+        st = r.status()
+        check(st["outcome"] == "succeeded" and st["experiments"][0]["attempts"] == 2, json.dumps(st))
+        log = r.get("results/t/%s/logs/spot/stdout.log" % st["run_id"])
+        check(b"resumed from saved" in log, repr(log))
+        check(r.instance_state() in ("shutting-down", "terminated"), r.instance_state())
+    with_run({"experiments": [{"name": "spot", "command": ["./spotresume.sh"]}, {"name": "later", "command": "./ok.sh"}],
               "checkpoint": {"path": "ckpt", "interval": 600}}, body)
 
 
