@@ -255,15 +255,20 @@ def test_spot_stop_then_start_again_goes_on():
               "checkpoint": {"path": "ckpt", "interval": 600}}, body)
 
 
+def _crash_mid_experiment(r):
+    """Starts the run and kill -9s the agent once its second experiment runs (as systemd would see a crash)."""
+    r.start()
+    deadline = time.time() + 30
+    while time.time() < deadline and "long resume=0" not in r.runs_txt():
+        time.sleep(0.2)
+    check("long resume=0" in r.runs_txt(), "second experiment never started: %r" % r.runs_txt())
+    r.proc.send_signal(signal.SIGKILL)
+    r.proc.wait()
+
+
 def test_agent_kill9_resumes_without_refetch_or_rerun():
     def body(r):
-        r.start()
-        deadline = time.time() + 30
-        while time.time() < deadline and "long resume=0" not in r.runs_txt():
-            time.sleep(0.2)
-        check("long resume=0" in r.runs_txt(), "second experiment never started: %r" % r.runs_txt())
-        r.proc.send_signal(signal.SIGKILL)
-        r.proc.wait()
+        _crash_mid_experiment(r)
         first = r.proc.stderr.read().decode(errors="replace")
         check("fetching" in first, first)
         rc = r.run(timeout=120)
@@ -284,13 +289,7 @@ def test_resume_after_max_runtime_starts_nothing():
     """An agent restarted after max_runtime ran out (crash, watchdog) ends the run as timeout without restarting the
     interrupted experiment for a moment (it could checkpoint its fresh state over the good one) or starting the next."""
     def body(r):
-        r.start()
-        deadline = time.time() + 30
-        while time.time() < deadline and "long resume=0" not in r.runs_txt():
-            time.sleep(0.2)
-        check("long resume=0" in r.runs_txt(), "second experiment never started: %r" % r.runs_txt())
-        r.proc.send_signal(signal.SIGKILL)
-        r.proc.wait()
+        _crash_mid_experiment(r)
         time.sleep(7)  # max_runtime (6 s from the run's start) runs out while no agent is there
         rc = r.run(timeout=120)
         check(rc == 6, "exit %d (want 6: finished, outcome not succeeded): %s" % (rc, r.stderr))
@@ -312,17 +311,6 @@ def test_resume_after_max_runtime_starts_nothing():
 def _failsafe(r, job=None):
     p = subprocess.run([MAYFLY, "failsafe", "--job", job or r.job_path], env=r.env, capture_output=True, timeout=120)
     return p.returncode, p.stderr.decode(errors="replace")
-
-
-def _crash_mid_experiment(r):
-    """Starts the run and kill -9s the agent once its second experiment runs (as systemd would see a crash)."""
-    r.start()
-    deadline = time.time() + 30
-    while time.time() < deadline and "long resume=0" not in r.runs_txt():
-        time.sleep(0.2)
-    check("long resume=0" in r.runs_txt(), "second experiment never started: %r" % r.runs_txt())
-    r.proc.send_signal(signal.SIGKILL)
-    r.proc.wait()
 
 
 def test_failsafe_after_crashes_ships_error_and_terminates():
