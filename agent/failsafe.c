@@ -118,11 +118,7 @@ int cmd_failsafe(int argc, char **argv) {
                 if (poweroff_run(msg, sizeof msg) < 0)
                         log_error("%s", msg);
         }
-        if (R->worker_abandoned) {
-                /* the upload thread still uses libcurl and the run: no exit handlers under it (as in cmd_run) */
-                fflush(NULL);
-                _exit(rc);
-        }
+        run_exit_if_abandoned(R, rc);
         if (R->ship_ready)
                 shipper_free(&R->ship);
         job_free(&R->job);

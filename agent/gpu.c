@@ -4,14 +4,8 @@
 
 #include <cjson/cJSON.h>
 #include <dlfcn.h>
-#include <fcntl.h>
 #include <limits.h>
-#include <poll.h>
-#include <signal.h>
-#include <spawn.h>
 #include <stdarg.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
 
 #include "gpu_smi.h"
 #include "util.h"

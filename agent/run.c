@@ -132,6 +132,16 @@ int run_blocking_until(struct run *R, int (*fn)(struct run *, void *), void *arg
         return rc;
 }
 
+void run_exit_if_abandoned(struct run *R, int rc) {
+        if (!R->worker_abandoned)
+                return;
+        /* An upload thread still uses the run's state, libcurl and libcrypto: end the process without the exit
+         * handlers and library destructors that would pull them from under it. */
+        log_close_file();
+        fflush(NULL);
+        _exit(rc);
+}
+
 int run_blocking(struct run *R, int (*fn)(struct run *, void *), void *arg) {
         return run_blocking_until(R, fn, arg, 0);
 }
@@ -725,13 +735,7 @@ int cmd_run(int argc, char **argv) {
         sd_notify(0, "READY=1");
         if (rc == 0)
                 rc = lifecycle(R);
-        if (R->worker_abandoned) {
-                /* An upload thread still uses the run's state, libcurl and libcrypto: end the process without the
-                 * exit handlers and library destructors that would pull them from under it. */
-                log_close_file();
-                fflush(NULL);
-                _exit(rc);
-        }
+        run_exit_if_abandoned(R, rc);
         watcher_stop(&R->watch);
         if (R->ship_ready)
                 shipper_free(&R->ship);

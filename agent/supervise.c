@@ -126,13 +126,18 @@ static void on_watch_event(struct run *R, struct exp_run *E) {
                 begin_kill(R, E, "gpu-idle", R->job.stop_grace);
 }
 
+/* max_runtime counts from the run's start, across agent restarts. */
+static bool max_runtime_spent(const struct run *R) {
+        return R->job.max_runtime && now_wall() - R->st.started >= R->job.max_runtime;
+}
+
 static void check_deadlines(struct run *R, struct exp_run *E) {
         const struct experiment *x = &R->job.experiments[E->idx];
         struct exp_state *s = &R->st.exps[E->idx];
         time_t now = now_wall();
         if (x->timeout && now - s->start >= x->timeout)
                 begin_kill(R, E, "timeout", R->job.stop_grace);
-        if (R->job.max_runtime && now - R->st.started >= R->job.max_runtime)
+        if (max_runtime_spent(R))
                 begin_kill(R, E, "max-runtime", R->job.stop_grace);
         if (R->stop_requested)
                 begin_kill(R, E, "agent-stopped", R->job.stop_grace);
@@ -373,11 +378,6 @@ static void stop_leftover(struct run *R, struct exp_state *s) {
                 run_watchdog(R);
         }
         runner_signal_group(s->pid, SIGKILL);
-}
-
-/* max_runtime counts from the run's start, across agent restarts. */
-static bool max_runtime_spent(const struct run *R) {
-        return R->job.max_runtime && now_wall() - R->st.started >= R->job.max_runtime;
 }
 
 int run_phase_run(struct run *R) {

@@ -60,6 +60,9 @@ void run_drain_signals(struct run *R);
 int run_blocking(struct run *R, int (*fn)(struct run *, void *), void *arg);
 /* The same with a deadline (monotonic seconds): past it the worker is abandoned and -ETIMEDOUT returned. */
 int run_blocking_until(struct run *R, int (*fn)(struct run *, void *), void *arg, double deadline);
+/* After a worker was abandoned at its deadline: flush and _exit(rc) (no exit handlers under the running thread).
+ * Returns when none was. */
+void run_exit_if_abandoned(struct run *R, int rc);
 void run_load_instance(struct run *R);
 int run_setup_results(struct run *R, const char *results, const char *name);
 void run_new_run_id(struct run *R);
