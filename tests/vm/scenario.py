@@ -100,6 +100,8 @@ class Scenario(harness.ResultsView):
         self.cloud.control("PUT", "/user-data", self.user_data)
 
     def __exit__(self, *exc):
+        if exc[0] is not None and issubclass(exc[0], Exception):
+            print(self.diagnostics(), flush=True)  # while the fake cloud can still be read
         if self.guest:
             self.guest.kill()
         if self.server:

@@ -87,30 +87,26 @@ def _build(*parts):
 
 def run_batch(name, artifact, route):
     with Scenario(name, TWO_EXPERIMENTS, SCRIPTS, artifact, route=route) as s:
-        try:
-            s.boot()
-            ended = s.finish()
-            st = s.status()
-            check(st is not None, "no status.json in S3")
-            check(st["outcome"] == "succeeded", "outcome %s %s" % (st["outcome"], st.get("error", "")))
-            check([e["exit_code"] for e in st["experiments"]] == [0, 0], repr(st["experiments"]))
-            check(st["instance"]["id"] == s.cloud.info["instance_id"], repr(st["instance"]))
-            check(st["exit_action"] == "terminate", repr(st.get("exit_action")))
-            pre = s.prefix()
-            keys = s.keys()
-            for k in ("status.json", "logs/agent.log", "logs/baseline/stdout.log", "logs/wider/stdout.log",
-                      "outputs/outputs/baseline-model.txt", "outputs/outputs/wider-model.txt",
-                      "checkpoint/baseline.json", "checkpoint/wider.json"):
-                check(pre + k in keys, "missing %s in S3: %r" % (k, keys))
-            out = s.get(pre + "logs/wider/stdout.log").decode(errors="replace")
-            check("wider finished as mayfly" in out, "wider's log: %r" % out[-300:])
-            check(s.get(pre + "outputs/outputs/wider-model.txt").startswith(b"experiment wider final loss"),
-                  "wider's output")
-            check(s.instance_state() == "terminated", "instance is %s in moto" % s.instance_state())
-            check(ended == "terminated", "the guest %s instead of going down after TerminateInstances" % ended)
-        except Exception:
-            print(s.diagnostics(), flush=True)
-            raise
+        s.boot()
+        ended = s.finish()
+        st = s.status()
+        check(st is not None, "no status.json in S3")
+        check(st["outcome"] == "succeeded", "outcome %s %s" % (st["outcome"], st.get("error", "")))
+        check([e["exit_code"] for e in st["experiments"]] == [0, 0], repr(st["experiments"]))
+        check(st["instance"]["id"] == s.cloud.info["instance_id"], repr(st["instance"]))
+        check(st["exit_action"] == "terminate", repr(st.get("exit_action")))
+        pre = s.prefix()
+        keys = s.keys()
+        for k in ("status.json", "logs/agent.log", "logs/baseline/stdout.log", "logs/wider/stdout.log",
+                  "outputs/outputs/baseline-model.txt", "outputs/outputs/wider-model.txt",
+                  "checkpoint/baseline.json", "checkpoint/wider.json"):
+            check(pre + k in keys, "missing %s in S3: %r" % (k, keys))
+        out = s.get(pre + "logs/wider/stdout.log").decode(errors="replace")
+        check("wider finished as mayfly" in out, "wider's log: %r" % out[-300:])
+        check(s.get(pre + "outputs/outputs/wider-model.txt").startswith(b"experiment wider final loss"),
+              "wider's output")
+        check(s.instance_state() == "terminated", "instance is %s in moto" % s.instance_state())
+        check(ended == "terminated", "the guest %s instead of going down after TerminateInstances" % ended)
 
 
 # Scenarios other than the install routes set the workdir, so that they test their own layer whatever the default
@@ -154,35 +150,31 @@ def test_spot():
     job = {"experiments": [{"name": "spot", "command": ["./spot.sh"]}], "workdir": WORKDIR,
            "checkpoint": {"path": "ckpt", "interval": 600}}
     with Scenario("spot", job, SCRIPTS, _build("mayfly")) as s:
-        try:
-            s.boot()
-            # its first line in S3 (live log) means the script has set its trap
-            s.wait_status(lambda st: any(k.startswith("results/spot/%s/live/spot/stdout." % st["run_id"])
-                                         for k in s.keys()), 300, "the experiment's first log line in S3")
-            s.cloud.control("POST", "/spot", {"in": 100})
-            notice_time = time.time() + 100
-            log("spot notice at %.0fs, for %.0fs" % (s.t(), s.t() + 100))
-            want = ("checkpoint/ckpt.txt", "logs/spot/stdout.log", "logs/agent.log")
-            st = s.wait_status(lambda st: st["outcome"] == "interrupted" and
-                               all("results/spot/%s/%s" % (st["run_id"], k) in s.keys() for k in want),
-                               max(1, notice_time - time.time()), "status interrupted, checkpoint and logs in S3")
-            seen = time.time()
-            pre = s.prefix()
-            log("interrupted status, checkpoint and logs in S3 %.0fs before the notice's time" % (notice_time - seen))
-            check(seen < notice_time, "shipped only after the notice's time")
-            check(s.get(pre + "checkpoint/ckpt.txt") == b"saved\n", "wrong checkpoint")
-            check(b"got SIGTERM" in s.get(pre + "logs/spot/stdout.log"), "the experiment did not get SIGTERM")
-            check(st["experiments"][0]["reason"] == "interrupted" and st["interruption"]["action"] == "terminate",
-                  repr(st))
-            time.sleep(5)
-            check(s.instance_state() == "running", "the agent ended the instance itself: %s" % s.instance_state())
-            check(s.guest.running(), "the guest went down by itself after the notice")
-            s.terminate_as_ec2()
-            ended = s.finish()
-            check(ended == "terminated", "the guest %s when EC2 reclaimed it" % ended)
-        except Exception:
-            print(s.diagnostics(), flush=True)
-            raise
+        s.boot()
+        # its first line in S3 (live log) means the script has set its trap
+        s.wait_status(lambda st: any(k.startswith("results/spot/%s/live/spot/stdout." % st["run_id"])
+                                     for k in s.keys()), 300, "the experiment's first log line in S3")
+        s.cloud.control("POST", "/spot", {"in": 100})
+        notice_time = time.time() + 100
+        log("spot notice at %.0fs, for %.0fs" % (s.t(), s.t() + 100))
+        want = ("checkpoint/ckpt.txt", "logs/spot/stdout.log", "logs/agent.log")
+        st = s.wait_status(lambda st: st["outcome"] == "interrupted" and
+                           all("results/spot/%s/%s" % (st["run_id"], k) in s.keys() for k in want),
+                           max(1, notice_time - time.time()), "status interrupted, checkpoint and logs in S3")
+        seen = time.time()
+        pre = s.prefix()
+        log("interrupted status, checkpoint and logs in S3 %.0fs before the notice's time" % (notice_time - seen))
+        check(seen < notice_time, "shipped only after the notice's time")
+        check(s.get(pre + "checkpoint/ckpt.txt") == b"saved\n", "wrong checkpoint")
+        check(b"got SIGTERM" in s.get(pre + "logs/spot/stdout.log"), "the experiment did not get SIGTERM")
+        check(st["experiments"][0]["reason"] == "interrupted" and st["interruption"]["action"] == "terminate",
+              repr(st))
+        time.sleep(5)
+        check(s.instance_state() == "running", "the agent ended the instance itself: %s" % s.instance_state())
+        check(s.guest.running(), "the guest went down by itself after the notice")
+        s.terminate_as_ec2()
+        ended = s.finish()
+        check(ended == "terminated", "the guest %s when EC2 reclaimed it" % ended)
 
 
 def test_agent_crash():
@@ -192,24 +184,20 @@ def test_agent_crash():
                            {"name": "last", "command": ["./mark.sh"]}],
            "user": "root", "workdir": WORKDIR, "outputs": ["outputs/runs.txt"]}
     with Scenario("crash", job, SCRIPTS, _build("mayfly")) as s:
-        try:
-            s.boot()
-            ended = s.finish()
-            st = s.status()
-            check(st and st["outcome"] == "succeeded", "outcome %s %s" % (st and st["outcome"], st and st.get("error", "")))
-            check([e["attempts"] for e in st["experiments"]] == [1, 2, 1],
-                  "attempts %r" % [e["attempts"] for e in st["experiments"]])
-            runs = s.get(s.prefix() + "outputs/outputs/runs.txt").decode().splitlines()
-            check(runs == ["first resume=0", "crash resume=0", "crash resume=1", "last resume=0"], "runs.txt %r" % runs)
-            j = "\n".join(s.guest.journal_lines())
-            check("mayfly.service: Main process exited, code=killed, status=9/KILL" in j, "no kill -9 in the journal")
-            check(j.count("fetching s3://") == 1, "the source was fetched %d times" % j.count("fetching s3://"))
-            check("resuming run" in j, "no 'resuming run' from the restarted agent")
-            check(s.instance_state() == "terminated", "instance is %s in moto" % s.instance_state())
-            check(ended == "terminated", "the guest %s" % ended)
-        except Exception:
-            print(s.diagnostics(), flush=True)
-            raise
+        s.boot()
+        ended = s.finish()
+        st = s.status()
+        check(st and st["outcome"] == "succeeded", "outcome %s %s" % (st and st["outcome"], st and st.get("error", "")))
+        check([e["attempts"] for e in st["experiments"]] == [1, 2, 1],
+              "attempts %r" % [e["attempts"] for e in st["experiments"]])
+        runs = s.get(s.prefix() + "outputs/outputs/runs.txt").decode().splitlines()
+        check(runs == ["first resume=0", "crash resume=0", "crash resume=1", "last resume=0"], "runs.txt %r" % runs)
+        j = "\n".join(s.guest.journal_lines())
+        check("mayfly.service: Main process exited, code=killed, status=9/KILL" in j, "no kill -9 in the journal")
+        check(j.count("fetching s3://") == 1, "the source was fetched %d times" % j.count("fetching s3://"))
+        check("resuming run" in j, "no 'resuming run' from the restarted agent")
+        check(s.instance_state() == "terminated", "instance is %s in moto" % s.instance_state())
+        check(ended == "terminated", "the guest %s" % ended)
 
 
 def test_hung_job():
@@ -219,29 +207,25 @@ def test_hung_job():
     job = {"experiments": [{"name": "stubborn", "command": ["./stubborn.sh"]}, {"name": "never", "command": ["./mark.sh"]}],
            "workdir": WORKDIR, "max_runtime": max_runtime, "stop_grace": grace}
     with Scenario("hung", job, SCRIPTS, _build("mayfly")) as s:
-        try:
-            s.boot()
-            st = s.wait_status(lambda st: st["experiments"][0]["status"] == "running", 300, "experiment running")
-            started = calendar.timegm(time.strptime(st["started"], "%Y-%m-%dT%H:%M:%SZ"))
-            ended = s.finish()
-            check("terminated" in s.events, "the instance was never terminated (the guest %s)" % ended)
-            gone = s.guest.t0 + s.events["terminated"]
-            log("run started -> TerminateInstances seen: %.0fs (max_runtime %ds, stop_grace %ds)"
-                % (gone - started, max_runtime, grace))
-            st = s.status()
-            check(st["outcome"] == "timeout", "outcome %s" % st["outcome"])
-            e = st["experiments"]
-            check(e[0]["reason"] == "max-runtime" and e[0]["signal"] == 9, "not SIGKILLed at max_runtime: %r" % e[0])
-            check(e[1]["status"] == "skipped", repr(e[1]))
-            check(b"ignoring SIGTERM" in s.get(s.prefix() + "logs/stubborn/stdout.log"), "no SIGTERM first")
-            check(gone - started <= max_runtime + grace + 30, "terminated %.0fs after the start" % (gone - started))
-            j = "\n".join(s.guest.journal_lines())
-            check("Started mayfly-backstop.timer" in j, "the backstop timer was not armed")
-            check(s.instance_state() == "terminated", "instance is %s in moto" % s.instance_state())
-            check(ended == "terminated", "the guest %s" % ended)
-        except Exception:
-            print(s.diagnostics(), flush=True)
-            raise
+        s.boot()
+        st = s.wait_status(lambda st: st["experiments"][0]["status"] == "running", 300, "experiment running")
+        started = calendar.timegm(time.strptime(st["started"], "%Y-%m-%dT%H:%M:%SZ"))
+        ended = s.finish()
+        check("terminated" in s.events, "the instance was never terminated (the guest %s)" % ended)
+        gone = s.guest.t0 + s.events["terminated"]
+        log("run started -> TerminateInstances seen: %.0fs (max_runtime %ds, stop_grace %ds)"
+            % (gone - started, max_runtime, grace))
+        st = s.status()
+        check(st["outcome"] == "timeout", "outcome %s" % st["outcome"])
+        e = st["experiments"]
+        check(e[0]["reason"] == "max-runtime" and e[0]["signal"] == 9, "not SIGKILLed at max_runtime: %r" % e[0])
+        check(e[1]["status"] == "skipped", repr(e[1]))
+        check(b"ignoring SIGTERM" in s.get(s.prefix() + "logs/stubborn/stdout.log"), "no SIGTERM first")
+        check(gone - started <= max_runtime + grace + 30, "terminated %.0fs after the start" % (gone - started))
+        j = "\n".join(s.guest.journal_lines())
+        check("Started mayfly-backstop.timer" in j, "the backstop timer was not armed")
+        check(s.instance_state() == "terminated", "instance is %s in moto" % s.instance_state())
+        check(ended == "terminated", "the guest %s" % ended)
 
 
 def test_poweroff_fallback():
@@ -250,18 +234,14 @@ def test_poweroff_fallback():
     InstanceInitiatedShutdownBehavior)."""
     job = {"experiments": [{"name": "only", "command": ["./mark.sh"]}], "workdir": WORKDIR}
     with Scenario("poweroff", job, SCRIPTS, _build("mayfly"), cloud_args={"deny_terminate": True}) as s:
-        try:
-            s.boot()
-            ended = s.finish()
-            st = s.status()
-            check(st and st["outcome"] == "succeeded", "outcome %s %s" % (st and st["outcome"], st and st.get("error", "")))
-            j = "\n".join(s.guest.journal_lines())
-            check("UnauthorizedOperation" in j and "falling back to power-off" in j, "no power-off fallback in the journal")
-            check(ended == "powered-off", "the guest %s instead of powering itself off" % ended)
-            check(s.instance_state() == "running", "instance is %s in moto" % s.instance_state())
-        except Exception:
-            print(s.diagnostics(), flush=True)
-            raise
+        s.boot()
+        ended = s.finish()
+        st = s.status()
+        check(st and st["outcome"] == "succeeded", "outcome %s %s" % (st and st["outcome"], st and st.get("error", "")))
+        j = "\n".join(s.guest.journal_lines())
+        check("UnauthorizedOperation" in j and "falling back to power-off" in j, "no power-off fallback in the journal")
+        check(ended == "powered-off", "the guest %s instead of powering itself off" % ended)
+        check(s.instance_state() == "running", "instance is %s in moto" % s.instance_state())
 
 
 def test_agent_hang():
@@ -270,25 +250,21 @@ def test_agent_hang():
     job = {"experiments": [{"name": "freeze", "command": ["./freeze.sh"]}, {"name": "never", "command": ["./mark.sh"]}],
            "user": "root", "workdir": WORKDIR, "max_runtime": 60, "outputs": ["outputs/runs.txt"]}
     with Scenario("hang", job, SCRIPTS, _build("mayfly"), timeout=540) as s:
-        try:
-            s.boot()
-            ended = s.finish()
-            j = "\n".join(s.guest.journal_lines())
-            frozen = vmlib.since_boot(s.guest, r"mayfly-test.*freezing the agent")
-            barked = vmlib.since_boot(s.guest, r"mayfly\.service: Watchdog timeout")
-            check(frozen is not None, "the experiment never froze the agent")
-            check(barked is not None, "no watchdog timeout for the frozen agent in the journal")
-            log("agent frozen at %.0fs, watchdog at %.0fs (guest clock)" % (frozen, barked))
-            check(barked - frozen <= 125, "the watchdog took %.0fs (WatchdogSec=120)" % (barked - frozen))
-            check("resuming run" in j, "no 'resuming run' from the restarted agent")
-            st = s.status()
-            check(st and st["outcome"] == "timeout", "outcome %s %s" % (st and st["outcome"], st and st.get("error", "")))
-            check(st["experiments"][1]["status"] == "skipped", repr(st["experiments"]))
-            check(s.instance_state() == "terminated", "instance is %s in moto" % s.instance_state())
-            check(ended == "terminated", "the guest %s" % ended)
-        except Exception:
-            print(s.diagnostics(), flush=True)
-            raise
+        s.boot()
+        ended = s.finish()
+        j = "\n".join(s.guest.journal_lines())
+        frozen = vmlib.since_boot(s.guest, r"mayfly-test.*freezing the agent")
+        barked = vmlib.since_boot(s.guest, r"mayfly\.service: Watchdog timeout")
+        check(frozen is not None, "the experiment never froze the agent")
+        check(barked is not None, "no watchdog timeout for the frozen agent in the journal")
+        log("agent frozen at %.0fs, watchdog at %.0fs (guest clock)" % (frozen, barked))
+        check(barked - frozen <= 125, "the watchdog took %.0fs (WatchdogSec=120)" % (barked - frozen))
+        check("resuming run" in j, "no 'resuming run' from the restarted agent")
+        st = s.status()
+        check(st and st["outcome"] == "timeout", "outcome %s %s" % (st and st["outcome"], st and st.get("error", "")))
+        check(st["experiments"][1]["status"] == "skipped", repr(st["experiments"]))
+        check(s.instance_state() == "terminated", "instance is %s in moto" % s.instance_state())
+        check(ended == "terminated", "the guest %s" % ended)
 
 
 def test_backstop():
@@ -299,25 +275,21 @@ def test_backstop():
     job = {"experiments": [{"name": "sabotage", "command": ["./sabotage.sh"]}], "user": "root", "workdir": WORKDIR,
            "max_runtime": max_runtime}
     with Scenario("backstop", job, SCRIPTS, _build("mayfly"), userdata_args=("--backstop-margin", str(margin))) as s:
-        try:
-            s.boot()
-            ended = s.finish()
-            sabotaged = vmlib.since_boot(s.guest, r"mayfly\[\d+\]: stopped; the run resumes")
-            fired = vmlib.since_boot(s.guest, r"Start(ing|ed) mayfly-backstop\.service")
-            check(sabotaged is not None, "the agent never stopped")
-            check(fired is not None, "the backstop never fired")
-            log("agent stopped at %.0fs, backstop at %.0fs, deadline %ds (guest clock)" % (sabotaged, fired, deadline))
-            check(sabotaged < fired, "the backstop fired at %.0fs, before the agent stopped (%.0fs)" % (fired, sabotaged))
-            # AccuracySec=1min: the timer may fire up to a minute after its deadline
-            check(deadline <= fired <= deadline + 65, "the backstop fired at %.0fs, deadline %ds" % (fired, deadline))
-            check(ended == "powered-off", "the guest %s instead of powering itself off" % ended)
-            check(s.instance_state() == "running", "instance is %s in moto: something of mayfly's still acted"
-                  % s.instance_state())
-            st = s.status()
-            check(st and st["outcome"] == "running", "outcome %s: the agent finished after all" % (st and st["outcome"]))
-        except Exception:
-            print(s.diagnostics(), flush=True)
-            raise
+        s.boot()
+        ended = s.finish()
+        sabotaged = vmlib.since_boot(s.guest, r"mayfly\[\d+\]: stopped; the run resumes")
+        fired = vmlib.since_boot(s.guest, r"Start(ing|ed) mayfly-backstop\.service")
+        check(sabotaged is not None, "the agent never stopped")
+        check(fired is not None, "the backstop never fired")
+        log("agent stopped at %.0fs, backstop at %.0fs, deadline %ds (guest clock)" % (sabotaged, fired, deadline))
+        check(sabotaged < fired, "the backstop fired at %.0fs, before the agent stopped (%.0fs)" % (fired, sabotaged))
+        # AccuracySec=1min: the timer may fire up to a minute after its deadline
+        check(deadline <= fired <= deadline + 65, "the backstop fired at %.0fs, deadline %ds" % (fired, deadline))
+        check(ended == "powered-off", "the guest %s instead of powering itself off" % ended)
+        check(s.instance_state() == "running", "instance is %s in moto: something of mayfly's still acted"
+              % s.instance_state())
+        st = s.status()
+        check(st and st["outcome"] == "running", "outcome %s: the agent finished after all" % (st and st["outcome"]))
 
 
 def test_failsafe():
@@ -325,22 +297,18 @@ def test_failsafe():
     OnFailure= runs mayfly-failsafe.service, which ships the logs and an `error` status and terminates."""
     job = {"experiments": [{"name": "crashloop", "command": ["./crashloop.sh"]}], "user": "root", "workdir": WORKDIR}
     with Scenario("failsafe", job, SCRIPTS, _build("mayfly")) as s:
-        try:
-            s.boot()
-            ended = s.finish()
-            j = "\n".join(s.guest.journal_lines())
-            kills = j.count("crash loop: killing the agent")
-            gave_up = vmlib.since_boot(s.guest, r"mayfly\.service: Start request repeated too quickly")
-            failsafe = vmlib.since_boot(s.guest, r"failsafe: the agent failed repeatedly")
-            check(kills == 5, "the agent was killed %d times (StartLimitBurst=5)" % kills)
-            check(gave_up is not None, "systemd never gave up restarting the agent")
-            check(failsafe is not None and failsafe >= gave_up, "the failsafe did not run after systemd gave up")
-            log("5 crashes, systemd gave up at %.0fs, failsafe at %.0fs (guest clock)" % (gave_up, failsafe))
-            st = s.status()
-            check(st and st["outcome"] == "error" and "systemd gave up" in st.get("error", ""), repr(st))
-            check(s.prefix() + "logs/agent.log" in s.keys(), "the failsafe did not ship the agent's log")
-            check(s.instance_state() == "terminated", "instance is %s in moto" % s.instance_state())
-            check(ended == "terminated", "the guest %s" % ended)
-        except Exception:
-            print(s.diagnostics(), flush=True)
-            raise
+        s.boot()
+        ended = s.finish()
+        j = "\n".join(s.guest.journal_lines())
+        kills = j.count("crash loop: killing the agent")
+        gave_up = vmlib.since_boot(s.guest, r"mayfly\.service: Start request repeated too quickly")
+        failsafe = vmlib.since_boot(s.guest, r"failsafe: the agent failed repeatedly")
+        check(kills == 5, "the agent was killed %d times (StartLimitBurst=5)" % kills)
+        check(gave_up is not None, "systemd never gave up restarting the agent")
+        check(failsafe is not None and failsafe >= gave_up, "the failsafe did not run after systemd gave up")
+        log("5 crashes, systemd gave up at %.0fs, failsafe at %.0fs (guest clock)" % (gave_up, failsafe))
+        st = s.status()
+        check(st and st["outcome"] == "error" and "systemd gave up" in st.get("error", ""), repr(st))
+        check(s.prefix() + "logs/agent.log" in s.keys(), "the failsafe did not ship the agent's log")
+        check(s.instance_state() == "terminated", "instance is %s in moto" % s.instance_state())
+        check(ended == "terminated", "the guest %s" % ended)
