@@ -15,9 +15,13 @@ XCFLAGS    := -std=gnu11 -D_GNU_SOURCE -Iinclude -DMAYFLY_VERSION='"$(VERSION)"'
 LIBS       := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread -ldl -lm
 BUILD      ?= build
 
-SRCS       := $(wildcard agent/*.c)
-OBJS       := $(SRCS:agent/%.c=$(BUILD)/agent/%.o) $(BUILD)/agent/units_blob.o
-LIBOBJS    := $(filter-out $(BUILD)/agent/main.o,$(OBJS))
+# Three floors above the ground (agent/*.c: util, log, crypto): cmd/ (main, the commands, delivery) above run/
+# (the lifecycle and what it drives) above aws/ (the wire). A floor includes only the floors below it.
+FLOORS     := aws run cmd
+SRCS       := $(wildcard agent/*.c $(FLOORS:%=agent/%/*.c))
+HDRS       := $(wildcard include/*.h $(FLOORS:%=include/%/*.h))
+OBJS       := $(SRCS:agent/%.c=$(BUILD)/agent/%.o) $(BUILD)/agent/cmd/units_blob.o
+LIBOBJS    := $(filter-out $(BUILD)/agent/cmd/main.o,$(OBJS))
 UNIT_SRCS  := $(wildcard tests/unit/test_*.c)
 UNIT_BINS  := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 
@@ -25,12 +29,12 @@ UNIT_BINS  := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 
 all: $(BUILD)/mayfly
 
-$(BUILD)/agent/%.o: agent/%.c $(wildcard include/*.h) | deps
+$(BUILD)/agent/%.o: agent/%.c $(HDRS) | deps
 	@mkdir -p $(dir $@)
 	@echo "  CC      $<"
 	@$(CC) $(XCFLAGS) $(CFLAGS) -c -o $@ $<
 
-$(BUILD)/agent/units_blob.o: agent/units_blob.S $(wildcard units/*)
+$(BUILD)/agent/cmd/units_blob.o: agent/cmd/units_blob.S $(wildcard units/*)
 	@mkdir -p $(dir $@)
 	@echo "  AS      $<"
 	@$(CC) -c -Wa,-I,$(CURDIR) -o $@ $<
@@ -80,10 +84,10 @@ FUZZ_SECONDS ?= 60
 FUZZ_DIR   := $(BUILD)/fuzz
 FUZZ_CFLAGS := -std=gnu11 -D_GNU_SOURCE -Iinclude -DMAYFLY_VERSION='"$(VERSION)"' -g -O1 -fno-omit-frame-pointer \
               -Wall -Wextra -Wno-unused-parameter $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-FUZZ_OBJS  := $(filter-out $(FUZZ_DIR)/agent/main.o,$(SRCS:agent/%.c=$(FUZZ_DIR)/agent/%.o)) $(BUILD)/agent/units_blob.o
+FUZZ_OBJS  := $(filter-out $(FUZZ_DIR)/agent/cmd/main.o,$(SRCS:agent/%.c=$(FUZZ_DIR)/agent/%.o)) $(BUILD)/agent/cmd/units_blob.o
 FUZZ_BINS  := $(patsubst tests/fuzz/fuzz_%.c,$(FUZZ_DIR)/fuzz_%,$(wildcard tests/fuzz/fuzz_*.c))
 
-$(FUZZ_DIR)/agent/%.o: agent/%.c $(wildcard include/*.h)
+$(FUZZ_DIR)/agent/%.o: agent/%.c $(HDRS)
 	@mkdir -p $(dir $@)
 	@echo "  CLANG   $<"
 	@clang $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link,address,undefined -c -o $@ $<

@@ -57,3 +57,12 @@ void log_msg(int prio, const char *fmt, ...) {
         }
         pthread_mutex_unlock(&log_lock);
 }
+
+void log_error(const char *fmt, ...) {
+        char line[2048];
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(line, sizeof line, fmt, ap);
+        va_end(ap);
+        log_msg(LOG_ERR, "%s", line);
+}

@@ -316,3 +316,38 @@ void str_copy(char *dst, size_t n, const char *src) {
         memcpy(dst, src, l);
         dst[l] = 0;
 }
+
+unsigned long long proc_start_time(pid_t pid) {
+        if (pid <= 0)
+                return 0;
+        char path[64];
+        snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+        _cleanup_free_ char *s = NULL;
+        if (read_file_capped(path, 4096, &s, NULL) < 0)
+                return 0;
+        char *p = strrchr(s, ')');
+        if (!p)
+                return 0;
+        /* fields after the command: state(3) ... starttime is field 22 */
+        int field = 2;
+        for (; *p && field < 22; p++)
+                if (*p == ' ')
+                        field++;
+        unsigned long long v = strtoull(p, NULL, 10);
+        return v;
+}
+
+int mkdir_parents(const char *path, mode_t mode) {
+        _cleanup_free_ char *d = strdup(path);
+        if (!d)
+                return -ENOMEM;
+        for (char *s = d + 1; *s; s++) {
+                if (*s != '/')
+                        continue;
+                *s = 0;
+                if (mkdir(d, mode) < 0 && errno != EEXIST)
+                        return -errno;
+                *s = '/';
+        }
+        return 0;
+}

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/types.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -98,3 +99,8 @@ void str_copy(char *dst, size_t n, const char *src);
 int read_file_capped(const char *path, size_t cap, char **ret, size_t *ret_len);
 /* Environment variable, NULL when unset or empty. */
 const char *env_nonempty(const char *name);
+
+/* mkdir -p of path's parent directories (not path itself). */
+int mkdir_parents(const char *path, mode_t mode);
+/* starttime of a live process (from /proc), 0 when it does not exist. */
+unsigned long long proc_start_time(pid_t pid);

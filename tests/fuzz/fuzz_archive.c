@@ -4,7 +4,7 @@
 #include <ftw.h>
 #include <sys/stat.h>
 
-#include "archive_x.h"
+#include "run/archive_x.h"
 #include "util.h"
 
 static int depth_after(const char *base_depth_path, const char *rel) {

@@ -1,8 +1,8 @@
 /* fuzz_imds.c — IMDS JSON: role credentials, spot and rebalance notices. */
 #include <assert.h>
 
-#include "creds.h"
-#include "watch.h"
+#include "aws/creds.h"
+#include "run/watch.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {

@@ -2,7 +2,7 @@
  * normalised). Input: NUL-separated fields: method, path, then name/value pairs (odd ones query, see below). */
 #include <assert.h>
 
-#include "sigv4.h"
+#include "aws/sigv4.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {

@@ -1,9 +1,9 @@
 /* fuzz_xml.c — S3/EC2 XML answers: errors, ListObjectsV2 pages, multipart and terminate answers. */
 #include <assert.h>
 
-#include "ec2.h"
-#include "s3.h"
-#include "xml.h"
+#include "aws/ec2.h"
+#include "aws/s3.h"
+#include "aws/xml.h"
 
 static int count_cb(void *ud, const struct s3_object *o) {
         (*(size_t *)ud)++;

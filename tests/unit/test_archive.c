@@ -5,7 +5,7 @@
 #include <ftw.h>
 #include <sys/stat.h>
 
-#include "archive_x.h"
+#include "run/archive_x.h"
 #include "util.h"
 #include "test.h"
 

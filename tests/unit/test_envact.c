@@ -8,7 +8,7 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 
-#include "envact.h"
+#include "run/envact.h"
 #include "test.h"
 #include "util.h"
 

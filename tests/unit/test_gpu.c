@@ -8,7 +8,7 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 
-#include "gpu.h"
+#include "run/gpu.h"
 #include "test.h"
 #include "util.h"
 

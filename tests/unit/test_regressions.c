@@ -2,10 +2,10 @@
  * to its parser again: no crash, and the answer keeps the harness's invariants. */
 #include <dirent.h>
 
-#include "job.h"
+#include "run/job.h"
 #include "test.h"
 #include "util.h"
-#include "xml.h"
+#include "aws/xml.h"
 
 int main(int argc, char **argv) {
         DIR *d = opendir("tests/fuzz/regressions");

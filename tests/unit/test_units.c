@@ -2,13 +2,13 @@
  * EC2 answers and form encoding, IMDS credential JSON, part sizing, encodings. */
 #include <cjson/cJSON.h>
 
-#include "creds.h"
-#include "ec2.h"
-#include "retry.h"
-#include "s3.h"
+#include "aws/creds.h"
+#include "aws/ec2.h"
+#include "aws/retry.h"
+#include "aws/s3.h"
 #include "test.h"
-#include "transfer.h"
-#include "xml.h"
+#include "aws/transfer.h"
+#include "aws/xml.h"
 
 static const char *vec;
 

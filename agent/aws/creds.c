@@ -1,0 +1,152 @@
+/* creds.c — environment credentials or instance-role credentials that are refreshed before they expire. */
+#include "aws/creds.h"
+
+#include <cjson/cJSON.h>
+
+static void cjson_deletep(cJSON **j) { cJSON_Delete(*j); }
+
+int creds_parse_imds_json(const char *json, size_t len, struct aws_creds *ret, char *err, size_t errlen) {
+        if (len > CREDS_MAX_JSON) {
+                snprintf(err, errlen, "IMDS credentials document too large");
+                return -E2BIG;
+        }
+        _cleanup_(cjson_deletep) cJSON *j = cJSON_ParseWithLength(json, len);
+        if (!cJSON_IsObject(j)) {
+                snprintf(err, errlen, "IMDS credentials are not a JSON object");
+                return -MF_EPARSE;
+        }
+        const char *code = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(j, "Code"));
+        if (code && strcmp(code, "Success") != 0) {
+                snprintf(err, errlen, "IMDS credentials Code is %.64s, not Success", code);
+                return -MF_EAUTH;
+        }
+        const char *ak = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(j, "AccessKeyId"));
+        const char *sk = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(j, "SecretAccessKey"));
+        const char *tok = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(j, "Token"));
+        const char *exp = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(j, "Expiration"));
+        if (!ak || !*ak || !sk || !*sk || !exp) {
+                snprintf(err, errlen, "IMDS credentials lack AccessKeyId, SecretAccessKey or Expiration");
+                return -MF_EPARSE;
+        }
+        time_t t;
+        if (parse_iso8601(exp, &t) < 0) {
+                snprintf(err, errlen, "IMDS credentials have an unreadable Expiration");
+                return -MF_EPARSE;
+        }
+        struct aws_creds tmp = { .access_key = (char *)ak, .secret_key = (char *)sk,
+                                 .token = tok && *tok ? (char *)tok : NULL, .expiration = t };
+        int r = aws_creds_copy(&tmp, ret);
+        cJSON *s = cJSON_GetObjectItemCaseSensitive(j, "SecretAccessKey");
+        if (cJSON_IsString(s))
+                memset(s->valuestring, 0, strlen(s->valuestring));
+        return r;
+}
+
+bool creds_need_refresh(time_t expiration, time_t now) {
+        return expiration != 0 && expiration - now < CREDS_REFRESH_WINDOW;
+}
+
+int creds_init(struct creds_provider *p, struct imds *imds) {
+        memset(p, 0, sizeof *p);
+        pthread_mutex_init(&p->lock, NULL);
+        p->imds = imds;
+        const char *ak = env_nonempty("AWS_ACCESS_KEY_ID"), *sk = env_nonempty("AWS_SECRET_ACCESS_KEY");
+        if (ak && sk) {
+                struct aws_creds e = { .access_key = (char *)ak, .secret_key = (char *)sk,
+                                       .token = (char *)env_nonempty("AWS_SESSION_TOKEN") };
+                p->from_env = true;
+                return aws_creds_copy(&e, &p->cur);
+        }
+        return 0;
+}
+
+void creds_free(struct creds_provider *p) {
+        aws_creds_clear(&p->cur);
+        pthread_mutex_destroy(&p->lock);
+}
+
+static int fetch_role(struct creds_provider *p, char *err, size_t errlen) {
+        if (!p->imds) {
+                snprintf(err, errlen, "no credentials: set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or run on an "
+                                      "instance with a role");
+                return -MF_EAUTH;
+        }
+        int r;
+        if (!p->role[0]) {
+                _cleanup_free_ char *list = NULL;
+                r = imds_get(p->imds, "meta-data/iam/security-credentials/", &list, NULL, err, errlen);
+                if (r == -MF_ENOTFOUND) {
+                        snprintf(err, errlen, "no credentials: the instance has no IAM role (IMDS "
+                                              "iam/security-credentials/ is 404) and AWS_ACCESS_KEY_ID is unset");
+                        return -MF_EAUTH;
+                }
+                if (r == -ENODEV) {
+                        snprintf(err, errlen, "no credentials: AWS_ACCESS_KEY_ID is unset and IMDS is disabled by "
+                                              "AWS_EC2_METADATA_DISABLED");
+                        return -MF_EAUTH;
+                }
+                if (r < 0)
+                        return r;
+                char *nl = strchr(list, '\n');
+                if (nl)
+                        *nl = 0;
+                char *role = str_trim(list);
+                if (!*role || strchr(role, '/') || strlen(role) >= sizeof p->role) {
+                        snprintf(err, errlen, "IMDS lists no usable role name");
+                        return -MF_EPARSE;
+                }
+                snprintf(p->role, sizeof p->role, "%s", role);
+        }
+        char path[400];
+        snprintf(path, sizeof path, "meta-data/iam/security-credentials/%s", p->role);
+        _cleanup_free_ char *json = NULL;
+        size_t len = 0;
+        r = imds_get(p->imds, path, &json, &len, err, errlen);
+        if (r == -MF_ENOTFOUND)
+                p->role[0] = 0; /* the role changed: discover it again next time */
+        if (r < 0)
+                return r;
+        struct aws_creds c;
+        r = creds_parse_imds_json(json, len, &c, err, errlen);
+        memset(json, 0, len);
+        if (r < 0)
+                return r;
+        aws_creds_clear(&p->cur);
+        p->cur = c;
+        p->last_fetch = now_mono();
+        p->fetches++;
+        return 0;
+}
+
+int creds_get(struct creds_provider *p, time_t now, struct aws_creds *ret, char *err, size_t errlen) {
+        pthread_mutex_lock(&p->lock);
+        int r = 0;
+        if (!p->from_env) {
+                bool have = p->cur.access_key != NULL;
+                bool stale = !have || creds_need_refresh(p->cur.expiration, now);
+                /* Inside the refresh window, do not ask IMDS more than every 2 s while the key has time left. */
+                if (stale && have && p->cur.expiration - now > CREDS_MIN_VALID && now_mono() - p->last_fetch < 2)
+                        stale = false;
+                if (stale) {
+                        r = fetch_role(p, err, errlen);
+                        /* IMDS hiccup: keep using a key that is still valid */
+                        if (r < 0 && have && p->cur.access_key && p->cur.expiration - now > CREDS_MIN_VALID)
+                                r = 0;
+                }
+                if (r == 0 && p->cur.expiration && p->cur.expiration - now <= 0) {
+                        snprintf(err, errlen, "instance role credentials from IMDS have expired");
+                        r = -MF_EAUTH;
+                }
+        }
+        if (r == 0)
+                r = aws_creds_copy(&p->cur, ret);
+        pthread_mutex_unlock(&p->lock);
+        return r;
+}
+
+void creds_invalidate(struct creds_provider *p) {
+        pthread_mutex_lock(&p->lock);
+        if (!p->from_env)
+                p->last_fetch = -1e9, p->cur.expiration = p->cur.expiration ? 1 : 0;
+        pthread_mutex_unlock(&p->lock);
+}

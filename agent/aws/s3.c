@@ -1,0 +1,356 @@
+/* s3.c — GetObject, HeadObject, PutObject, multipart upload, ListObjectsV2. */
+#include "aws/s3.h"
+
+#include "crypto.h"
+
+#include <strings.h>
+
+int s3_parse_uri(const char *uri, char **ret_bucket, char **ret_key, char *err, size_t errlen) {
+        if (!str_has_prefix(uri, "s3://")) {
+                snprintf(err, errlen, "'%s' is not an s3://BUCKET/KEY URI", uri);
+                return -EINVAL;
+        }
+        const char *b = uri + 5;
+        const char *slash = strchrnul(b, '/');
+        size_t bl = (size_t)(slash - b);
+        if (bl < 3 || bl > 63) {
+                snprintf(err, errlen, "'%s': bucket name must be 3 to 63 characters", uri);
+                return -EINVAL;
+        }
+        for (size_t i = 0; i < bl; i++)
+                if (!((b[i] >= 'a' && b[i] <= 'z') || (b[i] >= '0' && b[i] <= '9') || b[i] == '-' || b[i] == '.')) {
+                        snprintf(err, errlen, "'%s': invalid character in bucket name", uri);
+                        return -EINVAL;
+                }
+        const char *key = *slash ? slash + 1 : "";
+        if (strlen(key) > S3_MAX_KEY) {
+                snprintf(err, errlen, "'%s': key longer than %d bytes", uri, S3_MAX_KEY);
+                return -EINVAL;
+        }
+        char *bb = strndup(b, bl), *kk = strdup(key);
+        if (!bb || !kk) {
+                free(bb);
+                free(kk);
+                return -ENOMEM;
+        }
+        *ret_bucket = bb;
+        *ret_key = kk;
+        return 0;
+}
+
+int s3_target(struct aws_ctx *c, const char *bucket, const char *key, char *endpoint, size_t n, struct buf *path) {
+        int r;
+        if (c->s3_endpoint[0] || strchr(bucket, '.')) {
+                if (c->s3_endpoint[0])
+                        snprintf(endpoint, n, "%s", c->s3_endpoint);
+                else
+                        snprintf(endpoint, n, "https://s3.%s.amazonaws.com", c->region);
+                r = buf_printf(path, "/%s/%s", bucket, key);
+        } else {
+                snprintf(endpoint, n, "https://%s.s3.%s.amazonaws.com", bucket, c->region);
+                r = buf_printf(path, "/%s", key);
+        }
+        return r;
+}
+
+struct target {
+        char endpoint[320];
+        struct buf path;
+};
+
+static int target(struct aws_ctx *c, const char *bucket, const char *key, struct target *t, struct aws_result *out) {
+        t->path = BUF_INIT(4 * S3_MAX_KEY);
+        int r = aws_region(c, out->msg, sizeof out->msg);
+        if (r < 0)
+                return r;
+        return s3_target(c, bucket, key, t->endpoint, sizeof t->endpoint, &t->path);
+}
+
+static void target_free(struct target *t) { buf_free(&t->path); }
+
+int md5_base64(const void *mem, int fd, off_t off, uint64_t len, char out[32]) {
+        unsigned char md[16];
+        int r = crypto_md5(mem, fd, off, len, md);
+        if (r == 0)
+                crypto_base64_encode(md, 16, out);
+        return r;
+}
+
+int s3_head(struct aws_ctx *c, struct http_client *h, const char *bucket, const char *key, uint64_t *ret_size,
+            char etag[128], struct aws_result *out) {
+        _cleanup_(target_free) struct target t = { 0 };
+        int r = target(c, bucket, key, &t, out);
+        if (r < 0)
+                return r;
+        struct aws_req q = { .op = "HeadObject", .method = "HEAD", .service = "s3", .endpoint = t.endpoint,
+                             .path = t.path.data, .body_fd = -1, .out_fd = -1 };
+        struct http_response res;
+        r = aws_send(c, h, &q, &res, out);
+        if (r == 0) {
+                if (res.content_length < 0) {
+                        snprintf(out->msg, sizeof out->msg, "HeadObject: no Content-Length for s3://%s/%s", bucket, key);
+                        r = -MF_EPARSE;
+                } else {
+                        *ret_size = (uint64_t)res.content_length;
+                        if (etag)
+                                snprintf(etag, 128, "%s", res.etag);
+                }
+        } else if (r == -MF_ENOTFOUND)
+                snprintf(out->msg, sizeof out->msg, "s3://%s/%s does not exist (HeadObject: 404 NotFound)", bucket, key);
+        http_response_free(&res);
+        return r;
+}
+
+int s3_get_range(struct aws_ctx *c, struct http_client *h, const char *bucket, const char *key, uint64_t off,
+                 uint64_t len, int fd, off_t fd_off, const char *if_match, void (*progress)(void *, int64_t),
+                 void *ud, struct aws_result *out) {
+        _cleanup_(target_free) struct target t = { 0 };
+        int r = target(c, bucket, key, &t, out);
+        if (r < 0)
+                return r;
+        char range[80];
+        struct kv hdr[2];
+        size_t nh = 0;
+        if (len) {
+                snprintf(range, sizeof range, "bytes=%llu-%llu", (unsigned long long)off,
+                         (unsigned long long)(off + len - 1));
+                hdr[nh++] = (struct kv){ "Range", range };
+        }
+        if (if_match && *if_match)
+                hdr[nh++] = (struct kv){ "If-Match", if_match };
+        struct aws_req q = { .op = "GetObject", .method = "GET", .service = "s3", .endpoint = t.endpoint,
+                             .path = t.path.data, .headers = hdr, .n_headers = nh, .body_fd = -1, .out_fd = fd,
+                             .out_off = fd_off, .progress = progress, .progress_ud = ud };
+        struct http_response res;
+        r = aws_send(c, h, &q, &res, out);
+        if (r == 0 && len && res.written != len) {
+                snprintf(out->msg, sizeof out->msg, "GetObject s3://%s/%s: got %llu bytes of range %llu+%llu", bucket,
+                         key, (unsigned long long)res.written, (unsigned long long)off, (unsigned long long)len);
+                r = -MF_ESIZE;
+        }
+        if (r == -MF_ENOTFOUND)
+                snprintf(out->msg, sizeof out->msg, "s3://%s/%s does not exist (GetObject: 404 %s)", bucket, key,
+                         out->err.code);
+        http_response_free(&res);
+        return r;
+}
+
+int s3_get_buffer(struct aws_ctx *c, struct http_client *h, const char *bucket, const char *key, char **ret,
+                  size_t *ret_len, struct aws_result *out) {
+        _cleanup_(target_free) struct target t = { 0 };
+        int r = target(c, bucket, key, &t, out);
+        if (r < 0)
+                return r;
+        struct aws_req q = { .op = "GetObject", .method = "GET", .service = "s3", .endpoint = t.endpoint,
+                             .path = t.path.data, .body_fd = -1, .out_fd = -1 };
+        struct http_response res;
+        r = aws_send(c, h, &q, &res, out);
+        if (r == 0) {
+                if (res.content_length >= 0 && (uint64_t)res.content_length != res.body.len) {
+                        snprintf(out->msg, sizeof out->msg, "GetObject s3://%s/%s: short body", bucket, key);
+                        r = -MF_ESIZE;
+                } else {
+                        if (ret_len)
+                                *ret_len = res.body.len;
+                        *ret = buf_steal(&res.body);
+                }
+        }
+        http_response_free(&res);
+        return r;
+}
+
+int s3_put(struct aws_ctx *c, struct http_client *h, const char *bucket, const char *key, const void *mem, int fd,
+           off_t off, uint64_t len, const char *content_type, void (*progress)(void *, int64_t), void *ud,
+           struct aws_result *out) {
+        _cleanup_(target_free) struct target t = { 0 };
+        int r = target(c, bucket, key, &t, out);
+        if (r < 0)
+                return r;
+        char md5[32];
+        r = md5_base64(mem, fd, off, len, md5);
+        if (r < 0) {
+                snprintf(out->msg, sizeof out->msg, "PutObject: cannot read the source: %s", strerror(-r));
+                return r;
+        }
+        struct kv hdr[2] = { { "Content-MD5", md5 }, { "Content-Type", content_type ? content_type : "" } };
+        struct aws_req q = { .op = "PutObject", .method = "PUT", .service = "s3", .endpoint = t.endpoint,
+                             .path = t.path.data, .headers = hdr, .n_headers = content_type ? 2 : 1,
+                             .body = mem ? mem : "", .body_len = len, .body_fd = mem ? -1 : fd, .body_off = off,
+                             .payload_hash = mem ? NULL : SIGV4_UNSIGNED_PAYLOAD, .out_fd = -1,
+                             .progress = progress, .progress_ud = ud };
+        struct http_response res;
+        r = aws_send(c, h, &q, &res, out);
+        http_response_free(&res);
+        return r;
+}
+
+static int mpu_xml(struct aws_ctx *c, struct http_client *h, const char *op, const char *method, const char *bucket,
+                   const char *key, const struct kv *query, size_t nq, const void *body, size_t blen,
+                   struct xml_node **ret, struct aws_result *out) {
+        _cleanup_(target_free) struct target t = { 0 };
+        int r = target(c, bucket, key, &t, out);
+        if (r < 0)
+                return r;
+        struct kv hdr[1] = { { "Content-Type", "application/xml" } };
+        struct aws_req q = { .op = op, .method = method, .service = "s3", .endpoint = t.endpoint,
+                             .path = t.path.data, .query = query, .n_query = nq, .headers = hdr,
+                             .n_headers = body ? 1 : 0, .body = body, .body_len = blen, .body_fd = -1, .out_fd = -1,
+                             .check_200_error = true };
+        struct http_response res;
+        r = aws_send(c, h, &q, &res, out);
+        if (r == 0 && ret) {
+                r = xml_parse(res.body.data, res.body.len, ret);
+                if (r < 0)
+                        snprintf(out->msg, sizeof out->msg, "%s: unreadable XML answer", op);
+        }
+        http_response_free(&res);
+        return r;
+}
+
+int s3_mpu_create(struct aws_ctx *c, struct http_client *h, const char *bucket, const char *key, char **ret_upload_id,
+                  struct aws_result *out) {
+        struct kv q[] = { { "uploads", "" } };
+        _cleanup_(xml_freep) struct xml_node *x = NULL;
+        int r = mpu_xml(c, h, "CreateMultipartUpload", "POST", bucket, key, q, 1, NULL, 0, &x, out);
+        if (r < 0)
+                return r;
+        const char *id = xml_text(x, "UploadId");
+        if (!id || !*id) {
+                snprintf(out->msg, sizeof out->msg, "CreateMultipartUpload: no UploadId in the answer");
+                return -MF_EPARSE;
+        }
+        *ret_upload_id = strdup(id);
+        return *ret_upload_id ? 0 : -ENOMEM;
+}
+
+int s3_mpu_part(struct aws_ctx *c, struct http_client *h, const char *bucket, const char *key, const char *upload_id,
+                unsigned part, int fd, off_t off, uint64_t len, char etag[128], void (*progress)(void *, int64_t),
+                void *ud, struct aws_result *out) {
+        _cleanup_(target_free) struct target t = { 0 };
+        int r = target(c, bucket, key, &t, out);
+        if (r < 0)
+                return r;
+        char md5[32], pn[16];
+        r = md5_base64(NULL, fd, off, len, md5);
+        if (r < 0) {
+                snprintf(out->msg, sizeof out->msg, "UploadPart: cannot read the source: %s", strerror(-r));
+                return r;
+        }
+        snprintf(pn, sizeof pn, "%u", part);
+        struct kv q[] = { { "partNumber", pn }, { "uploadId", upload_id } };
+        struct kv hdr[] = { { "Content-MD5", md5 } };
+        struct aws_req rq = { .op = "UploadPart", .method = "PUT", .service = "s3", .endpoint = t.endpoint,
+                              .path = t.path.data, .query = q, .n_query = 2, .headers = hdr, .n_headers = 1,
+                              .body_len = len, .body_fd = fd, .body_off = off, .payload_hash = SIGV4_UNSIGNED_PAYLOAD,
+                              .out_fd = -1, .progress = progress, .progress_ud = ud };
+        struct http_response res;
+        r = aws_send(c, h, &rq, &res, out);
+        if (r == 0) {
+                if (!res.etag[0]) {
+                        snprintf(out->msg, sizeof out->msg, "UploadPart %u: no ETag in the answer", part);
+                        r = -MF_EPARSE;
+                } else
+                        snprintf(etag, 128, "%s", res.etag);
+        }
+        http_response_free(&res);
+        return r;
+}
+
+int s3_mpu_complete(struct aws_ctx *c, struct http_client *h, const char *bucket, const char *key,
+                    const char *upload_id, char (*etags)[128], unsigned nparts, struct aws_result *out) {
+        _cleanup_(buf_freep) struct buf b = BUF_INIT((size_t)nparts * 200 + 256);
+        int r = buf_adds(&b, "<CompleteMultipartUpload xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">");
+        for (unsigned i = 0; i < nparts && r >= 0; i++)
+                r = buf_printf(&b, "<Part><PartNumber>%u</PartNumber><ETag>%s</ETag></Part>", i + 1, etags[i]);
+        if (r >= 0)
+                r = buf_adds(&b, "</CompleteMultipartUpload>");
+        if (r < 0)
+                return r;
+        struct kv q[] = { { "uploadId", upload_id } };
+        return mpu_xml(c, h, "CompleteMultipartUpload", "POST", bucket, key, q, 1, b.data, b.len, NULL, out);
+}
+
+int s3_mpu_abort(struct aws_ctx *c, struct http_client *h, const char *bucket, const char *key, const char *upload_id,
+                 struct aws_result *out) {
+        struct kv q[] = { { "uploadId", upload_id } };
+        return mpu_xml(c, h, "AbortMultipartUpload", "DELETE", bucket, key, q, 1, NULL, 0, NULL, out);
+}
+
+int s3_parse_list(const char *xml, size_t len, int (*cb)(void *ud, const struct s3_object *o), void *ud,
+                  bool *ret_truncated, char **ret_token) {
+        _cleanup_(xml_freep) struct xml_node *x = NULL;
+        int r = xml_parse(xml, len, &x);
+        if (r < 0)
+                return r;
+        if (strcmp(x->name, "ListBucketResult") != 0)
+                return -MF_EPARSE;
+        const char *enc = xml_text(x, "EncodingType");
+        bool url = enc && strcmp(enc, "url") == 0;
+        for (struct xml_node *n = xml_child(x, "Contents"); n; n = xml_next_named(n)) {
+                const char *k = xml_text(n, "Key"), *sz = xml_text(n, "Size");
+                uint64_t size;
+                if (!k || !sz || parse_u64(sz, &size) < 0)
+                        return -MF_EPARSE;
+                _cleanup_free_ char *dk = NULL;
+                if (url) {
+                        r = uri_decode(k, strlen(k), &dk);
+                        if (r < 0)
+                                return r;
+                        k = dk;
+                }
+                struct s3_object o = { .key = k, .size = size, .etag = xml_text(n, "ETag") };
+                r = cb(ud, &o);
+                if (r < 0)
+                        return r;
+        }
+        const char *tr = xml_text(x, "IsTruncated");
+        bool truncated = tr && strcmp(tr, "true") == 0;
+        const char *tok = xml_text(x, "NextContinuationToken");
+        if (truncated && (!tok || !*tok))
+                return -MF_EPARSE; /* would loop forever */
+        *ret_truncated = truncated;
+        *ret_token = truncated ? strdup(tok) : NULL;
+        return truncated && !*ret_token ? -ENOMEM : 0;
+}
+
+int s3_list(struct aws_ctx *c, struct http_client *h, const char *bucket, const char *prefix,
+            int (*cb)(void *ud, const struct s3_object *o), void *ud, struct aws_result *out) {
+        _cleanup_free_ char *token = NULL;
+        for (unsigned page = 0;; page++) {
+                _cleanup_(target_free) struct target t = { 0 };
+                int r = target(c, bucket, "", &t, out);
+                if (r < 0)
+                        return r;
+                struct kv q[5] = { { "list-type", "2" }, { "encoding-type", "url" }, { "max-keys", "1000" } };
+                size_t nq = 3;
+                if (prefix && *prefix)
+                        q[nq++] = (struct kv){ "prefix", prefix };
+                if (token)
+                        q[nq++] = (struct kv){ "continuation-token", token };
+                struct aws_req rq = { .op = "ListObjectsV2", .method = "GET", .service = "s3",
+                                      .endpoint = t.endpoint, .path = t.path.data, .query = q, .n_query = nq,
+                                      .body_fd = -1, .out_fd = -1 };
+                struct http_response res;
+                r = aws_send(c, h, &rq, &res, out);
+                if (r < 0) {
+                        http_response_free(&res);
+                        return r;
+                }
+                bool more = false;
+                char *next = NULL;
+                r = s3_parse_list(res.body.data, res.body.len, cb, ud, &more, &next);
+                http_response_free(&res);
+                if (r < 0) {
+                        if (!out->msg[0] || r == -MF_EPARSE || r == -EBADMSG)
+                                snprintf(out->msg, sizeof out->msg, "ListObjectsV2 s3://%s/%s: unreadable answer",
+                                         bucket, prefix ? prefix : "");
+                        return r;
+                }
+                free(token);
+                token = next;
+                if (!more)
+                        return 0;
+                if (page > 1000000)
+                        return -ELOOP;
+        }
+}

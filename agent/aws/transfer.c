@@ -1,0 +1,307 @@
+/* transfer.c — worker threads, one libcurl handle each, pulling part numbers from a shared counter. */
+#include "aws/transfer.h"
+
+#include <fcntl.h>
+#include <libgen.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <sys/stat.h>
+
+struct xfer_progress {
+        _Atomic int64_t done;
+        _Atomic uint64_t total;
+        int fd;
+        double start, last;
+        pthread_mutex_t lock;
+};
+
+struct xfer_progress *xfer_progress_new(uint64_t total, int fd) {
+        if (!isatty(fd))
+                return NULL;
+        struct xfer_progress *p = calloc(1, sizeof *p);
+        if (!p)
+                return NULL;
+        p->total = total;
+        p->fd = fd;
+        p->start = p->last = now_mono();
+        pthread_mutex_init(&p->lock, NULL);
+        return p;
+}
+
+static void progress_print(struct xfer_progress *p, bool final) {
+        double t = now_mono() - p->start;
+        double mib = (double)atomic_load(&p->done) / 1048576.0;
+        char line[160];
+        int n = snprintf(line, sizeof line, "\r%.1f MiB / %.1f MiB  %.1f MiB/s%s", mib,
+                         (double)atomic_load(&p->total) / 1048576.0, t > 0 ? mib / t : 0.0, final ? "\n" : "   ");
+        if (n > 0 && write(p->fd, line, (size_t)MIN(n, (int)sizeof line - 1)) < 0) {
+                /* progress is cosmetic */
+        }
+}
+
+void xfer_progress_add(void *ud, int64_t n) {
+        struct xfer_progress *p = ud;
+        if (!p)
+                return;
+        atomic_fetch_add(&p->done, n);
+        double now = now_mono();
+        if (now - p->last >= 0.5 && pthread_mutex_trylock(&p->lock) == 0) {
+                p->last = now;
+                progress_print(p, false);
+                pthread_mutex_unlock(&p->lock);
+        }
+}
+
+void xfer_progress_expect(struct xfer_progress *p, uint64_t n) {
+        if (p)
+                atomic_fetch_add(&p->total, n);
+}
+
+void xfer_progress_done(struct xfer_progress *p) {
+        if (!p)
+                return;
+        progress_print(p, true);
+        pthread_mutex_destroy(&p->lock);
+        free(p);
+}
+
+int xfer_default_concurrency(void) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        return (int)MIN(16, MAX(4, 2 * (n > 0 ? n : 1)));
+}
+
+uint64_t xfer_part_size(uint64_t size, uint64_t want) {
+        const uint64_t mib = 1ull << 20;
+        uint64_t p = want ? want : XFER_DEFAULT_PART;
+        if (p < S3_MIN_PART)
+                p = S3_MIN_PART;
+        uint64_t min = (size + S3_MAX_PARTS - 1) / S3_MAX_PARTS;
+        if (p < min)
+                p = min;
+        return (p + mib - 1) / mib * mib;
+}
+
+struct job {
+        struct aws_ctx *c;
+        const char *bucket, *key;
+        int fd;
+        uint64_t size, part;
+        unsigned nparts;
+        _Atomic unsigned next;
+        _Atomic int failed;
+        bool upload;
+        const char *etag;          /* download: If-Match */
+        const char *upload_id;     /* upload */
+        char (*etags)[128];
+        struct xfer_progress *progress;
+        pthread_mutex_t lock;
+        struct aws_result first_error;
+        int first_rc;
+};
+
+static void job_fail(struct job *j, int rc, const struct aws_result *res) {
+        pthread_mutex_lock(&j->lock);
+        if (!j->first_rc) {
+                j->first_rc = rc;
+                j->first_error = *res;
+        }
+        pthread_mutex_unlock(&j->lock);
+        atomic_store(&j->failed, 1);
+}
+
+static void *worker(void *ud) {
+        struct job *j = ud;
+        struct http_client h;
+        struct aws_result res;
+        if (http_client_init(&h) < 0) {
+                res = (struct aws_result){ .msg = "out of memory" };
+                job_fail(j, -ENOMEM, &res);
+                return NULL;
+        }
+        h.bulk = true;
+        for (;;) {
+                unsigned i = atomic_fetch_add(&j->next, 1);
+                if (i >= j->nparts || atomic_load(&j->failed))
+                        break;
+                uint64_t off = (uint64_t)i * j->part;
+                uint64_t len = MIN(j->part, j->size - off);
+                int r;
+                if (j->upload)
+                        r = s3_mpu_part(j->c, &h, j->bucket, j->key, j->upload_id, i + 1, j->fd, (off_t)off, len,
+                                        j->etags[i], xfer_progress_add, j->progress, &res);
+                else
+                        r = s3_get_range(j->c, &h, j->bucket, j->key, off, len, j->fd, (off_t)off, j->etag,
+                                         xfer_progress_add, j->progress, &res);
+                if (r < 0) {
+                        job_fail(j, r, &res);
+                        break;
+                }
+        }
+        http_client_free(&h);
+        return NULL;
+}
+
+/* Runs the job's parts on min(concurrency, nparts) threads; 0 or the first failure. */
+static int run_parts(struct job *j, int concurrency, struct aws_result *out) {
+        int n = MAX(1, MIN(concurrency, (int)j->nparts));
+        pthread_t th[XFER_MAX_CONCURRENCY];
+        int started = 0;
+        pthread_mutex_init(&j->lock, NULL);
+        for (; started < n && started < XFER_MAX_CONCURRENCY; started++)
+                if (pthread_create(&th[started], NULL, worker, j) != 0)
+                        break;
+        if (started == 0)
+                worker(j);
+        for (int i = 0; i < started; i++)
+                pthread_join(th[i], NULL);
+        pthread_mutex_destroy(&j->lock);
+        if (j->first_rc) {
+                *out = j->first_error;
+                return j->first_rc;
+        }
+        return 0;
+}
+
+static int clamp_concurrency(const struct xfer_opts *o) {
+        int n = o && o->concurrency > 0 ? o->concurrency : xfer_default_concurrency();
+        return MIN(n, XFER_MAX_CONCURRENCY);
+}
+
+static int open_temp(const char *dest, char *tmp, size_t n) {
+        _cleanup_free_ char *d1 = strdup(dest), *d2 = strdup(dest);
+        if (!d1 || !d2)
+                return -ENOMEM;
+        snprintf(tmp, n, "%s/.%s.mayfly-XXXXXX", dirname(d1), basename(d2));
+        int fd = mkostemp(tmp, O_CLOEXEC);
+        return fd < 0 ? -errno : fd;
+}
+
+int xfer_download(struct aws_ctx *c, const char *bucket, const char *key, const char *dest,
+                  const struct xfer_opts *o, struct aws_result *out) {
+        struct http_client h;
+        int r = http_client_init(&h);
+        if (r < 0)
+                return r;
+        h.bulk = true;
+        uint64_t size = 0;
+        char etag[128] = "";
+        r = s3_head(c, &h, bucket, key, &size, etag, out);
+        if (r < 0) {
+                http_client_free(&h);
+                return r;
+        }
+        if (o && o->size_unknown)
+                xfer_progress_expect(o->progress, size);
+        char tmp[4096];
+        int fd = open_temp(dest, tmp, sizeof tmp);
+        if (fd < 0) {
+                http_client_free(&h);
+                snprintf(out->msg, sizeof out->msg, "cannot create a file next to %s: %s", dest, strerror(-fd));
+                return fd;
+        }
+        if (size > 0) {
+                r = posix_fallocate(fd, 0, (off_t)size);
+                if (r == ENOSPC || r == EFBIG || r == EDQUOT) {
+                        snprintf(out->msg, sizeof out->msg, "no space for s3://%s/%s (%llu bytes) at %s: %s", bucket,
+                                 key, (unsigned long long)size, dest, strerror(r));
+                        r = -r;
+                        goto fail;
+                }
+        }
+        uint64_t part = xfer_part_size(size, o ? o->part_size : 0);
+        if (size <= part) {
+                /* one GET; an empty object gets no Range (a range of zero bytes is unsatisfiable) */
+                r = s3_get_range(c, &h, bucket, key, 0, size, fd, 0, etag, xfer_progress_add,
+                                 o ? o->progress : NULL, out);
+        } else {
+                struct job j = { .c = c, .bucket = bucket, .key = key, .fd = fd, .size = size, .part = part,
+                                 .nparts = (unsigned)((size + part - 1) / part), .etag = etag,
+                                 .progress = o ? o->progress : NULL };
+                r = run_parts(&j, clamp_concurrency(o), out);
+        }
+        if (r < 0)
+                goto fail;
+        struct stat st;
+        if (fstat(fd, &st) < 0 || (uint64_t)st.st_size != size) {
+                snprintf(out->msg, sizeof out->msg, "s3://%s/%s: downloaded size differs from the object's %llu bytes",
+                         bucket, key, (unsigned long long)size);
+                r = -MF_ESIZE;
+                goto fail;
+        }
+        if (close(fd) < 0) {
+                fd = -1;
+                r = -errno;
+                snprintf(out->msg, sizeof out->msg, "cannot write %s: %s", dest, strerror(-r));
+                goto fail;
+        }
+        fd = -1;
+        if (rename(tmp, dest) < 0) {
+                r = -errno;
+                snprintf(out->msg, sizeof out->msg, "cannot rename the download to %s: %s", dest, strerror(-r));
+                goto fail;
+        }
+        http_client_free(&h);
+        return 0;
+fail:
+        if (fd >= 0)
+                close(fd);
+        unlink(tmp);
+        http_client_free(&h);
+        return r;
+}
+
+int xfer_upload(struct aws_ctx *c, const char *src, const char *bucket, const char *key, const struct xfer_opts *o,
+                struct aws_result *out) {
+        _cleanup_close_ int fd = open(src, O_RDONLY | O_CLOEXEC);
+        if (fd < 0) {
+                snprintf(out->msg, sizeof out->msg, "cannot open %s: %s", src, strerror(errno));
+                return -errno;
+        }
+        struct stat st;
+        if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+                snprintf(out->msg, sizeof out->msg, "%s is not a regular file", src);
+                return -EINVAL;
+        }
+        uint64_t size = (uint64_t)st.st_size;
+        uint64_t part = xfer_part_size(size, o ? o->part_size : 0);
+        struct xfer_progress *pg = o ? o->progress : NULL;
+        struct http_client h;
+        int r = http_client_init(&h);
+        if (r < 0)
+                return r;
+        h.bulk = size > (1u << 20);
+        if (size <= part) {
+                r = s3_put(c, &h, bucket, key, NULL, fd, 0, size, NULL, xfer_progress_add, pg, out);
+                http_client_free(&h);
+                return r;
+        }
+        _cleanup_free_ char *upload_id = NULL;
+        r = s3_mpu_create(c, &h, bucket, key, &upload_id, out);
+        if (r < 0) {
+                http_client_free(&h);
+                return r;
+        }
+        unsigned nparts = (unsigned)((size + part - 1) / part);
+        _cleanup_free_ char(*etags)[128] = calloc(nparts, sizeof *etags);
+        if (!etags) {
+                r = -ENOMEM;
+                snprintf(out->msg, sizeof out->msg, "out of memory");
+        } else {
+                struct job j = { .c = c, .bucket = bucket, .key = key, .fd = fd, .size = size, .part = part,
+                                 .nparts = nparts, .upload = true, .upload_id = upload_id, .etags = etags,
+                                 .progress = pg };
+                r = run_parts(&j, clamp_concurrency(o), out);
+        }
+        if (r == 0)
+                r = s3_mpu_complete(c, &h, bucket, key, upload_id, etags, nparts, out);
+        if (r < 0) {
+                /* nothing may keep billing: abort the upload (its own retries) and keep the first error */
+                struct aws_result ab;
+                if (s3_mpu_abort(c, &h, bucket, key, upload_id, &ab) < 0) {
+                        size_t l = strlen(out->msg);
+                        snprintf(out->msg + l, sizeof out->msg - l, "; AbortMultipartUpload also failed: %s", ab.msg);
+                }
+        }
+        http_client_free(&h);
+        return r;
+}

@@ -1,0 +1,487 @@
+/* cmd_launch.c — `mayfly launch` (RunInstances with the rendered user-data), `mayfly status` and
+ * `mayfly logs` (read a run back from S3). No console, no SSH. */
+#include <cjson/cJSON.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <sys/stat.h>
+
+#include "run/archive_x.h"
+#include "cmd/cli.h"
+#include "aws/ec2.h"
+#include "run/job.h"
+#include "aws/transfer.h"
+#include "cmd/userdata.h"
+
+#define LAUNCH_MAX_SG 16
+
+static void cjson_deletep(cJSON **j) { cJSON_Delete(*j); }
+
+/* A local directory as `source`: pack it, upload it next to the results, and point the job at it. */
+static int upload_local_source(struct aws_ctx *c, cJSON *job, char *err, size_t errlen) {
+        cJSON *src = cJSON_GetObjectItemCaseSensitive(job, "source");
+        if (!cJSON_GetStringValue(src) || str_has_prefix(cJSON_GetStringValue(src), "s3://"))
+                return 0;
+        char s[4096];
+        snprintf(s, sizeof s, "%s", cJSON_GetStringValue(src));
+        struct stat st;
+        if (stat(s, &st) < 0 || !S_ISDIR(st.st_mode)) {
+                snprintf(err, errlen, "$.source: '%s' is neither an s3:// URI nor a local directory", s);
+                return -EINVAL;
+        }
+        const char *results = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(job, "results"));
+        const char *name = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(job, "name"));
+        _cleanup_free_ char *bucket = NULL, *key = NULL;
+        if (!results || !name || s3_parse_uri(results, &bucket, &key, err, errlen) < 0) {
+                if (!err[0])
+                        snprintf(err, errlen, "$.results and $.name are needed to upload a local source");
+                return -EINVAL;
+        }
+        char tmp[] = "/tmp/mayfly-source-XXXXXX";
+        int fd = mkostemp(tmp, O_CLOEXEC);
+        if (fd < 0)
+                return -errno;
+        close(fd);
+        int r = archive_pack_dir(s, tmp, err, errlen);
+        char ts[32], skey[2048];
+        time_t t = now_wall();
+        struct tm tm;
+        gmtime_r(&t, &tm);
+        strftime(ts, sizeof ts, "%Y%m%dT%H%M%SZ", &tm);
+        snprintf(skey, sizeof skey, "%s%s%s/sources/%s.tar.gz", key, *key && !str_has_suffix(key, "/") ? "/" : "", name,
+                 ts);
+        struct aws_result res = { 0 };
+        if (r == 0) {
+                r = xfer_upload(c, tmp, bucket, skey, NULL, &res);
+                if (r < 0)
+                        snprintf(err, errlen, "uploading the packed source: %s", res.msg);
+        }
+        unlink(tmp);
+        if (r < 0)
+                return r;
+        char uri[2200];
+        snprintf(uri, sizeof uri, "s3://%s/%s", bucket, skey);
+        cJSON_ReplaceItemInObjectCaseSensitive(job, "source", cJSON_CreateString(uri));
+        fprintf(stderr, "mayfly: packed %s and uploaded it to %s\n", s, uri);
+        return 0;
+}
+
+struct launch_opts {
+        const char *image, *type, *subnet, *profile, *key_name;
+        const char *sg[LAUNCH_MAX_SG];
+        size_t n_sg;
+        long count;
+        bool spot;
+};
+
+static int run_instances(struct aws_ctx *c, const struct launch_opts *lo, const char *name, const char *ud_b64,
+                         struct xml_node **ret, struct aws_result *out) {
+        struct kv p[EC2_MAX_PARAMS];
+        size_t n = 0;
+        char count[16], sgk[LAUNCH_MAX_SG][32];
+        snprintf(count, sizeof count, "%ld", lo->count);
+#define P(k, v) (p[n++] = (struct kv){ (k), (v) })
+        P("ImageId", lo->image);
+        P("InstanceType", lo->type);
+        P("MinCount", count);
+        P("MaxCount", count);
+        P("UserData", ud_b64);
+        P("InstanceInitiatedShutdownBehavior", "terminate");
+        P("MetadataOptions.HttpTokens", "required");
+        P("MetadataOptions.HttpEndpoint", "enabled");
+        P("MetadataOptions.HttpPutResponseHopLimit", "2");
+        P("TagSpecification.1.ResourceType", "instance");
+        P("TagSpecification.1.Tag.1.Key", "mayfly:run");
+        P("TagSpecification.1.Tag.1.Value", name);
+        P("TagSpecification.1.Tag.2.Key", "Name");
+        P("TagSpecification.1.Tag.2.Value", name);
+        if (lo->profile)
+                P(str_has_prefix(lo->profile, "arn:") ? "IamInstanceProfile.Arn" : "IamInstanceProfile.Name", lo->profile);
+        if (lo->key_name)
+                P("KeyName", lo->key_name);
+        if (lo->subnet)
+                P("SubnetId", lo->subnet);
+        for (size_t i = 0; i < lo->n_sg; i++) {
+                snprintf(sgk[i], sizeof sgk[i], "SecurityGroupId.%zu", i + 1);
+                P(sgk[i], lo->sg[i]);
+        }
+        if (lo->spot) {
+                P("InstanceMarketOptions.MarketType", "spot");
+                P("InstanceMarketOptions.SpotOptions.SpotInstanceType", "one-time");
+                P("InstanceMarketOptions.SpotOptions.InstanceInterruptionBehavior", "terminate");
+        }
+#undef P
+        struct http_client h;
+        int r = http_client_init(&h);
+        if (r == 0)
+                r = ec2_call(c, &h, "RunInstances", p, n, ret, out);
+        http_client_free(&h);
+        return r;
+}
+
+int cmd_launch(int argc, char **argv) {
+        static const char usage[] =
+                "usage: mayfly launch JOB --image-id AMI --instance-type TYPE [--spot] [--subnet-id ID]\n"
+                "       [--security-group-id ID]... [--iam-instance-profile NAME|ARN] [--key-name NAME] [--count N]\n"
+                "       [--install preinstalled|deb=URL|rpm=URL|binary=URL --sha256 HEX] [--env KEY=VALUE]...\n"
+                "       [--backstop-margin DURATION]\n\n"
+                "  Launches instances that run JOB and end themselves: a local directory as `source` is packed\n"
+                "  and uploaded first; RunInstances with the rendered user-data, InstanceInitiatedShutdownBehavior=\n"
+                "  terminate, IMDSv2 required, a mayfly:run tag. Prints the instance ids and the results URI.\n";
+        static const struct option opts[] = {
+                { "image-id", required_argument, NULL, 'a' },  { "instance-type", required_argument, NULL, 't' },
+                { "spot", no_argument, NULL, 'S' },             { "subnet-id", required_argument, NULL, 'n' },
+                { "security-group-id", required_argument, NULL, 'g' },
+                { "iam-instance-profile", required_argument, NULL, 'p' },
+                { "key-name", required_argument, NULL, 'k' },   { "count", required_argument, NULL, 'c' },
+                { "install", required_argument, NULL, 'i' },   { "sha256", required_argument, NULL, 's' },
+                { "env", required_argument, NULL, 'e' },        { "backstop-margin", required_argument, NULL, 'm' },
+                { "help", no_argument, NULL, 'h' },             { 0 } };
+        struct launch_opts lo = { .count = 1 };
+        const char *env[USERDATA_MAX_ENV];
+        struct userdata_opts uo = { .route = INSTALL_PREINSTALLED, .margin = USERDATA_BACKSTOP_MARGIN, .env = env };
+        const char *install = NULL;
+        int ch;
+        optind = 1;
+        while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+                switch (ch) {
+                case 'a': lo.image = optarg; break;
+                case 't': lo.type = optarg; break;
+                case 'S': lo.spot = true; break;
+                case 'n': lo.subnet = optarg; break;
+                case 'g':
+                        if (lo.n_sg >= LAUNCH_MAX_SG) {
+                                log_error("too many --security-group-id");
+                                return EXIT_USAGE;
+                        }
+                        lo.sg[lo.n_sg++] = optarg;
+                        break;
+                case 'p': lo.profile = optarg; break;
+                case 'k': lo.key_name = optarg; break;
+                case 'c':
+                        if (parse_int(optarg, 1, 100, &lo.count) < 0) {
+                                log_error("--count must be 1..100");
+                                return EXIT_USAGE;
+                        }
+                        break;
+                case 'i': install = optarg; break;
+                case 's': uo.sha256 = optarg; break;
+                case 'm':
+                        if (userdata_set_margin(optarg, &uo) < 0)
+                                return EXIT_USAGE;
+                        break;
+                case 'e':
+                        if (uo.n_env >= USERDATA_MAX_ENV)
+                                return EXIT_USAGE;
+                        env[uo.n_env++] = optarg;
+                        break;
+                case 'h': fputs(usage, stdout); return EXIT_OK;
+                default: fputs(usage, stderr); return EXIT_USAGE;
+                }
+        }
+        if (argc - optind != 1 || !lo.image || !lo.type) {
+                fputs(usage, stderr);
+                return EXIT_USAGE;
+        }
+        if (install && userdata_parse_install(install, &uo) < 0) {
+                log_error("--install must be preinstalled, deb=URL, rpm=URL or binary=URL (http/https)");
+                return EXIT_USAGE;
+        }
+        if (userdata_check_sha256(&uo) < 0)
+                return EXIT_USAGE;
+        _cleanup_free_ char *text = NULL;
+        size_t len = 0;
+        int r = cli_read_job(argv[optind], &text, &len);
+        if (r < 0)
+                return EXIT_USAGE;
+        _cleanup_(cjson_deletep) cJSON *job = cJSON_ParseWithLength(text, len);
+        if (!cJSON_IsObject(job)) {
+                log_error("%s: malformed JSON", argv[optind]);
+                return EXIT_USAGE;
+        }
+        struct aws_ctx c;
+        if (cli_aws_init(&c) < 0)
+                return EXIT_FAIL;
+        char err[1024] = "";
+        _cleanup_free_ char *ud = NULL, *b64 = NULL, *jtext = NULL, *gz = NULL;
+        size_t udlen = 0, gzlen = 0;
+        struct aws_result res = { 0 };
+        _cleanup_(xml_freep) struct xml_node *x = NULL;
+        r = aws_region(&c, err, sizeof err);
+        if (r == 0)
+                r = upload_local_source(&c, job, err, sizeof err);
+        char warning[512] = "";
+        uo.warning = warning;
+        uo.warning_len = sizeof warning;
+        if (r == 0) {
+                jtext = cJSON_Print(job);
+                r = jtext ? userdata_render(jtext, strlen(jtext), &uo, &ud, &udlen, err, sizeof err) : -ENOMEM;
+        }
+        if (warning[0])
+                log_error("warning: %s", warning);
+        if (r == 0 && udlen > USERDATA_MAX_RAW) {
+                r = userdata_gzip(ud, udlen, &gz, &gzlen);
+                if (r == 0 && gzlen > USERDATA_MAX_RAW) {
+                        snprintf(err, sizeof err, "user-data is %zu bytes even gzipped; EC2 allows %d", gzlen,
+                                 USERDATA_MAX_RAW);
+                        r = -E2BIG;
+                }
+        }
+        if (r == 0)
+                r = base64_encode((const unsigned char *)(gz ? gz : ud), gz ? gzlen : udlen, &b64);
+        const char *name = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(job, "name"));
+        if (r == 0) {
+                r = run_instances(&c, &lo, name, b64, &x, &res);
+                if (r < 0)
+                        snprintf(err, sizeof err, "%s", res.msg);
+        }
+        if (r == 0) {
+                const struct xml_node *set = xml_child(x, "instancesSet");
+                for (const struct xml_node *it = xml_child(set, "item"); it; it = xml_next_named(it))
+                        printf("%s\n", xml_text(it, "instanceId") ? xml_text(it, "instanceId") : "?");
+                const char *results = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(job, "results"));
+                printf("results: %s%s%s/\n", results, str_has_suffix(results, "/") ? "" : "/", name);
+        } else
+                log_error("%s", err);
+        aws_ctx_free(&c);
+        return r == -EPERM ? EXIT_USAGE : exit_code_for(r);
+}
+
+/* ---------- status and logs ---------- */
+
+struct latest {
+        char key[2048];
+};
+
+static int on_status(void *ud, const struct s3_object *o) {
+        struct latest *l = ud;
+        /* run ids end in a UTC timestamp: the lexically greatest status.json of a job is its newest run */
+        if (str_has_suffix(o->key, "/status.json") && strcmp(o->key, l->key) > 0)
+                snprintf(l->key, sizeof l->key, "%s", o->key);
+        return 0;
+}
+
+/* RESULTS_URI: s3://b/prefix/name/run-id/ or s3://b/prefix/name/ (the newest run). */
+static int find_run(struct aws_ctx *c, struct http_client *h, const char *uri, char **bucket, char run_prefix[2048],
+                    struct aws_result *out) {
+        _cleanup_free_ char *key = NULL;
+        int r = s3_parse_uri(uri, bucket, &key, out->msg, sizeof out->msg);
+        if (r < 0)
+                return r;
+        char prefix[2048];
+        snprintf(prefix, sizeof prefix, "%s%s", key, *key && !str_has_suffix(key, "/") ? "/" : "");
+        struct latest l = { "" };
+        r = s3_list(c, h, *bucket, prefix, on_status, &l, out);
+        if (r < 0)
+                return r;
+        if (!l.key[0]) {
+                snprintf(out->msg, sizeof out->msg, "no run under %s (no status.json)", uri);
+                return -MF_ENOTFOUND;
+        }
+        snprintf(run_prefix, 2048, "%.*s", (int)(strlen(l.key) - strlen("status.json")), l.key);
+        return 0;
+}
+
+int cmd_status(int argc, char **argv) {
+        static const char usage[] = "usage: mayfly status RESULTS_URI [--json]\n\n"
+                                    "  The state of a run from its status.json: s3://bucket/prefix/NAME/RUN-ID/, or\n"
+                                    "  s3://bucket/prefix/NAME/ for the newest run of the job.\n";
+        bool json = false;
+        const char *uri = NULL;
+        for (int i = 1; i < argc; i++) {
+                if (!strcmp(argv[i], "--json"))
+                        json = true;
+                else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+                        fputs(usage, stdout);
+                        return EXIT_OK;
+                } else if (!uri && str_has_prefix(argv[i], "s3://"))
+                        uri = argv[i];
+                else {
+                        fputs(usage, stderr);
+                        return EXIT_USAGE;
+                }
+        }
+        if (!uri) {
+                fputs(usage, stderr);
+                return EXIT_USAGE;
+        }
+        struct aws_ctx c;
+        if (cli_aws_init(&c) < 0)
+                return EXIT_FAIL;
+        struct http_client h;
+        struct aws_result res = { 0 };
+        _cleanup_free_ char *bucket = NULL, *body = NULL;
+        char run[2048], key[2100];
+        size_t len = 0;
+        int r = http_client_init(&h);
+        if (r == 0)
+                r = find_run(&c, &h, uri, &bucket, run, &res);
+        if (r == 0) {
+                snprintf(key, sizeof key, "%sstatus.json", run);
+                r = s3_get_buffer(&c, &h, bucket, key, &body, &len, &res);
+        }
+        http_client_free(&h);
+        if (r < 0) {
+                log_error("%s", res.msg);
+                aws_ctx_free(&c);
+                return exit_code_for(r);
+        }
+        cJSON *st = cJSON_ParseWithLength(body, len);
+        if (json || !st) {
+                fwrite(body, 1, len, stdout);
+                if (len && body[len - 1] != '\n')
+                        putchar('\n');
+        } else {
+                const char *g = NULL;
+                printf("run:      s3://%s/%s\n", bucket, run);
+                printf("outcome:  %s\n", (g = cJSON_GetStringValue(cJSON_GetObjectItem(st, "outcome"))) ? g : "?");
+                if ((g = cJSON_GetStringValue(cJSON_GetObjectItem(st, "error"))))
+                        printf("error:    %s\n", g);
+                cJSON *in = cJSON_GetObjectItem(st, "instance");
+                printf("instance: %s (%s, %s)\n", cJSON_GetStringValue(cJSON_GetObjectItem(in, "id")),
+                       cJSON_GetStringValue(cJSON_GetObjectItem(in, "type")),
+                       cJSON_GetStringValue(cJSON_GetObjectItem(in, "availability_zone")));
+                cJSON *e;
+                cJSON_ArrayForEach(e, cJSON_GetObjectItem(st, "experiments")) {
+                        cJSON *ec = cJSON_GetObjectItem(e, "exit_code"), *sg = cJSON_GetObjectItem(e, "signal");
+                        char code[32] = "-";
+                        if (cJSON_IsNumber(ec))
+                                snprintf(code, sizeof code, "exit %d", (int)ec->valuedouble);
+                        else if (cJSON_IsNumber(sg))
+                                snprintf(code, sizeof code, "signal %d", (int)sg->valuedouble);
+                        const char *nm = cJSON_GetStringValue(cJSON_GetObjectItem(e, "name"));
+                        const char *stt = cJSON_GetStringValue(cJSON_GetObjectItem(e, "status"));
+                        const char *rs = cJSON_GetStringValue(cJSON_GetObjectItem(e, "reason"));
+                        printf("  %-20s %-8s %-12s %s\n", nm ? nm : "?", stt ? stt : "?", rs && *rs ? rs : "-", code);
+                }
+        }
+        cJSON_Delete(st);
+        aws_ctx_free(&c);
+        return EXIT_OK;
+}
+
+struct chunks {
+        char keys[4096][160];
+        size_t n;
+        char want[512];
+};
+
+static int on_chunk(void *ud, const struct s3_object *o) {
+        struct chunks *ch = ud;
+        const char *base = strrchr(o->key, '/');
+        if (ch->n < ARRAY_SIZE(ch->keys) && base && str_has_prefix(base + 1, ch->want))
+                snprintf(ch->keys[ch->n++], sizeof ch->keys[0], "%s", base + 1);
+        return 0;
+}
+
+static int cmpstr(const void *a, const void *b) { return strcmp(a, b); }
+
+/* Print the stream from byte `from` on: the complete log when it exists, else the live chunks in order. */
+static int print_log(struct aws_ctx *c, struct http_client *h, const char *bucket, const char *run, const char *exp,
+                     const char *stream, uint64_t *from, bool *final, struct aws_result *out) {
+        char key[2600];
+        _cleanup_free_ char *body = NULL;
+        size_t len = 0;
+        snprintf(key, sizeof key, "%slogs/%s/%s.log", run, exp, stream);
+        int r = s3_get_buffer(c, h, bucket, key, &body, &len, out);
+        if (r == 0) {
+                if (len > *from)
+                        fwrite(body + *from, 1, len - *from, stdout);
+                *from = MAX(*from, len);
+                *final = true;
+                return 0;
+        }
+        if (r != -MF_ENOTFOUND)
+                return r;
+        struct chunks *ch = calloc(1, sizeof *ch);
+        if (!ch)
+                return -ENOMEM;
+        char prefix[2600];
+        snprintf(prefix, sizeof prefix, "%slive/%s/", run, exp);
+        snprintf(ch->want, sizeof ch->want, "%s.", stream);
+        r = s3_list(c, h, bucket, prefix, on_chunk, ch, out);
+        qsort(ch->keys, ch->n, sizeof ch->keys[0], cmpstr);
+        for (size_t i = 0; r == 0 && i < ch->n; i++) {
+                uint64_t off;
+                if (parse_u64(ch->keys[i] + strlen(ch->want), &off) < 0)
+                        continue;
+                _cleanup_free_ char *part = NULL;
+                size_t plen = 0;
+                snprintf(key, sizeof key, "%s%s", prefix, ch->keys[i]);
+                if (off > *from)
+                        break; /* a gap: wait for the missing chunk */
+                r = s3_get_buffer(c, h, bucket, key, &part, &plen, out);
+                if (r == 0 && off + plen > *from) {
+                        fwrite(part + (*from - off), 1, off + plen - *from, stdout);
+                        *from = off + plen;
+                }
+        }
+        free(ch);
+        fflush(stdout);
+        return r;
+}
+
+int cmd_logs(int argc, char **argv) {
+        static const char usage[] =
+                "usage: mayfly logs RESULTS_URI [--experiment NAME] [--stderr] [--follow]\n\n"
+                "  Prints an experiment's log (default: the first experiment's stdout) from S3: the complete log\n"
+                "  when the run shipped it, else the live chunks. --follow keeps printing until the run ends.\n";
+        static const struct option opts[] = { { "experiment", required_argument, NULL, 'x' },
+                                              { "stderr", no_argument, NULL, 'E' }, { "follow", no_argument, NULL, 'f' },
+                                              { "help", no_argument, NULL, 'h' }, { 0 } };
+        const char *exp = NULL, *stream = "stdout";
+        bool follow = false;
+        int ch;
+        optind = 1;
+        while ((ch = getopt_long(argc, argv, "fh", opts, NULL)) != -1) {
+                switch (ch) {
+                case 'x': exp = optarg; break;
+                case 'E': stream = "stderr"; break;
+                case 'f': follow = true; break;
+                case 'h': fputs(usage, stdout); return EXIT_OK;
+                default: fputs(usage, stderr); return EXIT_USAGE;
+                }
+        }
+        if (argc - optind != 1) {
+                fputs(usage, stderr);
+                return EXIT_USAGE;
+        }
+        struct aws_ctx c;
+        if (cli_aws_init(&c) < 0)
+                return EXIT_FAIL;
+        struct http_client h;
+        struct aws_result res = { 0 };
+        _cleanup_free_ char *bucket = NULL;
+        char run[2048], first[128] = "";
+        int r = http_client_init(&h);
+        if (r == 0)
+                r = find_run(&c, &h, argv[optind], &bucket, run, &res);
+        uint64_t from = 0;
+        for (int rounds = 0; r == 0; rounds++) {
+                char key[2100];
+                _cleanup_free_ char *body = NULL;
+                size_t len = 0;
+                snprintf(key, sizeof key, "%sstatus.json", run);
+                r = s3_get_buffer(&c, &h, bucket, key, &body, &len, &res);
+                if (r < 0)
+                        break;
+                cJSON *st = cJSON_ParseWithLength(body, len);
+                const char *outcome = cJSON_GetStringValue(cJSON_GetObjectItem(st, "outcome"));
+                bool running = !outcome || !strcmp(outcome, "running");
+                if (!exp && !first[0]) {
+                        cJSON *e = cJSON_GetArrayItem(cJSON_GetObjectItem(st, "experiments"), 0);
+                        const char *n = cJSON_GetStringValue(cJSON_GetObjectItem(e, "name"));
+                        snprintf(first, sizeof first, "%s", n ? n : "");
+                }
+                cJSON_Delete(st);
+                bool final = false;
+                r = print_log(&c, &h, bucket, run, exp ? exp : first, stream, &from, &final, &res);
+                if (r < 0 || !follow || final || !running)
+                        break;
+                sleep(5);
+        }
+        http_client_free(&h);
+        if (r < 0)
+                log_error("%s", res.msg);
+        aws_ctx_free(&c);
+        return exit_code_for(r);
+}

@@ -1,0 +1,253 @@
+/* logship.c — incremental log shipping: each tick uploads only bytes not yet shipped, as
+ * live/<stream>.<offset> objects; cost stays proportional to what the experiment writes. */
+#include "run/logship.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+
+#include "aws/xferdir.h"
+
+int shipper_init(struct shipper *s, struct aws_ctx *c, const char *bucket, const char *prefix, long interval) {
+        memset(s, 0, sizeof *s);
+        s->c = c;
+        snprintf(s->bucket, sizeof s->bucket, "%s", bucket);
+        snprintf(s->prefix, sizeof s->prefix, "%s", prefix);
+        s->interval = interval > 0 ? interval : 10;
+        pthread_mutex_init(&s->lock, NULL);
+        pthread_cond_init(&s->cond, NULL);
+        return 0;
+}
+
+int shipper_add_stream(struct shipper *s, const char *path, const char *name) {
+        pthread_mutex_lock(&s->lock);
+        int r = -E2BIG;
+        for (size_t i = 0; i < s->n; i++)
+                if (!strcmp(s->streams[i].name, name)) {
+                        r = 0; /* already known (resume): keep its offset */
+                        s->streams[i].active = true;
+                        goto out;
+                }
+        if (s->n < SHIP_MAX_STREAMS) {
+                struct logstream *l = &s->streams[s->n++];
+                snprintf(l->path, sizeof l->path, "%s", path);
+                snprintf(l->name, sizeof l->name, "%s", name);
+                l->active = true;
+                r = 0;
+        }
+out:
+        pthread_mutex_unlock(&s->lock);
+        return r;
+}
+
+void shipper_set_status(struct shipper *s, const char *json) {
+        char *copy = strdup(json);
+        pthread_mutex_lock(&s->lock);
+        free(s->status_json);
+        s->status_json = copy;
+        pthread_cond_signal(&s->cond);
+        pthread_mutex_unlock(&s->lock);
+}
+
+void shipper_set_checkpoint(struct shipper *s, const char *dir, long interval) {
+        pthread_mutex_lock(&s->lock);
+        snprintf(s->ckpt_dir, sizeof s->ckpt_dir, "%s", dir ? dir : "");
+        s->ckpt_interval = interval;
+        s->ckpt_last = now_mono();
+        pthread_mutex_unlock(&s->lock);
+}
+
+int shipper_put_text(struct shipper *s, const char *rel, const char *text, const char *ctype, struct aws_result *out) {
+        char key[2048];
+        snprintf(key, sizeof key, "%s%s", s->prefix, rel);
+        struct http_client h;
+        int r = http_client_init(&h);
+        if (r < 0)
+                return r;
+        r = s3_put(s->c, &h, s->bucket, key, text, -1, 0, strlen(text), ctype, NULL, NULL, out);
+        http_client_free(&h);
+        return r;
+}
+
+int shipper_put_file(struct shipper *s, const char *path, const char *rel, struct aws_result *out) {
+        char key[2048];
+        snprintf(key, sizeof key, "%s%s", s->prefix, rel);
+        struct xfer_opts o = { .concurrency = 4 };
+        return xfer_upload(s->c, path, s->bucket, key, &o, out);
+}
+
+/* Ship [shipped, size) of one stream as one object. Called without the lock held. */
+static int ship_delta(struct shipper *s, struct http_client *h, struct logstream *l, struct aws_result *out) {
+        int fd = open(l->path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+                return errno == ENOENT ? 0 : -errno;
+        struct stat st;
+        int r = 0;
+        if (fstat(fd, &st) == 0 && (uint64_t)st.st_size > l->shipped) {
+                uint64_t len = MIN((uint64_t)st.st_size - l->shipped, 64ull << 20);
+                char key[2048];
+                snprintf(key, sizeof key, "%slive/%s.%012llu", s->prefix, l->name, (unsigned long long)l->shipped);
+                r = s3_put(s->c, h, s->bucket, key, NULL, fd, (off_t)l->shipped, len, "text/plain", NULL, NULL, out);
+                if (r == 0) {
+                        l->shipped += len;
+                        s->chunks++;
+                }
+        }
+        close(fd);
+        return r;
+}
+
+static void note_failure(struct shipper *s, const struct aws_result *res) {
+        pthread_mutex_lock(&s->lock);
+        s->failures++;
+        snprintf(s->last_error, sizeof s->last_error, "%s", res->msg);
+        pthread_mutex_unlock(&s->lock);
+}
+
+static bool ckpt_filter(void *ud, const char *rel, const struct stat *st) {
+        time_t since = *(time_t *)ud;
+        return st->st_mtime >= since;
+}
+
+int shipper_sync_checkpoint(struct shipper *s, struct aws_result *out) {
+        char dir[4096];
+        pthread_mutex_lock(&s->lock);
+        snprintf(dir, sizeof dir, "%s", s->ckpt_dir);
+        time_t since = s->ckpt_since;
+        pthread_mutex_unlock(&s->lock);
+        if (!dir[0])
+                return 0;
+        struct stat st;
+        if (stat(dir, &st) < 0 || !S_ISDIR(st.st_mode))
+                return 0;
+        time_t start = now_wall() - 1;
+        char prefix[1400];
+        snprintf(prefix, sizeof prefix, "%scheckpoint/", s->prefix);
+        struct xfer_batch b;
+        struct xfer_opts o = { .concurrency = 4 };
+        int r = xfer_batch_init(&b, s->c, s->bucket, true, &o);
+        if (r == 0)
+                r = xfer_batch_add_tree(&b, dir, prefix, ckpt_filter, &since, out);
+        if (r == 0)
+                r = xfer_batch_run(&b, out);
+        xfer_batch_free(&b);
+        if (r == 0) {
+                pthread_mutex_lock(&s->lock);
+                s->ckpt_since = start;
+                pthread_mutex_unlock(&s->lock);
+        }
+        return r;
+}
+
+static void tick(struct shipper *s, struct http_client *h, bool force) {
+        double now = now_mono();
+        for (size_t i = 0;; i++) {
+                pthread_mutex_lock(&s->lock);
+                if (i >= s->n) {
+                        pthread_mutex_unlock(&s->lock);
+                        break;
+                }
+                struct logstream l = s->streams[i];
+                pthread_mutex_unlock(&s->lock);
+                if (!force && now - l.last < (double)s->interval)
+                        continue;
+                struct aws_result res;
+                int r = ship_delta(s, h, &l, &res);
+                l.last = now;
+                if (r < 0)
+                        note_failure(s, &res);
+                pthread_mutex_lock(&s->lock);
+                s->streams[i].shipped = l.shipped;
+                s->streams[i].last = l.last;
+                pthread_mutex_unlock(&s->lock);
+        }
+        pthread_mutex_lock(&s->lock);
+        char *st = TAKE_PTR(s->status_json);
+        pthread_mutex_unlock(&s->lock);
+        if (st) {
+                struct aws_result res;
+                char key[2048];
+                snprintf(key, sizeof key, "%sstatus.json", s->prefix);
+                if (s3_put(s->c, h, s->bucket, key, st, -1, 0, strlen(st), "application/json", NULL, NULL, &res) < 0) {
+                        note_failure(s, &res);
+                        pthread_mutex_lock(&s->lock);
+                        if (!s->status_json)
+                                s->status_json = TAKE_PTR(st); /* try again next tick */
+                        pthread_mutex_unlock(&s->lock);
+                }
+                free(st);
+        }
+}
+
+static void *ship_thread(void *ud) {
+        struct shipper *s = ud;
+        struct http_client h;
+        if (http_client_init(&h) < 0)
+                return NULL;
+        for (;;) {
+                pthread_mutex_lock(&s->lock);
+                struct timespec ts;
+                clock_gettime(CLOCK_REALTIME, &ts);
+                ts.tv_sec += 1;
+                if (!s->stop)
+                        pthread_cond_timedwait(&s->cond, &s->lock, &ts);
+                bool stop = s->stop;
+                bool ck = s->ckpt_dir[0] && s->ckpt_interval > 0 && now_mono() - s->ckpt_last >= (double)s->ckpt_interval;
+                if (ck)
+                        s->ckpt_last = now_mono();
+                pthread_mutex_unlock(&s->lock);
+                if (stop)
+                        break;
+                tick(s, &h, false);
+                if (ck) {
+                        struct aws_result res;
+                        if (shipper_sync_checkpoint(s, &res) < 0)
+                                note_failure(s, &res);
+                }
+        }
+        http_client_free(&h);
+        return NULL;
+}
+
+int shipper_start(struct shipper *s) {
+        if (s->running)
+                return 0;
+        s->stop = false;
+        int r = pthread_create(&s->th, NULL, ship_thread, s);
+        if (r != 0)
+                return -r;
+        s->running = true;
+        return 0;
+}
+
+void shipper_stop(struct shipper *s) {
+        if (!s->running)
+                return;
+        pthread_mutex_lock(&s->lock);
+        s->stop = true;
+        pthread_cond_signal(&s->cond);
+        pthread_mutex_unlock(&s->lock);
+        pthread_join(s->th, NULL);
+        s->running = false;
+}
+
+int shipper_flush(struct shipper *s, struct aws_result *out) {
+        struct http_client h;
+        int r = http_client_init(&h);
+        if (r < 0)
+                return r;
+        unsigned long before = s->failures;
+        tick(s, &h, true);
+        http_client_free(&h);
+        if (s->failures != before) {
+                snprintf(out->msg, sizeof out->msg, "%s", s->last_error);
+                return -EIO;
+        }
+        return 0;
+}
+
+void shipper_free(struct shipper *s) {
+        shipper_stop(s);
+        free(s->status_json);
+        pthread_mutex_destroy(&s->lock);
+        pthread_cond_destroy(&s->cond);
+}

@@ -1,0 +1,22 @@
+/* ec2.h — the EC2 Query API: form-encoded POST, XML answers (expat). */
+#pragma once
+#include "aws/aws.h"
+
+#define EC2_API_VERSION "2016-11-15"
+#define EC2_MAX_PARAMS 96
+
+/* POST Action=...&Version=...&params; the parsed answer in *ret. */
+int ec2_call(struct aws_ctx *c, struct http_client *h, const char *action, const struct kv *params, size_t n,
+             struct xml_node **ret, struct aws_result *out);
+/* Pure: form-encode Action, Version and params. */
+int ec2_form(const char *action, const struct kv *params, size_t n, struct buf *out);
+/* Pure: the instance states in a Terminate/StopInstances answer: "i-1:shutting-down". */
+int ec2_parse_state_change(const struct xml_node *root, const char *instance_id, char *state, size_t n);
+
+int ec2_terminate(struct aws_ctx *c, struct http_client *h, const char *instance_id, bool dry_run, char *state,
+                  size_t n, struct aws_result *out);
+int ec2_stop(struct aws_ctx *c, struct http_client *h, const char *instance_id, char *state, size_t n,
+             struct aws_result *out);
+/* State name of one instance (DescribeInstances). */
+int ec2_describe_state(struct aws_ctx *c, struct http_client *h, const char *instance_id, char *state, size_t n,
+                       struct aws_result *out);

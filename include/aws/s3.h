@@ -1,0 +1,50 @@
+/* s3.h — S3 REST operations (one request each, retried by aws_send) and addressing. */
+#pragma once
+#include "aws/aws.h"
+
+#define S3_MAX_KEY 1024
+#define S3_MAX_PARTS 10000
+#define S3_MIN_PART (5ull << 20)
+#define S3_MAX_PUT (5ull << 30)
+
+/* s3://bucket/key → bucket and key (key may be empty). -EINVAL with a message otherwise. */
+int s3_parse_uri(const char *uri, char **ret_bucket, char **ret_key, char *err, size_t errlen);
+/* Endpoint and decoded path for a bucket/key: path-style with an endpoint override or a dotted bucket. */
+int s3_target(struct aws_ctx *c, const char *bucket, const char *key, char *endpoint, size_t n, struct buf *path);
+
+struct s3_object {
+        const char *key;
+        uint64_t size;
+        const char *etag;
+};
+
+int s3_head(struct aws_ctx *c, struct http_client *h, const char *bucket, const char *key, uint64_t *ret_size,
+            char etag[128], struct aws_result *out);
+/* GET [off, off+len) (len 0 = whole object) into fd at fd_off; if_match guards against a changed object. */
+int s3_get_range(struct aws_ctx *c, struct http_client *h, const char *bucket, const char *key, uint64_t off,
+                 uint64_t len, int fd, off_t fd_off, const char *if_match, void (*progress)(void *, int64_t),
+                 void *ud, struct aws_result *out);
+/* GET a small object into memory (capped at HTTP_MAX_BODY). */
+int s3_get_buffer(struct aws_ctx *c, struct http_client *h, const char *bucket, const char *key, char **ret,
+                  size_t *ret_len, struct aws_result *out);
+/* PUT from memory or from an fd range, with Content-MD5. */
+int s3_put(struct aws_ctx *c, struct http_client *h, const char *bucket, const char *key, const void *mem, int fd,
+           off_t off, uint64_t len, const char *content_type, void (*progress)(void *, int64_t), void *ud,
+           struct aws_result *out);
+int s3_mpu_create(struct aws_ctx *c, struct http_client *h, const char *bucket, const char *key, char **ret_upload_id,
+                  struct aws_result *out);
+int s3_mpu_part(struct aws_ctx *c, struct http_client *h, const char *bucket, const char *key, const char *upload_id,
+                unsigned part, int fd, off_t off, uint64_t len, char etag[128], void (*progress)(void *, int64_t),
+                void *ud, struct aws_result *out);
+int s3_mpu_complete(struct aws_ctx *c, struct http_client *h, const char *bucket, const char *key,
+                    const char *upload_id, char (*etags)[128], unsigned nparts, struct aws_result *out);
+int s3_mpu_abort(struct aws_ctx *c, struct http_client *h, const char *bucket, const char *key, const char *upload_id,
+                 struct aws_result *out);
+/* ListObjectsV2 over every page; cb returns <0 to stop. */
+int s3_list(struct aws_ctx *c, struct http_client *h, const char *bucket, const char *prefix,
+            int (*cb)(void *ud, const struct s3_object *o), void *ud, struct aws_result *out);
+/* Pure: parse one ListObjectsV2 page. */
+int s3_parse_list(const char *xml, size_t len, int (*cb)(void *ud, const struct s3_object *o), void *ud,
+                  bool *ret_truncated, char **ret_token);
+/* Content-MD5 (base64) of an fd range or of memory. */
+int md5_base64(const void *mem, int fd, off_t off, uint64_t len, char out[32]);

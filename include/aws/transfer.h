@@ -1,0 +1,35 @@
+/* transfer.h — whole-file transfers: parallel ranged GETs and parallel multipart uploads. */
+#pragma once
+#include "aws/s3.h"
+
+#define XFER_DEFAULT_PART (8ull << 20)
+#define XFER_MAX_CONCURRENCY 64
+
+struct xfer_progress;
+
+struct xfer_opts {
+        int concurrency;
+        uint64_t part_size;           /* 0 = default */
+        struct xfer_progress *progress;  /* NULL = quiet */
+        bool size_unknown;               /* downloads: add each object's size (from HEAD) to progress's total */
+};
+
+/* Default parallel connections: 2 per CPU, 4..16 (more threads than that fight over one file's
+ * writes on small machines; big instances get more). */
+int xfer_default_concurrency(void);
+
+/* Part size for an object of `size` bytes: at least `want`, whole MiB, at most 10,000 parts. Pure. */
+uint64_t xfer_part_size(uint64_t size, uint64_t want);
+
+/* Download to `dest` through a temporary file in the same directory, renamed only when complete and checked. */
+int xfer_download(struct aws_ctx *c, const char *bucket, const char *key, const char *dest,
+                  const struct xfer_opts *o, struct aws_result *out);
+/* Upload `src` (PutObject, or multipart above one part; aborted on failure). */
+int xfer_upload(struct aws_ctx *c, const char *src, const char *bucket, const char *key, const struct xfer_opts *o,
+                struct aws_result *out);
+
+/* A progress line on a TTY ("\r12.0 MiB / 200.0 MiB  85.1 MiB/s"); quiet otherwise. */
+struct xfer_progress *xfer_progress_new(uint64_t total, int fd);
+void xfer_progress_add(void *p, int64_t n);
+void xfer_progress_expect(struct xfer_progress *p, uint64_t n);
+void xfer_progress_done(struct xfer_progress *p);

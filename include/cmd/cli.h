@@ -1,0 +1,23 @@
+/* cli.h — subcommands and the process exit codes (documented in README and `mayfly --help`). */
+#pragma once
+#include "aws/aws.h"
+#include "exitcode.h"
+#include "log.h"
+
+
+int cmd_cp(int argc, char **argv);
+int cmd_presign(int argc, char **argv);
+int cmd_metadata(int argc, char **argv);
+int cmd_terminate(int argc, char **argv);
+int cmd_gpu(int argc, char **argv);
+int cmd_launch(int argc, char **argv);
+int cmd_status(int argc, char **argv);
+int cmd_logs(int argc, char **argv);
+int cmd_check(int argc, char **argv);
+
+/* Maps a negative return to an exit code. */
+int exit_code_for(int r);
+/* Sets up the AWS context, printing a message on failure. */
+int cli_aws_init(struct aws_ctx *c);
+/* Reads a job file (at most JOB_MAX_BYTES), printing "cannot read PATH: why" on failure. */
+int cli_read_job(const char *path, char **ret, size_t *ret_len);

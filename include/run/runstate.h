@@ -1,0 +1,42 @@
+/* runstate.h — the lifecycle state persisted in $STATE_DIRECTORY so a restarted agent resumes. */
+#pragma once
+#include <stdbool.h>
+#include <sys/types.h>
+#include <time.h>
+
+#include "run/job.h"
+
+enum phase { PH_FETCH, PH_PREPARE, PH_RUN, PH_SHIP, PH_EXIT, PH_DONE };
+enum exp_status { EXP_PENDING, EXP_RUNNING, EXP_DONE, EXP_SKIPPED };
+
+struct exp_state {
+        enum exp_status st;
+        time_t start, end;
+        int exit_code;          /* -1 when killed by a signal or never ran */
+        int signal;
+        char reason[24];        /* exit | timeout | gpu-idle | interrupted | max-runtime | error */
+        int attempts;
+        pid_t pid;
+        unsigned long long pid_start;   /* /proc/PID/stat starttime, to recognise the same process */
+};
+
+struct run_state {
+        char job_sha[65];
+        char run_id[160];
+        char instance_id[64];
+        time_t started;
+        enum phase phase;
+        char outcome[16];       /* "" while running */
+        char error[512];
+        size_t n;
+        struct exp_state exps[JOB_MAX_EXPERIMENTS];
+        char spot_action[16];
+        time_t spot_time;
+        bool exit_done;
+};
+
+const char *phase_name(enum phase p);
+int runstate_load(const char *path, struct run_state *ret);
+int runstate_save(const char *path, const struct run_state *s);
+/* Atomic file replacement: write temp, fsync, rename, fsync the directory. */
+int write_file_atomic(const char *path, const void *data, size_t len, mode_t mode);
