@@ -4,7 +4,9 @@
 #include <fcntl.h>
 #include <libgen.h>
 #include <pthread.h>
+#include <limits.h>
 #include <stdatomic.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 
 struct xfer_progress {
@@ -167,17 +169,43 @@ static int clamp_concurrency(const struct xfer_opts *o) {
         return MIN(n, XFER_MAX_CONCURRENCY);
 }
 
-static int open_temp(const char *dest, char *tmp, size_t n) {
-        _cleanup_free_ char *d1 = strdup(dest), *d2 = strdup(dest);
-        if (!d1 || !d2)
-                return -ENOMEM;
-        snprintf(tmp, n, "%s/.%s.mayfly-XXXXXX", dirname(d1), basename(d2));
-        int fd = mkostemp(tmp, O_CLOEXEC);
-        return fd < 0 ? -errno : fd;
+/* A new file for the download next to its final name, in dirfd (O_EXCL, so never through a link). */
+static int open_temp(int dirfd, const char *name, char *tmp, size_t n) {
+        for (int i = 0; i < 64; i++) {
+                unsigned char rnd[6];
+                if (getrandom(rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd)
+                        return -EIO;
+                char sfx[7];
+                for (size_t k = 0; k < sizeof rnd; k++)
+                        sfx[k] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"[rnd[k] % 62];
+                sfx[6] = 0;
+                if ((size_t)snprintf(tmp, n, ".%s.mayfly-%s", name, sfx) >= n)
+                        return -ENAMETOOLONG;
+                int fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+                if (fd >= 0 || errno != EEXIST)
+                        return fd < 0 ? -errno : fd;
+        }
+        return -EEXIST;
 }
 
 int xfer_download(struct aws_ctx *c, const char *bucket, const char *key, const char *dest,
                   const struct xfer_opts *o, struct aws_result *out) {
+        _cleanup_free_ char *d1 = strdup(dest), *d2 = strdup(dest);
+        if (!d1 || !d2) {
+                snprintf(out->msg, sizeof out->msg, "out of memory");
+                return -ENOMEM;
+        }
+        _cleanup_close_ int dirfd = open(dirname(d1), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dirfd < 0) {
+                snprintf(out->msg, sizeof out->msg, "cannot open the directory of %s: %s", dest, strerror(errno));
+                return -errno;
+        }
+        return xfer_download_at(c, bucket, key, dirfd, basename(d2), dest, o, out);
+}
+
+int xfer_download_at(struct aws_ctx *c, const char *bucket, const char *key, int dirfd, const char *name,
+                     const char *shown, const struct xfer_opts *o, struct aws_result *out) {
+        const char *dest = shown ? shown : name;
         struct http_client h;
         int r = http_client_init(&h);
         if (r < 0)
@@ -192,8 +220,8 @@ int xfer_download(struct aws_ctx *c, const char *bucket, const char *key, const 
         }
         if (o && o->size_unknown)
                 xfer_progress_expect(o->progress, size);
-        char tmp[4096];
-        int fd = open_temp(dest, tmp, sizeof tmp);
+        char tmp[NAME_MAX + 1];
+        int fd = open_temp(dirfd, name, tmp, sizeof tmp);
         if (fd < 0) {
                 http_client_free(&h);
                 snprintf(out->msg, sizeof out->msg, "cannot create a file next to %s: %s", dest, strerror(-fd));
@@ -235,7 +263,8 @@ int xfer_download(struct aws_ctx *c, const char *bucket, const char *key, const 
                 goto fail;
         }
         fd = -1;
-        if (rename(tmp, dest) < 0) {
+        /* renameat replaces the name itself: a link planted there is replaced, never followed */
+        if (renameat(dirfd, tmp, dirfd, name) < 0) {
                 r = -errno;
                 snprintf(out->msg, sizeof out->msg, "cannot rename the download to %s: %s", dest, strerror(-r));
                 goto fail;
@@ -245,7 +274,7 @@ int xfer_download(struct aws_ctx *c, const char *bucket, const char *key, const 
 fail:
         if (fd >= 0)
                 close(fd);
-        unlink(tmp);
+        unlinkat(dirfd, tmp, 0);
         http_client_free(&h);
         return r;
 }
@@ -257,6 +286,11 @@ int xfer_upload(struct aws_ctx *c, const char *src, const char *bucket, const ch
                 snprintf(out->msg, sizeof out->msg, "cannot open %s: %s", src, strerror(errno));
                 return -errno;
         }
+        return xfer_upload_fd(c, fd, src, bucket, key, o, out);
+}
+
+int xfer_upload_fd(struct aws_ctx *c, int fd, const char *src, const char *bucket, const char *key,
+                   const struct xfer_opts *o, struct aws_result *out) {
         struct stat st;
         if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
                 snprintf(out->msg, sizeof out->msg, "%s is not a regular file", src);

@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 
 #include "aws/xferdir.h"
+#include "run/exptree.h"
 
 int shipper_init(struct shipper *s, struct aws_ctx *c, const char *bucket, const char *prefix, long interval) {
         memset(s, 0, sizeof *s);
@@ -13,6 +14,7 @@ int shipper_init(struct shipper *s, struct aws_ctx *c, const char *bucket, const
         snprintf(s->bucket, sizeof s->bucket, "%s", bucket);
         snprintf(s->prefix, sizeof s->prefix, "%s", prefix);
         s->interval = interval > 0 ? interval : 10;
+        s->ckpt_rootfd = -1;
         pthread_mutex_init(&s->lock, NULL);
         pthread_cond_init(&s->cond, NULL);
         return 0;
@@ -48,12 +50,23 @@ void shipper_set_status(struct shipper *s, const char *json) {
         pthread_mutex_unlock(&s->lock);
 }
 
-void shipper_set_checkpoint(struct shipper *s, const char *dir, long interval) {
+void shipper_set_checkpoint(struct shipper *s, const struct run_user *u, int rootfd, const char *rel, long interval) {
         pthread_mutex_lock(&s->lock);
-        snprintf(s->ckpt_dir, sizeof s->ckpt_dir, "%s", dir ? dir : "");
+        snprintf(s->ckpt_dir, sizeof s->ckpt_dir, "%s", rel ? rel : "");
+        s->ckpt_user = u;
+        s->ckpt_rootfd = rootfd;
         s->ckpt_interval = interval;
         s->ckpt_last = now_mono();
         pthread_mutex_unlock(&s->lock);
+}
+
+bool shipper_refusal(struct shipper *s, char *dst, size_t n) {
+        pthread_mutex_lock(&s->lock);
+        bool any = s->refusal[0] != 0;
+        if (any)
+                snprintf(dst, n, "%s", s->refusal);
+        pthread_mutex_unlock(&s->lock);
+        return any;
 }
 
 int shipper_put_text(struct shipper *s, const char *rel, const char *text, const char *ctype, struct aws_result *out) {
@@ -108,27 +121,46 @@ static bool ckpt_filter(void *ud, const char *rel, const struct stat *st) {
         return st->st_mtime >= since;
 }
 
+struct ckpt_walk {
+        const char *dir;
+        char prefix[1400];
+        time_t since;
+};
+
+static int fill_ckpt(struct xfer_batch *b, void *ud, struct aws_result *out) {
+        struct ckpt_walk *w = ud;
+        return xfer_batch_add_tree(b, w->dir, w->prefix, ckpt_filter, &w->since, out);
+}
+
+/* The checkpoint's files changed since the last sync, read as the run user beneath the workdir: a file swapped
+ * for a link to /etc/shadow between the walk and the read is refused, not read as root. */
 int shipper_sync_checkpoint(struct shipper *s, struct aws_result *out) {
         char dir[4096];
+        struct ckpt_walk w;
         pthread_mutex_lock(&s->lock);
         snprintf(dir, sizeof dir, "%s", s->ckpt_dir);
-        time_t since = s->ckpt_since;
+        const struct run_user *u = s->ckpt_user;
+        int rootfd = s->ckpt_rootfd;
+        w.since = s->ckpt_since;
         pthread_mutex_unlock(&s->lock);
-        if (!dir[0])
+        if (!dir[0] || rootfd < 0)
                 return 0;
-        struct stat st;
-        if (stat(dir, &st) < 0 || !S_ISDIR(st.st_mode))
-                return 0;
+        w.dir = dir;
         time_t start = now_wall() - 1;
-        char prefix[1400];
-        snprintf(prefix, sizeof prefix, "%scheckpoint/", s->prefix);
+        snprintf(w.prefix, sizeof w.prefix, "%scheckpoint/", s->prefix);
         struct xfer_batch b;
         struct xfer_opts o = { .concurrency = 4 };
         int r = xfer_batch_init(&b, s->c, s->bucket, true, &o);
         if (r == 0)
-                r = xfer_batch_add_tree(&b, dir, prefix, ckpt_filter, &since, out);
-        if (r == 0)
-                r = xfer_batch_run(&b, out);
+                r = exptree_transfer(u, rootfd, &b, fill_ckpt, &w, out);
+        if (r == -ENOENT)
+                r = 0; /* no checkpoint yet */
+        if (b.refused) {
+                pthread_mutex_lock(&s->lock);
+                if (!s->refusal[0])
+                        exptree_refusal(&b, s->refusal, sizeof s->refusal);
+                pthread_mutex_unlock(&s->lock);
+        }
         xfer_batch_free(&b);
         if (r == 0) {
                 pthread_mutex_lock(&s->lock);

@@ -18,6 +18,7 @@
 #include <systemd/sd-journal.h>
 
 #include "run/archive_x.h"
+#include "run/exptree.h"
 #include "exitcode.h"
 #include "crypto.h"
 #include "run/exitact.h"
@@ -67,6 +68,34 @@ void run_set_phase(struct run *R, enum phase p) {
         run_notify_status("%s", phase_name(p));
         log_info("phase %s", phase_name(p));
         run_push_status(R);
+}
+
+/* A GPU query hung (or answered again after a hang): said once in the log, and in status.json. */
+void run_check_gpu_health(struct run *R) {
+        bool hung;
+        time_t since;
+        unsigned long hangs;
+        watcher_gpu_health(&R->watch, &hung, &since, &hangs);
+        if (hung == R->gpu_hung)
+                return;
+        R->gpu_hung = hung;
+        if (hung)
+                log_error("%s hung: a GPU query has not returned for %ds; GPU sampling and gpu_idle are off until it "
+                          "does; spot handling and shipping go on", R->gpu_inv.source[0] ? R->gpu_inv.source : "NVML",
+                          WATCH_GPU_HUNG);
+        else
+                log_info("the GPU query returned again after a hang");
+        run_push_status(R);
+}
+
+/* Stops the watcher; a GPU thread it had to leave behind (stuck in NVML) means the process ends with _exit and the
+ * GPU handle is not closed under it. */
+void run_stop_watch(struct run *R) {
+        if (watcher_stop(&R->watch)) {
+                log_warn("the GPU thread is still stuck in a query: left behind");
+                R->worker_abandoned = true;
+                R->gpu_hung = true;
+        }
 }
 
 /* Runs fn(arg) on a worker thread while this thread keeps the watchdog fed and notes stop signals. */
@@ -267,39 +296,41 @@ int run_do_exit_action(struct run *R, enum exit_action a) {
 
 /* ---------- shipping ---------- */
 
+static int fill_outputs(struct xfer_batch *b, void *ud, struct aws_result *out) {
+        struct run *R = ud;
+        char prefix[1400];
+        snprintf(prefix, sizeof prefix, "%soutputs/", R->prefix);
+        for (char **g = R->job.outputs; g && *g; g++) {
+                int r = xfer_batch_add_glob(b, *g, prefix, out);
+                if (r < 0)
+                        return r;
+                if (r == 0)
+                        log_warn("outputs: nothing matches %s", *g);
+        }
+        return 0;
+}
+
+/* A path the experiment planted that the agent refused to follow: the run's error (the first one is kept). */
+void run_note_refusal(struct run *R, const char *what, const char *msg) {
+        log_error("%s: refused %s", what, msg);
+        if (!R->st.error[0]) {
+                snprintf(R->st.error, sizeof R->st.error, "%s: refused %s", what, msg);
+                snprintf(R->st.outcome, sizeof R->st.outcome, "error");
+                run_save_state(R);
+        }
+}
+
 static int upload_outputs(struct run *R, struct aws_result *out) {
         struct xfer_batch b;
         struct xfer_opts o = { .concurrency = 8 };
         int r = xfer_batch_init(&b, &R->c, R->bucket, true, &o);
-        char prefix[1400];
-        snprintf(prefix, sizeof prefix, "%soutputs/", R->prefix);
-        for (char **g = R->job.outputs; r == 0 && g && *g; g++) {
-                char pat[8192];
-                snprintf(pat, sizeof pat, "%s/%s", R->workdir, *g);
-                glob_t gl;
-                if (glob(pat, GLOB_NOSORT, NULL, &gl) != 0) {
-                        log_warn("outputs: nothing matches %s", *g);
-                        continue;
-                }
-                for (size_t i = 0; r == 0 && i < gl.gl_pathc; i++) {
-                        const char *m = gl.gl_pathv[i];
-                        const char *rel = m + strlen(R->workdir) + 1;
-                        struct stat st;
-                        if (lstat(m, &st) < 0)
-                                continue;
-                        char key[S3_MAX_KEY + 2];
-                        if (S_ISDIR(st.st_mode)) {
-                                snprintf(key, sizeof key, "%s%s/", prefix, rel);
-                                r = xfer_batch_add_tree(&b, m, key, NULL, NULL, out);
-                        } else if (S_ISREG(st.st_mode)) {
-                                snprintf(key, sizeof key, "%s%s", prefix, rel);
-                                r = xfer_batch_add(&b, key, m, (uint64_t)st.st_size);
-                        }
-                }
-                globfree(&gl);
+        if (r == 0)
+                r = exptree_transfer(&R->user, R->workfd, &b, fill_outputs, R, out);
+        if (b.refused) {
+                char m[700];
+                exptree_refusal(&b, m, sizeof m);
+                run_note_refusal(R, "outputs", m);
         }
-        if (r == 0 && b.n)
-                r = xfer_batch_run(&b, out);
         xfer_batch_free(&b);
         return r;
 }
@@ -324,14 +355,18 @@ static int ship_all(struct run *R, void *arg) {
                         }
                 }
         }
-        if (R->job.outputs && R->job.outputs[0] && upload_outputs(R, &res) < 0) {
+        /* the workdir's files only once the workdir is known (a run that failed before has none to ship) */
+        if (R->workfd >= 0 && R->job.outputs && R->job.outputs[0] && upload_outputs(R, &res) < 0) {
                 log_warn("shipping outputs: %s", res.msg);
                 failures++;
         }
-        if (R->job.checkpoint_dir && shipper_sync_checkpoint(&R->ship, &res) < 0) {
+        if (R->workfd >= 0 && R->job.checkpoint_dir && shipper_sync_checkpoint(&R->ship, &res) < 0) {
                 log_warn("shipping the checkpoint: %s", res.msg);
                 failures++;
         }
+        char refused[700];
+        if (shipper_refusal(&R->ship, refused, sizeof refused))
+                run_note_refusal(R, "checkpoint", refused);
         if (R->metrics_fd >= 0 && access(R->metrics_path, F_OK) == 0 &&
             shipper_put_file(&R->ship, R->metrics_path, "metrics.jsonl", &res) < 0) {
                 log_warn("shipping metrics: %s", res.msg);
@@ -379,6 +414,15 @@ int run_fail_run(struct run *R, int rc, const char *msg) {
 
 /* ---------- FETCH ---------- */
 
+struct fetch_src {
+        const char *key;
+};
+
+static int fill_source(struct xfer_batch *b, void *ud, struct aws_result *out) {
+        struct fetch_src *f = ud;
+        return xfer_batch_add_prefix(b, f->key, "", out);
+}
+
 static int fetch(struct run *R, void *arg) {
         char *err = arg;
         _cleanup_free_ char *bucket = NULL, *key = NULL;
@@ -389,20 +433,20 @@ static int fetch(struct run *R, void *arg) {
         struct xfer_opts o = { .concurrency = 8 };
         if (str_has_suffix(R->job.source, "/")) {
                 struct xfer_batch b;
+                struct fetch_src f = { .key = key };
                 r = xfer_batch_init(&b, &R->c, bucket, false, &o);
                 if (r == 0)
-                        r = xfer_batch_add_prefix(&b, key, R->workdir, &res);
+                        r = exptree_transfer(&R->user, R->workfd, &b, fill_source, &f, &res);
                 if (r == 0 && b.n == 0) {
                         snprintf(res.msg, sizeof res.msg, "source %s holds no objects", R->job.source);
                         r = -MF_ENOTFOUND;
                 }
-                if (r == 0)
-                        r = xfer_batch_run(&b, &res);
                 xfer_batch_free(&b);
                 if (r < 0)
                         snprintf(err, 512, "fetching %s: %s", R->job.source, res.msg);
                 return r;
         }
+        /* the archive is the agent's own file (in its cache); what comes out of it is the run user's */
         const char *base = strrchr(key, '/') ? strrchr(key, '/') + 1 : key;
         char local[4300];
         snprintf(local, sizeof local, "%s/source-%s", R->cache_dir, base);
@@ -411,71 +455,113 @@ static int fetch(struct run *R, void *arg) {
                 snprintf(err, 512, "fetching %s: %s", R->job.source, res.msg);
                 return r;
         }
-        r = archive_extract(local, R->workdir, err, 512);
+        _cleanup_close_ int afd = open(local, O_RDONLY | O_CLOEXEC);
         unlink(local);
-        return r;
+        if (afd < 0) {
+                snprintf(err, 512, "cannot open the downloaded archive %s: %s", local, strerror(errno));
+                return -errno;
+        }
+        return exptree_extract(&R->user, R->workfd, afd, err, 512);
 }
 
 static int phase_fetch(struct run *R) {
         char err[512] = "";
-        int r = mkdir_parents(R->workdir, 0755);
-        if (r == 0 && mkdir(R->workdir, 0755) < 0 && errno != EEXIST)
-                r = -errno;
-        if (r < 0) {
-                snprintf(err, sizeof err, "cannot create the workdir %s: %s", R->workdir, strerror(-r));
-                return run_fail_run(R, r, err);
-        }
         run_notify_status("fetching %s", R->job.source);
         log_info("fetching %s into %s", R->job.source, R->workdir);
-        r = run_blocking(R, fetch, err);
+        int r = run_blocking(R, fetch, err);
         if (r < 0)
                 return run_fail_run(R, r, err[0] ? err : strerror(-r));
         run_set_phase(R, PH_PREPARE);
         return 0;
 }
 
-/* ---------- PREPARE ---------- */
-
-static int open_gpu(struct run *R, char *err, size_t errlen) {
-        double deadline = now_mono() + (double)R->job.gpu_wait;
-        for (;;) {
-                int r = gpu_open(&R->gpu, env_nonempty("MAYFLY_NVML_LIBRARY"), NULL, err, errlen);
-                if (r == 0)
-                        return 0;
-                if (now_mono() >= deadline || R->stop_requested)
-                        return r;
-                for (int i = 0; i < 10; i++) {
-                        struct pollfd p = { .fd = R->sfd, .events = POLLIN };
-                        poll(&p, 1, 200);
-                        run_drain_signals(R);
-                        run_watchdog(R);
-                }
-        }
-}
-
-static int phase_prepare(struct run *R) {
+/* The run user and the workdir, before anything touches the workdir (fetch included); on every start, as
+ * neither is persisted. */
+static int take_workdir(struct run *R) {
         char err[1024];
         int r = run_user_resolve(R->job.user, &R->user, err, sizeof err);
         if (r < 0)
                 return run_fail_run(R, -EINVAL, err);
+        int fd = exptree_open(R->workdir, &R->user, err, sizeof err);
+        if (fd < 0)
+                return run_fail_run(R, fd, err);
+        R->workfd = fd;
+        return 0;
+}
+
+/* ---------- PREPARE ---------- */
+
+/* Opening NVML (or nvidia-smi) and the inventory, on a worker: a driver that hangs must not stall the agent. On
+ * the heap, as an abandoned worker may still write here. */
+struct gpu_probe {
+        bool wait;                    /* retry until deadline (the driver may not be loaded yet at boot) */
+        double deadline;
+        struct gpu *g;
+        struct gpu_state st;
+        int open_rc, query_rc;
+        char err[1024];
+};
+
+static int probe_gpu(struct run *R, void *arg) {
+        struct gpu_probe *p = arg;
+        for (;;) {
+                p->open_rc = gpu_open(&p->g, env_nonempty("MAYFLY_NVML_LIBRARY"), NULL, p->err, sizeof p->err);
+                if (p->open_rc == 0 || !p->wait || now_mono() >= p->deadline)
+                        break;
+                usleep(2000 * 1000);
+        }
+        if (p->g)
+                p->query_rc = gpu_query(p->g, &p->st, p->err, sizeof p->err);
+        return 0;
+}
+
+/* The GPUs, or why there are none: -ENODEV (none found), -ETIMEDOUT (the driver did not answer). */
+static int prepare_gpu(struct run *R, char *err, size_t errlen) {
+        struct gpu_probe *p = calloc(1, sizeof *p);
+        if (!p)
+                return -ENOMEM;
+        p->wait = R->job.gpu_require || R->job.gpu_idle > 0;
+        p->deadline = now_mono() + (p->wait ? (double)R->job.gpu_wait : 0);
+        if (p->wait)
+                run_notify_status("waiting for the GPU driver%s", "");
+        int r = run_blocking_until(R, probe_gpu, p, p->deadline + WATCH_GPU_HUNG);
+        if (r == -ETIMEDOUT) {
+                /* p stays with the worker, which may still be inside the driver */
+                R->gpu_hung = true;
+                snprintf(err, errlen, "the GPU driver did not answer within %lds (NVML or nvidia-smi hung)",
+                         (p->wait ? R->job.gpu_wait : 0) + (long)WATCH_GPU_HUNG);
+                log_error("%s; going on without GPU sampling", err);
+                return r;
+        }
+        R->gpu = p->g;
+        r = p->open_rc;
+        if (r == 0 && p->query_rc >= 0) {
+                R->gpu_inv = p->st;
+                R->have_gpu_inv = true;
+        }
+        snprintf(err, errlen, "%s", p->err);
+        free(p);
+        return r;
+}
+
+static int phase_prepare(struct run *R) {
+        char err[1024];
+        int r;
         struct env_spec es = { .kind = (enum env_kind)R->job.env_kind, .value = R->job.env_value };
         struct envact_search search = { .conda_exe = env_nonempty("CONDA_EXE"), .home = R->user.home };
         r = envact_resolve(&es, &search, &R->env, err, sizeof err);
         if (r < 0)
                 return run_fail_run(R, -EINVAL, err);
-        if (R->job.gpu_require || R->job.gpu_idle > 0) {
-                run_notify_status("waiting for the GPU driver%s", "");
-                r = open_gpu(R, err, sizeof err);
-                if (r < 0 && R->job.gpu_require) {
-                        char m[1200];
+        r = prepare_gpu(R, err, sizeof err);
+        if (r < 0 && R->job.gpu_require) {
+                char m[1200];
+                if (r == -ETIMEDOUT)
+                        snprintf(m, sizeof m, "GPU required but %s", err);
+                else
                         snprintf(m, sizeof m, "GPU required but none found after %lds: %s", R->job.gpu_wait, err);
-                        return run_fail_run(R, -ENODEV, m);
-                }
-        } else
-                gpu_open(&R->gpu, env_nonempty("MAYFLY_NVML_LIBRARY"), NULL, err, sizeof err);
+                return run_fail_run(R, r == -ETIMEDOUT ? r : -ENODEV, m);
+        }
         if (R->gpu) {
-                r = gpu_query(R->gpu, &R->gpu_inv, err, sizeof err);
-                R->have_gpu_inv = r >= 0;
                 if (R->have_gpu_inv)
                         log_info("GPUs: %d (%s, driver %s)", R->gpu_inv.count, R->gpu_inv.source, R->gpu_inv.driver);
                 if (R->job.gpu_require && (!R->have_gpu_inv || R->gpu_inv.count < R->job.gpu_min_count)) {
@@ -484,11 +570,6 @@ static int phase_prepare(struct run *R) {
                                  R->job.gpu_min_count);
                         return run_fail_run(R, -ENODEV, m);
                 }
-        }
-        if (R->user.switch_user) {
-                r = chown_tree(R->workdir, R->user.uid, R->user.gid);
-                if (r < 0)
-                        log_warn("cannot hand %s to %s: %s", R->workdir, R->user.name, strerror(-r));
         }
         run_set_phase(R, PH_RUN);
         return 0;
@@ -653,6 +734,8 @@ static int lifecycle(struct run *R) {
                         return run_fail_run(R, -EACCES, m);
                 }
         }
+        if ((rc = take_workdir(R)) != 0)
+                return rc;
         shipper_start(&R->ship);
         run_push_status(R);
         if (R->st.phase == PH_FETCH && (rc = phase_fetch(R)) != 0)
@@ -666,7 +749,7 @@ static int lifecycle(struct run *R) {
                 if ((rc = run_phase_run(R)) != 0)
                         return rc;
         }
-        watcher_stop(&R->watch);
+        run_stop_watch(R);
         if (R->stop_requested) {
                 /* systemd stops us (shutdown, restart): ship what exists, keep the state, resume later */
                 shipper_stop(&R->ship);
@@ -710,6 +793,7 @@ int cmd_run(int argc, char **argv) {
                 }
         }
         R->metrics_fd = -1;
+        R->workfd = -1;
         run_first_dir(R->state_dir, sizeof R->state_dir, "STATE_DIRECTORY", "/var/lib/mayfly");
         run_first_dir(R->logs_dir, sizeof R->logs_dir, "LOGS_DIRECTORY", "/var/log/mayfly");
         run_first_dir(R->cache_dir, sizeof R->cache_dir, "CACHE_DIRECTORY", "/var/cache/mayfly");
@@ -735,12 +819,14 @@ int cmd_run(int argc, char **argv) {
         sd_notify(0, "READY=1");
         if (rc == 0)
                 rc = lifecycle(R);
+        run_stop_watch(R);
         run_exit_if_abandoned(R, rc);
-        watcher_stop(&R->watch);
         if (R->ship_ready)
                 shipper_free(&R->ship);
         if (R->metrics_fd >= 0)
                 close(R->metrics_fd);
+        if (R->workfd >= 0)
+                close(R->workfd);
         gpu_close(R->gpu);
         job_free(&R->job);
         aws_ctx_free(&R->c);

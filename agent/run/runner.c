@@ -16,12 +16,27 @@
 
 extern char **environ;
 
+/* The passwd entry, whole: a name, home or shell that does not fit is an error, never a cut string. */
 static int fill_user(const struct passwd *pw, struct run_user *u) {
+        const char *home = pw->pw_dir && *pw->pw_dir ? pw->pw_dir : "/";
+        const char *shell = pw->pw_shell && *pw->pw_shell ? pw->pw_shell : "/bin/sh";
+        if (strlen(pw->pw_name) >= sizeof u->name || strlen(home) >= sizeof u->home || strlen(shell) >= sizeof u->shell)
+                return -ENAMETOOLONG;
         snprintf(u->name, sizeof u->name, "%s", pw->pw_name);
+        snprintf(u->home, sizeof u->home, "%s", home);
+        snprintf(u->shell, sizeof u->shell, "%s", shell);
         u->uid = pw->pw_uid;
         u->gid = pw->pw_gid;
-        snprintf(u->home, sizeof u->home, "%s", pw->pw_dir && *pw->pw_dir ? pw->pw_dir : "/");
-        snprintf(u->shell, sizeof u->shell, "%s", pw->pw_shell && *pw->pw_shell ? pw->pw_shell : "/bin/sh");
+        return 0;
+}
+
+/* Supplementary groups, looked up here rather than with initgroups() in the child: NSS is not async-signal-safe,
+ * and the child of a multithreaded process may only make async-signal-safe calls. */
+static int resolve_groups(struct run_user *u) {
+        int n = RUN_USER_MAX_GROUPS;
+        if (getgrouplist(u->name, u->gid, u->groups, &n) < 0)
+                return -E2BIG;
+        u->ngroups = n;
         return 0;
 }
 
@@ -61,7 +76,10 @@ int run_user_resolve(const char *wanted, struct run_user *ret, char *err, size_t
                         snprintf(err, errlen, "cannot look up the current user");
                         return -ENOENT;
                 }
-                fill_user(res, &u);
+                if (fill_user(res, &u) < 0) {
+                        snprintf(err, errlen, "the current user's name, home or shell in the passwd entry is too long");
+                        return -ENAMETOOLONG;
+                }
                 if (wanted && strcmp(wanted, u.name) != 0) {
                         snprintf(err, errlen, "user '%s' requested but the agent is not root (running as '%s')",
                                  wanted, u.name);
@@ -71,7 +89,12 @@ int run_user_resolve(const char *wanted, struct run_user *ret, char *err, size_t
                 return 0;
         }
         if (wanted) {
-                if (lookup(wanted, &u) < 0) {
+                int r = lookup(wanted, &u);
+                if (r == -ENAMETOOLONG) {
+                        snprintf(err, errlen, "user '%s': its name, home or shell in the passwd entry is too long", wanted);
+                        return r;
+                }
+                if (r < 0) {
                         snprintf(err, errlen, "user '%s' does not exist", wanted);
                         return -ENOENT;
                 }
@@ -84,6 +107,10 @@ int run_user_resolve(const char *wanted, struct run_user *ret, char *err, size_t
                         return -ENOENT;
                 }
         }
+        if (resolve_groups(&u) < 0) {
+                snprintf(err, errlen, "user '%s' is in more than %d groups", u.name, RUN_USER_MAX_GROUPS);
+                return -E2BIG;
+        }
         u.switch_user = true;
         *ret = u;
         return 0;
@@ -95,23 +122,51 @@ void strv_free(char **v) {
         free(v);
 }
 
-static int strv_push(char ***v, size_t *n, size_t *cap, const char *fmt, const char *a, const char *b) {
-        if (*n + 2 > *cap) {
-                size_t nc = *cap ? *cap * 2 : 32;
-                char **p = realloc(*v, nc * sizeof *p);
-                if (!p)
-                        return -ENOMEM;
-                *v = p;
-                *cap = nc;
-        }
-        size_t l = strlen(a) + (b ? strlen(b) : 0) + 2;
-        char *s = malloc(l);
+/* A NAME=VALUE list where each name appears once: setting a name again replaces its entry in place. */
+struct envb {
+        char **v;
+        size_t n, cap;
+};
+
+static int envb_set(struct envb *b, const char *name, size_t nl, const char *value) {
+        size_t vl = strlen(value);
+        char *s = malloc(nl + 1 + vl + 1);
         if (!s)
                 return -ENOMEM;
-        snprintf(s, l, fmt, a, b ? b : "");
-        (*v)[(*n)++] = s;
-        (*v)[*n] = NULL;
+        memcpy(s, name, nl);
+        s[nl] = '=';
+        memcpy(s + nl + 1, value, vl + 1);
+        for (size_t i = 0; i < b->n; i++)
+                if (!strncmp(b->v[i], name, nl) && b->v[i][nl] == '=') {
+                        free(b->v[i]);
+                        b->v[i] = s;
+                        return 0;
+                }
+        if (b->n + 2 > b->cap) {
+                size_t nc = b->cap ? b->cap * 2 : 32;
+                char **p = realloc(b->v, nc * sizeof *p);
+                if (!p) {
+                        free(s);
+                        return -ENOMEM;
+                }
+                b->v = p;
+                b->cap = nc;
+        }
+        b->v[b->n++] = s;
+        b->v[b->n] = NULL;
         return 0;
+}
+
+/* "NAME=VALUE"; an entry without '=' is not an environment variable and is dropped. */
+static int envb_put(struct envb *b, const char *kv) {
+        const char *eq = strchr(kv, '=');
+        if (!eq || eq == kv)
+                return 0;
+        return envb_set(b, kv, (size_t)(eq - kv), eq + 1);
+}
+
+static int envb_setc(struct envb *b, const char *name, const char *value) {
+        return envb_set(b, name, strlen(name), value);
 }
 
 /* Variables a training script expects from a login-like environment; AWS configuration but never keys. */
@@ -126,31 +181,35 @@ static bool passthrough(const char *kv) {
         return false;
 }
 
-char **runner_environment(const struct run_user *u, char *const *job_env, char *const *mayfly_env) {
-        char **v = NULL;
-        size_t n = 0, cap = 0;
-        int r = strv_push(&v, &n, &cap, "%s%s", "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-                          NULL);
+char **runner_environment(const struct run_user *u, char *const *env, char *const *job_env, char *const *mayfly_env) {
+        struct envb b = { 0 };
+        int r = envb_setc(&b, "PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
         if (r == 0)
-                r = strv_push(&v, &n, &cap, "HOME=%s%s", u->home, NULL);
+                r = envb_setc(&b, "HOME", u->home);
         if (r == 0)
-                r = strv_push(&v, &n, &cap, "USER=%s%s", u->name, NULL);
+                r = envb_setc(&b, "USER", u->name);
         if (r == 0)
-                r = strv_push(&v, &n, &cap, "LOGNAME=%s%s", u->name, NULL);
+                r = envb_setc(&b, "LOGNAME", u->name);
         if (r == 0)
-                r = strv_push(&v, &n, &cap, "SHELL=%s%s", u->shell, NULL);
-        for (char **e = environ; r == 0 && e && *e; e++)
+                r = envb_setc(&b, "SHELL", u->shell);
+        for (char *const *e = env; r == 0 && e && *e; e++)
                 if (passthrough(*e))
-                        r = strv_push(&v, &n, &cap, "%s%s", *e, NULL);
+                        r = envb_put(&b, *e);
+        /* Python block-buffers a stdout that is not a terminal: without this print() reaches the live logs
+         * minutes late (SageMaker sets it too); the job's environment may set it to something else */
+        if (r == 0)
+                r = envb_setc(&b, "PYTHONUNBUFFERED", "1");
         for (char *const *e = job_env; r == 0 && e && *e; e++)
-                r = strv_push(&v, &n, &cap, "%s%s", *e, NULL);
+                r = envb_put(&b, *e);
         for (char *const *e = mayfly_env; r == 0 && e && *e; e++)
-                r = strv_push(&v, &n, &cap, "%s%s", *e, NULL);
+                r = envb_put(&b, *e);
+        if (r == 0 && !b.v)
+                r = -ENOMEM;
         if (r < 0) {
-                strv_free(v);
+                strv_free(b.v);
                 return NULL;
         }
-        return v;
+        return b.v;
 }
 
 enum spawn_step { STEP_SETSID, STEP_STDIO, STEP_USER, STEP_CHDIR, STEP_EXEC };
@@ -194,7 +253,8 @@ int runner_spawn(const struct spawn *s, struct child *ret, char *err, size_t err
                 if (devnull < 0 || dup2(devnull, 0) < 0 || dup2(out[1], 1) < 0 || dup2(er[1], 2) < 0)
                         child_fail(rep[1], STEP_STDIO, errno);
                 if (s->user && s->user->switch_user) {
-                        if (initgroups(s->user->name, s->user->gid) < 0 || setgid(s->user->gid) < 0 ||
+                        /* groups resolved before the fork; setgroups (a system call) before giving up root */
+                        if (syscall(SYS_setgroups, (size_t)s->user->ngroups, s->user->groups) < 0 || setgid(s->user->gid) < 0 ||
                             setuid(s->user->uid) < 0)
                                 child_fail(rep[1], STEP_USER, errno);
                 }
@@ -240,42 +300,4 @@ int runner_signal_group(pid_t pgid, int sig) {
         if (pgid <= 1)
                 return -EINVAL;
         return kill(-pgid, sig) < 0 ? -errno : 0;
-}
-
-static int chown_walk(int dfd, uid_t uid, gid_t gid, int depth) {
-        if (depth > 128)
-                return -ELOOP;
-        DIR *d = fdopendir(dfd);
-        if (!d) {
-                close(dfd);
-                return -errno;
-        }
-        int r = 0;
-        struct dirent *de;
-        while ((de = readdir(d))) {
-                if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
-                        continue;
-                if (fchownat(dirfd(d), de->d_name, uid, gid, AT_SYMLINK_NOFOLLOW) < 0 && r == 0)
-                        r = -errno;
-                struct stat st;
-                if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode)) {
-                        int sub = openat(dirfd(d), de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-                        if (sub >= 0) {
-                                int rr = chown_walk(sub, uid, gid, depth + 1);
-                                if (rr < 0 && r == 0)
-                                        r = rr;
-                        }
-                }
-        }
-        closedir(d);
-        return r;
-}
-
-int chown_tree(const char *dir, uid_t uid, gid_t gid) {
-        if (chown(dir, uid, gid) < 0)
-                return -errno;
-        int fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-        if (fd < 0)
-                return -errno;
-        return chown_walk(fd, uid, gid, 0);
 }

@@ -44,6 +44,12 @@ int status_build(const struct run *R, char **ret) {
                         cJSON_AddItemToObject(o, "gpu", cJSON_Parse(g));
         } else
                 cJSON_AddNullToObject(o, "gpu");
+        if (R->gpu_hung) {
+                /* said plainly: the GPU numbers stopped because the driver stopped answering */
+                cJSON *h = cJSON_AddObjectToObject(o, "gpu_health");
+                cJSON_AddBoolToObject(h, "hung", true);
+                cJSON_AddStringToObject(h, "message", "a GPU query (NVML or nvidia-smi) has not returned");
+        }
         cJSON *ex = cJSON_AddArrayToObject(o, "experiments");
         for (size_t i = 0; i < R->job.n_experiments && i < R->st.n; i++) {
                 const struct experiment *e = &R->job.experiments[i];

@@ -12,10 +12,14 @@
 #include <sys/wait.h>
 #include <systemd/sd-journal.h>
 
+#include "beneath.h"
 #include "exitcode.h"
 #include "log.h"
+#include "run/exptree.h"
 #include "run/run.h"
 #include "aws/xferdir.h"
+
+extern char **environ;
 
 #define SPOT_UPLOAD_MARGIN 30     /* seconds kept for uploads before a spot notice's time */
 #define DRAIN_AFTER_EXIT_MS 2000
@@ -124,6 +128,7 @@ static void on_watch_event(struct run *R, struct exp_run *E) {
         }
         if (idle)
                 begin_kill(R, E, "gpu-idle", R->job.stop_grace);
+        run_check_gpu_health(R);
 }
 
 /* max_runtime counts from the run's start, across agent restarts. */
@@ -165,40 +170,39 @@ static void reap(struct run *R, struct exp_run *E) {
         }
 }
 
+struct restore {
+        const char *prefix;
+        const char *dir;
+};
+
+static int fill_restore(struct xfer_batch *b, void *ud, struct aws_result *out) {
+        struct restore *rs = ud;
+        return xfer_batch_add_prefix(b, rs->prefix, rs->dir, out);
+}
+
+/* The checkpoint back from S3 into its directory, created by and owned by the run user, never through a link out
+ * of the workdir. */
 static int restore_checkpoint(struct run *R, void *arg) {
         const char *dir = arg;
         struct aws_result res = { 0 };
         char prefix[1400];
         snprintf(prefix, sizeof prefix, "%scheckpoint/", R->prefix);
         struct xfer_batch b;
+        struct restore rs = { .prefix = prefix, .dir = dir };
         int r = xfer_batch_init(&b, &R->c, R->bucket, false, NULL);
         if (r == 0)
-                r = xfer_batch_add_prefix(&b, prefix, dir, &res);
-        if (r == 0 && b.n)
-                r = xfer_batch_run(&b, &res);
+                r = exptree_transfer(&R->user, R->workfd, &b, fill_restore, &rs, &res);
+        if (r == 0 && b.refused) {
+                char m[700];
+                exptree_refusal(&b, m, sizeof m);
+                run_note_refusal(R, "checkpoint restore", m);
+        }
         if (r == 0)
                 log_info("checkpoint restored: %zu files into %s", b.n, dir);
         else
                 log_warn("checkpoint restore from s3://%s/%s failed: %s", R->bucket, prefix, res.msg);
         xfer_batch_free(&b);
         return r;
-}
-
-static bool dir_empty(const char *dir) {
-        _cleanup_close_ int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (fd < 0)
-                return true;
-        DIR *d = fdopendir(fd);
-        if (!d)
-                return true;
-        fd = -1;
-        struct dirent *de;
-        bool empty = true;
-        while ((de = readdir(d)))
-                if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
-                        empty = false;
-        closedir(d);
-        return empty;
 }
 
 static char **experiment_argv(struct run *R, const struct experiment *x) {
@@ -238,13 +242,16 @@ static int run_experiment(struct run *R, size_t i, bool resume) {
         struct exp_run E = { .idx = i, .out_log = -1, .err_log = -1 };
         char ckpt[4200] = "", outp[4200], errp[4200];
         if (R->job.checkpoint_dir) {
-                snprintf(ckpt, sizeof ckpt, "%s/%s", R->workdir, R->job.checkpoint_dir);
-                mkdir_parents(ckpt, 0755);
-                mkdir(ckpt, 0755);
-                if (resume && dir_empty(ckpt))
-                        run_blocking(R, restore_checkpoint, ckpt);
-                if (R->user.switch_user)
-                        chown_tree(ckpt, R->user.uid, R->user.gid);
+                const char *rel = R->job.checkpoint_dir;
+                snprintf(ckpt, sizeof ckpt, "%s/%s", R->workdir, rel);
+                int r = exptree_mkdir(&R->user, R->workfd, rel);
+                if (beneath_refused(r))
+                        run_note_refusal(R, "checkpoint", "its directory: a link out of the workdir");
+                else if (r < 0)
+                        log_warn("cannot create the checkpoint directory %s as %s: %s", ckpt, R->user.name,
+                                 strerror(-r));
+                if (r == 0 && resume && exptree_empty(&R->user, R->workfd, rel))
+                        run_blocking(R, restore_checkpoint, (void *)rel);
         }
         E.out_log = open_log(R, x->name, "stdout", outp, sizeof outp);
         E.err_log = open_log(R, x->name, "stderr", errp, sizeof errp);
@@ -271,7 +278,7 @@ static int run_experiment(struct run *R, size_t i, bool resume) {
                 menv[nm++] = e_ck;
         if (resume)
                 menv[nm++] = "MAYFLY_RESUME=1";
-        char **envp = runner_environment(&R->user, R->job.environment, menv);
+        char **envp = runner_environment(&R->user, environ, R->job.environment, menv);
         char **argv = experiment_argv(R, x);
         char err[512];
         int r = envp && argv ? 0 : -ENOMEM;
@@ -388,11 +395,8 @@ int run_phase_run(struct run *R) {
         if (metrics >= 0)
                 shipper_add_stream(&R->ship, R->metrics_path, "metrics");
         watcher_start(&R->watch, R->inst.id[0] ? &R->c.imds : NULL, R->gpu, metrics, R->job.gpu_idle);
-        if (R->job.checkpoint_dir) {
-                char ck[4200];
-                snprintf(ck, sizeof ck, "%s/%s", R->workdir, R->job.checkpoint_dir);
-                shipper_set_checkpoint(&R->ship, ck, R->job.checkpoint_interval);
-        }
+        if (R->job.checkpoint_dir)
+                shipper_set_checkpoint(&R->ship, &R->user, R->workfd, R->job.checkpoint_dir, R->job.checkpoint_interval);
         for (size_t i = 0; i < R->job.n_experiments; i++) {
                 struct exp_state *s = &R->st.exps[i];
                 if (s->st == EXP_DONE || s->st == EXP_SKIPPED)

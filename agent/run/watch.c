@@ -1,4 +1,5 @@
-/* watch.c — spot/rebalance polling and GPU sampling off the main loop. */
+/* watch.c — spot/rebalance polling and GPU sampling off the main loop, each on its own thread: a GPU query that
+ * hangs never delays a spot notice. */
 #include "run/watch.h"
 
 #include <cjson/cJSON.h>
@@ -69,11 +70,24 @@ static void poll_spot(struct watcher *w) {
         }
 }
 
+/* One GPU sample, on the GPU thread. A query that never returns (a hung NVML, a wedged driver) stalls this thread
+ * alone: the spot thread sees busy_since age and reports it. */
 static void sample_gpu(struct watcher *w) {
         struct gpu_state st;
         char err[256];
-        if (gpu_query(w->gpu, &st, err, sizeof err) < 0)
-                return;
+        pthread_mutex_lock(&w->lock);
+        w->gpu_busy_since = now_mono();
+        pthread_mutex_unlock(&w->lock);
+        int r = gpu_query(w->gpu, &st, err, sizeof err);
+        pthread_mutex_lock(&w->lock);
+        w->gpu_busy_since = 0;
+        bool stop = w->stop, was_hung = w->gpu_hung;
+        w->gpu_hung = false;
+        pthread_mutex_unlock(&w->lock);
+        if (was_hung)
+                wake(w);
+        if (stop || r < 0)
+                return; /* after a stop the metrics fd may be closed: nothing more is written */
         _cleanup_free_ char *js = NULL;
         if (w->metrics_fd >= 0 && gpu_state_to_json(&st, true, &js) == 0) {
                 char ts[32];
@@ -103,32 +117,68 @@ static void sample_gpu(struct watcher *w) {
                 wake(w);
 }
 
-static void *watch_thread(void *ud) {
+/* Sleeps up to ms on the condition; true when asked to stop. Waits on CLOCK_MONOTONIC (a clock step cannot
+ * stretch it). Called with the lock held. */
+static bool nap(struct watcher *w, long ms) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        ts.tv_sec += ms / 1000;
+        ts.tv_nsec += (ms % 1000) * 1000000L;
+        if (ts.tv_nsec >= 1000000000L)
+                ts.tv_sec++, ts.tv_nsec -= 1000000000L;
+        if (!w->stop)
+                pthread_cond_timedwait(&w->cond, &w->lock, &ts);
+        return w->stop;
+}
+
+/* A GPU query running for longer than WATCH_GPU_HUNG: flagged once, the main loop woken to say so. */
+static void check_gpu_hang(struct watcher *w) {
+        pthread_mutex_lock(&w->lock);
+        bool fire = w->gpu_busy_since && !w->gpu_hung && now_mono() - w->gpu_busy_since >= WATCH_GPU_HUNG;
+        if (fire) {
+                w->gpu_hung = true;
+                w->gpu_hung_since = now_wall() - WATCH_GPU_HUNG;
+                w->gpu_hangs++;
+        }
+        pthread_mutex_unlock(&w->lock);
+        if (fire)
+                wake(w);
+}
+
+static void *spot_thread(void *ud) {
         struct watcher *w = ud;
-        double next_spot = 0, next_gpu = 0;
+        double next_spot = 0;
         for (;;) {
                 double now = now_mono();
                 if (w->imds && now >= next_spot) {
                         poll_spot(w);
                         next_spot = now + WATCH_SPOT_INTERVAL;
                 }
-                if (w->gpu && now >= next_gpu) {
-                        sample_gpu(w);
-                        next_gpu = now + WATCH_GPU_INTERVAL;
-                }
+                if (w->gpu)
+                        check_gpu_hang(w);
                 pthread_mutex_lock(&w->lock);
-                struct timespec ts;
-                clock_gettime(CLOCK_REALTIME, &ts);
-                ts.tv_nsec += 250 * 1000000L;
-                if (ts.tv_nsec >= 1000000000L)
-                        ts.tv_sec++, ts.tv_nsec -= 1000000000L;
-                if (!w->stop)
-                        pthread_cond_timedwait(&w->cond, &w->lock, &ts);
-                bool stop = w->stop;
+                bool stop = nap(w, 250);
                 pthread_mutex_unlock(&w->lock);
                 if (stop)
                         break;
         }
+        return NULL;
+}
+
+static void *gpu_thread(void *ud) {
+        struct watcher *w = ud;
+        for (;;) {
+                sample_gpu(w);
+                pthread_mutex_lock(&w->lock);
+                bool stop = nap(w, WATCH_GPU_INTERVAL * 1000);
+                pthread_mutex_unlock(&w->lock);
+                if (stop)
+                        break;
+        }
+        pthread_mutex_lock(&w->lock);
+        w->gpu_done = true;
+        pthread_cond_broadcast(&w->cond);
+        pthread_mutex_unlock(&w->lock);
         return NULL;
 }
 
@@ -142,25 +192,65 @@ int watcher_start(struct watcher *w, struct imds *imds, struct gpu *gpu, int met
         if (w->efd < 0)
                 return -errno;
         pthread_mutex_init(&w->lock, NULL);
-        pthread_cond_init(&w->cond, NULL);
-        int r = pthread_create(&w->th, NULL, watch_thread, w);
+        pthread_condattr_t ca;
+        pthread_condattr_init(&ca);
+        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+        pthread_cond_init(&w->cond, &ca);
+        pthread_condattr_destroy(&ca);
+        int r = pthread_create(&w->th, NULL, spot_thread, w);
         if (r != 0)
                 return -r;
         w->running = true;
+        if (gpu) {
+                r = pthread_create(&w->gpu_th, NULL, gpu_thread, w);
+                w->gpu_running = r == 0;
+        }
         return 0;
 }
 
-void watcher_stop(struct watcher *w) {
+bool watcher_stop(struct watcher *w) {
         if (!w->running)
-                return;
+                return false;
         pthread_mutex_lock(&w->lock);
         w->stop = true;
-        pthread_cond_signal(&w->cond);
+        pthread_cond_broadcast(&w->cond);
         pthread_mutex_unlock(&w->lock);
         pthread_join(w->th, NULL);
+        bool abandoned = false;
+        if (w->gpu_running) {
+                /* a GPU thread stuck in a query is left behind rather than waited for */
+                pthread_mutex_lock(&w->lock);
+                struct timespec ts;
+                clock_gettime(CLOCK_MONOTONIC, &ts);
+                ts.tv_sec += 1;
+                while (!w->gpu_done && pthread_cond_timedwait(&w->cond, &w->lock, &ts) == 0)
+                        ;
+                bool done = w->gpu_done;
+                pthread_mutex_unlock(&w->lock);
+                if (done)
+                        pthread_join(w->gpu_th, NULL);
+                else {
+                        pthread_detach(w->gpu_th);
+                        abandoned = true;
+                }
+                w->gpu_running = false;
+        }
         w->running = false;
-        close(w->efd);
-        w->efd = -1;
+        if (!abandoned) {
+                /* the abandoned thread still holds the lock's address: leave both in place */
+                close(w->efd);
+                w->efd = -1;
+        }
+        w->gpu_abandoned = abandoned;
+        return abandoned;
+}
+
+void watcher_gpu_health(struct watcher *w, bool *hung, time_t *since, unsigned long *hangs) {
+        pthread_mutex_lock(&w->lock);
+        *hung = w->gpu_hung;
+        *since = w->gpu_hung_since;
+        *hangs = w->gpu_hangs;
+        pthread_mutex_unlock(&w->lock);
 }
 
 void watcher_experiment(struct watcher *w, bool running) {

@@ -24,9 +24,16 @@ uint64_t xfer_part_size(uint64_t size, uint64_t want);
 /* Download to `dest` through a temporary file in the same directory, renamed only when complete and checked. */
 int xfer_download(struct aws_ctx *c, const char *bucket, const char *key, const char *dest,
                   const struct xfer_opts *o, struct aws_result *out);
+/* The same into dirfd/name (name a plain file name; shown names it in messages, NULL: name): the temporary file
+ * is created there with O_EXCL and renamed over name with renameat, so a link at name is replaced, never followed. */
+int xfer_download_at(struct aws_ctx *c, const char *bucket, const char *key, int dirfd, const char *name,
+                     const char *shown, const struct xfer_opts *o, struct aws_result *out);
 /* Upload `src` (PutObject, or multipart above one part; aborted on failure). */
 int xfer_upload(struct aws_ctx *c, const char *src, const char *bucket, const char *key, const struct xfer_opts *o,
                 struct aws_result *out);
+/* The same from an open fd (a regular file; src names it in messages). */
+int xfer_upload_fd(struct aws_ctx *c, int fd, const char *src, const char *bucket, const char *key,
+                   const struct xfer_opts *o, struct aws_result *out);
 
 /* A progress line on a TTY ("\r12.0 MiB / 200.0 MiB  85.1 MiB/s"); quiet otherwise. */
 struct xfer_progress *xfer_progress_new(uint64_t total, int fd);

@@ -4,6 +4,7 @@
 #include <pthread.h>
 
 #include "aws/aws.h"
+#include "run/runner.h"
 
 #define SHIP_MAX_STREAMS 16
 
@@ -28,7 +29,10 @@ struct shipper {
         struct logstream streams[SHIP_MAX_STREAMS];
         size_t n;
         char *status_json;        /* pending status.json, NULL when shipped */
-        char ckpt_dir[4096];
+        char ckpt_dir[4096];          /* relative to the workdir */
+        const struct run_user *ckpt_user;
+        int ckpt_rootfd;              /* the workdir */
+        char refusal[700];            /* the first checkpoint path refused (a link out of the workdir) */
         long ckpt_interval;
         double ckpt_last;
         time_t ckpt_since;
@@ -43,7 +47,10 @@ void shipper_stop(struct shipper *s);
 void shipper_free(struct shipper *s);
 int shipper_add_stream(struct shipper *s, const char *path, const char *name);
 void shipper_set_status(struct shipper *s, const char *json);
-void shipper_set_checkpoint(struct shipper *s, const char *dir, long interval);
+/* The checkpoint directory rel of the workdir rootfd, synced every interval seconds as the run user u. */
+void shipper_set_checkpoint(struct shipper *s, const struct run_user *u, int rootfd, const char *rel, long interval);
+/* The first checkpoint path refused so far, into dst; false when there was none. */
+bool shipper_refusal(struct shipper *s, char *dst, size_t n);
 /* Synchronous: ship every stream's remaining bytes and the pending status now. */
 int shipper_flush(struct shipper *s, struct aws_result *out);
 /* Synchronous: upload checkpoint files changed since the last sync. */

@@ -20,6 +20,7 @@ struct run {
         char state_dir[2048], logs_dir[2048], cache_dir[2048];
         char state_path[2200];
         char workdir[4096];
+        int workfd;                   /* the workdir, opened once the run user is known (-1 before) */
         struct run_state st;
         struct aws_ctx c;
         struct instance_info inst;
@@ -42,7 +43,8 @@ struct run {
         char metrics_path[2200];
         double last_watchdog;
         long watchdog_usec;
-        bool worker_abandoned;        /* a ship worker outlived ship_timeout */
+        bool worker_abandoned;        /* a ship worker outlived ship_timeout, or a GPU call never returned */
+        bool gpu_hung;                /* a GPU query hung (as last reported) */
 };
 
 int cmd_run(int argc, char **argv);
@@ -55,6 +57,8 @@ void run_save_state(struct run *R);
 void run_push_status(struct run *R);              /* status.json to the shipper */
 void run_set_phase(struct run *R, enum phase p);
 void run_drain_signals(struct run *R);
+void run_check_gpu_health(struct run *R);         /* log and status.json when a GPU query hangs or recovers */
+void run_stop_watch(struct run *R);
 /* fn(R, arg) on a worker thread while this thread keeps the watchdog fed. */
 int run_blocking(struct run *R, int (*fn)(struct run *, void *), void *arg);
 /* The same with a deadline (monotonic seconds): past it the worker is abandoned and -ETIMEDOUT returned. */
@@ -70,6 +74,9 @@ int run_fail_run(struct run *R, int rc, const char *msg);
 int run_read_job(struct run *R, char **ret_text, size_t *ret_len, char *err, size_t errlen);
 int run_setup_signals(struct run *R);
 int run_phase_run(struct run *R);                 /* supervise.c */
+/* A path the experiment planted that the agent refused (what: "outputs", "checkpoint"): logged; the first one is
+ * the run's error and makes its outcome `error`. */
+void run_note_refusal(struct run *R, const char *what, const char *msg);
 
 /* status.json of the run as it stands. */
 int status_build(const struct run *R, char **ret);

@@ -4,12 +4,16 @@
 #include <stdbool.h>
 #include <sys/types.h>
 
+#define RUN_USER_MAX_GROUPS 64
+
 struct run_user {
         char name[64];
         uid_t uid;
         gid_t gid;
-        char home[512];
-        char shell[256];
+        gid_t groups[RUN_USER_MAX_GROUPS];   /* supplementary groups (primary included), resolved before any fork */
+        int ngroups;
+        char home[4096];
+        char shell[4096];
         bool switch_user;     /* false when the agent is not root: run as ourselves */
 };
 
@@ -33,8 +37,9 @@ struct child {
 int runner_spawn(const struct spawn *s, struct child *ret, char *err, size_t errlen);
 /* Signal the whole process group (the experiment and everything it started). */
 int runner_signal_group(pid_t pgid, int sig);
-/* Environment for an experiment: base variables, the job's, MAYFLY_*; NULL-terminated, free with strv_free. */
-char **runner_environment(const struct run_user *u, char *const *job_env, char *const *mayfly_env);
+/* Environment for an experiment, NAME=VALUE entries, each name once (a later source replaces an earlier one):
+ * PATH; HOME, USER, LOGNAME, SHELL from the passwd entry; locale, TZ and AWS configuration (never keys) passed
+ * through from `env`; PYTHONUNBUFFERED=1 (so print() reaches the live logs); the job's variables; MAYFLY_*.
+ * NULL-terminated, free with strv_free; NULL on allocation failure. Pure: env is passed in. */
+char **runner_environment(const struct run_user *u, char *const *env, char *const *job_env, char *const *mayfly_env);
 void strv_free(char **v);
-/* chown -R of a tree to the run user (no symlinks followed). */
-int chown_tree(const char *dir, uid_t uid, gid_t gid);

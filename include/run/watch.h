@@ -1,6 +1,7 @@
-/* watch.h — a background thread that polls IMDS for spot interruption and rebalance notices (every 5 s,
- * one request each, token cached) and samples the GPUs into metrics.jsonl; it wakes the main loop
- * through an eventfd. */
+/* watch.h — two background threads: one polls IMDS for spot interruption and rebalance notices (every 5 s, one
+ * request each, token cached), the other samples the GPUs into metrics.jsonl (every 5 s). A GPU query that does
+ * not return (a hung NVML or driver) stalls only the GPU thread; the spot thread notices after WATCH_GPU_HUNG
+ * seconds. Both wake the main loop through an eventfd. */
 #pragma once
 #include <pthread.h>
 #include <stdbool.h>
@@ -11,6 +12,7 @@
 
 #define WATCH_SPOT_INTERVAL 5
 #define WATCH_GPU_INTERVAL 5
+#define WATCH_GPU_HUNG 30             /* seconds a GPU query may take before it counts as hung */
 
 struct watcher {
         struct imds *imds;
@@ -18,8 +20,10 @@ struct watcher {
         int efd;                      /* eventfd the main loop polls */
         int metrics_fd;               /* -1: none */
         long idle_limit;              /* seconds; 0 = off */
-        pthread_t th;
-        bool running, stop;
+        pthread_t th, gpu_th;
+        bool running, gpu_running, stop;
+        bool gpu_done;                /* the GPU thread has returned */
+        bool gpu_abandoned;           /* watcher_stop left it behind, stuck in a query */
         pthread_mutex_t lock;
         pthread_cond_t cond;
         /* results, under lock */
@@ -33,6 +37,10 @@ struct watcher {
         bool idle_fired;
         struct gpu_state last;
         unsigned long spot_polls;
+        double gpu_busy_since;        /* monotonic start of the GPU query under way, 0 = none */
+        bool gpu_hung;                /* that query has run for WATCH_GPU_HUNG seconds */
+        time_t gpu_hung_since;
+        unsigned long gpu_hangs;
 };
 
 /* Pure: {"action": "terminate", "time": "2017-09-18T08:22:00Z"} */
@@ -41,7 +49,11 @@ int spot_parse(const char *json, size_t len, char action[16], time_t *when);
 int rebalance_parse(const char *json, size_t len, time_t *when);
 
 int watcher_start(struct watcher *w, struct imds *imds, struct gpu *gpu, int metrics_fd, long idle_limit);
-void watcher_stop(struct watcher *w);
+/* Stops both threads. A GPU thread stuck in a query is not waited for (1 s at most): it is detached and true
+ * returned — the GPU handle must then not be closed, and the process should end with _exit. */
+bool watcher_stop(struct watcher *w);
+/* Whether a GPU query is hung now, since when, and how many hangs were seen. */
+void watcher_gpu_health(struct watcher *w, bool *hung, time_t *since, unsigned long *hangs);
 /* Tell the watcher an experiment started or ended (GPU idleness counts only while one runs). */
 void watcher_experiment(struct watcher *w, bool running);
 /* Drains the eventfd. */

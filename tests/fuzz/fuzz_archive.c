@@ -1,7 +1,11 @@
 /* fuzz_archive.c — the archive path checks: a path judged safe never leaves the root, lexically; a symlink
- * judged safe resolves inside the root. Also extracts the input as an archive into a scratch directory. */
+ * judged safe resolves inside the root. Also extracts the input as an archive into a scratch directory: nothing
+ * appears outside it, and in a tree extracted without error every link resolves inside, no file is a hard link,
+ * setuid, setgid, a device or a FIFO. */
 #include <assert.h>
+#include <fcntl.h>
 #include <ftw.h>
+#include <limits.h>
 #include <sys/stat.h>
 
 #include "run/archive_x.h"
@@ -22,6 +26,19 @@ static int depth_after(const char *base_depth_path, const char *rel) {
         }
         (void)base_depth_path;
         return depth;
+}
+
+static char real_root[PATH_MAX];
+
+static int check_cb(const char *p, const struct stat *st, int flag, struct FTW *ftw) {
+        (void)ftw;
+        char real[PATH_MAX];
+        if (flag == FTW_SL && realpath(p, real))
+                assert(!strncmp(real, real_root, strlen(real_root)) &&
+                       (real[strlen(real_root)] == 0 || real[strlen(real_root)] == '/'));
+        if (flag == FTW_F)
+                assert(st->st_nlink == 1 && !(st->st_mode & (S_ISUID | S_ISGID)) && (S_ISREG(st->st_mode)));
+        return 0;
 }
 
 static int rm_cb(const char *p, const struct stat *st, int flag, struct FTW *ftw) {
@@ -64,7 +81,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 fwrite(data, 1, size, f);
                 fclose(f);
                 mkdir(root, 0700);
-                archive_extract(in, root, err, sizeof err);
+                static int home = -1;   /* libFuzzer's own working directory (its corpus paths are relative) */
+                if (home < 0 && (home = open(".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+                        abort();
+                int afd = open(in, O_RDONLY | O_CLOEXEC), rootfd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+                /* names are relative to the working directory, as in the agent's extraction thread */
+                if (afd >= 0 && rootfd >= 0 && chdir(root) == 0 && archive_extract(afd, rootfd, err, sizeof err) == 0) {
+                        if (!realpath(root, real_root))
+                                abort();
+                        /* every link that resolves at all resolves inside the tree; no file has a second name */
+                        nftw(root, check_cb, 16, FTW_PHYS);
+                }
+                if (fchdir(home) != 0)
+                        abort();
+                if (afd >= 0)
+                        close(afd);
+                if (rootfd >= 0)
+                        close(rootfd);
                 nftw(root, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
                 /* nothing may appear next to root */
                 char outside[128];
