@@ -245,9 +245,13 @@ static int run_experiment(struct run *R, size_t i, bool resume) {
                 const char *rel = R->job.checkpoint_dir;
                 snprintf(ckpt, sizeof ckpt, "%s/%s", R->workdir, rel);
                 int r = exptree_mkdir(&R->user, R->workfd, rel);
-                if (beneath_refused(r))
-                        run_note_refusal(R, "checkpoint", "its directory: a link out of the workdir");
-                else if (r < 0)
+                if (beneath_refused(r)) {
+                        /* not started: resumed without its checkpoint, it would sync fresh state over the good one */
+                        char m[4400];
+                        snprintf(m, sizeof m, "the checkpoint directory %s is a link out of the workdir (planted by an "
+                                 "experiment?): refused", rel);
+                        return run_fail_run(R, r, m);
+                } else if (r < 0)
                         log_warn("cannot create the checkpoint directory %s as %s: %s", ckpt, R->user.name,
                                  strerror(-r));
                 if (r == 0 && resume && exptree_empty(&R->user, R->workfd, rel))
