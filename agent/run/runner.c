@@ -253,8 +253,9 @@ int runner_spawn(const struct spawn *s, struct child *ret, char *err, size_t err
                 if (devnull < 0 || dup2(devnull, 0) < 0 || dup2(out[1], 1) < 0 || dup2(er[1], 2) < 0)
                         child_fail(rep[1], STEP_STDIO, errno);
                 if (s->user && s->user->switch_user) {
-                        /* groups resolved before the fork; setgroups (a system call) before giving up root */
-                        if (syscall(SYS_setgroups, (size_t)s->user->ngroups, s->user->groups) < 0 || setgid(s->user->gid) < 0 ||
+                        /* groups resolved before the fork; setgroups before giving up root (in this one-thread child
+                         * libc's setgroups is the bare system call) */
+                        if (setgroups((size_t)s->user->ngroups, s->user->groups) < 0 || setgid(s->user->gid) < 0 ||
                             setuid(s->user->uid) < 0)
                                 child_fail(rep[1], STEP_USER, errno);
                 }
