@@ -1,7 +1,7 @@
 /* crypto.c — the primitives of crypto.h on OpenSSL libcrypto. */
 #ifndef MAYFLY_STATIC
 #include "crypto.h"
-#include "util.h"
+#include "fdio.h"
 
 #include <errno.h>
 #include <openssl/crypto.h>

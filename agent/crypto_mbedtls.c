@@ -3,7 +3,7 @@
  * (OpenSSL's EVP_DecodeBlock also skipped surrounding blanks and read an inner '=' as zero bits). */
 #ifdef MAYFLY_STATIC
 #include "crypto.h"
-#include "util.h"
+#include "fdio.h"
 
 #include <errno.h>
 #include <mbedtls/base64.h>

@@ -88,9 +88,6 @@ char *strdup_or_null(const char *s);
 int strdup_checked(const char *s, char **ret);
 char *str_trim(char *s);
 
-/* Reads [off, off+len) of fd with pread in 64 KiB pieces, handing each to fn (EINTR retried); -EIO on a short
- * file, fn's negative return stops it. */
-int pread_each(int fd, off_t off, uint64_t len, int (*fn)(void *ud, const void *buf, size_t n), void *ud);
 /* printf into an optional error buffer (err NULL or errlen 0: nothing). */
 void errf(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* Copies at most n - 1 bytes of src and a NUL (n > 0). */

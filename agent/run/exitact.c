@@ -85,3 +85,22 @@ int exit_action_perform(struct aws_ctx *c, enum exit_action a, const char *insta
         }
         return poweroff_run(msg, msglen);
 }
+
+int exit_keep_disk(struct aws_ctx *c, const char *instance_id, char *msg, size_t msglen) {
+        if (!instance_id || !*instance_id) {
+                snprintf(msg, msglen, "the instance id is unknown");
+                return -ENOENT;
+        }
+        struct http_client h;
+        struct aws_result res = { 0 };
+        char state[64] = "";
+        int r = http_client_init(&h);
+        if (r == 0)
+                r = ec2_stop(c, &h, instance_id, state, sizeof state, &res);
+        http_client_free(&h);
+        if (r < 0)
+                snprintf(msg, msglen, "StopInstances %s: %s", instance_id, res.msg[0] ? res.msg : strerror(-r));
+        else
+                snprintf(msg, msglen, "StopInstances %s: %s", instance_id, state);
+        return r;
+}

@@ -15,27 +15,40 @@ int shipper_init(struct shipper *s, struct aws_ctx *c, const char *bucket, const
         snprintf(s->prefix, sizeof s->prefix, "%s", prefix);
         s->interval = interval > 0 ? interval : 10;
         s->ckpt_rootfd = -1;
+        s->ckpt_current = -1;
         pthread_mutex_init(&s->lock, NULL);
-        pthread_cond_init(&s->cond, NULL);
+        pthread_condattr_t ca;
+        pthread_condattr_init(&ca);
+        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+        pthread_cond_init(&s->cond, &ca);
+        pthread_condattr_destroy(&ca);
         return 0;
 }
 
 int shipper_add_stream(struct shipper *s, const char *path, const char *name) {
         pthread_mutex_lock(&s->lock);
-        int r = -E2BIG;
+        int r = 0;
         for (size_t i = 0; i < s->n; i++)
-                if (!strcmp(s->streams[i].name, name)) {
-                        r = 0; /* already known (resume): keep its offset */
-                        s->streams[i].active = true;
+                if (!strcmp(s->streams[i].name, name))
+                        goto out; /* already known (resume): keep its offset */
+        if (s->n == s->alloc) {
+                size_t na = s->alloc ? s->alloc * 2 : 16;
+                struct logstream *v = realloc(s->streams, na * sizeof *v);
+                if (!v) {
+                        r = -ENOMEM;
                         goto out;
                 }
-        if (s->n < SHIP_MAX_STREAMS) {
-                struct logstream *l = &s->streams[s->n++];
-                snprintf(l->path, sizeof l->path, "%s", path);
-                snprintf(l->name, sizeof l->name, "%s", name);
-                l->active = true;
-                r = 0;
+                s->streams = v;
+                s->alloc = na;
         }
+        struct logstream l = { .path = strdup(path), .name = strdup(name) };
+        if (!l.path || !l.name) {
+                free(l.path);
+                free(l.name);
+                r = -ENOMEM;
+                goto out;
+        }
+        s->streams[s->n++] = l;
 out:
         pthread_mutex_unlock(&s->lock);
         return r;
@@ -50,12 +63,28 @@ void shipper_set_status(struct shipper *s, const char *json) {
         pthread_mutex_unlock(&s->lock);
 }
 
-void shipper_set_checkpoint(struct shipper *s, const struct run_user *u, int rootfd, const char *rel, long interval) {
+int shipper_set_checkpoint(struct shipper *s, const struct run_user *u, int rootfd, const char *base, size_t n,
+                           long interval) {
+        time_t *since = calloc(n ? n : 1, sizeof *since);
+        if (!since)
+                return -ENOMEM;
         pthread_mutex_lock(&s->lock);
-        snprintf(s->ckpt_dir, sizeof s->ckpt_dir, "%s", rel ? rel : "");
+        snprintf(s->ckpt_base, sizeof s->ckpt_base, "%s", base ? base : "");
         s->ckpt_user = u;
         s->ckpt_rootfd = rootfd;
         s->ckpt_interval = interval;
+        s->ckpt_last = now_mono();
+        free(s->ckpt_since);
+        s->ckpt_since = since;
+        s->ckpt_n = n;
+        pthread_mutex_unlock(&s->lock);
+        return 0;
+}
+
+void shipper_checkpoint_current(struct shipper *s, int idx, const char *name) {
+        pthread_mutex_lock(&s->lock);
+        s->ckpt_current = idx;
+        snprintf(s->ckpt_name, sizeof s->ckpt_name, "%s", name ? name : "");
         s->ckpt_last = now_mono();
         pthread_mutex_unlock(&s->lock);
 }
@@ -122,7 +151,7 @@ static bool ckpt_filter(void *ud, const char *rel, const struct stat *st) {
 }
 
 struct ckpt_walk {
-        const char *dir;
+        char dir[4200];
         char prefix[1400];
         time_t since;
 };
@@ -132,29 +161,30 @@ static int fill_ckpt(struct xfer_batch *b, void *ud, struct aws_result *out) {
         return xfer_batch_add_tree(b, w->dir, w->prefix, ckpt_filter, &w->since, out);
 }
 
-/* The checkpoint's files changed since the last sync, read as the run user beneath the workdir: a file swapped
- * for a link to /etc/shadow between the walk and the read is refused, not read as root. */
-int shipper_sync_checkpoint(struct shipper *s, struct aws_result *out) {
-        char dir[4096];
+/* One experiment's checkpoint files changed since its last sync, read as the run user beneath the workdir: a file
+ * swapped for a link to /etc/shadow between the walk and the read is refused, not read as root. */
+int shipper_sync_checkpoint(struct shipper *s, int idx, const char *name, struct aws_result *out) {
         struct ckpt_walk w;
         pthread_mutex_lock(&s->lock);
-        snprintf(dir, sizeof dir, "%s", s->ckpt_dir);
+        bool set = s->ckpt_base[0] && s->ckpt_rootfd >= 0 && idx >= 0 && (size_t)idx < s->ckpt_n;
+        if (set) {
+                snprintf(w.dir, sizeof w.dir, "%s/%s", s->ckpt_base, name);
+                snprintf(w.prefix, sizeof w.prefix, "%scheckpoint/%s/", s->prefix, name);
+                w.since = s->ckpt_since[idx];
+        }
         const struct run_user *u = s->ckpt_user;
         int rootfd = s->ckpt_rootfd;
-        w.since = s->ckpt_since;
         pthread_mutex_unlock(&s->lock);
-        if (!dir[0] || rootfd < 0)
+        if (!set)
                 return 0;
-        w.dir = dir;
         time_t start = now_wall() - 1;
-        snprintf(w.prefix, sizeof w.prefix, "%scheckpoint/", s->prefix);
         struct xfer_batch b;
         struct xfer_opts o = { .concurrency = 4 };
         int r = xfer_batch_init(&b, s->c, s->bucket, true, &o);
         if (r == 0)
                 r = exptree_transfer(u, rootfd, &b, fill_ckpt, &w, out);
         if (r == -ENOENT)
-                r = 0; /* no checkpoint yet */
+                r = 0; /* no checkpoint (yet) */
         if (b.refused) {
                 pthread_mutex_lock(&s->lock);
                 if (!s->refusal[0])
@@ -164,7 +194,8 @@ int shipper_sync_checkpoint(struct shipper *s, struct aws_result *out) {
         xfer_batch_free(&b);
         if (r == 0) {
                 pthread_mutex_lock(&s->lock);
-                s->ckpt_since = start;
+                if ((size_t)idx < s->ckpt_n)
+                        s->ckpt_since[idx] = start;
                 pthread_mutex_unlock(&s->lock);
         }
         return r;
@@ -218,12 +249,15 @@ static void *ship_thread(void *ud) {
         for (;;) {
                 pthread_mutex_lock(&s->lock);
                 struct timespec ts;
-                clock_gettime(CLOCK_REALTIME, &ts);
+                clock_gettime(CLOCK_MONOTONIC, &ts); /* a clock step cannot stall shipping */
                 ts.tv_sec += 1;
                 if (!s->stop)
                         pthread_cond_timedwait(&s->cond, &s->lock, &ts);
                 bool stop = s->stop;
-                bool ck = s->ckpt_dir[0] && s->ckpt_interval > 0 && now_mono() - s->ckpt_last >= (double)s->ckpt_interval;
+                int idx = s->ckpt_current;
+                char name[80];
+                snprintf(name, sizeof name, "%s", s->ckpt_name);
+                bool ck = idx >= 0 && s->ckpt_interval > 0 && now_mono() - s->ckpt_last >= (double)s->ckpt_interval;
                 if (ck)
                         s->ckpt_last = now_mono();
                 pthread_mutex_unlock(&s->lock);
@@ -232,7 +266,7 @@ static void *ship_thread(void *ud) {
                 tick(s, &h, false);
                 if (ck) {
                         struct aws_result res;
-                        if (shipper_sync_checkpoint(s, &res) < 0)
+                        if (shipper_sync_checkpoint(s, idx, name, &res) < 0)
                                 note_failure(s, &res);
                 }
         }
@@ -279,6 +313,12 @@ int shipper_flush(struct shipper *s, struct aws_result *out) {
 
 void shipper_free(struct shipper *s) {
         shipper_stop(s);
+        for (size_t i = 0; i < s->n; i++) {
+                free(s->streams[i].path);
+                free(s->streams[i].name);
+        }
+        free(s->streams);
+        free(s->ckpt_since);
         free(s->status_json);
         pthread_mutex_destroy(&s->lock);
         pthread_cond_destroy(&s->cond);

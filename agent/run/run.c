@@ -1,48 +1,78 @@
-/* run.c — `mayfly run`: boot, the lifecycle state machine (FETCH → PREPARE → RUN → SHIP → EXIT), shipping and the
- * exit action. The RUN phase itself (experiment supervision) is in supervise.c; the failsafe in failsafe.c. */
+/* run.c — `mayfly run` and `mayfly failsafe`: the driver of the lifecycle (lifecycle.h). It performs the action the
+ * table names for the phase and the event, and feeds the event the action ends with back to the table. Every ending
+ * goes STOPPING → SHIP → EXIT; nothing else ships or ends the instance. The state is saved at each step, so a
+ * restarted agent resumes where it was. */
 #include "run/run.h"
 
-#include <dirent.h>
 #include <cjson/cJSON.h>
 #include <fcntl.h>
-#include <getopt.h>
-#include <glob.h>
-#include <poll.h>
-#include <pthread.h>
 #include <signal.h>
-#include <sys/eventfd.h>
-#include <sys/signalfd.h>
+#include <stdarg.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <systemd/sd-daemon.h>
-#include <systemd/sd-journal.h>
 
-#include "run/archive_x.h"
-#include "run/exptree.h"
-#include "exitcode.h"
+#include "beneath.h"
 #include "crypto.h"
-#include "run/exitact.h"
+#include "exitcode.h"
 #include "log.h"
-#include "aws/xferdir.h"
+#include "run/envact.h"
+#include "run/exitact.h"
+#include "run/exptree.h"
+#include "run/gpu.h"
+#include "run/instance.h"
+#include "run/lifecycle.h"
+#include "run/logship.h"
+#include "run/runner.h"
+#include "run/runstate.h"
+#include "run/ship.h"
+#include "run/status.h"
+#include "run/supervise.h"
+#include "run/wait.h"
+#include "run/watch.h"
 
+extern char **environ;
+
+#define SPOT_UPLOAD_MARGIN 30     /* seconds kept for uploads before a spot notice's time */
+#define EXIT_RETRY 30             /* seconds between attempts at an exit action that failed */
+#define STOP_DRIVING (-1)         /* an action's answer: the process ends here (the state says where to go on) */
+
+struct run {
+        struct job job;
+        bool bad_spec;                /* the job could not be parsed: it runs with the defaults to report that */
+        char job_path[4096];
+        char state_dir[2048], logs_dir[2048], cache_dir[2048];
+        char state_path[2200];
+        char workdir[4096];
+        int workfd;                   /* the workdir, once the run user is known (-1 before) */
+        struct run_state st;
+        struct aws_ctx c;
+        struct instance_info inst;
+        char bucket[64];
+        char prefix[1200];            /* key prefix of this run: "<results prefix><name>/<run-id>/" */
+        char results_uri[1400];
+        struct shipper ship;
+        bool ship_ready;
+        struct watcher watch;
+        struct run_user user;
+        bool user_ok;
+        struct envact_plan env;
+        struct gpu *gpu;
+        struct gpu_state gpu_inv;
+        bool have_gpu_inv, gpu_hung;
+        struct waiter w;
+        int metrics_fd;
+        char metrics_path[2200];
+        struct exp_run cur;           /* the running experiment */
+        int cur_idx;                  /* its index, -1 = none */
+        double deadline;              /* max_runtime on the monotonic clock, 0 = none */
+        bool rebalance_seen;
+        int rc;                       /* the process's exit code */
+};
 
 /* ---------- small helpers ---------- */
 
-void run_notify_status(const char *fmt, const char *arg) {
-        char s[512];
-        snprintf(s, sizeof s, fmt, arg ? arg : "");
-        sd_notifyf(0, "STATUS=%s", s);
-}
-
-void run_watchdog(struct run *R) {
-        double now = now_mono();
-        if (R->watchdog_usec > 0 && (now - R->last_watchdog) * 1e6 >= (double)R->watchdog_usec / 2) {
-                sd_notify(0, "WATCHDOG=1");
-                R->last_watchdog = now;
-        }
-}
-
-void run_first_dir(char *dst, size_t n, const char *env, const char *def) {
+/* The first directory of a systemd *_DIRECTORY list (or def). */
+static void first_dir(char *dst, size_t n, const char *env, const char *def) {
         const char *v = env_nonempty(env);
         if (!v)
                 v = def;
@@ -50,28 +80,58 @@ void run_first_dir(char *dst, size_t n, const char *env, const char *def) {
         snprintf(dst, n, "%.*s", (int)l, v);
 }
 
-void run_save_state(struct run *R) {
+static void save_state(struct run *R) {
         int r = runstate_save(R->state_path, &R->st);
         if (r < 0)
                 log_warn("cannot save state to %s: %s", R->state_path, strerror(-r));
 }
 
-void run_push_status(struct run *R) {
+static int build_status(const struct run *R, bool final, char **ret) {
+        struct status_parts p = { .job = &R->job, .st = &R->st, .inst = &R->inst, .results_uri = R->results_uri,
+                                  .gpu = R->have_gpu_inv ? &R->gpu_inv : NULL, .gpu_hung = R->gpu_hung,
+                                  .final = final };
+        return status_build(&p, ret);
+}
+
+static void push_status(struct run *R) {
         _cleanup_free_ char *js = NULL;
-        if (R->ship_ready && status_build(R, &js) == 0)
+        if (R->ship_ready && build_status(R, false, &js) == 0)
                 shipper_set_status(&R->ship, js);
 }
 
-void run_set_phase(struct run *R, enum phase p) {
-        R->st.phase = p;
-        run_save_state(R);
-        run_notify_status("%s", phase_name(p));
-        log_info("phase %s", phase_name(p));
-        run_push_status(R);
+/* A failure the run cannot go on from: the first one is the run's error. Returns EV_FAILED. */
+static enum lc_event failed(struct run *R, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static enum lc_event failed(struct run *R, const char *fmt, ...) {
+        char m[sizeof R->st.error];
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(m, sizeof m, fmt, ap);
+        va_end(ap);
+        log_error("%s", m);
+        if (!R->st.error[0])
+                snprintf(R->st.error, sizeof R->st.error, "%s", m);
+        save_state(R);
+        return EV_FAILED;
+}
+
+static bool max_runtime_spent(const struct run *R) {
+        return R->deadline > 0 && now_mono() >= R->deadline;
+}
+
+static struct lc_exp lc_exp_of(const struct exp_state *s) {
+        return (struct lc_exp){ .ran = s->st == EXP_DONE, .skipped = s->st == EXP_SKIPPED, .reason = s->reason,
+                                .exit_code = s->exit_code };
+}
+
+static enum outcome decide_outcome(const struct run *R) {
+        struct lc_exp e[JOB_MAX_EXPERIMENTS];
+        for (size_t i = 0; i < R->st.n; i++)
+                e[i] = lc_exp_of(&R->st.exps[i]);
+        return lc_outcome(R->st.end, R->st.error[0] != 0, e, R->st.n);
 }
 
 /* A GPU query hung (or answered again after a hang): said once in the log, and in status.json. */
-void run_check_gpu_health(struct run *R) {
+static void check_gpu_health(struct run *R) {
         bool hung;
         time_t since;
         unsigned long hangs;
@@ -85,365 +145,119 @@ void run_check_gpu_health(struct run *R) {
                           WATCH_GPU_HUNG);
         else
                 log_info("the GPU query returned again after a hang");
-        run_push_status(R);
+        push_status(R);
 }
 
-/* Stops the watcher; a GPU thread it had to leave behind (stuck in NVML) means the process ends with _exit and the
- * GPU handle is not closed under it. */
-void run_stop_watch(struct run *R) {
+/* A GPU thread left behind (stuck in NVML) means the process ends with _exit, the GPU handle not closed under it. */
+static void stop_watch(struct run *R) {
         if (watcher_stop(&R->watch)) {
                 log_warn("the GPU thread is still stuck in a query: left behind");
-                R->worker_abandoned = true;
+                R->w.abandoned = true;
                 R->gpu_hung = true;
         }
 }
 
-/* Runs fn(arg) on a worker thread while this thread keeps the watchdog fed and notes stop signals. */
-struct blocking {
-        int (*fn)(struct run *R, void *arg);
-        struct run *R;
-        void *arg;
-        int rc;
-        int efd;                  /* written when fn returns, so the loop wakes at once */
-        volatile bool done;
-};
-
-static void *blocking_main(void *ud) {
-        struct blocking *b = ud;
-        b->rc = b->fn(b->R, b->arg);
-        __atomic_store_n(&b->done, true, __ATOMIC_RELEASE);
-        uint64_t one = 1;
-        ssize_t n = write(b->efd, &one, sizeof one);
-        (void)n;
-        return NULL;
-}
-
-void run_drain_signals(struct run *R) {
-        struct signalfd_siginfo si;
-        while (read(R->sfd, &si, sizeof si) == sizeof si)
-                if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT) {
-                        if (!R->stop_requested)
-                                log_info("stop requested (signal %u): the run resumes when the agent starts again",
-                                         si.ssi_signo);
-                        R->stop_requested = true;
-                }
-}
-
-int run_blocking_until(struct run *R, int (*fn)(struct run *, void *), void *arg, double deadline) {
-        /* on the heap: a worker abandoned at the deadline may still write its result here */
-        struct blocking *b = calloc(1, sizeof *b);
-        if (!b)
-                return fn(R, arg);
-        *b = (struct blocking){ .fn = fn, .R = R, .arg = arg, .efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK) };
-        pthread_t th;
-        if (b->efd < 0 || pthread_create(&th, NULL, blocking_main, b) != 0) {
-                if (b->efd >= 0)
-                        close(b->efd);
-                free(b);
-                return fn(R, arg);
+/* The watcher has news: a spot notice (→ EV_SPOT, once), a rebalance recommendation, GPU idleness, GPU health. */
+static int on_watch(struct run *R) {
+        watcher_ack(&R->watch);
+        pthread_mutex_lock(&R->watch.lock);
+        bool spot = R->watch.spot, reb = R->watch.rebalance, idle = R->watch.idle_fired;
+        char action[16];
+        snprintf(action, sizeof action, "%s", R->watch.spot_action);
+        time_t when = R->watch.spot_time;
+        pthread_mutex_unlock(&R->watch.lock);
+        check_gpu_health(R);
+        if (reb && !R->rebalance_seen) {
+                R->rebalance_seen = true;
+                log_info("rebalance recommendation received");
+                if (R->job.rebalance_sigusr1 && R->cur_idx >= 0)
+                        exp_signal(&R->cur, SIGUSR1);
         }
-        sd_notify(0, "EXTEND_TIMEOUT_USEC=60000000");
-        while (!__atomic_load_n(&b->done, __ATOMIC_ACQUIRE)) {
-                if (deadline > 0 && now_mono() >= deadline) {
-                        pthread_detach(th);
-                        R->worker_abandoned = true;
-                        return -ETIMEDOUT;
-                }
-                struct pollfd p[2] = { { .fd = R->sfd, .events = POLLIN }, { .fd = b->efd, .events = POLLIN } };
-                poll(p, 2, 1000);
-                run_drain_signals(R);
-                run_watchdog(R);
+        if (idle && R->cur_idx >= 0)
+                exp_stop(&R->cur, R_GPU_IDLE, R->job.stop_grace);
+        if (spot && !R->st.spot_action[0]) {
+                snprintf(R->st.spot_action, sizeof R->st.spot_action, "%s", action);
+                R->st.spot_time = when;
+                save_state(R);
+                log_info("spot interruption notice: %s at %ld (in %lds)", action, (long)when, (long)(when - now_wall()));
+                return EV_SPOT;
         }
-        pthread_join(th, NULL);
-        close(b->efd);
-        int rc = b->rc;
-        free(b);
-        return rc;
+        return -1;
 }
 
-void run_exit_if_abandoned(struct run *R, int rc) {
-        if (!R->worker_abandoned)
-                return;
-        /* An upload thread still uses the run's state, libcurl and libcrypto: end the process without the exit
-         * handlers and library destructors that would pull them from under it. */
-        log_close_file();
-        fflush(NULL);
-        _exit(rc);
-}
-
-int run_blocking(struct run *R, int (*fn)(struct run *, void *), void *arg) {
-        return run_blocking_until(R, fn, arg, 0);
-}
-
-/* ---------- boot ---------- */
-
-static int imds_value(struct run *R, const char *path, char *dst, size_t n) {
-        char err[256];
-        _cleanup_free_ char *v = NULL;
-        int r = imds_get(&R->c.imds, path, &v, NULL, err, sizeof err);
-        if (r == 0)
-                snprintf(dst, n, "%s", str_trim(v));
-        return r;
-}
-
-static void doc_field(const cJSON *doc, const char *k, char *dst, size_t n) {
-        const char *v = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(doc, k));
-        if (v)
-                snprintf(dst, n, "%s", v);
-}
-
-/* One read of the instance identity document gives id, type, region, AZ and AMI; meta-data adds the lifecycle
- * ("spot" or "on-demand"; left empty where IMDS has no such key). */
-void run_load_instance(struct run *R) {
-        char err[256] = "";
-        _cleanup_free_ char *txt = NULL;
-        size_t len = 0;
-        int r = imds_get(&R->c.imds, "dynamic/instance-identity/document", &txt, &len, err, sizeof err);
-        cJSON *doc = r == 0 ? cJSON_ParseWithLength(txt, len) : NULL;
-        if (doc) {
-                doc_field(doc, "instanceId", R->inst.id, sizeof R->inst.id);
-                doc_field(doc, "instanceType", R->inst.type, sizeof R->inst.type);
-                doc_field(doc, "region", R->inst.region, sizeof R->inst.region);
-                doc_field(doc, "availabilityZone", R->inst.az, sizeof R->inst.az);
-                doc_field(doc, "imageId", R->inst.ami, sizeof R->inst.ami);
-                cJSON_Delete(doc);
+/* After an action that does not watch for them itself: a stop or a spot notice that came meanwhile. */
+static int pending_event(struct run *R) {
+        if (R->w.stop)
+                return EV_SIGTERM;
+        if (R->watch.running) {
+                int ev = on_watch(R);
+                if (ev >= 0)
+                        return ev;
         }
-        if (!R->inst.id[0] && imds_value(R, "meta-data/instance-id", R->inst.id, sizeof R->inst.id) < 0) {
-                log_warn("IMDS unavailable: no instance id (running off EC2?)%s%s", err[0] ? ": " : "", err);
-                return;
-        }
-        (void)imds_value(R, "meta-data/instance-life-cycle", R->inst.lifecycle, sizeof R->inst.lifecycle);
-        if (!R->c.region[0] && R->inst.region[0])
-                snprintf(R->c.region, sizeof R->c.region, "%s", R->inst.region);
+        if (max_runtime_spent(R))
+                return EV_MAX_RUNTIME;
+        return -1;
 }
 
-int run_setup_results(struct run *R, const char *results, const char *name) {
-        char err[256];
-        _cleanup_free_ char *bucket = NULL, *key = NULL;
-        int r = s3_parse_uri(results, &bucket, &key, err, sizeof err);
-        if (r < 0)
-                return r;
-        snprintf(R->bucket, sizeof R->bucket, "%s", bucket);
-        snprintf(R->prefix, sizeof R->prefix, "%s%s%s/%s/", key, *key && !str_has_suffix(key, "/") ? "/" : "", name,
-                 R->st.run_id);
-        snprintf(R->results_uri, sizeof R->results_uri, "s3://%s/%s", R->bucket, R->prefix);
-        r = shipper_init(&R->ship, &R->c, R->bucket, R->prefix, R->job.log_interval);
-        R->ship_ready = r == 0;
-        return r;
-}
+/* ---------- the workdir and the run user ---------- */
 
-void run_new_run_id(struct run *R) {
-        char ts[32];
-        time_t t = now_wall();
-        struct tm tm;
-        gmtime_r(&t, &tm);
-        strftime(ts, sizeof ts, "%Y%m%dT%H%M%SZ", &tm);
-        snprintf(R->st.run_id, sizeof R->st.run_id, "%s-%s", R->inst.id[0] ? R->inst.id : "local", ts);
-        R->st.started = t;
-        snprintf(R->st.instance_id, sizeof R->st.instance_id, "%s", R->inst.id);
-}
-
-/* ---------- failure and exit ---------- */
-
-static const char *decide_outcome(const struct run *R) {
-        if (R->st.error[0])
-                return "error";
-        if (R->spot_interrupted)
-                return "interrupted";
-        bool timeout = false, idle = false, failed = false;
-        for (size_t i = 0; i < R->st.n; i++) {
-                const struct exp_state *e = &R->st.exps[i];
-                timeout |= !strcmp(e->reason, "max-runtime"); /* also one never started for it */
-                if (e->st != EXP_DONE)
-                        continue;
-                timeout |= !strcmp(e->reason, "timeout");
-                idle |= !strcmp(e->reason, "gpu-idle");
-                failed |= e->exit_code != 0;
-        }
-        for (size_t i = 0; i < R->st.n; i++)
-                failed |= R->st.exps[i].st == EXP_SKIPPED;
-        return timeout ? "timeout" : idle ? "gpu-idle" : failed ? "failed" : "succeeded";
-}
-
-/* The exit action, repeated until it takes: with terminate chosen the agent never returns leaving the
- * instance up (unless told to stop). */
-int run_do_exit_action(struct run *R, enum exit_action a) {
-        run_set_phase(R, PH_EXIT);
-        sd_notify(0, "STOPPING=1");
-        for (int attempt = 1;; attempt++) {
-                char msg[512];
-                log_info("exit action: %s", exit_action_name(a));
-                int r = exit_action_perform(&R->c, a, R->inst.id, msg, sizeof msg);
-                if (r == 0) {
-                        log_info("%s", msg);
-                        R->st.exit_done = true;
-                        R->st.phase = PH_DONE;
-                        run_save_state(R);
-                        return 0;
-                }
-                log_error("exit action %s failed (attempt %d): %s; retrying in 30 s", exit_action_name(a), attempt,
-                          msg);
-                for (int i = 0; i < 150 && !R->stop_requested; i++) {
-                        struct pollfd p = { .fd = R->sfd, .events = POLLIN };
-                        poll(&p, 1, 200);
-                        run_drain_signals(R);
-                        run_watchdog(R);
-                }
-                if (R->stop_requested)
-                        return -ECANCELED;
-        }
-}
-
-/* ---------- shipping ---------- */
-
-static int fill_outputs(struct xfer_batch *b, void *ud, struct aws_result *out) {
-        struct run *R = ud;
-        char prefix[1400];
-        snprintf(prefix, sizeof prefix, "%soutputs/", R->prefix);
-        for (char **g = R->job.outputs; g && *g; g++) {
-                int r = xfer_batch_add_glob(b, *g, prefix, out);
-                if (r < 0)
+/* The run user and the workdir, before anything touches the workdir; on every start, as neither is persisted.
+ * create: make the workdir if it is missing (not when only shipping what exists). */
+static int take_workdir(struct run *R, bool create) {
+        char err[1024];
+        if (R->workfd >= 0)
+                return 0;
+        if (!R->user_ok) {
+                int r = run_user_resolve(R->job.user, &R->user, err, sizeof err);
+                if (r < 0) {
+                        failed(R, "%s", err);
                         return r;
-                if (r == 0)
-                        log_warn("outputs: nothing matches %s", *g);
-        }
-        return 0;
-}
-
-/* A path the experiment planted that the agent refused to follow: the run's error (the first one is kept). */
-void run_note_refusal(struct run *R, const char *what, const char *msg) {
-        log_error("%s: refused %s", what, msg);
-        if (!R->st.error[0]) {
-                snprintf(R->st.error, sizeof R->st.error, "%s: refused %s", what, msg);
-                snprintf(R->st.outcome, sizeof R->st.outcome, "error");
-                run_save_state(R);
-        }
-}
-
-static int upload_outputs(struct run *R, struct aws_result *out) {
-        struct xfer_batch b;
-        struct xfer_opts o = { .concurrency = 8 };
-        int r = xfer_batch_init(&b, &R->c, R->bucket, true, &o);
-        if (r == 0)
-                r = exptree_transfer(&R->user, R->workfd, &b, fill_outputs, R, out);
-        if (b.refused) {
-                char m[700];
-                exptree_refusal(&b, m, sizeof m);
-                run_note_refusal(R, "outputs", m);
-        }
-        xfer_batch_free(&b);
-        return r;
-}
-
-static int ship_all(struct run *R, void *arg) {
-        int failures = 0;
-        struct aws_result res = { 0 };
-        /* live chunks first (cheap, keeps `logs --follow` complete), then the whole files */
-        if (shipper_flush(&R->ship, &res) < 0) {
-                log_warn("shipping live logs: %s", res.msg);
-                failures++;
-        }
-        for (size_t i = 0; i < R->job.n_experiments; i++) {
-                static const char *const streams[] = { "stdout", "stderr" };
-                for (size_t k = 0; k < 2; k++) {
-                        char path[4200], rel[512];
-                        snprintf(path, sizeof path, "%s/%s/%s.log", R->logs_dir, R->job.experiments[i].name, streams[k]);
-                        snprintf(rel, sizeof rel, "logs/%s/%s.log", R->job.experiments[i].name, streams[k]);
-                        if (access(path, F_OK) == 0 && shipper_put_file(&R->ship, path, rel, &res) < 0) {
-                                log_warn("shipping %s: %s", rel, res.msg);
-                                failures++;
-                        }
                 }
+                R->user_ok = true;
         }
-        /* the workdir's files only once the workdir is known (a run that failed before has none to ship) */
-        if (R->workfd >= 0 && R->job.outputs && R->job.outputs[0] && upload_outputs(R, &res) < 0) {
-                log_warn("shipping outputs: %s", res.msg);
-                failures++;
+        if (!create && access(R->workdir, F_OK) != 0)
+                return -ENOENT;
+        int fd = exptree_open(R->workdir, &R->user, err, sizeof err);
+        if (fd < 0) {
+                failed(R, "%s", err);
+                return fd;
         }
-        if (R->workfd >= 0 && R->job.checkpoint_dir && shipper_sync_checkpoint(&R->ship, &res) < 0) {
-                log_warn("shipping the checkpoint: %s", res.msg);
-                failures++;
-        }
-        char refused[700];
-        if (shipper_refusal(&R->ship, refused, sizeof refused))
-                run_note_refusal(R, "checkpoint", refused);
-        if (R->metrics_fd >= 0 && access(R->metrics_path, F_OK) == 0 &&
-            shipper_put_file(&R->ship, R->metrics_path, "metrics.jsonl", &res) < 0) {
-                log_warn("shipping metrics: %s", res.msg);
-                failures++;
-        }
-        char agent_log[2200];
-        snprintf(agent_log, sizeof agent_log, "%s/agent.log", R->logs_dir);
-        if (access(agent_log, F_OK) == 0)
-                shipper_put_file(&R->ship, agent_log, "logs/agent.log", &res);
-        _cleanup_free_ char *js = NULL;
-        if (status_build(R, &js) == 0 && shipper_put_text(&R->ship, "status.json", js, "application/json", &res) < 0) {
-                log_warn("shipping status.json: %s", res.msg);
-                failures++;
-        }
-        return failures ? -EIO : 0;
-}
-
-static void ship_phase(struct run *R) {
-        run_set_phase(R, PH_SHIP);
-        if (!R->ship_ready)
-                return;
-        shipper_stop(&R->ship);
-        /* the spec bounds the final upload: past ship_timeout the exit action goes ahead regardless */
-        int r = run_blocking_until(R, ship_all, NULL, now_mono() + (double)R->job.ship_timeout);
-        if (r == -ETIMEDOUT)
-                log_error("the final upload did not finish within ship_timeout (%lds); going on with the exit "
-                          "action; results are kept under %s and %s", R->job.ship_timeout, R->logs_dir, R->workdir);
-        else if (r < 0)
-                log_error("some results could not be uploaded; they are kept under %s and %s", R->logs_dir,
-                          R->workdir);
-        else
-                log_info("results in %s", R->results_uri);
-}
-
-/* Bad input or an unrecoverable failure: status `error`, what can be shipped, then on_error. */
-int run_fail_run(struct run *R, int rc, const char *msg) {
-        log_error("%s", msg);
-        snprintf(R->st.error, sizeof R->st.error, "%s", msg);
-        snprintf(R->st.outcome, sizeof R->st.outcome, "error");
-        run_save_state(R);
-        ship_phase(R);
-        run_do_exit_action(R, R->job.on_error);
-        return EXIT_RUN_FAILED;
+        R->workfd = fd;
+        return 0;
 }
 
 /* ---------- FETCH ---------- */
 
-struct fetch_src {
-        const char *key;
+struct fetch {
+        struct run *R;
+        char err[512];
 };
 
 static int fill_source(struct xfer_batch *b, void *ud, struct aws_result *out) {
-        struct fetch_src *f = ud;
-        return xfer_batch_add_prefix(b, f->key, "", out);
+        return xfer_batch_add_prefix(b, ud, "", out);
 }
 
-static int fetch(struct run *R, void *arg) {
-        char *err = arg;
+static int fetch(void *arg) {
+        struct fetch *f = arg;
+        struct run *R = f->R;
         _cleanup_free_ char *bucket = NULL, *key = NULL;
-        int r = s3_parse_uri(R->job.source, &bucket, &key, err, 512);
+        int r = s3_parse_uri(R->job.source, &bucket, &key, f->err, sizeof f->err);
         if (r < 0)
                 return r;
         struct aws_result res = { 0 };
         struct xfer_opts o = { .concurrency = 8 };
         if (str_has_suffix(R->job.source, "/")) {
                 struct xfer_batch b;
-                struct fetch_src f = { .key = key };
                 r = xfer_batch_init(&b, &R->c, bucket, false, &o);
                 if (r == 0)
-                        r = exptree_transfer(&R->user, R->workfd, &b, fill_source, &f, &res);
+                        r = exptree_transfer(&R->user, R->workfd, &b, fill_source, key, &res);
                 if (r == 0 && b.n == 0) {
                         snprintf(res.msg, sizeof res.msg, "source %s holds no objects", R->job.source);
                         r = -MF_ENOTFOUND;
                 }
                 xfer_batch_free(&b);
                 if (r < 0)
-                        snprintf(err, 512, "fetching %s: %s", R->job.source, res.msg);
+                        snprintf(f->err, sizeof f->err, "fetching %s: %s", R->job.source, res.msg);
                 return r;
         }
         /* the archive is the agent's own file (in its cache); what comes out of it is the run user's */
@@ -452,47 +266,46 @@ static int fetch(struct run *R, void *arg) {
         snprintf(local, sizeof local, "%s/source-%s", R->cache_dir, base);
         r = xfer_download(&R->c, bucket, key, local, &o, &res);
         if (r < 0) {
-                snprintf(err, 512, "fetching %s: %s", R->job.source, res.msg);
+                snprintf(f->err, sizeof f->err, "fetching %s: %s", R->job.source, res.msg);
                 return r;
         }
         _cleanup_close_ int afd = open(local, O_RDONLY | O_CLOEXEC);
+        int e = errno;
         unlink(local);
         if (afd < 0) {
-                snprintf(err, 512, "cannot open the downloaded archive %s: %s", local, strerror(errno));
-                return -errno;
+                snprintf(f->err, sizeof f->err, "cannot open the downloaded archive %s: %s", local, strerror(e));
+                return -e;
         }
-        return exptree_extract(&R->user, R->workfd, afd, err, 512);
+        return exptree_extract(&R->user, R->workfd, afd, f->err, sizeof f->err);
 }
 
-static int phase_fetch(struct run *R) {
-        char err[512] = "";
-        run_notify_status("fetching %s", R->job.source);
+static int act_fetch(struct run *R) {
+        /* fail before spending hours on a run whose results could not be kept */
+        _cleanup_free_ char *js = NULL;
+        struct aws_result res = { 0 };
+        if (build_status(R, false, &js) == 0 && shipper_put_text(&R->ship, "status.json", js, "application/json", &res) < 0) {
+                R->ship_ready = false; /* nothing can be shipped there */
+                return failed(R, "cannot write to the results location %s: %s", R->results_uri, res.msg);
+        }
+        int ev = pending_event(R);
+        if (ev >= 0)
+                return ev;
+        if (take_workdir(R, true) < 0)
+                return EV_FAILED;
+        waiter_status("fetching %s", R->job.source);
         log_info("fetching %s into %s", R->job.source, R->workdir);
-        int r = run_blocking(R, fetch, err);
+        struct fetch f = { .R = R };
+        int r = waiter_blocking(&R->w, fetch, &f, 0);
         if (r < 0)
-                return run_fail_run(R, r, err[0] ? err : strerror(-r));
-        run_set_phase(R, PH_PREPARE);
-        return 0;
-}
-
-/* The run user and the workdir, before anything touches the workdir (fetch included); on every start, as
- * neither is persisted. */
-static int take_workdir(struct run *R) {
-        char err[1024];
-        int r = run_user_resolve(R->job.user, &R->user, err, sizeof err);
-        if (r < 0)
-                return run_fail_run(R, -EINVAL, err);
-        int fd = exptree_open(R->workdir, &R->user, err, sizeof err);
-        if (fd < 0)
-                return run_fail_run(R, fd, err);
-        R->workfd = fd;
-        return 0;
+                return failed(R, "%s", f.err[0] ? f.err : strerror(-r));
+        ev = pending_event(R);
+        return ev >= 0 ? ev : EV_DONE;
 }
 
 /* ---------- PREPARE ---------- */
 
-/* Opening NVML (or nvidia-smi) and the inventory, on a worker: a driver that hangs must not stall the agent. On
- * the heap, as an abandoned worker may still write here. */
+/* Opening NVML (or nvidia-smi) and the inventory, on a worker: a driver that hangs must not stall the agent. On the
+ * heap, as an abandoned worker may still write here. */
 struct gpu_probe {
         bool wait;                    /* retry until deadline (the driver may not be loaded yet at boot) */
         double deadline;
@@ -502,7 +315,7 @@ struct gpu_probe {
         char err[1024];
 };
 
-static int probe_gpu(struct run *R, void *arg) {
+static int probe_gpu(void *arg) {
         struct gpu_probe *p = arg;
         for (;;) {
                 p->open_rc = gpu_open(&p->g, env_nonempty("MAYFLY_NVML_LIBRARY"), NULL, p->err, sizeof p->err);
@@ -523,8 +336,8 @@ static int prepare_gpu(struct run *R, char *err, size_t errlen) {
         p->wait = R->job.gpu_require || R->job.gpu_idle > 0;
         p->deadline = now_mono() + (p->wait ? (double)R->job.gpu_wait : 0);
         if (p->wait)
-                run_notify_status("waiting for the GPU driver%s", "");
-        int r = run_blocking_until(R, probe_gpu, p, p->deadline + WATCH_GPU_HUNG);
+                waiter_status("waiting for the GPU driver%s", "");
+        int r = waiter_blocking(&R->w, probe_gpu, p, p->deadline + WATCH_GPU_HUNG);
         if (r == -ETIMEDOUT) {
                 /* p stays with the worker, which may still be inside the driver */
                 R->gpu_hung = true;
@@ -544,65 +357,519 @@ static int prepare_gpu(struct run *R, char *err, size_t errlen) {
         return r;
 }
 
-static int phase_prepare(struct run *R) {
+static int act_prepare(struct run *R) {
         char err[1024];
-        int r;
+        if (take_workdir(R, true) < 0)
+                return EV_FAILED;
         struct env_spec es = { .kind = (enum env_kind)R->job.env_kind, .value = R->job.env_value };
         struct envact_search search = { .conda_exe = env_nonempty("CONDA_EXE"), .home = R->user.home };
-        r = envact_resolve(&es, &search, &R->env, err, sizeof err);
-        if (r < 0)
-                return run_fail_run(R, -EINVAL, err);
-        r = prepare_gpu(R, err, sizeof err);
-        if (r < 0 && R->job.gpu_require) {
-                char m[1200];
-                if (r == -ETIMEDOUT)
-                        snprintf(m, sizeof m, "GPU required but %s", err);
-                else
-                        snprintf(m, sizeof m, "GPU required but none found after %lds: %s", R->job.gpu_wait, err);
-                return run_fail_run(R, r == -ETIMEDOUT ? r : -ENODEV, m);
+        if (envact_resolve(&es, &search, &R->env, err, sizeof err) < 0)
+                return failed(R, "%s", err);
+        if (!R->gpu && !R->gpu_hung) {
+                int r = prepare_gpu(R, err, sizeof err);
+                if (r == -ETIMEDOUT && R->job.gpu_require)
+                        return failed(R, "GPU required but %s", err);
+                if (r < 0 && R->job.gpu_require)
+                        return failed(R, "GPU required but none found after %lds: %s", R->job.gpu_wait, err);
         }
-        if (R->gpu) {
-                if (R->have_gpu_inv)
-                        log_info("GPUs: %d (%s, driver %s)", R->gpu_inv.count, R->gpu_inv.source, R->gpu_inv.driver);
-                if (R->job.gpu_require && (!R->have_gpu_inv || R->gpu_inv.count < R->job.gpu_min_count)) {
-                        char m[1200];
-                        snprintf(m, sizeof m, "GPU required: found %d, need at least %d", R->have_gpu_inv ? R->gpu_inv.count : 0,
-                                 R->job.gpu_min_count);
-                        return run_fail_run(R, -ENODEV, m);
-                }
+        if (R->have_gpu_inv)
+                log_info("GPUs: %d (%s, driver %s)", R->gpu_inv.count, R->gpu_inv.source, R->gpu_inv.driver);
+        if (R->gpu && R->job.gpu_require && (!R->have_gpu_inv || R->gpu_inv.count < R->job.gpu_min_count))
+                return failed(R, "GPU required: found %d, need at least %d", R->have_gpu_inv ? R->gpu_inv.count : 0,
+                              R->job.gpu_min_count);
+        if (R->job.checkpoint_dir && !R->ship.ckpt_since)
+                shipper_set_checkpoint(&R->ship, &R->user, R->workfd, R->job.checkpoint_dir, R->st.n,
+                                       R->job.checkpoint_interval);
+        if (R->metrics_fd < 0) {
+                R->metrics_fd = open(R->metrics_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+                if (R->metrics_fd >= 0)
+                        shipper_add_stream(&R->ship, R->metrics_path, "metrics");
         }
-        run_set_phase(R, PH_RUN);
-        return 0;
+        if (R->gpu)
+                watcher_add_gpu(&R->watch, R->gpu, R->metrics_fd, R->job.gpu_idle);
+        int ev = pending_event(R);
+        return ev >= 0 ? ev : EV_DONE;
 }
 
+/* ---------- RUN: one experiment ---------- */
+
+struct restore {
+        struct run *R;
+        char prefix[1400];
+        char dir[4200];
+        size_t n;
+        char refused[700];
+};
+
+static int fill_restore(struct xfer_batch *b, void *ud, struct aws_result *out) {
+        struct restore *rs = ud;
+        return xfer_batch_add_prefix(b, rs->prefix, rs->dir, out);
+}
+
+/* The experiment's own checkpoint back from S3 into its directory, created by and owned by the run user, never
+ * through a link out of the workdir. */
+static int restore_checkpoint(void *arg) {
+        struct restore *rs = arg;
+        struct run *R = rs->R;
+        struct aws_result res = { 0 };
+        struct xfer_batch b;
+        int r = xfer_batch_init(&b, &R->c, R->bucket, false, NULL);
+        if (r == 0)
+                r = exptree_transfer(&R->user, R->workfd, &b, fill_restore, rs, &res);
+        if (b.refused)
+                exptree_refusal(&b, rs->refused, sizeof rs->refused);
+        rs->n = b.n;
+        if (r < 0)
+                log_warn("checkpoint restore from s3://%s/%s failed: %s", R->bucket, rs->prefix, res.msg);
+        xfer_batch_free(&b);
+        return r;
+}
+
+/* <checkpoint>/<experiment> in the workdir, made as the run user; on a resume its checkpoint restored into it. */
+static int prepare_checkpoint(struct run *R, size_t i, bool resume, char *abs, size_t n) {
+        const char *name = R->job.experiments[i].name;
+        struct restore rs = { .R = R };
+        snprintf(rs.dir, sizeof rs.dir, "%s/%s", R->job.checkpoint_dir, name);
+        snprintf(abs, n, "%s/%s", R->workdir, rs.dir);
+        int r = exptree_mkdir(&R->user, R->workfd, rs.dir);
+        if (beneath_refused(r))
+                return failed(R, "the checkpoint directory %s is a link out of the workdir (planted by an experiment?): "
+                              "refused", rs.dir);
+        if (r < 0) {
+                log_warn("cannot create the checkpoint directory %s as %s: %s", abs, R->user.name, strerror(-r));
+                return -1;
+        }
+        if (!resume || !exptree_empty(&R->user, R->workfd, rs.dir))
+                return -1;
+        snprintf(rs.prefix, sizeof rs.prefix, "%scheckpoint/%s/", R->prefix, name);
+        r = waiter_blocking(&R->w, restore_checkpoint, &rs, 0);
+        if (rs.refused[0])
+                return failed(R, "checkpoint restore: refused %s", rs.refused);
+        if (r == 0)
+                log_info("checkpoint restored: %zu files into %s", rs.n, abs);
+        return -1;
+}
+
+static int open_log(struct run *R, const char *exp, const char *stream, char *path, size_t n) {
+        snprintf(path, n, "%s/%s", R->logs_dir, exp);
+        if (mkdir(path, 0750) < 0 && errno != EEXIST)
+                return -errno;
+        snprintf(path, n, "%s/%s/%s.log", R->logs_dir, exp, stream);
+        int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+        return fd < 0 ? -errno : fd;
+}
+
+static char **experiment_argv(struct run *R, const struct experiment *x) {
+        char **argv = NULL;
+        if (envact_command(&R->env, x->argv, x->shell, &argv) < 0)
+                return NULL;
+        if (strchr(argv[0], '/'))
+                return argv;
+        /* a bare command name: let env(1) search the experiment's PATH */
+        size_t n = 0;
+        while (argv[n])
+                n++;
+        char **v = calloc(n + 2, sizeof *v);
+        if (!v || !(v[0] = strdup("/usr/bin/env"))) {
+                free(v);
+                envact_free_argv(argv);
+                return NULL;
+        }
+        for (size_t k = 0; k < n; k++)
+                v[k + 1] = argv[k];
+        free(argv);
+        return v;
+}
+
+/* Starts experiment i (resume: again, after an interruption). EV_FAILED when it cannot start. */
+static int start_experiment(struct run *R, size_t i, bool resume) {
+        const struct experiment *x = &R->job.experiments[i];
+        struct exp_state *s = &R->st.exps[i];
+        char ckpt[4400] = "", outp[4200], errp[4200];
+        if (R->job.checkpoint_dir && prepare_checkpoint(R, i, resume, ckpt, sizeof ckpt) == EV_FAILED)
+                return EV_FAILED;
+        int out_log = open_log(R, x->name, "stdout", outp, sizeof outp);
+        int err_log = out_log < 0 ? -1 : open_log(R, x->name, "stderr", errp, sizeof errp);
+        if (out_log < 0 || err_log < 0) {
+                int e = out_log < 0 ? out_log : err_log;
+                if (out_log >= 0)
+                        close(out_log);
+                return failed(R, "cannot create log files under %s: %s", R->logs_dir, strerror(-e));
+        }
+        char stream[300];
+        snprintf(stream, sizeof stream, "%s/stdout", x->name);
+        shipper_add_stream(&R->ship, outp, stream);
+        snprintf(stream, sizeof stream, "%s/stderr", x->name);
+        shipper_add_stream(&R->ship, errp, stream);
+
+        char e_run[256], e_exp[128], e_res[1500], e_ck[4500], e_att[64];
+        snprintf(e_run, sizeof e_run, "MAYFLY_RUN_ID=%s", R->st.run_id);
+        snprintf(e_exp, sizeof e_exp, "MAYFLY_EXPERIMENT=%s", x->name);
+        snprintf(e_res, sizeof e_res, "MAYFLY_RESULTS=%s", R->results_uri);
+        snprintf(e_ck, sizeof e_ck, "MAYFLY_CHECKPOINT_DIR=%s", ckpt);
+        snprintf(e_att, sizeof e_att, "MAYFLY_ATTEMPT=%d", s->attempts + 1);
+        char *menv[7] = { e_run, e_exp, e_res, e_att };
+        size_t nm = 4;
+        if (ckpt[0])
+                menv[nm++] = e_ck;
+        if (resume)
+                menv[nm++] = "MAYFLY_RESUME=1";
+        char **envp = runner_environment(&R->user, environ, R->job.environment, menv);
+        char **argv = experiment_argv(R, x);
+        char err[512] = "out of memory";
+        int r = envp && argv ? 0 : -ENOMEM;
+        if (r == 0) {
+                struct spawn sp = { .argv = argv, .envp = envp, .cwd = R->workdir, .user = &R->user };
+                r = exp_start(&R->cur, x->name, &sp, out_log, err_log, x->timeout, R->job.stop_grace, err, sizeof err);
+        } else {
+                close(out_log);
+                close(err_log);
+        }
+        strv_free(envp);
+        envact_free_argv(argv);
+        if (r < 0)
+                return failed(R, "experiment %s: %s", x->name, err);
+        R->cur_idx = (int)i;
+        s->st = EXP_RUNNING;
+        s->start = now_wall();
+        s->attempts++;
+        s->pid = R->cur.ch.pid;
+        s->pid_start = proc_start_time(R->cur.ch.pid);
+        s->reason = R_NONE;
+        save_state(R);
+        push_status(R);
+        watcher_experiment(&R->watch, true);
+        if (R->job.checkpoint_dir)
+                shipper_checkpoint_current(&R->ship, (int)i, x->name);
+        waiter_status("running %s", x->name);
+        log_info("experiment %s started (pid %d%s)", x->name, (int)R->cur.ch.pid, resume ? ", resumed" : "");
+        return -1;
+}
+
+/* The running experiment has ended: recorded. Stopped with the agent, it is not finished: it runs again when the
+ * run resumes. A failure without continue_on_failure skips the rest. */
+static void finish_experiment(struct run *R) {
+        size_t i = (size_t)R->cur_idx;
+        struct exp_state *s = &R->st.exps[i];
+        exp_finish(&R->cur, s);
+        R->cur_idx = -1;
+        watcher_experiment(&R->watch, false);
+        shipper_checkpoint_current(&R->ship, -1, NULL);
+        s->st = s->reason == R_AGENT_STOPPED ? EXP_RUNNING : EXP_DONE;
+        log_info("experiment %s ended: %s %d (%s)", R->job.experiments[i].name, s->signal ? "signal" : "exit code",
+                 s->signal ? s->signal : s->exit_code, exp_reason_name(s->reason));
+        if (s->st == EXP_DONE && s->exit_code != 0 && !R->job.continue_on_failure && R->st.end == END_NONE) {
+                for (size_t k = i + 1; k < R->st.n; k++)
+                        if (R->st.exps[k].st == EXP_PENDING) {
+                                R->st.exps[k].st = EXP_SKIPPED;
+                                R->st.exps[k].reason = R_SKIPPED;
+                        }
+                log_info("experiment %s failed; the rest are skipped (continue_on_failure is false)",
+                         R->job.experiments[i].name);
+        }
+        save_state(R);
+        push_status(R);
+}
+
+/* Supervises the running experiment until it ends (EV_EXP_ENDED) or the run must decide (a stop, a spot notice,
+ * max_runtime). */
+static int supervise(struct run *R) {
+        for (;;) {
+                enum exp_wake wk = exp_wait(&R->cur, &R->w, R->watch.running ? R->watch.efd : -1, R->deadline);
+                switch (wk) {
+                case WAKE_ENDED: finish_experiment(R); return EV_EXP_ENDED;
+                case WAKE_STOP: log_info("stop requested: stopping the experiment; the run resumes on restart");
+                        return EV_SIGTERM;
+                case WAKE_DEADLINE: return EV_MAX_RUNTIME;
+                case WAKE_WATCH: {
+                        int ev = on_watch(R);
+                        if (ev >= 0)
+                                return ev;
+                        break;
+                }
+                }
+        }
+}
+
+/* The next experiment: the one an interruption left unfinished, else the next pending one. */
+static int act_start(struct run *R) {
+        int ev = pending_event(R);
+        if (ev >= 0)
+                return ev;
+        for (size_t i = 0; i < R->st.n; i++) {
+                struct exp_state *s = &R->st.exps[i];
+                if (s->st != EXP_RUNNING && s->st != EXP_PENDING)
+                        continue;
+                bool resume = s->st == EXP_RUNNING;
+                if (resume)
+                        exp_stop_leftover(&R->w, s->pid, s->pid_start, R->job.stop_grace);
+                if (start_experiment(R, i, resume) == EV_FAILED)
+                        return EV_FAILED;
+                return supervise(R);
+        }
+        return EV_NO_MORE;
+}
+
+/* Stop the running experiment the way the end asks: for a spot notice within what the notice leaves. */
+static int act_stop(struct run *R) {
+        static const enum exp_reason why[END__MAX] = { [END_SPOT] = R_INTERRUPTED, [END_STOPPED] = R_AGENT_STOPPED,
+                                                       [END_MAX_RUNTIME] = R_MAX_RUNTIME, [END_ERROR] = R_ERROR,
+                                                       [END_FAILSAFE] = R_ERROR };
+        enum exp_reason reason = R->st.end > END_NONE && R->st.end < END__MAX ? why[R->st.end] : R_ERROR;
+        if (R->cur_idx >= 0) {
+                long grace = R->job.stop_grace;
+                if (R->st.end == END_SPOT)
+                        grace = MIN(R->job.spot_grace, (long)(R->st.spot_time - now_wall()) - SPOT_UPLOAD_MARGIN);
+                if (R->st.end == END_STOPPED)
+                        sd_notifyf(0, "EXTEND_TIMEOUT_USEC=%llu",
+                                   (unsigned long long)(MAX(grace, 0) + R->job.ship_timeout + 30) * 1000000ULL);
+                exp_stop(&R->cur, reason, grace);
+                while (exp_wait(&R->cur, &R->w, R->watch.running ? R->watch.efd : -1, 0) != WAKE_ENDED)
+                        if (R->watch.running)
+                                on_watch(R);
+                finish_experiment(R);
+        }
+        /* what the end leaves unstarted: a resume comes back to it (stop, spot) or it never runs */
+        bool resumes = R->st.end == END_STOPPED || R->st.end == END_SPOT;
+        for (size_t i = 0; i < R->st.n; i++) {
+                struct exp_state *s = &R->st.exps[i];
+                if (s->st == EXP_RUNNING && s->reason != R_AGENT_STOPPED) {
+                        /* interrupted before this agent restarted it: whatever it left still goes */
+                        exp_stop_leftover(&R->w, s->pid, s->pid_start, R->job.stop_grace);
+                        s->pid = 0;
+                        s->pid_start = 0;
+                        if (resumes)
+                                continue;
+                        /* not started only to be stopped a moment later: a training script that starts and gets
+                         * SIGTERM may write a checkpoint of its fresh state over the good one */
+                        s->st = EXP_DONE;
+                        s->reason = reason;
+                        s->exit_code = -1;
+                        s->signal = 0;
+                        s->end = now_wall();
+                        if (R->st.end == END_MAX_RUNTIME)
+                                log_info("experiment %s not restarted: max_runtime (%lds) is spent",
+                                         R->job.experiments[i].name, R->job.max_runtime);
+                } else if (s->st == EXP_PENDING && !resumes) {
+                        s->st = EXP_SKIPPED;
+                        s->reason = R->st.end == END_MAX_RUNTIME ? R_MAX_RUNTIME : R_SKIPPED;
+                }
+        }
+        save_state(R);
+        return EV_EXP_ENDED;
+}
+
+/* ---------- SHIP ---------- */
+
+struct ship_job {
+        struct run *R;
+        struct ship_plan plan;
+};
+
+static int ship_all(void *arg) {
+        struct ship_job *sj = arg;
+        struct run *R = sj->R;
+        int r = ship_results(&sj->plan);
+        if (sj->plan.refused[0] && !R->st.error[0]) {
+                snprintf(R->st.error, sizeof R->st.error, "%s: refused %s", sj->plan.refused_what, sj->plan.refused);
+                R->st.outcome = decide_outcome(R);
+                save_state(R);
+        }
+        _cleanup_free_ char *js = NULL;
+        struct aws_result res = { 0 };
+        if (build_status(R, true, &js) == 0 && shipper_put_text(&R->ship, "status.json", js, "application/json", &res) < 0) {
+                log_warn("shipping status.json: %s", res.msg);
+                r = -EIO;
+        }
+        return r;
+}
+
+static int act_ship(struct run *R) {
+        stop_watch(R);
+        if (!R->ship_ready)
+                return EV_DONE; /* nowhere to ship to: nothing on this instance is worth keeping it for */
+        shipper_stop(&R->ship);
+        /* a restart in SHIP: what the run set up before is set up again, the workdir only if it exists */
+        if (R->workfd < 0 && !R->bad_spec)
+                take_workdir(R, false);
+        if (R->job.checkpoint_dir && !R->ship.ckpt_since)
+                shipper_set_checkpoint(&R->ship, &R->user, R->workfd, R->job.checkpoint_dir, R->st.n, 0);
+        struct ship_job *sj = calloc(1, sizeof *sj); /* an abandoned worker may still use it */
+        if (!sj)
+                return EV_INCOMPLETE;
+        *sj = (struct ship_job){ .R = R, .plan = { .ship = &R->ship, .job = &R->job, .logs_dir = R->logs_dir,
+                                                   .metrics_path = access(R->metrics_path, F_OK) == 0 ? R->metrics_path : NULL,
+                                                   .user = &R->user, .workfd = R->workfd } };
+        int r = waiter_blocking(&R->w, ship_all, sj, now_mono() + (double)R->job.ship_timeout);
+        if (r == -ETIMEDOUT) {
+                log_error("the final upload did not finish within ship_timeout (%lds); results are kept under %s and %s",
+                          R->job.ship_timeout, R->logs_dir, R->workdir);
+                return EV_INCOMPLETE;
+        }
+        free(sj);
+        if (r < 0) {
+                log_error("some results could not be uploaded; they are kept under %s and %s", R->logs_dir, R->workdir);
+                return EV_INCOMPLETE;
+        }
+        log_info("results in %s", R->results_uri);
+        return EV_DONE;
+}
+
+/* ---------- EXIT ---------- */
+
 /* After a spot notice: results are shipped; AWS reclaims the instance. Wait for it, then act anyway. */
-static int await_reclaim(struct run *R) {
+static bool await_reclaim(struct run *R) {
         log_info("results shipped before the interruption; waiting for EC2 to %s the instance", R->st.spot_action);
         /* the notice's time as IMDS gave it, but never more than 2 minutes out (what EC2 gives): a far-off time
          * (a bad answer, a clock far off at boot) must not keep the instance up */
         time_t now = now_wall();
-        time_t until = MIN(R->st.spot_time, now + 120) + 300;
-        while (now_wall() < until && !R->stop_requested) {
-                struct pollfd p = { .fd = R->sfd, .events = POLLIN };
-                poll(&p, 1, 500);
-                run_drain_signals(R);
-                run_watchdog(R);
-        }
-        if (R->stop_requested)
-                return EXIT_FAIL;
+        double wait = (double)(MIN(R->st.spot_time, now + 120) + 300 - now);
+        if (!waiter_sleep(&R->w, MAX(wait, 0)))
+                return false;
         log_warn("the instance is still up 5 minutes after the notice's time");
-        run_do_exit_action(R, R->job.on_error);
-        return EXIT_FAIL;
+        return true;
 }
 
-/* ---------- main ---------- */
+/* The exit action, repeated until it takes (EV_DONE) or the agent is stopped. */
+static int perform_exit(struct run *R, enum exit_action a) {
+        sd_notify(0, "STOPPING=1");
+        for (int attempt = 1;; attempt++) {
+                char msg[512];
+                log_info("exit action: %s", exit_action_name(a));
+                if (exit_action_perform(&R->c, a, R->inst.id, msg, sizeof msg) == 0) {
+                        log_info("%s", msg);
+                        R->st.exit_done = true;
+                        save_state(R);
+                        return EV_DONE;
+                }
+                log_error("exit action %s failed (attempt %d): %s; retrying in %d s", exit_action_name(a), attempt, msg,
+                          EXIT_RETRY);
+                if (!waiter_sleep(&R->w, EXIT_RETRY))
+                        return STOP_DRIVING;
+        }
+}
 
-int run_read_job(struct run *R, char **ret_text, size_t *ret_len, char *err, size_t errlen) {
-        int r = read_file_capped(R->job_path, JOB_MAX_BYTES, ret_text, ret_len);
+static int act_exit(struct run *R) {
+        bool shipped = R->st.phase != PH_SHIP;
+        struct lc_exit_plan p = lc_exit_decide(R->st.end, R->st.outcome, shipped, R->job.on_exit, R->job.on_error);
+        R->rc = R->bad_spec ? EXIT_USAGE : R->st.outcome == OUT_SUCCEEDED ? EXIT_OK : EXIT_RUN_FAILED;
+        log_info("outcome: %s (%s)", outcome_name(R->st.outcome), lc_end_name(R->st.end));
+        switch (p.kind) {
+        case X_RESUME_LATER:
+                /* systemd stops us (shutdown, scale-in, restart): shipped, the state kept, resumed on the next start */
+                R->st.phase = R->st.ended_in == PH_FETCH ? PH_FETCH : PH_PREPARE;
+                R->st.end = END_NONE;
+                R->st.outcome = OUT_RUNNING;
+                save_state(R);
+                log_info("stopped; the run resumes when the agent starts again");
+                R->rc = EXIT_OK;
+                return STOP_DRIVING;
+        case X_AWAIT_RECLAIM:
+                if (!await_reclaim(R)) {
+                        R->rc = EXIT_OK;
+                        return STOP_DRIVING;
+                }
+                break;
+        case X_ACTION: break;
+        }
+        if (p.keep_disk) {
+                char msg[512];
+                int r = exit_keep_disk(&R->c, R->inst.id, msg, sizeof msg);
+                if (r == 0) {
+                        log_warn("%s: stopped rather than %s, so that its disk keeps what did not reach S3; when it "
+                                 "starts again mayfly ships it, then does the exit action", msg,
+                                 exit_action_name(p.wanted));
+                        R->rc = EXIT_RUN_FAILED;
+                        return STOP_DRIVING;
+                }
+                log_error("cannot stop the instance to keep its unshipped results (%s); going on with %s: what did "
+                          "not reach S3 is lost with the instance", msg, exit_action_name(p.wanted));
+                p.action = p.wanted;
+        }
+        return perform_exit(R, p.action);
+}
+
+/* ---------- the driver ---------- */
+
+/* A step of the table: the end (the first one counts), the phase, and what the status says of them. */
+static void enter(struct run *R, const struct lc_step *s) {
+        if (s->end == END_CLEAR) {
+                R->st.end = END_NONE;
+                R->st.outcome = OUT_RUNNING;
+                R->st.spot_action[0] = 0;
+                R->st.spot_time = 0;
+        } else if (s->end != END_NONE && R->st.end == END_NONE) {
+                R->st.end = s->end;
+                R->st.ended_in = R->st.phase;
+        }
+        if (s->next == R->st.phase)
+                return;
+        R->st.phase = s->next;
+        if (s->next == PH_SHIP)
+                R->st.outcome = decide_outcome(R);
+        save_state(R);
+        waiter_status("%s", phase_name(s->next));
+        log_info("phase %s", phase_name(s->next));
+        push_status(R);
+}
+
+static int perform(struct run *R, enum lc_action a) {
+        switch (a) {
+        case A_FETCH: return act_fetch(R);
+        case A_PREPARE: return act_prepare(R);
+        case A_START: return act_start(R);
+        case A_STOP: return act_stop(R);
+        case A_SHIP: return act_ship(R);
+        case A_EXIT: return act_exit(R);
+        default: return STOP_DRIVING;
+        }
+}
+
+static void drive(struct run *R, enum lc_event ev) {
+        for (;;) {
+                struct lc_step s = lc_transition(R->st.phase, ev);
+                enter(R, &s);
+                if (s.action == A_NONE)
+                        return;
+                int next = perform(R, s.action);
+                if (next < 0)
+                        return;
+                ev = (enum lc_event)next;
+        }
+}
+
+/* ---------- start ---------- */
+
+static int setup_results(struct run *R, const char *results, const char *name) {
+        char err[256];
+        _cleanup_free_ char *bucket = NULL, *key = NULL;
+        int r = s3_parse_uri(results, &bucket, &key, err, sizeof err);
         if (r < 0)
-                snprintf(err, errlen, "cannot read the job spec %s: %s", R->job_path,
-                         r == -EFBIG ? "larger than 256 KiB" : strerror(-r));
+                return r;
+        snprintf(R->bucket, sizeof R->bucket, "%s", bucket);
+        snprintf(R->prefix, sizeof R->prefix, "%s%s%s/%s/", key, *key && !str_has_suffix(key, "/") ? "/" : "", name,
+                 R->st.run_id);
+        snprintf(R->results_uri, sizeof R->results_uri, "s3://%s/%s", R->bucket, R->prefix);
+        r = shipper_init(&R->ship, &R->c, R->bucket, R->prefix, R->job.log_interval);
+        R->ship_ready = r == 0;
         return r;
+}
+
+static void new_run(struct run *R, const char *sha) {
+        memset(&R->st, 0, sizeof R->st);
+        char ts[32];
+        time_t t = now_wall();
+        struct tm tm;
+        gmtime_r(&t, &tm);
+        strftime(ts, sizeof ts, "%Y%m%dT%H%M%SZ", &tm);
+        snprintf(R->st.run_id, sizeof R->st.run_id, "%s-%s", R->inst.id[0] ? R->inst.id : "local", ts);
+        R->st.started = t;
+        snprintf(R->st.instance_id, sizeof R->st.instance_id, "%s", R->inst.id);
+        snprintf(R->st.job_sha, sizeof R->st.job_sha, "%s", sha ? sha : "");
+        R->st.n = R->job.n_experiments;
+        for (size_t i = 0; i < R->st.n; i++)
+                R->st.exps[i].exit_code = -1;
+        R->st.phase = PH_FETCH;
 }
 
 /* Best effort for a spec that does not validate: where should the error status go, what on error? */
@@ -621,183 +888,109 @@ static void peek_job(struct run *R, const char *text, size_t len, char *results,
         cJSON_Delete(j);
 }
 
-int run_setup_signals(struct run *R) {
-        sigset_t m;
-        sigemptyset(&m);
-        sigaddset(&m, SIGCHLD);
-        sigaddset(&m, SIGTERM);
-        sigaddset(&m, SIGINT);
-        sigaddset(&m, SIGHUP);
-        if (pthread_sigmask(SIG_BLOCK, &m, NULL) != 0)
-                return -errno;
-        signal(SIGPIPE, SIG_IGN);
-        R->sfd = signalfd(-1, &m, SFD_CLOEXEC | SFD_NONBLOCK);
-        return R->sfd < 0 ? -errno : 0;
+/* A job that cannot be parsed still runs, with the defaults, to report that: EV_FAILED from a new run. */
+static enum lc_event bad_spec(struct run *R, const char *text, size_t len, const char *err) {
+        char results[1024] = "", name[80] = "invalid-job";
+        job_defaults(&R->job); /* stop_grace, ship_timeout… for reporting the error */
+        if (text)
+                peek_job(R, text, len, results, sizeof results, name, sizeof name);
+        R->job.name = strdup(name);
+        R->bad_spec = true;
+        new_run(R, NULL);
+        if (!results[0] || setup_results(R, results, name) < 0) {
+                log_error("bad job spec %s: %s (no results location to report to)", R->job_path, err);
+                R->ship_ready = false;
+                snprintf(R->st.error, sizeof R->st.error, "bad job spec: %s", err);
+                return EV_FAILED;
+        }
+        return failed(R, "bad job spec %s: %s", R->job_path, err);
 }
 
-/* The run was interrupted by a spot notice, and yet the agent runs again: EC2 stopped (spot interruption behaviour
- * stop, or hibernate with a reboot) rather than terminated the instance, and started it again. The run goes on:
- * the interrupted experiments run again with MAYFLY_RESUME=1, the pending ones after them. */
+/* The instance is back after a spot stop (EC2 stopped, then started it): the interrupted experiment runs again. */
 static void back_after_spot(struct run *R) {
         log_info("the instance is back after a spot %s: the run goes on", R->st.spot_action);
         for (size_t i = 0; i < R->st.n; i++) {
                 struct exp_state *s = &R->st.exps[i];
-                if (s->st == EXP_DONE && !strcmp(s->reason, "interrupted")) {
+                if (s->st == EXP_DONE && s->reason == R_INTERRUPTED) {
                         s->st = EXP_RUNNING;
                         s->pid = 0;
                         s->pid_start = 0;
-                        s->reason[0] = 0;
+                        s->reason = R_NONE;
                 }
         }
-        R->st.spot_action[0] = 0;
-        R->st.spot_time = 0;
-        R->st.outcome[0] = 0;
-        R->st.phase = PH_PREPARE;
-        run_save_state(R);
 }
 
-static int start(struct run *R) {
+static enum lc_event start(struct run *R, bool failsafe) {
         char err[1024];
         _cleanup_free_ char *text = NULL;
         size_t len = 0;
         snprintf(R->state_path, sizeof R->state_path, "%s/state.json", R->state_dir);
-        int r = run_read_job(R, &text, &len, err, sizeof err);
-        if (r == 0)
+        snprintf(R->metrics_path, sizeof R->metrics_path, "%s/metrics.jsonl", R->logs_dir);
+        if (instance_load(&R->c.imds, &R->inst, err, sizeof err) < 0)
+                log_warn("IMDS unavailable: no instance id (running off EC2?)%s%s", err[0] ? ": " : "", err);
+        if (!R->c.region[0] && R->inst.region[0])
+                snprintf(R->c.region, sizeof R->c.region, "%s", R->inst.region);
+        int r = read_file_capped(R->job_path, JOB_MAX_BYTES, &text, &len);
+        if (r < 0)
+                snprintf(err, sizeof err, "cannot read the job spec %s: %s", R->job_path,
+                         r == -EFBIG ? "larger than 256 KiB" : strerror(-r));
+        else
                 r = job_parse(text, len, &R->job, err, sizeof err);
-        run_load_instance(R);
-        if (r < 0) {
-                char results[1024] = "", name[80];
-                job_defaults(&R->job); /* stop_grace, ship_timeout… for reporting the error */
-                if (text)
-                        peek_job(R, text, len, results, sizeof results, name, sizeof name);
-                run_new_run_id(R);
-                if (results[0] && run_setup_results(R, results, name) == 0) {
-                        R->job.name = strdup(name);
-                        char m[1200];
-                        snprintf(m, sizeof m, "bad job spec %s: %s", R->job_path, err);
-                        return run_fail_run(R, -EINVAL, m);
-                }
-                log_error("bad job spec %s: %s (no results location to report to)", R->job_path, err);
-                R->ship_ready = false;
-                run_do_exit_action(R, R->job.on_error);
-                return EXIT_USAGE;
-        }
+        if (r < 0)
+                return bad_spec(R, text, len, err);
         unsigned char md[32];
         crypto_sha256(text, len, md);
         char sha[65];
         hex_encode(md, 32, sha);
-        if (!R->job.workdir) {
+        snprintf(R->workdir, sizeof R->workdir, "%s", R->job.workdir ? R->job.workdir : "");
+        if (!R->job.workdir)
                 snprintf(R->workdir, sizeof R->workdir, "%s/work", R->state_dir);
-        } else
-                snprintf(R->workdir, sizeof R->workdir, "%s", R->job.workdir);
         struct run_state old;
-        if (runstate_load(R->state_path, &old) == 0 && !strcmp(old.job_sha, sha) && old.n == R->job.n_experiments) {
+        bool have = runstate_load(R->state_path, &old) == 0 && !strcmp(old.job_sha, sha) && old.n == R->job.n_experiments;
+        if (have && old.instance_id[0] && R->inst.id[0] && strcmp(old.instance_id, R->inst.id)) {
+                /* an AMI baked after a run, a volume moved: that run was another instance's */
+                log_info("state.json was written on instance %s, and this is %s: ignored, a new run starts",
+                         old.instance_id, R->inst.id);
+                have = false;
+        }
+        if (have) {
                 R->st = old;
                 log_info("resuming run %s at phase %s", R->st.run_id, phase_name(R->st.phase));
-                if (R->st.spot_action[0] && !R->st.exit_done && R->st.phase != PH_DONE)
-                        back_after_spot(R);
         } else {
-                memset(&R->st, 0, sizeof R->st);
-                run_new_run_id(R);
-                snprintf(R->st.job_sha, sizeof R->st.job_sha, "%s", sha);
-                R->st.n = R->job.n_experiments;
-                for (size_t i = 0; i < R->st.n; i++)
-                        R->st.exps[i].exit_code = -1;
-                R->st.phase = PH_FETCH;
-                run_save_state(R);
+                new_run(R, sha);
+                save_state(R);
                 log_info("new run %s (%s)", R->st.run_id, R->job.name);
         }
-        r = run_setup_results(R, R->job.results, R->job.name);
-        if (r < 0)
-                return run_fail_run(R, r, "cannot set up the results location");
-        return 0;
+        if (R->job.max_runtime)
+                R->deadline = now_mono() + (double)(R->st.started + R->job.max_runtime - now_wall());
+        if (setup_results(R, R->job.results, R->job.name) < 0)
+                return failed(R, "cannot set up the results location %s", R->job.results);
+        if (failsafe) {
+                if (R->st.end == END_NONE && !R->st.error[0])
+                        snprintf(R->st.error, sizeof R->st.error,
+                                 "the agent failed repeatedly (systemd gave up restarting it)");
+                return EV_FAILSAFE;
+        }
+        if (R->st.spot_action[0] && !R->st.exit_done && R->st.phase >= PH_STOPPING && R->st.phase <= PH_EXIT &&
+            R->inst.id[0] && !instance_spot_pending(&R->c.imds)) {
+                back_after_spot(R);
+                return EV_BACK;
+        }
+        return EV_BOOT;
 }
 
-static int lifecycle(struct run *R) {
-        int rc;
-        if (R->st.phase == PH_DONE || R->st.exit_done) {
-                /* a finished run whose instance is still up: carry out the exit action again */
-                enum exit_action a = !strcmp(R->st.outcome, "succeeded") ? R->job.on_exit : R->job.on_error;
-                if (a == EXIT_ACTION_KEEP)
-                        return 0;
-                return run_do_exit_action(R, a) == 0 ? 0 : EXIT_FAIL;
-        }
-        if (R->st.phase == PH_FETCH) {
-                /* fail before spending hours on a run whose results could not be kept */
-                _cleanup_free_ char *js = NULL;
-                struct aws_result res = { 0 };
-                if (status_build(R, &js) == 0 &&
-                    shipper_put_text(&R->ship, "status.json", js, "application/json", &res) < 0) {
-                        char m[1200];
-                        snprintf(m, sizeof m, "cannot write to the results location %s: %s", R->results_uri, res.msg);
-                        R->ship_ready = false; /* nothing can be shipped there */
-                        return run_fail_run(R, -EACCES, m);
-                }
-        }
-        if ((rc = take_workdir(R)) != 0)
-                return rc;
-        shipper_start(&R->ship);
-        run_push_status(R);
-        if (R->st.phase == PH_FETCH && (rc = phase_fetch(R)) != 0)
-                return rc;
-        if (R->stop_requested)
-                return EXIT_OK;
-        if (R->st.phase <= PH_RUN && R->st.phase >= PH_PREPARE) {
-                /* the user, env and GPU are re-resolved on resume (they are not persisted) */
-                if ((rc = phase_prepare(R)) != 0)
-                        return rc;
-                if ((rc = run_phase_run(R)) != 0)
-                        return rc;
-        }
-        run_stop_watch(R);
-        if (R->stop_requested) {
-                /* systemd stops us (shutdown, restart): ship what exists, keep the state, resume later */
-                shipper_stop(&R->ship);
-                struct aws_result res;
-                shipper_flush(&R->ship, &res);
-                log_info("stopped; the run resumes when the agent starts again");
-                return EXIT_OK;
-        }
-        snprintf(R->st.outcome, sizeof R->st.outcome, "%s", decide_outcome(R));
-        run_save_state(R);
-        ship_phase(R);
-        log_info("outcome: %s", R->st.outcome);
-        if (R->spot_interrupted)
-                return await_reclaim(R);
-        bool ok = !strcmp(R->st.outcome, "succeeded");
-        run_do_exit_action(R, ok ? R->job.on_exit : R->job.on_error);
-        return ok ? EXIT_OK : EXIT_RUN_FAILED;
-}
-
-int cmd_run(int argc, char **argv) {
-        static const struct option opts[] = { { "job", required_argument, NULL, 'j' },
-                                              { "help", no_argument, NULL, 'h' }, { 0 } };
+int run_main(const char *job_path, bool failsafe) {
         struct run *R = calloc(1, sizeof *R);
         if (!R)
                 return EXIT_FAIL;
-        snprintf(R->job_path, sizeof R->job_path, "%s", JOB_DEFAULT_PATH);
-        int ch;
-        optind = 1;
-        while ((ch = getopt_long(argc, argv, "j:h", opts, NULL)) != -1) {
-                if (ch == 'j')
-                        snprintf(R->job_path, sizeof R->job_path, "%s", optarg);
-                else {
-                        FILE *f = ch == 'h' ? stdout : stderr;
-                        fprintf(f, "usage: mayfly run [--job FILE]\n\n"
-                                   "  Runs the job (default %s): fetch, prepare, run each experiment, ship the\n"
-                                   "  results to S3, then the exit action. State in $STATE_DIRECTORY (default\n"
-                                   "  /var/lib/mayfly); a restarted agent resumes. See docs/job-spec.md.\n",
-                                JOB_DEFAULT_PATH);
-                        free(R);
-                        return ch == 'h' ? EXIT_OK : EXIT_USAGE;
-                }
-        }
+        snprintf(R->job_path, sizeof R->job_path, "%s", job_path);
         R->metrics_fd = -1;
         R->workfd = -1;
-        run_first_dir(R->state_dir, sizeof R->state_dir, "STATE_DIRECTORY", "/var/lib/mayfly");
-        run_first_dir(R->logs_dir, sizeof R->logs_dir, "LOGS_DIRECTORY", "/var/log/mayfly");
-        run_first_dir(R->cache_dir, sizeof R->cache_dir, "CACHE_DIRECTORY", "/var/cache/mayfly");
-        int rc = EXIT_FAIL;
+        R->cur_idx = -1;
+        R->rc = EXIT_FAIL;
+        first_dir(R->state_dir, sizeof R->state_dir, "STATE_DIRECTORY", "/var/lib/mayfly");
+        first_dir(R->logs_dir, sizeof R->logs_dir, "LOGS_DIRECTORY", "/var/log/mayfly");
+        first_dir(R->cache_dir, sizeof R->cache_dir, "CACHE_DIRECTORY", "/var/cache/mayfly");
         const char *dirs[] = { R->state_dir, R->logs_dir, R->cache_dir };
         for (size_t i = 0; i < 3; i++) {
                 char probe[2100];
@@ -807,20 +1000,41 @@ int cmd_run(int argc, char **argv) {
         char agent_log[2200];
         snprintf(agent_log, sizeof agent_log, "%s/agent.log", R->logs_dir);
         log_open_file(agent_log);
-        uint64_t wd = 0;
-        if (sd_watchdog_enabled(0, &wd) > 0)
-                R->watchdog_usec = (long)wd;
-        if (run_setup_signals(R) < 0 || aws_ctx_init(&R->c) < 0) {
-                log_error("cannot initialise: %s", strerror(errno));
+        int r = waiter_init(&R->w);
+        if (r == 0)
+                r = aws_ctx_init(&R->c);
+        if (r < 0) {
+                log_error("cannot initialise: %s", strerror(-r));
                 free(R);
                 return EXIT_FAIL;
         }
-        rc = start(R);
+        if (failsafe)
+                log_error("failsafe: the agent failed repeatedly; shipping what exists and ending the instance");
+        enum lc_event ev = start(R, failsafe);
+        if (failsafe && R->bad_spec) {
+                /* without a readable job: power off (an instance launched with InstanceInitiatedShutdownBehavior=
+                 * terminate ends); exit 1 even then, so that the unit's FailureAction makes sure of it */
+                log_error("failsafe: no readable job: powering off");
+                R->job.on_error = EXIT_ACTION_POWEROFF;
+        }
         sd_notify(0, "READY=1");
-        if (rc == 0)
-                rc = lifecycle(R);
-        run_stop_watch(R);
-        run_exit_if_abandoned(R, rc);
+        if (!failsafe && R->ship_ready) {
+                watcher_start(&R->watch, R->inst.id[0] ? &R->c.imds : NULL);
+                shipper_start(&R->ship);
+                push_status(R);
+        }
+        drive(R, ev);
+        stop_watch(R);
+        if (failsafe)
+                R->rc = R->st.exit_done && !R->bad_spec ? EXIT_OK : EXIT_FAIL;
+        if (R->w.abandoned) {
+                /* a worker still uses the run's state, libcurl and libcrypto: end without the exit handlers and
+                 * library destructors that would pull them from under it */
+                log_close_file();
+                fflush(NULL);
+                _exit(R->rc);
+        }
+        int rc = R->rc;
         if (R->ship_ready)
                 shipper_free(&R->ship);
         if (R->metrics_fd >= 0)
@@ -830,10 +1044,8 @@ int cmd_run(int argc, char **argv) {
         gpu_close(R->gpu);
         job_free(&R->job);
         aws_ctx_free(&R->c);
-        close(R->sfd);
+        waiter_free(&R->w);
         log_close_file();
         free(R);
         return rc;
 }
-
-

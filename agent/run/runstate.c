@@ -8,10 +8,9 @@
 
 #include "util.h"
 
-static const char *const phases[] = { "FETCH", "PREPARE", "RUN", "SHIP", "EXIT", "DONE" };
 static const char *const exp_st[] = { "pending", "running", "done", "skipped" };
 
-const char *phase_name(enum phase p) { return (unsigned)p < ARRAY_SIZE(phases) ? phases[p] : "?"; }
+const char *exp_status_name(enum exp_status s) { return (unsigned)s < ARRAY_SIZE(exp_st) ? exp_st[s] : "?"; }
 
 int write_file_atomic(const char *path, const void *data, size_t len, mode_t mode) {
         char tmp[4200];
@@ -65,7 +64,9 @@ int runstate_save(const char *path, const struct run_state *s) {
         cJSON_AddStringToObject(o, "instance_id", s->instance_id);
         cJSON_AddNumberToObject(o, "started", (double)s->started);
         cJSON_AddStringToObject(o, "phase", phase_name(s->phase));
-        cJSON_AddStringToObject(o, "outcome", s->outcome);
+        cJSON_AddStringToObject(o, "end", lc_end_name(s->end));
+        cJSON_AddStringToObject(o, "ended_in", phase_name(s->ended_in));
+        cJSON_AddStringToObject(o, "outcome", outcome_name(s->outcome));
         cJSON_AddStringToObject(o, "error", s->error);
         cJSON_AddStringToObject(o, "spot_action", s->spot_action);
         cJSON_AddNumberToObject(o, "spot_time", (double)s->spot_time);
@@ -81,7 +82,7 @@ int runstate_save(const char *path, const struct run_state *s) {
                 cJSON_AddNumberToObject(x, "end", (double)e->end);
                 cJSON_AddNumberToObject(x, "exit_code", e->exit_code);
                 cJSON_AddNumberToObject(x, "signal", e->signal);
-                cJSON_AddStringToObject(x, "reason", e->reason);
+                cJSON_AddStringToObject(x, "reason", exp_reason_name(e->reason));
                 cJSON_AddNumberToObject(x, "attempts", e->attempts);
                 cJSON_AddNumberToObject(x, "pid", e->pid);
                 cJSON_AddNumberToObject(x, "pid_start", (double)e->pid_start);
@@ -117,18 +118,24 @@ int runstate_load(const char *path, struct run_state *ret) {
         str(o, "job_sha256", s->job_sha, sizeof s->job_sha);
         str(o, "run_id", s->run_id, sizeof s->run_id);
         str(o, "instance_id", s->instance_id, sizeof s->instance_id);
-        str(o, "outcome", s->outcome, sizeof s->outcome);
         str(o, "error", s->error, sizeof s->error);
         str(o, "spot_action", s->spot_action, sizeof s->spot_action);
         s->spot_time = (time_t)num(o, "spot_time");
         s->started = (time_t)num(o, "started");
         s->exit_done = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "exit_done"));
-        char ph[16];
-        str(o, "phase", ph, sizeof ph);
-        s->phase = PH_FETCH;
-        for (size_t i = 0; i < ARRAY_SIZE(phases); i++)
-                if (!strcmp(ph, phases[i]))
-                        s->phase = (enum phase)i;
+        char name[32];
+        str(o, "phase", name, sizeof name);
+        int v = phase_from_name(name);
+        s->phase = v >= 0 ? (enum phase)v : PH_FETCH;
+        str(o, "ended_in", name, sizeof name);
+        v = phase_from_name(name);
+        s->ended_in = v >= 0 ? (enum phase)v : PH_FETCH;
+        str(o, "end", name, sizeof name);
+        v = lc_end_from_name(name);
+        s->end = v >= 0 ? (enum lc_end)v : END_NONE;
+        str(o, "outcome", name, sizeof name);
+        v = outcome_from_name(name);
+        s->outcome = v >= 0 ? (enum outcome)v : OUT_RUNNING;
         const cJSON *a = cJSON_GetObjectItemCaseSensitive(o, "experiments");
         const cJSON *x;
         cJSON_ArrayForEach(x, a) {
@@ -144,7 +151,10 @@ int runstate_load(const char *path, struct run_state *ret) {
                 e->end = (time_t)num(x, "end");
                 e->exit_code = (int)num(x, "exit_code");
                 e->signal = (int)num(x, "signal");
-                str(x, "reason", e->reason, sizeof e->reason);
+                char reason[32];
+                str(x, "reason", reason, sizeof reason);
+                int rv = exp_reason_from_name(reason);
+                e->reason = rv >= 0 ? (enum exp_reason)rv : R_NONE;
                 e->attempts = (int)num(x, "attempts");
                 e->pid = (pid_t)num(x, "pid");
                 e->pid_start = (unsigned long long)num(x, "pid_start");

@@ -1,7 +1,9 @@
 /* status.c — status.json: what a user (or `mayfly status`) needs to know about a run. */
 #include <cjson/cJSON.h>
 
-#include "run/run.h"
+#include "run/status.h"
+
+#include "util.h"
 
 static void iso(cJSON *o, const char *k, time_t t) {
         if (!t) {
@@ -17,54 +19,59 @@ static void iso(cJSON *o, const char *k, time_t t) {
 
 static void cjson_deletep(cJSON **j) { cJSON_Delete(*j); }
 
-int status_build(const struct run *R, char **ret) {
+int status_build(const struct status_parts *p, char **ret) {
+        const struct job *job = p->job;
+        const struct run_state *st = p->st;
         _cleanup_(cjson_deletep) cJSON *o = cJSON_CreateObject();
         if (!o)
                 return -ENOMEM;
-        cJSON_AddStringToObject(o, "name", R->job.name ? R->job.name : "");
-        cJSON_AddStringToObject(o, "run_id", R->st.run_id);
-        cJSON_AddStringToObject(o, "outcome", R->st.outcome[0] ? R->st.outcome : "running");
-        cJSON_AddStringToObject(o, "phase", phase_name(R->st.phase));
-        if (R->st.error[0])
-                cJSON_AddStringToObject(o, "error", R->st.error);
-        cJSON_AddStringToObject(o, "results", R->results_uri);
+        cJSON_AddStringToObject(o, "name", job->name ? job->name : "");
+        cJSON_AddStringToObject(o, "run_id", st->run_id);
+        bool ended = p->final || st->phase >= PH_EXIT;
+        cJSON_AddStringToObject(o, "outcome", outcome_name(ended ? st->outcome : OUT_RUNNING));
+        /* why the run ended: finished, error, spot-interruption, agent-stopped, max-runtime, failsafe */
+        if (st->end != END_NONE)
+                cJSON_AddStringToObject(o, "reason", lc_end_name(st->end));
+        cJSON_AddStringToObject(o, "phase", phase_name(st->phase));
+        if (st->error[0])
+                cJSON_AddStringToObject(o, "error", st->error);
+        cJSON_AddStringToObject(o, "results", p->results_uri);
         cJSON_AddStringToObject(o, "mayfly_version", MAYFLY_VERSION);
-        iso(o, "started", R->st.started);
+        iso(o, "started", st->started);
         iso(o, "updated", now_wall());
         cJSON *in = cJSON_AddObjectToObject(o, "instance");
-        cJSON_AddStringToObject(in, "id", R->inst.id);
-        cJSON_AddStringToObject(in, "type", R->inst.type);
-        cJSON_AddStringToObject(in, "region", R->inst.region);
-        cJSON_AddStringToObject(in, "availability_zone", R->inst.az);
-        cJSON_AddStringToObject(in, "ami_id", R->inst.ami);
-        cJSON_AddStringToObject(in, "lifecycle", R->inst.lifecycle);
-        if (R->have_gpu_inv) {
+        cJSON_AddStringToObject(in, "id", p->inst->id);
+        cJSON_AddStringToObject(in, "type", p->inst->type);
+        cJSON_AddStringToObject(in, "region", p->inst->region);
+        cJSON_AddStringToObject(in, "availability_zone", p->inst->az);
+        cJSON_AddStringToObject(in, "ami_id", p->inst->ami);
+        cJSON_AddStringToObject(in, "lifecycle", p->inst->lifecycle);
+        if (p->gpu) {
                 _cleanup_free_ char *g = NULL;
-                if (gpu_state_to_json(&R->gpu_inv, false, &g) == 0)
+                if (gpu_state_to_json(p->gpu, false, &g) == 0)
                         cJSON_AddItemToObject(o, "gpu", cJSON_Parse(g));
         } else
                 cJSON_AddNullToObject(o, "gpu");
-        if (R->gpu_hung) {
+        if (p->gpu_hung) {
                 /* said plainly: the GPU numbers stopped because the driver stopped answering */
                 cJSON *h = cJSON_AddObjectToObject(o, "gpu_health");
                 cJSON_AddBoolToObject(h, "hung", true);
                 cJSON_AddStringToObject(h, "message", "a GPU query (NVML or nvidia-smi) has not returned");
         }
         cJSON *ex = cJSON_AddArrayToObject(o, "experiments");
-        for (size_t i = 0; i < R->job.n_experiments && i < R->st.n; i++) {
-                const struct experiment *e = &R->job.experiments[i];
-                const struct exp_state *s = &R->st.exps[i];
+        for (size_t i = 0; i < job->n_experiments && i < st->n; i++) {
+                const struct experiment *e = &job->experiments[i];
+                const struct exp_state *s = &st->exps[i];
                 cJSON *x = cJSON_CreateObject();
                 cJSON_AddStringToObject(x, "name", e->name);
                 if (e->shell)
                         cJSON_AddStringToObject(x, "command", e->argv[0]);
                 else {
                         cJSON *a = cJSON_AddArrayToObject(x, "command");
-                        for (char **p = e->argv; *p; p++)
-                                cJSON_AddItemToArray(a, cJSON_CreateString(*p));
+                        for (char **v = e->argv; *v; v++)
+                                cJSON_AddItemToArray(a, cJSON_CreateString(*v));
                 }
-                static const char *const st[] = { "pending", "running", "done", "skipped" };
-                cJSON_AddStringToObject(x, "status", st[s->st]);
+                cJSON_AddStringToObject(x, "status", exp_status_name(s->st));
                 iso(x, "start", s->start);
                 iso(x, "end", s->end);
                 if (s->st == EXP_DONE && s->exit_code >= 0)
@@ -75,18 +82,17 @@ int status_build(const struct run *R, char **ret) {
                         cJSON_AddNumberToObject(x, "signal", s->signal);
                 else
                         cJSON_AddNullToObject(x, "signal");
-                cJSON_AddStringToObject(x, "reason", s->reason);
+                cJSON_AddStringToObject(x, "reason", exp_reason_name(s->reason));
                 cJSON_AddNumberToObject(x, "attempts", s->attempts);
                 cJSON_AddItemToArray(ex, x);
         }
-        if (R->st.spot_action[0]) {
+        if (st->spot_action[0]) {
                 cJSON *sp = cJSON_AddObjectToObject(o, "interruption");
-                cJSON_AddStringToObject(sp, "action", R->st.spot_action);
-                iso(sp, "time", R->st.spot_time);
+                cJSON_AddStringToObject(sp, "action", st->spot_action);
+                iso(sp, "time", st->spot_time);
         }
         cJSON_AddStringToObject(o, "exit_action",
-                                exit_action_name(strcmp(R->st.outcome, "succeeded") == 0 ? R->job.on_exit
-                                                                                          : R->job.on_error));
+                                exit_action_name(ended && st->outcome == OUT_SUCCEEDED ? job->on_exit : job->on_error));
         char *txt = cJSON_Print(o);
         if (!txt)
                 return -ENOMEM;

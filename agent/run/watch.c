@@ -154,7 +154,7 @@ static void *spot_thread(void *ud) {
                         poll_spot(w);
                         next_spot = now + WATCH_SPOT_INTERVAL;
                 }
-                if (w->gpu)
+                if (__atomic_load_n(&w->gpu_running, __ATOMIC_RELAXED))
                         check_gpu_hang(w);
                 pthread_mutex_lock(&w->lock);
                 bool stop = nap(w, 250);
@@ -182,12 +182,10 @@ static void *gpu_thread(void *ud) {
         return NULL;
 }
 
-int watcher_start(struct watcher *w, struct imds *imds, struct gpu *gpu, int metrics_fd, long idle_limit) {
+int watcher_start(struct watcher *w, struct imds *imds) {
         memset(w, 0, sizeof *w);
         w->imds = imds;
-        w->gpu = gpu;
-        w->metrics_fd = metrics_fd;
-        w->idle_limit = idle_limit;
+        w->metrics_fd = -1;
         w->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
         if (w->efd < 0)
                 return -errno;
@@ -198,14 +196,26 @@ int watcher_start(struct watcher *w, struct imds *imds, struct gpu *gpu, int met
         pthread_cond_init(&w->cond, &ca);
         pthread_condattr_destroy(&ca);
         int r = pthread_create(&w->th, NULL, spot_thread, w);
-        if (r != 0)
+        if (r != 0) {
+                close(w->efd);
+                w->efd = -1;
                 return -r;
-        w->running = true;
-        if (gpu) {
-                r = pthread_create(&w->gpu_th, NULL, gpu_thread, w);
-                w->gpu_running = r == 0;
         }
+        w->running = true;
         return 0;
+}
+
+int watcher_add_gpu(struct watcher *w, struct gpu *gpu, int metrics_fd, long idle_limit) {
+        if (!w->running || w->gpu_running || !gpu)
+                return 0;
+        pthread_mutex_lock(&w->lock);
+        w->gpu = gpu;
+        w->metrics_fd = metrics_fd;
+        w->idle_limit = idle_limit;
+        pthread_mutex_unlock(&w->lock);
+        int r = pthread_create(&w->gpu_th, NULL, gpu_thread, w);
+        w->gpu_running = r == 0;
+        return -r;
 }
 
 bool watcher_stop(struct watcher *w) {

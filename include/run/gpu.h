@@ -1,34 +1,9 @@
 /* gpu.h — GPU inventory and utilisation: NVML through dlopen (no link-time dependency), nvidia-smi as fallback. */
 #pragma once
-#include <limits.h>
 #include <stdbool.h>
 #include <stddef.h>
-#include <stdint.h>
 
-#define GPU_MAX 16
-#define GPU_UTIL_UNKNOWN UINT_MAX       /* utilisation not reported (MIG, [N/A], NOT_SUPPORTED) */
-#define GPU_MEM_UNKNOWN UINT64_MAX      /* memory not reported */
-#define GPU_NVML_DEFAULT "libnvidia-ml.so.1"   /* never "libnvidia-ml.so": that name is the CUDA stub */
-#define GPU_SMI_DEFAULT "nvidia-smi"
-#define GPU_SMI_TIMEOUT_MS 5000         /* nvidia-smi is killed after this; env MAYFLY_NVIDIA_SMI_TIMEOUT_MS overrides */
-#define GPU_SMI_MAX_OUTPUT (64u * 1024) /* stdout cap; stderr keeps its first GPU_SMI_MAX_STDERR bytes */
-#define GPU_SMI_MAX_STDERR 1024
-#define GPU_SMI_QUERY "--query-gpu=index,name,uuid,driver_version,memory.total,memory.used,utilization.gpu"
-#define GPU_SMI_FORMAT "--format=csv,noheader,nounits"
-
-struct gpu_device {
-        char name[96];
-        char uuid[96];
-        uint64_t mem_total, mem_used;   /* bytes, or GPU_MEM_UNKNOWN */
-        unsigned util;                  /* percent, or GPU_UTIL_UNKNOWN */
-};
-
-struct gpu_state {
-        int count;                      /* devices in dev[], at most GPU_MAX */
-        char driver[80];
-        char source[16];                /* "nvml" | "nvidia-smi" */
-        struct gpu_device dev[GPU_MAX];
-};
+#include "run/gpu_state.h"
 
 struct gpu; /* opaque */
 
@@ -57,11 +32,6 @@ void gpu_close(struct gpu *g);
 const char *gpu_source(const struct gpu *g);
 
 /* Pure helpers. */
-
-/* nvidia-smi CSV (GPU_SMI_QUERY, GPU_SMI_FORMAT) -> state. Every non-blank line must have the 7 fields; "[...]"
- * values ([N/A], [Not Supported]) are unknown. Returns the number of GPU lines (may exceed GPU_MAX: ret->count is
- * capped), -MF_EPARSE on any malformed line (ret untouched). source is set to "nvidia-smi". */
-int gpu_parse_smi_csv(const char *text, size_t len, struct gpu_state *ret);
 
 /* count > 0 and every util == 0 (an unknown utilisation is not idle). */
 bool gpu_all_idle(const struct gpu_state *s);

@@ -2,7 +2,7 @@
 #pragma once
 #include <stddef.h>
 
-#include "run/gpu.h"
+#include "run/gpu_state.h"
 
 #define MIB (1024ull * 1024ull)
 
@@ -27,3 +27,8 @@ enum {
 int gpu_smi_resolve(const char *smi_path, char *out, size_t outlen, char *err, size_t errlen);
 /* One run of nvidia-smi at path (GPU_SMI_QUERY, GPU_SMI_FORMAT), killed after timeout_ms; as gpu_query. */
 int gpu_smi_query(const char *path, int timeout_ms, struct gpu_state *ret, char *err, size_t errlen);
+
+/* nvidia-smi CSV (GPU_SMI_QUERY, GPU_SMI_FORMAT) -> state. Every non-blank line must have the 7 fields; "[...]"
+ * values ([N/A], [Not Supported]) are unknown. Returns the number of GPU lines (may exceed GPU_MAX: ret->count is
+ * capped), -MF_EPARSE on any malformed line (ret untouched). source is set to "nvidia-smi". */
+int gpu_parse_smi_csv(const char *text, size_t len, struct gpu_state *ret);

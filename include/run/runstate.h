@@ -5,8 +5,8 @@
 #include <time.h>
 
 #include "run/job.h"
+#include "run/lifecycle.h"
 
-enum phase { PH_FETCH, PH_PREPARE, PH_RUN, PH_SHIP, PH_EXIT, PH_DONE };
 enum exp_status { EXP_PENDING, EXP_RUNNING, EXP_DONE, EXP_SKIPPED };
 
 struct exp_state {
@@ -14,7 +14,7 @@ struct exp_state {
         time_t start, end;
         int exit_code;          /* -1 when killed by a signal or never ran */
         int signal;
-        char reason[24];        /* exit | timeout | gpu-idle | interrupted | max-runtime | error */
+        enum exp_reason reason;
         int attempts;
         pid_t pid;
         unsigned long long pid_start;   /* /proc/PID/stat starttime, to recognise the same process */
@@ -26,7 +26,9 @@ struct run_state {
         char instance_id[64];
         time_t started;
         enum phase phase;
-        char outcome[16];       /* "" while running */
+        enum lc_end end;        /* why the run is ending (END_NONE while it is not) */
+        enum phase ended_in;    /* the phase it was in when the end came */
+        enum outcome outcome;   /* OUT_RUNNING until the end is known */
         char error[512];
         size_t n;
         struct exp_state exps[JOB_MAX_EXPERIMENTS];
@@ -35,7 +37,7 @@ struct run_state {
         bool exit_done;
 };
 
-const char *phase_name(enum phase p);
+const char *exp_status_name(enum exp_status s);
 int runstate_load(const char *path, struct run_state *ret);
 int runstate_save(const char *path, const struct run_state *s);
 /* Atomic file replacement: write temp, fsync, rename, fsync the directory. */

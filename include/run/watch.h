@@ -48,7 +48,10 @@ int spot_parse(const char *json, size_t len, char action[16], time_t *when);
 /* Pure: {"noticeTime": "..."} */
 int rebalance_parse(const char *json, size_t len, time_t *when);
 
-int watcher_start(struct watcher *w, struct imds *imds, struct gpu *gpu, int metrics_fd, long idle_limit);
+/* Starts the spot thread (imds NULL: off EC2, it only watches the GPU thread). */
+int watcher_start(struct watcher *w, struct imds *imds);
+/* Starts the GPU thread: samples into metrics_fd (-1: none), idle_limit seconds at 0 % fire gpu-idle (0: off). */
+int watcher_add_gpu(struct watcher *w, struct gpu *gpu, int metrics_fd, long idle_limit);
 /* Stops both threads. A GPU thread stuck in a query is not waited for (1 s at most): it is detached and true
  * returned — the GPU handle must then not be closed, and the process should end with _exit. */
 bool watcher_stop(struct watcher *w);

@@ -20,10 +20,11 @@ from test_run import FAKE_NVML, Run, with_run
 USER = "mfhostile"
 LONG_USER = "mayflyenvuser15"   # 15 characters: the length that once cut HOME to /home/ub
 SCRIPTS = {
-    # replaces its checkpoint directory with a link to the root-only directory
+    # replaces the checkpoint directory (all experiments' own ones) with a link to the root-only directory
     "plant_ckpt.sh": """#!/bin/sh
-rm -rf "$MAYFLY_CHECKPOINT_DIR"
-ln -s "$SECRET_DIR" "$MAYFLY_CHECKPOINT_DIR"
+base=$(dirname "$MAYFLY_CHECKPOINT_DIR")
+rm -rf "$base"
+ln -s "$SECRET_DIR" "$base"
 echo "planted $MAYFLY_EXPERIMENT resume=${MAYFLY_RESUME:-0}" >> runs.txt
 [ "${MAYFLY_RESUME:-0}" = 1 ] || [ -z "$1" ] || sleep "$1"
 """,
@@ -163,7 +164,7 @@ def test_checkpoint_dir_replaced_by_a_link_before_the_next_experiment():
         check(rc != 0, "exit 0: " + r.stderr)
         error_of(r, "checkpoint", "link out of the workdir")
         check(os.path.islink(os.path.join(r.work, "ckpt")), "the planted link is gone?")
-        check("experiment b" not in r.stderr or "b started" not in r.stderr, r.stderr)
+        check("experiment b started" not in r.stderr, "b started on the planted link: " + r.stderr)
     hostile({"experiments": [{"name": "a", "command": ["./plant_ckpt.sh"]}, {"name": "b", "command": ["./ok.sh"]}],
              "checkpoint": {"path": "ckpt", "interval": 600}}, body)
 
@@ -177,7 +178,7 @@ def test_checkpoint_dir_replaced_by_a_link_before_a_resume_with_a_checkpoint_in_
         check(r.runs_txt(), "experiment did not start")
         st = r.status()
         # what a restore would write: objects the experiment (which has the role) could have put there
-        r.cloud.boto("s3").put_object(Bucket=r.BUCKET, Key="results/t/%s/checkpoint/crontab" % st["run_id"],
+        r.cloud.boto("s3").put_object(Bucket=r.BUCKET, Key="results/t/%s/checkpoint/a/crontab" % st["run_id"],
                                       Body=b"* * * * * root touch /tmp/pwned\n")
         r.proc.send_signal(signal.SIGKILL)
         r.proc.wait()
@@ -218,14 +219,14 @@ def test_checkpoint_file_swapped_for_links_while_the_sync_runs():
     def body(r, secret):
         rc = r.run(timeout=240)
         vs = secret.check_untouched(r)
-        stable = [v for v in vs if v["Key"].endswith("checkpoint/stable.pt")]
+        stable = [v for v in vs if v["Key"].endswith("checkpoint/a/stable.pt")]
         check(len(stable) >= 2, "the checkpoint was not synced while its file was swapped: %r" % stable)
         st = r.status()
         if st["outcome"] == "error":
             check("checkpoint" in st["error"] and "link" in st["error"], st["error"])
         else:
             check(st["outcome"] == "succeeded" and rc == 0, json.dumps(st))
-        latest = r.get("results/t/%s/checkpoint/model.pt" % st["run_id"])
+        latest = r.get("results/t/%s/checkpoint/a/model.pt" % st["run_id"])
         check(latest == b"real final\n", "the final checkpoint: %r" % latest)
     hostile({"experiments": [{"name": "a", "command": ["./swap_ckpt.sh", "22"]}],
              "checkpoint": {"path": "ckpt", "interval": 10}}, body, versioning=True)
@@ -344,7 +345,9 @@ def test_hung_nvml_does_not_stop_spot_handling():
             time.sleep(0.5)
         st = r.status()
         check(st["outcome"] == "interrupted" and time.time() < notice_time, "results not shipped before the notice")
-        check(r.get("results/t/%s/checkpoint/ckpt.txt" % st["run_id"]) == b"saved\n", "checkpoint not shipped")
+        keys = r.keys()
+        check("results/t/%s/checkpoint/a/ckpt.txt" % st["run_id"] in keys, "checkpoint not shipped: %r" % keys)
+        check(r.get("results/t/%s/checkpoint/a/ckpt.txt" % st["run_id"]) == b"saved\n", "wrong checkpoint")
         log = r.get("results/t/%s/logs/agent.log" % st["run_id"]).decode()
         check("hung" in log, "the agent log does not say NVML hung:\n" + log[-2000:])
         r.proc.send_signal(signal.SIGTERM)  # EC2 takes the instance

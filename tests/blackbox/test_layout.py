@@ -57,3 +57,53 @@ def test_each_source_has_its_header_on_its_floor():
         elsewhere = [p for p in glob.glob(os.path.join(ROOT, "include", "**", stem + ".h"), recursive=True)
                      if p != h]
         check(not elsewhere, "agent/%s has its header on another floor: %s" % (rel, elsewhere))
+
+
+def module_graph():
+    """module -> the modules whose headers its source or header includes (a module: a .c and its .h)."""
+    mods = {}
+    for base, rel, path in sources():
+        if base == "agent" and rel.endswith(".c"):
+            mods[rel[:-2]] = set()
+    for base, rel, path in sources():
+        m = rel[:-2]
+        if m not in mods:
+            continue
+        for inc in includes(path):
+            other = inc[:-2]
+            if other in mods and other != m:
+                mods[m].add(other)
+    return mods
+
+
+def find_cycle(graph):
+    state, stack = {}, []
+
+    def visit(n):
+        state[n] = 1
+        stack.append(n)
+        for d in sorted(graph[n]):
+            if state.get(d) == 1:
+                return stack[stack.index(d):] + [d]
+            if d not in state:
+                c = visit(d)
+                if c:
+                    return c
+        stack.pop()
+        state[n] = 2
+        return None
+    for n in sorted(graph):
+        if n not in state:
+            c = visit(n)
+            if c:
+                return c
+    return None
+
+
+def test_no_circle_between_modules():
+    g = module_graph()
+    check(len(g) > 30 and "run/run" in g and "run/lifecycle" in g, "modules: %r" % sorted(g))
+    c = find_cycle(g)
+    check(c is None, "modules that include each other: " + " -> ".join(c or []))
+    # the lifecycle's pure core reaches nothing with I/O
+    check(g["run/lifecycle"] <= {"run/job"}, "lifecycle.c includes %r" % sorted(g["run/lifecycle"]))

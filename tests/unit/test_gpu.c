@@ -9,6 +9,7 @@
 #include <sys/wait.h>
 
 #include "run/gpu.h"
+#include "run/gpu_smi.h"
 #include "test.h"
 #include "util.h"
 

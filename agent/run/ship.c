@@ -1,0 +1,97 @@
+/* ship.c — what SHIP uploads, in the order that keeps a reader's view consistent. */
+#include "run/ship.h"
+
+#include "aws/xferdir.h"
+#include "log.h"
+#include "run/exptree.h"
+
+struct outputs {
+        const struct job *job;
+        char prefix[1400];
+};
+
+static int fill_outputs(struct xfer_batch *b, void *ud, struct aws_result *out) {
+        struct outputs *o = ud;
+        for (char **g = o->job->outputs; g && *g; g++) {
+                int r = xfer_batch_add_glob(b, *g, o->prefix, out);
+                if (r < 0)
+                        return r;
+                if (r == 0)
+                        log_warn("outputs: nothing matches %s", *g);
+        }
+        return 0;
+}
+
+static void refused(struct ship_plan *p, const char *what, const char *msg) {
+        log_error("%s: refused %s", what, msg);
+        if (!p->refused[0]) {
+                snprintf(p->refused, sizeof p->refused, "%s", msg);
+                snprintf(p->refused_what, sizeof p->refused_what, "%s", what);
+        }
+}
+
+static int upload_outputs(struct ship_plan *p, struct aws_result *out) {
+        struct outputs o = { .job = p->job };
+        snprintf(o.prefix, sizeof o.prefix, "%soutputs/", p->ship->prefix);
+        struct xfer_batch b;
+        struct xfer_opts xo = { .concurrency = 8 };
+        int r = xfer_batch_init(&b, p->ship->c, p->ship->bucket, true, &xo);
+        if (r == 0)
+                r = exptree_transfer(p->user, p->workfd, &b, fill_outputs, &o, out);
+        if (b.refused) {
+                char m[700];
+                exptree_refusal(&b, m, sizeof m);
+                refused(p, "outputs", m);
+        }
+        xfer_batch_free(&b);
+        return r;
+}
+
+static int put_if_there(struct ship_plan *p, const char *path, const char *rel, int *failures) {
+        if (access(path, F_OK) != 0)
+                return 0;
+        struct aws_result res = { 0 };
+        int r = shipper_put_file(p->ship, path, rel, &res);
+        if (r < 0) {
+                log_warn("shipping %s: %s", rel, res.msg);
+                (*failures)++;
+        }
+        return r;
+}
+
+int ship_results(struct ship_plan *p) {
+        int failures = 0;
+        struct aws_result res = { 0 };
+        if (shipper_flush(p->ship, &res) < 0) {
+                log_warn("shipping live logs: %s", res.msg);
+                failures++;
+        }
+        const struct job *j = p->job;
+        for (size_t i = 0; i < j->n_experiments; i++) {
+                static const char *const streams[] = { "stdout", "stderr" };
+                for (size_t k = 0; k < 2; k++) {
+                        char path[4200], rel[512];
+                        snprintf(path, sizeof path, "%s/%s/%s.log", p->logs_dir, j->experiments[i].name, streams[k]);
+                        snprintf(rel, sizeof rel, "logs/%s/%s.log", j->experiments[i].name, streams[k]);
+                        put_if_there(p, path, rel, &failures);
+                }
+        }
+        if (p->workfd >= 0 && j->outputs && j->outputs[0] && upload_outputs(p, &res) < 0) {
+                log_warn("shipping outputs: %s", res.msg);
+                failures++;
+        }
+        for (size_t i = 0; p->workfd >= 0 && j->checkpoint_dir && i < j->n_experiments; i++)
+                if (shipper_sync_checkpoint(p->ship, (int)i, j->experiments[i].name, &res) < 0) {
+                        log_warn("shipping the checkpoint of %s: %s", j->experiments[i].name, res.msg);
+                        failures++;
+                }
+        char m[700];
+        if (shipper_refusal(p->ship, m, sizeof m))
+                refused(p, "checkpoint", m);
+        if (p->metrics_path)
+                put_if_there(p, p->metrics_path, "metrics.jsonl", &failures);
+        char agent_log[2200];
+        snprintf(agent_log, sizeof agent_log, "%s/agent.log", p->logs_dir);
+        put_if_there(p, agent_log, "logs/agent.log", &failures);
+        return failures ? -EIO : 0;
+}

@@ -1,0 +1,12 @@
+/* instance.h — what the agent learns of its instance from IMDS. */
+#pragma once
+#include <stdbool.h>
+
+#include "aws/imds.h"
+#include "run/status.h"
+
+/* The identity document (id, type, region, AZ, AMI) and the lifecycle (spot / on-demand); fields IMDS did not give
+ * stay "". 0, or -errno when there is no instance id (err says why: off EC2, IMDS unreachable). */
+int instance_load(struct imds *m, struct instance_info *ret, char *err, size_t errlen);
+/* Whether IMDS has a spot interruption notice now (false when it has none or cannot be asked). */
+bool instance_spot_pending(struct imds *m);

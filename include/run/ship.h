@@ -1,0 +1,22 @@
+/* ship.h — the SHIP phase's uploads: everything that exists of the run reaches S3 (status.json is the driver's:
+ * it is written last, with the final outcome). */
+#pragma once
+#include "run/job.h"
+#include "run/logship.h"
+#include "run/runner.h"
+
+struct ship_plan {
+        struct shipper *ship;
+        const struct job *job;
+        const char *logs_dir;         /* $LOGS_DIRECTORY: <experiment>/stdout.log, stderr.log, agent.log */
+        const char *metrics_path;     /* NULL: none */
+        const struct run_user *user;  /* the workdir's files are read as this user ... */
+        int workfd;                   /* ... beneath this fd; -1: the workdir was never opened, none are shipped */
+        char refused[700];            /* out: the first path of the experiment's that was refused, "" if none */
+        char refused_what[32];        /* out: "outputs" or "checkpoint" */
+};
+
+/* Live log chunks first (so `logs --follow` is complete), then each experiment's whole logs, the outputs, every
+ * experiment's checkpoint (its files changed since their last sync), metrics.jsonl and agent.log. 0 when all of it
+ * is in S3, else -EIO (each failure logged). */
+int ship_results(struct ship_plan *p);

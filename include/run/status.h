@@ -1,0 +1,27 @@
+/* status.h — status.json: what a user (or `mayfly status`) needs to know about a run, built from its parts. */
+#pragma once
+#include <stdbool.h>
+
+#include "run/gpu.h"
+#include "run/job.h"
+#include "run/runstate.h"
+
+/* What the agent learnt of its instance from IMDS ("" where it did not). */
+struct instance_info {
+        char id[64], type[64], region[64], az[64], ami[64], lifecycle[32];
+};
+
+struct status_parts {
+        const struct job *job;
+        const struct run_state *st;
+        const struct instance_info *inst;
+        const char *results_uri;
+        const struct gpu_state *gpu;  /* NULL: no inventory */
+        bool gpu_hung;                /* a GPU query has not returned */
+        bool final;                   /* the final status, written once everything else is shipped */
+};
+
+/* The JSON text (pretty-printed), into *ret (free it). Pure but for the time it is stamped with. The outcome is
+ * "running" until the final status (or the exit phase): a reader that sees an outcome can take the run's
+ * results as shipped. */
+int status_build(const struct status_parts *p, char **ret);
