@@ -139,11 +139,50 @@ fail:
         return NULL;
 }
 
+static const struct {
+        const char *code, *hint;
+} hints[] = {
+        { "SignatureDoesNotMatch", "the secret access key does not belong to this access key id: check "
+                                   "AWS_SECRET_ACCESS_KEY or the profile's aws_secret_access_key" },
+        { "InvalidAccessKeyId", "AWS knows no such access key id: it was deleted, mistyped, or belongs to another "
+                                "partition or endpoint" },
+        { "InvalidClientTokenId", "AWS knows no such access key id: it was deleted, mistyped, or belongs to another "
+                                  "partition or endpoint" },
+        { "AuthFailure", "AWS could not validate the credentials: check the access key id, the secret and the clock" },
+        { "AccessDenied", "the credentials are valid but an IAM, bucket or KMS key policy does not allow this call "
+                          "here (S3 also says AccessDenied for a missing key when s3:ListBucket is not allowed)" },
+        { "UnauthorizedOperation", "the credentials are valid but their IAM policy does not allow this EC2 call" },
+        { "RequestTimeTooSkewed", "this machine's clock is more than 15 minutes off: sync it (timedatectl set-ntp "
+                                  "true, or chrony)" },
+        { "ExpiredToken", "the session token has expired: get new credentials (aws sso login, a new AssumeRole), "
+                          "or let an instance role refresh them" },
+        { "InvalidToken", "the session token is malformed or does not go with this access key id: take "
+                          "AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN from one set" },
+};
+
+const char *aws_error_hint(const char *code) {
+        for (size_t i = 0; code && i < ARRAY_SIZE(hints); i++)
+                if (strcmp(code, hints[i].code) == 0)
+                        return hints[i].hint;
+        return NULL;
+}
+
+bool aws_error_is_auth(const char *code) {
+        return aws_error_hint(code) && strcmp(code, "RequestTimeTooSkewed") != 0;
+}
+
+void aws_describe_error(const char *op, const char *fallback_request_id, struct aws_result *out) {
+        const char *hint = aws_error_hint(out->err.code);
+        const char *rid = out->err.request_id[0] ? out->err.request_id
+                          : fallback_request_id && fallback_request_id[0] ? fallback_request_id : "none";
+        snprintf(out->msg, sizeof out->msg, "%s failed: HTTP %ld %s: %s (request id %s)%s%s", op, out->status,
+                 out->err.code, out->err.message[0] ? out->err.message : "no message", rid, hint ? ". Hint: " : "",
+                 hint ? hint : "");
+}
+
 static void describe(const struct aws_req *r, struct aws_result *out, const struct http_response *res) {
         if (out->status)
-                snprintf(out->msg, sizeof out->msg, "%s failed: HTTP %ld %s: %s (request id %s)", r->op, out->status,
-                         out->err.code, out->err.message[0] ? out->err.message : "no message",
-                         out->err.request_id[0] ? out->err.request_id : res->request_id[0] ? res->request_id : "none");
+                aws_describe_error(r->op, res->request_id, out);
         else
                 snprintf(out->msg, sizeof out->msg, "%s failed: cannot reach %s: %s", r->op, r->endpoint,
                          res->curl_error);
@@ -261,7 +300,7 @@ int aws_send(struct aws_ctx *c, struct http_client *h, const struct aws_req *r, 
                 }
                 describe(r, out, res);
                 ret = out->status == 404 ? -MF_ENOTFOUND
-                      : out->status == 403 ? -MF_EAUTH
+                      : out->status == 403 || aws_error_is_auth(out->err.code) ? -MF_EAUTH
                       : out->status ? -MF_EHTTP
                                     : -EIO;
                 if (k == RETRY_NONE || attempt >= c->max_attempts)

@@ -52,8 +52,15 @@ struct aws_req {
 struct aws_result {
         long status;
         struct aws_error err;          /* code/message/request id when status is not 2xx */
-        char msg[768];                 /* one line, ready to print */
+        char msg[1024];                /* one line, ready to print */
 };
+
+/* Pure: one line on what to do about an error code a newcomer's credentials or clock cause; NULL for others. */
+const char *aws_error_hint(const char *code);
+/* Pure: does the code say the credentials were refused (exit code 4)? */
+bool aws_error_is_auth(const char *code);
+/* out->msg from out->status and out->err: "OP failed: HTTP 403 CODE: message (request id …). Hint: …". */
+void aws_describe_error(const char *op, const char *fallback_request_id, struct aws_result *out);
 
 /* 0 on 2xx (response in *res, caller frees it); <0 with a one-line message in out->msg. */
 int aws_send(struct aws_ctx *c, struct http_client *h, const struct aws_req *r, struct http_response *res,
