@@ -4,6 +4,7 @@
 #include <math.h>
 #include <strings.h>
 
+#include "aws/chain.h"
 #include "aws/retry.h"
 
 static void endpoint_from_env(char *dst, size_t n, const char *specific) {
@@ -31,15 +32,37 @@ int aws_ctx_init(struct aws_ctx *c) {
         c->max_attempts = retry_max_attempts(getenv("AWS_MAX_ATTEMPTS"));
         endpoint_from_env(c->s3_endpoint, sizeof c->s3_endpoint, "AWS_ENDPOINT_URL_S3");
         endpoint_from_env(c->ec2_endpoint, sizeof c->ec2_endpoint, "AWS_ENDPOINT_URL_EC2");
-        return 0;
+        endpoint_from_env(c->sts_endpoint, sizeof c->sts_endpoint, "AWS_ENDPOINT_URL_STS");
+        return chain_setup(c);
 }
 
 void aws_ctx_free(struct aws_ctx *c) {
         creds_free(&c->creds);
+        chain_free(c);
         imds_free(&c->imds);
 }
 
+int aws_ctx_with_creds(const struct aws_ctx *parent, const struct aws_creds *cr, struct aws_ctx *ret) {
+        memset(ret, 0, sizeof *ret);
+        int r = creds_init_fixed(&ret->creds, cr);
+        if (r < 0)
+                return r;
+        snprintf(ret->region, sizeof ret->region, "%s", parent->region[0] ? parent->region : "us-east-1");
+        ret->max_attempts = parent->max_attempts;
+        atomic_store(&ret->skew, atomic_load(&parent->skew));
+        memcpy(ret->s3_endpoint, parent->s3_endpoint, sizeof ret->s3_endpoint);
+        memcpy(ret->ec2_endpoint, parent->ec2_endpoint, sizeof ret->ec2_endpoint);
+        memcpy(ret->sts_endpoint, parent->sts_endpoint, sizeof ret->sts_endpoint);
+        return 0;
+}
+
+void aws_ctx_with_creds_free(struct aws_ctx *c) { creds_free(&c->creds); }
+
 int aws_region(struct aws_ctx *c, char *err, size_t errlen) {
+        if (c->config_r < 0) {
+                snprintf(err, errlen, "%s", c->config_err);
+                return c->config_r;
+        }
         if (c->region[0])
                 return 0;
         _cleanup_free_ char *reg = NULL;
@@ -47,11 +70,26 @@ int aws_region(struct aws_ctx *c, char *err, size_t errlen) {
         if (r < 0) {
                 char why[256];
                 snprintf(why, sizeof why, "%s", err);
-                snprintf(err, errlen, "no region: set AWS_REGION (IMDS: %s)", why);
+                snprintf(err, errlen, "no region: set AWS_REGION or a profile's region in ~/.aws/config (IMDS: %s)",
+                         why);
                 return r;
         }
         snprintf(c->region, sizeof c->region, "%s", str_trim(reg));
         return 0;
+}
+
+int aws_query_form(const char *action, const char *version, const struct kv *params, size_t n, struct buf *out) {
+        int r = buf_printf(out, "Action=%s&Version=%s", action, version);
+        for (size_t i = 0; i < n && r >= 0; i++) {
+                r = buf_addc(out, '&');
+                if (r >= 0)
+                        r = uri_encode(out, params[i].name, strlen(params[i].name), false);
+                if (r >= 0)
+                        r = buf_addc(out, '=');
+                if (r >= 0)
+                        r = uri_encode(out, params[i].value, strlen(params[i].value), false);
+        }
+        return r;
 }
 
 static int host_of(const char *endpoint, char *host, size_t n) {
@@ -287,7 +325,7 @@ int aws_send(struct aws_ctx *c, struct http_client *h, const struct aws_req *r, 
                         if (!refreshed_creds && (strcmp(out->err.code, "ExpiredToken") == 0 ||
                                                  strcmp(out->err.code, "InvalidToken") == 0 ||
                                                  strcmp(out->err.code, "InvalidAccessKeyId") == 0) &&
-                            !c->creds.from_env) {
+                            !c->creds.fixed) {
                                 creds_invalidate(&c->creds);
                                 refreshed_creds = true;
                                 k = RETRY_TRANSIENT;
