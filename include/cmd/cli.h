@@ -14,6 +14,7 @@ int cmd_launch(int argc, char **argv);
 int cmd_status(int argc, char **argv);
 int cmd_logs(int argc, char **argv);
 int cmd_check(int argc, char **argv);
+int cmd_install_units(int argc, char **argv);
 
 /* Maps a negative return to an exit code. */
 int exit_code_for(int r);
