@@ -16,9 +16,6 @@
 
 extern const char mayfly_userdata_cloud_config[], mayfly_userdata_install_sh[];
 
-const char *userdata_install_script(void) { return mayfly_userdata_install_sh; }
-const char *userdata_skeleton(void) { return mayfly_userdata_cloud_config; }
-
 /* Anything that looks like AWS credentials: access key ids, or a secret/token under a telling name. */
 int userdata_find_secret(const char *text, char *what, size_t n) {
         static const char *const names[] = { "aws_secret_access_key", "secret_access_key", "aws_session_token",

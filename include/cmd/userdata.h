@@ -31,9 +31,6 @@ struct userdata_opts {
         size_t warning_len;
 };
 
-/* The built-in userdata/cloud-config.yaml and userdata/install.sh. */
-const char *userdata_skeleton(void);
-const char *userdata_install_script(void);
 /* Pure: the skeleton without its comment and blank lines, each ${jsonencode(NAME)} replaced by the value as a JSON
  * string and each ${NAME} by the value as it is (Terraform's template syntax). -EINVAL for a name not in vals. */
 int userdata_fill(const char *skeleton, const struct kv *vals, size_t n, struct buf *out);
