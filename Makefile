@@ -5,14 +5,20 @@ BINDIR     ?= $(PREFIX)/bin
 DESTDIR    ?=
 SHARED     ?= ../shared
 CC         ?= cc
-PKGS       := libcurl libcjson expat libcrypto libsystemd libarchive
+PKGS       := libcurl libcjson expat libcrypto libsystemd libarchive inih
 CFLAGS     ?= -O2 -g -D_FORTIFY_SOURCE=2 -fstack-protector-strong
 LDFLAGS    ?= -Wl,-z,relro,-z,now
 WARN       := -Wall -Wextra -Werror -Wshadow -Wmissing-prototypes -Wstrict-prototypes -Wno-unused-parameter \
               -Wno-format-truncation
-XCFLAGS    := -std=gnu11 -D_GNU_SOURCE -Iinclude -DMAYFLY_VERSION='"$(VERSION)"' $(WARN) \
-              $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-LIBS       := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread -ldl -lm
+# The pkg-config flags are looked up when a recipe first needs them, once, and not when make reads this file: on a
+# fresh machine the -dev packages do not exist yet at that point (`deps`, which every object waits for, installs
+# them), and flags read then would be empty and the first link would fail.
+PKG_CFLAGS = $(eval PKG_CFLAGS := $$(shell pkg-config --cflags $$(PKGS) 2>/dev/null))$(PKG_CFLAGS)
+PKG_LIBS   = $(eval PKG_LIBS := $$(shell pkg-config --libs $$(PKGS) 2>/dev/null))$(PKG_LIBS)
+# MAYFLY_HAVE_INIH: ~/.aws/config and ~/.aws/credentials are read (libinih); the static build goes without.
+XCFLAGS    = -std=gnu11 -D_GNU_SOURCE -Iinclude -DMAYFLY_VERSION='"$(VERSION)"' -DMAYFLY_HAVE_INIH $(WARN) \
+             $(PKG_CFLAGS)
+LIBS       = $(PKG_LIBS) -lpthread -ldl -lm
 BUILD      ?= build
 
 # Three floors above the ground (agent/*.c: util, log, crypto): cmd/ (main, the commands, delivery) above run/
@@ -20,12 +26,15 @@ BUILD      ?= build
 FLOORS     := aws run cmd
 SRCS       := $(wildcard agent/*.c $(FLOORS:%=agent/%/*.c))
 HDRS       := $(wildcard include/*.h $(FLOORS:%=include/%/*.h))
-OBJS       := $(SRCS:agent/%.c=$(BUILD)/agent/%.o) $(BUILD)/agent/cmd/units_blob.o
+# Files built into the binary (.incbin): the systemd units and the user-data templates.
+BLOBS      := $(wildcard agent/cmd/*_blob.S)
+BLOB_DATA  := $(wildcard units/*.service units/*.timer userdata/install.sh userdata/cloud-config.yaml)
+OBJS       := $(SRCS:agent/%.c=$(BUILD)/agent/%.o) $(BLOBS:agent/%.S=$(BUILD)/agent/%.o)
 LIBOBJS    := $(filter-out $(BUILD)/agent/cmd/main.o,$(OBJS))
 UNIT_SRCS  := $(wildcard tests/unit/test_*.c)
 UNIT_BINS  := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all test unit demo bench install clean deps fuzz fuzz-build test-asan reliability
+.PHONY: all test unit demo bench install uninstall clean deps fuzz fuzz-build test-asan reliability
 
 all: $(BUILD)/mayfly
 
@@ -34,7 +43,7 @@ $(BUILD)/agent/%.o: agent/%.c $(HDRS) | deps
 	@echo "  CC      $<"
 	@$(CC) $(XCFLAGS) $(CFLAGS) -c -o $@ $<
 
-$(BUILD)/agent/cmd/units_blob.o: agent/cmd/units_blob.S $(wildcard units/*)
+$(BUILD)/agent/cmd/%_blob.o: agent/cmd/%_blob.S $(BLOB_DATA)
 	@mkdir -p $(dir $@)
 	@echo "  AS      $<"
 	@$(CC) -c -Wa,-I,$(CURDIR) -o $@ $<
@@ -82,12 +91,13 @@ bench: all
 # libFuzzer harnesses (clang), every agent module built with ASan+UBSan+fuzzer instrumentation.
 FUZZ_SECONDS ?= 60
 FUZZ_DIR   := $(BUILD)/fuzz
-FUZZ_CFLAGS := -std=gnu11 -D_GNU_SOURCE -Iinclude -DMAYFLY_VERSION='"$(VERSION)"' -g -O1 -fno-omit-frame-pointer \
-              -Wall -Wextra -Wno-unused-parameter $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-FUZZ_OBJS  := $(filter-out $(FUZZ_DIR)/agent/cmd/main.o,$(SRCS:agent/%.c=$(FUZZ_DIR)/agent/%.o)) $(BUILD)/agent/cmd/units_blob.o
+FUZZ_CFLAGS = -std=gnu11 -D_GNU_SOURCE -Iinclude -DMAYFLY_VERSION='"$(VERSION)"' -DMAYFLY_HAVE_INIH -g -O1 \
+              -fno-omit-frame-pointer -Wall -Wextra -Wno-unused-parameter $(PKG_CFLAGS)
+FUZZ_OBJS  := $(filter-out $(FUZZ_DIR)/agent/cmd/main.o,$(SRCS:agent/%.c=$(FUZZ_DIR)/agent/%.o)) \
+              $(BLOBS:agent/%.S=$(BUILD)/agent/%.o)
 FUZZ_BINS  := $(patsubst tests/fuzz/fuzz_%.c,$(FUZZ_DIR)/fuzz_%,$(wildcard tests/fuzz/fuzz_*.c))
 
-$(FUZZ_DIR)/agent/%.o: agent/%.c $(HDRS)
+$(FUZZ_DIR)/agent/%.o: agent/%.c $(HDRS) | deps
 	@mkdir -p $(dir $@)
 	@echo "  CLANG   $<"
 	@clang $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link,address,undefined -c -o $@ $<
@@ -114,8 +124,31 @@ reliability: all
 	@sh tests/deps.sh test
 	python3 tests/reliability.py --build $(BUILD)
 
+# What the packages install, under PREFIX: the binary, the units (ExecStart= pointing at BINDIR) in
+# $(PREFIX)/lib/systemd/system (systemd looks there for /usr and /usr/local alike), the man pages, the docs.
+UNITDIR    ?= $(PREFIX)/lib/systemd/system
+MANDIR     ?= $(PREFIX)/share/man
+DOCDIR     ?= $(PREFIX)/share/doc/mayfly
+SYSCONFDIR ?= /etc
+UNIT_FILES := mayfly.service mayfly-failsafe.service mayfly-backstop.service mayfly-backstop.timer
+MAN_PAGES  := man1/mayfly.1 man5/mayfly-job.5
+DOC_FILES  := README.md LICENSE docs/job-spec.md docs/job-schema.json docs/iam.md
+
 install: all
 	install -D -m 0755 $(BUILD)/mayfly $(DESTDIR)$(BINDIR)/mayfly
+	install -d -m 0755 $(DESTDIR)$(UNITDIR) $(DESTDIR)$(DOCDIR)/examples $(DESTDIR)$(SYSCONFDIR)/mayfly
+	for u in $(UNIT_FILES); do \
+	  sed 's|/usr/bin/mayfly|$(BINDIR)/mayfly|g' units/$$u >$(DESTDIR)$(UNITDIR)/$$u && \
+	  chmod 0644 $(DESTDIR)$(UNITDIR)/$$u || exit 1; \
+	done
+	for m in $(MAN_PAGES); do install -D -m 0644 packaging/man/$$m $(DESTDIR)$(MANDIR)/$$m || exit 1; done
+	install -m 0644 $(DOC_FILES) $(DESTDIR)$(DOCDIR)/
+	install -m 0644 examples/job.json $(DESTDIR)$(DOCDIR)/examples/
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/mayfly $(UNIT_FILES:%=$(DESTDIR)$(UNITDIR)/%) $(MAN_PAGES:%=$(DESTDIR)$(MANDIR)/%) \
+	      $(addprefix $(DESTDIR)$(DOCDIR)/,$(notdir $(DOC_FILES))) $(DESTDIR)$(DOCDIR)/examples/job.json
+	-rmdir $(DESTDIR)$(DOCDIR)/examples $(DESTDIR)$(DOCDIR) $(DESTDIR)$(SYSCONFDIR)/mayfly 2>/dev/null
 
 clean:
 	rm -rf $(BUILD) mayfly

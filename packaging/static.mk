@@ -6,7 +6,7 @@ STATIC_DIR     := $(BUILD)/static
 STATIC_CC      := musl-gcc
 STATIC_PKGS    := libcurl libcjson expat libarchive
 STATIC_CFLAGS  ?= -Os -fstack-protector-strong
-STATIC_OBJS    := $(SRCS:agent/%.c=$(STATIC_DIR)/agent/%.o) $(STATIC_DIR)/agent/cmd/units_blob.o
+STATIC_OBJS    := $(SRCS:agent/%.c=$(STATIC_DIR)/agent/%.o) $(BLOBS:agent/%.S=$(STATIC_DIR)/agent/%.o)
 STATIC_HDRS    := $(HDRS) $(wildcard packaging/static/include/systemd/*.h)
 
 .PHONY: static
@@ -31,7 +31,7 @@ $(STATIC_DIR)/agent/%.o: agent/%.c $(STATIC_HDRS) $(STATIC_DIR)/deps-prefix
 	@echo "  CC      $< (static)"
 	@$(STATIC_CC) $(STATIC_XCFLAGS) $(STATIC_CFLAGS) -c -o $@ $<
 
-$(STATIC_DIR)/agent/cmd/units_blob.o: agent/cmd/units_blob.S $(wildcard units/*)
+$(STATIC_DIR)/agent/cmd/%_blob.o: agent/cmd/%_blob.S $(BLOB_DATA)
 	@mkdir -p $(dir $@)
 	@echo "  AS      $< (static)"
 	@$(STATIC_CC) -c -Wa,-I,$(CURDIR) -o $@ $<

@@ -4,7 +4,7 @@
 # `nc` per guest connection), e2fsprogs (mkfs.ext4 -d), without qemu's recommends (firmware, GUI).
 set -e
 apt_opts=""
-want="libcurl4-openssl-dev libcjson-dev libexpat1-dev libssl-dev libsystemd-dev libarchive-dev pkg-config gcc make"
+want="libcurl4-openssl-dev libcjson-dev libexpat1-dev libssl-dev libsystemd-dev libarchive-dev libinih-dev pkg-config gcc make"
 case "$1" in
   test)  want="$want curl faketime python3-yaml python3-jsonschema python3-jinja2 python3-configobj python3-jsonpatch \
                python3-netifaces python3-oauthlib python3-requests python3-serial" ;;
@@ -22,6 +22,12 @@ if [ -n "$missing" ]; then
   echo "installing:$missing" >&2
   apt-get update -qq >/dev/null
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $apt_opts $missing >/dev/null
+fi
+# The Makefile takes every flag from pkg-config: say which library it would not find, rather than fail to link.
+if [ "$1" = build ]; then
+  for m in libcurl libcjson expat libcrypto libsystemd libarchive inih; do
+    pkg-config --exists "$m" || { echo "mayfly: pkg-config does not find $m (its -dev package is broken?)" >&2; exit 1; }
+  done
 fi
 if [ "$1" != build ]; then
   python3 -c "import moto, boto3, botocore" 2>/dev/null || {

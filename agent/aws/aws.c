@@ -16,7 +16,7 @@ static void endpoint_from_env(char *dst, size_t n, const char *specific) {
                 dst[--l] = 0;
 }
 
-int aws_ctx_init(struct aws_ctx *c) {
+int aws_ctx_init_base(struct aws_ctx *c) {
         memset(c, 0, sizeof *c);
         int r = imds_init(&c->imds);
         if (r < 0)
@@ -31,15 +31,38 @@ int aws_ctx_init(struct aws_ctx *c) {
         c->max_attempts = retry_max_attempts(getenv("AWS_MAX_ATTEMPTS"));
         endpoint_from_env(c->s3_endpoint, sizeof c->s3_endpoint, "AWS_ENDPOINT_URL_S3");
         endpoint_from_env(c->ec2_endpoint, sizeof c->ec2_endpoint, "AWS_ENDPOINT_URL_EC2");
+        endpoint_from_env(c->sts_endpoint, sizeof c->sts_endpoint, "AWS_ENDPOINT_URL_STS");
         return 0;
 }
 
 void aws_ctx_free(struct aws_ctx *c) {
         creds_free(&c->creds);
+        if (c->cleanup)
+                c->cleanup(c);
         imds_free(&c->imds);
 }
 
+int aws_ctx_with_creds(const struct aws_ctx *parent, const struct aws_creds *cr, struct aws_ctx *ret) {
+        memset(ret, 0, sizeof *ret);
+        int r = creds_init_fixed(&ret->creds, cr);
+        if (r < 0)
+                return r;
+        snprintf(ret->region, sizeof ret->region, "%s", parent->region[0] ? parent->region : "us-east-1");
+        ret->max_attempts = parent->max_attempts;
+        atomic_store(&ret->skew, atomic_load(&parent->skew));
+        memcpy(ret->s3_endpoint, parent->s3_endpoint, sizeof ret->s3_endpoint);
+        memcpy(ret->ec2_endpoint, parent->ec2_endpoint, sizeof ret->ec2_endpoint);
+        memcpy(ret->sts_endpoint, parent->sts_endpoint, sizeof ret->sts_endpoint);
+        return 0;
+}
+
+void aws_ctx_with_creds_free(struct aws_ctx *c) { creds_free(&c->creds); }
+
 int aws_region(struct aws_ctx *c, char *err, size_t errlen) {
+        if (c->config_r < 0) {
+                snprintf(err, errlen, "%s", c->config_err);
+                return c->config_r;
+        }
         if (c->region[0])
                 return 0;
         _cleanup_free_ char *reg = NULL;
@@ -47,11 +70,26 @@ int aws_region(struct aws_ctx *c, char *err, size_t errlen) {
         if (r < 0) {
                 char why[256];
                 snprintf(why, sizeof why, "%s", err);
-                snprintf(err, errlen, "no region: set AWS_REGION (IMDS: %s)", why);
+                snprintf(err, errlen, "no region: set AWS_REGION or a profile's region in ~/.aws/config (IMDS: %s)",
+                         why);
                 return r;
         }
         snprintf(c->region, sizeof c->region, "%s", str_trim(reg));
         return 0;
+}
+
+int aws_query_form(const char *action, const char *version, const struct kv *params, size_t n, struct buf *out) {
+        int r = buf_printf(out, "Action=%s&Version=%s", action, version);
+        for (size_t i = 0; i < n && r >= 0; i++) {
+                r = buf_addc(out, '&');
+                if (r >= 0)
+                        r = uri_encode(out, params[i].name, strlen(params[i].name), false);
+                if (r >= 0)
+                        r = buf_addc(out, '=');
+                if (r >= 0)
+                        r = uri_encode(out, params[i].value, strlen(params[i].value), false);
+        }
+        return r;
 }
 
 static int host_of(const char *endpoint, char *host, size_t n) {
@@ -139,11 +177,50 @@ fail:
         return NULL;
 }
 
+static const struct {
+        const char *code, *hint;
+} hints[] = {
+        { "SignatureDoesNotMatch", "the secret access key does not belong to this access key id: check "
+                                   "AWS_SECRET_ACCESS_KEY or the profile's aws_secret_access_key" },
+        { "InvalidAccessKeyId", "AWS knows no such access key id: it was deleted, mistyped, or belongs to another "
+                                "partition or endpoint" },
+        { "InvalidClientTokenId", "AWS knows no such access key id: it was deleted, mistyped, or belongs to another "
+                                  "partition or endpoint" },
+        { "AuthFailure", "AWS could not validate the credentials: check the access key id, the secret and the clock" },
+        { "AccessDenied", "the credentials are valid but an IAM, bucket or KMS key policy does not allow this call "
+                          "here (S3 also says AccessDenied for a missing key when s3:ListBucket is not allowed)" },
+        { "UnauthorizedOperation", "the credentials are valid but their IAM policy does not allow this EC2 call" },
+        { "RequestTimeTooSkewed", "this machine's clock is more than 15 minutes off: sync it (timedatectl set-ntp "
+                                  "true, or chrony)" },
+        { "ExpiredToken", "the session token has expired: get new credentials (aws sso login, a new AssumeRole), "
+                          "or let an instance role refresh them" },
+        { "InvalidToken", "the session token is malformed or does not go with this access key id: take "
+                          "AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN from one set" },
+};
+
+const char *aws_error_hint(const char *code) {
+        for (size_t i = 0; code && i < ARRAY_SIZE(hints); i++)
+                if (strcmp(code, hints[i].code) == 0)
+                        return hints[i].hint;
+        return NULL;
+}
+
+bool aws_error_is_auth(const char *code) {
+        return aws_error_hint(code) && strcmp(code, "RequestTimeTooSkewed") != 0;
+}
+
+void aws_describe_error(const char *op, const char *fallback_request_id, struct aws_result *out) {
+        const char *hint = aws_error_hint(out->err.code);
+        const char *rid = out->err.request_id[0] ? out->err.request_id
+                          : fallback_request_id && fallback_request_id[0] ? fallback_request_id : "none";
+        snprintf(out->msg, sizeof out->msg, "%s failed: HTTP %ld %s: %s (request id %s)%s%s", op, out->status,
+                 out->err.code, out->err.message[0] ? out->err.message : "no message", rid, hint ? ". Hint: " : "",
+                 hint ? hint : "");
+}
+
 static void describe(const struct aws_req *r, struct aws_result *out, const struct http_response *res) {
         if (out->status)
-                snprintf(out->msg, sizeof out->msg, "%s failed: HTTP %ld %s: %s (request id %s)", r->op, out->status,
-                         out->err.code, out->err.message[0] ? out->err.message : "no message",
-                         out->err.request_id[0] ? out->err.request_id : res->request_id[0] ? res->request_id : "none");
+                aws_describe_error(r->op, res->request_id, out);
         else
                 snprintf(out->msg, sizeof out->msg, "%s failed: cannot reach %s: %s", r->op, r->endpoint,
                          res->curl_error);
@@ -248,7 +325,7 @@ int aws_send(struct aws_ctx *c, struct http_client *h, const struct aws_req *r, 
                         if (!refreshed_creds && (strcmp(out->err.code, "ExpiredToken") == 0 ||
                                                  strcmp(out->err.code, "InvalidToken") == 0 ||
                                                  strcmp(out->err.code, "InvalidAccessKeyId") == 0) &&
-                            !c->creds.from_env) {
+                            !c->creds.fixed) {
                                 creds_invalidate(&c->creds);
                                 refreshed_creds = true;
                                 k = RETRY_TRANSIENT;
@@ -261,7 +338,7 @@ int aws_send(struct aws_ctx *c, struct http_client *h, const struct aws_req *r, 
                 }
                 describe(r, out, res);
                 ret = out->status == 404 ? -MF_ENOTFOUND
-                      : out->status == 403 ? -MF_EAUTH
+                      : out->status == 403 || aws_error_is_auth(out->err.code) ? -MF_EAUTH
                       : out->status ? -MF_EHTTP
                                     : -EIO;
                 if (k == RETRY_NONE || attempt >= c->max_attempts)

@@ -1,4 +1,4 @@
-/* creds.c — environment credentials or instance-role credentials that are refreshed before they expire. */
+/* creds.c — fixed credentials, or credentials from a source or the instance role, refreshed before they expire. */
 #include "aws/creds.h"
 
 #include <cjson/cJSON.h>
@@ -54,10 +54,23 @@ int creds_init(struct creds_provider *p, struct imds *imds) {
         if (ak && sk) {
                 struct aws_creds e = { .access_key = (char *)ak, .secret_key = (char *)sk,
                                        .token = (char *)env_nonempty("AWS_SESSION_TOKEN") };
-                p->from_env = true;
+                p->fixed = true;
                 return aws_creds_copy(&e, &p->cur);
         }
         return 0;
+}
+
+int creds_init_fixed(struct creds_provider *p, const struct aws_creds *c) {
+        memset(p, 0, sizeof *p);
+        pthread_mutex_init(&p->lock, NULL);
+        p->fixed = true;
+        return aws_creds_copy(c, &p->cur);
+}
+
+void creds_set_source(struct creds_provider *p, int (*fn)(void *ud, struct aws_creds *ret, char *err, size_t errlen),
+                      void *ud) {
+        p->source = fn;
+        p->source_ud = ud;
 }
 
 void creds_free(struct creds_provider *p) {
@@ -65,10 +78,29 @@ void creds_free(struct creds_provider *p) {
         pthread_mutex_destroy(&p->lock);
 }
 
+static void take(struct creds_provider *p, struct aws_creds *c) {
+        aws_creds_clear(&p->cur);
+        p->cur = *c;
+        p->last_fetch = now_mono();
+        p->fetches++;
+}
+
+static int fetch_source(struct creds_provider *p, char *err, size_t errlen) {
+        struct aws_creds c = { 0 };
+        int r = p->source(p->source_ud, &c, err, errlen);
+        if (r < 0)
+                return r;
+        take(p, &c);
+        p->fixed = c.expiration == 0;
+        return 0;
+}
+
+#define NO_CREDS "no credentials: none in the environment (AWS_ACCESS_KEY_ID), no profile with credentials in " \
+                 "~/.aws/credentials or ~/.aws/config (AWS_PROFILE), and "
+
 static int fetch_role(struct creds_provider *p, char *err, size_t errlen) {
         if (!p->imds) {
-                snprintf(err, errlen, "no credentials: set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or run on an "
-                                      "instance with a role");
+                snprintf(err, errlen, NO_CREDS "no instance role");
                 return -MF_EAUTH;
         }
         int r;
@@ -76,13 +108,18 @@ static int fetch_role(struct creds_provider *p, char *err, size_t errlen) {
                 _cleanup_free_ char *list = NULL;
                 r = imds_get(p->imds, "meta-data/iam/security-credentials/", &list, NULL, err, errlen);
                 if (r == -MF_ENOTFOUND) {
-                        snprintf(err, errlen, "no credentials: the instance has no IAM role (IMDS "
-                                              "iam/security-credentials/ is 404) and AWS_ACCESS_KEY_ID is unset");
+                        snprintf(err, errlen, NO_CREDS "the instance has no IAM role (IMDS iam/security-credentials/ "
+                                              "is 404)");
                         return -MF_EAUTH;
                 }
                 if (r == -ENODEV) {
-                        snprintf(err, errlen, "no credentials: AWS_ACCESS_KEY_ID is unset and IMDS is disabled by "
-                                              "AWS_EC2_METADATA_DISABLED");
+                        snprintf(err, errlen, NO_CREDS "IMDS is disabled by AWS_EC2_METADATA_DISABLED");
+                        return -MF_EAUTH;
+                }
+                if (r == -EIO && !p->fetches) { /* not on an instance (a laptop), or IMDS blocked */
+                        char why[256];
+                        snprintf(why, sizeof why, "%s", err);
+                        snprintf(err, errlen, NO_CREDS "no instance role (%s)", why);
                         return -MF_EAUTH;
                 }
                 if (r < 0)
@@ -111,30 +148,28 @@ static int fetch_role(struct creds_provider *p, char *err, size_t errlen) {
         memset(json, 0, len);
         if (r < 0)
                 return r;
-        aws_creds_clear(&p->cur);
-        p->cur = c;
-        p->last_fetch = now_mono();
-        p->fetches++;
+        take(p, &c);
         return 0;
 }
 
 int creds_get(struct creds_provider *p, time_t now, struct aws_creds *ret, char *err, size_t errlen) {
         pthread_mutex_lock(&p->lock);
         int r = 0;
-        if (!p->from_env) {
+        if (!p->fixed) {
                 bool have = p->cur.access_key != NULL;
                 bool stale = !have || creds_need_refresh(p->cur.expiration, now);
                 /* Inside the refresh window, do not ask IMDS more than every 2 s while the key has time left. */
                 if (stale && have && p->cur.expiration - now > CREDS_MIN_VALID && now_mono() - p->last_fetch < 2)
                         stale = false;
                 if (stale) {
-                        r = fetch_role(p, err, errlen);
+                        r = p->source ? fetch_source(p, err, errlen) : fetch_role(p, err, errlen);
                         /* IMDS hiccup: keep using a key that is still valid */
                         if (r < 0 && have && p->cur.access_key && p->cur.expiration - now > CREDS_MIN_VALID)
                                 r = 0;
                 }
                 if (r == 0 && p->cur.expiration && p->cur.expiration - now <= 0) {
-                        snprintf(err, errlen, "instance role credentials from IMDS have expired");
+                        snprintf(err, errlen, "the credentials have expired (%s)",
+                                 p->source ? "the profile's source gave no newer ones" : "IMDS gave no newer ones");
                         r = -MF_EAUTH;
                 }
         }
@@ -146,7 +181,7 @@ int creds_get(struct creds_provider *p, time_t now, struct aws_creds *ret, char 
 
 void creds_invalidate(struct creds_provider *p) {
         pthread_mutex_lock(&p->lock);
-        if (!p->from_env)
+        if (!p->fixed)
                 p->last_fetch = -1e9, p->cur.expiration = p->cur.expiration ? 1 : 0;
         pthread_mutex_unlock(&p->lock);
 }

@@ -76,8 +76,8 @@ int md5_base64(const void *mem, int fd, off_t off, uint64_t len, char out[32]) {
         return r;
 }
 
-int s3_head(struct aws_ctx *c, struct http_client *h, const char *bucket, const char *key, uint64_t *ret_size,
-            char etag[128], struct aws_result *out) {
+static int head_once(struct aws_ctx *c, struct http_client *h, const char *bucket, const char *key,
+                     uint64_t *ret_size, char etag[128], struct aws_result *out) {
         _cleanup_(target_free) struct target t = { 0 };
         int r = target(c, bucket, key, &t, out);
         if (r < 0)
@@ -98,6 +98,45 @@ int s3_head(struct aws_ctx *c, struct http_client *h, const char *bucket, const 
         } else if (r == -MF_ENOTFOUND)
                 snprintf(out->msg, sizeof out->msg, "s3://%s/%s does not exist (HeadObject: 404 NotFound)", bucket, key);
         http_response_free(&res);
+        return r;
+}
+
+/* A HEAD answer has no body, so a 403 (or a 400) does not say why. One GET of the first byte learns the error code
+ * (SignatureDoesNotMatch, AccessDenied, ExpiredToken…). When that GET works instead — aws_send corrected a skewed
+ * clock on it, or the object is empty (416) — the HEAD is asked once more. */
+static int head_probe(struct aws_ctx *c, struct http_client *h, const char *bucket, const char *key,
+                      uint64_t *ret_size, char etag[128], struct aws_result *out) {
+        _cleanup_(target_free) struct target t = { 0 };
+        struct aws_result g = { 0 };
+        int r = target(c, bucket, key, &t, &g);
+        if (r < 0)
+                return 1;
+        struct kv hdr[] = { { "Range", "bytes=0-0" } };
+        struct aws_req q = { .op = "GetObject", .method = "GET", .service = "s3", .endpoint = t.endpoint,
+                             .path = t.path.data, .headers = hdr, .n_headers = 1, .body_fd = -1, .out_fd = -1 };
+        struct http_response res;
+        r = aws_send(c, h, &q, &res, &g);
+        http_response_free(&res);
+        if (r == 0 || g.status == 416)
+                return head_once(c, h, bucket, key, ret_size, etag, out);
+        if (!g.status || !g.err.code[0] || !aws_error_hint(g.err.code))
+                return 1; /* nothing better learnt */
+        char op[S3_MAX_KEY + 128];
+        snprintf(op, sizeof op, "HeadObject s3://%s/%s (error code from a ranged GET)", bucket, key);
+        out->status = g.status;
+        out->err = g.err;
+        aws_describe_error(op, NULL, out);
+        return r;
+}
+
+int s3_head(struct aws_ctx *c, struct http_client *h, const char *bucket, const char *key, uint64_t *ret_size,
+            char etag[128], struct aws_result *out) {
+        int r = head_once(c, h, bucket, key, ret_size, etag, out);
+        if (r < 0 && r != -MF_EREGION && (out->status == 403 || out->status == 400)) {
+                int p = head_probe(c, h, bucket, key, ret_size, etag, out);
+                if (p <= 0)
+                        r = p;
+        }
         return r;
 }
 

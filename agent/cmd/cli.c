@@ -2,6 +2,8 @@
 #include <stdarg.h>
 
 #include "cmd/cli.h"
+
+#include "aws/chain.h"
 #include "run/job.h"
 #include "log.h"
 #include "util.h"

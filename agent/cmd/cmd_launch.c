@@ -5,6 +5,7 @@
 #include <getopt.h>
 #include <sys/stat.h>
 
+#include "crypto.h"
 #include "run/archive_x.h"
 #include "cmd/cli.h"
 #include "aws/ec2.h"
@@ -13,8 +14,24 @@
 #include "cmd/userdata.h"
 
 #define LAUNCH_MAX_SG 16
+#define LAUNCH_MAX_BINARY (512u << 20)
+#define LAUNCH_HOP_LIMIT 1      /* IMDS answers only the instance itself, not its containers (a hop each) */
 
 static void cjson_deletep(cJSON **j) { cJSON_Delete(*j); }
+
+/* Where launch puts what the instance fetches: <results>[/]<name>/sources/ (the role reads the results prefix). */
+static int sources_prefix(cJSON *job, char **ret_bucket, char *key, size_t n, char *err, size_t errlen) {
+        const char *results = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(job, "results"));
+        const char *name = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(job, "name"));
+        _cleanup_free_ char *k = NULL;
+        if (!results || !name || s3_parse_uri(results, ret_bucket, &k, err, errlen) < 0) {
+                if (!err[0])
+                        snprintf(err, errlen, "$.results and $.name are needed to upload next to the results");
+                return -EINVAL;
+        }
+        snprintf(key, n, "%s%s%s/sources/", k, *k && !str_has_suffix(k, "/") ? "/" : "", name);
+        return 0;
+}
 
 /* A local directory as `source`: pack it, upload it next to the results, and point the job at it. */
 static int upload_local_source(struct aws_ctx *c, cJSON *job, char *err, size_t errlen) {
@@ -28,27 +45,22 @@ static int upload_local_source(struct aws_ctx *c, cJSON *job, char *err, size_t 
                 snprintf(err, errlen, "$.source: '%s' is neither an s3:// URI nor a local directory", s);
                 return -EINVAL;
         }
-        const char *results = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(job, "results"));
-        const char *name = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(job, "name"));
-        _cleanup_free_ char *bucket = NULL, *key = NULL;
-        if (!results || !name || s3_parse_uri(results, &bucket, &key, err, errlen) < 0) {
-                if (!err[0])
-                        snprintf(err, errlen, "$.results and $.name are needed to upload a local source");
+        _cleanup_free_ char *bucket = NULL;
+        char prefix[2048];
+        if (sources_prefix(job, &bucket, prefix, sizeof prefix, err, errlen) < 0)
                 return -EINVAL;
-        }
         char tmp[] = "/tmp/mayfly-source-XXXXXX";
         int fd = mkostemp(tmp, O_CLOEXEC);
         if (fd < 0)
                 return -errno;
         close(fd);
         int r = archive_pack_dir(s, tmp, err, errlen);
-        char ts[32], skey[2048];
+        char ts[32], skey[2200];
         time_t t = now_wall();
         struct tm tm;
         gmtime_r(&t, &tm);
         strftime(ts, sizeof ts, "%Y%m%dT%H%M%SZ", &tm);
-        snprintf(skey, sizeof skey, "%s%s%s/sources/%s.tar.gz", key, *key && !str_has_suffix(key, "/") ? "/" : "", name,
-                 ts);
+        snprintf(skey, sizeof skey, "%s%s.tar.gz", prefix, ts);
         struct aws_result res = { 0 };
         if (r == 0) {
                 r = xfer_upload(c, tmp, bucket, skey, NULL, &res);
@@ -58,10 +70,81 @@ static int upload_local_source(struct aws_ctx *c, cJSON *job, char *err, size_t 
         unlink(tmp);
         if (r < 0)
                 return r;
-        char uri[2200];
+        char uri[2300];
         snprintf(uri, sizeof uri, "s3://%s/%s", bucket, skey);
         cJSON_ReplaceItemInObjectCaseSensitive(job, "source", cJSON_CreateString(uri));
         fprintf(stderr, "mayfly: packed %s and uploaded it to %s\n", s, uri);
+        return 0;
+}
+
+/* The static build for --install static without a PATH: this binary when it is the static build, else
+ * static/mayfly next to it (build/mayfly → build/static/mayfly, what `make static` makes). */
+static int static_default(char *path, size_t n, char *err, size_t errlen) {
+        char self[4096];
+        ssize_t l = readlink("/proc/self/exe", self, sizeof self - 1);
+        if (l < 0)
+                return -errno;
+        self[l] = 0;
+#ifdef MAYFLY_STATIC
+        snprintf(path, n, "%s", self);
+        return 0;
+#else
+        char *slash = strrchr(self, '/');
+        snprintf(path, n, "%.*s/static/mayfly", slash ? (int)(slash - self) : 1, slash ? self : ".");
+        if (access(path, X_OK) == 0)
+                return 0;
+        snprintf(err, errlen, "--install static: this mayfly is not the static build and %s does not exist: run the "
+                              "static mayfly, name one (--install static=PATH), or build it (make static)", path);
+        return -ENOENT;
+#endif
+}
+
+/* --install static[=PATH]: the binary uploaded next to the job's sources under a name with its sha256 (a second
+ * launch of the same binary uploads nothing), for the binary route from S3 with the instance role. */
+static int upload_static(struct aws_ctx *c, cJSON *job, const char *path, struct userdata_opts *uo, char uri[2300],
+                         char sha[65], char *err, size_t errlen) {
+        char dflt[4096];
+        int r = path ? 0 : static_default(dflt, sizeof dflt, err, errlen);
+        if (r < 0)
+                return r;
+        path = path ? path : dflt;
+        _cleanup_free_ char *data = NULL;
+        size_t len = 0;
+        r = read_file_capped(path, LAUNCH_MAX_BINARY, &data, &len);
+        if (r < 0 || len < 4 || memcmp(data, "\177ELF", 4) != 0) {
+                snprintf(err, errlen, "--install static: %s is %s", path,
+                         r < 0 ? strerror(-r) : "not an ELF executable");
+                return r < 0 ? r : -EINVAL;
+        }
+        unsigned char md[32];
+        crypto_sha256(data, len, md);
+        hex_encode(md, sizeof md, sha);
+        _cleanup_free_ char *bucket = NULL;
+        char key[2200];
+        r = sources_prefix(job, &bucket, key, sizeof key, err, errlen);
+        if (r < 0)
+                return r;
+        snprintf(key + strlen(key), sizeof key - strlen(key), "mayfly-%s-%.16s", MAYFLY_VERSION, sha);
+        snprintf(uri, 2300, "s3://%s/%s", bucket, key);
+        struct http_client h;
+        struct aws_result res = { 0 };
+        uint64_t have = 0;
+        r = http_client_init(&h);
+        bool there = r == 0 && s3_head(c, &h, bucket, key, &have, NULL, &res) == 0 && have == len;
+        http_client_free(&h);
+        if (!there) {
+                r = xfer_upload(c, path, bucket, key, NULL, &res);
+                if (r < 0) {
+                        snprintf(err, errlen, "--install static: uploading %s: %s", path, res.msg);
+                        return r;
+                }
+        }
+        fprintf(stderr, "mayfly: %s %s (sha256 %s)\n", there ? "installing the copy already in" : "uploaded it to",
+                uri, sha);
+        uo->route = INSTALL_BINARY;
+        uo->url = uri;
+        uo->sha256 = sha;
+        uo->region = c->region;
         return 0;
 }
 
@@ -70,6 +153,7 @@ struct launch_opts {
         const char *sg[LAUNCH_MAX_SG];
         size_t n_sg;
         long count;
+        long hop_limit;
         bool spot;
 };
 
@@ -77,8 +161,9 @@ static int run_instances(struct aws_ctx *c, const struct launch_opts *lo, const 
                          struct xml_node **ret, struct aws_result *out) {
         struct kv p[EC2_MAX_PARAMS];
         size_t n = 0;
-        char count[16], sgk[LAUNCH_MAX_SG][32];
+        char count[16], hops[16], sgk[LAUNCH_MAX_SG][32];
         snprintf(count, sizeof count, "%ld", lo->count);
+        snprintf(hops, sizeof hops, "%ld", lo->hop_limit);
 #define P(k, v) (p[n++] = (struct kv){ (k), (v) })
         P("ImageId", lo->image);
         P("InstanceType", lo->type);
@@ -88,7 +173,7 @@ static int run_instances(struct aws_ctx *c, const struct launch_opts *lo, const 
         P("InstanceInitiatedShutdownBehavior", "terminate");
         P("MetadataOptions.HttpTokens", "required");
         P("MetadataOptions.HttpEndpoint", "enabled");
-        P("MetadataOptions.HttpPutResponseHopLimit", "2");
+        P("MetadataOptions.HttpPutResponseHopLimit", hops);
         P("TagSpecification.1.ResourceType", "instance");
         P("TagSpecification.1.Tag.1.Key", "mayfly:run");
         P("TagSpecification.1.Tag.1.Value", name);
@@ -122,11 +207,15 @@ int cmd_launch(int argc, char **argv) {
         static const char usage[] =
                 "usage: mayfly launch JOB --image-id AMI --instance-type TYPE [--spot] [--subnet-id ID]\n"
                 "       [--security-group-id ID]... [--iam-instance-profile NAME|ARN] [--key-name NAME] [--count N]\n"
-                "       [--install preinstalled|deb=URL|rpm=URL|binary=URL --sha256 HEX] [--env KEY=VALUE]...\n"
-                "       [--backstop-margin DURATION]\n\n"
+                "       [--install preinstalled|static[=PATH]|deb=SRC|rpm=SRC|binary=SRC [--sha256 HEX]]\n"
+                "       [--env KEY=VALUE]... [--backstop-margin DURATION] [--imds-hop-limit N]\n\n"
                 "  Launches instances that run JOB and end themselves: a local directory as `source` is packed\n"
                 "  and uploaded first; RunInstances with the rendered user-data, InstanceInitiatedShutdownBehavior=\n"
-                "  terminate, IMDSv2 required, a mayfly:run tag. Prints the instance ids and the results URI.\n";
+                "  terminate, IMDSv2 required with a hop limit of 1 (--imds-hop-limit 2 lets containers on the\n"
+                "  instance reach IMDS, and the role's credentials), a mayfly:run tag. Prints the instance ids and\n"
+                "  the results URI. --install static uploads the static build (this binary when it is one, else\n"
+                "  static/mayfly next to it, or PATH) next to the job's sources and pins its sha256; the instance\n"
+                "  fetches it with its role.\n";
         static const struct option opts[] = {
                 { "image-id", required_argument, NULL, 'a' },  { "instance-type", required_argument, NULL, 't' },
                 { "spot", no_argument, NULL, 'S' },             { "subnet-id", required_argument, NULL, 'n' },
@@ -135,8 +224,9 @@ int cmd_launch(int argc, char **argv) {
                 { "key-name", required_argument, NULL, 'k' },   { "count", required_argument, NULL, 'c' },
                 { "install", required_argument, NULL, 'i' },   { "sha256", required_argument, NULL, 's' },
                 { "env", required_argument, NULL, 'e' },        { "backstop-margin", required_argument, NULL, 'm' },
+                { "imds-hop-limit", required_argument, NULL, 'H' },
                 { "help", no_argument, NULL, 'h' },             { 0 } };
-        struct launch_opts lo = { .count = 1 };
+        struct launch_opts lo = { .count = 1, .hop_limit = LAUNCH_HOP_LIMIT };
         const char *env[USERDATA_MAX_ENV];
         struct userdata_opts uo = { .route = INSTALL_PREINSTALLED, .margin = USERDATA_BACKSTOP_MARGIN, .env = env };
         const char *install = NULL;
@@ -163,6 +253,12 @@ int cmd_launch(int argc, char **argv) {
                                 return EXIT_USAGE;
                         }
                         break;
+                case 'H':
+                        if (parse_int(optarg, 1, 64, &lo.hop_limit) < 0) {
+                                log_error("--imds-hop-limit must be 1..64");
+                                return EXIT_USAGE;
+                        }
+                        break;
                 case 'i': install = optarg; break;
                 case 's': uo.sha256 = optarg; break;
                 case 'm':
@@ -182,11 +278,17 @@ int cmd_launch(int argc, char **argv) {
                 fputs(usage, stderr);
                 return EXIT_USAGE;
         }
-        if (install && userdata_parse_install(install, &uo) < 0) {
-                log_error("--install must be preinstalled, deb=URL, rpm=URL or binary=URL (http/https)");
+        bool want_static = install && (!strcmp(install, "static") || str_has_prefix(install, "static="));
+        const char *static_path = want_static && install[6] ? install + 7 : NULL;
+        if (want_static && uo.sha256) {
+                log_error("--install static computes the sha256 itself: drop --sha256");
                 return EXIT_USAGE;
         }
-        if (userdata_check_sha256(&uo) < 0)
+        if (!want_static && install && userdata_parse_install(install, &uo) < 0) {
+                log_error("%s, or static[=PATH]", USERDATA_INSTALL_USAGE);
+                return EXIT_USAGE;
+        }
+        if (!want_static && userdata_check_sha256(&uo) < 0)
                 return EXIT_USAGE;
         _cleanup_free_ char *text = NULL;
         size_t len = 0;
@@ -206,9 +308,12 @@ int cmd_launch(int argc, char **argv) {
         size_t udlen = 0, gzlen = 0;
         struct aws_result res = { 0 };
         _cleanup_(xml_freep) struct xml_node *x = NULL;
+        char static_uri[2300], static_sha[65];
         r = aws_region(&c, err, sizeof err);
         if (r == 0)
                 r = upload_local_source(&c, job, err, sizeof err);
+        if (r == 0 && want_static)
+                r = upload_static(&c, job, static_path, &uo, static_uri, static_sha, err, sizeof err);
         char warning[512] = "";
         uo.warning = warning;
         uo.warning_len = sizeof warning;

@@ -20,12 +20,13 @@ static const struct {
         { "metadata", cmd_metadata, "print an instance metadata (IMDS) value" },
         { "terminate", cmd_terminate, "terminate the EC2 instance this runs on" },
         { "gpu", cmd_gpu, "print the GPUs the agent sees (NVML or nvidia-smi)" },
+        { "install-units", cmd_install_units, "write the built-in systemd units (to /etc/systemd/system)" },
 };
 
 static void usage(FILE *f) {
         fprintf(f, "usage: mayfly <command> [options]\n       mayfly --version | --help\n\ncommands:\n");
         for (size_t i = 0; i < ARRAY_SIZE(commands); i++)
-                fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
+                fprintf(f, "  %-13s %s\n", commands[i].name, commands[i].summary);
         fprintf(f, "\n`mayfly <command> --help` describes a command.\n\n"
                    "exit codes: 0 success, 1 failure, 2 usage error, 3 not found, 4 credentials missing or refused,\n"
                    "            5 local disk full, 6 `mayfly run` ended with an outcome other than succeeded\n\n"

@@ -1,4 +1,4 @@
-/* units_blob.S — the systemd units in units/, embedded so `mayfly userdata --install binary=URL` can write them
+/* units_blob.S — the systemd units in units/, embedded so `mayfly install-units` can write them
  * on an AMI where no package installed them. Paths are relative to the repository root (the Makefile passes it with -Wa,-I). */
         .section .rodata
         .global mayfly_unit_service, mayfly_unit_failsafe, mayfly_unit_backstop_service, mayfly_unit_backstop_timer

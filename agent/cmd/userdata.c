@@ -1,6 +1,7 @@
-/* userdata.c — `mayfly userdata JOB`: a #cloud-config that writes the job, installs mayfly by the chosen route
- * (checksum verified before anything runs), installs the units and starts the agent. Built with cJSON: the
- * output is JSON-style YAML, which cloud-init's YAML parser reads as is. */
+/* userdata.c — `mayfly userdata JOB`: the user-data that writes the job, installs mayfly by the chosen route
+ * (checksum verified before anything runs), arms the backstop and starts the agent. It is userdata/cloud-config.yaml
+ * with its placeholders filled in (values as JSON strings, which YAML reads as double-quoted scalars) and
+ * userdata/install.sh embedded as is: both are built in (userdata_blob.S). */
 #include "cmd/userdata.h"
 
 #include <archive.h>
@@ -13,10 +14,7 @@
 #include "cmd/cli.h"
 #include "run/job.h"
 
-extern const char mayfly_unit_service[], mayfly_unit_failsafe[], mayfly_unit_backstop_service[],
-        mayfly_unit_backstop_timer[];
-
-static void cjson_deletep(cJSON **j) { cJSON_Delete(*j); }
+extern const char mayfly_userdata_cloud_config[], mayfly_userdata_install_sh[];
 
 /* Anything that looks like AWS credentials: access key ids, or a secret/token under a telling name. */
 int userdata_find_secret(const char *text, char *what, size_t n) {
@@ -42,73 +40,60 @@ int userdata_find_secret(const char *text, char *what, size_t n) {
         return 0;
 }
 
-static const char install_head[] =
-        "#!/bin/sh\n"
-        "# Written by `mayfly userdata`: install mayfly, verify its checksum before anything runs, start the agent.\n"
-        "# Any failure powers the instance off, so a broken install never leaves it running.\n"
-        "set -eu\n"
-        "fail() { trap - EXIT; echo \"mayfly install: $*\" >&2; logger -t mayfly-install \"$*\" 2>/dev/null || true;"
-        " systemctl poweroff || poweroff -f; exit 1; }\n"
-        "trap 'fail \"install script failed\"' EXIT\n"
-        "fetch() { if command -v curl >/dev/null; then curl -fsSL --retry 8 --retry-connrefused -o \"$2\" \"$1\";"
-        " else wget -q -O \"$2\" \"$1\"; fi; }\n"
-        "verify() { echo \"$2  $1\" | sha256sum -c - >/dev/null || fail \"checksum mismatch for $1\"; }\n"
-        "tmp=$(mktemp -d)\n";
+static const char *const route_names[] = { [INSTALL_PREINSTALLED] = "preinstalled", [INSTALL_DEB] = "deb",
+                                           [INSTALL_RPM] = "rpm", [INSTALL_BINARY] = "binary" };
 
-static const char install_tail[] =
-        "if ! id ec2-user >/dev/null 2>&1 && ! id ubuntu >/dev/null 2>&1 && ! id mayfly >/dev/null 2>&1; then\n"
-        "  useradd --system --create-home --home-dir /var/lib/mayfly-home --shell /bin/bash mayfly\n"
-        "fi\n"
-        "systemctl daemon-reload\n"
-        "systemctl enable --now mayfly-backstop.timer\n"
-        "systemctl enable mayfly.service\n"
-        "systemctl start --no-block mayfly.service\n"
-        "trap - EXIT\n"
-        "rm -rf \"$tmp\"\n";
-
-static int install_script(const struct userdata_opts *o, struct buf *b) {
-        int r = buf_adds(b, install_head);
-        if (r < 0)
-                return r;
-        switch (o->route) {
-        case INSTALL_PREINSTALLED:
-                r = buf_adds(b, "command -v mayfly >/dev/null || fail \"mayfly is not installed on this image\"\n");
-                break;
-        case INSTALL_DEB:
-                r = buf_printf(b,
-                               "fetch '%s' \"$tmp/mayfly.deb\"\nverify \"$tmp/mayfly.deb\" %s\n"
-                               "export DEBIAN_FRONTEND=noninteractive\n"
-                               "apt-get install -y \"$tmp/mayfly.deb\" || { apt-get update && apt-get install -y "
-                               "\"$tmp/mayfly.deb\"; }\n",
-                               o->url, o->sha256);
-                break;
-        case INSTALL_RPM:
-                r = buf_printf(b,
-                               "fetch '%s' \"$tmp/mayfly.rpm\"\nverify \"$tmp/mayfly.rpm\" %s\n"
-                               "if command -v dnf >/dev/null; then dnf install -y \"$tmp/mayfly.rpm\"; "
-                               "else yum install -y \"$tmp/mayfly.rpm\"; fi\n",
-                               o->url, o->sha256);
-                break;
-        case INSTALL_BINARY:
-                r = buf_printf(b,
-                               "fetch '%s' \"$tmp/mayfly\"\nverify \"$tmp/mayfly\" %s\n"
-                               "install -m 0755 \"$tmp/mayfly\" /usr/bin/mayfly\n"
-                               "/usr/bin/mayfly --version >/dev/null || fail \"the downloaded mayfly does not run\"\n",
-                               o->url, o->sha256);
-                break;
-        }
-        if (r == 0)
-                r = buf_adds(b, install_tail);
+static int add_json_string(struct buf *out, const char *v) {
+        cJSON *s = cJSON_CreateString(v);
+        char *j = s ? cJSON_PrintUnformatted(s) : NULL;
+        int r = j ? buf_adds(out, j) : -ENOMEM;
+        free(j);
+        cJSON_Delete(s);
         return r;
 }
 
-static cJSON *file_entry(const char *path, const char *perm, const char *content) {
-        cJSON *f = cJSON_CreateObject();
-        cJSON_AddStringToObject(f, "path", path);
-        cJSON_AddStringToObject(f, "permissions", perm);
-        cJSON_AddStringToObject(f, "owner", "root:root");
-        cJSON_AddStringToObject(f, "content", content);
-        return f;
+/* One line of the skeleton, its placeholders replaced. */
+static int fill_line(const char *p, size_t len, const struct kv *vals, size_t n, struct buf *out) {
+        const char *e = p + len;
+        while (p < e) {
+                const char *d = memmem(p, (size_t)(e - p), "${", 2);
+                int r = buf_add(out, p, d ? (size_t)(d - p) : (size_t)(e - p));
+                if (r < 0 || !d)
+                        return r;
+                const char *close = memchr(d, '}', (size_t)(e - d));
+                char expr[64];
+                if (!close || (size_t)(close - d - 2) >= sizeof expr)
+                        return -EINVAL;
+                snprintf(expr, sizeof expr, "%.*s", (int)(close - d - 2), d + 2);
+                bool json = str_has_prefix(expr, "jsonencode(") && str_has_suffix(expr, ")");
+                const char *name = json ? expr + strlen("jsonencode(") : expr;
+                if (json)
+                        expr[strlen(expr) - 1] = 0;
+                size_t i = 0;
+                while (i < n && strcmp(vals[i].name, name) != 0)
+                        i++;
+                if (i == n)
+                        return -EINVAL;
+                r = json ? add_json_string(out, vals[i].value) : buf_adds(out, vals[i].value);
+                if (r < 0)
+                        return r;
+                p = close + 1;
+        }
+        return 0;
+}
+
+int userdata_fill(const char *skeleton, const struct kv *vals, size_t n, struct buf *out) {
+        for (const char *line = skeleton; *line;) {
+                const char *nl = strchrnul(line, '\n');
+                size_t len = (size_t)(nl - line) + (*nl ? 1 : 0);
+                const char *t = line + strspn(line, " \t");
+                bool drop = line != skeleton && (*t == '#' || *t == '\n' || !*t); /* the first line: #cloud-config */
+                int r = drop ? 0 : fill_line(line, len, vals, n, out);
+                if (r < 0)
+                        return r;
+                line += len;
+        }
+        return 0;
 }
 
 int userdata_render(const char *job_text, size_t job_len, const struct userdata_opts *o, char **ret, size_t *ret_len,
@@ -158,41 +143,23 @@ int userdata_render(const char *job_text, size_t job_len, const struct userdata_
                 if (r < 0)
                         return r;
         }
-        _cleanup_(cjson_deletep) cJSON *root = cJSON_CreateObject();
-        cJSON *files = cJSON_AddArrayToObject(root, "write_files");
-        _cleanup_free_ char *jobcopy = strndup(job_text, job_len);
-        cJSON_AddItemToArray(files, file_entry("/etc/mayfly/job.json", "0644", jobcopy));
-        cJSON_AddItemToArray(files, file_entry("/etc/mayfly/env", "0600", env.data ? env.data : ""));
-        if (o->route == INSTALL_BINARY) {
-                cJSON_AddItemToArray(files, file_entry("/etc/systemd/system/mayfly.service", "0644", mayfly_unit_service));
-                cJSON_AddItemToArray(files, file_entry("/etc/systemd/system/mayfly-failsafe.service", "0644",
-                                                       mayfly_unit_failsafe));
-                cJSON_AddItemToArray(files, file_entry("/etc/systemd/system/mayfly-backstop.service", "0644",
-                                                       mayfly_unit_backstop_service));
-                cJSON_AddItemToArray(files, file_entry("/etc/systemd/system/mayfly-backstop.timer", "0644",
-                                                       mayfly_unit_backstop_timer));
-        }
         /* the backstop: max_runtime plus a margin for fetch, boot and the final upload (default 48 h) */
-        char drop[256];
-        long deadline = max_runtime ? max_runtime + o->margin : 48 * 3600;
-        snprintf(drop, sizeof drop, "[Timer]\nOnBootSec=\nOnBootSec=%lds\n", deadline);
-        cJSON_AddItemToArray(files, file_entry("/etc/systemd/system/mayfly-backstop.timer.d/deadline.conf", "0644", drop));
-        _cleanup_(buf_freep) struct buf script = BUF_INIT(16384);
-        r = install_script(o, &script);
-        if (r < 0)
-                return r;
-        cJSON_AddItemToArray(files, file_entry("/var/lib/mayfly-install.sh", "0700", script.data));
-        cJSON *run = cJSON_AddArrayToObject(root, "runcmd");
-        cJSON *cmd = cJSON_CreateArray();
-        cJSON_AddItemToArray(cmd, cJSON_CreateString("/bin/sh"));
-        cJSON_AddItemToArray(cmd, cJSON_CreateString("/var/lib/mayfly-install.sh"));
-        cJSON_AddItemToArray(run, cmd);
-        _cleanup_free_ char *body = cJSON_PrintUnformatted(root);
-        if (!body)
-                return -ENOMEM;
+        char backstop[32];
+        snprintf(backstop, sizeof backstop, "%ld", max_runtime ? max_runtime + o->margin : 48 * 3600);
+        const struct kv vals[] = {
+                { "job", jt },
+                { "env", env.data ? env.data : "" },
+                { "backstop_seconds", backstop },
+                { "install_sh", mayfly_userdata_install_sh },
+                { "install_route", route_names[o->route] },
+                { "install_source", o->url ? o->url : "" },
+                { "install_sha256", o->sha256 ? o->sha256 : "" },
+                { "install_region", o->region ? o->region : "" },
+        };
         struct buf out = BUF_INIT(1 << 20);
-        r = buf_printf(&out, "#cloud-config\n%s\n", body);
+        r = userdata_fill(mayfly_userdata_cloud_config, vals, ARRAY_SIZE(vals), &out);
         if (r < 0) {
+                snprintf(err, errlen, "cannot fill in the user-data template: %s", strerror(-r));
                 buf_free(&out);
                 return r;
         }
@@ -235,6 +202,20 @@ int userdata_gzip(const char *in, size_t len, char **ret, size_t *ret_len) {
         return 0;
 }
 
+/* s3://BUCKET/KEY with a key the install script can put in a URL as it is. */
+static bool s3_source_ok(const char *u) {
+        const char *b = u + strlen("s3://"), *slash = strchr(b, '/');
+        if (!slash || slash - b < 3 || slash - b > 63 || !slash[1])
+                return false;
+        for (const char *p = b; p < slash; p++)
+                if (!(islower((unsigned char)*p) || isdigit((unsigned char)*p) || *p == '-' || *p == '.'))
+                        return false;
+        for (const char *p = slash + 1; *p; p++)
+                if (!isalnum((unsigned char)*p) && !strchr("._~/-", *p))
+                        return false;
+        return true;
+}
+
 int userdata_parse_install(const char *s, struct userdata_opts *o) {
         static const struct { const char *p; enum install_route r; } routes[] = {
                 { "deb=", INSTALL_DEB }, { "rpm=", INSTALL_RPM }, { "binary=", INSTALL_BINARY } };
@@ -246,10 +227,12 @@ int userdata_parse_install(const char *s, struct userdata_opts *o) {
                 if (str_has_prefix(s, routes[i].p)) {
                         o->route = routes[i].r;
                         o->url = s + strlen(routes[i].p);
+                        if (str_has_prefix(o->url, "s3://"))
+                                return s3_source_ok(o->url) ? 0 : -EINVAL;
                         if (!str_has_prefix(o->url, "https://") && !str_has_prefix(o->url, "http://"))
                                 return -EINVAL;
                         for (const char *p = o->url; *p; p++)
-                                if (*p == '\'' || *p == '\\' || (unsigned char)*p <= ' ')
+                                if (*p == '\'' || *p == '"' || *p == '\\' || (unsigned char)*p <= ' ')
                                         return -EINVAL;
                         return 0;
                 }
@@ -275,7 +258,7 @@ int userdata_check_sha256(const struct userdata_opts *o) {
                 ok = isxdigit((unsigned char)*p);
         if (!ok) {
                 log_error("--install %s needs --sha256 with the file's 64-hex-digit SHA-256",
-                          o->route == INSTALL_DEB ? "deb=URL" : o->route == INSTALL_RPM ? "rpm=URL" : "binary=URL");
+                          o->route == INSTALL_DEB ? "deb=SRC" : o->route == INSTALL_RPM ? "rpm=SRC" : "binary=SRC");
                 return -EINVAL;
         }
         return 0;
@@ -283,14 +266,15 @@ int userdata_check_sha256(const struct userdata_opts *o) {
 
 int cmd_userdata(int argc, char **argv) {
         static const char usage[] =
-                "usage: mayfly userdata JOB [--install preinstalled|deb=URL|rpm=URL|binary=URL --sha256 HEX]\n"
+                "usage: mayfly userdata JOB [--install preinstalled|deb=SRC|rpm=SRC|binary=SRC --sha256 HEX]\n"
                 "                           [--env KEY=VALUE]... [--output FILE] [--gzip] [--backstop-margin DURATION]\n\n"
-                "  Prints a #cloud-config that writes JOB to /etc/mayfly/job.json, installs mayfly by the chosen\n"
-                "  route (its sha256 checked before anything runs), installs the units, arms the backstop timer\n"
-                "  and starts the agent. The backstop powers the instance off at boot + max_runtime + 45m (the\n"
-                "  margin: --backstop-margin, 1m..7d) or boot + 48h without max_runtime, whatever the agent does.\n"
-                "  --env lines land in /etc/mayfly/env, read by the unit. Output above 16 KB is gzipped\n"
-                "  (cloud-init accepts gzip); --gzip forces it.\n"
+                "  Prints the #cloud-config (userdata/cloud-config.yaml filled in) that writes JOB to\n"
+                "  /etc/mayfly/job.json, installs mayfly by the chosen route with userdata/install.sh (its sha256\n"
+                "  checked before anything runs; SRC is an https:// URL or s3://BUCKET/KEY, read with the instance\n"
+                "  role), arms the backstop timer and starts the agent. The backstop powers the instance off at\n"
+                "  boot + max_runtime + 45m (the margin: --backstop-margin, 1m..7d) or boot + 48h without\n"
+                "  max_runtime, whatever the agent does. --env lines land in /etc/mayfly/env, read by the unit.\n"
+                "  Output above 16 KB is gzipped (cloud-init accepts gzip); --gzip forces it.\n"
                 "  A job or --env holding AWS credentials is refused: the instance role provides them.\n";
         static const struct option opts[] = {
                 { "install", required_argument, NULL, 'i' }, { "sha256", required_argument, NULL, 's' },
@@ -306,7 +290,7 @@ int cmd_userdata(int argc, char **argv) {
                 switch (ch) {
                 case 'i':
                         if (userdata_parse_install(optarg, &o) < 0) {
-                                log_error("--install must be preinstalled, deb=URL, rpm=URL or binary=URL (http/https)");
+                                log_error("%s", USERDATA_INSTALL_USAGE);
                                 return EXIT_USAGE;
                         }
                         break;

@@ -405,3 +405,28 @@ int envact_command(const struct envact_plan *p, char *const *cmd, bool shell, ch
         *ret_argv = argv;
         return 0;
 }
+
+int envact_exec_argv(const struct envact_plan *p, char *const *cmd, bool shell, char ***ret_argv) {
+        char **argv = NULL;
+        int r = envact_command(p, cmd, shell, &argv);
+        if (r < 0)
+                return r;
+        if (strchr(argv[0], '/')) {
+                *ret_argv = argv;
+                return 0;
+        }
+        size_t n = 0;
+        while (argv[n])
+                n++;
+        char **v = calloc(n + 2, sizeof *v);
+        if (!v || !(v[0] = strdup("/usr/bin/env"))) {
+                free(v);
+                envact_free_argv(argv);
+                return -ENOMEM;
+        }
+        for (size_t k = 0; k < n; k++)
+                v[k + 1] = argv[k];
+        free(argv);
+        *ret_argv = v;
+        return 0;
+}

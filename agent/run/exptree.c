@@ -135,3 +135,73 @@ void exptree_refusal(const struct xfer_batch *b, char *dst, size_t n) {
                  : b->refused_rc == -ELOOP ? "a symbolic link (this kernel has no openat2: links are not followed)"
                                            : strerror(-b->refused_rc));
 }
+
+static int fill_source(struct xfer_batch *b, void *ud, struct aws_result *out) {
+        return xfer_batch_add_prefix(b, ud, "", out);
+}
+
+int exptree_fetch(struct aws_ctx *c, const char *source, const char *cache_dir, const struct run_user *u, int rootfd,
+                  char *err, size_t errlen) {
+        _cleanup_free_ char *bucket = NULL, *key = NULL;
+        int r = s3_parse_uri(source, &bucket, &key, err, errlen);
+        if (r < 0)
+                return r;
+        struct aws_result res = { 0 };
+        struct xfer_opts o = { .concurrency = 8 };
+        if (str_has_suffix(source, "/")) {
+                struct xfer_batch b;
+                r = xfer_batch_init(&b, c, bucket, false, &o);
+                if (r == 0)
+                        r = exptree_transfer(u, rootfd, &b, fill_source, key, &res);
+                if (r == 0 && b.n == 0) {
+                        snprintf(res.msg, sizeof res.msg, "source %s holds no objects", source);
+                        r = -MF_ENOTFOUND;
+                }
+                xfer_batch_free(&b);
+                if (r < 0)
+                        snprintf(err, errlen, "fetching %s: %s", source, res.msg);
+                return r;
+        }
+        /* the archive is the agent's own file (in its cache); what comes out of it is the run user's */
+        const char *base = strrchr(key, '/') ? strrchr(key, '/') + 1 : key;
+        char local[4300];
+        snprintf(local, sizeof local, "%s/source-%s", cache_dir, base);
+        r = xfer_download(c, bucket, key, local, &o, &res);
+        if (r < 0) {
+                snprintf(err, errlen, "fetching %s: %s", source, res.msg);
+                return r;
+        }
+        _cleanup_close_ int afd = open(local, O_RDONLY | O_CLOEXEC);
+        int e = errno;
+        unlink(local);
+        if (afd < 0) {
+                snprintf(err, errlen, "cannot open the downloaded archive %s: %s", local, strerror(e));
+                return -e;
+        }
+        return exptree_extract(u, rootfd, afd, err, errlen);
+}
+
+struct restore {
+        const char *prefix;
+        const char *dir;
+};
+
+static int fill_restore(struct xfer_batch *b, void *ud, struct aws_result *out) {
+        struct restore *rs = ud;
+        return xfer_batch_add_prefix(b, rs->prefix, rs->dir, out);
+}
+
+int exptree_restore(struct aws_ctx *c, const char *bucket, const char *prefix, const struct run_user *u, int rootfd,
+                    const char *dir, size_t *ret_n, char *refused, size_t refusedlen, struct aws_result *out) {
+        struct restore rs = { .prefix = prefix, .dir = dir };
+        struct xfer_batch b;
+        int r = xfer_batch_init(&b, c, bucket, false, NULL);
+        if (r == 0)
+                r = exptree_transfer(u, rootfd, &b, fill_restore, &rs, out);
+        refused[0] = 0;
+        if (b.refused)
+                exptree_refusal(&b, refused, refusedlen);
+        *ret_n = b.n;
+        xfer_batch_free(&b);
+        return r;
+}

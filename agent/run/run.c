@@ -13,12 +13,14 @@
 
 #include "beneath.h"
 #include "crypto.h"
+#include "aws/chain.h"
 #include "exitcode.h"
 #include "log.h"
 #include "run/envact.h"
 #include "run/exitact.h"
 #include "run/exptree.h"
 #include "run/gpu.h"
+#include "run/gpuprobe.h"
 #include "run/instance.h"
 #include "run/lifecycle.h"
 #include "run/logship.h"
@@ -233,50 +235,10 @@ struct fetch {
         char err[512];
 };
 
-static int fill_source(struct xfer_batch *b, void *ud, struct aws_result *out) {
-        return xfer_batch_add_prefix(b, ud, "", out);
-}
-
 static int fetch(void *arg) {
         struct fetch *f = arg;
         struct run *R = f->R;
-        _cleanup_free_ char *bucket = NULL, *key = NULL;
-        int r = s3_parse_uri(R->job.source, &bucket, &key, f->err, sizeof f->err);
-        if (r < 0)
-                return r;
-        struct aws_result res = { 0 };
-        struct xfer_opts o = { .concurrency = 8 };
-        if (str_has_suffix(R->job.source, "/")) {
-                struct xfer_batch b;
-                r = xfer_batch_init(&b, &R->c, bucket, false, &o);
-                if (r == 0)
-                        r = exptree_transfer(&R->user, R->workfd, &b, fill_source, key, &res);
-                if (r == 0 && b.n == 0) {
-                        snprintf(res.msg, sizeof res.msg, "source %s holds no objects", R->job.source);
-                        r = -MF_ENOTFOUND;
-                }
-                xfer_batch_free(&b);
-                if (r < 0)
-                        snprintf(f->err, sizeof f->err, "fetching %s: %s", R->job.source, res.msg);
-                return r;
-        }
-        /* the archive is the agent's own file (in its cache); what comes out of it is the run user's */
-        const char *base = strrchr(key, '/') ? strrchr(key, '/') + 1 : key;
-        char local[4300];
-        snprintf(local, sizeof local, "%s/source-%s", R->cache_dir, base);
-        r = xfer_download(&R->c, bucket, key, local, &o, &res);
-        if (r < 0) {
-                snprintf(f->err, sizeof f->err, "fetching %s: %s", R->job.source, res.msg);
-                return r;
-        }
-        _cleanup_close_ int afd = open(local, O_RDONLY | O_CLOEXEC);
-        int e = errno;
-        unlink(local);
-        if (afd < 0) {
-                snprintf(f->err, sizeof f->err, "cannot open the downloaded archive %s: %s", local, strerror(e));
-                return -e;
-        }
-        return exptree_extract(&R->user, R->workfd, afd, f->err, sizeof f->err);
+        return exptree_fetch(&R->c, R->job.source, R->cache_dir, &R->user, R->workfd, f->err, sizeof f->err);
 }
 
 static int act_fetch(struct run *R) {
@@ -304,59 +266,6 @@ static int act_fetch(struct run *R) {
 
 /* ---------- PREPARE ---------- */
 
-/* Opening NVML (or nvidia-smi) and the inventory, on a worker: a driver that hangs must not stall the agent. On the
- * heap, as an abandoned worker may still write here. */
-struct gpu_probe {
-        bool wait;                    /* retry until deadline (the driver may not be loaded yet at boot) */
-        double deadline;
-        struct gpu *g;
-        struct gpu_state st;
-        int open_rc, query_rc;
-        char err[1024];
-};
-
-static int probe_gpu(void *arg) {
-        struct gpu_probe *p = arg;
-        for (;;) {
-                p->open_rc = gpu_open(&p->g, env_nonempty("MAYFLY_NVML_LIBRARY"), NULL, p->err, sizeof p->err);
-                if (p->open_rc == 0 || !p->wait || now_mono() >= p->deadline)
-                        break;
-                usleep(2000 * 1000);
-        }
-        if (p->g)
-                p->query_rc = gpu_query(p->g, &p->st, p->err, sizeof p->err);
-        return 0;
-}
-
-/* The GPUs, or why there are none: -ENODEV (none found), -ETIMEDOUT (the driver did not answer). */
-static int prepare_gpu(struct run *R, char *err, size_t errlen) {
-        struct gpu_probe *p = calloc(1, sizeof *p);
-        if (!p)
-                return -ENOMEM;
-        p->wait = R->job.gpu_require || R->job.gpu_idle > 0;
-        p->deadline = now_mono() + (p->wait ? (double)R->job.gpu_wait : 0);
-        if (p->wait)
-                waiter_status("waiting for the GPU driver%s", "");
-        int r = waiter_blocking(&R->w, probe_gpu, p, p->deadline + WATCH_GPU_HUNG);
-        if (r == -ETIMEDOUT) {
-                /* p stays with the worker, which may still be inside the driver */
-                R->gpu_hung = true;
-                snprintf(err, errlen, "the GPU driver did not answer within %lds (NVML or nvidia-smi hung)",
-                         (p->wait ? R->job.gpu_wait : 0) + (long)WATCH_GPU_HUNG);
-                log_error("%s; going on without GPU sampling", err);
-                return r;
-        }
-        R->gpu = p->g;
-        r = p->open_rc;
-        if (r == 0 && p->query_rc >= 0) {
-                R->gpu_inv = p->st;
-                R->have_gpu_inv = true;
-        }
-        snprintf(err, errlen, "%s", p->err);
-        free(p);
-        return r;
-}
-
 static int act_prepare(struct run *R) {
         char err[1024];
         if (take_workdir(R, true) < 0)
@@ -366,7 +275,15 @@ static int act_prepare(struct run *R) {
         if (envact_resolve(&es, &search, &R->env, err, sizeof err) < 0)
                 return failed(R, "%s", err);
         if (!R->gpu && !R->gpu_hung) {
-                int r = prepare_gpu(R, err, sizeof err);
+                bool wait = R->job.gpu_require || R->job.gpu_idle > 0;
+                if (wait)
+                        waiter_status("waiting for the GPU driver%s", "");
+                int r = gpu_probe(&R->w, wait ? R->job.gpu_wait : -1, &R->gpu, &R->gpu_inv, &R->have_gpu_inv, err,
+                                  sizeof err);
+                if (r == -ETIMEDOUT) {
+                        R->gpu_hung = true;
+                        log_error("%s; going on without GPU sampling", err);
+                }
                 if (r == -ETIMEDOUT && R->job.gpu_require)
                         return failed(R, "GPU required but %s", err);
                 if (r < 0 && R->job.gpu_require)
@@ -401,27 +318,15 @@ struct restore {
         char refused[700];
 };
 
-static int fill_restore(struct xfer_batch *b, void *ud, struct aws_result *out) {
-        struct restore *rs = ud;
-        return xfer_batch_add_prefix(b, rs->prefix, rs->dir, out);
-}
-
-/* The experiment's own checkpoint back from S3 into its directory, created by and owned by the run user, never
- * through a link out of the workdir. */
+/* The experiment's own checkpoint back from S3 into its directory (on a worker: the loop feeds the watchdog). */
 static int restore_checkpoint(void *arg) {
         struct restore *rs = arg;
         struct run *R = rs->R;
         struct aws_result res = { 0 };
-        struct xfer_batch b;
-        int r = xfer_batch_init(&b, &R->c, R->bucket, false, NULL);
-        if (r == 0)
-                r = exptree_transfer(&R->user, R->workfd, &b, fill_restore, rs, &res);
-        if (b.refused)
-                exptree_refusal(&b, rs->refused, sizeof rs->refused);
-        rs->n = b.n;
+        int r = exptree_restore(&R->c, R->bucket, rs->prefix, &R->user, R->workfd, rs->dir, &rs->n, rs->refused,
+                                sizeof rs->refused, &res);
         if (r < 0)
                 log_warn("checkpoint restore from s3://%s/%s failed: %s", R->bucket, rs->prefix, res.msg);
-        xfer_batch_free(&b);
         return r;
 }
 
@@ -459,28 +364,6 @@ static int open_log(struct run *R, const char *exp, const char *stream, char *pa
         return fd < 0 ? -errno : fd;
 }
 
-static char **experiment_argv(struct run *R, const struct experiment *x) {
-        char **argv = NULL;
-        if (envact_command(&R->env, x->argv, x->shell, &argv) < 0)
-                return NULL;
-        if (strchr(argv[0], '/'))
-                return argv;
-        /* a bare command name: let env(1) search the experiment's PATH */
-        size_t n = 0;
-        while (argv[n])
-                n++;
-        char **v = calloc(n + 2, sizeof *v);
-        if (!v || !(v[0] = strdup("/usr/bin/env"))) {
-                free(v);
-                envact_free_argv(argv);
-                return NULL;
-        }
-        for (size_t k = 0; k < n; k++)
-                v[k + 1] = argv[k];
-        free(argv);
-        return v;
-}
-
 /* Starts experiment i (resume: again, after an interruption). EV_FAILED when it cannot start. */
 static int start_experiment(struct run *R, size_t i, bool resume) {
         const struct experiment *x = &R->job.experiments[i];
@@ -515,7 +398,8 @@ static int start_experiment(struct run *R, size_t i, bool resume) {
         if (resume)
                 menv[nm++] = "MAYFLY_RESUME=1";
         char **envp = runner_environment(&R->user, environ, R->job.environment, menv);
-        char **argv = experiment_argv(R, x);
+        char **argv = NULL;
+        envact_exec_argv(&R->env, x->argv, x->shell, &argv);
         char err[512] = "out of memory";
         int r = envp && argv ? 0 : -ENOMEM;
         if (r == 0) {

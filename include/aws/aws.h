@@ -10,22 +10,36 @@
 
 #define AWS_MAX_EXTRA_HEADERS 16
 
+struct chain;
+
 struct aws_ctx {
         struct imds imds;
         struct creds_provider creds;
+        struct chain *chain;           /* the profile in use when the environment has no keys (chain.c) */
+        void (*cleanup)(struct aws_ctx *c);  /* frees what a layer above set up (the chain), NULL: nothing */
         char region[64];
         int max_attempts;
         atomic_long skew;              /* seconds added to the local clock (from a server's Date) */
         char s3_endpoint[256];         /* scheme://host[:port], empty = AWS default */
         char ec2_endpoint[256];
+        char sts_endpoint[256];
+        int config_r;                  /* < 0: the AWS config files are unusable; every call fails with config_err */
+        char config_err[512];
         _Atomic unsigned long requests, retries;
 };
 
-/* Reads the AWS_* environment; region from AWS_REGION, AWS_DEFAULT_REGION, then IMDS (lazily, aws_region()). */
-int aws_ctx_init(struct aws_ctx *c);
+/* Reads the AWS_* environment: keys from it, else the instance role (IMDS); region from AWS_REGION,
+ * AWS_DEFAULT_REGION, then IMDS (lazily, aws_region()). aws_ctx_init (chain.h) adds the profiles on top. */
+int aws_ctx_init_base(struct aws_ctx *c);
 void aws_ctx_free(struct aws_ctx *c);
-/* The region to sign for; asks IMDS once when the environment names none. */
+/* The region to sign for; asks IMDS once when neither the environment nor the profile names one. */
 int aws_region(struct aws_ctx *c, char *err, size_t errlen);
+/* A context that signs with fixed credentials and otherwise copies parent's settings (region, endpoints,
+ * retries, clock skew), e.g. for AssumeRole with a source profile's keys. No IMDS: it needs a region. */
+int aws_ctx_with_creds(const struct aws_ctx *parent, const struct aws_creds *cr, struct aws_ctx *ret);
+void aws_ctx_with_creds_free(struct aws_ctx *c);
+/* Pure: Action=…&Version=…&params, form-encoded (the Query APIs: EC2, STS). */
+int aws_query_form(const char *action, const char *version, const struct kv *params, size_t n, struct buf *out);
 
 struct aws_req {
         const char *op;                /* for messages: "GetObject" */
@@ -52,8 +66,15 @@ struct aws_req {
 struct aws_result {
         long status;
         struct aws_error err;          /* code/message/request id when status is not 2xx */
-        char msg[768];                 /* one line, ready to print */
+        char msg[1024];                /* one line, ready to print */
 };
+
+/* Pure: one line on what to do about an error code a newcomer's credentials or clock cause; NULL for others. */
+const char *aws_error_hint(const char *code);
+/* Pure: does the code say the credentials were refused (exit code 4)? */
+bool aws_error_is_auth(const char *code);
+/* out->msg from out->status and out->err: "OP failed: HTTP 403 CODE: message (request id …). Hint: …". */
+void aws_describe_error(const char *op, const char *fallback_request_id, struct aws_result *out);
 
 /* 0 on 2xx (response in *res, caller frees it); <0 with a one-line message in out->msg. */
 int aws_send(struct aws_ctx *c, struct http_client *h, const struct aws_req *r, struct http_response *res,

@@ -1,4 +1,5 @@
-/* creds.h — credential chain: environment variables, then the instance role from IMDS. */
+/* creds.h — the credentials in use, refreshed before they expire: from the environment (fixed), from a source
+ * that aws_ctx_init sets up (a profile of ~/.aws: chain.c), or else the instance role from IMDS. */
 #pragma once
 #include <pthread.h>
 #include <stdbool.h>
@@ -14,8 +15,11 @@
 struct creds_provider {
         pthread_mutex_t lock;
         struct aws_creds cur;
-        bool from_env;
+        bool fixed;                /* from the environment or a profile's keys: never refreshed */
         struct imds *imds;
+        /* When set, refreshed credentials come from here instead of IMDS; ones without an expiration are fixed. */
+        int (*source)(void *ud, struct aws_creds *ret, char *err, size_t errlen);
+        void *source_ud;
         char role[256];
         double last_fetch;         /* monotonic */
         unsigned long fetches;
@@ -26,9 +30,14 @@ int creds_parse_imds_json(const char *json, size_t len, struct aws_creds *ret, c
 /* Pure: does a key expiring at `expiration` need a refresh at `now`? */
 bool creds_need_refresh(time_t expiration, time_t now);
 
+/* The environment's keys (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN) when set, else nothing yet. */
 int creds_init(struct creds_provider *p, struct imds *imds);
+/* Credentials that are never refreshed (a copy is kept). */
+int creds_init_fixed(struct creds_provider *p, const struct aws_creds *c);
+void creds_set_source(struct creds_provider *p, int (*fn)(void *ud, struct aws_creds *ret, char *err, size_t errlen),
+                      void *ud);
 void creds_free(struct creds_provider *p);
-/* A copy of valid credentials (caller clears it), refreshed from IMDS when needed. */
+/* A copy of valid credentials (caller clears it), refreshed from the source or IMDS when needed. */
 int creds_get(struct creds_provider *p, time_t now, struct aws_creds *ret, char *err, size_t errlen);
 /* The server said the key expired or is unknown: refetch on the next creds_get. */
 void creds_invalidate(struct creds_provider *p);

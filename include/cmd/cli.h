@@ -16,6 +16,7 @@ int cmd_logs(int argc, char **argv);
 int cmd_check(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_failsafe(int argc, char **argv);
+int cmd_install_units(int argc, char **argv);
 
 /* Maps a negative return to an exit code. */
 int exit_code_for(int r);

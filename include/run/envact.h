@@ -52,4 +52,7 @@ int envact_resolve(const struct env_spec *spec, const struct envact_search *s, s
  * Activation failure: exit 126 with "mayfly-env: ..." on stderr naming the env. -EINVAL for an empty cmd. */
 int envact_command(const struct envact_plan *p, char *const *cmd, bool shell, char ***ret_argv);
 void envact_free_argv(char **argv);
+/* envact_command's argv, with a bare command name (no '/') run through /usr/bin/env so that the experiment's own
+ * PATH finds it. */
+int envact_exec_argv(const struct envact_plan *p, char *const *cmd, bool shell, char ***ret_argv);
 static inline void envact_free_argvp(char ***p) { envact_free_argv(*p); }

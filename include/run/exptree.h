@@ -28,5 +28,15 @@ int exptree_transfer(const struct run_user *u, int rootfd, struct xfer_batch *b,
                      int (*fill)(struct xfer_batch *b, void *ud, struct aws_result *out), void *ud,
                      struct aws_result *out);
 
+/* The job's source into the tree: a prefix (ending in '/') copied, or an archive downloaded into cache_dir (the
+ * agent's own) and extracted as the run user. On failure err says why in one line. */
+int exptree_fetch(struct aws_ctx *c, const char *source, const char *cache_dir, const struct run_user *u, int rootfd,
+                  char *err, size_t errlen);
+
+/* Objects under prefix into the directory dir of the tree, created by and owned by the run user; *ret_n objects;
+ * refused: the first path refused ("" when none). */
+int exptree_restore(struct aws_ctx *c, const char *bucket, const char *prefix, const struct run_user *u, int rootfd,
+                    const char *dir, size_t *ret_n, char *refused, size_t refusedlen, struct aws_result *out);
+
 /* "outputs/x: a link out of the workdir" for a batch's first refusal, into dst. */
 void exptree_refusal(const struct xfer_batch *b, char *dst, size_t n);

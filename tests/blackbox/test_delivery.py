@@ -106,15 +106,19 @@ def test_userdata_each_route_passes_cloud_init_schema():
         check("OnBootSec=%ds" % (14 * 3600 + 45 * 60) in
               files["/etc/systemd/system/mayfly-backstop.timer.d/deadline.conf"]["content"], "backstop deadline")
         script = files["/var/lib/mayfly-install.sh"]["content"]
-        check("systemctl start --no-block mayfly.service" in script, script)
-        if route != "preinstalled":
-            # checksum verified before anything from the download runs
-            first_use = min(script.index(m) for m in ("install -m 0755", 'apt-get install -y "$tmp', 'dnf install')
-                            if m in script)
-            check(script.index('verify "$tmp/') < first_use, script)
-            check(SHA in script, "sha256 not pinned")
-        check(("/etc/systemd/system/mayfly.service" in files) == route.startswith("binary="),
-              "units only written for the binary route")
+        with open(os.path.join(ROOT, "userdata", "install.sh")) as f:
+            check(script == f.read(), "the install script is not userdata/install.sh as it is")
+        # the route, its source and sha256 are the script's arguments
+        name, _, src = route.partition("=")
+        check(doc["runcmd"] == [["/bin/sh", "/var/lib/mayfly-install.sh", name, src, SHA if src else "", ""]],
+              repr(doc["runcmd"]))
+        check(not any(p.startswith("/etc/systemd/system/mayfly") and p.endswith((".service", ".timer"))
+                      for p in files), "units in write_files (the binary route writes them with install-units)")
+    # in the script, each route verifies the checksum before anything from the download runs
+    for fetched, used in (('"$tmp/mayfly.deb"', 'apt-get install -y "$tmp/mayfly.deb"'),
+                          ('"$tmp/mayfly.rpm"', 'dnf install -y "$tmp/mayfly.rpm"'),
+                          ('"$tmp/mayfly"\n', 'install -m 0755 "$tmp/mayfly"')):
+        check(script.index("verify " + fetched) < script.index(used), "%s used before verify" % used)
     shutil.rmtree(d)
 
 
@@ -319,3 +323,88 @@ def test_logs_from_live_chunks_and_follow(c):
     s3.put_object(Bucket="mayfly-test", Key=run + "status.json", Body=json.dumps(dict(st, outcome="succeeded")))
     o, e = f.communicate(timeout=30)
     check(f.returncode == 0 and o == b"one\ntwo\nthree\nfour\n", repr(o) + e.decode())
+
+
+def launched_user_data(c, instance_id):
+    ud = c.boto("ec2").describe_instance_attribute(InstanceId=instance_id, Attribute="userData")["UserData"]["Value"]
+    text = base64.b64decode(ud)
+    return gzip.decompress(text) if text[:2] == b"\x1f\x8b" else text
+
+
+def test_launch_imds_hop_limit_1_by_default(c):
+    ec2 = c.boto("ec2")
+    p, d = launch(c)
+    check(p.returncode == 0, out(p))
+    iid = [x for x in p.stdout.decode().split() if x.startswith("i-")][0]
+    mo = ec2.describe_instances(InstanceIds=[iid])["Reservations"][0]["Instances"][0]["MetadataOptions"]
+    check(mo.get("HttpPutResponseHopLimit") == 1 and mo.get("HttpTokens") == "required" and
+          mo.get("HttpEndpoint") == "enabled", "moto recorded %r" % mo)
+    p, d = launch(c, "--imds-hop-limit", "2")
+    check(p.returncode == 0, out(p))
+    iid = [x for x in p.stdout.decode().split() if x.startswith("i-")][0]
+    mo = ec2.describe_instances(InstanceIds=[iid])["Reservations"][0]["Instances"][0]["MetadataOptions"]
+    check(mo.get("HttpPutResponseHopLimit") == 2, "moto recorded %r" % mo)
+    for bad in ("0", "65", "two"):
+        p, d = launch(c, "--imds-hop-limit", bad)
+        check(p.returncode == 2 and "--imds-hop-limit must be 1..64" in out(p), out(p))
+
+
+def test_launch_install_static_uploads_and_pins(c):
+    import hashlib
+    binary = os.path.join(os.environ["MAYFLY_BUILD"], "mayfly")  # any executable stands in for the static build
+    with open(binary, "rb") as f:
+        sha = hashlib.sha256(f.read()).hexdigest()
+    t0 = __import__("time").time()
+    p, d = launch(c, "--install", "static=" + binary)
+    check(p.returncode == 0, out(p))
+    key = "results/exp1/sources/mayfly-%s-%s" % (re.search(r"mayfly (\S+)", out(mayfly("--version"))).group(1), sha[:16])
+    check("s3://mayfly-test/%s" % key in out(p) and sha in out(p), out(p))
+    body = c.boto("s3").get_object(Bucket="mayfly-test", Key=key)["Body"].read()
+    check(hashlib.sha256(body).hexdigest() == sha, "the uploaded binary differs")
+    iid = [x for x in p.stdout.decode().split() if x.startswith("i-")][0]
+    import yaml
+    doc = yaml.safe_load(launched_user_data(c, iid))
+    check(doc["runcmd"] == [["/bin/sh", "/var/lib/mayfly-install.sh", "binary", "s3://mayfly-test/" + key, sha,
+                             c.info["region"]]], repr(doc["runcmd"]))
+    path = os.path.join(d, "ud.yaml")
+    with open(path, "wb") as f:
+        f.write(launched_user_data(c, iid))
+    rc, msg = schema_check(path)
+    check(rc == 0, msg)
+    puts = [e for e in c.stats()["moto_log"] if e["ts"] >= t0 and e["method"] == "PUT" and key in e["path"]]
+    check(len(puts) == 1, repr(puts))
+    # the same binary again: already there under its sha256, not uploaded twice
+    t1 = __import__("time").time()
+    p, d = launch(c, "--install", "static=" + binary)
+    check(p.returncode == 0 and "already in" in out(p), out(p))
+    check(not [e for e in c.stats()["moto_log"] if e["ts"] >= t1 and e["method"] == "PUT" and key in e["path"]],
+          "uploaded again")
+    p, d = launch(c, "--install", "static=" + binary, "--sha256", SHA)
+    check(p.returncode == 2 and "drop --sha256" in out(p), out(p))
+    p, d = launch(c, "--install", "static=/etc/hostname")
+    check(p.returncode == 2 and "not an ELF executable" in out(p), out(p))
+
+
+def test_launch_install_static_finds_the_static_build(c):
+    static = os.path.join(os.environ["MAYFLY_BUILD"], "static", "mayfly")
+    p, d = launch(c, "--install", "static")
+    if os.path.exists(static):
+        check(p.returncode == 0 and "sources/mayfly-" in out(p), out(p))
+    else:
+        check(p.returncode != 0 and "make static" in out(p), out(p))
+
+
+def test_install_units_writes_the_built_in_units():
+    d = tempfile.mkdtemp(prefix="mayfly-iu-")
+    p = mayfly("install-units", d)
+    check(p.returncode == 0 and p.stdout.decode().split() == [os.path.join(d, u) for u in UNITS], out(p))
+    for u in UNITS:
+        with open(os.path.join(ROOT, "units", u)) as f, open(os.path.join(d, u)) as g:
+            check(f.read() == g.read(), u)
+        check(oct(os.stat(os.path.join(d, u)).st_mode & 0o777) == "0o644", u)
+    check(sorted(os.listdir(d)) == sorted(UNITS), "stray files: %r" % os.listdir(d))
+    p = mayfly("install-units", os.path.join(d, "missing"))
+    check(p.returncode == 2 and "is not a directory" in out(p), out(p))
+    p = mayfly("install-units", "--help")
+    check(p.returncode == 0 and out(p).startswith("usage: mayfly install-units"), out(p))
+    shutil.rmtree(d)

@@ -206,6 +206,9 @@ def test_deb_contents(ctx):
         with open(d + "/usr/share/doc/mayfly/copyright") as f:
             check(f.readline().strip() == "Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/",
                   "copyright is not machine-readable (DEP-5)")
+            rest = f.read()
+        check("\nFiles: *\nCopyright: " in rest and "\nLicense: Apache-2.0\n" in rest and
+              "/usr/share/common-licenses/Apache-2.0" in rest, "copyright does not declare Apache-2.0")
         with gzip.open(d + "/usr/share/doc/mayfly/changelog.Debian.gz", "rt") as f:
             top = f.readline()
         check(top.startswith("mayfly (%s-1) " % ctx["version"]), "changelog.Debian starts %r" % top)
@@ -443,11 +446,13 @@ def test_rpm_requires_and_scripts(ctx):
     v = ctx["version"]
     nvra = rpmq(rpm, "--qf", "%{NAME} %{VERSION} %{RELEASE} %{ARCH}")
     check(nvra == "mayfly %s 1 %s" % (v, os.uname().machine), "rpm is %r" % nvra)
+    check(rpmq(rpm, "--qf", "%{LICENSE}") == "Apache-2.0", "rpm License: %r" % rpmq(rpm, "--qf", "%{LICENSE}"))
     files = set(rpmq(rpm, "-l").split())
     want = {"/usr/bin/mayfly", "/etc/mayfly", "/usr/share/man/man1/mayfly.1.gz", "/usr/share/man/man5/mayfly-job.5.gz",
             "/usr/share/doc/mayfly", "/usr/share/doc/mayfly/README.md", "/usr/share/doc/mayfly/job-spec.md",
             "/usr/share/doc/mayfly/job-schema.json", "/usr/share/doc/mayfly/examples",
-            "/usr/share/doc/mayfly/examples/job.json"} | {"/usr/lib/systemd/system/" + u for u in UNITS}
+            "/usr/share/doc/mayfly/examples/job.json", "/usr/share/licenses/mayfly",
+            "/usr/share/licenses/mayfly/LICENSE"} | {"/usr/lib/systemd/system/" + u for u in UNITS}
     check(files == want, "rpm files: extra %s, missing %s" % (sorted(files - want), sorted(want - files)))
 
     # Requires: the binary's sonames and symbol versions (as rpm's ELF generator records them), less libcurl's

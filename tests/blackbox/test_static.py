@@ -228,6 +228,25 @@ def test_static_check_example_job():
     check(p.returncode == 0, out(p))
 
 
+def test_static_reads_no_aws_files_and_says_so(c):
+    """The static build carries no libinih: ~/.aws is not read; a profile named by AWS_PROFILE is an error that says
+    so, while the environment's keys work as everywhere."""
+    need_binary()
+    home = tempfile.mkdtemp(prefix="mayfly-static-home-")
+    os.makedirs(os.path.join(home, ".aws"))
+    with open(os.path.join(home, ".aws", "credentials"), "w") as f:
+        f.write("[default]\naws_access_key_id = %s\naws_secret_access_key = %s\n" %
+                (c.info["admin_access_key"], c.info["admin_secret_key"]))
+    env = {k: v for k, v in c.base_env().items() if k != "AWS_EC2_METADATA_SERVICE_ENDPOINT"}
+    env.update(HOME=home, AWS_EC2_METADATA_DISABLED="true", AWS_PROFILE="default")
+    p = static("cp", os.path.join(ROOT, "README.md"), "s3://%s/static/readme" % BUCKET, env=env)
+    check(p.returncode == 4 and "static build" in out(p) and "AWS_ACCESS_KEY_ID" in out(p), out(p))
+    env.update(AWS_ACCESS_KEY_ID=c.info["admin_access_key"], AWS_SECRET_ACCESS_KEY=c.info["admin_secret_key"])
+    p = static("cp", os.path.join(ROOT, "README.md"), "s3://%s/static/readme" % BUCKET, env=env)
+    check(p.returncode == 0, out(p))
+    shutil.rmtree(home)
+
+
 def test_static_gpu_falls_back_to_nvidia_smi():
     need_binary()
     d = tempfile.mkdtemp(prefix="mayfly-smi-")

@@ -1,7 +1,9 @@
 """The AWS wire against moto with signature checking on: cp both ways and cross-checked with awscli,
 retries on injected faults, credential errors, IMDS behaviour, terminate."""
 import hashlib
+import json
 import os
+import re
 import socket
 import tempfile
 import time
@@ -158,6 +160,108 @@ def test_unknown_key_id_exit_4(c):
     env["AWS_ACCESS_KEY_ID"] = "AKIAUNKNOWNUNKNOWN00"
     p = mayfly("cp", "s3://%s/small/s1" % BUCKET, os.path.join(c.tmp, "x"), env=env, timeout=60)
     check(p.returncode == 4, "exit %d: %s" % (p.returncode, out(p)))
+
+
+def _fetch(c, key, env, **kw):
+    return mayfly("cp", "s3://%s/%s" % (BUCKET, key), os.path.join(c.tmp, "got-" + key.replace("/", "_")), env=env,
+                  timeout=60, **kw)
+
+
+def _names(p, code, op="HeadObject"):
+    """One line that names the code, the operation, a request id and a hint."""
+    t = out(p)
+    check(len(t.splitlines()) == 1, "more than one line: %s" % t)
+    check(op in t and code in t and ". Hint: " in t, "does not name %s: %s" % (code, t))
+    m = re.search(r"request id ([^;) ]+)", t)
+    check(m and m.group(1) != "none", "no request id: %s" % t)
+
+
+def test_head_403_names_the_error_code_from_a_ranged_get(c):
+    c.boto("s3").put_object(Bucket=BUCKET, Key="err/obj", Body=b"x" * 1000)
+    env = c.admin_env()
+    env["AWS_SECRET_ACCESS_KEY"] = "wrong" + env["AWS_SECRET_ACCESS_KEY"][5:]
+    t0 = before = time.time()
+    p = _fetch(c, "err/obj", env)
+    check(p.returncode == 4 and time.time() - t0 < 10, "exit %d after %.1fs: %s" % (p.returncode, time.time() - t0,
+                                                                                   out(p)))
+    _names(p, "SignatureDoesNotMatch")
+    check(env["AWS_SECRET_ACCESS_KEY"] not in out(p), "secret in the message")
+    # the HEAD, then exactly one GET of the first byte to learn why
+    seen = [(e["method"], e["status"]) for e in c.stats()["moto_log"] if e["ts"] >= before and "err/obj" in e["path"]]
+    check(seen == [("HEAD", 403), ("GET", 403)], repr(seen))
+    env = c.admin_env()
+    env["AWS_ACCESS_KEY_ID"] = "AKIAUNKNOWNUNKNOWN00"
+    p = _fetch(c, "err/obj", env)
+    check(p.returncode == 4, out(p))
+    _names(p, "InvalidAccessKeyId")
+
+
+def test_bucket_policy_denial_named_access_denied(c):
+    s3 = c.boto("s3")
+    s3.put_object(Bucket=BUCKET, Key="err/denied/obj", Body=b"secret stuff")
+    s3.put_object(Bucket=BUCKET, Key="err/open/obj", Body=b"fine")
+    policy = {"Version": "2012-10-17", "Statement": [
+        {"Effect": "Deny", "Principal": "*", "Action": "s3:GetObject",
+         "Resource": "arn:aws:s3:::%s/err/denied/*" % BUCKET}]}
+    s3.put_bucket_policy(Bucket=BUCKET, Policy=json.dumps(policy))
+    try:
+        p = _fetch(c, "err/denied/obj", c.admin_env())
+        check(p.returncode == 4, out(p))
+        _names(p, "AccessDenied")
+        check("s3:ListBucket" in out(p), "the hint does not mention the missing-key case: " + out(p))
+        # the fake denies the way S3 does: awscli sees a bare 403 on HEAD, AccessDenied on GET
+        h = c.aws("s3api", "head-object", "--bucket", BUCKET, "--key", "err/denied/obj", check=False)
+        check(h.returncode != 0 and b"403" in h.stderr, h.stderr)
+        g = c.aws("s3api", "get-object", "--bucket", BUCKET, "--key", "err/denied/obj", os.path.join(c.tmp, "g"),
+                  check=False)
+        check(g.returncode != 0 and b"AccessDenied" in g.stderr, g.stderr)
+        p = _fetch(c, "err/open/obj", c.admin_env())
+        check(p.returncode == 0, "a key the policy does not name was refused: " + out(p))
+    finally:
+        s3.delete_bucket_policy(Bucket=BUCKET)
+
+
+def test_expired_session_token_named(c):
+    import urllib.request
+    c.boto("s3").put_object(Bucket=BUCKET, Key="err/obj", Body=b"x" * 1000)
+    imds = c.info["imds_endpoint"]
+    tok = urllib.request.urlopen(urllib.request.Request(imds + "/latest/api/token", method="PUT", headers={
+        "X-aws-ec2-metadata-token-ttl-seconds": "60"})).read().decode()
+    get = lambda path: urllib.request.urlopen(urllib.request.Request(imds + "/latest/meta-data/" + path, headers={
+        "X-aws-ec2-metadata-token": tok})).read().decode()
+    cr = json.loads(get("iam/security-credentials/" + get("iam/security-credentials/").strip()))
+    c.control("POST", "/creds/expire")
+    env = c.base_env()
+    env.update(AWS_ACCESS_KEY_ID=cr["AccessKeyId"], AWS_SECRET_ACCESS_KEY=cr["SecretAccessKey"],
+               AWS_SESSION_TOKEN=cr["Token"])
+    p = _fetch(c, "err/obj", env)
+    check(p.returncode == 4, "exit %d: %s" % (p.returncode, out(p)))
+    _names(p, "ExpiredToken")
+
+
+def test_skewed_clock_on_head_corrected_or_named(c):
+    import shutil
+    import subprocess
+    if os.environ.get("MAYFLY_SANITIZED"):
+        from harness import Skip
+        raise Skip("libfaketime's LD_PRELOAD cannot come before the ASan runtime (make test covers it)")
+    if not shutil.which("faketime"):
+        raise AssertionError("faketime not installed (tests/deps.sh test installs it)")
+    c.boto("s3").put_object(Bucket=BUCKET, Key="err/skew", Body=b"y" * 5000)
+    env = c.admin_env()
+    env["FAKETIME_DONT_FAKE_MONOTONIC"] = "1"
+    dst = os.path.join(c.tmp, "skew-down")
+    # the HEAD's bare 403 -> the ranged GET meets RequestTimeTooSkewed, corrects the clock from Date -> HEAD again
+    p = subprocess.run(["faketime", "-f", "+20m", MAYFLY_BIN(), "cp", "s3://%s/err/skew" % BUCKET, dst], env=env,
+                       capture_output=True, timeout=60)
+    check(p.returncode == 0 and open(dst, "rb").read() == b"y" * 5000, out(p))
+    # without retries nothing corrects it: the message says so
+    env["AWS_MAX_ATTEMPTS"] = "1"
+    p = subprocess.run(["faketime", "-f", "+20m", MAYFLY_BIN(), "cp", "s3://%s/err/skew" % BUCKET, dst + "2"],
+                       env=env, capture_output=True, timeout=60)
+    check(p.returncode != 0, out(p))
+    _names(p, "RequestTimeTooSkewed")
+    check("clock" in out(p), out(p))
 
 
 def test_connection_refused_bounded(c):

@@ -751,10 +751,10 @@ def make_moto_handler():
                 self._write("400 Bad Request", [("Content-Type", "application/xml")],
                             error_xml("s3", "IncompleteBody", "Could not read the request body."))
                 return
-            akid = service = None
+            akid = service = region = None
             m = _CRED_RE.search(self.headers.get("Authorization", ""))
             if m:
-                akid, _region, service = m.group(1), m.group(2), m.group(3)
+                akid, region, service = m.group(1), m.group(2), m.group(3)
             else:
                 qs = urllib.parse.parse_qs(query)
                 cred = (qs.get("X-Amz-Credential") or [""])[0].split("/")
@@ -776,6 +776,7 @@ def make_moto_handler():
                 "path": raw_path,
                 "query": scrub_query(query),
                 "service": service,
+                "region": region,
                 "action": action,
                 "access_key_id": akid,
                 "status": None,
@@ -936,6 +937,16 @@ def make_moto_handler():
                 headers = [(k, v) for k, v in headers if k.lower() != "content-type"]
                 headers.append(("Content-Type", "text/xml;charset=UTF-8"))
                 note = "UnauthorizedOperation"
+            # moto evaluates bucket policies only in part: a Deny of s3:GetObject gets a 403 without a body on GET
+            # (S3 sends AccessDenied) and none on HEAD (moto asks about "s3:HeadObject", which is no IAM action).
+            # Apply the Deny to both reads once moto has authenticated the request (a bad signature stays
+            # SignatureDoesNotMatch, as on AWS).
+            if (not internal and cloud.args.auth and service == "s3" and method in ("GET", "HEAD")
+                    and (200 <= code < 300 or (code == 403 and not rbody))
+                    and bucket_policy_denies(raw_path, query, akid)):
+                status, rbody, code, note = "403 Forbidden", error_xml("s3", "AccessDenied", "Access Denied"), 403, \
+                    "bucket-policy"
+                headers = [("Content-Type", "application/xml")]
             if rule and rule["kind"] == "reset":  # "reset": "after" -- moto did the work, answer lost
                 finish(code, "reset-after", note)
                 self._abort(rst=True)
@@ -951,6 +962,46 @@ def make_moto_handler():
             self._write(status, headers, rbody)
 
     return MotoHandler
+
+
+def _policy_list(v):
+    return v if isinstance(v, list) else [v] if v is not None else []
+
+
+def _caller_arn(akid):
+    """The IAM user ARN of an access key id (None for keys of no IAM user, such as assumed-role keys)."""
+    from moto.iam.models import iam_backends
+    for user in iam_backends[ACCOUNT_ID]["global"].users.values():
+        if any(k.access_key_id == akid for k in user.access_keys):
+            return user.arn
+    return None
+
+
+def bucket_policy_denies(raw_path, query, akid) -> bool:
+    """Whether a Deny statement of the bucket's policy matches s3:GetObject on this path-style object path.
+    Statements with a Condition are not evaluated (skipped); Principal "*", {"AWS": "*"} and IAM user ARNs are."""
+    import fnmatch
+    from moto.s3.models import s3_backends
+    bucket, _, key = urllib.parse.unquote(raw_path).lstrip("/").partition("/")
+    if not key or query:
+        return False
+    b = s3_backends[ACCOUNT_ID]["aws"].buckets.get(bucket)
+    if b is None or not b.policy:
+        return False
+    doc = json.loads(b.policy.decode() if isinstance(b.policy, bytes) else b.policy)
+    resource = f"arn:aws:s3:::{bucket}/{key}"
+    for st in _policy_list(doc.get("Statement")):
+        if st.get("Effect") != "Deny" or "Condition" in st:
+            continue
+        pr = st.get("Principal")
+        who = pr.get("AWS") if isinstance(pr, dict) else pr
+        if "*" not in _policy_list(who) and _caller_arn(akid) not in _policy_list(who):
+            continue
+        if not any(fnmatch.fnmatchcase("s3:getobject", a.lower()) for a in _policy_list(st.get("Action"))):
+            continue
+        if any(fnmatch.fnmatchcase(resource, r) for r in _policy_list(st.get("Resource"))):
+            return True
+    return False
 
 
 # ----------------------------------------------------------------------------------------

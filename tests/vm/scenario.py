@@ -44,6 +44,9 @@ class Scenario(harness.ResultsView):
     """`with Scenario(name, job, files, artifact=...) as s: s.boot(); s.wait(...)`"""
 
     def __init__(self, name, job, files, artifact, route="binary", cloud_args=None, timeout=420, userdata_args=()):
+        """route: binary | deb (served from the host over HTTP, `mayfly userdata --install ROUTE=URL`), or
+        static: the user-data `mayfly launch --install static=ARTIFACT` gives the instance it launches in moto (the
+        artifact uploaded next to the job's sources, fetched by the guest from S3 with the instance role)."""
         self.name = name
         self.userdata_args = list(userdata_args)
         self.artifact = artifact
@@ -78,26 +81,43 @@ class Scenario(harness.ResultsView):
         tgz = os.path.join(self.dir, "exp.tar.gz")
         make_archive(tgz, self.files)
         self.cloud.aws("s3", "cp", tgz, "s3://%s/src/exp.tar.gz" % BUCKET)
-        serve = os.path.join(self.dir, "serve")
-        os.makedirs(serve)
-        fname = os.path.basename(self.artifact)
-        shutil.copy(self.artifact, os.path.join(serve, fname))
-        self.server = vmlib.FileServer(serve)
         job_path = os.path.join(self.dir, "job.json")
         with open(job_path, "w") as f:
             json.dump(self.job, f, indent=2)
         port = info["endpoint"].rsplit(":", 1)[1]
-        args = ["userdata", job_path, "--install", "%s=%s" % (self.route, self.server.url(fname)),
-                "--sha256", vmlib.sha256_file(self.artifact),
-                "--env", "AWS_ENDPOINT_URL=http://%s:%s" % (vmlib.HOST, port), "--env", "AWS_REGION=" + info["region"]]
-        args += self.userdata_args
-        p = harness.mayfly(*args)
-        if p.returncode != 0:
-            raise AssertionError("mayfly userdata failed: " + harness.out(p))
-        self.user_data = p.stdout
+        env_args = ["--env", "AWS_ENDPOINT_URL=http://%s:%s" % (vmlib.HOST, port), "--env", "AWS_REGION=" + info["region"]]
+        if self.route == "static":
+            self.user_data = self._launch_user_data(job_path, env_args)
+        else:
+            serve = os.path.join(self.dir, "serve")
+            os.makedirs(serve)
+            fname = os.path.basename(self.artifact)
+            shutil.copy(self.artifact, os.path.join(serve, fname))
+            self.server = vmlib.FileServer(serve)
+            args = ["userdata", job_path, "--install", "%s=%s" % (self.route, self.server.url(fname)),
+                    "--sha256", vmlib.sha256_file(self.artifact)] + env_args + self.userdata_args
+            p = harness.mayfly(*args)
+            if p.returncode != 0:
+                raise AssertionError("mayfly userdata failed: " + harness.out(p))
+            self.user_data = p.stdout
         with open(os.path.join(self.dir, "user-data"), "wb") as f:
             f.write(self.user_data)
         self.cloud.control("PUT", "/user-data", self.user_data)
+
+    def _launch_user_data(self, job_path, env_args):
+        """`mayfly launch --install static=ARTIFACT` against moto, from the host; the user-data of the instance it
+        launched (the guest plays that instance: IMDS serves it this user-data)."""
+        import base64
+        import gzip
+        p = harness.mayfly("launch", job_path, "--image-id", self.cloud.info["ami_id"], "--instance-type",
+                           self.cloud.info["instance_type"], "--install", "static=" + self.artifact,
+                           *env_args, *self.userdata_args, env=self.cloud.admin_env())
+        if p.returncode != 0:
+            raise AssertionError("mayfly launch failed: " + harness.out(p))
+        iid = [w for w in p.stdout.decode().split() if w.startswith("i-")][0]
+        ud = self.cloud.boto("ec2").describe_instance_attribute(InstanceId=iid, Attribute="userData")
+        raw = base64.b64decode(ud["UserData"]["Value"])
+        return gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw
 
     def __exit__(self, *exc):
         if exc[0] is not None and issubclass(exc[0], Exception):

@@ -124,8 +124,10 @@ def _missing(path, how):
 
 
 def test_binary():
-    """The dynamic build/mayfly by the binary route (the guest has the runtime libraries), default workdir."""
-    run_batch("binary", _build("mayfly"), "binary")
+    """The dynamic build/mayfly (the guest has the runtime libraries), default workdir, with the user-data that
+    `mayfly launch --install static=build/mayfly` gives: the binary uploaded next to the job's sources, fetched by the
+    guest's install script from S3 with the instance role (curl --aws-sigv4), its sha256 pinned."""
+    run_batch("binary", _build("mayfly"), "static")
 
 
 def test_deb():
@@ -137,7 +139,7 @@ def test_deb():
 
 
 def test_static():
-    """build/static/mayfly (musl, fully static) by the binary route (`make static` builds it)."""
+    """build/static/mayfly (musl, fully static) by the binary route from an HTTP URL (`make static` builds it)."""
     path = _build("static", "mayfly")
     if not os.path.exists(path):
         _missing(path, "make static")
