@@ -45,6 +45,8 @@ struct aws_req {
         int out_fd;                    /* -1: keep the body in memory */
         off_t out_off;
         bool check_200_error;          /* a 200 whose body is an <Error> is an error (CompleteMultipartUpload) */
+        const char *region;            /* signing region; NULL = the context's (SNS topics, the Price List API) */
+        int max_attempts;              /* 0 = the context's; callers with a deadline ask for fewer */
         void (*progress)(void *ud, int64_t delta);   /* bytes moved; negative to undo a failed attempt */
         void *progress_ud;
 };
@@ -54,6 +56,10 @@ struct aws_result {
         struct aws_error err;          /* code/message/request id when status is not 2xx */
         char msg[768];                 /* one line, ready to print */
 };
+
+/* The endpoint of a service the context has no field for: $AWS_ENDPOINT_URL_<ENV_NAME>, else $AWS_ENDPOINT_URL
+ * (the SDKs' service-specific endpoint variables), else https://<host> as given. No trailing '/'. */
+void aws_endpoint_for(const char *env_name, const char *host, char *out, size_t n);
 
 /* 0 on 2xx (response in *res, caller frees it); <0 with a one-line message in out->msg. */
 int aws_send(struct aws_ctx *c, struct http_client *h, const struct aws_req *r, struct http_response *res,
