@@ -9,6 +9,7 @@
 #include "run/runner.h"
 #include "run/runstate.h"
 #include "run/watch.h"
+#include "run/wrapup.h"
 
 struct instance_info {
         char id[64], type[64], region[64], az[64], ami[64], lifecycle[32];
@@ -43,6 +44,7 @@ struct run {
         double last_watchdog;
         long watchdog_usec;
         bool worker_abandoned;        /* a ship worker outlived ship_timeout */
+        struct wrapup wrap;           /* cost ledger, report.html, notification (integration hook, wrapup.h) */
 };
 
 int cmd_run(int argc, char **argv);
