@@ -1,0 +1,499 @@
+/* wrapup.c — the cost ledger, report.html and the notification, fed from struct run at the lifecycle's hooks. */
+#include "run/wrapup.h"
+
+#include <cjson/cJSON.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+
+#include "aws/s3.h"
+#include "aws/sns.h"
+#include "log.h"
+#include "run/notify.h"
+#include "run/report.h"
+#include "run/run.h"
+
+static void cjson_deletep(cJSON **j) { cJSON_Delete(*j); }
+
+/* ---------- the cost ledger ---------- */
+
+static void ledger_path(const struct run *R, char *out, size_t n) {
+        snprintf(out, n, "%s/%s", R->state_dir, COST_LEDGER_FILE);
+}
+
+/* pendingTime of the identity document: when this boot of the instance began (0 when IMDS does not say). */
+static time_t boot_time(struct run *R) {
+        char err[256];
+        _cleanup_free_ char *txt = NULL;
+        size_t len = 0;
+        if (imds_get(&R->c.imds, "dynamic/instance-identity/document", &txt, &len, err, sizeof err) < 0)
+                return 0;
+        _cleanup_(cjson_deletep) cJSON *doc = cJSON_ParseWithLength(txt, len);
+        const char *p = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(doc, "pendingTime"));
+        time_t t = 0;
+        return p && parse_iso8601(p, &t) == 0 ? t : 0;
+}
+
+int wrapup_cost_refresh(struct run *R, void *unused) {
+        struct wrapup *w = &R->wrap;
+        if (!R->inst.id[0] || !R->st.run_id[0])
+                return 0; /* not on EC2: no instance to charge for */
+        char path[2300];
+        ledger_path(R, path, sizeof path);
+        if (!w->cost || strcmp(w->cost->run_id, R->st.run_id)) {
+                if (!w->cost && !(w->cost = calloc(1, sizeof *w->cost)))
+                        return 0;
+                if (cost_ledger_load(path, R->st.run_id, w->cost) < 0)
+                        cost_ledger_init(w->cost, R->st.run_id);
+        }
+        time_t now = now_wall();
+        struct cost_seen s = { .id = R->inst.id, .type = R->inst.type, .az = R->inst.az, .region = R->inst.region,
+                               .lifecycle = R->inst.lifecycle, .boot = boot_time(R), .run_started = R->st.started,
+                               .now = now };
+        struct cost_instance *in = cost_observe(w->cost, &s);
+        if (!in)
+                return 0;
+        struct pricing_opts o = { .max_attempts = 2, .timeout_ms = COST_LOOKUP_TIMEOUT_MS };
+        struct aws_result res;
+        char before[sizeof in->error];
+        snprintf(before, sizeof before, "%s", in->error);
+        if (cost_lookup_price(&R->c, in, now, &o, &res) < 0 && strcmp(before, in->error))
+                log_warn("cost: the price of %s (%s, %s) is unknown: %s", in->id, in->type,
+                         in->lifecycle[0] ? in->lifecycle : "lifecycle unknown", in->error);
+        int r = cost_ledger_save(path, w->cost);
+        if (r < 0)
+                log_warn("cost: cannot save %s: %s", path, strerror(-r));
+        return 0;
+}
+
+struct cJSON *wrapup_cost_json(const struct run *R) {
+        return R->wrap.cost ? cost_to_json(R->wrap.cost, now_wall()) : NULL;
+}
+
+/* ---------- what the report is made of, from the instance's disk ---------- */
+
+struct inputs {
+        struct report_input in;
+        cJSON *status;
+        char *metrics;
+        struct report_log *logs;
+        struct report_file *files;
+        size_t files_cap;
+        char **owned;
+        size_t n_owned, owned_cap;
+};
+
+static char *own(struct inputs *x, char *s) {
+        if (!s)
+                return NULL;
+        if (x->n_owned == x->owned_cap) {
+                size_t cap = x->owned_cap ? 2 * x->owned_cap : 64;
+                char **p = realloc(x->owned, cap * sizeof *p);
+                if (!p) {
+                        free(s);
+                        return NULL;
+                }
+                x->owned = p;
+                x->owned_cap = cap;
+        }
+        return x->owned[x->n_owned++] = s;
+}
+
+static void inputs_free(struct inputs *x) {
+        for (size_t i = 0; i < x->n_owned; i++)
+                free(x->owned[i]);
+        free(x->owned);
+        free(x->logs);
+        free(x->files);
+        free(x->metrics);
+        cJSON_Delete(x->status);
+}
+
+/* The last `max` bytes of a file; *whole when that is all of it. */
+static int read_tail(const char *path, size_t max, char **ret, size_t *ret_len, bool *whole) {
+        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+        struct stat st;
+        if (fd < 0 || fstat(fd, &st) < 0)
+                return -errno;
+        size_t size = (size_t)st.st_size, n = MIN(size, max);
+        char *b = malloc(n + 1);
+        if (!b)
+                return -ENOMEM;
+        ssize_t got = n ? pread(fd, b, n, (off_t)(size - n)) : 0;
+        if (got < 0) {
+                free(b);
+                return -errno;
+        }
+        b[got] = 0;
+        *ret = b;
+        *ret_len = (size_t)got;
+        *whole = n == size;
+        return 0;
+}
+
+/* An href relative to the run's folder: each byte outside the unreserved set percent-encoded, '/' kept. */
+static char *rel_href(const char *rel) {
+        struct buf b = BUF_INIT(4 * S3_MAX_KEY + 16);
+        if (uri_encode(&b, rel, strlen(rel), true) < 0) {
+                buf_free(&b);
+                return NULL;
+        }
+        return buf_steal(&b);
+}
+
+static void local_logs(struct inputs *x, const char *logs_dir, bool linked) {
+        const cJSON *exps = cJSON_GetObjectItemCaseSensitive(x->status, "experiments"), *e;
+        size_t n = (size_t)MAX(cJSON_GetArraySize(exps), 0) * 2;
+        if (!n || !(x->logs = calloc(n, sizeof *x->logs)))
+                return;
+        static const char *const streams[] = { "stdout", "stderr" };
+        cJSON_ArrayForEach(e, exps) {
+                const char *name = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(e, "name"));
+                for (size_t k = 0; name && k < 2 && x->in.n_logs < n; k++) {
+                        char path[4300], rel[600];
+                        snprintf(path, sizeof path, "%s/%s/%s.log", logs_dir, name, streams[k]);
+                        char *text = NULL;
+                        size_t len = 0;
+                        bool whole = false;
+                        if (read_tail(path, REPORT_TAIL_BYTES, &text, &len, &whole) < 0)
+                                continue; /* not started */
+                        snprintf(rel, sizeof rel, "logs/%s/%s.log", name, streams[k]);
+                        x->logs[x->in.n_logs++] = (struct report_log){
+                                .experiment = name, .stream = streams[k], .text = own(x, text), .len = len,
+                                .from_start = whole, .href = linked ? own(x, rel_href(rel)) : NULL };
+                }
+        }
+        x->in.logs = x->logs;
+}
+
+static int add_file(struct inputs *x, const char *label, uint64_t size) {
+        if (x->in.n_files >= REPORT_MAX_FILES) {
+                x->in.files_more++;
+                return 0;
+        }
+        if (x->in.n_files == x->files_cap) {
+                size_t cap = x->files_cap ? 2 * x->files_cap : 32;
+                struct report_file *p = realloc(x->files, cap * sizeof *p);
+                if (!p)
+                        return -ENOMEM;
+                x->files = p;
+                x->files_cap = cap;
+        }
+        const char *l = own(x, strdup(label)), *h = own(x, rel_href(label));
+        if (!l || !h)
+                return -ENOMEM;
+        x->files[x->in.n_files++] = (struct report_file){ .label = l, .href = h, .size = size };
+        x->in.files = x->files;
+        return 0;
+}
+
+struct lister {
+        struct inputs *x;
+        size_t skip;                     /* the run prefix's length */
+};
+
+static int on_object(void *ud, const struct s3_object *o) {
+        struct lister *l = ud;
+        return strlen(o->key) > l->skip ? add_file(l->x, o->key + l->skip, o->size) : 0;
+}
+
+/* The logs and outputs the run shipped, as S3 lists them. */
+static int shipped_files(struct run *R, struct inputs *x, struct aws_result *out) {
+        struct http_client h;
+        int r = http_client_init(&h);
+        struct lister l = { x, strlen(R->prefix) };
+        static const char *const dirs[] = { "logs/", "outputs/" };
+        for (size_t i = 0; r == 0 && i < ARRAY_SIZE(dirs); i++) {
+                char prefix[1400];
+                snprintf(prefix, sizeof prefix, "%s%s", R->prefix, dirs[i]);
+                r = s3_list(&R->c, &h, R->bucket, prefix, on_object, &l, out);
+        }
+        http_client_free(&h);
+        if (r == 0)
+                r = add_file(x, "status.json", UINT64_MAX);
+        if (r == 0 && access(R->metrics_path, F_OK) == 0)
+                r = add_file(x, "metrics.jsonl", UINT64_MAX);
+        return r;
+}
+
+static int gather(struct inputs *x, const char *status_json, const char *logs_dir, const char *instance, bool final) {
+        if (!(x->status = cJSON_Parse(status_json)))
+                return -EINVAL;
+        char path[2200];
+        snprintf(path, sizeof path, "%s/metrics.jsonl", logs_dir);
+        size_t len = 0;
+        bool whole;
+        if (read_tail(path, REPORT_MAX_METRICS, &x->metrics, &len, &whole) < 0)
+                x->metrics = NULL;
+        local_logs(x, logs_dir, final);
+        const char *results = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(x->status, "results"));
+        char when[40], note[1800];
+        time_t now = now_wall();
+        struct tm tm;
+        gmtime_r(&now, &tm);
+        strftime(when, sizeof when, "%Y-%m-%d %H:%M:%SZ", &tm);
+        snprintf(note, sizeof note, "Written by the agent on %s at %s%s. Links are relative to the run's folder: they "
+                 "work on a copy of it (mayfly cp --recursive %s DIR); `mayfly report %s` renders this page with "
+                 "links that work from anywhere.", instance[0] ? instance : "this machine", when,
+                 final ? "" : " (the run is not over: updated at each phase)", results ? results : "RESULTS",
+                 results ? results : "RESULTS");
+        x->in = (struct report_input){ .status = x->status, .metrics = x->metrics, .metrics_len = len,
+                                       .logs = x->logs, .n_logs = x->in.n_logs, .now = now,
+                                       .note = own(x, strdup(note)) };
+        return 0;
+}
+
+static int render_put(struct aws_ctx *c, const char *bucket, const char *prefix, const struct report_input *in,
+                      struct aws_result *out) {
+        _cleanup_(buf_freep) struct buf html = BUF_INIT(REPORT_MAX_BYTES);
+        int r = report_render(in, &html);
+        if (r < 0) {
+                snprintf(out->msg, sizeof out->msg, "cannot render report.html: %s", strerror(-r));
+                return r;
+        }
+        char key[1400];
+        snprintf(key, sizeof key, "%s%s", prefix, REPORT_KEY);
+        struct http_client h;
+        r = http_client_init(&h);
+        if (r < 0)
+                return r;
+        h.total_timeout_ms = REPORT_UPLOAD_TIMEOUT_MS;
+        r = s3_put(c, &h, bucket, key, html.data, -1, 0, html.len, "text/html; charset=utf-8", NULL, NULL, out);
+        http_client_free(&h);
+        return r;
+}
+
+/* ---------- the background publisher ---------- */
+
+static void *publisher(void *ud) {
+        struct wrapup *w = ud;
+        pthread_mutex_lock(&w->lock);
+        for (;;) {
+                while (!w->stop && (!w->pending || now_mono() - w->last_put < REPORT_MIN_INTERVAL)) {
+                        struct timespec ts;
+                        clock_gettime(CLOCK_MONOTONIC, &ts);
+                        ts.tv_sec += 1;
+                        pthread_cond_timedwait(&w->cond, &w->lock, &ts);
+                }
+                if (w->stop)
+                        break;
+                char *js = TAKE_PTR(w->pending);
+                w->last_put = now_mono();
+                pthread_mutex_unlock(&w->lock);
+                struct inputs x = { 0 };
+                struct aws_result res = { 0 };
+                int r = gather(&x, js, w->logs_dir, w->instance, false);
+                if (r == 0)
+                        r = render_put(w->c, w->bucket, w->prefix, &x.in, &res);
+                inputs_free(&x);
+                free(js);
+                pthread_mutex_lock(&w->lock);
+                if (r == 0)
+                        w->published++;
+                else
+                        w->failures++;
+        }
+        pthread_mutex_unlock(&w->lock);
+        return NULL;
+}
+
+static int publisher_start(struct run *R) {
+        struct wrapup *w = &R->wrap;
+        pthread_condattr_t ca;
+        pthread_condattr_init(&ca);
+        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+        pthread_mutex_init(&w->lock, NULL);
+        pthread_cond_init(&w->cond, &ca);
+        pthread_condattr_destroy(&ca);
+        w->c = &R->c;
+        snprintf(w->bucket, sizeof w->bucket, "%s", R->bucket);
+        snprintf(w->prefix, sizeof w->prefix, "%s", R->prefix);
+        snprintf(w->logs_dir, sizeof w->logs_dir, "%s", R->logs_dir);
+        snprintf(w->instance, sizeof w->instance, "%s", R->inst.id);
+        w->stop = false;
+        int r = pthread_create(&w->th, NULL, publisher, w);
+        if (r != 0) {
+                pthread_cond_destroy(&w->cond);
+                pthread_mutex_destroy(&w->lock);
+                return -r;
+        }
+        w->running = true;
+        return 0;
+}
+
+/* Stops the publisher, waiting at most wait_s for an upload in progress (0: as long as it takes). false when it
+ * was left running. */
+static bool publisher_stop(struct wrapup *w, int wait_s) {
+        if (!w->running)
+                return true;
+        pthread_mutex_lock(&w->lock);
+        w->stop = true;
+        pthread_cond_signal(&w->cond);
+        pthread_mutex_unlock(&w->lock);
+        if (wait_s > 0) {
+                struct timespec ts;
+                clock_gettime(CLOCK_REALTIME, &ts);
+                ts.tv_sec += wait_s;
+                if (pthread_timedjoin_np(w->th, NULL, &ts) != 0) {
+                        pthread_detach(w->th);
+                        w->running = false;
+                        return false; /* it still uses *w: the caller must not free it */
+                }
+        } else
+                pthread_join(w->th, NULL);
+        free(TAKE_PTR(w->pending));
+        pthread_cond_destroy(&w->cond);
+        pthread_mutex_destroy(&w->lock);
+        w->running = false;
+        return true;
+}
+
+void wrapup_status_changed(struct run *R, const char *status_json) {
+        struct wrapup *w = &R->wrap;
+        if (!R->ship_ready || (!w->running && publisher_start(R) < 0))
+                return;
+        char *copy = strdup(status_json);
+        pthread_mutex_lock(&w->lock);
+        free(w->pending);
+        w->pending = copy;
+        pthread_cond_signal(&w->cond);
+        pthread_mutex_unlock(&w->lock);
+}
+
+int wrapup_final_report(struct run *R, const char *status_json, struct aws_result *out) {
+        publisher_stop(&R->wrap, 0); /* nothing older may land after the final page */
+        struct inputs x = { 0 };
+        int r = gather(&x, status_json, R->logs_dir, R->inst.id, true);
+        if (r == 0)
+                r = shipped_files(R, &x, out);
+        if (r == 0)
+                r = render_put(&R->c, R->bucket, R->prefix, &x.in, out);
+        if (r == 0)
+                R->wrap.published++;
+        inputs_free(&x);
+        return r;
+}
+
+/* ---------- the notification ---------- */
+
+struct sending {
+        struct notify_msg msg;
+        const char *topic, *webhook;
+        char group[80], dedup[65];
+        struct kv attrs[3];
+        int sns_r, hook_r;
+        char sns_id[128], sns_err[768], hook_err[512];
+};
+
+static void *webhook_main(void *ud) {
+        struct sending *s = ud;
+        s->hook_r = notify_webhook(s->webhook, s->msg.json, NOTIFY_REQUEST_TIMEOUT_MS, s->hook_err, sizeof s->hook_err);
+        return NULL;
+}
+
+/* Both channels at once, so that a hanging one does not eat the other's time. */
+static int send_all(struct run *R, void *arg) {
+        struct sending *s = arg;
+        pthread_t th;
+        bool hook_thread = s->webhook && pthread_create(&th, NULL, webhook_main, s) == 0;
+        if (s->webhook && !hook_thread)
+                webhook_main(s);
+        if (s->topic) {
+                struct http_client h;
+                struct aws_result res = { 0 };
+                struct sns_message m = { .subject = s->msg.subject, .body = s->msg.text, .attrs = s->attrs,
+                                         .n_attrs = 3, .group_id = s->group, .dedup_id = s->dedup };
+                s->sns_r = http_client_init(&h);
+                if (s->sns_r == 0)
+                        s->sns_r = sns_publish(&R->c, &h, s->topic, &m, NOTIFY_ATTEMPTS, NOTIFY_REQUEST_TIMEOUT_MS,
+                                               s->sns_id, sizeof s->sns_id, &res);
+                http_client_free(&h);
+                snprintf(s->sns_err, sizeof s->sns_err, "%s", res.msg);
+        }
+        if (hook_thread)
+                pthread_join(th, NULL);
+        return 0;
+}
+
+static void report_link(struct run *R, struct buf *url, time_t *until) {
+        char key[1400], err[512];
+        snprintf(key, sizeof key, "%s%s", R->prefix, REPORT_KEY);
+        if (!R->wrap.published ||
+            s3_presign_get(&R->c, R->bucket, key, SIGV4_MAX_PRESIGN_EXPIRES, now_wall(), url, until, err, sizeof err) < 0)
+                buf_reset(url);
+}
+
+static void log_results(const struct sending *s) {
+        char where[300];
+        if (s->topic) {
+                if (s->sns_r == 0)
+                        log_info("notify: SNS topic %s: published (message id %s)", s->topic, s->sns_id);
+                else
+                        log_warn("notify: SNS topic %s: not published: %s", s->topic, s->sns_err);
+        }
+        if (s->webhook) {
+                notify_redact_url(s->webhook, where, sizeof where);
+                if (s->hook_r == 0)
+                        log_info("notify: webhook %s: delivered", where);
+                else
+                        log_warn("notify: webhook not delivered: %s", s->hook_err);
+        }
+}
+
+void wrapup_notify(struct run *R) {
+        const struct job_notify *n = &R->job.notify;
+        /* a stop or hibernate notice: EC2 may start the instance again and the run goes on */
+        bool goes_on = !strcmp(R->st.spot_action, "stop") || !strcmp(R->st.spot_action, "hibernate");
+        enum notify_event e = notify_due(n, R->st.outcome, goes_on);
+        if (e == NOTIFY_NONE)
+                return;
+        char key[64], path[2300];
+        notify_key(e, R->st.spot_time, key);
+        snprintf(path, sizeof path, "%s/%s", R->state_dir, NOTIFY_SENT_FILE);
+        if (notify_was_sent(path, R->st.run_id, key)) {
+                log_info("notify: the %s notification of run %s was sent before", key, R->st.run_id);
+                return;
+        }
+        _cleanup_free_ char *js = NULL;
+        _cleanup_(cjson_deletep) cJSON *st = status_build(R, &js) == 0 ? cJSON_Parse(js) : NULL;
+        _cleanup_(buf_freep) struct buf url = BUF_INIT(16384);
+        time_t until = 0;
+        report_link(R, &url, &until);
+        /* on the heap: a worker abandoned at the deadline may still use it */
+        struct sending *s = calloc(1, sizeof *s);
+        if (!s || !st || notify_compose(st, e, url.len ? url.data : NULL, until, &s->msg) < 0) {
+                log_warn("notify: cannot compose the notification");
+                free(s);
+                return;
+        }
+        s->topic = n->sns_topic;
+        s->webhook = n->webhook;
+        snprintf(s->group, sizeof s->group, "%s", R->job.name ? R->job.name : "mayfly");
+        char dedup_src[256];
+        snprintf(dedup_src, sizeof dedup_src, "%s/%s", R->st.run_id, key);
+        sha256_hex(dedup_src, strlen(dedup_src), s->dedup);
+        s->attrs[0] = (struct kv){ "mayfly.outcome", R->st.outcome };
+        s->attrs[1] = (struct kv){ "mayfly.job", s->group };
+        s->attrs[2] = (struct kv){ "mayfly.event", e == NOTIFY_INTERRUPTED ? "interrupted" : "finished" };
+        log_info("notify: sending the %s notification (at most %ds)", key, NOTIFY_DEADLINE_S);
+        int r = run_blocking_until(R, send_all, s, now_mono() + NOTIFY_DEADLINE_S);
+        if (r == -ETIMEDOUT)
+                log_warn("notify: not done within %ds; going on without it", NOTIFY_DEADLINE_S); /* s stays alive */
+        else {
+                log_results(s);
+                notify_msg_free(&s->msg);
+                free(s);
+        }
+        r = notify_mark_sent(path, R->st.run_id, key);
+        if (r < 0)
+                log_warn("notify: cannot record the notification in %s: %s", path, strerror(-r));
+}
+
+void wrapup_free(struct run *R) {
+        if (!publisher_stop(&R->wrap, WRAPUP_STOP_WAIT_S)) {
+                /* an upload of report.html hangs: the process ends without freeing what it uses */
+                log_warn("report.html: an upload still runs; not waiting for it");
+                R->worker_abandoned = true;
+                return;
+        }
+        free(TAKE_PTR(R->wrap.cost));
+}
