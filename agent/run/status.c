@@ -78,6 +78,9 @@ int status_build(const struct run *R, char **ret) {
                 cJSON_AddStringToObject(sp, "action", R->st.spot_action);
                 iso(sp, "time", R->st.spot_time);
         }
+        cJSON *cost = wrapup_cost_json(R);
+        if (cost)
+                cJSON_AddItemToObject(o, "cost", cost);
         cJSON_AddStringToObject(o, "exit_action",
                                 exit_action_name(strcmp(R->st.outcome, "succeeded") == 0 ? R->job.on_exit
                                                                                           : R->job.on_error));
