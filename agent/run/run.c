@@ -57,8 +57,10 @@ void run_save_state(struct run *R) {
 
 void run_push_status(struct run *R) {
         _cleanup_free_ char *js = NULL;
-        if (R->ship_ready && status_build(R, &js) == 0)
+        if (R->ship_ready && status_build(R, &js) == 0) {
                 shipper_set_status(&R->ship, js);
+                wrapup_status_changed(R, js); /* integration hook: report.html follows status.json */
+        }
 }
 
 void run_set_phase(struct run *R, enum phase p) {
