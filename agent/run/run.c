@@ -343,11 +343,15 @@ static int ship_all(struct run *R, void *arg) {
         snprintf(agent_log, sizeof agent_log, "%s/agent.log", R->logs_dir);
         if (access(agent_log, F_OK) == 0)
                 shipper_put_file(&R->ship, agent_log, "logs/agent.log", &res);
+        wrapup_cost_refresh(R, NULL); /* integration hook: the cost up to now goes into the final status */
         _cleanup_free_ char *js = NULL;
         if (status_build(R, &js) == 0 && shipper_put_text(&R->ship, "status.json", js, "application/json", &res) < 0) {
                 log_warn("shipping status.json: %s", res.msg);
                 failures++;
         }
+        /* integration hook: report.html from the final status (a page for people: its failure fails nothing) */
+        if (js && wrapup_final_report(R, js, &res) < 0)
+                log_warn("shipping report.html: %s", res.msg);
         return failures ? -EIO : 0;
 }
 
