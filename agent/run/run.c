@@ -660,6 +660,7 @@ static int lifecycle(struct run *R) {
                 }
         }
         shipper_start(&R->ship);
+        run_blocking(R, wrapup_cost_refresh, NULL); /* integration hook: the instance and its price, at the start */
         run_push_status(R);
         if (R->st.phase == PH_FETCH && (rc = phase_fetch(R)) != 0)
                 return rc;
