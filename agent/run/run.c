@@ -241,6 +241,7 @@ static const char *decide_outcome(const struct run *R) {
 /* The exit action, repeated until it takes: with terminate chosen the agent never returns leaving the
  * instance up (unless told to stop). */
 int run_do_exit_action(struct run *R, enum exit_action a) {
+        wrapup_notify(R); /* integration hook: after the final status, before the exit action; bounded, once per run */
         run_set_phase(R, PH_EXIT);
         sd_notify(0, "STOPPING=1");
         for (int attempt = 1;; attempt++) {
@@ -686,8 +687,10 @@ static int lifecycle(struct run *R) {
         run_save_state(R);
         ship_phase(R);
         log_info("outcome: %s", R->st.outcome);
-        if (R->spot_interrupted)
+        if (R->spot_interrupted) {
+                wrapup_notify(R); /* integration hook: the interruption's notification, when it is due */
                 return await_reclaim(R);
+        }
         bool ok = !strcmp(R->st.outcome, "succeeded");
         run_do_exit_action(R, ok ? R->job.on_exit : R->job.on_error);
         return ok ? EXIT_OK : EXIT_RUN_FAILED;
