@@ -745,6 +745,7 @@ int cmd_run(int argc, char **argv) {
         sd_notify(0, "READY=1");
         if (rc == 0)
                 rc = lifecycle(R);
+        wrapup_free(R); /* integration hook: before run_exit_if_abandoned (a hanging report upload counts) */
         run_exit_if_abandoned(R, rc);
         watcher_stop(&R->watch);
         if (R->ship_ready)
