@@ -31,9 +31,12 @@ static int ship_logs_dir(struct run *R, void *arg) {
         xfer_batch_free(&b);
         if (r < 0)
                 log_warn("failsafe: shipping %s: %s", R->logs_dir, res.msg);
+        wrapup_cost_refresh(R, NULL); /* integration hook: the cost up to now goes into the status */
         _cleanup_free_ char *js = NULL;
         if (status_build(R, &js) == 0 && shipper_put_text(&R->ship, "status.json", js, "application/json", &res) < 0)
                 log_warn("failsafe: shipping status.json: %s", res.msg);
+        if (js && wrapup_final_report(R, js, &res) < 0) /* integration hook: report.html */
+                log_warn("failsafe: shipping report.html: %s", res.msg);
         return r;
 }
 
@@ -118,6 +121,7 @@ int cmd_failsafe(int argc, char **argv) {
                 if (poweroff_run(msg, sizeof msg) < 0)
                         log_error("%s", msg);
         }
+        wrapup_free(R); /* integration hook */
         run_exit_if_abandoned(R, rc);
         if (R->ship_ready)
                 shipper_free(&R->ship);
