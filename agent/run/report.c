@@ -259,7 +259,8 @@ static void css_word(const char *s, char out[24]) {
 /* ---------- the time axis shared by the timeline and the plots ---------- */
 
 #define G_LEFT 150  /* labels */
-#define G_WIDTH 600 /* = 2 * REPORT_PLOT_BUCKETS */
+#define G_STEP 3    /* plot units per bucket */
+#define G_WIDTH (G_STEP * REPORT_PLOT_BUCKETS)
 #define G_RIGHT 24
 #define G_VIEW_W (G_LEFT + G_WIDTH + G_RIGHT)
 
@@ -273,8 +274,9 @@ static double xpos(const struct span *sp, time_t t) {
 }
 
 static void axis(struct out *o, const struct span *sp, int top, int bottom) {
-        static const long steps[] = { 10,   30,   60,    120,   300,   600,   900,    1800,  3600,
-                                      7200, 10800, 21600, 43200, 86400, 172800, 604800, 2592000 };
+        static const long steps[] = { 1,    2,     5,     10,    30,    60,     120,    300,    600,
+                                      900,  1800,  3600,  7200,  10800, 21600,  43200,  86400,  172800,
+                                      604800, 2592000 };
         long span = (long)(sp->x1 - sp->x0), step = steps[ARRAY_SIZE(steps) - 1];
         for (size_t i = 0; i < ARRAY_SIZE(steps); i++)
                 if (span / steps[i] <= 7) {
@@ -292,7 +294,7 @@ static void axis(struct out *o, const struct span *sp, int top, int bottom) {
                 o_f(o, "<line class=\"tick\" x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%d\"/>", x, top, x, bottom);
                 o_f(o, "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">%s</text>", x, bottom + 14, lab);
         }
-        o_f(o, "<text x=\"%d\" y=\"%d\" text-anchor=\"end\">UTC</text></g>", G_LEFT - 8, bottom + 14);
+        o_f(o, "<text x=\"%d\" y=\"%d\" text-anchor=\"end\">UTC</text></g>", G_LEFT - 26, bottom + 14);
 }
 
 /* ---------- GPU samples from metrics.jsonl ---------- */
@@ -421,22 +423,25 @@ static void bucketize(const struct series *s, const struct span *sp, struct buck
 
 static int ybar(double pct) { return P_TOP + P_H - (int)lround(MIN(MAX(pct, 0.0), 100.0) * P_H / 100.0); }
 
-/* A polyline through the buckets that have a value, broken where they have none: "M x y l2 dy 2 dy ..." */
+/* A polyline through the buckets that have a value, broken where they have none: "M x y l3 dy 3-dy ...". A bucket
+ * alone between gaps is a short flat stroke, so that it shows. */
 static void line_path(struct out *o, const int *y, const bool *have) {
-        bool pen = false, any = false, first_step = false;
+        bool any = false;
         for (int b = 0; b < REPORT_PLOT_BUCKETS; b++) {
-                if (!have[b]) {
-                        pen = false;
+                if (!have[b])
+                        continue;
+                bool alone = b + 1 >= REPORT_PLOT_BUCKETS || !have[b + 1];
+                o_f(o, "%sM%d %d", any ? " " : "", G_LEFT + G_STEP * b + (alone ? 0 : G_STEP / 2), y[b]);
+                any = true;
+                if (alone) {
+                        o_f(o, "h%d", G_STEP);
                         continue;
                 }
-                if (pen) {
-                        o_f(o, "%s2 %d", first_step ? "l" : " ", y[b] - y[b - 1]);
-                        first_step = false;
-                } else {
-                        o_f(o, "%sM%d %d", any ? " " : "", G_LEFT + 2 * b + 1, y[b]);
-                        first_step = true;
+                o_s(o, "l");
+                for (bool first = true; b + 1 < REPORT_PLOT_BUCKETS && have[b + 1]; b++, first = false) {
+                        int dy = y[b + 1] - y[b];
+                        o_f(o, "%s%d%s%d", first ? "" : " ", G_STEP, dy < 0 ? "" : " ", dy);
                 }
-                pen = any = true;
         }
 }
 
@@ -450,13 +455,12 @@ static void band_path(struct out *o, const struct bucket *bk) {
                 int e = b;
                 while (e + 1 < REPORT_PLOT_BUCKETS && bk[e + 1].un)
                         e++;
-                o_f(o, "M%d %dl", G_LEFT + 2 * b, ybar(bk[b].umax));
-                o_f(o, " 2 0");
+                o_f(o, "M%d %dh%d", G_LEFT + G_STEP * b, ybar(bk[b].umax), G_STEP);
                 for (int k = b + 1; k <= e; k++)
-                        o_f(o, " 0 %d 2 0", ybar(bk[k].umax) - ybar(bk[k - 1].umax));
-                o_f(o, " 0 %d -2 0", ybar(bk[e].umin) - ybar(bk[e].umax));
+                        o_f(o, "v%dh%d", ybar(bk[k].umax) - ybar(bk[k - 1].umax), G_STEP);
+                o_f(o, "v%dh-%d", ybar(bk[e].umin) - ybar(bk[e].umax), G_STEP);
                 for (int k = e - 1; k >= b; k--)
-                        o_f(o, " 0 %d -2 0", ybar(bk[k].umin) - ybar(bk[k + 1].umin));
+                        o_f(o, "v%dh-%d", ybar(bk[k].umin) - ybar(bk[k + 1].umin), G_STEP);
                 o_s(o, "z");
                 b = e + 1;
         }
@@ -502,9 +506,13 @@ static void plot_one(struct out *o, const struct series *s, size_t idx, const st
         line_path(o, yu, hu);
         o_f(o, "\"/>\n<path class=\"mem\" id=\"gpu-%zu-mem\" d=\"", idx);
         line_path(o, ym, hm);
-        o_s(o, "\"/>\n</svg>\n<p class=\"legend\"><span class=\"key util\"></span>utilisation, mean per ");
-        o_s(o, bucket);
-        o_s(o, " (band: min to max) <span class=\"key mem\"></span>memory used");
+        /* a bucket no longer than the time between samples holds one sample: nothing is averaged */
+        double per = (double)(sp->x1 - sp->x0) / REPORT_PLOT_BUCKETS;
+        double every = s->n > 1 ? (double)(s->s[s->n - 1].t - s->s[0].t) / (double)(s->n - 1) : per;
+        o_s(o, "\"/>\n</svg>\n<p class=\"legend\"><span class=\"key util\">━</span>utilisation");
+        if (per > every)
+                o_f(o, ", mean per %s (band: min to max)", bucket);
+        o_s(o, " <span class=\"key mem\">━</span>memory used");
         if (s->mem_total > 0)
                 o_f(o, ", %% of %.0f MiB", s->mem_total);
         if (s->mem_peak >= 0)
@@ -697,10 +705,10 @@ static void section_timeline(struct out *o, const cJSON *st, const struct span *
         if (cJSON_GetArraySize(exps) > n)
                 o_f(o, "<p class=\"muted\">%d more experiments are listed below, not drawn.</p>\n",
                     cJSON_GetArraySize(exps) - n);
-        o_s(o, "<p class=\"legend\"><span class=\"key st-ok\"></span>exit 0 <span class=\"key st-failed\"></span>"
-               "failed <span class=\"key st-interrupted\"></span>interrupted <span class=\"key st-timeout\"></span>"
-               "timeout <span class=\"key st-idle\"></span>GPU idle <span class=\"key st-running\"></span>running "
-               "<span class=\"key st-instance\"></span>instance</p>\n");
+        o_s(o, "<p class=\"legend\"><span class=\"key st-ok\">━</span>exit 0 <span class=\"key st-failed\">━</span>"
+               "failed <span class=\"key st-interrupted\">━</span>interrupted <span class=\"key st-timeout\">━</span>"
+               "timeout <span class=\"key st-idle\">━</span>GPU idle <span class=\"key st-running\">━</span>running "
+               "<span class=\"key st-instance\">━</span>instance</p>\n");
 }
 
 /* ---------- tables ---------- */
@@ -856,16 +864,19 @@ static void exp_row(struct out *o, const cJSON *x, time_t now) {
         css_word(ta ? bar_state(x) : st, cls);
         o_s(o, "<tr><td>");
         o_e(o, jstr(x, "name"));
-        o_f(o, "</td><td><span class=\"dot st-%s\"></span>", cls);
+        o_f(o, "</td><td><span class=\"dot st-%s\">●</span>", cls);
         o_e(o, st);
         o_s(o, "</td><td>");
         o_e(o, jstr(x, "reason"));
-        o_f(o, "</td><td>%d</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td><code>",
+        o_f(o, "</td><td>%d</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>",
             jnum(x, "attempts", &v) ? (int)v : 0, a, b, d, code);
         const cJSON *cmd = cJSON_GetObjectItemCaseSensitive(x, "command");
+        const cJSON *arg, *argv = cJSON_IsArray(cmd) ? cmd : NULL;
+        bool any = cJSON_IsString(cmd) ? *cmd->valuestring != 0 : cJSON_GetArraySize(argv) > 0;
+        if (any)
+                o_s(o, "<code>");
         if (cJSON_IsString(cmd))
                 o_e(o, cmd->valuestring);
-        const cJSON *arg, *argv = cJSON_IsArray(cmd) ? cmd : NULL;
         bool first = true;
         cJSON_ArrayForEach(arg, argv) {
                 if (!first)
@@ -873,7 +884,7 @@ static void exp_row(struct out *o, const cJSON *x, time_t now) {
                 o_e(o, cJSON_GetStringValue(arg));
                 first = false;
         }
-        o_s(o, "</code></td></tr>\n");
+        o_s(o, any ? "</code></td></tr>\n" : "</td></tr>\n");
 }
 
 static void section_experiments(struct out *o, const cJSON *st, time_t now) {
@@ -1000,21 +1011,16 @@ static const char CSS[] =
         ".total{font-size:20px;font-weight:600;margin:4px 0}.total.unknown{font-size:15px;color:var(--bad)}"
         "svg{width:100%;height:auto;display:block}svg text{font-size:11px;fill:#57606a}"
         ".axis line{stroke:#8c959f}.axis line.tick,.grid line{stroke:#eaeef2}"
-        ".bar.st-ok,.key.st-ok,.dot.st-ok{fill:var(--ok);background:var(--ok)}"
-        ".bar.st-failed,.key.st-failed,.dot.st-failed{fill:var(--bad);background:var(--bad)}"
-        ".bar.st-interrupted,.key.st-interrupted,.dot.st-interrupted{fill:var(--int);background:var(--int)}"
-        ".bar.st-timeout,.key.st-timeout,.dot.st-timeout{fill:var(--time);background:var(--time)}"
-        ".bar.st-idle,.key.st-idle,.dot.st-idle{fill:var(--warn);background:var(--warn)}"
-        ".bar.st-running,.key.st-running,.dot.st-running{fill:var(--run);background:var(--run)}"
-        ".bar.st-instance,.key.st-instance{fill:var(--inst);background:var(--inst)}"
-        ".dot{display:inline-block;width:8px;height:8px;border-radius:4px;margin-right:5px;background:var(--mute)}"
+        ".dot{margin-right:4px;color:var(--mute)}.st-ok{fill:var(--ok);color:var(--ok)}.st-failed{fill:var(--bad);color:var(--bad)}"
+        ".st-interrupted{fill:var(--int);color:var(--int)}.st-timeout{fill:var(--time);color:var(--time)}"
+        ".st-idle{fill:var(--warn);color:var(--warn)}.st-running{fill:var(--run);color:var(--run)}"
+        ".st-instance{fill:var(--inst);color:var(--inst)}"
         "text.lane{fill:#1f2328}text.none{fill:var(--mute);font-style:italic}text.attempts{fill:#1f2328}"
         ".interrupt line{stroke:var(--bad);stroke-width:1.5;stroke-dasharray:4 3}.interrupt text{fill:var(--bad)}"
         "path.util{fill:none;stroke:var(--run);stroke-width:1.5}path.util-band{fill:var(--run);opacity:.16}"
         "path.mem{fill:none;stroke:var(--int);stroke-width:1.5}"
         ".legend{font-size:12px;color:var(--mute);margin:2px 0 10px}"
-        ".key{display:inline-block;width:14px;height:4px;margin:0 5px 2px 10px;vertical-align:middle}"
-        ".key.util{background:var(--run)}.key.mem{background:var(--int)}"
+        ".key{font-weight:700;margin:0 3px 0 10px}.key.util{color:var(--run)}.key.mem{color:var(--int)}"
         "figure{margin:6px 0 12px}figcaption{font-weight:600;font-size:13px}"
         "pre.tail{background:#0d1117;color:#e6edf3;padding:8px 10px;margin:0 0 8px;max-height:360px;overflow:auto;"
         "font:12px/1.4 ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;white-space:pre-wrap;"
