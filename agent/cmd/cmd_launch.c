@@ -248,39 +248,6 @@ int cmd_launch(int argc, char **argv) {
 
 /* ---------- status and logs ---------- */
 
-struct latest {
-        char key[2048];
-};
-
-static int on_status(void *ud, const struct s3_object *o) {
-        struct latest *l = ud;
-        /* run ids end in a UTC timestamp: the lexically greatest status.json of a job is its newest run */
-        if (str_has_suffix(o->key, "/status.json") && strcmp(o->key, l->key) > 0)
-                snprintf(l->key, sizeof l->key, "%s", o->key);
-        return 0;
-}
-
-/* RESULTS_URI: s3://b/prefix/name/run-id/ or s3://b/prefix/name/ (the newest run). */
-static int find_run(struct aws_ctx *c, struct http_client *h, const char *uri, char **bucket, char run_prefix[2048],
-                    struct aws_result *out) {
-        _cleanup_free_ char *key = NULL;
-        int r = s3_parse_uri(uri, bucket, &key, out->msg, sizeof out->msg);
-        if (r < 0)
-                return r;
-        char prefix[2048];
-        snprintf(prefix, sizeof prefix, "%s%s", key, *key && !str_has_suffix(key, "/") ? "/" : "");
-        struct latest l = { "" };
-        r = s3_list(c, h, *bucket, prefix, on_status, &l, out);
-        if (r < 0)
-                return r;
-        if (!l.key[0]) {
-                snprintf(out->msg, sizeof out->msg, "no run under %s (no status.json)", uri);
-                return -MF_ENOTFOUND;
-        }
-        snprintf(run_prefix, 2048, "%.*s", (int)(strlen(l.key) - strlen("status.json")), l.key);
-        return 0;
-}
-
 int cmd_status(int argc, char **argv) {
         static const char usage[] = "usage: mayfly status RESULTS_URI [--json]\n\n"
                                     "  The state of a run from its status.json: s3://bucket/prefix/NAME/RUN-ID/, or\n"
@@ -314,7 +281,7 @@ int cmd_status(int argc, char **argv) {
         size_t len = 0;
         int r = http_client_init(&h);
         if (r == 0)
-                r = find_run(&c, &h, uri, &bucket, run, &res);
+                r = cli_find_run(&c, &h, uri, &bucket, run, &res);
         if (r == 0) {
                 snprintf(key, sizeof key, "%sstatus.json", run);
                 r = s3_get_buffer(&c, &h, bucket, key, &body, &len, &res);
@@ -454,7 +421,7 @@ int cmd_logs(int argc, char **argv) {
         char run[2048], first[128] = "";
         int r = http_client_init(&h);
         if (r == 0)
-                r = find_run(&c, &h, argv[optind], &bucket, run, &res);
+                r = cli_find_run(&c, &h, argv[optind], &bucket, run, &res);
         uint64_t from = 0;
         for (int rounds = 0; r == 0; rounds++) {
                 char key[2100];
