@@ -1114,3 +1114,74 @@ int report_render(const struct report_input *in, struct buf *out) {
         free(G);
         return o.err;
 }
+
+/* ---------- building the input ---------- */
+
+char *report_build_own(struct report_build *b, char *taken) {
+        if (!taken)
+                return NULL;
+        if (b->n_owned == b->owned_cap) {
+                size_t cap = b->owned_cap ? 2 * b->owned_cap : 64;
+                char **p = realloc(b->owned, cap * sizeof *p);
+                if (!p) {
+                        free(taken);
+                        return NULL;
+                }
+                b->owned = p;
+                b->owned_cap = cap;
+        }
+        return b->owned[b->n_owned++] = taken;
+}
+
+int report_build_log(struct report_build *b, const char *experiment, const char *stream, char *text_taken, size_t len,
+                     bool from_start, char *href_taken) {
+        const char *text = report_build_own(b, text_taken), *href = report_build_own(b, href_taken);
+        const char *exp = report_build_own(b, strdup(experiment)), *st = report_build_own(b, strdup(stream));
+        if ((text_taken && !text) || (href_taken && !href) || !exp || !st)
+                return -ENOMEM;
+        if (b->in.n_logs == b->logs_cap) {
+                size_t cap = b->logs_cap ? 2 * b->logs_cap : 16;
+                struct report_log *p = realloc(b->logs, cap * sizeof *p);
+                if (!p)
+                        return -ENOMEM;
+                b->logs = p;
+                b->logs_cap = cap;
+        }
+        b->logs[b->in.n_logs++] = (struct report_log){ .experiment = exp, .stream = st, .text = text, .len = len,
+                                                       .from_start = from_start, .href = href };
+        b->in.logs = b->logs;
+        return 0;
+}
+
+int report_build_file(struct report_build *b, const char *label, char *href_taken, uint64_t size) {
+        const char *href = report_build_own(b, href_taken);
+        if (b->in.n_files >= REPORT_MAX_FILES) {
+                b->in.files_more++;
+                return 0;
+        }
+        const char *l = report_build_own(b, strdup(label));
+        if (!href || !l)
+                return -ENOMEM;
+        if (b->in.n_files == b->files_cap) {
+                size_t cap = b->files_cap ? 2 * b->files_cap : 32;
+                struct report_file *p = realloc(b->files, cap * sizeof *p);
+                if (!p)
+                        return -ENOMEM;
+                b->files = p;
+                b->files_cap = cap;
+        }
+        b->files[b->in.n_files++] = (struct report_file){ .label = l, .href = href, .size = size };
+        b->in.files = b->files;
+        return 0;
+}
+
+void report_build_free(struct report_build *b) {
+        for (size_t i = 0; i < b->n_owned; i++)
+                free(b->owned[i]);
+        free(b->owned);
+        free(b->logs);
+        free(b->files);
+        free(b->metrics);
+        cJSON_Delete(b->status);
+        memset(b, 0, sizeof *b);
+}

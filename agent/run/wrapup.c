@@ -71,43 +71,6 @@ struct cJSON *wrapup_cost_json(const struct run *R) {
 
 /* ---------- what the report is made of, from the instance's disk ---------- */
 
-struct inputs {
-        struct report_input in;
-        cJSON *status;
-        char *metrics;
-        struct report_log *logs;
-        struct report_file *files;
-        size_t files_cap;
-        char **owned;
-        size_t n_owned, owned_cap;
-};
-
-static char *own(struct inputs *x, char *s) {
-        if (!s)
-                return NULL;
-        if (x->n_owned == x->owned_cap) {
-                size_t cap = x->owned_cap ? 2 * x->owned_cap : 64;
-                char **p = realloc(x->owned, cap * sizeof *p);
-                if (!p) {
-                        free(s);
-                        return NULL;
-                }
-                x->owned = p;
-                x->owned_cap = cap;
-        }
-        return x->owned[x->n_owned++] = s;
-}
-
-static void inputs_free(struct inputs *x) {
-        for (size_t i = 0; i < x->n_owned; i++)
-                free(x->owned[i]);
-        free(x->owned);
-        free(x->logs);
-        free(x->files);
-        free(x->metrics);
-        cJSON_Delete(x->status);
-}
-
 /* The last `max` bytes of a file; *whole when that is all of it. */
 static int read_tail(const char *path, size_t max, char **ret, size_t *ret_len, bool *whole) {
         _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -140,15 +103,12 @@ static char *rel_href(const char *rel) {
         return buf_steal(&b);
 }
 
-static void local_logs(struct inputs *x, const char *logs_dir, bool linked) {
-        const cJSON *exps = cJSON_GetObjectItemCaseSensitive(x->status, "experiments"), *e;
-        size_t n = (size_t)MAX(cJSON_GetArraySize(exps), 0) * 2;
-        if (!n || !(x->logs = calloc(n, sizeof *x->logs)))
-                return;
+static void local_logs(struct report_build *x, const char *logs_dir, bool linked) {
+        const cJSON *e;
         static const char *const streams[] = { "stdout", "stderr" };
-        cJSON_ArrayForEach(e, exps) {
+        cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(x->status, "experiments")) {
                 const char *name = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(e, "name"));
-                for (size_t k = 0; name && k < 2 && x->in.n_logs < n; k++) {
+                for (size_t k = 0; name && k < 2; k++) {
                         char path[4300], rel[600];
                         snprintf(path, sizeof path, "%s/%s/%s.log", logs_dir, name, streams[k]);
                         char *text = NULL;
@@ -157,47 +117,25 @@ static void local_logs(struct inputs *x, const char *logs_dir, bool linked) {
                         if (read_tail(path, REPORT_TAIL_BYTES, &text, &len, &whole) < 0)
                                 continue; /* not started */
                         snprintf(rel, sizeof rel, "logs/%s/%s.log", name, streams[k]);
-                        x->logs[x->in.n_logs++] = (struct report_log){
-                                .experiment = name, .stream = streams[k], .text = own(x, text), .len = len,
-                                .from_start = whole, .href = linked ? own(x, rel_href(rel)) : NULL };
+                        if (report_build_log(x, name, streams[k], text, len, whole, linked ? rel_href(rel) : NULL) < 0)
+                                return;
                 }
         }
-        x->in.logs = x->logs;
-}
-
-static int add_file(struct inputs *x, const char *label, uint64_t size) {
-        if (x->in.n_files >= REPORT_MAX_FILES) {
-                x->in.files_more++;
-                return 0;
-        }
-        if (x->in.n_files == x->files_cap) {
-                size_t cap = x->files_cap ? 2 * x->files_cap : 32;
-                struct report_file *p = realloc(x->files, cap * sizeof *p);
-                if (!p)
-                        return -ENOMEM;
-                x->files = p;
-                x->files_cap = cap;
-        }
-        const char *l = own(x, strdup(label)), *h = own(x, rel_href(label));
-        if (!l || !h)
-                return -ENOMEM;
-        x->files[x->in.n_files++] = (struct report_file){ .label = l, .href = h, .size = size };
-        x->in.files = x->files;
-        return 0;
 }
 
 struct lister {
-        struct inputs *x;
+        struct report_build *x;
         size_t skip;                     /* the run prefix's length */
 };
 
 static int on_object(void *ud, const struct s3_object *o) {
         struct lister *l = ud;
-        return strlen(o->key) > l->skip ? add_file(l->x, o->key + l->skip, o->size) : 0;
+        return strlen(o->key) > l->skip ? report_build_file(l->x, o->key + l->skip, rel_href(o->key + l->skip), o->size)
+                                        : 0;
 }
 
 /* The logs and outputs the run shipped, as S3 lists them. */
-static int shipped_files(struct run *R, struct inputs *x, struct aws_result *out) {
+static int shipped_files(struct run *R, struct report_build *x, struct aws_result *out) {
         struct http_client h;
         int r = http_client_init(&h);
         struct lister l = { x, strlen(R->prefix) };
@@ -209,13 +147,14 @@ static int shipped_files(struct run *R, struct inputs *x, struct aws_result *out
         }
         http_client_free(&h);
         if (r == 0)
-                r = add_file(x, "status.json", UINT64_MAX);
+                r = report_build_file(x, "status.json", rel_href("status.json"), UINT64_MAX);
         if (r == 0 && access(R->metrics_path, F_OK) == 0)
-                r = add_file(x, "metrics.jsonl", UINT64_MAX);
+                r = report_build_file(x, "metrics.jsonl", rel_href("metrics.jsonl"), UINT64_MAX);
         return r;
 }
 
-static int gather(struct inputs *x, const char *status_json, const char *logs_dir, const char *instance, bool final) {
+static int gather(struct report_build *x, const char *status_json, const char *logs_dir, const char *instance,
+                  bool final) {
         if (!(x->status = cJSON_Parse(status_json)))
                 return -EINVAL;
         char path[2200];
@@ -236,9 +175,11 @@ static int gather(struct inputs *x, const char *status_json, const char *logs_di
                  "links that work from anywhere.", instance[0] ? instance : "this machine", when,
                  final ? "" : " (the run is not over: updated at each phase)", results ? results : "RESULTS",
                  results ? results : "RESULTS");
-        x->in = (struct report_input){ .status = x->status, .metrics = x->metrics, .metrics_len = len,
-                                       .logs = x->logs, .n_logs = x->in.n_logs, .now = now,
-                                       .note = own(x, strdup(note)) };
+        x->in.status = x->status;
+        x->in.metrics = x->metrics;
+        x->in.metrics_len = x->metrics ? len : 0;
+        x->in.now = now;
+        x->in.note = report_build_own(x, strdup(note));
         return 0;
 }
 
@@ -279,12 +220,12 @@ static void *publisher(void *ud) {
                 char *js = TAKE_PTR(w->pending);
                 w->last_put = now_mono();
                 pthread_mutex_unlock(&w->lock);
-                struct inputs x = { 0 };
+                struct report_build x = { 0 };
                 struct aws_result res = { 0 };
                 int r = gather(&x, js, w->logs_dir, w->instance, false);
                 if (r == 0)
                         r = render_put(w->c, w->bucket, w->prefix, &x.in, &res);
-                inputs_free(&x);
+                report_build_free(&x);
                 free(js);
                 pthread_mutex_lock(&w->lock);
                 if (r == 0)
@@ -361,7 +302,7 @@ void wrapup_status_changed(struct run *R, const char *status_json) {
 
 int wrapup_final_report(struct run *R, const char *status_json, struct aws_result *out) {
         publisher_stop(&R->wrap, 0); /* nothing older may land after the final page */
-        struct inputs x = { 0 };
+        struct report_build x = { 0 };
         int r = gather(&x, status_json, R->logs_dir, R->inst.id, true);
         if (r == 0)
                 r = shipped_files(R, &x, out);
@@ -369,7 +310,7 @@ int wrapup_final_report(struct run *R, const char *status_json, struct aws_resul
                 r = render_put(&R->c, R->bucket, R->prefix, &x.in, out);
         if (r == 0)
                 R->wrap.published++;
-        inputs_free(&x);
+        report_build_free(&x);
         return r;
 }
 

@@ -55,6 +55,26 @@ struct report_input {
  * beyond the cap, -ENOMEM. */
 int report_render(const struct report_input *in, struct buf *out);
 
+/* A report_input that owns what it points to, built piece by piece (the agent from its disk, `mayfly report`
+ * from S3). Strings passed as *_taken belong to the builder afterwards, also on failure. */
+struct report_build {
+        struct report_input in;
+        struct cJSON *status;
+        char *metrics;
+        struct report_log *logs;
+        size_t logs_cap;
+        struct report_file *files;
+        size_t files_cap;
+        char **owned;
+        size_t n_owned, owned_cap;
+};
+char *report_build_own(struct report_build *b, char *taken);
+int report_build_log(struct report_build *b, const char *experiment, const char *stream, char *text_taken, size_t len,
+                     bool from_start, char *href_taken);
+/* Beyond REPORT_MAX_FILES files are only counted (in.files_more). */
+int report_build_file(struct report_build *b, const char *label, char *href_taken, uint64_t size);
+void report_build_free(struct report_build *b);
+
 /* Pure helpers, exposed for the tests. */
 /* s[0..n) as HTML text or attribute value: & < > " ' as entities, invalid UTF-8 as U+FFFD, control characters
  * other than tab and newline dropped. */
