@@ -248,6 +248,36 @@ int cmd_launch(int argc, char **argv) {
 
 /* ---------- status and logs ---------- */
 
+#define STATUS_REPORT_LINK_EXPIRES 3600
+
+/* A presigned link to the run's report.html (an hour, or less when the credentials expire sooner). */
+static void print_report_link(struct aws_ctx *c, const char *bucket, const char *run, bool have) {
+        char key[2100], err[512];
+        snprintf(key, sizeof key, "%sreport.html", run);
+        _cleanup_(buf_freep) struct buf url = BUF_INIT(16384);
+        time_t until = 0;
+        if (!have)
+                printf("report:   none yet (mayfly report s3://%s/%s renders one)\n", bucket, run);
+        else if (s3_presign_get(c, bucket, key, STATUS_REPORT_LINK_EXPIRES, now_wall(), &url, &until, err,
+                                sizeof err) == 0)
+                printf("report:   %s\n          (valid %ld min; mayfly presign s3://%s/%s --expires N for longer)\n",
+                       url.data, (long)(until - now_wall() + 59) / 60, bucket, key);
+        else
+                printf("report:   s3://%s/%s (cannot presign: %s)\n", bucket, key, err);
+}
+
+static void print_cost(const cJSON *cost) {
+        const cJSON *t = cJSON_GetObjectItem(cost, "total");
+        const cJSON *first = cJSON_GetArrayItem(cJSON_GetObjectItem(cost, "instances"), 0);
+        const char *why = cJSON_GetStringValue(cJSON_GetObjectItem(first, "price_unknown"));
+        if (cJSON_IsNumber(t))
+                printf("cost:     $%.4f %s (EC2 instance time)\n", t->valuedouble,
+                       cJSON_GetStringValue(cJSON_GetObjectItem(cost, "currency")) ?: "USD");
+        else if (cJSON_IsObject(cost))
+                printf("cost:     unknown (%s)\n",
+                       why ? why : cJSON_GetStringValue(cJSON_GetObjectItem(cost, "total_unknown")) ?: "no price");
+}
+
 int cmd_status(int argc, char **argv) {
         static const char usage[] = "usage: mayfly status RESULTS_URI [--json]\n\n"
                                     "  The state of a run from its status.json: s3://bucket/prefix/NAME/RUN-ID/, or\n"
@@ -286,6 +316,10 @@ int cmd_status(int argc, char **argv) {
                 snprintf(key, sizeof key, "%sstatus.json", run);
                 r = s3_get_buffer(&c, &h, bucket, key, &body, &len, &res);
         }
+        uint64_t report_size = 0;
+        struct aws_result hres;
+        snprintf(key, sizeof key, "%sreport.html", run);
+        bool have_report = r == 0 && !json && s3_head(&c, &h, bucket, key, &report_size, NULL, &hres) == 0;
         http_client_free(&h);
         if (r < 0) {
                 log_error("%s", res.msg);
@@ -300,6 +334,8 @@ int cmd_status(int argc, char **argv) {
         } else {
                 const char *g = NULL;
                 printf("run:      s3://%s/%s\n", bucket, run);
+                print_report_link(&c, bucket, run, have_report);
+                print_cost(cJSON_GetObjectItem(st, "cost"));
                 printf("outcome:  %s\n", (g = cJSON_GetStringValue(cJSON_GetObjectItem(st, "outcome"))) ? g : "?");
                 if ((g = cJSON_GetStringValue(cJSON_GetObjectItem(st, "error"))))
                         printf("error:    %s\n", g);
