@@ -294,7 +294,7 @@ static void axis(struct out *o, const struct span *sp, int top, int bottom) {
                 o_f(o, "<line class=\"tick\" x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%d\"/>", x, top, x, bottom);
                 o_f(o, "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">%s</text>", x, bottom + 14, lab);
         }
-        o_f(o, "<text x=\"%d\" y=\"%d\" text-anchor=\"end\">UTC</text></g>", G_LEFT - 26, bottom + 14);
+        o_f(o, "<text x=\"%d\" y=\"%d\" text-anchor=\"end\">UTC</text></g>", G_LEFT - 34, bottom + 14);
 }
 
 /* ---------- GPU samples from metrics.jsonl ---------- */
@@ -423,14 +423,17 @@ static void bucketize(const struct series *s, const struct span *sp, struct buck
 
 static int ybar(double pct) { return P_TOP + P_H - (int)lround(MIN(MAX(pct, 0.0), 100.0) * P_H / 100.0); }
 
-/* A polyline through the buckets that have a value, broken where they have none: "M x y l3 dy 3-dy ...". A bucket
- * alone between gaps is a short flat stroke, so that it shows. */
-static void line_path(struct out *o, const int *y, const bool *have) {
+/* A polyline through the buckets that have a value, broken where more than max_gap buckets in a row have none (the
+ * agent was down, no experiment ran): "M x y l3 dy 6-dy ...". A bucket alone is a short flat stroke, so it shows. */
+static void line_path(struct out *o, const int *y, const bool *have, int max_gap) {
         bool any = false;
         for (int b = 0; b < REPORT_PLOT_BUCKETS; b++) {
                 if (!have[b])
                         continue;
-                bool alone = b + 1 >= REPORT_PLOT_BUCKETS || !have[b + 1];
+                int next = b + 1;
+                while (next < REPORT_PLOT_BUCKETS && !have[next] && next - b <= max_gap)
+                        next++;
+                bool alone = next >= REPORT_PLOT_BUCKETS || !have[next];
                 o_f(o, "%sM%d %d", any ? " " : "", G_LEFT + G_STEP * b + (alone ? 0 : G_STEP / 2), y[b]);
                 any = true;
                 if (alone) {
@@ -438,9 +441,14 @@ static void line_path(struct out *o, const int *y, const bool *have) {
                         continue;
                 }
                 o_s(o, "l");
-                for (bool first = true; b + 1 < REPORT_PLOT_BUCKETS && have[b + 1]; b++, first = false) {
-                        int dy = y[b + 1] - y[b];
-                        o_f(o, "%s%d%s%d", first ? "" : " ", G_STEP, dy < 0 ? "" : " ", dy);
+                for (bool first = true;; first = false) {
+                        int dy = y[next] - y[b];
+                        o_f(o, "%s%d%s%d", first ? "" : " ", G_STEP * (next - b), dy < 0 ? "" : " ", dy);
+                        b = next;
+                        for (next = b + 1; next < REPORT_PLOT_BUCKETS && !have[next] && next - b <= max_gap; next++)
+                                ;
+                        if (next >= REPORT_PLOT_BUCKETS || !have[next])
+                                break;
                 }
         }
 }
@@ -466,6 +474,24 @@ static void band_path(struct out *o, const struct bucket *bk) {
         }
 }
 
+static int cmp_long(const void *a, const void *b) {
+        long x = *(const long *)a, y = *(const long *)b;
+        return x < y ? -1 : x > y;
+}
+
+/* The usual time between two samples: the median of (up to 1001 evenly spread) intervals, so that a stopped
+ * instance's hours do not count as one. `dflt` with fewer than two samples. */
+static double sample_interval(const struct series *s, double dflt) {
+        long d[1001];
+        size_t n = 0, step = s->n > 1002 ? (s->n - 1) / 1001 : 1;
+        for (size_t i = 1; i < s->n && n < ARRAY_SIZE(d); i += step)
+                d[n++] = (long)(s->s[i].t - s->s[i - 1].t);
+        if (!n)
+                return dflt;
+        qsort(d, n, sizeof *d, cmp_long);
+        return (double)MAX(d[n / 2], 1L);
+}
+
 static void plot_one(struct out *o, const struct series *s, size_t idx, const struct span *sp) {
         struct bucket *bk = calloc(REPORT_PLOT_BUCKETS, sizeof *bk);
         int *yu = calloc(REPORT_PLOT_BUCKETS, sizeof *yu), *ym = calloc(REPORT_PLOT_BUCKETS, sizeof *ym);
@@ -475,6 +501,11 @@ static void plot_one(struct out *o, const struct series *s, size_t idx, const st
                 goto done;
         }
         bucketize(s, sp, bk);
+        /* a bucket no longer than the time between samples holds one sample: nothing is averaged, and empty buckets
+         * between samples are no gap */
+        double per = (double)(sp->x1 - sp->x0) / REPORT_PLOT_BUCKETS;
+        double every = sample_interval(s, per);
+        int max_gap = (int)ceil(3.0 * every / per);
         double scale = s->mem_total > 0 ? s->mem_total : s->mem_peak > 0 ? s->mem_peak : 1;
         for (int b = 0; b < REPORT_PLOT_BUCKETS; b++) {
                 if ((hu[b] = bk[b].un > 0))
@@ -501,14 +532,12 @@ static void plot_one(struct out *o, const struct series *s, size_t idx, const st
         o_s(o, "</g>");
         axis(o, sp, P_TOP, P_TOP + P_H);
         o_f(o, "\n<path class=\"util-band\" id=\"gpu-%zu-util-band\" d=\"", idx);
-        band_path(o, bk);
+        if (per > every)
+                band_path(o, bk);
         o_f(o, "\"/>\n<path class=\"util\" id=\"gpu-%zu-util\" d=\"", idx);
-        line_path(o, yu, hu);
+        line_path(o, yu, hu, max_gap);
         o_f(o, "\"/>\n<path class=\"mem\" id=\"gpu-%zu-mem\" d=\"", idx);
-        line_path(o, ym, hm);
-        /* a bucket no longer than the time between samples holds one sample: nothing is averaged */
-        double per = (double)(sp->x1 - sp->x0) / REPORT_PLOT_BUCKETS;
-        double every = s->n > 1 ? (double)(s->s[s->n - 1].t - s->s[0].t) / (double)(s->n - 1) : per;
+        line_path(o, ym, hm, max_gap);
         o_s(o, "\"/>\n</svg>\n<p class=\"legend\"><span class=\"key util\">━</span>utilisation");
         if (per > every)
                 o_f(o, ", mean per %s (band: min to max)", bucket);
@@ -782,7 +811,7 @@ static void cost_row(struct out *o, const cJSON *x) {
         double v;
         fmt_duration(jnum(x, "seconds", &v) ? v : 0, secs);
         if (jnum(x, "hourly_price", &v))
-                snprintf(price, sizeof price, "$%.4f/h", v);
+                snprintf(price, sizeof price, v >= 0.001 || v == 0 ? "$%.4f/h" : "$%.6f/h", v);
         if (jnum(x, "cost", &v))
                 fmt_money(v, cost);
         if (jtime(x, "price_as_of"))
