@@ -168,6 +168,69 @@ static void test_twelve_hours(void) {
         buf_free(&m);
 }
 
+/* Count path commands 'M' in the d attribute of the element with that id. */
+static int moves_in(const char *html, const char *id) {
+        char pat[96];
+        snprintf(pat, sizeof pat, "id=\"%s\" d=\"", id);
+        const char *p = html ? strstr(html, pat) : NULL;
+        int n = 0;
+        for (p = p ? p + strlen(pat) : ""; *p && *p != '"'; p++)
+                n += *p == 'M';
+        return n;
+}
+
+static char *render_samples(const time_t *ts, size_t n, time_t started, time_t updated) {
+        struct buf m = BUF_INIT(1 << 20);
+        for (size_t i = 0; i < n; i++) {
+                char t[32];
+                struct tm tm;
+                gmtime_r(&ts[i], &tm);
+                strftime(t, sizeof t, "%Y-%m-%dT%H:%M:%SZ", &tm);
+                buf_printf(&m, "{\"time\":\"%s\",\"gpu\":{\"devices\":[{\"name\":\"G\",\"uuid\":\"U\","
+                               "\"memory_total_mib\":100,\"memory_used_mib\":%zu,\"util\":%zu}]}}\n", t, i % 100, i % 100);
+        }
+        char st[512], a[32], b[32];
+        struct tm tm;
+        gmtime_r(&started, &tm);
+        strftime(a, sizeof a, "%Y-%m-%dT%H:%M:%SZ", &tm);
+        gmtime_r(&updated, &tm);
+        strftime(b, sizeof b, "%Y-%m-%dT%H:%M:%SZ", &tm);
+        snprintf(st, sizeof st, "{\"name\":\"g\",\"outcome\":\"succeeded\",\"started\":\"%s\",\"updated\":\"%s\","
+                 "\"experiments\":[]}", a, b);
+        cJSON *j = cJSON_Parse(st);
+        struct report_input in = { .status = j, .metrics = m.data, .metrics_len = m.len, .now = updated };
+        struct buf out = BUF_INIT(REPORT_MAX_BYTES);
+        int r = report_render(&in, &out);
+        cJSON_Delete(j);
+        buf_free(&m);
+        if (r < 0) {
+                buf_free(&out);
+                return NULL;
+        }
+        return buf_steal(&out);
+}
+
+static void test_plot_gaps(void) {
+        const time_t t0 = 1767225600;
+        time_t ts[400];
+        size_t n = 0;
+        /* 10 minutes every 5 s, the instance stopped for 2 hours, 10 more minutes */
+        for (int i = 0; i < 120; i++)
+                ts[n++] = t0 + 5 * i;
+        for (int i = 0; i < 120; i++)
+                ts[n++] = t0 + 600 + 7200 + 5 * i;
+        char *h = render_samples(ts, n, t0, t0 + 8400);
+        t_result("plot: a 2-hour stop breaks the line", moves_in(h, "gpu-0-util") == 2, "%d moves",
+                 moves_in(h, "gpu-0-util"));
+        free(h);
+        /* a 12-second run with 3 samples: one line, not three dots */
+        time_t few[] = { t0 + 1, t0 + 6, t0 + 11 };
+        h = render_samples(few, 3, t0, t0 + 12);
+        t_result("plot: sparse samples are joined", moves_in(h, "gpu-0-util") == 1 && h &&
+                 strstr(h, "id=\"gpu-0-util-band\" d=\"\""), "%d moves", moves_in(h, "gpu-0-util"));
+        free(h);
+}
+
 static void test_cost(void) {
         struct price_point p[] = { { 0, 1.0 }, { 1800, 2.0 } };
         t_result("integrate across a price change", fabs(cost_integrate(p, 2, 900, 3600) - 1.25) < 1e-9, "%f",
@@ -364,6 +427,7 @@ int main(int argc, char **argv) {
         test_tail();
         test_hostile_status();
         test_twelve_hours();
+        test_plot_gaps();
         test_cost();
         test_sns();
         test_prices();
