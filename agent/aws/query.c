@@ -1,22 +1,38 @@
 /* query.c — one Query-protocol call: form body, SigV4 for the service, XML answer. */
 #include "aws/query.h"
 
+/* application/x-www-form-urlencoded as the SDKs write it (Python's urlencode in botocore): RFC 3986 escapes, a
+ * space as '+'. AWS hashes the bytes as sent, so either form of a space signs; this one is what moto rebuilds. */
+static int form_encode(struct buf *out, const char *s) {
+        int r = 0;
+        while (r >= 0 && *s) {
+                size_t n = strcspn(s, " ");
+                r = uri_encode(out, s, n, false);
+                s += n;
+                if (r >= 0 && *s == ' ') {
+                        r = buf_addc(out, '+');
+                        s++;
+                }
+        }
+        return r;
+}
+
 int query_form(const char *action, const char *version, const struct kv *params, size_t n, struct buf *out) {
         int r = buf_adds(out, "Action=");
         if (r >= 0)
-                r = uri_encode(out, action, strlen(action), false);
+                r = form_encode(out, action);
         if (r >= 0)
                 r = buf_adds(out, "&Version=");
         if (r >= 0)
-                r = uri_encode(out, version, strlen(version), false);
+                r = form_encode(out, version);
         for (size_t i = 0; i < n && r >= 0; i++) {
                 r = buf_addc(out, '&');
                 if (r >= 0)
-                        r = uri_encode(out, params[i].name, strlen(params[i].name), false);
+                        r = form_encode(out, params[i].name);
                 if (r >= 0)
                         r = buf_addc(out, '=');
                 if (r >= 0)
-                        r = uri_encode(out, params[i].value, strlen(params[i].value), false);
+                        r = form_encode(out, params[i].value);
         }
         return r;
 }

@@ -12,7 +12,8 @@ struct query_service {
         long timeout_ms;               /* whole request, each attempt; 0 = none */
 };
 
-/* Pure: "Action=<action>&Version=<version>&<name>=<value>..." with RFC 3986 encoding of names and values. */
+/* Pure: "Action=<action>&Version=<version>&<name>=<value>...", names and values form-encoded the way the SDKs do
+ * (RFC 3986 escapes, a space as '+'). */
 int query_form(const char *action, const char *version, const struct kv *params, size_t n, struct buf *out);
 /* POSTs the form; the parsed XML answer in *ret (may be NULL: answer ignored). <0 with out->msg on failure. */
 int query_call(struct aws_ctx *c, struct http_client *h, const struct query_service *s, const char *action,

@@ -374,7 +374,7 @@ static void test_query_form(void) {
         int r = query_form("Publish", "2010-03-31", p, 2, &b);
         T_EXPECT_STR("query form", r == 0 ? b.data : "(failed)",
                      "Action=Publish&Version=2010-03-31&TopicArn=arn%3Aaws%3Asns%3Aus-east-1%3A1%3At"
-                     "&Message=a%20b%26c%3Dd%0A%C3%A9");
+                     "&Message=a+b%26c%3Dd%0A%C3%A9");
         buf_free(&b);
 }
 
