@@ -190,7 +190,7 @@ static void print_table(struct probe **rows, size_t n, time_t now) {
                 wn = MAX(wn, (int)strlen(str(rows[i]->status, "name")));
                 wr = MAX(wr, (int)strlen(str(rows[i]->status, "run_id")));
         }
-        printf("%-*s  %-*s  %-11s  %-17s  %-10s  %s\n", wn, "NAME", wr, "RUN ID", "OUTCOME", "STARTED", "DURATION",
+        printf("%-*s  %-*s  %-11s  %-17s  %-11s  %s\n", wn, "NAME", wr, "RUN ID", "OUTCOME", "STARTED", "DURATION",
                "COST");
         for (size_t i = 0; i < n; i++) {
                 const cJSON *st = rows[i]->status;
@@ -203,7 +203,7 @@ static void print_table(struct probe **rows, size_t n, time_t now) {
                 }
                 fmt_duration(duration(st, now), running(st), dur);
                 fmt_cost(st, cost);
-                printf("%-*s  %-*s  %-11s  %-17s  %-10s  %s\n", wn, str(st, "name"), wr, str(st, "run_id"),
+                printf("%-*s  %-*s  %-11s  %-17s  %-11s  %s\n", wn, str(st, "name"), wr, str(st, "run_id"),
                        str(st, "outcome"), started, dur, cost);
         }
 }
