@@ -290,7 +290,7 @@ static bool publisher_stop(struct wrapup *w, int wait_s) {
 
 void wrapup_status_changed(struct run *R, const char *status_json) {
         struct wrapup *w = &R->wrap;
-        if (!R->ship_ready || (!w->running && publisher_start(R) < 0))
+        if (!R->ship_ready || w->final || (!w->running && publisher_start(R) < 0))
                 return;
         char *copy = strdup(status_json);
         pthread_mutex_lock(&w->lock);
@@ -302,6 +302,7 @@ void wrapup_status_changed(struct run *R, const char *status_json) {
 
 int wrapup_final_report(struct run *R, const char *status_json, struct aws_result *out) {
         publisher_stop(&R->wrap, 0); /* nothing older may land after the final page */
+        R->wrap.final = true;         /* and no later status (PH_EXIT) brings the publisher back */
         struct report_build x = { 0 };
         int r = gather(&x, status_json, R->logs_dir, R->inst.id, true);
         if (r == 0)

@@ -30,6 +30,7 @@ struct wrapup {
         bool stop;
         char *pending;                   /* the status.json to render next, NULL when none */
         double last_put;                 /* monotonic */
+        bool final;                      /* the final page is up: nothing older may replace it */
         struct aws_ctx *c;
         char bucket[64], prefix[1200], logs_dir[2048], instance[64];
         unsigned long published, failures;
