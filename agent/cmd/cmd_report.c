@@ -99,9 +99,10 @@ static int cmp_chunk(const void *a, const void *b) {
 static int get_live_tail(struct fetch *f, const char *dir, const char *name, uint64_t max, char **ret, size_t *ret_len,
                          bool *whole) {
         char prefix[2400], want[300];
-        snprintf(prefix, sizeof prefix, "%slive/%s", f->run, dir);
         snprintf(want, sizeof want, "%s.", name);
-        struct chunks c = { .want = want, .dir_len = strlen(prefix) };
+        int dl = snprintf(prefix, sizeof prefix, "%slive/%s", f->run, dir);
+        snprintf(prefix + dl, sizeof prefix - (size_t)dl, "%s", want); /* list only this stream's chunks */
+        struct chunks c = { .want = want, .dir_len = (size_t)dl };
         struct aws_result res;
         int r = s3_list(f->c, &f->h, f->bucket, prefix, on_chunk, &c, &res);
         if (r == 0 && !c.n)
