@@ -261,8 +261,9 @@ static void test_cost(void) {
         snprintf(in->source, sizeof in->source, "%s", COST_SOURCE_ONDEMAND);
         _cleanup_(cjson_deletep) cJSON *j2 = cost_to_json(l, 13600);
         const cJSON *tot = cJSON_GetObjectItem(j2, "total");
+        _cleanup_free_ char *j2s = cJSON_PrintUnformatted(j2);
         t_result("on-demand: 3600 s at $3.60/h", cJSON_IsNumber(tot) && fabs(tot->valuedouble - 3.6) < 1e-6, "%s",
-                 cJSON_PrintUnformatted(j2));
+                 j2s ? j2s : "?");
 
         /* stopped and started again: the first boot (10000..13600) is kept, the second counted from its boot */
         s.boot = 20000;
