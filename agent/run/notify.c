@@ -325,8 +325,8 @@ int notify_webhook(const char *url, const char *json, long timeout_ms, char *err
         h.connect_timeout_ms = MIN(timeout_ms, (long)HTTP_CONNECT_TIMEOUT_MS);
         h.total_timeout_ms = timeout_ms;
         struct curl_slist *hl = NULL, *t;
-        static const char *const hdrs[] = { "Content-Type: application/json", "User-Agent: mayfly/" MAYFLY_VERSION,
-                                            "Expect:", "Accept:" };
+        static const char ua[] = "User-Agent: mayfly/" MAYFLY_VERSION;
+        static const char *const hdrs[] = { "Content-Type: application/json", ua, "Expect:", "Accept:" };
         for (size_t i = 0; i < ARRAY_SIZE(hdrs); i++) {
                 if (!(t = curl_slist_append(hl, hdrs[i]))) {
                         curl_slist_free_all(hl);
