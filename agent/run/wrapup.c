@@ -57,8 +57,9 @@ int wrapup_cost_refresh(struct run *R, void *unused) {
         char before[sizeof in->error];
         snprintf(before, sizeof before, "%s", in->error);
         if (cost_lookup_price(&R->c, in, now, &o, &res) < 0 && strcmp(before, in->error))
-                log_warn("cost: the price of %s (%s, %s) is unknown: %s", in->id, in->type,
-                         in->lifecycle[0] ? in->lifecycle : "lifecycle unknown", in->error);
+                log_warn("cost: the price of %s (%s, %s) %s: %s", in->id, in->type,
+                         in->lifecycle[0] ? in->lifecycle : "lifecycle unknown",
+                         in->have_price ? "could not be brought up to date" : "is unknown", in->error);
         int r = cost_ledger_save(path, w->cost);
         if (r < 0)
                 log_warn("cost: cannot save %s: %s", path, strerror(-r));
