@@ -283,6 +283,8 @@ static void axis(struct out *o, const struct span *sp, int top, int bottom) {
                         step = steps[i];
                         break;
                 }
+        if (span / step > 7)
+                step = span / 7 + 1; /* years (a status.json with odd times): still a handful of ticks */
         o_f(o, "<g class=\"axis\"><line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\"/>", G_LEFT, bottom, G_LEFT + G_WIDTH,
             bottom);
         for (time_t t = (sp->x0 + step - 1) / step * step; t <= sp->x1; t += step) {
