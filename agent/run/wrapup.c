@@ -135,8 +135,13 @@ static int on_object(void *ud, const struct s3_object *o) {
                                         : 0;
 }
 
-/* The logs and outputs the run shipped, as S3 lists them. */
-static int shipped_files(struct run *R, struct report_build *x, struct aws_result *out) {
+static uint64_t file_size(const char *path) {
+        struct stat st;
+        return stat(path, &st) == 0 ? (uint64_t)st.st_size : UINT64_MAX;
+}
+
+/* The logs and outputs the run shipped, as S3 lists them, and status.json (status_len bytes) and metrics.jsonl. */
+static int shipped_files(struct run *R, struct report_build *x, size_t status_len, struct aws_result *out) {
         struct http_client h;
         int r = http_client_init(&h);
         struct lister l = { x, strlen(R->prefix) };
@@ -148,9 +153,9 @@ static int shipped_files(struct run *R, struct report_build *x, struct aws_resul
         }
         http_client_free(&h);
         if (r == 0)
-                r = report_build_file(x, "status.json", rel_href("status.json"), UINT64_MAX);
-        if (r == 0 && access(R->metrics_path, F_OK) == 0)
-                r = report_build_file(x, "metrics.jsonl", rel_href("metrics.jsonl"), UINT64_MAX);
+                r = report_build_file(x, "status.json", rel_href("status.json"), status_len);
+        if (r == 0 && R->metrics_path[0] && access(R->metrics_path, F_OK) == 0)
+                r = report_build_file(x, "metrics.jsonl", rel_href("metrics.jsonl"), file_size(R->metrics_path));
         return r;
 }
 
@@ -307,7 +312,7 @@ int wrapup_final_report(struct run *R, const char *status_json, struct aws_resul
         struct report_build x = { 0 };
         int r = gather(&x, status_json, R->logs_dir, R->inst.id, true);
         if (r == 0)
-                r = shipped_files(R, &x, out);
+                r = shipped_files(R, &x, strlen(status_json), out);
         if (r == 0)
                 r = render_put(&R->c, R->bucket, R->prefix, &x.in, out);
         if (r == 0)
