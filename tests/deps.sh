@@ -1,5 +1,6 @@
 #!/bin/sh
 # Installs the Debian packages a target needs when they are missing (root only); quiet when all are present.
+# test: also headless Chromium and tidy (report.html is rendered and validated), openssl (a webhook's test CA).
 # vm (make test-vm): qemu (TCG), debootstrap for the guest image, netcat for the IMDS forward (qemu's guestfwd runs
 # `nc` per guest connection), e2fsprogs (mkfs.ext4 -d), without qemu's recommends (firmware, GUI).
 set -e
@@ -7,7 +8,7 @@ apt_opts=""
 want="libcurl4-openssl-dev libcjson-dev libexpat1-dev libssl-dev libsystemd-dev libarchive-dev libinih-dev pkg-config gcc make"
 case "$1" in
   test)  want="$want curl faketime python3-yaml python3-jsonschema python3-jinja2 python3-configobj python3-jsonpatch \
-               python3-netifaces python3-oauthlib python3-requests python3-serial" ;;
+               python3-netifaces python3-oauthlib python3-requests python3-serial chromium tidy openssl" ;;
   bench) want="$want curl nginx-light time" ;;
   vm)    want="$want qemu-system-x86 debootstrap netcat-openbsd e2fsprogs util-linux"; apt_opts="--no-install-recommends" ;;
 esac

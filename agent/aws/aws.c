@@ -16,6 +16,14 @@ static void endpoint_from_env(char *dst, size_t n, const char *specific) {
                 dst[--l] = 0;
 }
 
+void aws_endpoint_for(const char *env_name, const char *host, char *out, size_t n) {
+        char var[96];
+        snprintf(var, sizeof var, "AWS_ENDPOINT_URL_%s", env_name);
+        endpoint_from_env(out, n, var);
+        if (!out[0])
+                snprintf(out, n, "https://%s", host);
+}
+
 int aws_ctx_init_base(struct aws_ctx *c) {
         memset(c, 0, sizeof *c);
         int r = imds_init(&c->imds);
@@ -76,20 +84,6 @@ int aws_region(struct aws_ctx *c, char *err, size_t errlen) {
         }
         snprintf(c->region, sizeof c->region, "%s", str_trim(reg));
         return 0;
-}
-
-int aws_query_form(const char *action, const char *version, const struct kv *params, size_t n, struct buf *out) {
-        int r = buf_printf(out, "Action=%s&Version=%s", action, version);
-        for (size_t i = 0; i < n && r >= 0; i++) {
-                r = buf_addc(out, '&');
-                if (r >= 0)
-                        r = uri_encode(out, params[i].name, strlen(params[i].name), false);
-                if (r >= 0)
-                        r = buf_addc(out, '=');
-                if (r >= 0)
-                        r = uri_encode(out, params[i].value, strlen(params[i].value), false);
-        }
-        return r;
 }
 
 static int host_of(const char *endpoint, char *host, size_t n) {
@@ -243,6 +237,8 @@ int aws_send(struct aws_ctx *c, struct http_client *h, const struct aws_req *r, 
                 ph = payload;
         } else if (!ph)
                 ph = SIGV4_UNSIGNED_PAYLOAD;
+        const char *region = r->region ? r->region : c->region;
+        int max_attempts = r->max_attempts > 0 ? MIN(r->max_attempts, c->max_attempts) : c->max_attempts;
         unsigned seed = (unsigned)(uintptr_t)h ^ (unsigned)time(NULL);
         bool refreshed_creds = false;
         int ret = -EIO;
@@ -253,7 +249,7 @@ int aws_send(struct aws_ctx *c, struct http_client *h, const struct aws_req *r, 
                         return rr;
                 struct sigv4_request sreq = {
                         .method = r->method, .path = r->path, .query = r->query, .n_query = r->n_query,
-                        .headers = r->headers, .n_headers = r->n_headers, .payload_hash = ph, .region = c->region,
+                        .headers = r->headers, .n_headers = r->n_headers, .payload_hash = ph, .region = region,
                         .service = r->service, .now = now_wall() + atomic_load(&c->skew),
                         .normalize_path = strcmp(r->service, "s3") != 0,
                         .add_content_sha256 = strcmp(r->service, "s3") == 0,
@@ -341,7 +337,7 @@ int aws_send(struct aws_ctx *c, struct http_client *h, const struct aws_req *r, 
                       : out->status == 403 || aws_error_is_auth(out->err.code) ? -MF_EAUTH
                       : out->status ? -MF_EHTTP
                                     : -EIO;
-                if (k == RETRY_NONE || attempt >= c->max_attempts)
+                if (k == RETRY_NONE || attempt >= max_attempts)
                         break;
                 atomic_fetch_add(&c->retries, 1);
                 if (r->progress)
@@ -351,7 +347,7 @@ int aws_send(struct aws_ctx *c, struct http_client *h, const struct aws_req *r, 
                 if (d > 0)
                         usleep((useconds_t)(d * 1e6));
         }
-        if (out->status && out->err.region[0] && strcmp(out->err.region, c->region) != 0 &&
+        if (out->status && out->err.region[0] && strcmp(out->err.region, region) != 0 &&
             (out->status == 301 || out->status == 400 || strcmp(out->err.code, "AuthorizationHeaderMalformed") == 0)) {
                 snprintf(out->msg, sizeof out->msg, "%s failed: the bucket is in region %s, not %s (set AWS_REGION=%s)",
                          r->op, out->err.region, c->region, out->err.region);

@@ -1,11 +1,13 @@
 /* ec2.c — TerminateInstances, StopInstances, DescribeInstances over the Query protocol. */
 #include "aws/ec2.h"
 
+#include "aws/query.h"
+
 int ec2_form(const char *action, const struct kv *params, size_t n, struct buf *out) {
-        return aws_query_form(action, EC2_API_VERSION, params, n, out);
+        return query_form(action, EC2_API_VERSION, params, n, out);
 }
 
-static void ec2_endpoint(struct aws_ctx *c, char *ep, size_t n) {
+void ec2_endpoint(struct aws_ctx *c, char *ep, size_t n) {
         if (c->ec2_endpoint[0])
                 snprintf(ep, n, "%s", c->ec2_endpoint);
         else

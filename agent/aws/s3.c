@@ -315,8 +315,9 @@ int s3_mpu_abort(struct aws_ctx *c, struct http_client *h, const char *bucket, c
         return mpu_xml(c, h, "AbortMultipartUpload", "DELETE", bucket, key, q, 1, NULL, 0, NULL, out);
 }
 
-int s3_parse_list(const char *xml, size_t len, int (*cb)(void *ud, const struct s3_object *o), void *ud,
-                  bool *ret_truncated, char **ret_token) {
+/* One ListObjectsV2 page: each object to cb, each common prefix to dir_cb (either may be NULL). */
+static int parse_page(const char *xml, size_t len, int (*cb)(void *ud, const struct s3_object *o),
+                      int (*dir_cb)(void *ud, const char *dir), void *ud, bool *ret_truncated, char **ret_token) {
         _cleanup_(xml_freep) struct xml_node *x = NULL;
         int r = xml_parse(xml, len, &x);
         if (r < 0)
@@ -325,7 +326,7 @@ int s3_parse_list(const char *xml, size_t len, int (*cb)(void *ud, const struct 
                 return -MF_EPARSE;
         const char *enc = xml_text(x, "EncodingType");
         bool url = enc && strcmp(enc, "url") == 0;
-        for (struct xml_node *n = xml_child(x, "Contents"); n; n = xml_next_named(n)) {
+        for (struct xml_node *n = xml_child(x, "Contents"); n && cb; n = xml_next_named(n)) {
                 const char *k = xml_text(n, "Key"), *sz = xml_text(n, "Size");
                 uint64_t size;
                 if (!k || !sz || parse_u64(sz, &size) < 0)
@@ -342,6 +343,21 @@ int s3_parse_list(const char *xml, size_t len, int (*cb)(void *ud, const struct 
                 if (r < 0)
                         return r;
         }
+        for (struct xml_node *n = xml_child(x, "CommonPrefixes"); n && dir_cb; n = xml_next_named(n)) {
+                const char *p = xml_text(n, "Prefix");
+                if (!p)
+                        return -MF_EPARSE;
+                _cleanup_free_ char *dp = NULL;
+                if (url) {
+                        r = uri_decode(p, strlen(p), &dp);
+                        if (r < 0)
+                                return r;
+                        p = dp;
+                }
+                r = dir_cb(ud, p);
+                if (r < 0)
+                        return r;
+        }
         const char *tr = xml_text(x, "IsTruncated");
         bool truncated = tr && strcmp(tr, "true") == 0;
         const char *tok = xml_text(x, "NextContinuationToken");
@@ -352,18 +368,26 @@ int s3_parse_list(const char *xml, size_t len, int (*cb)(void *ud, const struct 
         return truncated && !*ret_token ? -ENOMEM : 0;
 }
 
-int s3_list(struct aws_ctx *c, struct http_client *h, const char *bucket, const char *prefix,
-            int (*cb)(void *ud, const struct s3_object *o), void *ud, struct aws_result *out) {
+int s3_parse_list(const char *xml, size_t len, int (*cb)(void *ud, const struct s3_object *o), void *ud,
+                  bool *ret_truncated, char **ret_token) {
+        return parse_page(xml, len, cb, NULL, ud, ret_truncated, ret_token);
+}
+
+static int list_pages(struct aws_ctx *c, struct http_client *h, const char *bucket, const char *prefix,
+                      const char *delimiter, int (*cb)(void *ud, const struct s3_object *o),
+                      int (*dir_cb)(void *ud, const char *dir), void *ud, struct aws_result *out) {
         _cleanup_free_ char *token = NULL;
         for (unsigned page = 0;; page++) {
                 _cleanup_(target_free) struct target t = { 0 };
                 int r = target(c, bucket, "", &t, out);
                 if (r < 0)
                         return r;
-                struct kv q[5] = { { "list-type", "2" }, { "encoding-type", "url" }, { "max-keys", "1000" } };
+                struct kv q[6] = { { "list-type", "2" }, { "encoding-type", "url" }, { "max-keys", "1000" } };
                 size_t nq = 3;
                 if (prefix && *prefix)
                         q[nq++] = (struct kv){ "prefix", prefix };
+                if (delimiter)
+                        q[nq++] = (struct kv){ "delimiter", delimiter };
                 if (token)
                         q[nq++] = (struct kv){ "continuation-token", token };
                 struct aws_req rq = { .op = "ListObjectsV2", .method = "GET", .service = "s3",
@@ -377,7 +401,7 @@ int s3_list(struct aws_ctx *c, struct http_client *h, const char *bucket, const 
                 }
                 bool more = false;
                 char *next = NULL;
-                r = s3_parse_list(res.body.data, res.body.len, cb, ud, &more, &next);
+                r = parse_page(res.body.data, res.body.len, cb, dir_cb, ud, &more, &next);
                 http_response_free(&res);
                 if (r < 0) {
                         if (!out->msg[0] || r == -MF_EPARSE || r == -EBADMSG)
@@ -392,4 +416,50 @@ int s3_list(struct aws_ctx *c, struct http_client *h, const char *bucket, const 
                 if (page > 1000000)
                         return -ELOOP;
         }
+}
+
+int s3_list(struct aws_ctx *c, struct http_client *h, const char *bucket, const char *prefix,
+            int (*cb)(void *ud, const struct s3_object *o), void *ud, struct aws_result *out) {
+        return list_pages(c, h, bucket, prefix, NULL, cb, NULL, ud, out);
+}
+
+int s3_list_dirs(struct aws_ctx *c, struct http_client *h, const char *bucket, const char *prefix,
+                 int (*cb)(void *ud, const char *dir), void *ud, struct aws_result *out) {
+        return list_pages(c, h, bucket, prefix, "/", NULL, cb, ud, out);
+}
+
+int s3_presign_get(struct aws_ctx *c, const char *bucket, const char *key, long expires, time_t now, struct buf *url,
+                   time_t *ret_until, char *err, size_t errlen) {
+        struct aws_creds cr = { 0 };
+        char endpoint[320], host[256];
+        struct buf path = BUF_INIT(4 * S3_MAX_KEY + 64);
+        struct sigv4_result res = { 0 };
+        int r = aws_region(c, err, errlen);
+        if (r == 0)
+                r = creds_get(&c->creds, now, &cr, err, errlen);
+        if (r == 0)
+                r = s3_target(c, bucket, key, endpoint, sizeof endpoint, &path);
+        if (r == 0) {
+                /* a URL signed with a session token stops working when the token expires, whatever it says */
+                if (cr.expiration && cr.expiration - now < expires)
+                        expires = MAX((long)(cr.expiration - now), 1L);
+                expires = MIN(MAX(expires, 1L), (long)SIGV4_MAX_PRESIGN_EXPIRES);
+                const char *h = strstr(endpoint, "://") + 3;
+                snprintf(host, sizeof host, "%.*s", (int)strcspn(h, "/"), h);
+                struct kv hdr[] = { { "host", host } };
+                struct sigv4_request q = { .method = "GET", .path = path.data, .headers = hdr, .n_headers = 1,
+                                           .payload_hash = SIGV4_UNSIGNED_PAYLOAD, .region = c->region,
+                                           .service = "s3", .now = now };
+                r = sigv4_presign(&q, &cr, (unsigned)expires, &res);
+                if (r < 0)
+                        errf(err, errlen, "cannot presign: %s", strerror(-r));
+        }
+        if (r == 0)
+                r = buf_printf(url, "%s%s?%s", endpoint, res.encoded_path, res.query_string);
+        if (r == 0 && ret_until)
+                *ret_until = now + expires;
+        sigv4_result_clear(&res);
+        aws_creds_clear(&cr);
+        buf_free(&path);
+        return r;
 }

@@ -1,6 +1,8 @@
 /* sts.c — AssumeRole for the profile chain: one signed POST with the source credentials. */
 #include "aws/sts.h"
 
+#include "aws/query.h"
+
 int sts_parse_credentials(const char *xml, size_t len, struct aws_creds *ret) {
         _cleanup_(xml_freep) struct xml_node *x = NULL;
         int r = xml_parse(xml, len, &x);
@@ -31,7 +33,7 @@ int sts_assume_role(struct aws_ctx *c, const struct aws_creds *source, const str
         struct kv p[4] = { { "RoleArn", a->role_arn }, { "RoleSessionName", a->session_name ? a->session_name : session },
                            { "DurationSeconds", duration }, { "ExternalId", a->external_id } };
         _cleanup_(buf_freep) struct buf body = BUF_INIT(16384);
-        int r = aws_query_form("AssumeRole", STS_API_VERSION, p, a->external_id ? 4 : 3, &body);
+        int r = query_form("AssumeRole", STS_API_VERSION, p, a->external_id ? 4 : 3, &body);
         if (r < 0)
                 return r;
         struct aws_ctx sc;

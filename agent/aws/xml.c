@@ -178,8 +178,12 @@ int aws_error_parse(const char *body, size_t len, struct aws_error *ret) {
         } else if (strcmp(root->name, "Response") == 0) {
                 e = xml_child(xml_child(root, "Errors"), "Error");
                 rid = xml_text(root, "RequestID");
-        } else if (strcmp(root->name, "ErrorResponse") == 0) { /* the Query services: STS, IAM */
+        } else if (strcmp(root->name, "ErrorResponse") == 0) {
+                /* the Query protocol of SNS, STS, IAM: <ErrorResponse><Error><Type/><Code/><Message/></Error>
+                 * (moto nests it in <Errors>, as EC2 does; botocore reads both) */
                 e = xml_child(root, "Error");
+                if (!e)
+                        e = xml_child(xml_child(root, "Errors"), "Error");
                 rid = xml_text(root, "RequestId");
         }
         const char *code = e ? xml_text(e, "Code") : NULL;

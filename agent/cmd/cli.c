@@ -4,6 +4,7 @@
 #include "cmd/cli.h"
 
 #include "aws/chain.h"
+#include "aws/s3.h"
 #include "run/job.h"
 #include "log.h"
 #include "util.h"
@@ -56,4 +57,53 @@ int cmd_check(int argc, char **argv) {
                j.n_experiments == 1 ? "" : "s", j.results, j.name);
         job_free(&j);
         return EXIT_OK;
+}
+
+/* ---------- finding a run in S3 ---------- */
+
+struct latest {
+        char key[2048];
+};
+
+/* The start time at the end of a run id ("i-0abc-20261126T153000Z"), from a status.json key. */
+static const char *run_stamp(const char *status_key) {
+        size_t n = strlen(status_key) - strlen("/status.json");
+        const char *dash = NULL;
+        for (size_t i = 0; i < n; i++)
+                if (status_key[i] == '-')
+                        dash = status_key + i + 1;
+                else if (status_key[i] == '/')
+                        dash = NULL;
+        return dash ? dash : status_key;
+}
+
+static int on_status(void *ud, const struct s3_object *o) {
+        struct latest *l = ud;
+        if (!str_has_suffix(o->key, "/status.json"))
+                return 0;
+        /* run ids end in their UTC start time: the newest run is the greatest stamp, whatever its instance id */
+        int c = l->key[0] ? strcmp(run_stamp(o->key), run_stamp(l->key)) : 1;
+        if (c > 0 || (c == 0 && strcmp(o->key, l->key) > 0))
+                snprintf(l->key, sizeof l->key, "%s", o->key);
+        return 0;
+}
+
+int cli_find_run(struct aws_ctx *c, struct http_client *h, const char *uri, char **bucket, char run_prefix[2048],
+                 struct aws_result *out) {
+        _cleanup_free_ char *key = NULL;
+        int r = s3_parse_uri(uri, bucket, &key, out->msg, sizeof out->msg);
+        if (r < 0)
+                return r;
+        char prefix[2048];
+        snprintf(prefix, sizeof prefix, "%s%s", key, *key && !str_has_suffix(key, "/") ? "/" : "");
+        struct latest l = { "" };
+        r = s3_list(c, h, *bucket, prefix, on_status, &l, out);
+        if (r < 0)
+                return r;
+        if (!l.key[0]) {
+                snprintf(out->msg, sizeof out->msg, "no run under %s (no status.json)", uri);
+                return -MF_ENOTFOUND;
+        }
+        snprintf(run_prefix, 2048, "%.*s", (int)(strlen(l.key) - strlen("status.json")), l.key);
+        return 0;
 }

@@ -353,37 +353,34 @@ int cmd_launch(int argc, char **argv) {
 
 /* ---------- status and logs ---------- */
 
-struct latest {
-        char key[2048];
-};
+#define STATUS_REPORT_LINK_EXPIRES 3600
 
-static int on_status(void *ud, const struct s3_object *o) {
-        struct latest *l = ud;
-        /* run ids end in a UTC timestamp: the lexically greatest status.json of a job is its newest run */
-        if (str_has_suffix(o->key, "/status.json") && strcmp(o->key, l->key) > 0)
-                snprintf(l->key, sizeof l->key, "%s", o->key);
-        return 0;
+/* A presigned link to the run's report.html (an hour, or less when the credentials expire sooner). */
+static void print_report_link(struct aws_ctx *c, const char *bucket, const char *run, bool have) {
+        char key[2100], err[512];
+        snprintf(key, sizeof key, "%sreport.html", run);
+        _cleanup_(buf_freep) struct buf url = BUF_INIT(16384);
+        time_t until = 0;
+        if (!have)
+                printf("report:   none yet (mayfly report s3://%s/%s renders one)\n", bucket, run);
+        else if (s3_presign_get(c, bucket, key, STATUS_REPORT_LINK_EXPIRES, now_wall(), &url, &until, err,
+                                sizeof err) == 0)
+                printf("report:   %s\n          (valid %ld min; mayfly presign s3://%s/%s --expires N for longer)\n",
+                       url.data, (long)(until - now_wall() + 59) / 60, bucket, key);
+        else
+                printf("report:   s3://%s/%s (cannot presign: %s)\n", bucket, key, err);
 }
 
-/* RESULTS_URI: s3://b/prefix/name/run-id/ or s3://b/prefix/name/ (the newest run). */
-static int find_run(struct aws_ctx *c, struct http_client *h, const char *uri, char **bucket, char run_prefix[2048],
-                    struct aws_result *out) {
-        _cleanup_free_ char *key = NULL;
-        int r = s3_parse_uri(uri, bucket, &key, out->msg, sizeof out->msg);
-        if (r < 0)
-                return r;
-        char prefix[2048];
-        snprintf(prefix, sizeof prefix, "%s%s", key, *key && !str_has_suffix(key, "/") ? "/" : "");
-        struct latest l = { "" };
-        r = s3_list(c, h, *bucket, prefix, on_status, &l, out);
-        if (r < 0)
-                return r;
-        if (!l.key[0]) {
-                snprintf(out->msg, sizeof out->msg, "no run under %s (no status.json)", uri);
-                return -MF_ENOTFOUND;
-        }
-        snprintf(run_prefix, 2048, "%.*s", (int)(strlen(l.key) - strlen("status.json")), l.key);
-        return 0;
+static void print_cost(const cJSON *cost) {
+        const cJSON *t = cJSON_GetObjectItem(cost, "total");
+        const cJSON *first = cJSON_GetArrayItem(cJSON_GetObjectItem(cost, "instances"), 0);
+        const char *why = cJSON_GetStringValue(cJSON_GetObjectItem(first, "price_unknown"));
+        if (cJSON_IsNumber(t))
+                printf("cost:     $%.4f %s (EC2 instance time)\n", t->valuedouble,
+                       cJSON_GetStringValue(cJSON_GetObjectItem(cost, "currency")) ?: "USD");
+        else if (cJSON_IsObject(cost))
+                printf("cost:     unknown (%s)\n",
+                       why ? why : cJSON_GetStringValue(cJSON_GetObjectItem(cost, "total_unknown")) ?: "no price");
 }
 
 int cmd_status(int argc, char **argv) {
@@ -419,11 +416,15 @@ int cmd_status(int argc, char **argv) {
         size_t len = 0;
         int r = http_client_init(&h);
         if (r == 0)
-                r = find_run(&c, &h, uri, &bucket, run, &res);
+                r = cli_find_run(&c, &h, uri, &bucket, run, &res);
         if (r == 0) {
                 snprintf(key, sizeof key, "%sstatus.json", run);
                 r = s3_get_buffer(&c, &h, bucket, key, &body, &len, &res);
         }
+        uint64_t report_size = 0;
+        struct aws_result hres;
+        snprintf(key, sizeof key, "%sreport.html", run);
+        bool have_report = r == 0 && !json && s3_head(&c, &h, bucket, key, &report_size, NULL, &hres) == 0;
         http_client_free(&h);
         if (r < 0) {
                 log_error("%s", res.msg);
@@ -438,6 +439,8 @@ int cmd_status(int argc, char **argv) {
         } else {
                 const char *g = NULL;
                 printf("run:      s3://%s/%s\n", bucket, run);
+                print_report_link(&c, bucket, run, have_report);
+                print_cost(cJSON_GetObjectItem(st, "cost"));
                 printf("outcome:  %s\n", (g = cJSON_GetStringValue(cJSON_GetObjectItem(st, "outcome"))) ? g : "?");
                 if ((g = cJSON_GetStringValue(cJSON_GetObjectItem(st, "error"))))
                         printf("error:    %s\n", g);
@@ -559,7 +562,7 @@ int cmd_logs(int argc, char **argv) {
         char run[2048], first[128] = "";
         int r = http_client_init(&h);
         if (r == 0)
-                r = find_run(&c, &h, argv[optind], &bucket, run, &res);
+                r = cli_find_run(&c, &h, argv[optind], &bucket, run, &res);
         uint64_t from = 0;
         for (int rounds = 0; r == 0; rounds++) {
                 char key[2100];

@@ -38,7 +38,8 @@ static int presign_opt(int ch, const char *arg) {
 
 int cmd_presign(int argc, char **argv) {
         static const char usage[] = "usage: mayfly presign s3://BUCKET/KEY [--expires SECONDS]\n\n"
-                                    "  Prints a presigned GET URL. --expires: 1..604800 (7 days), default 3600.\n";
+                                    "  Prints a presigned GET URL. --expires: 1..604800 (7 days), default 3600;\n"
+                                    "  no longer than the credentials that sign it (a role's session).\n";
         static const struct option o[] = { { "expires", required_argument, NULL, 'e' }, { 0 } };
         int s = simple_opts(argc, argv, usage, o, presign_opt);
         if (s)
@@ -56,33 +57,13 @@ int cmd_presign(int argc, char **argv) {
         struct aws_ctx c;
         if (cli_aws_init(&c) < 0)
                 return EXIT_FAIL;
-        struct aws_creds cr = { 0 };
-        char endpoint[320], host[256];
-        struct buf path = BUF_INIT(8192);
-        struct sigv4_result res = { 0 };
-        int r = aws_region(&c, err, sizeof err);
+        struct buf url = BUF_INIT(16384);
+        int r = s3_presign_get(&c, bucket, key, presign_expires, now_wall(), &url, NULL, err, sizeof err);
         if (r == 0)
-                r = creds_get(&c.creds, now_wall(), &cr, err, sizeof err);
-        if (r == 0)
-                r = s3_target(&c, bucket, key, endpoint, sizeof endpoint, &path);
-        if (r == 0) {
-                const char *h = strstr(endpoint, "://") + 3;
-                snprintf(host, sizeof host, "%.*s", (int)strcspn(h, "/"), h);
-                struct kv hdr[] = { { "host", host } };
-                struct sigv4_request q = { .method = "GET", .path = path.data, .headers = hdr, .n_headers = 1,
-                                           .payload_hash = SIGV4_UNSIGNED_PAYLOAD, .region = c.region,
-                                           .service = "s3", .now = now_wall() };
-                r = sigv4_presign(&q, &cr, (unsigned)presign_expires, &res);
-                if (r < 0)
-                        snprintf(err, sizeof err, "cannot presign: %s", strerror(-r));
-        }
-        if (r == 0)
-                printf("%s%s?%s\n", endpoint, res.encoded_path, res.query_string);
+                printf("%s\n", url.data);
         else
                 log_error("%s", err);
-        sigv4_result_clear(&res);
-        aws_creds_clear(&cr);
-        buf_free(&path);
+        buf_free(&url);
         aws_ctx_free(&c);
         return exit_code_for(r);
 }

@@ -15,6 +15,8 @@ static const struct {
         { "launch", cmd_launch, "launch instances that run a job and end themselves" },
         { "status", cmd_status, "show a run's status from S3" },
         { "logs", cmd_logs, "print a run's logs from S3 (--follow)" },
+        { "report", cmd_report, "render a run's report.html from S3 (plots, timeline, cost, log tails)" },
+        { "ls", cmd_ls, "list the runs under a results prefix, newest first" },
         { "cp", cmd_cp, "copy files between S3 and the local disk" },
         { "presign", cmd_presign, "print a presigned GET URL for an S3 object" },
         { "metadata", cmd_metadata, "print an instance metadata (IMDS) value" },

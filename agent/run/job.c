@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "aws/sns.h"
 #include "util.h"
 
 struct pctx {
@@ -413,6 +414,48 @@ static int parse_sub(struct pctx *p, const cJSON *root, struct job *j) {
         return 0;
 }
 
+/* https://HOST[:PORT]/PATH: the only scheme a webhook may use (its URL is a secret, and so is what is sent). */
+static bool good_webhook(const char *u) {
+        if (!str_has_prefix(u, "https://") || strlen(u) > JOB_MAX_URL)
+                return false;
+        const char *host = u + 8;
+        size_t hl = strcspn(host, "/?#");
+        if (hl == 0 || memchr(host, '@', hl))
+                return false;
+        for (const unsigned char *c = (const unsigned char *)u; *c; c++)
+                if (*c <= 0x20 || *c >= 0x7f || *c == '"' || *c == '<' || *c == '>' || *c == '\\')
+                        return false;
+        return true;
+}
+
+static int parse_notify(struct pctx *p, const cJSON *root, struct job *j) {
+        const cJSON *n = cJSON_GetObjectItemCaseSensitive(root, "notify");
+        if (!n)
+                return 0;
+        static const char *const keys[] = { "sns_topic", "webhook", "on_interrupt", NULL };
+        if (!cJSON_IsObject(n))
+                return fail(p, "$.notify", "must be an object {\"sns_topic\": ARN, \"webhook\": URL}", NULL);
+        int r = check_keys(p, n, "$.notify", keys);
+        if (r == 0)
+                r = get_string(p, n, "sns_topic", "$.notify", false, &j->notify.sns_topic);
+        if (r == 0)
+                r = get_string(p, n, "webhook", "$.notify", false, &j->notify.webhook);
+        if (r == 0)
+                r = get_bool(p, n, "on_interrupt", "$.notify", &j->notify.on_interrupt);
+        if (r < 0)
+                return r;
+        struct sns_arn a;
+        if (j->notify.sns_topic && sns_parse_arn(j->notify.sns_topic, &a) < 0)
+                return fail(p, "$.notify.sns_topic", "must be an SNS topic ARN, arn:aws:sns:REGION:ACCOUNT:NAME (got "
+                                                     "'%s')", j->notify.sns_topic);
+        if (j->notify.webhook && !good_webhook(j->notify.webhook))
+                return fail(p, "$.notify.webhook", "must be an https:// URL without spaces, quotes or user info",
+                            NULL);
+        if (!j->notify.sns_topic && !j->notify.webhook)
+                return fail(p, "$.notify", "needs sns_topic or webhook (or both)", NULL);
+        return 0;
+}
+
 void job_free(struct job *j) {
         if (!j)
                 return;
@@ -423,6 +466,8 @@ void job_free(struct job *j) {
         free(j->env_value);
         free(j->user);
         free(j->checkpoint_dir);
+        free(j->notify.sns_topic);
+        free(j->notify.webhook);
         for (char **e = j->environment; e && *e; e++)
                 free(*e);
         free(j->environment);
@@ -450,7 +495,7 @@ static int parse_root(struct pctx *p, const cJSON *root, struct job *j) {
         static const char *const keys[] = { "name", "source", "workdir", "results", "env", "environment", "user",
                                             "experiments", "continue_on_failure", "outputs", "checkpoint", "gpu",
                                             "max_runtime", "log_interval", "on_exit", "on_error", "spot",
-                                            "stop_grace", "ship_timeout", "$schema", NULL };
+                                            "stop_grace", "ship_timeout", "notify", "$schema", NULL };
         int r = check_keys(p, root, "$", keys);
         if (r == 0)
                 r = get_string(p, root, "name", "$", true, &j->name);
@@ -509,6 +554,8 @@ static int parse_root(struct pctx *p, const cJSON *root, struct job *j) {
                 r = get_action(p, root, "on_exit", &j->on_exit);
         if (r == 0)
                 r = get_action(p, root, "on_error", &j->on_error);
+        if (r == 0)
+                r = parse_notify(p, root, j);
         return r;
 }
 

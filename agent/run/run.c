@@ -31,6 +31,7 @@
 #include "run/supervise.h"
 #include "run/wait.h"
 #include "run/watch.h"
+#include "run/wrapup.h"
 
 extern char **environ;
 
@@ -67,6 +68,7 @@ struct run {
         struct exp_run cur;           /* the running experiment */
         int cur_idx;                  /* its index, -1 = none */
         double deadline;              /* max_runtime on the monotonic clock, 0 = none */
+        struct wrapup wrap;           /* cost ledger, report.html, the notification (wrapup.h) */
         bool rebalance_seen;
         int rc;                       /* the process's exit code */
 };
@@ -91,14 +93,16 @@ static void save_state(struct run *R) {
 static int build_status(const struct run *R, bool final, char **ret) {
         struct status_parts p = { .job = &R->job, .st = &R->st, .inst = &R->inst, .results_uri = R->results_uri,
                                   .gpu = R->have_gpu_inv ? &R->gpu_inv : NULL, .gpu_hung = R->gpu_hung,
-                                  .final = final };
+                                  .final = final, .cost = wrapup_cost_json(&R->wrap) };
         return status_build(&p, ret);
 }
 
 static void push_status(struct run *R) {
         _cleanup_free_ char *js = NULL;
-        if (R->ship_ready && build_status(R, false, &js) == 0)
+        if (R->ship_ready && build_status(R, false, &js) == 0) {
                 shipper_set_status(&R->ship, js);
+                wrapup_status_changed(&R->wrap, js); /* report.html follows status.json */
+        }
 }
 
 /* A failure the run cannot go on from: the first one is the run's error. Returns EV_FAILED. */
@@ -559,12 +563,16 @@ static int ship_all(void *arg) {
                 R->st.outcome = decide_outcome(R);
                 save_state(R);
         }
+        wrapup_cost_refresh(&R->wrap); /* the cost up to now goes into the final status */
         _cleanup_free_ char *js = NULL;
         struct aws_result res = { 0 };
         if (build_status(R, true, &js) == 0 && shipper_put_text(&R->ship, "status.json", js, "application/json", &res) < 0) {
                 log_warn("shipping status.json: %s", res.msg);
                 r = -EIO;
         }
+        /* report.html from the final status (a page for people: its failure fails nothing) */
+        if (js && wrapup_final_report(&R->wrap, js, &res) < 0)
+                log_warn("shipping report.html: %s", res.msg);
         return r;
 }
 
@@ -648,14 +656,22 @@ static int act_exit(struct run *R) {
                 log_info("stopped; the run resumes when the agent starts again");
                 R->rc = EXIT_OK;
                 return STOP_DRIVING;
-        case X_AWAIT_RECLAIM:
+        case X_AWAIT_RECLAIM: {
+                _cleanup_free_ char *js = NULL;
+                if (build_status(R, true, &js) == 0)
+                        wrapup_notify(&R->wrap, js); /* the interruption's notification, when it is due */
                 if (!await_reclaim(R)) {
                         R->rc = EXIT_OK;
                         return STOP_DRIVING;
                 }
                 break;
+        }
         case X_ACTION: break;
         }
+        /* the notification, after the final status and before the exit action; bounded, once per run */
+        _cleanup_free_ char *js = NULL;
+        if (build_status(R, true, &js) == 0)
+                wrapup_notify(&R->wrap, js);
         if (p.keep_disk) {
                 char msg[512];
                 int r = exit_keep_disk(&R->c, R->inst.id, msg, sizeof msg);
@@ -902,6 +918,14 @@ int run_main(const char *job_path, bool failsafe) {
                 R->job.on_error = EXIT_ACTION_POWEROFF;
         }
         sd_notify(0, "READY=1");
+        if (R->ship_ready) {
+                struct wrapup_run wr = { .c = &R->c, .bucket = R->bucket, .prefix = R->prefix, .logs_dir = R->logs_dir,
+                                         .state_dir = R->state_dir, .metrics_path = R->metrics_path,
+                                         .inst = &R->inst, .job = &R->job, .st = &R->st, .w = &R->w };
+                wrapup_init(&R->wrap, &wr);
+                /* the instance and its price, at the start (bounded) */
+                waiter_blocking(&R->w, wrapup_cost_refresh, &R->wrap, 0);
+        }
         if (!failsafe && R->ship_ready) {
                 watcher_start(&R->watch, R->inst.id[0] ? &R->c.imds : NULL);
                 shipper_start(&R->ship);
@@ -909,6 +933,8 @@ int run_main(const char *job_path, bool failsafe) {
         }
         drive(R, ev);
         stop_watch(R);
+        if (!wrapup_free(&R->wrap))
+                R->w.abandoned = true; /* a report.html upload hangs */
         if (failsafe)
                 R->rc = R->st.exit_done && !R->bad_spec ? EXIT_OK : EXIT_FAIL;
         if (R->w.abandoned) {

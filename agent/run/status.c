@@ -20,11 +20,17 @@ static void iso(cJSON *o, const char *k, time_t t) {
 static void cjson_deletep(cJSON **j) { cJSON_Delete(*j); }
 
 int status_build(const struct status_parts *p, char **ret) {
+        if (!p->job || !p->st) {
+                cJSON_Delete(p->cost);
+                return -EINVAL;
+        }
         const struct job *job = p->job;
         const struct run_state *st = p->st;
         _cleanup_(cjson_deletep) cJSON *o = cJSON_CreateObject();
-        if (!o)
+        if (!o) {
+                cJSON_Delete(p->cost);
                 return -ENOMEM;
+        }
         cJSON_AddStringToObject(o, "name", job->name ? job->name : "");
         cJSON_AddStringToObject(o, "run_id", st->run_id);
         bool ended = p->final || st->phase >= PH_EXIT;
@@ -91,6 +97,8 @@ int status_build(const struct status_parts *p, char **ret) {
                 cJSON_AddStringToObject(sp, "action", st->spot_action);
                 iso(sp, "time", st->spot_time);
         }
+        if (p->cost)
+                cJSON_AddItemToObject(o, "cost", p->cost);
         cJSON_AddStringToObject(o, "exit_action",
                                 exit_action_name(ended && st->outcome == OUT_SUCCEEDED ? job->on_exit : job->on_error));
         char *txt = cJSON_Print(o);

@@ -38,8 +38,6 @@ int aws_region(struct aws_ctx *c, char *err, size_t errlen);
  * retries, clock skew), e.g. for AssumeRole with a source profile's keys. No IMDS: it needs a region. */
 int aws_ctx_with_creds(const struct aws_ctx *parent, const struct aws_creds *cr, struct aws_ctx *ret);
 void aws_ctx_with_creds_free(struct aws_ctx *c);
-/* Pure: Action=…&Version=…&params, form-encoded (the Query APIs: EC2, STS). */
-int aws_query_form(const char *action, const char *version, const struct kv *params, size_t n, struct buf *out);
 
 struct aws_req {
         const char *op;                /* for messages: "GetObject" */
@@ -59,6 +57,8 @@ struct aws_req {
         int out_fd;                    /* -1: keep the body in memory */
         off_t out_off;
         bool check_200_error;          /* a 200 whose body is an <Error> is an error (CompleteMultipartUpload) */
+        const char *region;            /* signing region; NULL = the context's (SNS topics, the Price List API) */
+        int max_attempts;              /* 0 = the context's; callers with a deadline ask for fewer */
         void (*progress)(void *ud, int64_t delta);   /* bytes moved; negative to undo a failed attempt */
         void *progress_ud;
 };
@@ -75,6 +75,9 @@ const char *aws_error_hint(const char *code);
 bool aws_error_is_auth(const char *code);
 /* out->msg from out->status and out->err: "OP failed: HTTP 403 CODE: message (request id …). Hint: …". */
 void aws_describe_error(const char *op, const char *fallback_request_id, struct aws_result *out);
+/* The endpoint of a service the context has no field for: $AWS_ENDPOINT_URL_<ENV_NAME>, else $AWS_ENDPOINT_URL
+ * (the SDKs' service-specific endpoint variables), else https://<host> as given. No trailing '/'. */
+void aws_endpoint_for(const char *env_name, const char *host, char *out, size_t n);
 
 /* 0 on 2xx (response in *res, caller frees it); <0 with a one-line message in out->msg. */
 int aws_send(struct aws_ctx *c, struct http_client *h, const struct aws_req *r, struct http_response *res,

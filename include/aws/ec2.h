@@ -5,6 +5,8 @@
 #define EC2_API_VERSION "2016-11-15"
 #define EC2_MAX_PARAMS 96
 
+/* $AWS_ENDPOINT_URL_EC2 / $AWS_ENDPOINT_URL, else https://ec2.<region>.amazonaws.com (region known). */
+void ec2_endpoint(struct aws_ctx *c, char *ep, size_t n);
 /* POST Action=...&Version=...&params; the parsed answer in *ret. */
 int ec2_call(struct aws_ctx *c, struct http_client *h, const char *action, const struct kv *params, size_t n,
              struct xml_node **ret, struct aws_result *out);

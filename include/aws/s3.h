@@ -46,5 +46,12 @@ int s3_list(struct aws_ctx *c, struct http_client *h, const char *bucket, const 
 /* Pure: parse one ListObjectsV2 page. */
 int s3_parse_list(const char *xml, size_t len, int (*cb)(void *ud, const struct s3_object *o), void *ud,
                   bool *ret_truncated, char **ret_token);
+/* A presigned GET URL for bucket/key (SigV4 query signing, signed at `now`): valid `expires` seconds (1..604800),
+ * or until the credentials expire when that comes first (*ret_until: until when it works; may be NULL). */
+int s3_presign_get(struct aws_ctx *c, const char *bucket, const char *key, long expires, time_t now, struct buf *url,
+                   time_t *ret_until, char *err, size_t errlen);
+/* ListObjectsV2 with delimiter '/': the common prefixes ("name/") directly under prefix; cb returns <0 to stop. */
+int s3_list_dirs(struct aws_ctx *c, struct http_client *h, const char *bucket, const char *prefix,
+                 int (*cb)(void *ud, const char *dir), void *ud, struct aws_result *out);
 /* Content-MD5 (base64) of an fd range or of memory. */
 int md5_base64(const void *mem, int fd, off_t off, uint64_t len, char out[32]);

@@ -28,6 +28,6 @@ struct aws_error {
         char request_id[128];
         char region[64];     /* S3 <Region> in redirect errors */
 };
-/* Parses an S3 <Error>, an EC2 <Response><Errors><Error> or an STS <ErrorResponse><Error> body; -EBADMSG when it
- * is none of them. */
+/* Parses an S3 <Error>, an EC2 <Response><Errors><Error> or a Query-protocol <ErrorResponse><Error> body;
+ * -EBADMSG when it is none of them. */
 int aws_error_parse(const char *body, size_t len, struct aws_error *ret);

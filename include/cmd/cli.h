@@ -17,10 +17,17 @@ int cmd_check(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_failsafe(int argc, char **argv);
 int cmd_install_units(int argc, char **argv);
+int cmd_report(int argc, char **argv);
+int cmd_ls(int argc, char **argv);
 
 /* Maps a negative return to an exit code. */
 int exit_code_for(int r);
 /* Sets up the AWS context, printing a message on failure. */
 int cli_aws_init(struct aws_ctx *c);
+/* RESULTS_URI s3://b/prefix/NAME/RUN-ID/ (that run) or s3://b/prefix/NAME/ (its newest run, by the start time
+ * that ends run ids) -> the bucket and the run's key prefix ("prefix/NAME/RUN-ID/"). -MF_ENOTFOUND with a message
+ * when there is no status.json under it. */
+int cli_find_run(struct aws_ctx *c, struct http_client *h, const char *uri, char **bucket, char run_prefix[2048],
+                 struct aws_result *out);
 /* Reads a job file (at most JOB_MAX_BYTES), printing "cannot read PATH: why" on failure. */
 int cli_read_job(const char *path, char **ret, size_t *ret_len);

@@ -19,6 +19,15 @@ struct experiment {
         long timeout;         /* seconds, 0 = none */
 };
 
+#define JOB_MAX_URL 2048
+
+/* Who is told when the run ends: an SNS topic and/or an HTTPS webhook (Slack/Teams incoming webhook). */
+struct job_notify {
+        char *sns_topic;      /* arn:aws:sns:REGION:ACCOUNT:NAME, NULL = none */
+        char *webhook;        /* https://..., NULL = none (a secret: never logged whole) */
+        bool on_interrupt;    /* also on each spot interruption the run survives */
+};
+
 struct job {
         char *name;
         char *source;         /* s3://bucket/key.tar.gz | s3://bucket/prefix/ */
@@ -45,6 +54,7 @@ struct job {
         bool rebalance_sigusr1;
         long ship_timeout;    /* bound on the final upload phase, seconds */
         enum exit_action on_exit, on_error;
+        struct job_notify notify;
 };
 
 /* Parses and validates; on error -EINVAL with "$.path: what is wrong" in err. */

@@ -6,6 +6,8 @@
 #include "run/job.h"
 #include "run/runstate.h"
 
+struct cJSON;
+
 /* What the agent learnt of its instance from IMDS ("" where it did not). */
 struct instance_info {
         char id[64], type[64], region[64], az[64], ami[64], lifecycle[32];
@@ -19,6 +21,7 @@ struct status_parts {
         const struct gpu_state *gpu;  /* NULL: no inventory */
         bool gpu_hung;                /* a GPU query has not returned */
         bool final;                   /* the final status, written once everything else is shipped */
+        struct cJSON *cost;           /* the "cost" object (taken: freed by status_build), NULL: none */
 };
 
 /* The JSON text (pretty-printed), into *ret (free it). Pure but for the time it is stamped with. The outcome is

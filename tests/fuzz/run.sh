@@ -7,7 +7,7 @@ bin=${2:-build/fuzz}
 mkdir -p "$bin/crashes"
 fail=0
 printf '%-10s %14s %10s %8s\n' harness executions exec/s crashes
-for t in job xml imds sigv4 archive; do
+for t in job xml imds sigv4 archive report; do
   work="$bin/corpus-$t"
   mkdir -p "$work"
   log="$bin/fuzz-$t.log"
