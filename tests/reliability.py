@@ -88,9 +88,10 @@ def main():
             if baseline is None:
                 baseline = files
             if name.startswith("S3 down"):
+                # the disk keeps the only copy: the instance is stopped, not terminated (the next start ships)
                 kept = os.path.getsize(os.path.join(r.dir, "logs", "a", "stdout.log")) > 0
                 same = "logs kept on disk" if kept else "LOGS LOST"
-                ok = kept and ended
+                ok = kept and state in ("stopping", "stopped")
             else:
                 same_files = files == baseline
                 same = "%d/%d identical" % (sum(1 for k in baseline if files.get(k) == baseline[k]), len(baseline))

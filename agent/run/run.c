@@ -586,6 +586,8 @@ static int act_ship(struct run *R) {
                 take_workdir(R, false);
         if (R->job.checkpoint_dir && !R->ship.ckpt_since)
                 shipper_set_checkpoint(&R->ship, &R->user, R->workfd, R->job.checkpoint_dir, R->st.n, 0);
+        /* stopped by systemd: its stop timeout must cover the final upload */
+        sd_notifyf(0, "EXTEND_TIMEOUT_USEC=%llu", (unsigned long long)(R->job.ship_timeout + 30) * 1000000ULL);
         struct ship_job *sj = calloc(1, sizeof *sj); /* an abandoned worker may still use it */
         if (!sj)
                 return EV_INCOMPLETE;

@@ -99,7 +99,7 @@ def run_batch(name, artifact, route):
         keys = s.keys()
         for k in ("status.json", "logs/agent.log", "logs/baseline/stdout.log", "logs/wider/stdout.log",
                   "outputs/outputs/baseline-model.txt", "outputs/outputs/wider-model.txt",
-                  "checkpoint/baseline.json", "checkpoint/wider.json"):
+                  "checkpoint/baseline/baseline.json", "checkpoint/wider/wider.json"):
             check(pre + k in keys, "missing %s in S3: %r" % (k, keys))
         out = s.get(pre + "logs/wider/stdout.log").decode(errors="replace")
         check("wider finished as mayfly" in out, "wider's log: %r" % out[-300:])
@@ -159,7 +159,7 @@ def test_spot():
         s.cloud.control("POST", "/spot", {"in": 100})
         notice_time = time.time() + 100
         log("spot notice at %.0fs, for %.0fs" % (s.t(), s.t() + 100))
-        want = ("checkpoint/ckpt.txt", "logs/spot/stdout.log", "logs/agent.log")
+        want = ("checkpoint/spot/ckpt.txt", "logs/spot/stdout.log", "logs/agent.log")
         st = s.wait_status(lambda st: st["outcome"] == "interrupted" and
                            all("results/spot/%s/%s" % (st["run_id"], k) in s.keys() for k in want),
                            max(1, notice_time - time.time()), "status interrupted, checkpoint and logs in S3")
@@ -167,7 +167,7 @@ def test_spot():
         pre = s.prefix()
         log("interrupted status, checkpoint and logs in S3 %.0fs before the notice's time" % (notice_time - seen))
         check(seen < notice_time, "shipped only after the notice's time")
-        check(s.get(pre + "checkpoint/ckpt.txt") == b"saved\n", "wrong checkpoint")
+        check(s.get(pre + "checkpoint/spot/ckpt.txt") == b"saved\n", "wrong checkpoint")
         check(b"got SIGTERM" in s.get(pre + "logs/spot/stdout.log"), "the experiment did not get SIGTERM")
         check(st["experiments"][0]["reason"] == "interrupted" and st["interruption"]["action"] == "terminate",
               repr(st))
@@ -291,7 +291,10 @@ def test_backstop():
         check(s.instance_state() == "running", "instance is %s in moto: something of mayfly's still acted"
               % s.instance_state())
         st = s.status()
-        check(st and st["outcome"] == "running", "outcome %s: the agent finished after all" % (st and st["outcome"]))
+        # systemctl stop is a SIGTERM: the agent stopped the experiment and shipped (interrupted, agent-stopped),
+        # but did no exit action: that is the backstop's
+        check(st and st["outcome"] == "interrupted" and st.get("reason") == "agent-stopped",
+              "outcome %s: the agent finished after all" % (st and st["outcome"]))
 
 
 def test_failsafe():
