@@ -293,6 +293,19 @@ void errf(char *err, size_t errlen, const char *fmt, ...) {
         va_end(ap);
 }
 
+int pathf(char *dst, size_t n, const char *fmt, ...) {
+        va_list ap;
+        va_start(ap, fmt);
+        int k = vsnprintf(dst, n, fmt, ap);
+        va_end(ap);
+        if (k < 0 || (size_t)k >= n) {
+                if (n)
+                        dst[0] = 0;
+                return -ENAMETOOLONG;
+        }
+        return 0;
+}
+
 void str_copy(char *dst, size_t n, const char *src) {
         size_t l = strnlen(src, n - 1);
         memcpy(dst, src, l);

@@ -90,6 +90,9 @@ char *str_trim(char *s);
 
 /* printf into an optional error buffer (err NULL or errlen 0: nothing). */
 void errf(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* snprintf for a path or an S3 key: -ENAMETOOLONG (and dst "") when the result does not fit, since a cut path or
+ * key names another file. A message, which may be cut, is written with errf. */
+int pathf(char *dst, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4), warn_unused_result));
 /* Copies at most n - 1 bytes of src and a NUL (n > 0). */
 void str_copy(char *dst, size_t n, const char *src);
 /* Read a whole file, at most cap bytes (-EFBIG beyond). */

@@ -143,7 +143,7 @@ static int chain_setup(struct aws_ctx *c) {
                          "reads no ~/.aws files: export AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY", ch->name);
         const struct profile *p = r < 0 ? NULL : profile_find(&ch->set, ch->name);
         if (r == 0 && !p && explicit) {
-                snprintf(c->config_err, sizeof c->config_err, "%s names profile %s, which is in neither %s nor %s",
+                errf(c->config_err, sizeof c->config_err, "%s names profile %s, which is in neither %s nor %s",
                          env_nonempty("AWS_PROFILE") ? "AWS_PROFILE" : "AWS_DEFAULT_PROFILE", ch->name,
                          ch->set.config_path, ch->set.credentials_path);
                 r = -MF_EAUTH;

@@ -64,7 +64,7 @@ void xfer_batch_free(struct xfer_batch *b) {
 void xfer_batch_refuse(struct xfer_batch *b, const char *path, int r) {
         pthread_mutex_lock(&b->refuse_lock);
         if (!b->refused++) {
-                snprintf(b->refused_path, sizeof b->refused_path, "%s", path);
+                errf(b->refused_path, sizeof b->refused_path, "%s", path);
                 b->refused_rc = r;
         }
         pthread_mutex_unlock(&b->refuse_lock);
@@ -281,7 +281,7 @@ static int walk(struct xfer_batch *b, const struct walk *w, const char *rel, int
         if (join(path, sizeof path, w->root, rel) < 0)
                 return -ENAMETOOLONG;
         if (depth > 64) {
-                snprintf(out->msg, sizeof out->msg, "%s: directories nested too deep", path);
+                errf(out->msg, sizeof out->msg, "%s: directories nested too deep", path);
                 return -ELOOP;
         }
         int fd = open_dir(b, path);
@@ -290,7 +290,7 @@ static int walk(struct xfer_batch *b, const struct walk *w, const char *rel, int
                 return 0;
         }
         if (fd < 0) {
-                snprintf(out->msg, sizeof out->msg, "cannot read %s: %s", *path ? path : ".", strerror(-fd));
+                errf(out->msg, sizeof out->msg, "cannot read %s: %s", *path ? path : ".", strerror(-fd));
                 return fd;
         }
         DIR *d = fdopendir(fd);
@@ -320,7 +320,7 @@ static int walk(struct xfer_batch *b, const struct walk *w, const char *rel, int
                 else if (S_ISREG(st.st_mode) && (!w->filter || w->filter(w->ud, sub, &st))) {
                         char key[S3_MAX_KEY + 2];
                         if ((size_t)snprintf(key, sizeof key, "%s%s", w->prefix, sub) >= sizeof key) {
-                                snprintf(out->msg, sizeof out->msg, "%s: S3 key too long", sub);
+                                errf(out->msg, sizeof out->msg, "%s: S3 key too long", sub);
                                 r = -ENAMETOOLONG;
                                 break;
                         }
@@ -350,7 +350,7 @@ static int add_match(struct xfer_batch *b, const char *rel, const struct stat *s
                      struct aws_result *out) {
         char key[S3_MAX_KEY + 2];
         if ((size_t)snprintf(key, sizeof key, "%s%s%s", prefix, rel, S_ISDIR(st->st_mode) ? "/" : "") >= sizeof key) {
-                snprintf(out->msg, sizeof out->msg, "%s: S3 key too long", rel);
+                errf(out->msg, sizeof out->msg, "%s: S3 key too long", rel);
                 return -ENAMETOOLONG;
         }
         if (S_ISDIR(st->st_mode))

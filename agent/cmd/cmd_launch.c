@@ -42,7 +42,7 @@ static int upload_local_source(struct aws_ctx *c, cJSON *job, char *err, size_t 
         snprintf(s, sizeof s, "%s", cJSON_GetStringValue(src));
         struct stat st;
         if (stat(s, &st) < 0 || !S_ISDIR(st.st_mode)) {
-                snprintf(err, errlen, "$.source: '%s' is neither an s3:// URI nor a local directory", s);
+                errf(err, errlen, "$.source: '%s' is neither an s3:// URI nor a local directory", s);
                 return -EINVAL;
         }
         _cleanup_free_ char *bucket = NULL;
@@ -65,7 +65,7 @@ static int upload_local_source(struct aws_ctx *c, cJSON *job, char *err, size_t 
         if (r == 0) {
                 r = xfer_upload(c, tmp, bucket, skey, NULL, &res);
                 if (r < 0)
-                        snprintf(err, errlen, "uploading the packed source: %s", res.msg);
+                        errf(err, errlen, "uploading the packed source: %s", res.msg);
         }
         unlink(tmp);
         if (r < 0)
@@ -93,7 +93,7 @@ static int static_default(char *path, size_t n, char *err, size_t errlen) {
         snprintf(path, n, "%.*s/static/mayfly", slash ? (int)(slash - self) : 1, slash ? self : ".");
         if (access(path, X_OK) == 0)
                 return 0;
-        snprintf(err, errlen, "--install static: this mayfly is not the static build and %s does not exist: run the "
+        errf(err, errlen, "--install static: this mayfly is not the static build and %s does not exist: run the "
                               "static mayfly, name one (--install static=PATH), or build it (make static)", path);
         return -ENOENT;
 #endif
@@ -112,7 +112,7 @@ static int upload_static(struct aws_ctx *c, cJSON *job, const char *path, struct
         size_t len = 0;
         r = read_file_capped(path, LAUNCH_MAX_BINARY, &data, &len);
         if (r < 0 || len < 4 || memcmp(data, "\177ELF", 4) != 0) {
-                snprintf(err, errlen, "--install static: %s is %s", path,
+                errf(err, errlen, "--install static: %s is %s", path,
                          r < 0 ? strerror(-r) : "not an ELF executable");
                 return r < 0 ? r : -EINVAL;
         }
@@ -135,7 +135,7 @@ static int upload_static(struct aws_ctx *c, cJSON *job, const char *path, struct
         if (!there) {
                 r = xfer_upload(c, path, bucket, key, NULL, &res);
                 if (r < 0) {
-                        snprintf(err, errlen, "--install static: uploading %s: %s", path, res.msg);
+                        errf(err, errlen, "--install static: uploading %s: %s", path, res.msg);
                         return r;
                 }
         }
@@ -161,7 +161,7 @@ static int run_instances(struct aws_ctx *c, const struct launch_opts *lo, const 
                          struct xml_node **ret, struct aws_result *out) {
         struct kv p[EC2_MAX_PARAMS];
         size_t n = 0;
-        char count[16], hops[16], sgk[LAUNCH_MAX_SG][32];
+        char count[16], hops[16], sgk[LAUNCH_MAX_SG][48];
         snprintf(count, sizeof count, "%ld", lo->count);
         snprintf(hops, sizeof hops, "%ld", lo->hop_limit);
 #define P(k, v) (p[n++] = (struct kv){ (k), (v) })

@@ -60,10 +60,10 @@ static void read_one(struct probes *p, struct http_client *h, struct probe *x) {
         struct aws_result res = { 0 };
         x->r = s3_get_buffer(p->c, h, p->bucket, key, &body, &len, &res);
         if (x->r == 0 && !cJSON_IsObject(x->status = cJSON_ParseWithLength(body, len))) {
-                snprintf(x->err, sizeof x->err, "s3://%s/%s is not a JSON object", p->bucket, key);
+                errf(x->err, sizeof x->err, "s3://%s/%s is not a JSON object", p->bucket, key);
                 x->r = -MF_EPARSE;
         } else if (x->r < 0)
-                snprintf(x->err, sizeof x->err, "%s", res.msg);
+                errf(x->err, sizeof x->err, "%s", res.msg);
 }
 
 static void *worker(void *ud) {

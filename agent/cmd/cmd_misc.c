@@ -132,7 +132,7 @@ int cmd_terminate(int argc, char **argv) {
                 if (r == 0)
                         r = ec2_terminate(&c, &h, str_trim(id), terminate_dry, state, sizeof state, &res);
                 http_client_free(&h);
-                snprintf(err, sizeof err, "%s", res.msg);
+                errf(err, sizeof err, "%s", res.msg);
         }
         if (r == 0)
                 printf("%s %s\n", str_trim(id), state);

@@ -233,7 +233,7 @@ static int fetch_status(struct fetch *f, struct aws_result *out) {
                 return r;
         f->b.status = cJSON_ParseWithLength(body, len);
         if (!cJSON_IsObject(f->b.status)) {
-                snprintf(out->msg, sizeof out->msg, "s3://%s/%s is not a JSON object", f->bucket, key);
+                errf(out->msg, sizeof out->msg, "s3://%s/%s is not a JSON object", f->bucket, key);
                 return -MF_EPARSE;
         }
         f->b.in.status = f->b.status;
@@ -327,7 +327,7 @@ int cmd_report(int argc, char **argv) {
         strftime(when, sizeof when, "%Y-%m-%d %H:%M:%SZ", &tm);
         gmtime_r(&f.until, &tm);
         strftime(until, sizeof until, "%Y-%m-%d %H:%M:%SZ", &tm);
-        snprintf(note, sizeof note, "Rendered by mayfly report at %s from s3://%s/%s%s%s.", when, bucket ? bucket : "",
+        errf(note, sizeof note, "Rendered by mayfly report at %s from s3://%s/%s%s%s.", when, bucket ? bucket : "",
                  r == 0 ? run : "", f.until ? "; its links work until " : "", f.until ? until : "");
         f.b.in.now = f.now;
         f.b.in.note = note;

@@ -312,7 +312,7 @@ int cost_lookup_price(struct aws_ctx *c, struct cost_instance *in, time_t now, c
                 /* a spot history looked up earlier still prices the time it covers: keep it, say why it is old */
                 if (!(in->have_price && !strcmp(in->source, COST_SOURCE_SPOT)))
                         in->have_price = false;
-                snprintf(in->error, sizeof in->error, "%s", out->msg);
+                errf(in->error, sizeof in->error, "%s", out->msg);
                 return r;
         }
         in->have_price = true;

@@ -165,7 +165,10 @@ int exptree_fetch(struct aws_ctx *c, const char *source, const char *cache_dir, 
         /* the archive is the agent's own file (in its cache); what comes out of it is the run user's */
         const char *base = strrchr(key, '/') ? strrchr(key, '/') + 1 : key;
         char local[4300];
-        snprintf(local, sizeof local, "%s/source-%s", cache_dir, base);
+        if (pathf(local, sizeof local, "%s/source-%s", cache_dir, base) < 0) {
+                errf(err, errlen, "fetching %s: the cache path for it is too long", source);
+                return -ENAMETOOLONG;
+        }
         r = xfer_download(c, bucket, key, local, &o, &res);
         if (r < 0) {
                 snprintf(err, errlen, "fetching %s: %s", source, res.msg);

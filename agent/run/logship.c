@@ -98,11 +98,22 @@ bool shipper_refusal(struct shipper *s, char *dst, size_t n) {
         return any;
 }
 
+/* The run's key for rel; -ENAMETOOLONG with out->msg when it is longer than S3 allows. */
+static int run_key(const struct shipper *s, const char *rel, char key[S3_MAX_KEY + 1], struct aws_result *out) {
+        int r = pathf(key, S3_MAX_KEY + 1, "%s%s", s->prefix, rel);
+        if (r < 0)
+                errf(out->msg, sizeof out->msg, "%s%s: longer than an S3 key may be (%d bytes)", s->prefix, rel,
+                     S3_MAX_KEY);
+        return r;
+}
+
 int shipper_put_text(struct shipper *s, const char *rel, const char *text, const char *ctype, struct aws_result *out) {
-        char key[2048];
-        snprintf(key, sizeof key, "%s%s", s->prefix, rel);
+        char key[S3_MAX_KEY + 1];
+        int r = run_key(s, rel, key, out);
+        if (r < 0)
+                return r;
         struct http_client h;
-        int r = http_client_init(&h);
+        r = http_client_init(&h);
         if (r < 0)
                 return r;
         r = s3_put(s->c, &h, s->bucket, key, text, -1, 0, strlen(text), ctype, NULL, NULL, out);
@@ -111,8 +122,10 @@ int shipper_put_text(struct shipper *s, const char *rel, const char *text, const
 }
 
 int shipper_put_file(struct shipper *s, const char *path, const char *rel, struct aws_result *out) {
-        char key[2048];
-        snprintf(key, sizeof key, "%s%s", s->prefix, rel);
+        char key[S3_MAX_KEY + 1];
+        int r = run_key(s, rel, key, out);
+        if (r < 0)
+                return r;
         struct xfer_opts o = { .concurrency = 4 };
         return xfer_upload(s->c, path, s->bucket, key, &o, out);
 }
@@ -126,9 +139,12 @@ static int ship_delta(struct shipper *s, struct http_client *h, struct logstream
         int r = 0;
         if (fstat(fd, &st) == 0 && (uint64_t)st.st_size > l->shipped) {
                 uint64_t len = MIN((uint64_t)st.st_size - l->shipped, 64ull << 20);
-                char key[2048];
-                snprintf(key, sizeof key, "%slive/%s.%012llu", s->prefix, l->name, (unsigned long long)l->shipped);
-                r = s3_put(s->c, h, s->bucket, key, NULL, fd, (off_t)l->shipped, len, "text/plain", NULL, NULL, out);
+                char rel[512], key[S3_MAX_KEY + 1];
+                r = pathf(rel, sizeof rel, "live/%s.%012llu", l->name, (unsigned long long)l->shipped);
+                if (r == 0)
+                        r = run_key(s, rel, key, out);
+                if (r == 0)
+                        r = s3_put(s->c, h, s->bucket, key, NULL, fd, (off_t)l->shipped, len, "text/plain", NULL, NULL, out);
                 if (r == 0) {
                         l->shipped += len;
                         s->chunks++;
@@ -141,7 +157,7 @@ static int ship_delta(struct shipper *s, struct http_client *h, struct logstream
 static void note_failure(struct shipper *s, const struct aws_result *res) {
         pthread_mutex_lock(&s->lock);
         s->failures++;
-        snprintf(s->last_error, sizeof s->last_error, "%s", res->msg);
+        errf(s->last_error, sizeof s->last_error, "%s", res->msg);
         pthread_mutex_unlock(&s->lock);
 }
 
@@ -167,11 +183,14 @@ int shipper_sync_checkpoint(struct shipper *s, int idx, const char *name, struct
         struct ckpt_walk w;
         pthread_mutex_lock(&s->lock);
         bool set = s->ckpt_base[0] && s->ckpt_rootfd >= 0 && idx >= 0 && (size_t)idx < s->ckpt_n;
-        if (set) {
-                snprintf(w.dir, sizeof w.dir, "%s/%s", s->ckpt_base, name);
-                snprintf(w.prefix, sizeof w.prefix, "%scheckpoint/%s/", s->prefix, name);
-                w.since = s->ckpt_since[idx];
+        if (set && (pathf(w.dir, sizeof w.dir, "%s/%s", s->ckpt_base, name) < 0 ||
+                    pathf(w.prefix, sizeof w.prefix, "%scheckpoint/%s/", s->prefix, name) < 0)) {
+                pthread_mutex_unlock(&s->lock);
+                errf(out->msg, sizeof out->msg, "the checkpoint directory of %s: path or key too long", name);
+                return -ENAMETOOLONG;
         }
+        if (set)
+                w.since = s->ckpt_since[idx];
         const struct run_user *u = s->ckpt_user;
         int rootfd = s->ckpt_rootfd;
         pthread_mutex_unlock(&s->lock);
@@ -227,10 +246,10 @@ static void tick(struct shipper *s, struct http_client *h, bool force) {
         char *st = TAKE_PTR(s->status_json);
         pthread_mutex_unlock(&s->lock);
         if (st) {
-                struct aws_result res;
-                char key[2048];
-                snprintf(key, sizeof key, "%sstatus.json", s->prefix);
-                if (s3_put(s->c, h, s->bucket, key, st, -1, 0, strlen(st), "application/json", NULL, NULL, &res) < 0) {
+                struct aws_result res = { 0 };
+                char key[S3_MAX_KEY + 1];
+                if (run_key(s, "status.json", key, &res) < 0 ||
+                    s3_put(s->c, h, s->bucket, key, st, -1, 0, strlen(st), "application/json", NULL, NULL, &res) < 0) {
                         note_failure(s, &res);
                         pthread_mutex_lock(&s->lock);
                         if (!s->status_json)

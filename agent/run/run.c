@@ -338,8 +338,10 @@ static int restore_checkpoint(void *arg) {
 static int prepare_checkpoint(struct run *R, size_t i, bool resume, char *abs, size_t n) {
         const char *name = R->job.experiments[i].name;
         struct restore rs = { .R = R };
-        snprintf(rs.dir, sizeof rs.dir, "%s/%s", R->job.checkpoint_dir, name);
-        snprintf(abs, n, "%s/%s", R->workdir, rs.dir);
+        if (pathf(rs.dir, sizeof rs.dir, "%s/%s", R->job.checkpoint_dir, name) < 0 ||
+            pathf(abs, n, "%s/%s", R->workdir, rs.dir) < 0 ||
+            pathf(rs.prefix, sizeof rs.prefix, "%scheckpoint/%s/", R->prefix, name) < 0)
+                return failed(R, "the checkpoint directory of %s: its path or S3 key is too long", name);
         int r = exptree_mkdir(&R->user, R->workfd, rs.dir);
         if (beneath_refused(r))
                 return failed(R, "the checkpoint directory %s is a link out of the workdir (planted by an experiment?): "
@@ -350,7 +352,6 @@ static int prepare_checkpoint(struct run *R, size_t i, bool resume, char *abs, s
         }
         if (!resume || !exptree_empty(&R->user, R->workfd, rs.dir))
                 return -1;
-        snprintf(rs.prefix, sizeof rs.prefix, "%scheckpoint/%s/", R->prefix, name);
         r = waiter_blocking(&R->w, restore_checkpoint, &rs, 0);
         if (rs.refused[0])
                 return failed(R, "checkpoint restore: refused %s", rs.refused);
@@ -360,10 +361,12 @@ static int prepare_checkpoint(struct run *R, size_t i, bool resume, char *abs, s
 }
 
 static int open_log(struct run *R, const char *exp, const char *stream, char *path, size_t n) {
-        snprintf(path, n, "%s/%s", R->logs_dir, exp);
+        if (pathf(path, n, "%s/%s", R->logs_dir, exp) < 0)
+                return -ENAMETOOLONG;
         if (mkdir(path, 0750) < 0 && errno != EEXIST)
                 return -errno;
-        snprintf(path, n, "%s/%s/%s.log", R->logs_dir, exp, stream);
+        if (pathf(path, n, "%s/%s/%s.log", R->logs_dir, exp, stream) < 0)
+                return -ENAMETOOLONG;
         int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
         return fd < 0 ? -errno : fd;
 }
@@ -559,7 +562,7 @@ static int ship_all(void *arg) {
         struct run *R = sj->R;
         int r = ship_results(&sj->plan);
         if (sj->plan.refused[0] && !R->st.error[0]) {
-                snprintf(R->st.error, sizeof R->st.error, "%s: refused %s", sj->plan.refused_what, sj->plan.refused);
+                errf(R->st.error, sizeof R->st.error, "%s: refused %s", sj->plan.refused_what, sj->plan.refused);
                 R->st.outcome = decide_outcome(R);
                 save_state(R);
         }
@@ -748,10 +751,11 @@ static int setup_results(struct run *R, const char *results, const char *name) {
         int r = s3_parse_uri(results, &bucket, &key, err, sizeof err);
         if (r < 0)
                 return r;
-        snprintf(R->bucket, sizeof R->bucket, "%s", bucket);
-        snprintf(R->prefix, sizeof R->prefix, "%s%s%s/%s/", key, *key && !str_has_suffix(key, "/") ? "/" : "", name,
-                 R->st.run_id);
-        snprintf(R->results_uri, sizeof R->results_uri, "s3://%s/%s", R->bucket, R->prefix);
+        if (pathf(R->bucket, sizeof R->bucket, "%s", bucket) < 0 ||
+            pathf(R->prefix, sizeof R->prefix, "%s%s%s/%s/", key, *key && !str_has_suffix(key, "/") ? "/" : "", name,
+                  R->st.run_id) < 0 ||
+            pathf(R->results_uri, sizeof R->results_uri, "s3://%s/%s", R->bucket, R->prefix) < 0)
+                return -ENAMETOOLONG;
         r = shipper_init(&R->ship, &R->c, R->bucket, R->prefix, R->job.log_interval);
         R->ship_ready = r == 0;
         return r;
@@ -802,7 +806,7 @@ static enum lc_event bad_spec(struct run *R, const char *text, size_t len, const
         if (!results[0] || setup_results(R, results, name) < 0) {
                 log_error("bad job spec %s: %s (no results location to report to)", R->job_path, err);
                 R->ship_ready = false;
-                snprintf(R->st.error, sizeof R->st.error, "bad job spec: %s", err);
+                errf(R->st.error, sizeof R->st.error, "bad job spec: %s", err);
                 return EV_FAILED;
         }
         return failed(R, "bad job spec %s: %s", R->job_path, err);
@@ -826,15 +830,17 @@ static enum lc_event start(struct run *R, bool failsafe) {
         char err[1024];
         _cleanup_free_ char *text = NULL;
         size_t len = 0;
-        snprintf(R->state_path, sizeof R->state_path, "%s/state.json", R->state_dir);
-        snprintf(R->metrics_path, sizeof R->metrics_path, "%s/metrics.jsonl", R->logs_dir);
+        /* the directories come from systemd (StateDirectory=, LogsDirectory=): short; the job's workdir is checked */
+        if (pathf(R->state_path, sizeof R->state_path, "%s/state.json", R->state_dir) < 0 ||
+            pathf(R->metrics_path, sizeof R->metrics_path, "%s/metrics.jsonl", R->logs_dir) < 0)
+                log_warn("the state or logs directory's path is too long: %s, %s", R->state_dir, R->logs_dir);
         if (instance_load(&R->c.imds, &R->inst, err, sizeof err) < 0)
                 log_warn("IMDS unavailable: no instance id (running off EC2?)%s%s", err[0] ? ": " : "", err);
         if (!R->c.region[0] && R->inst.region[0])
                 snprintf(R->c.region, sizeof R->c.region, "%s", R->inst.region);
         int r = read_file_capped(R->job_path, JOB_MAX_BYTES, &text, &len);
         if (r < 0)
-                snprintf(err, sizeof err, "cannot read the job spec %s: %s", R->job_path,
+                errf(err, sizeof err, "cannot read the job spec %s: %s", R->job_path,
                          r == -EFBIG ? "larger than 256 KiB" : strerror(-r));
         else
                 r = job_parse(text, len, &R->job, err, sizeof err);
@@ -844,9 +850,9 @@ static enum lc_event start(struct run *R, bool failsafe) {
         crypto_sha256(text, len, md);
         char sha[65];
         hex_encode(md, 32, sha);
-        snprintf(R->workdir, sizeof R->workdir, "%s", R->job.workdir ? R->job.workdir : "");
-        if (!R->job.workdir)
-                snprintf(R->workdir, sizeof R->workdir, "%s/work", R->state_dir);
+        if ((R->job.workdir ? pathf(R->workdir, sizeof R->workdir, "%s", R->job.workdir)
+                            : pathf(R->workdir, sizeof R->workdir, "%s/work", R->state_dir)) < 0)
+                return failed(R, "the workdir's path is too long");
         struct run_state old;
         bool have = runstate_load(R->state_path, &old) == 0 && !strcmp(old.job_sha, sha) && old.n == R->job.n_experiments;
         if (have && old.instance_id[0] && R->inst.id[0] && strcmp(old.instance_id, R->inst.id)) {
@@ -896,12 +902,12 @@ int run_main(const char *job_path, bool failsafe) {
         const char *dirs[] = { R->state_dir, R->logs_dir, R->cache_dir };
         for (size_t i = 0; i < 3; i++) {
                 char probe[2100];
-                snprintf(probe, sizeof probe, "%s/x", dirs[i]);
-                mkdir_parents(probe, 0755);
+                if (pathf(probe, sizeof probe, "%s/x", dirs[i]) == 0)
+                        mkdir_parents(probe, 0755);
         }
         char agent_log[2200];
-        snprintf(agent_log, sizeof agent_log, "%s/agent.log", R->logs_dir);
-        log_open_file(agent_log);
+        if (pathf(agent_log, sizeof agent_log, "%s/agent.log", R->logs_dir) == 0)
+                log_open_file(agent_log);
         int r = waiter_init(&R->w);
         if (r == 0)
                 r = aws_ctx_init(&R->c);

@@ -14,7 +14,8 @@ const char *exp_status_name(enum exp_status s) { return (unsigned)s < ARRAY_SIZE
 
 int write_file_atomic(const char *path, const void *data, size_t len, mode_t mode) {
         char tmp[4200];
-        snprintf(tmp, sizeof tmp, "%s.tmp-%d", path, (int)getpid());
+        if (pathf(tmp, sizeof tmp, "%s.tmp-%d", path, (int)getpid()) < 0)
+                return -ENAMETOOLONG;
         int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
         if (fd < 0)
                 return -errno;

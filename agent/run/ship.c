@@ -32,7 +32,10 @@ static void refused(struct ship_plan *p, const char *what, const char *msg) {
 
 static int upload_outputs(struct ship_plan *p, struct aws_result *out) {
         struct outputs o = { .job = p->job };
-        snprintf(o.prefix, sizeof o.prefix, "%soutputs/", p->ship->prefix);
+        if (pathf(o.prefix, sizeof o.prefix, "%soutputs/", p->ship->prefix) < 0) {
+                errf(out->msg, sizeof out->msg, "the outputs' S3 prefix is too long");
+                return -ENAMETOOLONG;
+        }
         struct xfer_batch b;
         struct xfer_opts xo = { .concurrency = 8 };
         int r = xfer_batch_init(&b, p->ship->c, p->ship->bucket, true, &xo);
@@ -71,8 +74,12 @@ int ship_results(struct ship_plan *p) {
                 static const char *const streams[] = { "stdout", "stderr" };
                 for (size_t k = 0; k < 2; k++) {
                         char path[4200], rel[512];
-                        snprintf(path, sizeof path, "%s/%s/%s.log", p->logs_dir, j->experiments[i].name, streams[k]);
-                        snprintf(rel, sizeof rel, "logs/%s/%s.log", j->experiments[i].name, streams[k]);
+                        if (pathf(path, sizeof path, "%s/%s/%s.log", p->logs_dir, j->experiments[i].name, streams[k]) < 0 ||
+                            pathf(rel, sizeof rel, "logs/%s/%s.log", j->experiments[i].name, streams[k]) < 0) {
+                                log_warn("shipping the logs of %s: path too long", j->experiments[i].name);
+                                failures++;
+                                continue;
+                        }
                         put_if_there(p, path, rel, &failures);
                 }
         }
@@ -91,7 +98,7 @@ int ship_results(struct ship_plan *p) {
         if (p->metrics_path)
                 put_if_there(p, p->metrics_path, "metrics.jsonl", &failures);
         char agent_log[2200];
-        snprintf(agent_log, sizeof agent_log, "%s/agent.log", p->logs_dir);
-        put_if_there(p, agent_log, "logs/agent.log", &failures);
+        if (pathf(agent_log, sizeof agent_log, "%s/agent.log", p->logs_dir) == 0)
+                put_if_there(p, agent_log, "logs/agent.log", &failures);
         return failures ? -EIO : 0;
 }

@@ -113,13 +113,17 @@ static void local_logs(struct report_build *x, const char *logs_dir, bool linked
                 const char *name = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(e, "name"));
                 for (size_t k = 0; name && k < 2; k++) {
                         char path[4300], rel[600];
-                        snprintf(path, sizeof path, "%s/%s/%s.log", logs_dir, name, streams[k]);
+                        if (pathf(path, sizeof path, "%s/%s/%s.log", logs_dir, name, streams[k]) < 0)
+                                continue;
                         char *text = NULL;
                         size_t len = 0;
                         bool whole = false;
                         if (read_tail(path, REPORT_TAIL_BYTES, &text, &len, &whole) < 0)
                                 continue; /* not started */
-                        snprintf(rel, sizeof rel, "logs/%s/%s.log", name, streams[k]);
+                        if (pathf(rel, sizeof rel, "logs/%s/%s.log", name, streams[k]) < 0) {
+                                free(text);
+                                continue;
+                        }
                         if (report_build_log(x, name, streams[k], text, len, whole, linked ? rel_href(rel) : NULL) < 0)
                                 return;
                 }
@@ -150,7 +154,9 @@ static int shipped_files(struct wrapup *w, struct report_build *x, size_t status
         static const char *const dirs[] = { "logs/", "outputs/" };
         for (size_t i = 0; r == 0 && i < ARRAY_SIZE(dirs); i++) {
                 char prefix[1400];
-                snprintf(prefix, sizeof prefix, "%s%s", w->r.prefix, dirs[i]);
+                r = pathf(prefix, sizeof prefix, "%s%s", w->r.prefix, dirs[i]);
+                if (r < 0)
+                        break;
                 r = s3_list(w->r.c, &h, w->r.bucket, prefix, on_object, &l, out);
         }
         http_client_free(&h);
@@ -166,10 +172,9 @@ static int gather(struct report_build *x, const char *status_json, const char *l
         if (!(x->status = cJSON_Parse(status_json)))
                 return -EINVAL;
         char path[2200];
-        snprintf(path, sizeof path, "%s/metrics.jsonl", logs_dir);
         size_t len = 0;
         bool whole;
-        if (read_tail(path, REPORT_MAX_METRICS, &x->metrics, &len, &whole) < 0)
+        if (pathf(path, sizeof path, "%s/metrics.jsonl", logs_dir) < 0 || read_tail(path, REPORT_MAX_METRICS, &x->metrics, &len, &whole) < 0)
                 x->metrics = NULL;
         local_logs(x, logs_dir, final);
         const char *results = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(x->status, "results"));
@@ -200,7 +205,10 @@ static int render_put(struct aws_ctx *c, const char *bucket, const char *prefix,
                 return r;
         }
         char key[1400];
-        snprintf(key, sizeof key, "%s%s", prefix, REPORT_KEY);
+        if (pathf(key, sizeof key, "%s%s", prefix, REPORT_KEY) < 0) {
+                errf(out->msg, sizeof out->msg, "%s%s: S3 key too long", prefix, REPORT_KEY);
+                return -ENAMETOOLONG;
+        }
         struct http_client h;
         r = http_client_init(&h);
         if (r < 0)
@@ -358,7 +366,7 @@ static int send_all(void *arg) {
                         s->sns_r = sns_publish(s->c, &h, s->topic, &m, NOTIFY_ATTEMPTS, NOTIFY_REQUEST_TIMEOUT_MS,
                                                s->sns_id, sizeof s->sns_id, &res);
                 http_client_free(&h);
-                snprintf(s->sns_err, sizeof s->sns_err, "%s", res.msg);
+                errf(s->sns_err, sizeof s->sns_err, "%s", res.msg);
         }
         if (hook_thread)
                 pthread_join(th, NULL);
@@ -367,8 +375,7 @@ static int send_all(void *arg) {
 
 static void report_link(struct wrapup *w, struct buf *url, time_t *until) {
         char key[1400], err[512];
-        snprintf(key, sizeof key, "%s%s", w->r.prefix, REPORT_KEY);
-        if (!w->published ||
+        if (pathf(key, sizeof key, "%s%s", w->r.prefix, REPORT_KEY) < 0 || !w->published ||
             s3_presign_get(w->r.c, w->r.bucket, key, SIGV4_MAX_PRESIGN_EXPIRES, now_wall(), url, until, err, sizeof err) < 0)
                 buf_reset(url);
 }
@@ -402,7 +409,8 @@ void wrapup_notify(struct wrapup *w, const char *status_json) {
                 return;
         char key[64], path[2300];
         notify_key(e, rs->spot_time, key);
-        snprintf(path, sizeof path, "%s/%s", w->r.state_dir, NOTIFY_SENT_FILE);
+        if (pathf(path, sizeof path, "%s/%s", w->r.state_dir, NOTIFY_SENT_FILE) < 0)
+                return;
         if (notify_was_sent(path, rs->run_id, key)) {
                 log_info("notify: the %s notification of run %s was sent before", key, rs->run_id);
                 return;

@@ -133,7 +133,7 @@ int main(int argc, char **argv) {
         while (d && (de = readdir(d))) {
                 if (strncmp(de->d_name, "archive-", 8) != 0)
                         continue;
-                char f[512], err[512] = "", name[300];
+                char f[512], err[512] = "", name[400];
                 snprintf(f, sizeof f, "tests/fuzz/regressions/%s", de->d_name);
                 int r = extract(f, dir, err, sizeof err);
                 if (!strncmp(de->d_name, "archive-refuse-", 15)) {
