@@ -185,3 +185,26 @@ void creds_invalidate(struct creds_provider *p) {
                 p->last_fetch = -1e9, p->cur.expiration = p->cur.expiration ? 1 : 0;
         pthread_mutex_unlock(&p->lock);
 }
+
+void aws_creds_clear(struct aws_creds *c) {
+        if (!c)
+                return;
+        free_secret(c->access_key);
+        free_secret(c->secret_key);
+        free_secret(c->token);
+        c->access_key = c->secret_key = c->token = NULL;
+        c->expiration = 0;
+}
+
+int aws_creds_copy(const struct aws_creds *from, struct aws_creds *to) {
+        struct aws_creds c = { .expiration = from->expiration };
+        c.access_key = strdup_or_null(from->access_key);
+        c.secret_key = strdup_or_null(from->secret_key);
+        c.token = strdup_or_null(from->token);
+        if (!c.access_key || !c.secret_key || (from->token && !c.token)) {
+                aws_creds_clear(&c);
+                return -ENOMEM;
+        }
+        *to = c;
+        return 0;
+}

@@ -6,11 +6,21 @@
 #include <time.h>
 
 #include "aws/imds.h"
-#include "aws/sigv4.h"
 
 #define CREDS_REFRESH_WINDOW 900   /* refresh when less than 15 minutes remain */
 #define CREDS_MIN_VALID 10         /* never hand out a key with less than this left */
 #define CREDS_MAX_JSON (64 * 1024)
+
+/* One set of credentials: what a request is signed with (sigv4.h). */
+struct aws_creds {
+        char *access_key;
+        char *secret_key;
+        char *token;          /* NULL when none */
+        time_t expiration;    /* 0 when it never expires */
+};
+/* Wipes and frees the secrets; the struct is then empty. */
+void aws_creds_clear(struct aws_creds *c);
+int aws_creds_copy(const struct aws_creds *from, struct aws_creds *to);
 
 struct creds_provider {
         pthread_mutex_t lock;

@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <time.h>
 
+#include "aws/creds.h"
 #include "util.h"
 
 #define SIGV4_MAX_HEADERS 64
@@ -14,14 +15,6 @@
 #define SIGV4_EMPTY_SHA256 "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 #define SIGV4_MAX_PRESIGN_EXPIRES 604800
 
-struct aws_creds {
-        char *access_key;
-        char *secret_key;
-        char *token;          /* NULL when none */
-        time_t expiration;    /* 0 when it never expires */
-};
-void aws_creds_clear(struct aws_creds *c);
-int aws_creds_copy(const struct aws_creds *from, struct aws_creds *to);
 
 struct kv {
         const char *name;
