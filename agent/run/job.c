@@ -237,7 +237,7 @@ static int parse_experiments(struct pctx *p, const cJSON *root, struct job *j) {
         j->experiments = calloc((size_t)n, sizeof *j->experiments);
         if (!j->experiments)
                 return -ENOMEM;
-        static const char *const keys[] = { "name", "command", "timeout", NULL };
+        static const char *const keys[] = { "name", "command", "timeout", "after", NULL };
         int i = 0;
         for (const cJSON *x = arr->child; x; x = x->next, i++) {
                 char path[64];
@@ -268,7 +268,86 @@ static int parse_experiments(struct pctx *p, const cJSON *root, struct job *j) {
                 if (r < 0)
                         return r;
         }
+        /* `after`: names of other experiments, resolved once every name is known */
+        i = 0;
+        for (const cJSON *x = arr->child; x; x = x->next, i++) {
+                const cJSON *af = cJSON_GetObjectItemCaseSensitive(x, "after");
+                char sub[96];
+                snprintf(sub, sizeof sub, "$.experiments[%d].after", i);
+                if (!af)
+                        continue;
+                if (!cJSON_IsArray(af) || cJSON_GetArraySize(af) > JOB_MAX_AFTER)
+                        return fail(p, sub, "must be an array of at most 16 experiment names", NULL);
+                struct experiment *e = &j->experiments[i];
+                for (const cJSON *a = af->child; a; a = a->next) {
+                        int k = 0;
+                        while (k < n && (!cJSON_IsString(a) || strcmp(j->experiments[k].name, a->valuestring)))
+                                k++;
+                        if (k == n)
+                                return fail(p, sub, "names no experiment of this job ('%s')",
+                                            cJSON_IsString(a) ? a->valuestring : "not a string");
+                        if (k == i)
+                                return fail(p, sub, "names the experiment itself ('%s')", e->name);
+                        e->after[e->n_after++] = k;
+                }
+        }
+        /* no cycle: an experiment can only wait for ones that can finish */
+        for (int start = 0; start < n; start++) {
+                int seen[JOB_MAX_EXPERIMENTS] = { 0 }, stack[JOB_MAX_EXPERIMENTS], top = 0;
+                stack[top++] = start;
+                while (top) {
+                        int v = stack[--top];
+                        for (size_t k = 0; k < j->experiments[v].n_after; k++) {
+                                int w = j->experiments[v].after[k];
+                                if (w == start)
+                                        return fail(p, "$.experiments", "their `after` lists wait in a circle "
+                                                                        "(through '%s')", j->experiments[start].name);
+                                if (!seen[w] && top < JOB_MAX_EXPERIMENTS) {
+                                        seen[w] = 1;
+                                        stack[top++] = w;
+                                }
+                        }
+                }
+        }
         return 0;
+}
+
+static bool good_run_id(const char *s) {
+        size_t n = strlen(s);
+        if (n < 1 || n > JOB_RUN_ID_MAX)
+                return false;
+        for (const char *c = s; *c; c++)
+                if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') || *c == '-' ||
+                      *c == '_' || *c == '.'))
+                        return false;
+        return true;
+}
+
+static int parse_fleet(struct pctx *p, const cJSON *root, struct job *j) {
+        int r = get_string(p, root, "run_id", "$", false, &j->run_id);
+        if (r == 0 && j->run_id && !good_run_id(j->run_id))
+                return fail(p, "$.run_id", "must be 1-128 characters of A-Z a-z 0-9 . _ - (got '%s')", j->run_id);
+        const cJSON *f = cJSON_GetObjectItemCaseSensitive(root, "fleet");
+        if (r < 0 || !f)
+                return r;
+        static const char *const keys[] = { "group", "launch_template", "size", "max_attempts", NULL };
+        if (!cJSON_IsObject(f))
+                return fail(p, "$.fleet", "must be an object {\"group\": NAME, \"launch_template\": NAME, "
+                                          "\"size\": N}", NULL);
+        if (!j->run_id)
+                return fail(p, "$.fleet", "needs $.run_id: the fleet's instances share one run", NULL);
+        r = check_keys(p, f, "$.fleet", keys);
+        if (r == 0)
+                r = get_string(p, f, "group", "$.fleet", true, &j->fleet.group);
+        if (r == 0)
+                r = get_string(p, f, "launch_template", "$.fleet", true, &j->fleet.launch_template);
+        if (r == 0)
+                r = get_int(p, f, "size", "$.fleet", 1, 64, &j->fleet.size);
+        if (r == 0)
+                r = get_int(p, f, "max_attempts", "$.fleet", 0, 1000, &j->fleet.max_attempts);
+        if (r == 0 && !j->fleet.size)
+                j->fleet.size = 1;
+        return r;
 }
 
 static int parse_env(struct pctx *p, const cJSON *root, struct job *j) {
@@ -460,6 +539,9 @@ void job_free(struct job *j) {
         if (!j)
                 return;
         free(j->name);
+        free(j->run_id);
+        free(j->fleet.group);
+        free(j->fleet.launch_template);
         free(j->source);
         free(j->workdir);
         free(j->results);
@@ -495,7 +577,8 @@ static int parse_root(struct pctx *p, const cJSON *root, struct job *j) {
         static const char *const keys[] = { "name", "source", "workdir", "results", "env", "environment", "user",
                                             "experiments", "continue_on_failure", "outputs", "checkpoint", "gpu",
                                             "max_runtime", "log_interval", "on_exit", "on_error", "spot",
-                                            "stop_grace", "ship_timeout", "notify", "$schema", NULL };
+                                            "stop_grace", "ship_timeout", "notify", "run_id", "fleet", "$schema",
+                                            NULL };
         int r = check_keys(p, root, "$", keys);
         if (r == 0)
                 r = get_string(p, root, "name", "$", true, &j->name);
@@ -556,6 +639,8 @@ static int parse_root(struct pctx *p, const cJSON *root, struct job *j) {
                 r = get_action(p, root, "on_error", &j->on_error);
         if (r == 0)
                 r = parse_notify(p, root, j);
+        if (r == 0)
+                r = parse_fleet(p, root, j);
         return r;
 }
 

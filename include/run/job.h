@@ -12,11 +12,25 @@
 enum job_env { JOB_ENV_NONE, JOB_ENV_CONDA, JOB_ENV_CONDA_PREFIX, JOB_ENV_VENV };
 enum exit_action { EXIT_ACTION_TERMINATE, EXIT_ACTION_STOP, EXIT_ACTION_POWEROFF, EXIT_ACTION_KEEP };
 
+#define JOB_MAX_AFTER 16
+#define JOB_RUN_ID_MAX 128
+
 struct experiment {
         char *name;
         char **argv;          /* NULL-terminated; for a shell string, argv[0] is the string */
         bool shell;           /* command given as one string, run by bash -c */
         long timeout;         /* seconds, 0 = none */
+        int after[JOB_MAX_AFTER];   /* indexes of the experiments it waits for (a sweep's `after`) */
+        size_t n_after;
+};
+
+/* The Auto Scaling group that runs this job (written by `mayfly launch --recover/--instances`): its instances
+ * share the run (run_id) through the ledger in S3, and the one that ends the run deletes the group. */
+struct job_fleet {
+        char *group;          /* NULL: no group (a plain instance, a hand-run mayfly run) */
+        char *launch_template;
+        int size;             /* instances (1: a run recovered after spot loss; more: a sweep) */
+        int max_attempts;     /* per experiment; 0 = no limit */
 };
 
 #define JOB_MAX_URL 2048
@@ -30,6 +44,7 @@ struct job_notify {
 
 struct job {
         char *name;
+        char *run_id;         /* NULL: a run of its own per instance (<instance id>-<time>) */
         char *source;         /* s3://bucket/key.tar.gz | s3://bucket/prefix/ */
         char *workdir;        /* NULL = $STATE_DIRECTORY/work */
         char *results;        /* s3://bucket/prefix/ (always ends with '/') */
@@ -54,6 +69,7 @@ struct job {
         bool rebalance_sigusr1;
         long ship_timeout;    /* bound on the final upload phase, seconds */
         enum exit_action on_exit, on_error;
+        struct job_fleet fleet;
         struct job_notify notify;
 };
 
