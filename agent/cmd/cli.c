@@ -65,24 +65,56 @@ struct latest {
         char key[2048];
 };
 
-/* The start time at the end of a run id ("i-0abc-20261126T153000Z"), from a status.json key. */
-static const char *run_stamp(const char *status_key) {
+/* The run directory's UTC start time from a status.json key: the last "-yyyymmddThhmmssZ" part of its run id,
+ * whether it ends it ("i-0abc-20261126T153000Z", a hand-run mayfly run) or a random suffix follows it
+ * ("exp1-20261126T153000Z-a1b2c3", from mayfly launch); else what follows the last '-'. */
+static bool is_stamp(const char *s, size_t n) {
+        if (n != 16 || s[8] != 'T' || s[15] != 'Z')
+                return false;
+        for (size_t i = 0; i < 15; i++)
+                if (i != 8 && (s[i] < '0' || s[i] > '9'))
+                        return false;
+        return true;
+}
+
+static const char *run_stamp(const char *status_key, size_t *len) {
         size_t n = strlen(status_key) - strlen("/status.json");
-        const char *dash = NULL;
+        size_t dir = 0;
         for (size_t i = 0; i < n; i++)
-                if (status_key[i] == '-')
-                        dash = status_key + i + 1;
-                else if (status_key[i] == '/')
-                        dash = NULL;
-        return dash ? dash : status_key;
+                if (status_key[i] == '/')
+                        dir = i + 1;
+        const char *stamp = NULL, *last = NULL;
+        for (size_t i = dir; i < n; i++) {
+                if (status_key[i] != '-')
+                        continue;
+                const char *p = status_key + i + 1;
+                size_t l = strcspn(p, "-/");
+                last = p;
+                if (is_stamp(p, l))
+                        stamp = p;
+        }
+        if (stamp) {
+                *len = 16;
+                return stamp;
+        }
+        const char *p = last ? last : status_key;
+        *len = (size_t)(status_key + n - p);
+        return p;
 }
 
 static int on_status(void *ud, const struct s3_object *o) {
         struct latest *l = ud;
         if (!str_has_suffix(o->key, "/status.json"))
                 return 0;
-        /* run ids end in their UTC start time: the newest run is the greatest stamp, whatever its instance id */
-        int c = l->key[0] ? strcmp(run_stamp(o->key), run_stamp(l->key)) : 1;
+        /* run ids carry their UTC start time: the newest run is the greatest stamp, whatever else the id holds */
+        int c = 1;
+        if (l->key[0]) {
+                size_t na, nb;
+                const char *a = run_stamp(o->key, &na), *b = run_stamp(l->key, &nb);
+                c = strncmp(a, b, MIN(na, nb));
+                if (c == 0)
+                        c = na < nb ? -1 : na > nb;
+        }
         if (c > 0 || (c == 0 && strcmp(o->key, l->key) > 0))
                 snprintf(l->key, sizeof l->key, "%s", o->key);
         return 0;

@@ -1,19 +1,22 @@
-/* cmd_launch.c — `mayfly launch` (RunInstances with the rendered user-data), `mayfly status` and
- * `mayfly logs` (read a run back from S3). No console, no SSH. */
+/* cmd_launch.c — `mayfly launch` (RunInstances, or a launch template and an Auto Scaling group, with the rendered
+ * user-data), `mayfly status` and `mayfly logs` (read a run back from S3). No console, no SSH. */
 #include <cjson/cJSON.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 
 #include "crypto.h"
 #include "run/archive_x.h"
 #include "cmd/cli.h"
+#include "aws/autoscaling.h"
 #include "aws/ec2.h"
 #include "run/job.h"
 #include "aws/transfer.h"
 #include "cmd/userdata.h"
 
-#define LAUNCH_MAX_SG 16
+#define LAUNCH_MAX_SG ASG_MAX_SECURITY_GROUPS
+#define LAUNCH_MAX_GROUP_NAME 128   /* a launch template's name: "mayfly-<run id>" */
 #define LAUNCH_MAX_BINARY (512u << 20)
 #define LAUNCH_HOP_LIMIT 1      /* IMDS answers only the instance itself, not its containers (a hop each) */
 
@@ -149,26 +152,33 @@ static int upload_static(struct aws_ctx *c, cJSON *job, const char *path, struct
 }
 
 struct launch_opts {
-        const char *image, *type, *subnet, *profile, *key_name;
+        const char *image, *profile, *key_name, *zone;
+        const char *types[ASG_MAX_TYPES];
+        size_t n_types;
+        const char *subnets[ASG_MAX_SUBNETS];
+        size_t n_subnets;
         const char *sg[LAUNCH_MAX_SG];
         size_t n_sg;
-        long count;
+        long instances;         /* 0: not given (no group unless --recover) */
+        long max_attempts;      /* 0: no limit */
         long hop_limit;
-        bool spot;
+        bool spot, recover;
 };
 
-static int run_instances(struct aws_ctx *c, const struct launch_opts *lo, const char *name, const char *ud_b64,
-                         struct xml_node **ret, struct aws_result *out) {
+/* An Auto Scaling group runs the job: --recover, or --instances (even 1). */
+static bool wants_group(const struct launch_opts *lo) { return lo->recover || lo->instances > 0; }
+
+static int run_instances(struct aws_ctx *c, const struct launch_opts *lo, const char *name, const char *run_id,
+                         const char *ud_b64, struct xml_node **ret, struct aws_result *out) {
         struct kv p[EC2_MAX_PARAMS];
         size_t n = 0;
-        char count[16], hops[16], sgk[LAUNCH_MAX_SG][48];
-        snprintf(count, sizeof count, "%ld", lo->count);
+        char hops[16], sgk[LAUNCH_MAX_SG][48];
         snprintf(hops, sizeof hops, "%ld", lo->hop_limit);
 #define P(k, v) (p[n++] = (struct kv){ (k), (v) })
         P("ImageId", lo->image);
-        P("InstanceType", lo->type);
-        P("MinCount", count);
-        P("MaxCount", count);
+        P("InstanceType", lo->types[0]);
+        P("MinCount", "1");
+        P("MaxCount", "1");
         P("UserData", ud_b64);
         P("InstanceInitiatedShutdownBehavior", "terminate");
         P("MetadataOptions.HttpTokens", "required");
@@ -179,12 +189,16 @@ static int run_instances(struct aws_ctx *c, const struct launch_opts *lo, const 
         P("TagSpecification.1.Tag.1.Value", name);
         P("TagSpecification.1.Tag.2.Key", "Name");
         P("TagSpecification.1.Tag.2.Value", name);
+        P("TagSpecification.1.Tag.3.Key", ASG_RUN_TAG);
+        P("TagSpecification.1.Tag.3.Value", run_id);
         if (lo->profile)
                 P(str_has_prefix(lo->profile, "arn:") ? "IamInstanceProfile.Arn" : "IamInstanceProfile.Name", lo->profile);
         if (lo->key_name)
                 P("KeyName", lo->key_name);
-        if (lo->subnet)
-                P("SubnetId", lo->subnet);
+        if (lo->n_subnets)
+                P("SubnetId", lo->subnets[0]);
+        if (lo->zone)
+                P("Placement.AvailabilityZone", lo->zone);
         for (size_t i = 0; i < lo->n_sg; i++) {
                 snprintf(sgk[i], sizeof sgk[i], "SecurityGroupId.%zu", i + 1);
                 P(sgk[i], lo->sg[i]);
@@ -203,19 +217,135 @@ static int run_instances(struct aws_ctx *c, const struct launch_opts *lo, const 
         return r;
 }
 
-int cmd_launch(int argc, char **argv) {
-        static const char usage[] =
-                "usage: mayfly launch JOB --image-id AMI --instance-type TYPE [--spot] [--subnet-id ID]\n"
-                "       [--security-group-id ID]... [--iam-instance-profile NAME|ARN] [--key-name NAME] [--count N]\n"
-                "       [--install preinstalled|static[=PATH]|deb=SRC|rpm=SRC|binary=SRC [--sha256 HEX]]\n"
-                "       [--env KEY=VALUE]... [--backstop-margin DURATION] [--imds-hop-limit N]\n\n"
-                "  Launches instances that run JOB and end themselves: a local directory as `source` is packed\n"
-                "  and uploaded first; RunInstances with the rendered user-data, InstanceInitiatedShutdownBehavior=\n"
-                "  terminate, IMDSv2 required with a hop limit of 1 (--imds-hop-limit 2 lets containers on the\n"
-                "  instance reach IMDS, and the role's credentials), a mayfly:run tag. Prints the instance ids and\n"
-                "  the results URI. --install static uploads the static build (this binary when it is one, else\n"
-                "  static/mayfly next to it, or PATH) next to the job's sources and pins its sha256; the instance\n"
-                "  fetches it with its role.\n";
+/* Pure: "<job name>-<UTC yyyymmddThhmmssZ>-<6 hex>": sorted by start within the job's prefix, two launches in the
+ * same second apart, and short enough that "mayfly-<run id>" is a launch template name (at most 128). */
+static int make_run_id(const char *name, time_t t, const unsigned char rnd[3], char *out, size_t n) {
+        struct tm tm;
+        char ts[32], hex[7];
+        gmtime_r(&t, &tm);
+        strftime(ts, sizeof ts, "%Y%m%dT%H%M%SZ", &tm);
+        hex_encode(rnd, 3, hex);
+        return pathf(out, n, "%s-%s-%s", name, ts, hex);
+}
+
+/* The run this launch starts: the job's run_id when it names one (a run to continue: its ledger in S3 is picked up),
+ * else a new one; `fleet` when a group runs it (and never a stale one from the file). Into the job object. */
+static int set_run(cJSON *job, const struct launch_opts *lo, char *run_id, size_t n, char *group, size_t gn,
+                   char *err, size_t errlen) {
+        const char *given = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(job, "run_id"));
+        const char *name = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(job, "name"));
+        unsigned char rnd[3] = { 0 };
+        int r = 0;
+        if (given) {
+                r = pathf(run_id, n, "%s", given);
+                fprintf(stderr, "mayfly: continuing run %s (the job's run_id)\n", given);
+        } else if (getrandom(rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd)
+                r = -errno;
+        else
+                r = make_run_id(name ? name : "run", now_wall(), rnd, run_id, n);
+        if (r == 0 && (pathf(group, gn, "mayfly-%s", run_id) < 0 ||
+                       (wants_group(lo) && strlen(group) > LAUNCH_MAX_GROUP_NAME)))
+                r = -ENAMETOOLONG;
+        if (r == -ENAMETOOLONG)
+                errf(err, errlen, "$.run_id: '%.200s' is too long%s", given ? given : run_id,
+                     wants_group(lo) ? " to name the launch template 'mayfly-<run id>' (at most 121 characters)" : "");
+        else if (r < 0)
+                errf(err, errlen, "no random bytes for the run id: %s", strerror(-r));
+        if (r < 0)
+                return r == -ENAMETOOLONG ? -EINVAL : r;
+        if (!given && !cJSON_AddStringToObject(job, "run_id", run_id))
+                return -ENOMEM;
+        if (cJSON_GetObjectItemCaseSensitive(job, "fleet")) {
+                if (!wants_group(lo))
+                        fprintf(stderr, "mayfly: dropping the job's fleet: no group runs this launch\n");
+                cJSON_DeleteItemFromObjectCaseSensitive(job, "fleet");
+        }
+        if (!wants_group(lo))
+                return 0;
+        cJSON *f = cJSON_AddObjectToObject(job, "fleet");
+        if (!f || !cJSON_AddStringToObject(f, "group", group) || !cJSON_AddStringToObject(f, "launch_template", group) ||
+            !cJSON_AddNumberToObject(f, "size", lo->instances ? (double)lo->instances : 1) ||
+            !cJSON_AddNumberToObject(f, "max_attempts", (double)lo->max_attempts))
+                return -ENOMEM;
+        return 0;
+}
+
+/* What a failed launch created is deleted again; what cannot be is named, with the command that deletes it. */
+static void undo(struct aws_ctx *c, struct http_client *h, const char *group, const char *template) {
+        struct aws_result res;
+        if (group && asg_delete(c, h, group, &res) < 0)
+                log_error("the Auto Scaling group %s is left (%s): aws autoscaling delete-auto-scaling-group "
+                          "--force-delete --auto-scaling-group-name %s", group, res.msg, group);
+        if (template && ec2_delete_launch_template(c, h, template, &res) < 0)
+                log_error("the launch template %s is left (%s): aws ec2 delete-launch-template "
+                          "--launch-template-name %s", template, res.msg, template);
+}
+
+/* The launch template and the group (MinSize 0, Max = Desired = size), AZRebalance suspended. */
+static int launch_group(struct aws_ctx *c, const struct launch_opts *lo, const char *name, const char *run_id,
+                        const char *group, const char *ud, size_t udlen, char *err, size_t errlen) {
+        struct asg_group g = { .name = group, .launch_template = group, .size = lo->instances ? (int)lo->instances : 1,
+                               .instance_types = lo->types, .n_types = lo->n_types, .subnets = lo->subnets,
+                               .n_subnets = lo->n_subnets, .availability_zone = lo->zone, .spot = lo->spot,
+                               .run_id = run_id };
+        /* a mixed policy asks for spot in its instances distribution; AWS refuses a template that asks too */
+        struct asg_template t = { .name = group, .image_id = lo->image, .instance_type = lo->types[0], .user_data = ud,
+                                  .user_data_len = udlen, .iam_instance_profile = lo->profile, .key_name = lo->key_name,
+                                  .security_groups = lo->sg, .n_security_groups = lo->n_sg,
+                                  .imds_hop_limit = (int)lo->hop_limit, .spot = lo->spot && !asg_is_mixed(&g),
+                                  .run_id = run_id, .job = name };
+        struct http_client h;
+        struct aws_result res = { 0 };
+        char lt_id[64] = "";
+        int r = http_client_init(&h);
+        if (r < 0) {
+                errf(err, errlen, "cannot set up HTTP: %s", strerror(-r));
+                return r;
+        }
+        r = ec2_create_launch_template(c, &h, &t, lt_id, sizeof lt_id, &res);
+        if (r == 0) {
+                r = asg_create(c, &h, &g, &res);
+                if (r == 0) {
+                        r = asg_suspend(c, &h, group, "AZRebalance", &res);
+                        if (r < 0)
+                                errf(err, errlen, "suspending AZRebalance on the group %s: %s", group, res.msg);
+                } else
+                        errf(err, errlen, "creating the Auto Scaling group %s: %s", group, res.msg);
+                if (r < 0) {
+                        log_error("%s", err);
+                        err[0] = 0;   /* said; what follows is the clean-up */
+                        undo(c, &h, g.name, t.name);
+                }
+        } else
+                errf(err, errlen, "creating the launch template %s: %s", group, res.msg);
+        http_client_free(&h);
+        if (r == 0)
+                printf("run:      %s\ngroup:    %s (%d x %s%s%s, launch template %s)\n", run_id, group, g.size,
+                       lo->types[0], lo->n_types > 1 ? " and others" : "", lo->spot ? ", spot" : "", lt_id);
+        return r;
+}
+
+/* Options that need each other, checked before anything is uploaded. */
+static int check_opts(const struct launch_opts *lo) {
+        if (!wants_group(lo) && (lo->n_types > 1 || lo->n_subnets > 1)) {
+                log_error("several --instance-type or --subnet-id need an Auto Scaling group: add --recover or "
+                          "--instances N");
+                return -EINVAL;
+        }
+        if (!wants_group(lo) && lo->max_attempts) {
+                log_error("--max-attempts counts attempts across a group's instances: add --recover or --instances N");
+                return -EINVAL;
+        }
+        if (lo->zone && lo->n_subnets) {
+                log_error("--availability-zone and --subnet-id: the subnets decide the zones, drop one");
+                return -EINVAL;
+        }
+        return 0;
+}
+
+/* 0, 1 for --help, 2 for the usage, -EINVAL when an option's value was wrong (said). */
+static int parse_launch_args(int argc, char **argv, struct launch_opts *lo, struct userdata_opts *uo,
+                             const char **install, const char **env) {
         static const struct option opts[] = {
                 { "image-id", required_argument, NULL, 'a' },  { "instance-type", required_argument, NULL, 't' },
                 { "spot", no_argument, NULL, 'S' },             { "subnet-id", required_argument, NULL, 'n' },
@@ -225,59 +355,121 @@ int cmd_launch(int argc, char **argv) {
                 { "install", required_argument, NULL, 'i' },   { "sha256", required_argument, NULL, 's' },
                 { "env", required_argument, NULL, 'e' },        { "backstop-margin", required_argument, NULL, 'm' },
                 { "imds-hop-limit", required_argument, NULL, 'H' },
+                { "recover", no_argument, NULL, 'R' },          { "instances", required_argument, NULL, 'N' },
+                { "max-attempts", required_argument, NULL, 'M' },
+                { "availability-zone", required_argument, NULL, 'z' },
                 { "help", no_argument, NULL, 'h' },             { 0 } };
-        struct launch_opts lo = { .count = 1, .hop_limit = LAUNCH_HOP_LIMIT };
-        const char *env[USERDATA_MAX_ENV];
-        struct userdata_opts uo = { .route = INSTALL_PREINSTALLED, .margin = USERDATA_BACKSTOP_MARGIN, .env = env };
-        const char *install = NULL;
         int ch;
         optind = 1;
         while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
                 switch (ch) {
-                case 'a': lo.image = optarg; break;
-                case 't': lo.type = optarg; break;
-                case 'S': lo.spot = true; break;
-                case 'n': lo.subnet = optarg; break;
-                case 'g':
-                        if (lo.n_sg >= LAUNCH_MAX_SG) {
-                                log_error("too many --security-group-id");
-                                return EXIT_USAGE;
+                case 'a': lo->image = optarg; break;
+                case 't':
+                        if (lo->n_types >= ASG_MAX_TYPES) {
+                                log_error("at most %d --instance-type", ASG_MAX_TYPES);
+                                return -EINVAL;
                         }
-                        lo.sg[lo.n_sg++] = optarg;
+                        lo->types[lo->n_types++] = optarg;
                         break;
-                case 'p': lo.profile = optarg; break;
-                case 'k': lo.key_name = optarg; break;
+                case 'S': lo->spot = true; break;
+                case 'n':
+                        if (lo->n_subnets >= ASG_MAX_SUBNETS) {
+                                log_error("at most %d --subnet-id", ASG_MAX_SUBNETS);
+                                return -EINVAL;
+                        }
+                        lo->subnets[lo->n_subnets++] = optarg;
+                        break;
+                case 'g':
+                        if (lo->n_sg >= LAUNCH_MAX_SG) {
+                                log_error("too many --security-group-id");
+                                return -EINVAL;
+                        }
+                        lo->sg[lo->n_sg++] = optarg;
+                        break;
+                case 'p': lo->profile = optarg; break;
+                case 'k': lo->key_name = optarg; break;
+                case 'z': lo->zone = optarg; break;
+                case 'R': lo->recover = true; break;
                 case 'c':
-                        if (parse_int(optarg, 1, 100, &lo.count) < 0) {
-                                log_error("--count must be 1..100");
-                                return EXIT_USAGE;
+                        log_error("--count is gone (each instance ran the whole job as a run of its own): --instances N "
+                                  "runs one job over N instances, one run");
+                        return -EINVAL;
+                case 'N':
+                        if (parse_int(optarg, 1, ASG_MAX_MEMBERS, &lo->instances) < 0) {
+                                log_error("--instances must be 1..%d", ASG_MAX_MEMBERS);
+                                return -EINVAL;
+                        }
+                        break;
+                case 'M':
+                        if (parse_int(optarg, 1, 1000, &lo->max_attempts) < 0) {
+                                log_error("--max-attempts must be 1..1000");
+                                return -EINVAL;
                         }
                         break;
                 case 'H':
-                        if (parse_int(optarg, 1, 64, &lo.hop_limit) < 0) {
+                        if (parse_int(optarg, 1, 64, &lo->hop_limit) < 0) {
                                 log_error("--imds-hop-limit must be 1..64");
-                                return EXIT_USAGE;
+                                return -EINVAL;
                         }
                         break;
-                case 'i': install = optarg; break;
-                case 's': uo.sha256 = optarg; break;
+                case 'i': *install = optarg; break;
+                case 's': uo->sha256 = optarg; break;
                 case 'm':
-                        if (userdata_set_margin(optarg, &uo) < 0)
-                                return EXIT_USAGE;
+                        if (userdata_set_margin(optarg, uo) < 0)
+                                return -EINVAL;
                         break;
                 case 'e':
-                        if (uo.n_env >= USERDATA_MAX_ENV)
-                                return EXIT_USAGE;
-                        env[uo.n_env++] = optarg;
+                        if (uo->n_env >= USERDATA_MAX_ENV)
+                                return -EINVAL;
+                        env[uo->n_env++] = optarg;
                         break;
-                case 'h': fputs(usage, stdout); return EXIT_OK;
-                default: fputs(usage, stderr); return EXIT_USAGE;
+                case 'h': return 1;
+                default: return 2;
                 }
         }
-        if (argc - optind != 1 || !lo.image || !lo.type) {
+        return 0;
+}
+
+int cmd_launch(int argc, char **argv) {
+        static const char usage[] =
+                "usage: mayfly launch JOB --image-id AMI --instance-type TYPE [--spot] [--subnet-id ID]\n"
+                "       [--recover [--max-attempts N]] [--instances N] [--availability-zone AZ]\n"
+                "       [--security-group-id ID]... [--iam-instance-profile NAME|ARN] [--key-name NAME]\n"
+                "       [--install preinstalled|static[=PATH]|deb=SRC|rpm=SRC|binary=SRC [--sha256 HEX]]\n"
+                "       [--env KEY=VALUE]... [--backstop-margin DURATION] [--imds-hop-limit N]\n\n"
+                "  Launches what runs JOB and ends itself: a local directory as `source` is packed and uploaded\n"
+                "  first, the job gets a run id (its results go to <results><name>/<run id>/), and the rendered\n"
+                "  user-data starts instances with InstanceInitiatedShutdownBehavior=terminate, IMDSv2 required\n"
+                "  with a hop limit of 1 (--imds-hop-limit 2 lets containers on the instance reach IMDS, and the\n"
+                "  role's credentials), tagged mayfly:run and mayfly:run-id.\n"
+                "  Without --recover or --instances: one instance (RunInstances); prints its id.\n"
+                "  --recover: an Auto Scaling group of one from a launch template, so that an instance lost to a\n"
+                "  spot interruption is replaced and the replacement resumes the run; --max-attempts N ends the\n"
+                "  run `interrupted` once an experiment was started N times. --instances N: one run over a group of\n"
+                "  N (the instances share the experiments). --instance-type and --subnet-id may repeat (a group\n"
+                "  then takes the types and subnets with a mixed-instances policy, spot price-capacity-optimized).\n"
+                "  The agent that ends the run deletes the group and the template. Prints the run id, the group\n"
+                "  and the results URI.\n"
+                "  --install static uploads the static build (this binary when it is one, else static/mayfly\n"
+                "  next to it, or PATH) next to the job's sources and pins its sha256; the instance fetches it\n"
+                "  with its role.\n";
+        struct launch_opts lo = { .hop_limit = LAUNCH_HOP_LIMIT };
+        const char *env[USERDATA_MAX_ENV];
+        struct userdata_opts uo = { .route = INSTALL_PREINSTALLED, .margin = USERDATA_BACKSTOP_MARGIN, .env = env };
+        const char *install = NULL;
+        int r = parse_launch_args(argc, argv, &lo, &uo, &install, env);
+        if (r == 1) {
+                fputs(usage, stdout);
+                return EXIT_OK;
+        }
+        if (r == 2 || (r == 0 && (argc - optind != 1 || !lo.image || !lo.n_types))) {
                 fputs(usage, stderr);
                 return EXIT_USAGE;
         }
+        if (r == 0)
+                r = check_opts(&lo);
+        if (r < 0)
+                return EXIT_USAGE;
         bool want_static = install && (!strcmp(install, "static") || str_has_prefix(install, "static="));
         const char *static_path = want_static && install[6] ? install + 7 : NULL;
         if (want_static && uo.sha256) {
@@ -292,7 +484,7 @@ int cmd_launch(int argc, char **argv) {
                 return EXIT_USAGE;
         _cleanup_free_ char *text = NULL;
         size_t len = 0;
-        int r = cli_read_job(argv[optind], &text, &len);
+        r = cli_read_job(argv[optind], &text, &len);
         if (r < 0)
                 return EXIT_USAGE;
         _cleanup_(cjson_deletep) cJSON *job = cJSON_ParseWithLength(text, len);
@@ -303,13 +495,15 @@ int cmd_launch(int argc, char **argv) {
         struct aws_ctx c;
         if (cli_aws_init(&c) < 0)
                 return EXIT_FAIL;
-        char err[1024] = "";
+        char err[1024] = "", run_id[JOB_RUN_ID_MAX + 1], group[JOB_RUN_ID_MAX + 16];
         _cleanup_free_ char *ud = NULL, *b64 = NULL, *jtext = NULL, *gz = NULL;
         size_t udlen = 0, gzlen = 0;
         struct aws_result res = { 0 };
         _cleanup_(xml_freep) struct xml_node *x = NULL;
         char static_uri[2300], static_sha[65];
-        r = aws_region(&c, err, sizeof err);
+        r = set_run(job, &lo, run_id, sizeof run_id, group, sizeof group, err, sizeof err);
+        if (r == 0)
+                r = aws_region(&c, err, sizeof err);
         if (r == 0)
                 r = upload_local_source(&c, job, err, sizeof err);
         if (r == 0 && want_static)
@@ -331,21 +525,25 @@ int cmd_launch(int argc, char **argv) {
                         r = -E2BIG;
                 }
         }
-        if (r == 0)
-                r = base64_encode((const unsigned char *)(gz ? gz : ud), gz ? gzlen : udlen, &b64);
         const char *name = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(job, "name"));
-        if (r == 0) {
-                r = run_instances(&c, &lo, name, b64, &x, &res);
+        if (r == 0 && wants_group(&lo))
+                r = launch_group(&c, &lo, name, run_id, group, gz ? gz : ud, gz ? gzlen : udlen, err, sizeof err);
+        else if (r == 0) {
+                r = base64_encode((const unsigned char *)(gz ? gz : ud), gz ? gzlen : udlen, &b64);
+                if (r == 0)
+                        r = run_instances(&c, &lo, name, run_id, b64, &x, &res);
                 if (r < 0)
                         snprintf(err, sizeof err, "%s", res.msg);
+                const struct xml_node *set = xml_child(x, "instancesSet");
+                for (const struct xml_node *it = xml_child(set, "item"); r == 0 && it; it = xml_next_named(it))
+                        printf("%s\n", xml_text(it, "instanceId") ? xml_text(it, "instanceId") : "?");
+                if (r == 0)
+                        printf("run:      %s\n", run_id);
         }
         if (r == 0) {
-                const struct xml_node *set = xml_child(x, "instancesSet");
-                for (const struct xml_node *it = xml_child(set, "item"); it; it = xml_next_named(it))
-                        printf("%s\n", xml_text(it, "instanceId") ? xml_text(it, "instanceId") : "?");
                 const char *results = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(job, "results"));
-                printf("results: %s%s%s/\n", results, str_has_suffix(results, "/") ? "" : "/", name);
-        } else
+                printf("results:  %s%s%s/%s/\n", results, str_has_suffix(results, "/") ? "" : "/", name, run_id);
+        } else if (err[0])
                 log_error("%s", err);
         aws_ctx_free(&c);
         return r == -EPERM ? EXIT_USAGE : exit_code_for(r);

@@ -256,13 +256,16 @@ def test_launch_creates_instance_as_specified(c):
     shutil.rmtree(d)
 
 
-def test_launch_spot_and_count(c):
-    p, d = launch(c, "--spot", "--count", "2")
+def test_launch_spot_and_count_is_gone(c):
+    p, d = launch(c, "--spot")
     check(p.returncode == 0, out(p))
     ids = [x for x in p.stdout.decode().split() if x.startswith("i-")]
-    check(len(ids) == 2, p.stdout.decode())
+    check(len(ids) == 1, p.stdout.decode())
     inst = c.boto("ec2").describe_instances(InstanceIds=ids)["Reservations"][0]["Instances"]
     check(all(i.get("InstanceLifecycle") == "spot" for i in inst), repr([i.get("InstanceLifecycle") for i in inst]))
+    # N instances each running the whole job as a run of its own: gone, --instances N shares one run
+    p, d = launch(c, "--spot", "--count", "2")
+    check(p.returncode == 2 and "--instances N" in out(p), out(p))
     shutil.rmtree(d)
 
 
