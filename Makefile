@@ -73,7 +73,13 @@ $(BUILD)/fakes/nvml/legacy/libnvidia-ml.so.1: tests/fakes/nvml/fake_nvml.c
 	@echo "  CCSO    $@"
 	@$(CC) -std=gnu11 -shared -fPIC -O2 -Wall -DFAKE_NVML_LEGACY -Wl,-soname,libnvidia-ml.so.1 -o $@ $<
 
-unit: $(UNIT_BINS) $(FAKE_NVML)
+# The black-box tests' driver of the Auto Scaling calls (aws/autoscaling.h), one call per command line.
+$(BUILD)/tests/asgctl: tests/blackbox/asgctl.c $(LIBOBJS)
+	@mkdir -p $(dir $@)
+	@echo "  CCLD    $@"
+	@$(CC) $(XCFLAGS) $(CFLAGS) -o $@ $< $(LIBOBJS) $(LDFLAGS) $(LIBS)
+
+unit: $(UNIT_BINS) $(FAKE_NVML) $(BUILD)/tests/asgctl
 
 test: all unit
 	@sh tests/deps.sh test

@@ -1,10 +1,13 @@
 """EC2 Auto Scaling against moto (SigV4 checked): `mayfly launch --recover / --instances` (the launch template, the
-group, the job's run_id and fleet, clean-up after a failure, usage errors)."""
+group, the job's run_id and fleet, clean-up after a failure, usage errors), and the calls the agent makes
+(aws/autoscaling.h through tests/blackbox/asgctl.c): describe, terminate in the group with and without decrement,
+detach, idempotent deletes, a create whose answer was lost, the endpoint variables."""
 import base64
 import gzip
 import json
 import os
 import re
+import subprocess
 import tempfile
 
 import yaml
@@ -22,6 +25,11 @@ def setup():
 
 def teardown(c):
     c.__exit__(None, None, None)
+
+
+def asgctl(c, *args, env=None):
+    return subprocess.run([os.path.join(os.environ["MAYFLY_BUILD"], "tests", "asgctl"), *args],
+                          env=env or c.role_env(), capture_output=True, timeout=120)
 
 
 def launch(c, *extra, job=None, env=None):
@@ -258,6 +266,100 @@ def test_launch_failures_delete_what_was_made(c):
     check(m.group(1) not in template_names(c), "the template was not deleted")
     delete_all(c, m.group(1))
     check((group_names(c), template_names(c)) == before, "left behind")
+
+
+def test_group_calls_the_agent_makes(c):
+    p = launch(c, "--instance-type", "p3.2xlarge", "--instances", "2")
+    check(p.returncode == 0, out(p))
+    run = printed(p, "run")
+    name = "mayfly-" + run
+    q = asgctl(c, "describe", name)
+    check(q.returncode == 0, out(q))
+    info = json.loads(q.stdout)
+    check(info["exists"] and not info["deleting"] and info["run_id"] == run and info["desired"] == 2 and
+          info["min"] == 0 and info["max"] == 2 and len(info["members"]) == 2 and
+          info["lifecycle"] == ["InService", "InService"], repr(info))
+    first, second = info["members"]
+    # a plain EC2 terminate of a member: the group replaces it (the relaunch loop a tear-down must avoid)
+    c.boto("ec2").terminate_instances(InstanceIds=[first])
+    now = json.loads(asgctl(c, "describe", name).stdout)
+    check(first not in now["members"] and len(now["members"]) == 2 and now["desired"] == 2, repr(now))
+    third = [m for m in now["members"] if m != second][0]
+    # terminate in the group without decrement: replaced too
+    q = asgctl(c, "terminate", third)
+    now = json.loads(asgctl(c, "describe", name).stdout)
+    check(q.returncode == 0 and third not in now["members"] and len(now["members"]) == 2, out(q) + repr(now))
+    fourth = [m for m in now["members"] if m != second][0]
+    # with decrement: gone, the group one smaller, no replacement
+    q = asgctl(c, "terminate", fourth, "decrement")
+    now = json.loads(asgctl(c, "describe", name).stdout)
+    check(q.returncode == 0 and now["members"] == [second] and now["desired"] == 1, out(q) + repr(now))
+    st = c.boto("ec2").describe_instances(InstanceIds=[fourth])["Reservations"][0]["Instances"][0]["State"]["Name"]
+    check(st in ("shutting-down", "terminated"), st)
+    # detach with decrement: the instance keeps running outside the group, nothing replaces it
+    q = asgctl(c, "detach", name, second, "decrement")
+    now = json.loads(asgctl(c, "describe", name).stdout)
+    check(q.returncode == 0 and now["members"] == [] and now["desired"] == 0, out(q) + repr(now))
+    inst = c.boto("ec2").describe_instances(InstanceIds=[second])["Reservations"][0]["Instances"][0]
+    check(inst["State"]["Name"] == "running" and "aws:autoscaling:groupName" not in tags(inst["Tags"]), repr(inst))
+    # AWS says a non-member with a ValidationError (moto 5.2.1 raises inside instead): not found, exit 3
+    c.control("POST", "/faults", [{"service": "autoscaling", "action": "TerminateInstanceInAutoScalingGroup",
+                                   "status": 400, "code": "ValidationError", "format": "query",
+                                   "message": "Instance Id not found - No managed instance found for instance ID: "
+                                              + second}])
+    q = asgctl(c, "terminate", second, "decrement")
+    c.control("DELETE", "/faults")
+    check(q.returncode == 3, out(q))
+    # tear-down with the instance role, twice: the second finds nothing and is fine
+    for _ in range(2):
+        q = asgctl(c, "delete", name)
+        check(q.returncode == 0, out(q))
+        check(not json.loads(asgctl(c, "describe", name).stdout)["exists"], "the group is still there")
+    q = asgctl(c, "lt-exists", name)
+    check(q.returncode == 0 and q.stdout.strip() == b"1", out(q))
+    for _ in range(2):
+        q = asgctl(c, "lt-delete", name)
+        check(q.returncode == 0, out(q))
+        q = asgctl(c, "lt-exists", name)
+        check(q.returncode == 0 and q.stdout.strip() == b"0", out(q))
+    check(name not in template_names(c) and name not in group_names(c), "left behind")
+
+
+def test_delete_already_under_way_and_create_answer_lost(c):
+    # a delete that finds a delete in progress (another instance's) and then no group: done
+    c.control("POST", "/faults", [{"service": "autoscaling", "action": "DeleteAutoScalingGroup", "status": 400,
+                                   "code": "ScalingActivityInProgress", "format": "query"}])
+    q = asgctl(c, "delete", "mayfly-gone")
+    c.control("DELETE", "/faults")
+    check(q.returncode == 0, out(q))
+    # a create whose first answer was lost: AlreadyExists on a group with this run's tag is success, another's is not
+    lt = "mayfly-lost-answer"
+    c.boto("ec2").create_launch_template(LaunchTemplateName=lt, LaunchTemplateData={"ImageId": c.info["ami_id"],
+                                                                                   "InstanceType": "p3.2xlarge"})
+    c.boto("autoscaling").create_auto_scaling_group(
+        AutoScalingGroupName=lt, MinSize=0, MaxSize=1, DesiredCapacity=0, AvailabilityZones=[c.info["region"] + "a"],
+        LaunchTemplate={"LaunchTemplateName": lt},
+        Tags=[{"Key": "mayfly:run-id", "Value": "lost-answer", "PropagateAtLaunch": True}])
+    exists = {"service": "autoscaling", "action": "CreateAutoScalingGroup", "status": 400, "code": "AlreadyExists",
+              "format": "query", "message": "AutoScalingGroup by this name already exists"}
+    c.control("POST", "/faults", [exists])
+    q = asgctl(c, "create", lt, lt, "lost-answer", "1")
+    check(q.returncode == 0, out(q))
+    c.control("POST", "/faults", [exists])
+    q = asgctl(c, "create", lt, lt, "another-run", "1")
+    c.control("DELETE", "/faults")
+    check(q.returncode == 1 and "AlreadyExists" in out(q), out(q))
+    delete_all(c, lt)
+
+
+def test_endpoint_variables(c):
+    dead = "http://127.0.0.1:9"
+    env = dict(c.role_env(), AWS_ENDPOINT_URL_AUTO_SCALING=dead, AWS_MAX_ATTEMPTS="1")
+    q = asgctl(c, "describe", "x", env=env)
+    check(q.returncode == 1 and "DescribeAutoScalingGroups" in out(q), out(q))
+    env = dict(c.role_env(), AWS_ENDPOINT_URL=dead, AWS_ENDPOINT_URL_AUTO_SCALING=c.endpoint, AWS_MAX_ATTEMPTS="1")
+    q = asgctl(c, "describe", "x", env=env)
+    check(q.returncode == 0 and not json.loads(q.stdout)["exists"], out(q))
 
 
 def test_status_finds_the_newest_launched_run(c):
