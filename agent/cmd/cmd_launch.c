@@ -229,16 +229,17 @@ static int make_run_id(const char *name, time_t t, const unsigned char rnd[3], c
 }
 
 /* The run this launch starts: the job's run_id when it names one (a run to continue: its ledger in S3 is picked up),
- * else a new one; `fleet` when a group runs it (and never a stale one from the file). Into the job object. */
+ * else a new one; `fleet` when a group runs it (and never a stale one from the file). Into the job object; what
+ * the user should know once the launch worked into note. */
 static int set_run(cJSON *job, const struct launch_opts *lo, char *run_id, size_t n, char *group, size_t gn,
-                   char *err, size_t errlen) {
+                   char *note, size_t notelen, char *err, size_t errlen) {
         const char *given = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(job, "run_id"));
         const char *name = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(job, "name"));
         unsigned char rnd[3] = { 0 };
         int r = 0;
         if (given) {
                 r = pathf(run_id, n, "%s", given);
-                fprintf(stderr, "mayfly: continuing run %s (the job's run_id)\n", given);
+                errf(note, notelen, "continuing run %s (the job's run_id)", given);
         } else if (getrandom(rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd)
                 r = -errno;
         else
@@ -257,7 +258,7 @@ static int set_run(cJSON *job, const struct launch_opts *lo, char *run_id, size_
                 return -ENOMEM;
         if (cJSON_GetObjectItemCaseSensitive(job, "fleet")) {
                 if (!wants_group(lo))
-                        fprintf(stderr, "mayfly: dropping the job's fleet: no group runs this launch\n");
+                        errf(note, notelen, "dropped the job's fleet: no group runs this launch");
                 cJSON_DeleteItemFromObjectCaseSensitive(job, "fleet");
         }
         if (!wants_group(lo))
@@ -495,13 +496,13 @@ int cmd_launch(int argc, char **argv) {
         struct aws_ctx c;
         if (cli_aws_init(&c) < 0)
                 return EXIT_FAIL;
-        char err[1024] = "", run_id[JOB_RUN_ID_MAX + 1], group[JOB_RUN_ID_MAX + 16];
+        char err[1024] = "", note[256] = "", run_id[JOB_RUN_ID_MAX + 1], group[JOB_RUN_ID_MAX + 16];
         _cleanup_free_ char *ud = NULL, *b64 = NULL, *jtext = NULL, *gz = NULL;
         size_t udlen = 0, gzlen = 0;
         struct aws_result res = { 0 };
         _cleanup_(xml_freep) struct xml_node *x = NULL;
         char static_uri[2300], static_sha[65];
-        r = set_run(job, &lo, run_id, sizeof run_id, group, sizeof group, err, sizeof err);
+        r = set_run(job, &lo, run_id, sizeof run_id, group, sizeof group, note, sizeof note, err, sizeof err);
         if (r == 0)
                 r = aws_region(&c, err, sizeof err);
         if (r == 0)
@@ -543,6 +544,8 @@ int cmd_launch(int argc, char **argv) {
         if (r == 0) {
                 const char *results = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(job, "results"));
                 printf("results:  %s%s%s/%s/\n", results, str_has_suffix(results, "/") ? "" : "/", name, run_id);
+                if (note[0])
+                        fprintf(stderr, "mayfly: %s\n", note);
         } else if (err[0])
                 log_error("%s", err);
         aws_ctx_free(&c);

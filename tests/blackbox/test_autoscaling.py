@@ -187,7 +187,7 @@ def test_launch_without_a_group_sets_the_run_id(c):
     before = (group_names(c), template_names(c))
     job = dict(JOB, fleet={"group": "stale", "launch_template": "stale"})
     p = launch(c, "--instance-type", "p3.2xlarge", "--spot", job=job)
-    check(p.returncode == 0 and "dropping the job's fleet" in out(p), out(p))
+    check(p.returncode == 0 and "dropped the job's fleet" in out(p), out(p))
     run = printed(p, "run")
     ids = [x for x in p.stdout.decode().split() if x.startswith("i-")]
     check(len(ids) == 1 and RUN_ID.match(run), out(p))
@@ -208,6 +208,10 @@ def test_launch_continues_the_jobs_run_id(c):
     delete_all(c, "mayfly-exp1-lost-run")
     p = launch(c, "--instance-type", "p3.2xlarge", "--recover", job=dict(JOB, run_id="r" * 122))
     check(p.returncode == 2 and "$.run_id" in out(p) and "too long" in out(p), out(p))
+    before = (group_names(c), template_names(c))
+    p = launch(c, "--instance-type", "p3.2xlarge", "--recover", job=dict(JOB, run_id="not a run id"))
+    check(p.returncode == 2 and "$.run_id" in out(p) and len(out(p).splitlines()) == 1, out(p))
+    check((group_names(c), template_names(c)) == before, "a refused launch left something")
 
 
 def test_launch_usage_errors(c):
