@@ -320,9 +320,12 @@ static int launch_group(struct aws_ctx *c, const struct launch_opts *lo, const c
         } else
                 errf(err, errlen, "creating the launch template %s: %s", group, res.msg);
         http_client_free(&h);
-        if (r == 0)
-                printf("run:      %s\ngroup:    %s (%d x %s%s%s, launch template %s)\n", run_id, group, g.size,
-                       lo->types[0], lo->n_types > 1 ? " and others" : "", lo->spot ? ", spot" : "", lt_id);
+        if (r == 0) {
+                printf("run:      %s\ngroup:    %s (%d x ", run_id, group, g.size);
+                for (size_t i = 0; i < lo->n_types; i++)
+                        printf("%s%s", i ? " or " : "", lo->types[i]);
+                printf("%s, launch template %s)\n", lo->spot ? ", spot" : "", lt_id);
+        }
         return r;
 }
 
@@ -433,7 +436,7 @@ static int parse_launch_args(int argc, char **argv, struct launch_opts *lo, stru
 
 int cmd_launch(int argc, char **argv) {
         static const char usage[] =
-                "usage: mayfly launch JOB --image-id AMI --instance-type TYPE [--spot] [--subnet-id ID]\n"
+                "usage: mayfly launch JOB --image-id AMI --instance-type TYPE... [--spot] [--subnet-id ID]...\n"
                 "       [--recover [--max-attempts N]] [--instances N] [--availability-zone AZ]\n"
                 "       [--security-group-id ID]... [--iam-instance-profile NAME|ARN] [--key-name NAME]\n"
                 "       [--install preinstalled|static[=PATH]|deb=SRC|rpm=SRC|binary=SRC [--sha256 HEX]]\n"
