@@ -24,6 +24,8 @@ enum {
         MF_EAUTH,         /* credentials refused or missing */
         MF_ESIZE,         /* size mismatch (truncated transfer) */
         MF_EREGION,       /* bucket lives in another region */
+        MF_EPRECOND,      /* 412 PreconditionFailed: a conditional write lost (the object exists / changed) */
+        MF_ECONFLICT,     /* 409 ConditionalRequestConflict: a concurrent conditional write; re-read and retry */
 };
 
 static inline void freep(void *p) { free(*(void **)p); }

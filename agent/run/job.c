@@ -330,7 +330,7 @@ static int parse_fleet(struct pctx *p, const cJSON *root, struct job *j) {
         const cJSON *f = cJSON_GetObjectItemCaseSensitive(root, "fleet");
         if (r < 0 || !f)
                 return r;
-        static const char *const keys[] = { "group", "launch_template", "size", "max_attempts", NULL };
+        static const char *const keys[] = { "group", "launch_template", "size", "max_attempts", "lease_ttl", NULL };
         if (!cJSON_IsObject(f))
                 return fail(p, "$.fleet", "must be an object {\"group\": NAME, \"launch_template\": NAME, "
                                           "\"size\": N}", NULL);
@@ -345,6 +345,8 @@ static int parse_fleet(struct pctx *p, const cJSON *root, struct job *j) {
                 r = get_int(p, f, "size", "$.fleet", 1, 64, &j->fleet.size);
         if (r == 0)
                 r = get_int(p, f, "max_attempts", "$.fleet", 0, 1000, &j->fleet.max_attempts);
+        if (r == 0)
+                r = get_duration(p, f, "lease_ttl", "$.fleet", 5, &j->fleet.lease_ttl);
         if (r == 0 && !j->fleet.size)
                 j->fleet.size = 1;
         return r;

@@ -17,6 +17,7 @@ static const struct lc_step table[PH__MAX][EV__MAX] = {
                 [EV_SIGTERM] = TO_STOP(END_STOPPED),
                 [EV_MAX_RUNTIME] = TO_STOP(END_MAX_RUNTIME),
                 [EV_FAILSAFE] = TO_STOP(END_FAILSAFE),
+                [EV_OVER] = TO_STOP(END_OVER),
         },
         [PH_PREPARE] = {
                 [EV_BOOT] = { PH_PREPARE, A_PREPARE, END_NONE },
@@ -26,6 +27,7 @@ static const struct lc_step table[PH__MAX][EV__MAX] = {
                 [EV_SIGTERM] = TO_STOP(END_STOPPED),
                 [EV_MAX_RUNTIME] = TO_STOP(END_MAX_RUNTIME),
                 [EV_FAILSAFE] = TO_STOP(END_FAILSAFE),
+                [EV_OVER] = TO_STOP(END_OVER),
         },
         [PH_RUN] = {
                 /* the run user, environment and GPUs are not persisted: prepared again, then the run resumes */
@@ -37,6 +39,7 @@ static const struct lc_step table[PH__MAX][EV__MAX] = {
                 [EV_SIGTERM] = TO_STOP(END_STOPPED),
                 [EV_MAX_RUNTIME] = TO_STOP(END_MAX_RUNTIME),
                 [EV_FAILSAFE] = TO_STOP(END_FAILSAFE),
+                [EV_OVER] = TO_STOP(END_OVER),
         },
         [PH_STOPPING] = {
                 /* a crash while stopping: stop what the previous agent left running, then ship */
@@ -77,14 +80,15 @@ struct lc_step lc_transition(enum phase p, enum lc_event ev) {
 
 static const char *const phase_names[PH__MAX] = { "FETCH", "PREPARE", "RUN", "STOPPING", "SHIP", "EXIT", "DONE" };
 static const char *const event_names[EV__MAX] = { "boot", "back", "done", "failed", "experiment-ended", "no-more",
-                                                  "spot", "sigterm", "max-runtime", "incomplete", "failsafe" };
+                                                  "spot", "sigterm", "max-runtime", "incomplete", "failsafe",
+                                                  "over" };
 static const char *const action_names[A__MAX] = { "none", "fetch", "prepare", "start", "stop", "ship", "exit" };
 static const char *const end_names[END__MAX] = { "", "finished", "error", "spot-interruption", "agent-stopped",
-                                                 "max-runtime", "failsafe" };
+                                                 "max-runtime", "failsafe", "over" };
 static const char *const outcome_names[OUT__MAX] = { "running", "succeeded", "failed", "timeout", "gpu-idle",
                                                      "interrupted", "error" };
 static const char *const reason_names[R__MAX] = { "", "exit", "timeout", "gpu-idle", "interrupted", "max-runtime",
-                                                  "agent-stopped", "skipped", "error" };
+                                                  "agent-stopped", "skipped", "error", "lease-lost" };
 
 static const char *name_of(const char *const *t, size_t n, int v) {
         return v >= 0 && (size_t)v < n ? t[v] : NULL;

@@ -20,8 +20,10 @@
 #include "run/exitact.h"
 #include "run/exptree.h"
 #include "run/gpu.h"
+#include "run/fleet.h"
 #include "run/gpuprobe.h"
 #include "run/instance.h"
+#include "run/ledger.h"
 #include "run/lifecycle.h"
 #include "run/logship.h"
 #include "run/runner.h"
@@ -38,6 +40,15 @@ extern char **environ;
 #define SPOT_UPLOAD_MARGIN 30     /* seconds kept for uploads before a spot notice's time */
 #define EXIT_RETRY 30             /* seconds between attempts at an exit action that failed */
 #define STOP_DRIVING (-1)         /* an action's answer: the process ends here (the state says where to go on) */
+#define FLEET_WAIT 5              /* seconds between looks at the ledger while waiting for an experiment */
+
+/* What this instance does to the run's Auto Scaling group at its end (a run with a run_id). */
+enum fleet_role {
+        ROLE_NONE,                /* no ledger, or the run goes on elsewhere (a spot notice, a stop): nothing */
+        ROLE_ENDS,                /* this instance ended the run: it deletes the group, then ends itself */
+        ROLE_FOLLOWS,             /* another ended it: what is left of the group goes, then this instance */
+        ROLE_LEAVES,              /* others go on: it leaves the group, which shrinks by one */
+};
 
 struct run {
         struct job job;
@@ -69,6 +80,12 @@ struct run {
         int cur_idx;                  /* its index, -1 = none */
         double deadline;              /* max_runtime on the monotonic clock, 0 = none */
         struct wrapup wrap;           /* cost ledger, report.html, the notification (wrapup.h) */
+        /* a run shared by instances (the job names a run_id): the ledger in S3 is the truth */
+        bool fleet;
+        bool sweep;                   /* experiments claimed in any order (`after` aside): a fleet of several */
+        struct ledger ledger;
+        bool ledger_ok;
+        enum fleet_role role;
         bool rebalance_seen;
         int rc;                       /* the process's exit code */
 };
@@ -93,7 +110,8 @@ static void save_state(struct run *R) {
 static int build_status(const struct run *R, bool final, char **ret) {
         struct status_parts p = { .job = &R->job, .st = &R->st, .inst = &R->inst, .results_uri = R->results_uri,
                                   .gpu = R->have_gpu_inv ? &R->gpu_inv : NULL, .gpu_hung = R->gpu_hung,
-                                  .final = final, .cost = wrapup_cost_json(&R->wrap) };
+                                  .final = final, .cost = wrapup_cost_json(&R->wrap),
+                                  .ledger = R->ledger_ok ? &R->ledger : NULL };
         return status_build(&p, ret);
 }
 
@@ -156,6 +174,8 @@ static void check_gpu_health(struct run *R) {
 
 /* A GPU thread left behind (stuck in NVML) means the process ends with _exit, the GPU handle not closed under it. */
 static void stop_watch(struct run *R) {
+        if (R->ledger_ok)
+                ledger_set_wake(&R->ledger, -1); /* the watcher's eventfd is about to close */
         if (watcher_stop(&R->watch)) {
                 log_warn("the GPU thread is still stuck in a query: left behind");
                 R->w.abandoned = true;
@@ -173,6 +193,12 @@ static int on_watch(struct run *R) {
         time_t when = R->watch.spot_time;
         pthread_mutex_unlock(&R->watch.lock);
         check_gpu_health(R);
+        if (R->ledger_ok && ledger_take_lost(&R->ledger) && R->cur_idx >= 0) {
+                /* another instance may take it soon: no side effect of this one may outlive the claim */
+                log_error("the claim on experiment %s could not be renewed: stopping it (another instance takes it over)",
+                          R->job.experiments[R->cur_idx].name);
+                exp_stop(&R->cur, R_LEASE_LOST, MIN(R->job.stop_grace, R->ledger.ttl / 2));
+        }
         if (reb && !R->rebalance_seen) {
                 R->rebalance_seen = true;
                 log_info("rebalance recommendation received");
@@ -446,10 +472,11 @@ static void finish_experiment(struct run *R) {
         R->cur_idx = -1;
         watcher_experiment(&R->watch, false);
         shipper_checkpoint_current(&R->ship, -1, NULL);
-        s->st = s->reason == R_AGENT_STOPPED ? EXP_RUNNING : EXP_DONE;
+        s->st = s->reason == R_AGENT_STOPPED ? EXP_RUNNING : s->reason == R_LEASE_LOST ? EXP_PENDING : EXP_DONE;
         log_info("experiment %s ended: %s %d (%s)", R->job.experiments[i].name, s->signal ? "signal" : "exit code",
                  s->signal ? s->signal : s->exit_code, exp_reason_name(s->reason));
-        if (s->st == EXP_DONE && s->exit_code != 0 && !R->job.continue_on_failure && R->st.end == END_NONE) {
+        if (s->st == EXP_DONE && s->exit_code != 0 && !R->job.continue_on_failure && R->st.end == END_NONE &&
+            !R->fleet) {
                 for (size_t k = i + 1; k < R->st.n; k++)
                         if (R->st.exps[k].st == EXP_PENDING) {
                                 R->st.exps[k].st = EXP_SKIPPED;
@@ -482,11 +509,15 @@ static int supervise(struct run *R) {
         }
 }
 
+static int fleet_start(struct run *R);
+
 /* The next experiment: the one an interruption left unfinished, else the next pending one. */
 static int act_start(struct run *R) {
         int ev = pending_event(R);
         if (ev >= 0)
                 return ev;
+        if (R->fleet)
+                return fleet_start(R);
         for (size_t i = 0; i < R->st.n; i++) {
                 struct exp_state *s = &R->st.exps[i];
                 if (s->st != EXP_RUNNING && s->st != EXP_PENDING)
@@ -499,6 +530,192 @@ static int act_start(struct run *R) {
                 return supervise(R);
         }
         return EV_NO_MORE;
+}
+
+/* ---------- RUN in a fleet: experiments claimed through the ledger ---------- */
+
+/* What other instances finished, into the local state (for status.json and the outcome). */
+static void sync_from_ledger(struct run *R) {
+        for (size_t i = 0; i < R->st.n && i < R->ledger.n; i++) {
+                const struct ledger_exp *e = &R->ledger.exps[i];
+                struct exp_state *s = &R->st.exps[i];
+                if (e->attempts > s->attempts)
+                        s->attempts = e->attempts;
+                if (e->done && s->st != EXP_DONE) {
+                        s->st = EXP_DONE;
+                        s->exit_code = e->exit_code;
+                        s->signal = e->signal;
+                        s->start = e->start;
+                        s->end = e->end;
+                        int rv = exp_reason_from_name(e->reason);
+                        s->reason = rv > 0 ? (enum exp_reason)rv : R_EXIT;
+                }
+        }
+}
+
+/* Ends the run for every instance (the end record, once); who won decides this instance's role. */
+static void fleet_end(struct run *R, enum outcome o, const char *reason) {
+        struct aws_result out = { 0 };
+        int r = ledger_end(&R->ledger, outcome_name(o), reason, &out);
+        if (r < 0) {
+                log_warn("cannot write the run's end record (%s): ending it from here", out.msg);
+                r = 1;
+        }
+        R->role = r == 1 ? ROLE_ENDS : ROLE_FOLLOWS;
+        log_info(r == 1 ? "the run is over (%s, %s): this instance ends it" : "the run is over (%s, %s)",
+                 r == 1 ? outcome_name(o) : R->ledger.end_outcome, r == 1 ? reason : R->ledger.end_reason);
+}
+
+/* The experiment's full logs from S3 before it resumes on another instance: its log goes on from where it was. */
+static void restore_logs(struct run *R, size_t i) {
+        static const char *const streams[] = { "stdout", "stderr" };
+        const char *name = R->job.experiments[i].name;
+        for (size_t k = 0; k < 2; k++) {
+                char path[4200], key[S3_MAX_KEY + 1];
+                struct aws_result out = { 0 };
+                if (pathf(path, sizeof path, "%s/%s/%s.log", R->logs_dir, name, streams[k]) < 0 ||
+                    pathf(key, sizeof key, "%slogs/%s/%s.log", R->prefix, name, streams[k]) < 0 || access(path, F_OK) == 0)
+                        continue;
+                char dir[4200];
+                if (pathf(dir, sizeof dir, "%s/%s", R->logs_dir, name) == 0)
+                        mkdir(dir, 0750);
+                struct xfer_opts o = { .concurrency = 2 };
+                if (xfer_download(&R->c, R->bucket, key, path, &o, &out) < 0 && out.status != 404)
+                        log_warn("the earlier log of %s: %s", name, out.msg);
+        }
+}
+
+static struct ship_plan plan_of(struct run *R) {
+        struct ship_plan p = { .ship = &R->ship, .job = &R->job, .logs_dir = R->logs_dir,
+                               .metrics_path = access(R->metrics_path, F_OK) == 0 ? R->metrics_path : NULL,
+                               .user = &R->user, .workfd = R->workfd, .experiment_logs = R->st.end != END_OVER };
+        /* several instances write into one run: each its own agent log and metrics */
+        if (R->fleet && R->inst.id[0]) {
+                if (pathf(p.agent_log_rel, sizeof p.agent_log_rel, "logs/agent-%s.log", R->inst.id) < 0 ||
+                    pathf(p.metrics_rel, sizeof p.metrics_rel, "metrics/%s.jsonl", R->inst.id) < 0)
+                        p.agent_log_rel[0] = p.metrics_rel[0] = 0;
+        }
+        return p;
+}
+
+struct commit {
+        struct run *R;
+        size_t i;
+};
+
+static int ship_one(void *arg) {
+        struct commit *cm = arg;
+        struct ship_plan p = plan_of(cm->R);
+        return ship_experiment(&p, cm->i);
+}
+
+/* A finished experiment: its logs, outputs and checkpoint in S3, then its done record (once), the claim given back.
+ * While S3 cannot take them, it waits (the claim renewed): committing without them would lose them. */
+static int commit_experiment(struct run *R, size_t i) {
+        const struct exp_state *s = &R->st.exps[i];
+        struct commit cm = { .R = R, .i = i };
+        for (int attempt = 0;; attempt++) {
+                int r = waiter_blocking(&R->w, ship_one, &cm, 0);
+                struct aws_result out = { 0 };
+                struct ledger_done d = { .exit_code = s->exit_code, .signal = s->signal,
+                                         .reason = exp_reason_name(s->reason), .start = s->start, .end = s->end };
+                if (r == 0 && (r = ledger_commit(&R->ledger, &d, &out)) == 0) {
+                        log_info("experiment %s committed (attempt %d)", R->job.experiments[i].name, s->attempts);
+                        return 0;
+                }
+                log_warn("experiment %s: its results are not all in S3 yet (%s); trying again",
+                         R->job.experiments[i].name, r == -EIO ? "uploads failed" : out.msg);
+                if (!waiter_sleep(&R->w, MIN(5 << MIN(attempt, 4), 60)) || R->ledger.held != (int)i)
+                        return -ECANCELED;
+        }
+}
+
+/* The next experiment the ledger lets this instance have: claimed, started, supervised, committed. */
+static int fleet_start(struct run *R) {
+        bool said_wait = false;
+        for (;;) {
+                int ev = pending_event(R);
+                if (ev >= 0)
+                        return ev;
+                struct aws_result out = { 0 };
+                if (ledger_refresh(&R->ledger, &out) < 0) {
+                        log_warn("reading the run's ledger: %s", out.msg);
+                        if (!waiter_sleep(&R->w, FLEET_WAIT))
+                                return EV_SIGTERM;
+                        continue;
+                }
+                sync_from_ledger(R);
+                if (R->ledger.ended) {
+                        R->role = ROLE_FOLLOWS;
+                        return EV_OVER;
+                }
+                int i = -1;
+                switch (ledger_pick(&R->ledger, !R->sweep, &i)) {
+                case LEDGER_ALL_DONE: {
+                        struct lc_exp e[JOB_MAX_EXPERIMENTS];
+                        for (size_t k = 0; k < R->st.n; k++)
+                                e[k] = lc_exp_of(&R->st.exps[k]);
+                        fleet_end(R, lc_outcome(END_FINISHED, R->st.error[0] != 0, e, R->st.n), "finished");
+                        return EV_NO_MORE;
+                }
+                case LEDGER_NOTHING_LEFT:
+                        log_info("nothing left to claim: the other instances finish the run");
+                        R->role = ROLE_LEAVES;
+                        return EV_NO_MORE;
+                case LEDGER_WAIT:
+                        if (!said_wait)
+                                log_info("waiting: the next experiment is held by another instance");
+                        said_wait = true;
+                        if (!waiter_sleep(&R->w, FLEET_WAIT))
+                                return EV_SIGTERM;
+                        continue;
+                case LEDGER_CLAIM: break;
+                }
+                int r = ledger_claim(&R->ledger, i, R->job.fleet.max_attempts, &out);
+                if (r == -MF_EPRECOND)
+                        continue; /* another instance won it */
+                if (r == -E2BIG) {
+                        log_error("experiment %s: max_attempts (%d) is spent", R->job.experiments[i].name,
+                                  R->job.fleet.max_attempts);
+                        fleet_end(R, OUT_INTERRUPTED, "max-attempts");
+                        return EV_NO_MORE;
+                }
+                if (r < 0) {
+                        log_warn("claiming experiment %s: %s", R->job.experiments[i].name, out.msg);
+                        if (!waiter_sleep(&R->w, FLEET_WAIT))
+                                return EV_SIGTERM;
+                        continue;
+                }
+                struct exp_state *s = &R->st.exps[i];
+                bool resume = R->ledger.attempt > 1;
+                if (s->st == EXP_RUNNING)
+                        exp_stop_leftover(&R->w, s->pid, s->pid_start, R->job.stop_grace);
+                s->attempts = R->ledger.attempt - 1; /* start_experiment counts this one */
+                ledger_set_phase(&R->ledger, "RUN", R->job.experiments[i].name);
+                if (resume)
+                        restore_logs(R, (size_t)i);
+                if (start_experiment(R, (size_t)i, resume) == EV_FAILED) {
+                        ledger_release(&R->ledger, &out);
+                        return EV_FAILED;
+                }
+                ev = supervise(R);
+                if (ev != EV_EXP_ENDED)
+                        return ev; /* a stop, a notice, max_runtime: the claim is given back once shipped */
+                ledger_set_phase(&R->ledger, "RUN", NULL);
+                if (s->st != EXP_DONE)
+                        continue; /* its claim was lost: it is another instance's now */
+                if (commit_experiment(R, (size_t)i) < 0) {
+                        ev = pending_event(R);
+                        return ev >= 0 ? ev : EV_EXP_ENDED;
+                }
+                if (s->exit_code != 0 && !R->job.continue_on_failure) {
+                        log_info("experiment %s failed: the run ends (continue_on_failure is false)",
+                                 R->job.experiments[i].name);
+                        fleet_end(R, OUT_FAILED, "an experiment failed");
+                        return EV_NO_MORE;
+                }
+                return EV_EXP_ENDED;
+        }
 }
 
 /* Stop the running experiment the way the end asks: for a spot notice within what the notice leaves. */
@@ -552,6 +769,39 @@ static int act_stop(struct run *R) {
 
 /* ---------- SHIP ---------- */
 
+/* In a fleet, who does what at the end, decided before the final status: the end record says who ends the run. */
+static void fleet_decide(struct run *R) {
+        if (!R->ledger_ok)
+                return;
+        switch (R->role != ROLE_NONE ? END_NONE : R->st.end) {
+        case END_ERROR:
+        case END_FAILSAFE:
+                /* a failure that would come back on every replacement: the run ends for all (no relaunch loop) */
+                fleet_end(R, OUT_ERROR, R->st.error[0] ? R->st.error : lc_end_name(R->st.end));
+                break;
+        case END_MAX_RUNTIME:
+                /* max_runtime is per instance: in a sweep the others go on, unless this is the last one */
+                if (R->sweep && !fleet_last_member(&R->c, &R->job.fleet))
+                        R->role = ROLE_LEAVES;
+                else
+                        fleet_end(R, OUT_TIMEOUT, "max-runtime");
+                break;
+        case END_OVER:
+                R->role = ROLE_FOLLOWS;
+                break;
+        default: break; /* a spot notice or a stop: the run goes on, on a replacement or after the restart */
+        }
+        if (R->role == ROLE_ENDS || R->role == ROLE_FOLLOWS) {
+                struct aws_result out = { 0 };
+                if (ledger_refresh(&R->ledger, &out) == 0)
+                        sync_from_ledger(R);
+                int o = outcome_from_name(R->ledger.end_outcome);
+                if (o > 0)
+                        R->st.outcome = (enum outcome)o;
+                save_state(R);
+        }
+}
+
 struct ship_job {
         struct run *R;
         struct ship_plan plan;
@@ -566,6 +816,9 @@ static int ship_all(void *arg) {
                 R->st.outcome = decide_outcome(R);
                 save_state(R);
         }
+        /* in a fleet only the instance that ends the run writes its final status: the others' view is partial */
+        if (R->fleet && R->role != ROLE_ENDS)
+                return r;
         wrapup_cost_refresh(&R->wrap); /* the cost up to now goes into the final status */
         _cleanup_free_ char *js = NULL;
         struct aws_result res = { 0 };
@@ -584,6 +837,7 @@ static int act_ship(struct run *R) {
         if (!R->ship_ready)
                 return EV_DONE; /* nowhere to ship to: nothing on this instance is worth keeping it for */
         shipper_stop(&R->ship);
+        fleet_decide(R);
         /* a restart in SHIP: what the run set up before is set up again, the workdir only if it exists */
         if (R->workfd < 0 && !R->bad_spec)
                 take_workdir(R, false);
@@ -594,9 +848,7 @@ static int act_ship(struct run *R) {
         struct ship_job *sj = calloc(1, sizeof *sj); /* an abandoned worker may still use it */
         if (!sj)
                 return EV_INCOMPLETE;
-        *sj = (struct ship_job){ .R = R, .plan = { .ship = &R->ship, .job = &R->job, .logs_dir = R->logs_dir,
-                                                   .metrics_path = access(R->metrics_path, F_OK) == 0 ? R->metrics_path : NULL,
-                                                   .user = &R->user, .workfd = R->workfd } };
+        *sj = (struct ship_job){ .R = R, .plan = plan_of(R) };
         int r = waiter_blocking(&R->w, ship_all, sj, now_mono() + (double)R->job.ship_timeout);
         if (r == -ETIMEDOUT) {
                 log_error("the final upload did not finish within ship_timeout (%lds); results are kept under %s and %s",
@@ -609,6 +861,12 @@ static int act_ship(struct run *R) {
                 return EV_INCOMPLETE;
         }
         log_info("results in %s", R->results_uri);
+        if (R->ledger_ok && R->ledger.held >= 0) {
+                /* shipped: the experiment's claim goes back, so that a replacement takes it at once */
+                struct aws_result out = { 0 };
+                if (ledger_release(&R->ledger, &out) < 0)
+                        log_warn("giving the claim back: %s (it expires on its own)", out.msg);
+        }
         return EV_DONE;
 }
 
@@ -673,12 +931,32 @@ static int act_exit(struct run *R) {
         }
         case X_ACTION: break;
         }
-        /* the notification, after the final status and before the exit action; bounded, once per run */
+        /* the notification, after the final status and before the exit action; bounded, once per run; in a fleet
+         * by the instance that ended the run only */
         _cleanup_free_ char *js = NULL;
-        if (build_status(R, true, &js) == 0)
+        if ((!R->fleet || R->role == ROLE_ENDS) && build_status(R, true, &js) == 0)
                 wrapup_notify(&R->wrap, js);
+        char msg[512];
+        if (R->fleet && R->job.fleet.group && (R->role == ROLE_ENDS || R->role == ROLE_FOLLOWS)) {
+                /* the run is over: its group goes (a relaunch loop is impossible: nothing relaunches it) */
+                if (fleet_teardown(&R->c, &R->job.fleet, R->inst.id, msg, sizeof msg) < 0)
+                        log_warn("%s", msg);
+                else
+                        log_info("%s", msg);
+        }
+        if (R->fleet && R->job.fleet.group && R->role == ROLE_LEAVES && p.action != EXIT_ACTION_KEEP && !p.keep_disk) {
+                if (fleet_leave(&R->c, R->inst.id, msg, sizeof msg) == 0) {
+                        log_info("%s", msg);
+                        R->st.exit_done = true;
+                        save_state(R);
+                        return EV_DONE;
+                }
+                log_warn("%s; ending the instance instead", msg);
+        }
         if (p.keep_disk) {
-                char msg[512];
+                /* out of the group first, so that it is not replaced while its disk holds the results */
+                if (R->fleet && R->job.fleet.group && fleet_detach(&R->c, &R->job.fleet, R->inst.id, msg, sizeof msg) < 0)
+                        log_warn("%s", msg);
                 int r = exit_keep_disk(&R->c, R->inst.id, msg, sizeof msg);
                 if (r == 0) {
                         log_warn("%s: stopped rather than %s, so that its disk keeps what did not reach S3; when it "
@@ -712,6 +990,8 @@ static void enter(struct run *R, const struct lc_step *s) {
         R->st.phase = s->next;
         if (s->next == PH_SHIP)
                 R->st.outcome = decide_outcome(R);
+        if (R->ledger_ok)
+                ledger_set_phase(&R->ledger, phase_name(s->next), NULL);
         save_state(R);
         waiter_status("%s", phase_name(s->next));
         log_info("phase %s", phase_name(s->next));
@@ -768,7 +1048,10 @@ static void new_run(struct run *R, const char *sha) {
         struct tm tm;
         gmtime_r(&t, &tm);
         strftime(ts, sizeof ts, "%Y%m%dT%H%M%SZ", &tm);
-        snprintf(R->st.run_id, sizeof R->st.run_id, "%s-%s", R->inst.id[0] ? R->inst.id : "local", ts);
+        if (R->job.run_id) /* one run shared by the instances that run the job */
+                snprintf(R->st.run_id, sizeof R->st.run_id, "%s", R->job.run_id);
+        else
+                snprintf(R->st.run_id, sizeof R->st.run_id, "%s-%s", R->inst.id[0] ? R->inst.id : "local", ts);
         R->st.started = t;
         snprintf(R->st.instance_id, sizeof R->st.instance_id, "%s", R->inst.id);
         snprintf(R->st.job_sha, sizeof R->st.job_sha, "%s", sha ? sha : "");
@@ -873,6 +1156,25 @@ static enum lc_event start(struct run *R, bool failsafe) {
                 R->deadline = now_mono() + (double)(R->st.started + R->job.max_runtime - now_wall());
         if (setup_results(R, R->job.results, R->job.name) < 0)
                 return failed(R, "cannot set up the results location %s", R->job.results);
+        if (R->job.run_id) {
+                R->fleet = true;
+                R->sweep = R->job.fleet.size > 1;
+                for (size_t i = 0; i < R->job.n_experiments; i++)
+                        R->sweep |= R->job.experiments[i].n_after > 0;
+                if (ledger_init(&R->ledger, &R->c, R->bucket, R->prefix, R->inst.id, &R->job, R->job.fleet.lease_ttl) < 0)
+                        return failed(R, "cannot set up the run's ledger");
+                R->ledger_ok = true;
+                struct aws_result out = { 0 };
+                if (ledger_refresh(&R->ledger, &out) < 0)
+                        log_warn("reading the run's ledger: %s", out.msg);
+                else if (R->ledger.ended && !(R->st.phase >= PH_SHIP && R->st.end != END_NONE)) {
+                        /* booted into a run that is over: no work, only what is left of its group goes */
+                        log_info("run %s is over (%s, ended by %s): nothing to do here", R->st.run_id,
+                                 R->ledger.end_outcome, R->ledger.end_by);
+                        R->role = ROLE_FOLLOWS;
+                        return EV_OVER;
+                }
+        }
         if (failsafe) {
                 if (R->st.end == END_NONE && !R->st.error[0])
                         snprintf(R->st.error, sizeof R->st.error,
@@ -939,7 +1241,12 @@ int run_main(const char *job_path, bool failsafe) {
                 shipper_start(&R->ship);
                 push_status(R);
         }
+        /* the claim's keeper, which wakes the supervision when the claim is lost */
+        if (R->ledger_ok)
+                ledger_keeper_start(&R->ledger, R->watch.running ? R->watch.efd : -1);
         drive(R, ev);
+        if (R->ledger_ok)
+                ledger_keeper_stop(&R->ledger);
         stop_watch(R);
         if (!wrapup_free(&R->wrap))
                 R->w.abandoned = true; /* a report.html upload hangs */
@@ -953,6 +1260,8 @@ int run_main(const char *job_path, bool failsafe) {
                 _exit(R->rc);
         }
         int rc = R->rc;
+        if (R->ledger_ok)
+                ledger_free(&R->ledger);
         if (R->ship_ready)
                 shipper_free(&R->ship);
         if (R->metrics_fd >= 0)

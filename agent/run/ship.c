@@ -62,6 +62,51 @@ static int put_if_there(struct ship_plan *p, const char *path, const char *rel, 
         return r;
 }
 
+static void ship_logs(struct ship_plan *p, size_t i, int *failures) {
+        static const char *const streams[] = { "stdout", "stderr" };
+        const struct job *j = p->job;
+        for (size_t k = 0; k < 2; k++) {
+                char path[4200], rel[512];
+                if (pathf(path, sizeof path, "%s/%s/%s.log", p->logs_dir, j->experiments[i].name, streams[k]) < 0 ||
+                    pathf(rel, sizeof rel, "logs/%s/%s.log", j->experiments[i].name, streams[k]) < 0) {
+                        log_warn("shipping the logs of %s: path too long", j->experiments[i].name);
+                        (*failures)++;
+                        continue;
+                }
+                put_if_there(p, path, rel, failures);
+        }
+}
+
+static void ship_checkpoint(struct ship_plan *p, size_t i, int *failures) {
+        struct aws_result res = { 0 };
+        const struct job *j = p->job;
+        if (p->workfd < 0 || !j->checkpoint_dir)
+                return;
+        if (shipper_sync_checkpoint(p->ship, (int)i, j->experiments[i].name, &res) < 0) {
+                log_warn("shipping the checkpoint of %s: %s", j->experiments[i].name, res.msg);
+                (*failures)++;
+        }
+}
+
+static void ship_outputs(struct ship_plan *p, int *failures) {
+        struct aws_result res = { 0 };
+        if (p->workfd >= 0 && p->job->outputs && p->job->outputs[0] && upload_outputs(p, &res) < 0) {
+                log_warn("shipping outputs: %s", res.msg);
+                (*failures)++;
+        }
+}
+
+int ship_experiment(struct ship_plan *p, size_t i) {
+        int failures = 0;
+        ship_logs(p, i, &failures);
+        ship_outputs(p, &failures);
+        ship_checkpoint(p, i, &failures);
+        char m[700];
+        if (shipper_refusal(p->ship, m, sizeof m))
+                refused(p, "checkpoint", m);
+        return failures ? -EIO : 0;
+}
+
 int ship_results(struct ship_plan *p) {
         int failures = 0;
         struct aws_result res = { 0 };
@@ -70,35 +115,18 @@ int ship_results(struct ship_plan *p) {
                 failures++;
         }
         const struct job *j = p->job;
-        for (size_t i = 0; i < j->n_experiments; i++) {
-                static const char *const streams[] = { "stdout", "stderr" };
-                for (size_t k = 0; k < 2; k++) {
-                        char path[4200], rel[512];
-                        if (pathf(path, sizeof path, "%s/%s/%s.log", p->logs_dir, j->experiments[i].name, streams[k]) < 0 ||
-                            pathf(rel, sizeof rel, "logs/%s/%s.log", j->experiments[i].name, streams[k]) < 0) {
-                                log_warn("shipping the logs of %s: path too long", j->experiments[i].name);
-                                failures++;
-                                continue;
-                        }
-                        put_if_there(p, path, rel, &failures);
-                }
-        }
-        if (p->workfd >= 0 && j->outputs && j->outputs[0] && upload_outputs(p, &res) < 0) {
-                log_warn("shipping outputs: %s", res.msg);
-                failures++;
-        }
-        for (size_t i = 0; p->workfd >= 0 && j->checkpoint_dir && i < j->n_experiments; i++)
-                if (shipper_sync_checkpoint(p->ship, (int)i, j->experiments[i].name, &res) < 0) {
-                        log_warn("shipping the checkpoint of %s: %s", j->experiments[i].name, res.msg);
-                        failures++;
-                }
+        for (size_t i = 0; p->experiment_logs && i < j->n_experiments; i++)
+                ship_logs(p, i, &failures);
+        ship_outputs(p, &failures);
+        for (size_t i = 0; i < j->n_experiments; i++)
+                ship_checkpoint(p, i, &failures);
         char m[700];
         if (shipper_refusal(p->ship, m, sizeof m))
                 refused(p, "checkpoint", m);
         if (p->metrics_path)
-                put_if_there(p, p->metrics_path, "metrics.jsonl", &failures);
+                put_if_there(p, p->metrics_path, p->metrics_rel[0] ? p->metrics_rel : "metrics.jsonl", &failures);
         char agent_log[2200];
         if (pathf(agent_log, sizeof agent_log, "%s/agent.log", p->logs_dir) == 0)
-                put_if_there(p, agent_log, "logs/agent.log", &failures);
+                put_if_there(p, agent_log, p->agent_log_rel[0] ? p->agent_log_rel : "logs/agent.log", &failures);
         return failures ? -EIO : 0;
 }

@@ -19,6 +19,48 @@ static void iso(cJSON *o, const char *k, time_t t) {
 
 static void cjson_deletep(cJSON **j) { cJSON_Delete(*j); }
 
+/* Who ran an experiment of a run shared by instances: the instances of its attempts, the one that finished it. */
+static void add_fleet_exp(cJSON *x, const struct ledger_exp *e) {
+        cJSON *in = cJSON_AddArrayToObject(x, "instances");
+        for (size_t k = 0; in && k < e->n_instances; k++)
+                cJSON_AddItemToArray(in, cJSON_CreateString(e->instances[k]));
+        if (e->done && e->done_by[0])
+                cJSON_AddStringToObject(x, "instance", e->done_by);
+        else if (e->held && !e->stale)
+                cJSON_AddStringToObject(x, "state", "claimed");
+}
+
+/* Totals, a progress line and an ETA from the finished experiments' mean duration over the instances at work. */
+static void add_progress(cJSON *o, const struct ledger *L, const struct run_state *st) {
+        size_t done = 0, running = 0;
+        double sum = 0;
+        for (size_t i = 0; i < L->n; i++) {
+                const struct ledger_exp *e = &L->exps[i];
+                if (e->done) {
+                        done++;
+                        if (e->end > e->start)
+                                sum += (double)(e->end - e->start);
+                } else if (e->held && !e->stale)
+                        running++;
+        }
+        cJSON *t = cJSON_AddObjectToObject(o, "totals");
+        cJSON_AddNumberToObject(t, "experiments", (double)L->n);
+        cJSON_AddNumberToObject(t, "done", (double)done);
+        cJSON_AddNumberToObject(t, "running", (double)running);
+        cJSON_AddNumberToObject(t, "pending", (double)(L->n - done - running));
+        char line[160];
+        snprintf(line, sizeof line, "%zu/%zu done, %zu running", done, L->n, running);
+        cJSON_AddStringToObject(o, "progress", line);
+        if (done && done < L->n) {
+                size_t workers = running ? running : 1;
+                double mean = sum / (double)done;
+                double left = mean * (double)(L->n - done) / (double)workers;
+                iso(o, "eta", now_wall() + (time_t)left);
+        } else
+                cJSON_AddNullToObject(o, "eta");
+        (void)st;
+}
+
 int status_build(const struct status_parts *p, char **ret) {
         if (!p->job || !p->st) {
                 cJSON_Delete(p->cost);
@@ -90,8 +132,12 @@ int status_build(const struct status_parts *p, char **ret) {
                         cJSON_AddNullToObject(x, "signal");
                 cJSON_AddStringToObject(x, "reason", exp_reason_name(s->reason));
                 cJSON_AddNumberToObject(x, "attempts", s->attempts);
+                if (p->ledger && i < p->ledger->n)
+                        add_fleet_exp(x, &p->ledger->exps[i]);
                 cJSON_AddItemToArray(ex, x);
         }
+        if (p->ledger)
+                add_progress(o, p->ledger, st);
         if (st->spot_action[0]) {
                 cJSON *sp = cJSON_AddObjectToObject(o, "interruption");
                 cJSON_AddStringToObject(sp, "action", st->spot_action);

@@ -31,6 +31,7 @@ struct job_fleet {
         char *launch_template;
         int size;             /* instances (1: a run recovered after spot loss; more: a sweep) */
         int max_attempts;     /* per experiment; 0 = no limit */
+        long lease_ttl;       /* seconds an instance's claim on an experiment lasts unrenewed (default 60) */
 };
 
 #define JOB_MAX_URL 2048

@@ -32,6 +32,7 @@ enum lc_event {
         EV_MAX_RUNTIME, /* the run's max_runtime is spent */
         EV_INCOMPLETE,  /* the final upload did not complete within ship_timeout */
         EV_FAILSAFE,    /* `mayfly failsafe`: systemd gave up restarting the agent */
+        EV_OVER,        /* the run is over: another instance ended it (this one boots into it, or sees it) */
         EV__MAX
 };
 
@@ -55,6 +56,7 @@ enum lc_end {
         END_STOPPED,    /* SIGTERM to the agent */
         END_MAX_RUNTIME,
         END_FAILSAFE,
+        END_OVER,       /* another instance ended the run */
         END__MAX,
         END_CLEAR = -1  /* in a step: the end is forgotten (the instance is back after a spot stop) */
 };
@@ -66,6 +68,7 @@ enum outcome {
 /* Why an experiment ended (or did not run). */
 enum exp_reason {
         R_NONE, R_EXIT, R_TIMEOUT, R_GPU_IDLE, R_INTERRUPTED, R_MAX_RUNTIME, R_AGENT_STOPPED, R_SKIPPED, R_ERROR,
+        R_LEASE_LOST,   /* another instance took the experiment over (this one could not renew its claim in time) */
         R__MAX
 };
 

@@ -12,6 +12,9 @@ struct ship_plan {
         const char *metrics_path;     /* NULL: none */
         const struct run_user *user;  /* the workdir's files are read as this user ... */
         int workfd;                   /* ... beneath this fd; -1: the workdir was never opened, none are shipped */
+        bool experiment_logs;         /* each experiment's logs (false: an instance that came to a finished run) */
+        char agent_log_rel[128];      /* the agent log's key in the run ("" = logs/agent.log) */
+        char metrics_rel[128];        /* metrics' ("" = metrics.jsonl) */
         char refused[700];            /* out: the first path of the experiment's that was refused, "" if none */
         char refused_what[32];        /* out: "outputs" or "checkpoint" */
 };
@@ -20,3 +23,5 @@ struct ship_plan {
  * experiment's checkpoint (its files changed since their last sync), metrics.jsonl and agent.log. 0 when all of it
  * is in S3, else -EIO (each failure logged). */
 int ship_results(struct ship_plan *p);
+/* One experiment's results, before its done record: its whole logs, the outputs, its checkpoint. 0 or -EIO. */
+int ship_experiment(struct ship_plan *p, size_t i);

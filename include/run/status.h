@@ -4,6 +4,7 @@
 
 #include "run/gpu.h"
 #include "run/job.h"
+#include "run/ledger.h"
 #include "run/runstate.h"
 
 struct cJSON;
@@ -22,6 +23,7 @@ struct status_parts {
         bool gpu_hung;                /* a GPU query has not returned */
         bool final;                   /* the final status, written once everything else is shipped */
         struct cJSON *cost;           /* the "cost" object (taken: freed by status_build), NULL: none */
+        const struct ledger *ledger;  /* a run shared by instances: who ran what, the sweep's progress; NULL: none */
 };
 
 /* The JSON text (pretty-printed), into *ret (free it). Pure but for the time it is stamped with. The outcome is
