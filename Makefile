@@ -5,7 +5,7 @@ BINDIR     ?= $(PREFIX)/bin
 DESTDIR    ?=
 SHARED     ?= ../shared
 CC         ?= cc
-PKGS       := libcurl libcjson expat libcrypto libsystemd libarchive
+PKGS       := libcurl libcjson expat libcrypto libsystemd libarchive zlib
 CFLAGS     ?= -O2 -g -D_FORTIFY_SOURCE=2 -fstack-protector-strong
 LDFLAGS    ?= -Wl,-z,relro,-z,now
 WARN       := -Wall -Wextra -Werror -Wshadow -Wmissing-prototypes -Wstrict-prototypes -Wno-unused-parameter \

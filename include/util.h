@@ -24,6 +24,7 @@ enum {
         MF_EAUTH,         /* credentials refused or missing */
         MF_ESIZE,         /* size mismatch (truncated transfer) */
         MF_EREGION,       /* bucket lives in another region */
+        MF_ECHECKSUM,     /* the bytes' CRC32 differs from the checksum S3 holds (a corrupt transfer) */
 };
 
 static inline void freep(void *p) { free(*(void **)p); }

@@ -4,7 +4,7 @@
 # `nc` per guest connection), e2fsprogs (mkfs.ext4 -d), without qemu's recommends (firmware, GUI).
 set -e
 apt_opts=""
-want="libcurl4-openssl-dev libcjson-dev libexpat1-dev libssl-dev libsystemd-dev libarchive-dev pkg-config gcc make"
+want="libcurl4-openssl-dev libcjson-dev libexpat1-dev libssl-dev libsystemd-dev libarchive-dev zlib1g-dev pkg-config gcc make"
 case "$1" in
   test)  want="$want curl faketime python3-yaml python3-jsonschema python3-jinja2 python3-configobj python3-jsonpatch \
                python3-netifaces python3-oauthlib python3-requests python3-serial" ;;

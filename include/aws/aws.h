@@ -45,6 +45,7 @@ struct aws_req {
         int out_fd;                    /* -1: keep the body in memory */
         off_t out_off;
         bool check_200_error;          /* a 200 whose body is an <Error> is an error (CompleteMultipartUpload) */
+        bool want_crc;                 /* CRC32 of the body written to out_fd, in the response's crc */
         void (*progress)(void *ud, int64_t delta);   /* bytes moved; negative to undo a failed attempt */
         void *progress_ud;
 };
