@@ -74,9 +74,12 @@ demo: all
 	@sh tests/deps.sh test
 	python3 tests/demo.py --build $(BUILD)
 
-bench: all
+# Downloads (bench.py), uploads, small files, TLS static vs dynamic and checkpoint sync (bench_up.py), the agent's
+# own overheads (bench_run.py); about 15 minutes on 2 CPUs. Not part of `make test`.
+bench: all static
 	@sh tests/deps.sh bench
 	python3 bench/bench.py --build $(BUILD)
+	python3 bench/bench_up.py --build $(BUILD)
 	python3 bench/bench_run.py --build $(BUILD)
 
 # libFuzzer harnesses (clang), every agent module built with ASan+UBSan+fuzzer instrumentation.

@@ -158,6 +158,7 @@ struct job {
         bool upload;
         const char *etag;          /* download: If-Match */
         struct xfer_unit *units;   /* download: the ranges (nparts of them), each with its CRC32 */
+        bool want_crc;             /* download: S3 holds a CRC32 to check them against */
         const char *upload_id;     /* upload */
         char (*etags)[128];
         uint32_t *crcs;
@@ -200,7 +201,7 @@ static void *worker(void *ud) {
                 } else {
                         struct xfer_unit *u = &j->units[i];
                         r = s3_get_range(j->c, &h, j->bucket, j->key, u->off, u->len, j->fd, (off_t)u->off, j->etag,
-                                         &u->crc, xfer_progress_add, j->progress, &res);
+                                         j->want_crc ? &u->crc : NULL, xfer_progress_add, j->progress, &res);
                 }
                 if (r < 0) {
                         job_fail(j, r, &res);
@@ -329,12 +330,12 @@ int xfer_download_at(struct aws_ctx *c, const char *bucket, const char *key, int
         for (int attempt = 1;; attempt++) {
                 if (nunits == 1) {
                         /* one GET; an empty object gets no Range (a range of zero bytes is unsatisfiable) */
-                        r = s3_get_range(c, &h, bucket, key, 0, size, fd, 0, m.etag, &units[0].crc,
+                        r = s3_get_range(c, &h, bucket, key, 0, size, fd, 0, m.etag, m.has_crc ? &units[0].crc : NULL,
                                          xfer_progress_add, o ? o->progress : NULL, out);
                 } else {
                         struct job j = { .c = c, .bucket = bucket, .key = key, .fd = fd, .size = size,
                                          .nparts = (unsigned)nunits, .etag = m.etag, .units = units,
-                                         .progress = o ? o->progress : NULL };
+                                         .want_crc = m.has_crc, .progress = o ? o->progress : NULL };
                         r = run_parts(&j, clamp_concurrency(o), out);
                 }
                 if (r < 0 || !m.has_crc)

@@ -254,6 +254,7 @@ class Stats:
                 "imds_429": self.imds_status["429"],
                 "creds_issued": self.c["creds_issued"],
                 "moto_requests": self.c["moto_requests"],
+                "moto_bytes_in": self.c["moto_bytes_in"],
                 "moto_status": dict(sorted(self.moto_status.items())),
                 "expired_rejections": self.c["expired_rejections"],
                 "skew_rejections": self.c["skew_rejections"],
@@ -858,6 +859,7 @@ def make_moto_handler():
                 if note:
                     entry["note"] = note
                 cloud.stats.inc("moto_requests")
+                cloud.stats.inc("moto_bytes_in", entry["bytes"])
                 with cloud.stats.lock:
                     cloud.stats.moto_status[str(status_code)] += 1
                     cloud.stats.moto_log.append(entry)
