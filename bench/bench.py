@@ -47,6 +47,11 @@ GOAL_UL_AWS = 2.0
 GOAL_DL_CEIL = 0.80
 SWEEP = (1, 4, 8, 16)
 
+
+def default_concurrency():
+    """mayfly's default --concurrency (transfer.c xfer_default_concurrency): 2 per CPU, 4..16."""
+    return min(16, max(4, 2 * (os.cpu_count() or 1)))
+
 LIVE = set()  # Popen objects to kill on the way out
 
 
@@ -468,7 +473,7 @@ class Bench:
             if not a.no_sweep:
                 sweep = []
                 for n in SWEEP:
-                    if n == 8:
+                    if n == default_concurrency():
                         continue
                     out = self.out_path("sweep-%d" % n)
                     sweep.append(Case("nginx", "download", "mayfly cp --concurrency %d" % n,
@@ -558,10 +563,10 @@ class Bench:
         if self.sweep and self.nginx_mayfly:
             P()
             P("mayfly --concurrency sweep, nginx download:")
-            byn = {8: self.nginx_mayfly}
+            byn = {default_concurrency(): self.nginx_mayfly}
             for c in self.sweep:
                 byn[int(c.client.split()[-1])] = c
-            for n in SWEEP:
+            for n in sorted(set(SWEEP) | {default_concurrency()}):
                 c = byn[n]
                 P(self.row(c, client="mayfly cp --concurrency %d%s" % (n, " (default)" if n == min(16, max(4, 2 * (os.cpu_count() or 1))) else "")))
         P()

@@ -87,7 +87,8 @@ def run_series(series, reps, timeout, work, server_pid=None, unit="MB/s"):
         for s in series:
             if s.failed:
                 continue
-            r = B.timed(s.cmd, s.env, timeout, server_pid, work)
+            s.rep = rep
+            r = B.timed(s.cmd(rep) if callable(s.cmd) else s.cmd, s.env, timeout, server_pid, work)
             if not r.err and s.verify:
                 r.err = s.verify()
             if s.after:
@@ -231,8 +232,9 @@ class Bench:
                 return None
             return v
 
-        def down_ok(d):
+        def down_ok(base, series):
             def v():
+                d = "%s-%d" % (base, series[0].rep)
                 got = sorted(os.listdir(d)) if os.path.isdir(d) else []
                 if len(got) != n:
                     return "%d of %d files downloaded" % (len(got), n)
@@ -251,12 +253,18 @@ class Bench:
                Series("aws s3 cp --recursive (up)", self.aws_cmd(srcdir, "s3://%s/upa/" % BUCKET, st.endpoint,
                                                                  "--recursive"), env, up_ok("upa"),
                       rm(os.path.join(st.root, BUCKET, "upa")), n)]
+        # each run into a fresh directory, all removed at the end: deleting 4,096 files between runs would make
+        # the next run's creates pay for ext4's scan past recently deleted inodes (recently_deleted() in a profile)
         dm, da = os.path.join(self.work, "down-m"), os.path.join(self.work, "down-a")
-        downs = [Series("mayfly cp --recursive (down)", [self.mayfly, "cp", "--recursive",
-                                                         "s3://%s/many/" % BUCKET, dm, "--quiet"], env,
-                        down_ok(dm), rm(dm), n),
-                 Series("aws s3 cp --recursive (down)", self.aws_cmd("s3://%s/many/" % BUCKET, da, st.endpoint,
-                                                                     "--recursive"), env, down_ok(da), rm(da), n)]
+        sm, sa = [], []
+        downs = [Series("mayfly cp --recursive (down)", lambda rep: [self.mayfly, "cp", "--recursive",
+                                                                     "s3://%s/many/" % BUCKET, "%s-%d" % (dm, rep),
+                                                                     "--quiet"], env, down_ok(dm, sm), None, n),
+                 Series("aws s3 cp --recursive (down)", lambda rep: self.aws_cmd(
+                     "s3://%s/many/" % BUCKET, "%s-%d" % (da, rep), st.endpoint, "--recursive"), env,
+                     down_ok(da, sa), None, n)]
+        sm.append(downs[0])
+        sa.append(downs[1])
         log("%d files of %d KiB, up and down, %d runs each" % (n, a.file_kib, a.reps))
         run_series(ups, a.reps, a.timeout, self.work, st.proc.pid, "files/s")
         run_series(downs, a.reps, a.timeout, self.work, st.proc.pid, "files/s")
@@ -268,6 +276,9 @@ class Bench:
             self.P(row(s, "files/s"))
         shutil.rmtree(srcdir, ignore_errors=True)
         shutil.rmtree(served, ignore_errors=True)
+        for rep in range(a.reps):
+            shutil.rmtree("%s-%d" % (dm, rep), ignore_errors=True)
+            shutil.rmtree("%s-%d" % (da, rep), ignore_errors=True)
 
     # ------------------------------------------------------------------------------------------
     def tls(self, st):

@@ -65,7 +65,10 @@ http {
         "~^PUT:(.*&)?partNumber="             part;
         "~^GET:(.*&)?list-type=2(&|$)"        list;
     }
-    map $arg_continuation_token $s3page { "" 1; default $arg_continuation_token; }
+    map $args $s3page {
+        default                                      1;
+        "~(^|&)continuation-token=(?<s3tok>[^&]+)"   $s3tok;
+    }
     map $arg_prefix $s3list {
         default "";
 %(lists)s

@@ -169,6 +169,38 @@ int s3_get_range(struct aws_ctx *c, struct http_client *h, const char *bucket, c
         return r;
 }
 
+int s3_get_object(struct aws_ctx *c, struct http_client *h, const char *bucket, const char *key, int fd,
+                  struct s3_meta *ret_meta, uint32_t *ret_crc, void (*progress)(void *, int64_t), void *ud,
+                  struct aws_result *out) {
+        _cleanup_(target_free) struct target t = { 0 };
+        int r = target(c, bucket, key, &t, out);
+        if (r < 0)
+                return r;
+        struct kv hdr[] = { { "x-amz-checksum-mode", "ENABLED" } };
+        struct aws_req q = { .op = "GetObject", .method = "GET", .service = "s3", .endpoint = t.endpoint,
+                             .path = t.path.data, .headers = hdr, .n_headers = 1, .body_fd = -1, .out_fd = fd,
+                             .progress = progress, .progress_ud = ud, .want_crc = true };
+        struct http_response res;
+        r = aws_send(c, h, &q, &res, out);
+        if (r == 0) {
+                if (res.content_length < 0 || res.written != (uint64_t)res.content_length) {
+                        snprintf(out->msg, sizeof out->msg, "GetObject s3://%s/%s: got %llu bytes of %lld", bucket,
+                                 key, (unsigned long long)res.written, (long long)res.content_length);
+                        r = -MF_ESIZE;
+                } else {
+                        struct s3_meta m = { .size = res.written };
+                        snprintf(m.etag, sizeof m.etag, "%s", res.etag);
+                        s3_checksum_of(res.checksum_crc32, res.checksum_type, res.etag, &m);
+                        *ret_meta = m;
+                        *ret_crc = res.crc;
+                }
+        } else if (r == -MF_ENOTFOUND)
+                snprintf(out->msg, sizeof out->msg, "s3://%s/%s does not exist (GetObject: 404 %s)", bucket, key,
+                         out->err.code);
+        http_response_free(&res);
+        return r;
+}
+
 int s3_get_buffer(struct aws_ctx *c, struct http_client *h, const char *bucket, const char *key, char **ret,
                   size_t *ret_len, struct aws_result *out) {
         _cleanup_(target_free) struct target t = { 0 };

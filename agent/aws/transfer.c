@@ -238,7 +238,8 @@ static int clamp_concurrency(const struct xfer_opts *o) {
         return MIN(n, XFER_MAX_CONCURRENCY);
 }
 
-/* A new file for the download next to its final name, in dirfd (O_EXCL, so never through a link). */
+/* A new file for the download next to its final name, in dirfd (O_EXCL, so never through a link); read-write: a
+ * composite checksum is computed from it. */
 static int open_temp(int dirfd, const char *name, char *tmp, size_t n) {
         for (int i = 0; i < 64; i++) {
                 unsigned char rnd[6];
@@ -250,7 +251,7 @@ static int open_temp(int dirfd, const char *name, char *tmp, size_t n) {
                 sfx[6] = 0;
                 if ((size_t)snprintf(tmp, n, ".%s.mayfly-%s", name, sfx) >= n)
                         return -ENAMETOOLONG;
-                int fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+                int fd = openat(dirfd, tmp, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
                 if (fd >= 0 || errno != EEXIST)
                         return fd < 0 ? -errno : fd;
         }
@@ -272,6 +273,150 @@ int xfer_download(struct aws_ctx *c, const char *bucket, const char *key, const 
         return xfer_download_at(c, bucket, key, dirfd, basename(d2), dest, o, out);
 }
 
+static void mismatch(struct aws_result *out, const char *bucket, const char *key, uint32_t got, uint32_t want,
+                     unsigned parts, int attempt) {
+        char g[CRC32_B64_LEN + 1], w[CRC32_B64_LEN + 1], n[16] = "";
+        crc32_to_base64(got, g);
+        crc32_to_base64(want, w);
+        if (parts)
+                snprintf(n, sizeof n, "-%u", parts);
+        snprintf(out->msg, sizeof out->msg, "s3://%s/%s: the downloaded bytes' CRC32 %s%s differs from S3's %s%s "
+                 "(%d attempt%s)", bucket, key, g, n, w, n, attempt, attempt == 1 ? "" : "s");
+}
+
+static int reserve(int fd, uint64_t size, const char *bucket, const char *key, const char *dest,
+                   struct aws_result *out) {
+        int r = size ? posix_fallocate(fd, 0, (off_t)size) : 0;
+        if (r == ENOSPC || r == EFBIG || r == EDQUOT) {
+                snprintf(out->msg, sizeof out->msg, "no space for s3://%s/%s (%llu bytes) at %s: %s", bucket, key,
+                         (unsigned long long)size, dest, strerror(r));
+                return -r;
+        }
+        return 0;
+}
+
+/* The composite of a small multipart object, read back from the file in parts of part_size. */
+static int composite_of_file(int fd, uint64_t size, uint64_t part_size, uint32_t *ret) {
+        uint32_t parts[64], all = 0;
+        size_t np = 0;
+        for (uint64_t off = 0; off < size; off += part_size) {
+                int r = crc32_of_fd(fd, (off_t)off, MIN(part_size, size - off), &parts[np++]);
+                if (r < 0)
+                        return r;
+                if (np == ARRAY_SIZE(parts) || off + part_size >= size) {
+                        unsigned char be[4 * ARRAY_SIZE(parts)];
+                        for (size_t k = 0; k < np; k++)
+                                for (int b = 0; b < 4; b++)
+                                        be[4 * k + (size_t)b] = (unsigned char)(parts[k] >> (24 - 8 * b));
+                        all = crc32_update(all, be, 4 * np);
+                        np = 0;
+                }
+        }
+        *ret = all;
+        return 0;
+}
+
+/* An object a listing said fits one part: one GET of the whole object, no HEAD; its answer carries the size and
+ * (x-amz-checksum-mode) the CRC32 the streamed bytes are checked against. */
+static int fetch_whole(struct aws_ctx *c, struct http_client *h, const char *bucket, const char *key, int fd,
+                       const char *dest, const struct xfer_opts *o, uint64_t *ret_size, struct aws_result *out) {
+        struct xfer_progress *pg = o ? o->progress : NULL;
+        int r = reserve(fd, o->known_size, bucket, key, dest, out);
+        if (r < 0)
+                return r;
+        uint64_t part_size = 0; /* a composite's, from part 1's HEAD, asked once */
+        for (int attempt = 1;; attempt++) {
+                struct s3_meta m;
+                uint32_t crc = 0, want;
+                r = s3_get_object(c, h, bucket, key, fd, &m, &crc, xfer_progress_add, pg, out);
+                if (r < 0)
+                        return r;
+                if (ftruncate(fd, (off_t)m.size) < 0) /* an object smaller than the listing said */
+                        return -errno;
+                *ret_size = m.size;
+                if (!m.has_crc)
+                        return 0;
+                want = m.crc;
+                if (m.crc_parts == 1)
+                        crc = crc32_composite(&crc, 1);
+                else if (m.crc_parts > 1) {
+                        struct s3_meta p1;
+                        if (!part_size && (r = s3_stat(c, h, bucket, key, 1, &p1, out)) < 0)
+                                return r;
+                        if (!part_size)
+                                part_size = p1.size;
+                        if (!part_size || (m.size + part_size - 1) / part_size != m.crc_parts)
+                                return 0; /* parts of other sizes: nothing to check against */
+                        r = composite_of_file(fd, m.size, part_size, &crc);
+                        if (r < 0)
+                                return r;
+                }
+                if (crc == want)
+                        return 0;
+                mismatch(out, bucket, key, crc, want, m.crc_parts, attempt);
+                if (attempt >= c->max_attempts)
+                        return -MF_ECHECKSUM;
+                atomic_fetch_add(&c->retries, 1);
+                xfer_progress_add(pg, -(int64_t)m.size);
+        }
+}
+
+/* HeadObject for the size, ETag and checksum, then the ranges (parallel above one part), checked and fetched again
+ * on a mismatch. */
+static int fetch_planned(struct aws_ctx *c, struct http_client *h, const char *bucket, const char *key,
+                         const struct s3_meta *m, int fd, const char *dest, const struct xfer_opts *o,
+                         struct aws_result *out) {
+        uint64_t up_part = 0, size = m->size;
+        bool check = m->has_crc;
+        if (check && m->crc_parts > 1) {
+                /* a composite: the ranges follow the upload's parts, whose size part 1 tells (uniform parts only;
+                 * parts of other sizes cannot be told apart from here, and go unchecked) */
+                struct s3_meta p1;
+                int r = s3_stat(c, h, bucket, key, 1, &p1, out);
+                if (r < 0)
+                        return r;
+                if (p1.size && (size + p1.size - 1) / p1.size == m->crc_parts)
+                        up_part = p1.size;
+                else
+                        check = false;
+        } else if (check && m->crc_parts == 1)
+                up_part = MAX(size, 1);
+        _cleanup_free_ struct xfer_unit *units = NULL;
+        size_t nunits = 0;
+        int r = xfer_plan(size, xfer_part_size(size, o ? o->part_size : 0), up_part, &units, &nunits);
+        if (r < 0) {
+                snprintf(out->msg, sizeof out->msg, "s3://%s/%s: cannot plan the download: %s", bucket, key,
+                         strerror(-r));
+                return r;
+        }
+        r = reserve(fd, size, bucket, key, dest, out);
+        if (r < 0)
+                return r;
+        /* bytes whose CRC32 differs from S3's are a corrupt transfer: fetched again, up to the retry limit */
+        for (int attempt = 1;; attempt++) {
+                if (nunits == 1) {
+                        /* one GET; an empty object gets no Range (a range of zero bytes is unsatisfiable) */
+                        r = s3_get_range(c, h, bucket, key, 0, size, fd, 0, m->etag, check ? &units[0].crc : NULL,
+                                         xfer_progress_add, o ? o->progress : NULL, out);
+                } else {
+                        struct job j = { .c = c, .bucket = bucket, .key = key, .fd = fd, .size = size,
+                                         .nparts = (unsigned)nunits, .etag = m->etag, .units = units,
+                                         .want_crc = check, .progress = o ? o->progress : NULL };
+                        r = run_parts(&j, clamp_concurrency(o), out);
+                }
+                if (r < 0 || !check)
+                        return r;
+                uint32_t got = xfer_units_crc(units, nunits, m->crc_parts > 0);
+                if (got == m->crc)
+                        return 0;
+                mismatch(out, bucket, key, got, m->crc, m->crc_parts, attempt);
+                if (attempt >= c->max_attempts)
+                        return -MF_ECHECKSUM;
+                atomic_fetch_add(&c->retries, 1);
+                xfer_progress_add(o ? o->progress : NULL, -(int64_t)size);
+        }
+}
+
 int xfer_download_at(struct aws_ctx *c, const char *bucket, const char *key, int dirfd, const char *name,
                      const char *shown, const struct xfer_opts *o, struct aws_result *out) {
         const char *dest = shown ? shown : name;
@@ -280,35 +425,16 @@ int xfer_download_at(struct aws_ctx *c, const char *bucket, const char *key, int
         if (r < 0)
                 return r;
         h.bulk = true;
-        struct s3_meta m;
-        r = s3_stat(c, &h, bucket, key, 0, &m, out);
-        uint64_t up_part = 0;
-        if (r == 0 && m.has_crc && m.crc_parts > 1) {
-                /* a composite: the ranges follow the upload's parts, whose size part 1 tells (uniform parts only;
-                 * parts of other sizes cannot be told apart from here, and go unchecked) */
-                struct s3_meta p1;
-                r = s3_stat(c, &h, bucket, key, 1, &p1, out);
-                if (r == 0 && p1.size && (m.size + p1.size - 1) / p1.size == m.crc_parts)
-                        up_part = p1.size;
-                else
-                        m.has_crc = false;
-        } else if (r == 0 && m.has_crc && m.crc_parts == 1)
-                up_part = MAX(m.size, 1);
-        if (r < 0) {
-                http_client_free(&h);
-                return r;
-        }
-        uint64_t size = m.size;
-        if (o && o->size_unknown)
-                xfer_progress_expect(o->progress, size);
-        _cleanup_free_ struct xfer_unit *units = NULL;
-        size_t nunits = 0;
-        r = xfer_plan(size, xfer_part_size(size, o ? o->part_size : 0), up_part, &units, &nunits);
-        if (r < 0) {
-                http_client_free(&h);
-                snprintf(out->msg, sizeof out->msg, "s3://%s/%s: cannot plan the download: %s", bucket, key,
-                         strerror(-r));
-                return r;
+        bool whole = o && o->size_known && o->known_size <= xfer_part_size(o->known_size, o->part_size);
+        struct s3_meta m = { 0 };
+        if (!whole) {
+                r = s3_stat(c, &h, bucket, key, 0, &m, out);
+                if (r < 0) {
+                        http_client_free(&h);
+                        return r;
+                }
+                if (o && o->size_unknown)
+                        xfer_progress_expect(o->progress, m.size);
         }
         char tmp[NAME_MAX + 1];
         int fd = open_temp(dirfd, name, tmp, sizeof tmp);
@@ -317,46 +443,9 @@ int xfer_download_at(struct aws_ctx *c, const char *bucket, const char *key, int
                 snprintf(out->msg, sizeof out->msg, "cannot create a file next to %s: %s", dest, strerror(-fd));
                 return fd;
         }
-        if (size > 0) {
-                r = posix_fallocate(fd, 0, (off_t)size);
-                if (r == ENOSPC || r == EFBIG || r == EDQUOT) {
-                        snprintf(out->msg, sizeof out->msg, "no space for s3://%s/%s (%llu bytes) at %s: %s", bucket,
-                                 key, (unsigned long long)size, dest, strerror(r));
-                        r = -r;
-                        goto fail;
-                }
-        }
-        /* bytes whose CRC32 differs from S3's are a corrupt transfer: fetched again, up to the retry limit */
-        for (int attempt = 1;; attempt++) {
-                if (nunits == 1) {
-                        /* one GET; an empty object gets no Range (a range of zero bytes is unsatisfiable) */
-                        r = s3_get_range(c, &h, bucket, key, 0, size, fd, 0, m.etag, m.has_crc ? &units[0].crc : NULL,
-                                         xfer_progress_add, o ? o->progress : NULL, out);
-                } else {
-                        struct job j = { .c = c, .bucket = bucket, .key = key, .fd = fd, .size = size,
-                                         .nparts = (unsigned)nunits, .etag = m.etag, .units = units,
-                                         .want_crc = m.has_crc, .progress = o ? o->progress : NULL };
-                        r = run_parts(&j, clamp_concurrency(o), out);
-                }
-                if (r < 0 || !m.has_crc)
-                        break;
-                uint32_t got = xfer_units_crc(units, nunits, m.crc_parts > 0);
-                if (got == m.crc)
-                        break;
-                char g[CRC32_B64_LEN + 1], w[CRC32_B64_LEN + 1], n[16] = "";
-                crc32_to_base64(got, g);
-                crc32_to_base64(m.crc, w);
-                if (m.crc_parts)
-                        snprintf(n, sizeof n, "-%u", m.crc_parts);
-                snprintf(out->msg, sizeof out->msg,
-                         "s3://%s/%s: the downloaded bytes' CRC32 %s%s differs from S3's %s%s (%d attempt%s)", bucket,
-                         key, g, n, w, n, attempt, attempt == 1 ? "" : "s");
-                r = -MF_ECHECKSUM;
-                if (attempt >= c->max_attempts)
-                        break;
-                atomic_fetch_add(&c->retries, 1);
-                xfer_progress_add(o ? o->progress : NULL, -(int64_t)size);
-        }
+        uint64_t size = m.size;
+        r = whole ? fetch_whole(c, &h, bucket, key, fd, dest, o, &size, out)
+                  : fetch_planned(c, &h, bucket, key, &m, fd, dest, o, out);
         if (r < 0)
                 goto fail;
         struct stat st;

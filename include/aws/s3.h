@@ -40,6 +40,11 @@ void s3_checksum_of(const char *value, const char *type, const char *etag, struc
 int s3_get_range(struct aws_ctx *c, struct http_client *h, const char *bucket, const char *key, uint64_t off,
                  uint64_t len, int fd, off_t fd_off, const char *if_match, uint32_t *ret_crc,
                  void (*progress)(void *, int64_t), void *ud, struct aws_result *out);
+/* GET the whole object (no Range) with x-amz-checksum-mode into fd from offset 0: its size, ETag and checksum from
+ * the answer in ret_meta, the CRC32 of the bytes written in ret_crc. */
+int s3_get_object(struct aws_ctx *c, struct http_client *h, const char *bucket, const char *key, int fd,
+                  struct s3_meta *ret_meta, uint32_t *ret_crc, void (*progress)(void *, int64_t), void *ud,
+                  struct aws_result *out);
 /* GET a small object into memory (capped at HTTP_MAX_BODY), checked against S3's CRC32 where it has one (a
  * mismatch is fetched again, then -MF_ECHECKSUM). */
 int s3_get_buffer(struct aws_ctx *c, struct http_client *h, const char *bucket, const char *key, char **ret,

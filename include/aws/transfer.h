@@ -13,6 +13,8 @@ struct xfer_opts {
         uint64_t part_size;           /* 0 = default */
         struct xfer_progress *progress;  /* NULL = quiet */
         bool size_unknown;               /* downloads: add each object's size (from HEAD) to progress's total */
+        bool size_known;                 /* downloads: known_size is the object's size as a listing gave it; */
+        uint64_t known_size;             /* one that fits one part is fetched by one GET, without a HEAD */
 };
 
 /* Default parallel connections: 2 per CPU, 4..16 (more threads than that fight over one file's

@@ -2,6 +2,7 @@
 retries on injected faults, credential errors, IMDS behaviour, terminate."""
 import hashlib
 import os
+import shutil
 import socket
 import tempfile
 import time
@@ -311,6 +312,40 @@ def test_corrupt_get_body_detected_and_fetched_again(c):
         check("s3://%s/%s" % (BUCKET, name) in out(p) and "CRC32" in out(p), out(p))
         check(not os.path.exists(dst), "%s: corrupt file under the final name" % name)
         check(not [n for n in os.listdir(c.tmp) if n.startswith("." + name)], "temp file left")
+
+
+def test_recursive_download_checks_each_file_in_one_get(c):
+    """A prefix download takes each small object's size from the listing: one GET, no HEAD, checked against the
+    checksum that GET answers with (whole-object, or a composite read back from the file); a corrupt body is
+    fetched again, and corrupt every time it fails naming the object."""
+    d = os.path.join(c.tmp, "rec-src")
+    os.makedirs(d, exist_ok=True)
+    for name, size in (("a.bin", 300 << 10), ("b.bin", 0), ("c.bin", 1 << 20)):
+        with open(os.path.join(d, name), "wb") as f:
+            f.write(os.urandom(size))
+    check(mayfly("cp", "--recursive", d, "s3://%s/rec/" % BUCKET, env=c.admin_env()).returncode == 0, "upload")
+    big = rand_file(c, "rec-mp.bin", 7 << 20)  # two 5 MiB parts: a composite under one download part
+    p = mayfly("cp", big, "s3://%s/rec/mp.bin" % BUCKET, "--part-size", "5", env=c.admin_env())
+    check(p.returncode == 0, out(p))
+    dst = os.path.join(c.tmp, "rec-dst")
+    c.control("POST", "/stats/reset")
+    c.control("POST", "/faults", [{"method": "GET", "path_contains": "rec/c.bin", "corrupt": 777, "count": 1},
+                                  {"method": "GET", "path_contains": "rec/mp.bin", "corrupt": 6 << 20, "count": 1}])
+    p = mayfly("cp", "--recursive", "s3://%s/rec/" % BUCKET, dst, env=c.admin_env())
+    check(p.returncode == 0, out(p))
+    log = c.stats()["moto_log"]
+    check(c.stats()["faults_fired"] == 2, "the corruptions did not fire")
+    heads = [e for e in log if e["method"] == "HEAD"]
+    check([e["query"] for e in heads] == ["partNumber=1"], "HEADs beyond the composite's part 1: %r" % heads)
+    for name in ("a.bin", "b.bin", "c.bin"):
+        check(sha(os.path.join(dst, name)) == sha(os.path.join(d, name)), name + " differs")
+    check(sha(os.path.join(dst, "mp.bin")) == sha(big), "mp.bin differs")
+    shutil.rmtree(dst)
+    c.control("POST", "/faults", [{"method": "GET", "path_contains": "rec/mp.bin", "corrupt": 1, "count": -1}])
+    p = mayfly("cp", "--recursive", "s3://%s/rec/" % BUCKET, dst, env=c.admin_env())
+    c.control("DELETE", "/faults")
+    check(p.returncode == 1 and "s3://%s/rec/mp.bin" % BUCKET in out(p) and "CRC32" in out(p), out(p))
+    check(not os.path.exists(os.path.join(dst, "mp.bin")), "corrupt file kept")
 
 
 def test_checksum_header_mismatch_detected(c):
