@@ -440,6 +440,12 @@ while [ ! -e go.end ]; do sleep 0.1; done
             ud, dd, us, ds = self.tlsr
             P(goal("TLS upload: static >= %d%% of dynamic" % (GOAL_TLS * 100), ratio(us, ud), GOAL_TLS, "%.2f"))
             P(goal("TLS download: static >= %d%% of dynamic" % (GOAL_TLS * 100), ratio(ds, dd), GOAL_TLS, "%.2f"))
+            for lbl, x in (("dynamic", ud), ("static", us)):
+                m = x.median()
+                if m and m.cpu:
+                    P("  TLS upload, %s: %.1f GB in a %d s window at its median rate; per CPU core %.1f GB (%.0f MB per "
+                      "client CPU-second)" % (lbl, x.rate() * WINDOW_S / 1e9, WINDOW_S,
+                                              self.size / m.cpu * WINDOW_S / 1e9, self.size / m.cpu / MB))
             rss = max(x for x in (us.rss_mb(), ds.rss_mb()) if x is not None) if us.rss_mb() or ds.rss_mb() else None
             if rss is None:
                 P(goal("static peak RSS <= %d MB" % GOAL_RSS_MB, None, 0))
