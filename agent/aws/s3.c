@@ -93,13 +93,19 @@ void s3_checksum_of(const char *value, const char *type, const char *etag, struc
         bool composite = type && strcasecmp(type, "COMPOSITE") == 0;
         if (full)
                 parts = 0;
-        else if (parts == 0 && (composite || !type || !*type))
-                parts = etag_parts(etag ? etag : ""); /* a composite written without its "-N" (moto's HEAD) */
+        bool either = false;
+        if (!full && parts == 0 && (composite || !type || !*type)) {
+                /* a composite written without its "-N" (moto's HEAD); with no type at all it may also be a
+                 * full-object checksum of a multipart upload (FULL_OBJECT), so either reading is accepted */
+                parts = etag_parts(etag ? etag : "");
+                either = !composite && parts > 0;
+        }
         if (composite && parts == 0)
                 return; /* a composite of unknown parts cannot be checked */
         m->has_crc = true;
         m->crc = crc;
         m->crc_parts = parts;
+        m->crc_either = either;
 }
 
 int s3_stat(struct aws_ctx *c, struct http_client *h, const char *bucket, const char *key, unsigned part_number,

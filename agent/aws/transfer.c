@@ -337,6 +337,8 @@ static int fetch_whole(struct aws_ctx *c, struct http_client *h, const char *buc
                 if (!m.has_crc)
                         return 0;
                 want = m.crc;
+                if (m.crc_either && crc == want)
+                        return 0; /* the whole object's CRC32, read as a full-object checksum */
                 if (m.crc_parts == 1)
                         crc = crc32_composite(&crc, 1);
                 else if (m.crc_parts > 1) {
@@ -407,7 +409,7 @@ static int fetch_planned(struct aws_ctx *c, struct http_client *h, const char *b
                 if (r < 0 || !check)
                         return r;
                 uint32_t got = xfer_units_crc(units, nunits, m->crc_parts > 0);
-                if (got == m->crc)
+                if (got == m->crc || (m->crc_either && xfer_units_crc(units, nunits, false) == m->crc))
                         return 0;
                 mismatch(out, bucket, key, got, m->crc, m->crc_parts, attempt);
                 if (attempt >= c->max_attempts)

@@ -26,6 +26,7 @@ struct s3_meta {
         bool has_crc;                  /* S3 holds a CRC32 for the object */
         uint32_t crc;                  /* the object's CRC32, or the composite of its parts' */
         unsigned crc_parts;            /* 0: crc is the whole object's; N: the composite "<base64>-N" */
+        bool crc_either;               /* N taken from a multipart ETag (no -N, no type): either reading may hold */
         unsigned parts_count;          /* x-amz-mp-parts-count, with a part number */
 };
 

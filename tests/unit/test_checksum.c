@@ -93,7 +93,9 @@ static void test_header_rules(void) {
         s3_checksum_of("fhtnkw==-3", "COMPOSITE", "\"ab-3\"", &m);
         T_EXPECT("composite with -N", m.has_crc && m.crc_parts == 3);
         s3_checksum_of("fhtnkw==", NULL, "\"ab-3\"", &m);
-        T_EXPECT("composite without -N, multipart ETag (moto's HEAD)", m.has_crc && m.crc_parts == 3);
+        T_EXPECT("composite without -N, multipart ETag (moto's HEAD)", m.has_crc && m.crc_parts == 3 && m.crc_either);
+        s3_checksum_of("fhtnkw==-3", NULL, "\"ab-3\"", &m);
+        T_EXPECT("composite with -N is no guess", m.has_crc && m.crc_parts == 3 && !m.crc_either);
         s3_checksum_of("fhtnkw==", "FULL_OBJECT", "\"ab-3\"", &m);
         T_EXPECT("full-object checksum of a multipart upload", m.has_crc && m.crc_parts == 0);
         s3_checksum_of("fhtnkw==", "COMPOSITE", "\"ab\"", &m);
