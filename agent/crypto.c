@@ -17,24 +17,6 @@ void crypto_hmac_sha256(const void *key, size_t klen, const void *msg, size_t n,
         HMAC(EVP_sha256(), key, (int)klen, msg, n, out, &len);
 }
 
-static int md5_feed(void *m, const void *b, size_t n) { return EVP_DigestUpdate(m, b, n) == 1 ? 0 : -EIO; }
-
-int crypto_md5(const void *mem, int fd, off_t off, uint64_t len, unsigned char out[16]) {
-        EVP_MD_CTX *m = EVP_MD_CTX_new();
-        if (!m)
-                return -ENOMEM;
-        int r = 0;
-        EVP_DigestInit_ex(m, EVP_md5(), NULL);
-        if (mem)
-                EVP_DigestUpdate(m, mem, len);
-        else
-                r = pread_each(fd, off, len, md5_feed, m);
-        unsigned int ml = 16;
-        EVP_DigestFinal_ex(m, out, &ml);
-        EVP_MD_CTX_free(m);
-        return r;
-}
-
 size_t crypto_base64_encode(const unsigned char *in, size_t n, char *out) {
         return (size_t)EVP_EncodeBlock((unsigned char *)out, in, (int)n);
 }

@@ -8,7 +8,6 @@
 #include <errno.h>
 #include <mbedtls/base64.h>
 #include <mbedtls/md.h>
-#include <mbedtls/md5.h>
 #include <mbedtls/platform_util.h>
 #include <mbedtls/sha256.h>
 #include <stdbool.h>
@@ -18,22 +17,6 @@ void crypto_sha256(const void *data, size_t n, unsigned char out[32]) { mbedtls_
 
 void crypto_hmac_sha256(const void *key, size_t klen, const void *msg, size_t n, unsigned char out[32]) {
         mbedtls_md_hmac(mbedtls_md_info_from_type(MBEDTLS_MD_SHA256), key, klen, msg, n, out);
-}
-
-static int md5_feed(void *m, const void *b, size_t n) { return mbedtls_md5_update_ret(m, b, n) == 0 ? 0 : -EIO; }
-
-int crypto_md5(const void *mem, int fd, off_t off, uint64_t len, unsigned char out[16]) {
-        mbedtls_md5_context m;
-        int r = 0;
-        mbedtls_md5_init(&m);
-        mbedtls_md5_starts_ret(&m);
-        if (mem)
-                mbedtls_md5_update_ret(&m, mem, len);
-        else
-                r = pread_each(fd, off, len, md5_feed, &m);
-        mbedtls_md5_finish_ret(&m, out);
-        mbedtls_md5_free(&m);
-        return r;
 }
 
 size_t crypto_base64_encode(const unsigned char *in, size_t n, char *out) {

@@ -14,7 +14,7 @@ One random object (--size-mib, default 1 GiB) is moved through two servers:
          Download with mayfly (also --concurrency 1/4/8/16), awscli and curl; curl writing
          the file is the loopback ceiling.
 
-Each measurement runs --reps times, clients interleaved; the fastest run (best wall time) is
+Each measurement runs --reps times, clients interleaved; the median run (by wall time) is
 reported and every run is listed.  Each client runs under /usr/bin/time -v for its peak RSS
 and CPU time.  Every download is checked byte for byte (cmp) and every upload by size and
 multipart ETag.  Numbers are printed, nothing is asserted; the goals are reported as MET / NOT
@@ -46,6 +46,11 @@ GOAL_DL_AWS = 3.0
 GOAL_UL_AWS = 2.0
 GOAL_DL_CEIL = 0.80
 SWEEP = (1, 4, 8, 16)
+
+
+def default_concurrency():
+    """mayfly's default --concurrency (transfer.c xfer_default_concurrency): 2 per CPU, 4..16."""
+    return min(16, max(4, 2 * (os.cpu_count() or 1)))
 
 LIVE = set()  # Popen objects to kill on the way out
 
@@ -321,8 +326,9 @@ class Case:
         self.disabled = None  # reason, once a run failed
 
     def best(self):
-        ok = [r for r in self.runs if not r.err]
-        return min(ok, key=lambda r: r.wall) if ok else None
+        """The median run by wall time (the lower middle one for an even count)."""
+        ok = sorted((r for r in self.runs if not r.err), key=lambda r: r.wall)
+        return ok[(len(ok) - 1) // 2] if ok else None
 
 
 class Bench:
@@ -467,7 +473,7 @@ class Bench:
             if not a.no_sweep:
                 sweep = []
                 for n in SWEEP:
-                    if n == 8:
+                    if n == default_concurrency():
                         continue
                     out = self.out_path("sweep-%d" % n)
                     sweep.append(Case("nginx", "download", "mayfly cp --concurrency %d" % n,
@@ -532,16 +538,16 @@ class Bench:
         P("          fsyncs), `sync` runs between runs (untimed), each output is cmp'd and deleted.")
         P("servers")
         P("  nginx   static file server started here: /BUCKET/KEY from a temp root, SigV4 headers ignored,")
-        P("          HEAD + Range + If-Match answered; read-only, so no upload.  curl -o FILE = the ceiling.")
+        P("          HEAD + Range + If-Match answered; read-only (uploads: bench_up.py).  curl -o FILE = the ceiling.")
         P("  moto    tests/fakes/cloud.py via tests/harness.Cloud(auth=%s)%s; one Python process" % (
             a.moto_auth, " (no signature checks)" if not a.moto_auth else ""))
         P("          (GIL) that re-reads the whole object for every ranged GET: it, not the client, is the")
         P("          bottleneck there (srv CPU ~ wall).")
         P("columns")
-        P("  MB/s and wall s: best (fastest) run; wall = the whole command incl. process start (aws start-up,")
+        P("  MB/s and wall s: median run; wall = the whole command incl. process start (aws start-up,")
         P("  `aws --version`: %.2f s).  runs: every run's MB/s (MB = 10^6 bytes).  CPU s: client user+sys in"
           % self.aws_start)
-        P("  the best run; srv CPU: server CPU s in that run (nginx: master+workers); RSS: client peak RSS,")
+        P("  the median run; srv CPU: server CPU s in that run (nginx: master+workers); RSS: client peak RSS,")
         P("  max over runs (/usr/bin/time -v).")
         P()
         hdr = "%-7s %-8s %-36s %8s %7s %6s %7s %8s  %s" % ("server", "op", "client", "MB/s", "wall s", "CPU s",
@@ -557,10 +563,10 @@ class Bench:
         if self.sweep and self.nginx_mayfly:
             P()
             P("mayfly --concurrency sweep, nginx download:")
-            byn = {8: self.nginx_mayfly}
+            byn = {default_concurrency(): self.nginx_mayfly}
             for c in self.sweep:
                 byn[int(c.client.split()[-1])] = c
-            for n in SWEEP:
+            for n in sorted(set(SWEEP) | {default_concurrency()}):
                 c = byn[n]
                 P(self.row(c, client="mayfly cp --concurrency %d%s" % (n, " (default)" if n == min(16, max(4, 2 * (os.cpu_count() or 1))) else "")))
         P()
@@ -583,7 +589,7 @@ class Bench:
 
     def goals(self):
         P = print
-        P("goals (best runs):")
+        P("goals (median runs):")
 
         def line(goal, server, num, den, label, target, pct=False):
             bn, bd = (num.best() if num else None), (den.best() if den else None)
@@ -601,7 +607,8 @@ class Bench:
              self.find("moto", "upload", "aws s3 cp"), "mayfly/aws", GOAL_UL_AWS)
         line("download >= %d%% of ceiling" % (GOAL_DL_CEIL * 100), "nginx", self.find("nginx", "download", "mayfly cp"),
              self.find("nginx", "download", "curl -o FILE (ceiling)"), "mayfly/curl", GOAL_DL_CEIL, pct=True)
-        P("  (no nginx upload: it is read-only; moto's numbers are bounded by the Python server, see srv CPU)")
+        P("  (uploads against a writable nginx stand-in: bench/bench_up.py; moto's numbers are bounded by the")
+        P("  Python server, see srv CPU)")
 
     def cleanup(self):
         for p in list(LIVE):
@@ -621,8 +628,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--build", default=os.path.join(ROOT, "build"), help="build dir holding mayfly (default build)")
     ap.add_argument("--size-mib", type=int, default=1024, help="object size in MiB (default 1024)")
-    ap.add_argument("--reps", type=int, default=5, help="runs per nginx measurement (default 5: they are cheap and noisy)")
-    ap.add_argument("--moto-reps", type=int, default=2, help="runs per moto upload measurement (default 2)")
+    ap.add_argument("--reps", type=int, default=3, help="runs per nginx measurement (default 3, the median reported)")
+    ap.add_argument("--moto-reps", type=int, default=3, help="runs per moto upload measurement (default 3)")
     ap.add_argument("--moto-dl-reps", type=int, default=0,
                     help="runs per moto download measurement (default: --moto-reps up to 256 MiB, else 1)")
     ap.add_argument("--moto-auth", action="store_true", help="start moto with SigV4 checks (default: --no-auth)")

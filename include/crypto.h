@@ -1,4 +1,5 @@
-/* crypto.h — the few primitives mayfly needs: SHA-256, HMAC-SHA256, MD5 (Content-MD5), base64, wiping.
+/* crypto.h — the few primitives mayfly needs: SHA-256, HMAC-SHA256, base64, wiping (the CRC32
+ * checksums are zlib's, checksum.h).
  * OpenSSL libcrypto in the normal build (agent/crypto.c); mbedTLS in the static build (agent/crypto_mbedtls.c). */
 #pragma once
 #include <stddef.h>
@@ -7,8 +8,6 @@
 
 void crypto_sha256(const void *data, size_t n, unsigned char out[32]);
 void crypto_hmac_sha256(const void *key, size_t klen, const void *msg, size_t n, unsigned char out[32]);
-/* MD5 of memory (mem != NULL) or of an fd range read with pread. */
-int crypto_md5(const void *mem, int fd, off_t off, uint64_t len, unsigned char out[16]);
 /* Standard base64 with padding; out must hold 4*ceil(n/3)+1. Returns the length written. */
 size_t crypto_base64_encode(const unsigned char *in, size_t n, char *out);
 /* Returns the decoded length or -EINVAL; out must hold 3*(strlen(in)/4). */

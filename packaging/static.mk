@@ -4,7 +4,7 @@
 # /var/cache/mayfly-static (MAYFLY_STATIC_CACHE), which prints their prefix. Recipe and pitfalls: STATIC.md in shared/.
 STATIC_DIR     := $(BUILD)/static
 STATIC_CC      := musl-gcc
-STATIC_PKGS    := libcurl libcjson expat libarchive
+STATIC_PKGS    := libcurl libcjson expat libarchive zlib
 STATIC_CFLAGS  ?= -Os -fstack-protector-strong
 STATIC_OBJS    := $(SRCS:agent/%.c=$(STATIC_DIR)/agent/%.o) $(BLOBS:agent/%.S=$(STATIC_DIR)/agent/%.o)
 STATIC_HDRS    := $(HDRS) $(wildcard packaging/static/include/systemd/*.h)

@@ -5,11 +5,11 @@
 # `nc` per guest connection), e2fsprogs (mkfs.ext4 -d), without qemu's recommends (firmware, GUI).
 set -e
 apt_opts=""
-want="libcurl4-openssl-dev libcjson-dev libexpat1-dev libssl-dev libsystemd-dev libarchive-dev libinih-dev pkg-config gcc make"
+want="libcurl4-openssl-dev libcjson-dev libexpat1-dev libssl-dev libsystemd-dev libarchive-dev libinih-dev zlib1g-dev pkg-config gcc make"
 case "$1" in
   test)  want="$want curl faketime python3-yaml python3-jsonschema python3-jinja2 python3-configobj python3-jsonpatch \
                python3-netifaces python3-oauthlib python3-requests python3-serial chromium tidy openssl" ;;
-  bench) want="$want curl nginx-light time" ;;
+  bench) want="$want curl nginx-light time openssl" ;;
   vm)    want="$want qemu-system-x86 debootstrap netcat-openbsd e2fsprogs util-linux"; apt_opts="--no-install-recommends" ;;
 esac
 missing=""

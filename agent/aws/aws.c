@@ -284,7 +284,7 @@ int aws_send(struct aws_ctx *c, struct http_client *h, const struct aws_req *r, 
                 struct http_request hr = { .method = r->method, .url = url.data, .headers = hl, .body = r->body,
                                            .body_len = r->body_len, .body_fd = r->body_fd, .body_off = r->body_off,
                                            .out_fd = r->out_fd, .out_off = r->out_off, .progress = r->progress,
-                                           .progress_ud = r->progress_ud };
+                                           .progress_ud = r->progress_ud, .want_crc = r->want_crc };
                 atomic_fetch_add(&c->requests, 1);
                 int pr = http_perform(h, &hr, res);
                 curl_slist_free_all(hl);

@@ -3,6 +3,8 @@
 
 #include <strings.h>
 
+#include "checksum.h"
+
 int http_global_init(void) { return curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK ? 0 : -EIO; }
 
 int http_client_init(struct http_client *c) {
@@ -72,11 +74,16 @@ static size_t on_header(char *p, size_t sz, size_t nm, void *ud) {
         if (n > 5 && strncmp(p, "HTTP/", 5) == 0) {
                 /* a new response (after 100-continue or a redirect): reset what we collected */
                 r->etag[0] = r->request_id[0] = r->bucket_region[0] = r->content_range[0] = 0;
+                r->checksum_crc32[0] = r->checksum_type[0] = 0;
+                r->parts_count = 0;
                 r->content_length = -1;
                 return n;
         }
-        char cl[32] = "";
+        char cl[32] = "", pc[16] = "";
         header_value(p, n, "ETag", r->etag, sizeof r->etag);
+        header_value(p, n, "x-amz-checksum-crc32", r->checksum_crc32, sizeof r->checksum_crc32);
+        header_value(p, n, "x-amz-checksum-type", r->checksum_type, sizeof r->checksum_type);
+        header_value(p, n, "x-amz-mp-parts-count", pc, sizeof pc);
         header_value(p, n, "x-amz-request-id", r->request_id, sizeof r->request_id);
         header_value(p, n, "x-amz-bucket-region", r->bucket_region, sizeof r->bucket_region);
         header_value(p, n, "Content-Range", r->content_range, sizeof r->content_range);
@@ -85,6 +92,8 @@ static size_t on_header(char *p, size_t sz, size_t nm, void *ud) {
         uint64_t v;
         if (cl[0] && parse_u64(cl, &v) == 0)
                 r->content_length = (int64_t)v;
+        if (pc[0] && parse_u64(pc, &v) == 0 && v <= 10000)
+                r->parts_count = (unsigned)v;
         return n;
 }
 
@@ -92,6 +101,8 @@ static size_t on_write(char *p, size_t sz, size_t nm, void *ud) {
         struct xfer *x = ud;
         size_t n = sz * nm;
         struct http_response *r = x->res;
+        if (x->req->out_fd >= 0 && r->status >= 200 && r->status < 300 && x->req->want_crc)
+                r->crc = crc32_update(r->crc, p, n);
         if (x->req->out_fd >= 0 && r->status >= 200 && r->status < 300 && x->wbuf) {
                 for (size_t done = 0; done < n;) {
                         size_t c = MIN(n - done, HTTP_WRITE_BATCH - x->wlen);

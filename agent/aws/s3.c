@@ -1,7 +1,7 @@
 /* s3.c — GetObject, HeadObject, PutObject, multipart upload, ListObjectsV2. */
 #include "aws/s3.h"
 
-#include "crypto.h"
+#include "checksum.h"
 
 #include <strings.h>
 
@@ -68,32 +68,70 @@ static int target(struct aws_ctx *c, const char *bucket, const char *key, struct
 
 static void target_free(struct target *t) { buf_free(&t->path); }
 
-int md5_base64(const void *mem, int fd, off_t off, uint64_t len, char out[32]) {
-        unsigned char md[16];
-        int r = crypto_md5(mem, fd, off, len, md);
-        if (r == 0)
-                crypto_base64_encode(md, 16, out);
-        return r;
+/* The part count of a multipart ETag ("…-N"), else 0. */
+static unsigned etag_parts(const char *etag) {
+        const char *d = strrchr(etag, '-');
+        if (!d)
+                return 0;
+        char num[16];
+        size_t l = strspn(d + 1, "0123456789");
+        if (l == 0 || l >= sizeof num || (d[1 + l] && strcmp(d + 1 + l, "\"") != 0))
+                return 0;
+        memcpy(num, d + 1, l);
+        num[l] = 0;
+        uint64_t n;
+        return parse_u64(num, &n) == 0 && n <= S3_MAX_PARTS ? (unsigned)n : 0;
 }
 
-static int head_once(struct aws_ctx *c, struct http_client *h, const char *bucket, const char *key,
-                     uint64_t *ret_size, char etag[128], struct aws_result *out) {
+void s3_checksum_of(const char *value, const char *type, const char *etag, struct s3_meta *m) {
+        uint32_t crc;
+        unsigned parts;
+        m->has_crc = false;
+        if (!value || !*value || crc32_parse(value, &crc, &parts) < 0)
+                return;
+        bool full = type && strcasecmp(type, "FULL_OBJECT") == 0;
+        bool composite = type && strcasecmp(type, "COMPOSITE") == 0;
+        if (full)
+                parts = 0;
+        bool either = false;
+        if (!full && parts == 0 && (composite || !type || !*type)) {
+                /* a composite written without its "-N" (moto's HEAD); with no type at all it may also be a
+                 * full-object checksum of a multipart upload (FULL_OBJECT), so either reading is accepted */
+                parts = etag_parts(etag ? etag : "");
+                either = !composite && parts > 0;
+        }
+        if (composite && parts == 0)
+                return; /* a composite of unknown parts cannot be checked */
+        m->has_crc = true;
+        m->crc = crc;
+        m->crc_parts = parts;
+        m->crc_either = either;
+}
+
+static int stat_once(struct aws_ctx *c, struct http_client *h, const char *bucket, const char *key, unsigned part_number,
+                     struct s3_meta *ret, struct aws_result *out) {
         _cleanup_(target_free) struct target t = { 0 };
         int r = target(c, bucket, key, &t, out);
         if (r < 0)
                 return r;
-        struct aws_req q = { .op = "HeadObject", .method = "HEAD", .service = "s3", .endpoint = t.endpoint,
-                             .path = t.path.data, .body_fd = -1, .out_fd = -1 };
+        char pn[16];
+        snprintf(pn, sizeof pn, "%u", part_number);
+        struct kv q[] = { { "partNumber", pn } };
+        struct kv hdr[] = { { "x-amz-checksum-mode", "ENABLED" } };
+        struct aws_req rq = { .op = "HeadObject", .method = "HEAD", .service = "s3", .endpoint = t.endpoint,
+                              .path = t.path.data, .query = q, .n_query = part_number ? 1 : 0, .headers = hdr,
+                              .n_headers = 1, .body_fd = -1, .out_fd = -1 };
         struct http_response res;
-        r = aws_send(c, h, &q, &res, out);
+        r = aws_send(c, h, &rq, &res, out);
         if (r == 0) {
                 if (res.content_length < 0) {
                         snprintf(out->msg, sizeof out->msg, "HeadObject: no Content-Length for s3://%s/%s", bucket, key);
                         r = -MF_EPARSE;
                 } else {
-                        *ret_size = (uint64_t)res.content_length;
-                        if (etag)
-                                snprintf(etag, 128, "%s", res.etag);
+                        struct s3_meta m = { .size = (uint64_t)res.content_length, .parts_count = res.parts_count };
+                        snprintf(m.etag, sizeof m.etag, "%s", res.etag);
+                        s3_checksum_of(res.checksum_crc32, res.checksum_type, res.etag, &m);
+                        *ret = m;
                 }
         } else if (r == -MF_ENOTFOUND)
                 snprintf(out->msg, sizeof out->msg, "s3://%s/%s does not exist (HeadObject: 404 NotFound)", bucket, key);
@@ -103,9 +141,9 @@ static int head_once(struct aws_ctx *c, struct http_client *h, const char *bucke
 
 /* A HEAD answer has no body, so a 403 (or a 400) does not say why. One GET of the first byte learns the error code
  * (SignatureDoesNotMatch, AccessDenied, ExpiredToken…). When that GET works instead — aws_send corrected a skewed
- * clock on it, or the object is empty (416) — the HEAD is asked once more. */
+ * clock on it, or the object is empty (416) — the HEAD is asked once more. 1: nothing better learnt. */
 static int head_probe(struct aws_ctx *c, struct http_client *h, const char *bucket, const char *key,
-                      uint64_t *ret_size, char etag[128], struct aws_result *out) {
+                      unsigned part_number, struct s3_meta *ret, struct aws_result *out) {
         _cleanup_(target_free) struct target t = { 0 };
         struct aws_result g = { 0 };
         int r = target(c, bucket, key, &t, &g);
@@ -118,9 +156,9 @@ static int head_probe(struct aws_ctx *c, struct http_client *h, const char *buck
         r = aws_send(c, h, &q, &res, &g);
         http_response_free(&res);
         if (r == 0 || g.status == 416)
-                return head_once(c, h, bucket, key, ret_size, etag, out);
+                return stat_once(c, h, bucket, key, part_number, ret, out);
         if (!g.status || !g.err.code[0] || !aws_error_hint(g.err.code))
-                return 1; /* nothing better learnt */
+                return 1;
         char op[S3_MAX_KEY + 128];
         snprintf(op, sizeof op, "HeadObject s3://%s/%s (error code from a ranged GET)", bucket, key);
         out->status = g.status;
@@ -129,20 +167,32 @@ static int head_probe(struct aws_ctx *c, struct http_client *h, const char *buck
         return r;
 }
 
-int s3_head(struct aws_ctx *c, struct http_client *h, const char *bucket, const char *key, uint64_t *ret_size,
-            char etag[128], struct aws_result *out) {
-        int r = head_once(c, h, bucket, key, ret_size, etag, out);
+int s3_stat(struct aws_ctx *c, struct http_client *h, const char *bucket, const char *key, unsigned part_number,
+            struct s3_meta *ret, struct aws_result *out) {
+        int r = stat_once(c, h, bucket, key, part_number, ret, out);
         if (r < 0 && r != -MF_EREGION && (out->status == 403 || out->status == 400)) {
-                int p = head_probe(c, h, bucket, key, ret_size, etag, out);
+                int p = head_probe(c, h, bucket, key, part_number, ret, out);
                 if (p <= 0)
                         r = p;
         }
         return r;
 }
 
+int s3_head(struct aws_ctx *c, struct http_client *h, const char *bucket, const char *key, uint64_t *ret_size,
+            char etag[128], struct aws_result *out) {
+        struct s3_meta m;
+        int r = s3_stat(c, h, bucket, key, 0, &m, out);
+        if (r == 0) {
+                *ret_size = m.size;
+                if (etag)
+                        snprintf(etag, 128, "%s", m.etag);
+        }
+        return r;
+}
+
 int s3_get_range(struct aws_ctx *c, struct http_client *h, const char *bucket, const char *key, uint64_t off,
-                 uint64_t len, int fd, off_t fd_off, const char *if_match, void (*progress)(void *, int64_t),
-                 void *ud, struct aws_result *out) {
+                 uint64_t len, int fd, off_t fd_off, const char *if_match, uint32_t *ret_crc,
+                 void (*progress)(void *, int64_t), void *ud, struct aws_result *out) {
         _cleanup_(target_free) struct target t = { 0 };
         int r = target(c, bucket, key, &t, out);
         if (r < 0)
@@ -159,9 +209,11 @@ int s3_get_range(struct aws_ctx *c, struct http_client *h, const char *bucket, c
                 hdr[nh++] = (struct kv){ "If-Match", if_match };
         struct aws_req q = { .op = "GetObject", .method = "GET", .service = "s3", .endpoint = t.endpoint,
                              .path = t.path.data, .headers = hdr, .n_headers = nh, .body_fd = -1, .out_fd = fd,
-                             .out_off = fd_off, .progress = progress, .progress_ud = ud };
+                             .out_off = fd_off, .progress = progress, .progress_ud = ud, .want_crc = ret_crc != NULL };
         struct http_response res;
         r = aws_send(c, h, &q, &res, out);
+        if (r == 0 && ret_crc)
+                *ret_crc = res.crc;
         if (r == 0 && len && res.written != len) {
                 snprintf(out->msg, sizeof out->msg, "GetObject s3://%s/%s: got %llu bytes of range %llu+%llu", bucket,
                          key, (unsigned long long)res.written, (unsigned long long)off, (unsigned long long)len);
@@ -174,28 +226,81 @@ int s3_get_range(struct aws_ctx *c, struct http_client *h, const char *bucket, c
         return r;
 }
 
+int s3_get_object(struct aws_ctx *c, struct http_client *h, const char *bucket, const char *key, int fd,
+                  struct s3_meta *ret_meta, uint32_t *ret_crc, void (*progress)(void *, int64_t), void *ud,
+                  struct aws_result *out) {
+        _cleanup_(target_free) struct target t = { 0 };
+        int r = target(c, bucket, key, &t, out);
+        if (r < 0)
+                return r;
+        struct kv hdr[] = { { "x-amz-checksum-mode", "ENABLED" } };
+        struct aws_req q = { .op = "GetObject", .method = "GET", .service = "s3", .endpoint = t.endpoint,
+                             .path = t.path.data, .headers = hdr, .n_headers = 1, .body_fd = -1, .out_fd = fd,
+                             .progress = progress, .progress_ud = ud, .want_crc = true };
+        struct http_response res;
+        r = aws_send(c, h, &q, &res, out);
+        if (r == 0) {
+                if (res.content_length < 0 || res.written != (uint64_t)res.content_length) {
+                        snprintf(out->msg, sizeof out->msg, "GetObject s3://%s/%s: got %llu bytes of %lld", bucket,
+                                 key, (unsigned long long)res.written, (long long)res.content_length);
+                        r = -MF_ESIZE;
+                } else {
+                        struct s3_meta m = { .size = res.written };
+                        snprintf(m.etag, sizeof m.etag, "%s", res.etag);
+                        s3_checksum_of(res.checksum_crc32, res.checksum_type, res.etag, &m);
+                        *ret_meta = m;
+                        *ret_crc = res.crc;
+                }
+        } else if (r == -MF_ENOTFOUND)
+                snprintf(out->msg, sizeof out->msg, "s3://%s/%s does not exist (GetObject: 404 %s)", bucket, key,
+                         out->err.code);
+        http_response_free(&res);
+        return r;
+}
+
 int s3_get_buffer(struct aws_ctx *c, struct http_client *h, const char *bucket, const char *key, char **ret,
                   size_t *ret_len, struct aws_result *out) {
         _cleanup_(target_free) struct target t = { 0 };
         int r = target(c, bucket, key, &t, out);
         if (r < 0)
                 return r;
+        struct kv hdr[] = { { "x-amz-checksum-mode", "ENABLED" } };
         struct aws_req q = { .op = "GetObject", .method = "GET", .service = "s3", .endpoint = t.endpoint,
-                             .path = t.path.data, .body_fd = -1, .out_fd = -1 };
-        struct http_response res;
-        r = aws_send(c, h, &q, &res, out);
-        if (r == 0) {
+                             .path = t.path.data, .headers = hdr, .n_headers = 1, .body_fd = -1, .out_fd = -1 };
+        /* a body whose CRC32 differs from S3's is a corrupt transfer: fetched again, like a truncated one */
+        for (int attempt = 1;; attempt++) {
+                struct http_response res;
+                r = aws_send(c, h, &q, &res, out);
+                if (r < 0) {
+                        http_response_free(&res);
+                        return r;
+                }
                 if (res.content_length >= 0 && (uint64_t)res.content_length != res.body.len) {
                         snprintf(out->msg, sizeof out->msg, "GetObject s3://%s/%s: short body", bucket, key);
-                        r = -MF_ESIZE;
-                } else {
+                        http_response_free(&res);
+                        return -MF_ESIZE;
+                }
+                struct s3_meta m = { 0 };
+                s3_checksum_of(res.checksum_crc32, res.checksum_type, res.etag, &m);
+                uint32_t got = crc32_update(0, res.body.data, res.body.len);
+                if (!m.has_crc || m.crc_parts || got == m.crc) {
                         if (ret_len)
                                 *ret_len = res.body.len;
                         *ret = buf_steal(&res.body);
+                        http_response_free(&res);
+                        return 0;
                 }
+                http_response_free(&res);
+                char g[CRC32_B64_LEN + 1], w[CRC32_B64_LEN + 1];
+                crc32_to_base64(got, g);
+                crc32_to_base64(m.crc, w);
+                snprintf(out->msg, sizeof out->msg,
+                         "GetObject s3://%s/%s: the body's CRC32 %s differs from S3's %s (%d attempt%s)", bucket, key, g,
+                         w, attempt, attempt == 1 ? "" : "s");
+                if (attempt >= c->max_attempts)
+                        return -MF_ECHECKSUM;
+                atomic_fetch_add(&c->retries, 1);
         }
-        http_response_free(&res);
-        return r;
 }
 
 int s3_put(struct aws_ctx *c, struct http_client *h, const char *bucket, const char *key, const void *mem, int fd,
@@ -205,15 +310,21 @@ int s3_put(struct aws_ctx *c, struct http_client *h, const char *bucket, const c
         int r = target(c, bucket, key, &t, out);
         if (r < 0)
                 return r;
-        char md5[32];
-        r = md5_base64(mem, fd, off, len, md5);
+        uint32_t crc = 0;
+        if (mem)
+                crc = crc32_update(0, mem, len);
+        else
+                r = crc32_of_fd(fd, off, len, &crc);
         if (r < 0) {
                 snprintf(out->msg, sizeof out->msg, "PutObject: cannot read the source: %s", strerror(-r));
                 return r;
         }
-        struct kv hdr[2] = { { "Content-MD5", md5 }, { "Content-Type", content_type ? content_type : "" } };
+        char b64[CRC32_B64_LEN + 1];
+        crc32_to_base64(crc, b64);
+        struct kv hdr[3] = { { "x-amz-checksum-crc32", b64 }, { "x-amz-sdk-checksum-algorithm", "CRC32" },
+                             { "Content-Type", content_type ? content_type : "" } };
         struct aws_req q = { .op = "PutObject", .method = "PUT", .service = "s3", .endpoint = t.endpoint,
-                             .path = t.path.data, .headers = hdr, .n_headers = content_type ? 2 : 1,
+                             .path = t.path.data, .headers = hdr, .n_headers = content_type ? 3 : 2,
                              .body = mem ? mem : "", .body_len = len, .body_fd = mem ? -1 : fd, .body_off = off,
                              .payload_hash = mem ? NULL : SIGV4_UNSIGNED_PAYLOAD, .out_fd = -1,
                              .progress = progress, .progress_ud = ud };
@@ -224,16 +335,21 @@ int s3_put(struct aws_ctx *c, struct http_client *h, const char *bucket, const c
 }
 
 static int mpu_xml(struct aws_ctx *c, struct http_client *h, const char *op, const char *method, const char *bucket,
-                   const char *key, const struct kv *query, size_t nq, const void *body, size_t blen,
-                   struct xml_node **ret, struct aws_result *out) {
+                   const char *key, const struct kv *query, size_t nq, const struct kv *extra, const void *body,
+                   size_t blen, struct xml_node **ret, struct aws_result *out) {
         _cleanup_(target_free) struct target t = { 0 };
         int r = target(c, bucket, key, &t, out);
         if (r < 0)
                 return r;
-        struct kv hdr[1] = { { "Content-Type", "application/xml" } };
+        struct kv hdr[2];
+        size_t nh = 0;
+        if (body)
+                hdr[nh++] = (struct kv){ "Content-Type", "application/xml" };
+        if (extra)
+                hdr[nh++] = *extra;
         struct aws_req q = { .op = op, .method = method, .service = "s3", .endpoint = t.endpoint,
                              .path = t.path.data, .query = query, .n_query = nq, .headers = hdr,
-                             .n_headers = body ? 1 : 0, .body = body, .body_len = blen, .body_fd = -1, .out_fd = -1,
+                             .n_headers = nh, .body = body, .body_len = blen, .body_fd = -1, .out_fd = -1,
                              .check_200_error = true };
         struct http_response res;
         r = aws_send(c, h, &q, &res, out);
@@ -250,7 +366,9 @@ int s3_mpu_create(struct aws_ctx *c, struct http_client *h, const char *bucket, 
                   struct aws_result *out) {
         struct kv q[] = { { "uploads", "" } };
         _cleanup_(xml_freep) struct xml_node *x = NULL;
-        int r = mpu_xml(c, h, "CreateMultipartUpload", "POST", bucket, key, q, 1, NULL, 0, &x, out);
+        /* the parts carry CRC32s; S3 keeps their composite ("<base64>-N") as the object's checksum */
+        struct kv alg = { "x-amz-checksum-algorithm", "CRC32" };
+        int r = mpu_xml(c, h, "CreateMultipartUpload", "POST", bucket, key, q, 1, &alg, NULL, 0, &x, out);
         if (r < 0)
                 return r;
         const char *id = xml_text(x, "UploadId");
@@ -263,23 +381,25 @@ int s3_mpu_create(struct aws_ctx *c, struct http_client *h, const char *bucket, 
 }
 
 int s3_mpu_part(struct aws_ctx *c, struct http_client *h, const char *bucket, const char *key, const char *upload_id,
-                unsigned part, int fd, off_t off, uint64_t len, char etag[128], void (*progress)(void *, int64_t),
-                void *ud, struct aws_result *out) {
+                unsigned part, int fd, off_t off, uint64_t len, char etag[128], uint32_t *ret_crc,
+                void (*progress)(void *, int64_t), void *ud, struct aws_result *out) {
         _cleanup_(target_free) struct target t = { 0 };
         int r = target(c, bucket, key, &t, out);
         if (r < 0)
                 return r;
-        char md5[32], pn[16];
-        r = md5_base64(NULL, fd, off, len, md5);
+        char b64[CRC32_B64_LEN + 1], pn[16];
+        uint32_t crc;
+        r = crc32_of_fd(fd, off, len, &crc);
         if (r < 0) {
                 snprintf(out->msg, sizeof out->msg, "UploadPart: cannot read the source: %s", strerror(-r));
                 return r;
         }
         snprintf(pn, sizeof pn, "%u", part);
         struct kv q[] = { { "partNumber", pn }, { "uploadId", upload_id } };
-        struct kv hdr[] = { { "Content-MD5", md5 } };
+        crc32_to_base64(crc, b64);
+        struct kv hdr[] = { { "x-amz-checksum-crc32", b64 }, { "x-amz-sdk-checksum-algorithm", "CRC32" } };
         struct aws_req rq = { .op = "UploadPart", .method = "PUT", .service = "s3", .endpoint = t.endpoint,
-                              .path = t.path.data, .query = q, .n_query = 2, .headers = hdr, .n_headers = 1,
+                              .path = t.path.data, .query = q, .n_query = 2, .headers = hdr, .n_headers = 2,
                               .body_len = len, .body_fd = fd, .body_off = off, .payload_hash = SIGV4_UNSIGNED_PAYLOAD,
                               .out_fd = -1, .progress = progress, .progress_ud = ud };
         struct http_response res;
@@ -288,31 +408,55 @@ int s3_mpu_part(struct aws_ctx *c, struct http_client *h, const char *bucket, co
                 if (!res.etag[0]) {
                         snprintf(out->msg, sizeof out->msg, "UploadPart %u: no ETag in the answer", part);
                         r = -MF_EPARSE;
-                } else
+                } else {
                         snprintf(etag, 128, "%s", res.etag);
+                        *ret_crc = crc;
+                }
         }
         http_response_free(&res);
         return r;
 }
 
 int s3_mpu_complete(struct aws_ctx *c, struct http_client *h, const char *bucket, const char *key,
-                    const char *upload_id, char (*etags)[128], unsigned nparts, struct aws_result *out) {
-        _cleanup_(buf_freep) struct buf b = BUF_INIT((size_t)nparts * 200 + 256);
+                    const char *upload_id, char (*etags)[128], const uint32_t *crcs, unsigned nparts,
+                    struct aws_result *out) {
+        _cleanup_(buf_freep) struct buf b = BUF_INIT((size_t)nparts * 240 + 256);
         int r = buf_adds(&b, "<CompleteMultipartUpload xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">");
-        for (unsigned i = 0; i < nparts && r >= 0; i++)
-                r = buf_printf(&b, "<Part><PartNumber>%u</PartNumber><ETag>%s</ETag></Part>", i + 1, etags[i]);
+        for (unsigned i = 0; i < nparts && r >= 0; i++) {
+                char b64[CRC32_B64_LEN + 1];
+                crc32_to_base64(crcs[i], b64);
+                r = buf_printf(&b, "<Part><PartNumber>%u</PartNumber><ETag>%s</ETag><ChecksumCRC32>%s</ChecksumCRC32></Part>",
+                               i + 1, etags[i], b64);
+        }
         if (r >= 0)
                 r = buf_adds(&b, "</CompleteMultipartUpload>");
         if (r < 0)
                 return r;
         struct kv q[] = { { "uploadId", upload_id } };
-        return mpu_xml(c, h, "CompleteMultipartUpload", "POST", bucket, key, q, 1, b.data, b.len, NULL, out);
+        _cleanup_(xml_freep) struct xml_node *x = NULL;
+        r = mpu_xml(c, h, "CompleteMultipartUpload", "POST", bucket, key, q, 1, NULL, b.data, b.len, &x, out);
+        if (r < 0)
+                return r;
+        /* S3 answers the composite it computed from the parts it holds: it must be ours */
+        struct s3_meta m = { 0 };
+        s3_checksum_of(xml_text(x, "ChecksumCRC32"), xml_text(x, "ChecksumType"), xml_text(x, "ETag"), &m);
+        uint32_t want = crc32_composite(crcs, nparts);
+        if (m.has_crc && m.crc_parts == nparts && m.crc != want) {
+                char g[CRC32_B64_LEN + 1], w[CRC32_B64_LEN + 1];
+                crc32_to_base64(m.crc, g);
+                crc32_to_base64(want, w);
+                snprintf(out->msg, sizeof out->msg,
+                         "CompleteMultipartUpload s3://%s/%s: S3's composite CRC32 %s-%u differs from the parts' %s-%u",
+                         bucket, key, g, nparts, w, nparts);
+                return -MF_ECHECKSUM;
+        }
+        return 0;
 }
 
 int s3_mpu_abort(struct aws_ctx *c, struct http_client *h, const char *bucket, const char *key, const char *upload_id,
                  struct aws_result *out) {
         struct kv q[] = { { "uploadId", upload_id } };
-        return mpu_xml(c, h, "AbortMultipartUpload", "DELETE", bucket, key, q, 1, NULL, 0, NULL, out);
+        return mpu_xml(c, h, "AbortMultipartUpload", "DELETE", bucket, key, q, 1, NULL, NULL, 0, NULL, out);
 }
 
 /* One ListObjectsV2 page: each object to cb, each common prefix to dir_cb (either may be NULL). */

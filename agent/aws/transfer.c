@@ -1,6 +1,8 @@
 /* transfer.c — worker threads, one libcurl handle each, pulling part numbers from a shared counter. */
 #include "aws/transfer.h"
 
+#include "checksum.h"
+
 #include <fcntl.h>
 #include <libgen.h>
 #include <pthread.h>
@@ -83,6 +85,68 @@ uint64_t xfer_part_size(uint64_t size, uint64_t want) {
         return (p + mib - 1) / mib * mib;
 }
 
+int xfer_plan(uint64_t size, uint64_t part, uint64_t up_part, struct xfer_unit **ret, size_t *ret_n) {
+        if (part == 0)
+                return -EINVAL;
+        /* upload parts, each cut into equal ranges of at most `part` (without up_part: one "part", the object) */
+        uint64_t up = up_part ? up_part : MAX(size, 1);
+        uint64_t ngroups = size ? (size + up - 1) / up : 1;
+        size_t n = 0;
+        for (uint64_t g = 0; g < ngroups; g++) {
+                uint64_t glen = MIN(up, size - g * up);
+                n += glen ? (size_t)((glen + part - 1) / part) : 1;
+                if (n > XFER_MAX_UNITS)
+                        return -E2BIG;
+        }
+        struct xfer_unit *u = calloc(n, sizeof *u);
+        if (!u)
+                return -ENOMEM;
+        size_t k = 0;
+        for (uint64_t g = 0; g < ngroups; g++) {
+                uint64_t goff = g * up, glen = MIN(up, size - goff);
+                uint64_t pieces = glen ? (glen + part - 1) / part : 1;
+                uint64_t each = up_part ? (glen + pieces - 1) / pieces : part;
+                for (uint64_t o = 0; k < n && (o < glen || (glen == 0 && o == 0)); o += each) {
+                        u[k++] = (struct xfer_unit){ .off = goff + o, .len = MIN(each, glen - o),
+                                                     .group = (unsigned)g };
+                        if (glen == 0)
+                                break;
+                }
+        }
+        *ret = u;
+        *ret_n = k;
+        return 0;
+}
+
+uint32_t xfer_units_crc(const struct xfer_unit *u, size_t n, bool composite) {
+        uint32_t all = 0, group = 0, parts[64];
+        size_t np = 0;
+        if (!composite) {
+                for (size_t i = 0; i < n; i++)
+                        all = i ? crc32_join(all, u[i].crc, u[i].len) : u[i].crc;
+                return all;
+        }
+        for (size_t i = 0; i < n; i++) {
+                group = i && u[i].group == u[i - 1].group ? crc32_join(group, u[i].crc, u[i].len) : u[i].crc;
+                if (i + 1 < n && u[i + 1].group == u[i].group)
+                        continue;
+                /* the composite is a CRC32 over the parts' big-endian CRC32s: fed in batches */
+                parts[np++] = group;
+                if (np == ARRAY_SIZE(parts) || i + 1 == n) {
+                        unsigned char be[4 * ARRAY_SIZE(parts)];
+                        for (size_t k = 0; k < np; k++) {
+                                be[4 * k] = (unsigned char)(parts[k] >> 24);
+                                be[4 * k + 1] = (unsigned char)(parts[k] >> 16);
+                                be[4 * k + 2] = (unsigned char)(parts[k] >> 8);
+                                be[4 * k + 3] = (unsigned char)parts[k];
+                        }
+                        all = crc32_update(all, be, 4 * np);
+                        np = 0;
+                }
+        }
+        return all;
+}
+
 struct job {
         struct aws_ctx *c;
         const char *bucket, *key;
@@ -93,8 +157,11 @@ struct job {
         _Atomic int failed;
         bool upload;
         const char *etag;          /* download: If-Match */
+        struct xfer_unit *units;   /* download: the ranges (nparts of them), each with its CRC32 */
+        bool want_crc;             /* download: S3 holds a CRC32 to check them against */
         const char *upload_id;     /* upload */
         char (*etags)[128];
+        uint32_t *crcs;
         struct xfer_progress *progress;
         pthread_mutex_t lock;
         struct aws_result first_error;
@@ -125,15 +192,17 @@ static void *worker(void *ud) {
                 unsigned i = atomic_fetch_add(&j->next, 1);
                 if (i >= j->nparts || atomic_load(&j->failed))
                         break;
-                uint64_t off = (uint64_t)i * j->part;
-                uint64_t len = MIN(j->part, j->size - off);
                 int r;
-                if (j->upload)
+                if (j->upload) {
+                        uint64_t off = (uint64_t)i * j->part;
+                        uint64_t len = MIN(j->part, j->size - off);
                         r = s3_mpu_part(j->c, &h, j->bucket, j->key, j->upload_id, i + 1, j->fd, (off_t)off, len,
-                                        j->etags[i], xfer_progress_add, j->progress, &res);
-                else
-                        r = s3_get_range(j->c, &h, j->bucket, j->key, off, len, j->fd, (off_t)off, j->etag,
-                                         xfer_progress_add, j->progress, &res);
+                                        j->etags[i], &j->crcs[i], xfer_progress_add, j->progress, &res);
+                } else {
+                        struct xfer_unit *u = &j->units[i];
+                        r = s3_get_range(j->c, &h, j->bucket, j->key, u->off, u->len, j->fd, (off_t)u->off, j->etag,
+                                         j->want_crc ? &u->crc : NULL, xfer_progress_add, j->progress, &res);
+                }
                 if (r < 0) {
                         job_fail(j, r, &res);
                         break;
@@ -169,7 +238,8 @@ static int clamp_concurrency(const struct xfer_opts *o) {
         return MIN(n, XFER_MAX_CONCURRENCY);
 }
 
-/* A new file for the download next to its final name, in dirfd (O_EXCL, so never through a link). */
+/* A new file for the download next to its final name, in dirfd (O_EXCL, so never through a link); read-write: a
+ * composite checksum is computed from it. */
 static int open_temp(int dirfd, const char *name, char *tmp, size_t n) {
         for (int i = 0; i < 64; i++) {
                 unsigned char rnd[6];
@@ -181,7 +251,7 @@ static int open_temp(int dirfd, const char *name, char *tmp, size_t n) {
                 sfx[6] = 0;
                 if ((size_t)snprintf(tmp, n, ".%s.mayfly-%s", name, sfx) >= n)
                         return -ENAMETOOLONG;
-                int fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+                int fd = openat(dirfd, tmp, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
                 if (fd >= 0 || errno != EEXIST)
                         return fd < 0 ? -errno : fd;
         }
@@ -203,6 +273,152 @@ int xfer_download(struct aws_ctx *c, const char *bucket, const char *key, const 
         return xfer_download_at(c, bucket, key, dirfd, basename(d2), dest, o, out);
 }
 
+static void mismatch(struct aws_result *out, const char *bucket, const char *key, uint32_t got, uint32_t want,
+                     unsigned parts, int attempt) {
+        char g[CRC32_B64_LEN + 1], w[CRC32_B64_LEN + 1], n[16] = "";
+        crc32_to_base64(got, g);
+        crc32_to_base64(want, w);
+        if (parts)
+                snprintf(n, sizeof n, "-%u", parts);
+        snprintf(out->msg, sizeof out->msg, "s3://%s/%s: the downloaded bytes' CRC32 %s%s differs from S3's %s%s "
+                 "(%d attempt%s)", bucket, key, g, n, w, n, attempt, attempt == 1 ? "" : "s");
+}
+
+static int reserve(int fd, uint64_t size, const char *bucket, const char *key, const char *dest,
+                   struct aws_result *out) {
+        int r = size ? posix_fallocate(fd, 0, (off_t)size) : 0;
+        if (r == ENOSPC || r == EFBIG || r == EDQUOT) {
+                snprintf(out->msg, sizeof out->msg, "no space for s3://%s/%s (%llu bytes) at %s: %s", bucket, key,
+                         (unsigned long long)size, dest, strerror(r));
+                return -r;
+        }
+        return 0;
+}
+
+/* The composite of a small multipart object, read back from the file in parts of part_size. */
+static int composite_of_file(int fd, uint64_t size, uint64_t part_size, uint32_t *ret) {
+        uint32_t parts[64], all = 0;
+        size_t np = 0;
+        for (uint64_t off = 0; off < size; off += part_size) {
+                int r = crc32_of_fd(fd, (off_t)off, MIN(part_size, size - off), &parts[np++]);
+                if (r < 0)
+                        return r;
+                if (np == ARRAY_SIZE(parts) || off + part_size >= size) {
+                        unsigned char be[4 * ARRAY_SIZE(parts)];
+                        for (size_t k = 0; k < np; k++)
+                                for (int b = 0; b < 4; b++)
+                                        be[4 * k + (size_t)b] = (unsigned char)(parts[k] >> (24 - 8 * b));
+                        all = crc32_update(all, be, 4 * np);
+                        np = 0;
+                }
+        }
+        *ret = all;
+        return 0;
+}
+
+/* An object a listing said fits one part: one GET of the whole object, no HEAD; its answer carries the size and
+ * (x-amz-checksum-mode) the CRC32 the streamed bytes are checked against. */
+static int fetch_whole(struct aws_ctx *c, struct http_client *h, const char *bucket, const char *key, int fd,
+                       const char *dest, const struct xfer_opts *o, uint64_t *ret_size, struct aws_result *out) {
+        struct xfer_progress *pg = o ? o->progress : NULL;
+        int r = reserve(fd, o->known_size, bucket, key, dest, out);
+        if (r < 0)
+                return r;
+        uint64_t part_size = 0; /* a composite's, from part 1's HEAD, asked once */
+        for (int attempt = 1;; attempt++) {
+                struct s3_meta m;
+                uint32_t crc = 0, want;
+                r = s3_get_object(c, h, bucket, key, fd, &m, &crc, xfer_progress_add, pg, out);
+                if (r < 0)
+                        return r;
+                if (ftruncate(fd, (off_t)m.size) < 0) /* an object smaller than the listing said */
+                        return -errno;
+                *ret_size = m.size;
+                if (!m.has_crc)
+                        return 0;
+                want = m.crc;
+                if (m.crc_either && crc == want)
+                        return 0; /* the whole object's CRC32, read as a full-object checksum */
+                if (m.crc_parts == 1)
+                        crc = crc32_composite(&crc, 1);
+                else if (m.crc_parts > 1) {
+                        struct s3_meta p1;
+                        if (!part_size && (r = s3_stat(c, h, bucket, key, 1, &p1, out)) < 0)
+                                return r;
+                        if (!part_size)
+                                part_size = p1.size;
+                        if (!part_size || (m.size + part_size - 1) / part_size != m.crc_parts)
+                                return 0; /* parts of other sizes: nothing to check against */
+                        r = composite_of_file(fd, m.size, part_size, &crc);
+                        if (r < 0)
+                                return r;
+                }
+                if (crc == want)
+                        return 0;
+                mismatch(out, bucket, key, crc, want, m.crc_parts, attempt);
+                if (attempt >= c->max_attempts)
+                        return -MF_ECHECKSUM;
+                atomic_fetch_add(&c->retries, 1);
+                xfer_progress_add(pg, -(int64_t)m.size);
+        }
+}
+
+/* HeadObject for the size, ETag and checksum, then the ranges (parallel above one part), checked and fetched again
+ * on a mismatch. */
+static int fetch_planned(struct aws_ctx *c, struct http_client *h, const char *bucket, const char *key,
+                         const struct s3_meta *m, int fd, const char *dest, const struct xfer_opts *o,
+                         struct aws_result *out) {
+        uint64_t up_part = 0, size = m->size;
+        bool check = m->has_crc;
+        if (check && m->crc_parts > 1) {
+                /* a composite: the ranges follow the upload's parts, whose size part 1 tells (uniform parts only;
+                 * parts of other sizes cannot be told apart from here, and go unchecked) */
+                struct s3_meta p1;
+                int r = s3_stat(c, h, bucket, key, 1, &p1, out);
+                if (r < 0)
+                        return r;
+                if (p1.size && (size + p1.size - 1) / p1.size == m->crc_parts)
+                        up_part = p1.size;
+                else
+                        check = false;
+        } else if (check && m->crc_parts == 1)
+                up_part = MAX(size, 1);
+        _cleanup_free_ struct xfer_unit *units = NULL;
+        size_t nunits = 0;
+        int r = xfer_plan(size, xfer_part_size(size, o ? o->part_size : 0), up_part, &units, &nunits);
+        if (r < 0) {
+                snprintf(out->msg, sizeof out->msg, "s3://%s/%s: cannot plan the download: %s", bucket, key,
+                         strerror(-r));
+                return r;
+        }
+        r = reserve(fd, size, bucket, key, dest, out);
+        if (r < 0)
+                return r;
+        /* bytes whose CRC32 differs from S3's are a corrupt transfer: fetched again, up to the retry limit */
+        for (int attempt = 1;; attempt++) {
+                if (nunits == 1) {
+                        /* one GET; an empty object gets no Range (a range of zero bytes is unsatisfiable) */
+                        r = s3_get_range(c, h, bucket, key, 0, size, fd, 0, m->etag, check ? &units[0].crc : NULL,
+                                         xfer_progress_add, o ? o->progress : NULL, out);
+                } else {
+                        struct job j = { .c = c, .bucket = bucket, .key = key, .fd = fd, .size = size,
+                                         .nparts = (unsigned)nunits, .etag = m->etag, .units = units,
+                                         .want_crc = check, .progress = o ? o->progress : NULL };
+                        r = run_parts(&j, clamp_concurrency(o), out);
+                }
+                if (r < 0 || !check)
+                        return r;
+                uint32_t got = xfer_units_crc(units, nunits, m->crc_parts > 0);
+                if (got == m->crc || (m->crc_either && xfer_units_crc(units, nunits, false) == m->crc))
+                        return 0;
+                mismatch(out, bucket, key, got, m->crc, m->crc_parts, attempt);
+                if (attempt >= c->max_attempts)
+                        return -MF_ECHECKSUM;
+                atomic_fetch_add(&c->retries, 1);
+                xfer_progress_add(o ? o->progress : NULL, -(int64_t)size);
+        }
+}
+
 int xfer_download_at(struct aws_ctx *c, const char *bucket, const char *key, int dirfd, const char *name,
                      const char *shown, const struct xfer_opts *o, struct aws_result *out) {
         const char *dest = shown ? shown : name;
@@ -211,15 +427,17 @@ int xfer_download_at(struct aws_ctx *c, const char *bucket, const char *key, int
         if (r < 0)
                 return r;
         h.bulk = true;
-        uint64_t size = 0;
-        char etag[128] = "";
-        r = s3_head(c, &h, bucket, key, &size, etag, out);
-        if (r < 0) {
-                http_client_free(&h);
-                return r;
+        bool whole = o && o->size_known && o->known_size <= xfer_part_size(o->known_size, o->part_size);
+        struct s3_meta m = { 0 };
+        if (!whole) {
+                r = s3_stat(c, &h, bucket, key, 0, &m, out);
+                if (r < 0) {
+                        http_client_free(&h);
+                        return r;
+                }
+                if (o && o->size_unknown)
+                        xfer_progress_expect(o->progress, m.size);
         }
-        if (o && o->size_unknown)
-                xfer_progress_expect(o->progress, size);
         char tmp[NAME_MAX + 1];
         int fd = open_temp(dirfd, name, tmp, sizeof tmp);
         if (fd < 0) {
@@ -227,26 +445,9 @@ int xfer_download_at(struct aws_ctx *c, const char *bucket, const char *key, int
                 snprintf(out->msg, sizeof out->msg, "cannot create a file next to %s: %s", dest, strerror(-fd));
                 return fd;
         }
-        if (size > 0) {
-                r = posix_fallocate(fd, 0, (off_t)size);
-                if (r == ENOSPC || r == EFBIG || r == EDQUOT) {
-                        snprintf(out->msg, sizeof out->msg, "no space for s3://%s/%s (%llu bytes) at %s: %s", bucket,
-                                 key, (unsigned long long)size, dest, strerror(r));
-                        r = -r;
-                        goto fail;
-                }
-        }
-        uint64_t part = xfer_part_size(size, o ? o->part_size : 0);
-        if (size <= part) {
-                /* one GET; an empty object gets no Range (a range of zero bytes is unsatisfiable) */
-                r = s3_get_range(c, &h, bucket, key, 0, size, fd, 0, etag, xfer_progress_add,
-                                 o ? o->progress : NULL, out);
-        } else {
-                struct job j = { .c = c, .bucket = bucket, .key = key, .fd = fd, .size = size, .part = part,
-                                 .nparts = (unsigned)((size + part - 1) / part), .etag = etag,
-                                 .progress = o ? o->progress : NULL };
-                r = run_parts(&j, clamp_concurrency(o), out);
-        }
+        uint64_t size = m.size;
+        r = whole ? fetch_whole(c, &h, bucket, key, fd, dest, o, &size, out)
+                  : fetch_planned(c, &h, bucket, key, &m, fd, dest, o, out);
         if (r < 0)
                 goto fail;
         struct stat st;
@@ -317,17 +518,18 @@ int xfer_upload_fd(struct aws_ctx *c, int fd, const char *src, const char *bucke
         }
         unsigned nparts = (unsigned)((size + part - 1) / part);
         _cleanup_free_ char(*etags)[128] = calloc(nparts, sizeof *etags);
-        if (!etags) {
+        _cleanup_free_ uint32_t *crcs = calloc(nparts, sizeof *crcs);
+        if (!etags || !crcs) {
                 r = -ENOMEM;
                 snprintf(out->msg, sizeof out->msg, "out of memory");
         } else {
                 struct job j = { .c = c, .bucket = bucket, .key = key, .fd = fd, .size = size, .part = part,
                                  .nparts = nparts, .upload = true, .upload_id = upload_id, .etags = etags,
-                                 .progress = pg };
+                                 .crcs = crcs, .progress = pg };
                 r = run_parts(&j, clamp_concurrency(o), out);
         }
         if (r == 0)
-                r = s3_mpu_complete(c, &h, bucket, key, upload_id, etags, nparts, out);
+                r = s3_mpu_complete(c, &h, bucket, key, upload_id, etags, crcs, nparts, out);
         if (r < 0) {
                 /* nothing may keep billing: abort the upload (its own retries) and keep the first error */
                 struct aws_result ab;

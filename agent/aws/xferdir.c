@@ -101,7 +101,15 @@ static int download_beneath(struct xfer_batch *b, const struct xfer_item *it, co
         return xfer_download_at(b->c, b->bucket, it->key, dfd, name, it->path, o, out);
 }
 
-static int one(struct xfer_batch *b, const struct xfer_item *it, const struct xfer_opts *o, struct aws_result *out) {
+static int one(struct xfer_batch *b, const struct xfer_item *it, const struct xfer_opts *opts,
+               struct aws_result *out) {
+        struct xfer_opts oi = *opts;
+        const struct xfer_opts *o = &oi;
+        if (!b->upload && !oi.size_unknown) {
+                /* the size from the listing: a small object needs no HEAD before its GET */
+                oi.size_known = true;
+                oi.known_size = it->size;
+        }
         if (b->rootfd >= 0)
                 return b->upload ? upload_beneath(b, it, o, out) : download_beneath(b, it, o, out);
         if (b->upload)

@@ -29,7 +29,7 @@ static int get_range(struct fetch *f, const char *key, uint64_t off, uint64_t le
         _cleanup_close_ int fd = memfd_create("mayfly-report", MFD_CLOEXEC);
         int r = fd < 0 ? -errno : 0;
         if (r == 0 && len)
-                r = s3_get_range(f->c, &f->h, f->bucket, key, off, len, fd, 0, NULL, NULL, NULL, out);
+                r = s3_get_range(f->c, &f->h, f->bucket, key, off, len, fd, 0, NULL, NULL, NULL, NULL, out);
         if (r == 0 && len && pread(fd, mem, len, 0) != (ssize_t)len)
                 r = -EIO;
         if (r < 0) {

@@ -59,6 +59,7 @@ struct aws_req {
         bool check_200_error;          /* a 200 whose body is an <Error> is an error (CompleteMultipartUpload) */
         const char *region;            /* signing region; NULL = the context's (SNS topics, the Price List API) */
         int max_attempts;              /* 0 = the context's; callers with a deadline ask for fewer */
+        bool want_crc;                 /* CRC32 of the body written to out_fd, in the response's crc */
         void (*progress)(void *ud, int64_t delta);   /* bytes moved; negative to undo a failed attempt */
         void *progress_ud;
 };

@@ -38,6 +38,7 @@ struct http_request {
         /* Called after each chunk written to out_fd (progress); may be NULL. */
         void (*progress)(void *ud, int64_t n);
         void *progress_ud;
+        bool want_crc;                     /* CRC32 of the 2xx body written to out_fd, in the response's crc */
 };
 
 struct http_response {
@@ -54,6 +55,10 @@ struct http_response {
         char bucket_region[64];
         char content_range[128];
         char date[64];
+        char checksum_crc32[64];           /* x-amz-checksum-crc32 (S3 sends it with x-amz-checksum-mode) */
+        char checksum_type[32];            /* x-amz-checksum-type: FULL_OBJECT | COMPOSITE */
+        unsigned parts_count;              /* x-amz-mp-parts-count (HEAD/GET with partNumber) */
+        uint32_t crc;                      /* want_crc: CRC32 of what was written to out_fd */
 };
 
 void http_response_free(struct http_response *r);

@@ -24,6 +24,14 @@ SSL_DTLS_HELLO_VERIFY SSL_DTLS_CLIENT_PORT_REUSE SSL_DTLS_BADMAC_LIMIT SSL_COOKI
 SSL_TICKET_C CAMELLIA_C ARIA_C DES_C BLOWFISH_C XTEA_C ARC4_C RIPEMD160_C X509_CRT_WRITE_C X509_CSR_WRITE_C
 X509_CREATE_C X509_CSR_PARSE_C PEM_WRITE_C DEBUG_C SELF_TEST"
 
+MBEDTLS_SUITES="MBEDTLS_TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,MBEDTLS_TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,\
+MBEDTLS_TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,MBEDTLS_TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,\
+MBEDTLS_TLS_DHE_RSA_WITH_AES_128_GCM_SHA256,MBEDTLS_TLS_DHE_RSA_WITH_AES_256_GCM_SHA384,\
+MBEDTLS_TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,MBEDTLS_TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,\
+MBEDTLS_TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256,MBEDTLS_TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA256,\
+MBEDTLS_TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA,MBEDTLS_TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA,\
+MBEDTLS_TLS_RSA_WITH_AES_128_GCM_SHA256,MBEDTLS_TLS_RSA_WITH_AES_256_GCM_SHA384"
+
 say() { echo "static deps: $*" >&2; }
 die() { say "$*"; exit 1; }
 
@@ -45,7 +53,7 @@ ensure_tools() {
 
 # Everything the result depends on; its hash names the cache entry.
 manifest() {
-        echo "$SOURCES" "$DEP_CFLAGS" "$MBEDTLS_UNSET"
+        echo "$SOURCES" "$DEP_CFLAGS" "$MBEDTLS_UNSET" "$MBEDTLS_SUITES"
         dpkg-query -W -f='${Package} ${Version}\n' musl-dev gcc binutils
         cat "$HERE/deps.sh" "$HERE"/patches/*.patch
 }
@@ -133,6 +141,10 @@ build_mbedtls() {
         patch -p1 <"$HERE/patches/mbedtls-getrandom-musl.patch"
         scripts/config.py set MBEDTLS_THREADING_C
         scripts/config.py set MBEDTLS_THREADING_PTHREAD
+        # The client's order decides where the server follows it (nginx's default): AES-GCM, which AES-NI and
+        # PCLMULQDQ run in hardware on every x86 EC2 instance, before ChaCha20-Poly1305, which mbedTLS 2.28 runs in
+        # portable C at a quarter of the speed (bench/bench_up.py, docs/performance.md).
+        scripts/config.py set MBEDTLS_SSL_CIPHERSUITES "$MBEDTLS_SUITES"
         for o in $MBEDTLS_UNSET; do
                 scripts/config.py unset "MBEDTLS_$o"
         done

@@ -4,6 +4,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import socket
 import tempfile
 import time
@@ -327,6 +328,140 @@ def test_truncated_get_retried_never_short_file(c):
     check(p.returncode != 0, "a body truncated on every attempt was accepted")
     check(not os.path.exists(dst), "short file under the final name")
     check(not [n for n in os.listdir(c.tmp) if n.startswith(".trunc.out.mayfly-")], "temp file left")
+
+
+def _crc32_b64(data):
+    from botocore.httpchecksum import Crc32Checksum
+    h = Crc32Checksum()
+    h.update(data)
+    return h.b64digest()
+
+
+def _composite(path, part):
+    import base64
+    import zlib
+    crcs = []
+    with open(path, "rb") as f:
+        for b in iter(lambda: f.read(part), b""):
+            crcs.append(zlib.crc32(b).to_bytes(4, "big"))
+    return "%s-%d" % (base64.b64encode(zlib.crc32(b"".join(crcs)).to_bytes(4, "big")).decode(), len(crcs))
+
+
+def test_uploads_carry_crc32_that_s3_keeps(c):
+    """PutObject and every UploadPart carry x-amz-checksum-crc32 (the fake verifies each against the body with
+    botocore's Crc32Checksum, and the Complete XML part by part): what S3 then holds is botocore's CRC32 of the
+    object, or the composite of 8 MiB parts."""
+    s3 = c.boto("s3")
+    for name, size in (("crc-small.bin", 3 << 20), ("crc-multi.bin", (20 << 20) + 7)):
+        src = rand_file(c, name, size)
+        p = mayfly("cp", src, "s3://%s/%s" % (BUCKET, name), env=c.role_env())
+        check(p.returncode == 0, out(p))
+        h = s3.head_object(Bucket=BUCKET, Key=name, ChecksumMode="ENABLED")
+        if size <= 8 << 20:
+            want = _crc32_b64(open(src, "rb").read())
+        else:
+            want = _composite(src, 8 << 20)
+        got = h.get("ChecksumCRC32", "")
+        # moto's HEAD drops the composite's "-N"; its GET keeps it
+        if "-" in want and "-" not in got:
+            got = s3.get_object(Bucket=BUCKET, Key=name, ChecksumMode="ENABLED")["ChecksumCRC32"]
+        check(got == want, "%s: S3 holds CRC32 %r, expected %r" % (name, got, want))
+    log = c.stats()["moto_log"]
+    puts = [e for e in log if e["method"] == "PUT" and "crc-" in e["path"]]
+    check(len(puts) == 1 + 3 and all(e["status"] == 200 for e in puts), puts)
+
+
+def test_a_wrong_crc32_is_refused_by_the_fake(c):
+    """The fake's check works (so the upload test above means something): a wrong x-amz-checksum-crc32 gets
+    BadDigest, and awscli's own checksums pass it."""
+    import botocore
+    s3 = c.boto("s3")
+    try:
+        s3.put_object(Bucket=BUCKET, Key="crc-wrong", Body=b"hello", ChecksumCRC32=_crc32_b64(b"hellO"))
+        check(False, "a wrong CRC32 was accepted")
+    except botocore.exceptions.ClientError as e:
+        check(e.response["Error"]["Code"] == "BadDigest", str(e))
+    src = rand_file(c, "crc-aws.bin", 9 << 20)
+    c.aws("s3", "cp", src, "s3://%s/crc-aws.bin" % BUCKET)
+
+
+def _corrupt_get(c, name, size, by_aws=False):
+    src = rand_file(c, name, size)
+    if by_aws:
+        c.aws("s3", "cp", src, "s3://%s/%s" % (BUCKET, name))
+    else:
+        check(mayfly("cp", src, "s3://%s/%s" % (BUCKET, name), env=c.admin_env()).returncode == 0, "upload")
+    return src
+
+
+def test_corrupt_get_body_detected_and_fetched_again(c):
+    """A bit flipped in a GET body (headers intact, so no size check can see it) fails the CRC32 S3 holds: the
+    download is fetched again; corrupt on every attempt, it fails naming the object and leaves no file. Whole-
+    object checksums (PutObject) and composites (multipart, by mayfly and by awscli) alike."""
+    for name, size, by_aws in (("corrupt-small.bin", 1 << 20, False), ("corrupt-multi.bin", 20 << 20, False),
+                               ("corrupt-aws.bin", 20 << 20, True)):
+        src = _corrupt_get(c, name, size, by_aws)
+        dst = os.path.join(c.tmp, name + ".out")
+        before = c.stats()["faults_fired"]
+        c.control("POST", "/faults", [{"method": "GET", "path_contains": name, "corrupt": 12345, "count": 1}])
+        p = mayfly("cp", "s3://%s/%s" % (BUCKET, name), dst, env=c.admin_env())
+        check(p.returncode == 0, "%s: %s" % (name, out(p)))
+        check(c.stats()["faults_fired"] - before == 1, "%s: the corruption did not fire" % name)
+        check(sha(dst) == sha(src), "%s: corrupt bytes kept" % name)
+        os.unlink(dst)
+        c.control("POST", "/faults", [{"method": "GET", "path_contains": name, "corrupt": 5, "count": -1}])
+        p = mayfly("cp", "s3://%s/%s" % (BUCKET, name), dst, env=c.admin_env())
+        c.control("DELETE", "/faults")
+        check(p.returncode == 1, "%s: corrupt on every attempt, yet exit %d: %s" % (name, p.returncode, out(p)))
+        check("s3://%s/%s" % (BUCKET, name) in out(p) and "CRC32" in out(p), out(p))
+        check(not os.path.exists(dst), "%s: corrupt file under the final name" % name)
+        check(not [n for n in os.listdir(c.tmp) if n.startswith("." + name)], "temp file left")
+
+
+def test_recursive_download_checks_each_file_in_one_get(c):
+    """A prefix download takes each small object's size from the listing: one GET, no HEAD, checked against the
+    checksum that GET answers with (whole-object, or a composite read back from the file); a corrupt body is
+    fetched again, and corrupt every time it fails naming the object."""
+    d = os.path.join(c.tmp, "rec-src")
+    os.makedirs(d, exist_ok=True)
+    for name, size in (("a.bin", 300 << 10), ("b.bin", 0), ("c.bin", 1 << 20)):
+        with open(os.path.join(d, name), "wb") as f:
+            f.write(os.urandom(size))
+    check(mayfly("cp", "--recursive", d, "s3://%s/rec/" % BUCKET, env=c.admin_env()).returncode == 0, "upload")
+    big = rand_file(c, "rec-mp.bin", 7 << 20)  # two 5 MiB parts: a composite under one download part
+    p = mayfly("cp", big, "s3://%s/rec/mp.bin" % BUCKET, "--part-size", "5", env=c.admin_env())
+    check(p.returncode == 0, out(p))
+    dst = os.path.join(c.tmp, "rec-dst")
+    c.control("POST", "/stats/reset")
+    c.control("POST", "/faults", [{"method": "GET", "path_contains": "rec/c.bin", "corrupt": 777, "count": 1},
+                                  {"method": "GET", "path_contains": "rec/mp.bin", "corrupt": 6 << 20, "count": 1}])
+    p = mayfly("cp", "--recursive", "s3://%s/rec/" % BUCKET, dst, env=c.admin_env())
+    check(p.returncode == 0, out(p))
+    log = c.stats()["moto_log"]
+    check(c.stats()["faults_fired"] == 2, "the corruptions did not fire")
+    heads = [e for e in log if e["method"] == "HEAD"]
+    check([e["query"] for e in heads] == ["partNumber=1"], "HEADs beyond the composite's part 1: %r" % heads)
+    for name in ("a.bin", "b.bin", "c.bin"):
+        check(sha(os.path.join(dst, name)) == sha(os.path.join(d, name)), name + " differs")
+    check(sha(os.path.join(dst, "mp.bin")) == sha(big), "mp.bin differs")
+    shutil.rmtree(dst)
+    c.control("POST", "/faults", [{"method": "GET", "path_contains": "rec/mp.bin", "corrupt": 1, "count": -1}])
+    p = mayfly("cp", "--recursive", "s3://%s/rec/" % BUCKET, dst, env=c.admin_env())
+    c.control("DELETE", "/faults")
+    check(p.returncode == 1 and "s3://%s/rec/mp.bin" % BUCKET in out(p) and "CRC32" in out(p), out(p))
+    check(not os.path.exists(os.path.join(dst, "mp.bin")), "corrupt file kept")
+
+
+def test_checksum_header_mismatch_detected(c):
+    """The other side of the same check: S3's checksum (the HEAD's) disagreeing with intact bytes is refused too."""
+    name = "crc-hdr.bin"
+    _corrupt_get(c, name, 4096)
+    dst = os.path.join(c.tmp, name + ".out")
+    c.control("POST", "/faults", [{"method": "HEAD", "path_contains": name, "checksum": "AAAAAA==", "count": 1}])
+    p = mayfly("cp", "s3://%s/%s" % (BUCKET, name), dst, env=c.admin_env())
+    c.control("DELETE", "/faults")
+    check(p.returncode == 1 and "CRC32" in out(p) and name in out(p), out(p))
+    check(not os.path.exists(dst), "file kept")
 
 
 def test_connection_reset_retried(c):

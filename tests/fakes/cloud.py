@@ -130,6 +130,9 @@ def check_s3_payload(headers, body: bytes) -> tuple[str, str, str] | None:
                     "The provided 'x-amz-content-sha256' header does not match what was computed.",
                     f"<ClientComputedContentSHA256>{xml_escape(sha)}</ClientComputedContentSHA256>"
                     f"<S3ComputedContentSHA256>{got}</S3ComputedContentSHA256>")
+    bad = check_s3_checksum(headers, body, streaming)
+    if bad:
+        return bad
     md5 = headers.get("Content-MD5")
     if md5 is not None and not streaming:
         try:
@@ -143,6 +146,62 @@ def check_s3_payload(headers, body: bytes) -> tuple[str, str, str] | None:
             return ("BadDigest", "The Content-MD5 you specified did not match what we received.",
                     f"<ExpectedDigest>{xml_escape(md5)}</ExpectedDigest>"
                     f"<CalculatedDigest>{base64.b64encode(hashlib.md5(body).digest()).decode()}</CalculatedDigest>")
+    return None
+
+
+_CHECKSUM_ALGS = {"crc32": "CRC32", "crc32c": "CRC32C", "crc64nvme": "CRC64NVME", "sha1": "SHA1", "sha256": "SHA256"}
+
+
+def crc32_b64(body: bytes) -> str:
+    """botocore's own CRC32 checksum class, so the fake and the SDK agree by construction."""
+    from botocore.httpchecksum import Crc32Checksum
+
+    c = Crc32Checksum()
+    c.update(body)
+    return c.b64digest()
+
+
+def check_s3_checksum(headers, body: bytes, streaming: bool) -> tuple[str, str, str] | None:
+    """What moto 5.2.1 skips (a TODO in S3Response._get_checksum): S3 verifies an x-amz-checksum-<alg> header
+    against the body, and x-amz-sdk-checksum-algorithm must name a checksum that is there. CRC32 is verified;
+    the other algorithms only for their form (their libraries are not all here: moto itself computes CRC32 where
+    CRC32C is asked without the crc32c module)."""
+    sent = {k.lower()[len("x-amz-checksum-"):]: v for k, v in headers.items()
+            if k.lower().startswith("x-amz-checksum-") and k.lower()[len("x-amz-checksum-"):] in _CHECKSUM_ALGS}
+    alg = (headers.get("x-amz-sdk-checksum-algorithm") or "").strip()
+    if alg and not streaming and alg.lower() not in sent:
+        return ("InvalidRequest", "x-amz-sdk-checksum-algorithm specified, but no corresponding x-amz-checksum-* "
+                "or x-amz-trailer headers were found.", "")
+    if len(sent) > 1:
+        return ("InvalidRequest", "Expecting a single x-amz-checksum- header. Multiple checksum Types are not "
+                "allowed.", "")
+    if "crc32" in sent and not streaming:
+        v = sent["crc32"].strip()
+        try:
+            ok = len(base64.b64decode(v, validate=True)) == 4
+        except ValueError:
+            ok = False
+        if not ok:
+            return ("InvalidRequest", "Value for x-amz-checksum-crc32 header is invalid.", "")
+        if crc32_b64(body) != v:
+            return ("BadDigest", "The CRC32 you specified did not match the calculated checksum.", "")
+    return None
+
+
+def check_complete_checksums(rec: dict, body: bytes) -> tuple[str, str] | None:
+    """S3: an upload created with a checksum algorithm completes only with each part's checksum in the XML, the
+    one that part was uploaded with."""
+    tag = "Checksum" + rec["alg"]
+    for m in re.finditer(rb"<Part>(.*?)</Part>", body, re.S):
+        pn = re.search(rb"<PartNumber>\s*(\d+)\s*</PartNumber>", m.group(1))
+        cv = re.search(rb"<" + tag.encode() + rb">\s*([^<]*?)\s*</" + tag.encode() + rb">", m.group(1))
+        n = int(pn.group(1)) if pn else 0
+        if not cv:
+            return ("InvalidRequest", "The upload was created using a %s checksum. The complete request must include "
+                    "the checksum for each part. It was missing for part %d in the request." % (rec["alg"].lower(), n))
+        if rec["parts"].get(n) != cv.group(1).decode():
+            return ("InvalidPart", "One or more of the specified parts could not be found. The part may not have "
+                    "been uploaded, or the specified checksum may not have matched the part's checksum.")
     return None
 
 
@@ -195,6 +254,7 @@ class Stats:
                 "imds_429": self.imds_status["429"],
                 "creds_issued": self.c["creds_issued"],
                 "moto_requests": self.c["moto_requests"],
+                "moto_bytes_in": self.c["moto_bytes_in"],
                 "moto_status": dict(sorted(self.moto_status.items())),
                 "expired_rejections": self.c["expired_rejections"],
                 "skew_rejections": self.c["skew_rejections"],
@@ -227,6 +287,8 @@ class Cloud:
         self.issued: dict[str, dict] = {}  # akid -> cred
         # moto-side fault rules
         self.fault_rules: list[dict] = []
+        # multipart uploads created with x-amz-checksum-algorithm: upload id -> {"alg", "parts": {n: value}}
+        self.mpu_checksums: dict[str, dict] = {}
         # filled by bootstrap
         self.region = args.region
         self.endpoint = ""
@@ -349,9 +411,10 @@ class Cloud:
         for r in rules:
             if not isinstance(r, dict):
                 raise ValueError("each rule must be a JSON object")
-            kinds = [k for k in ("status", "truncate", "delay", "reset") if k in r]
+            kinds = [k for k in ("status", "truncate", "delay", "reset", "corrupt", "checksum") if k in r]
             if len(kinds) != 1:
-                raise ValueError("a rule needs exactly one action: status | truncate | delay | reset")
+                raise ValueError("a rule needs exactly one action: status | truncate | delay | reset | corrupt | "
+                                 "checksum")
             rule = dict(r)
             rule["kind"] = kinds[0]
             rule["count"] = int(r.get("count", 1))
@@ -362,6 +425,10 @@ class Cloud:
                 rule["truncate"] = int(r["truncate"])
             elif rule["kind"] == "delay":
                 rule["delay"] = float(r["delay"])
+            elif rule["kind"] == "corrupt":
+                rule["corrupt"] = int(r["corrupt"])
+            elif rule["kind"] == "checksum":
+                rule["checksum"] = str(r["checksum"])
             elif rule["kind"] == "reset":
                 if r["reset"] not in (True, "before", "after"):
                     raise ValueError('reset must be true, "before" or "after"')
@@ -780,6 +847,7 @@ def make_moto_handler():
                 "action": action,
                 "access_key_id": akid,
                 "status": None,
+                "bytes": len(body),
             }
             fmt = fmt_for_service(service)
 
@@ -792,6 +860,7 @@ def make_moto_handler():
                 if note:
                     entry["note"] = note
                 cloud.stats.inc("moto_requests")
+                cloud.stats.inc("moto_bytes_in", entry["bytes"])
                 with cloud.stats.lock:
                     cloud.stats.moto_status[str(status_code)] += 1
                     cloud.stats.moto_log.append(entry)
@@ -885,6 +954,17 @@ def make_moto_handler():
                                       "A header you provided implies functionality that is not implemented"))
                 return
 
+            mpu_q = urllib.parse.parse_qs(query, keep_blank_values=True)
+            upload_id = (mpu_q.get("uploadId") or [None])[0]
+            if (not internal and service == "s3" and method == "POST" and upload_id
+                    and upload_id in cloud.mpu_checksums):
+                bad = check_complete_checksums(cloud.mpu_checksums[upload_id], body)
+                if bad:
+                    finish(400, note=bad[0])
+                    self._write("400 Bad Request", [("Content-Type", "application/xml")],
+                                error_xml("s3", bad[0], bad[1]))
+                    return
+
             denied = (service == "ec2" and action in ("TerminateInstances", "StopInstances")
                       and cloud.args.role_deny_terminate and not cloud.args.auth and akid in cloud.issued)
             if denied:  # no-auth mode: moto evaluates no policies, so enforce the role's deny here
@@ -926,6 +1006,16 @@ def make_moto_handler():
 
             code = int(status.split(" ", 1)[0])
             note = None
+            if not internal and service == "s3" and 200 <= code < 300:
+                alg = self.headers.get("x-amz-checksum-algorithm")
+                if method == "POST" and "uploads" in mpu_q and alg:
+                    m3 = re.search(rb"<UploadId>([^<]+)</UploadId>", rbody)
+                    if m3:
+                        cloud.mpu_checksums[m3.group(1).decode()] = {"alg": alg.upper(), "parts": {}}
+                elif method == "PUT" and upload_id in cloud.mpu_checksums and mpu_q.get("partNumber"):
+                    rec = cloud.mpu_checksums[upload_id]
+                    rec["parts"][int(mpu_q["partNumber"][0])] = self.headers.get(
+                        "x-amz-checksum-" + rec["alg"].lower())
             # moto answers a policy denial on EC2 with <ErrorResponse>...AccessDenied; real EC2 says
             # 403 UnauthorizedOperation in <Response><Errors>.
             if service == "ec2" and code == 403 and b"<Code>AccessDenied</Code>" in rbody:
@@ -957,6 +1047,20 @@ def make_moto_handler():
                     self._write(status, headers, rbody, limit=truncate["truncate"])
                 finally:
                     self._abort(rst=bool(truncate.get("rst")))
+                return
+            if rule and rule["kind"] == "corrupt" and 200 <= code < 300 and rbody:
+                # one bit flipped at that offset of the body (clamped): bytes damaged in flight, headers intact
+                i = min(max(rule["corrupt"], 0), len(rbody) - 1)
+                rbody = rbody[:i] + bytes([rbody[i] ^ 0x01]) + rbody[i + 1:]
+                finish(code, "corrupt:%d" % i, note)
+                self._write(status, headers, rbody)
+                return
+            if rule and rule["kind"] == "checksum" and 200 <= code < 300:
+                # the checksum header S3 answers with (x-amz-checksum-mode) replaced by the rule's value
+                headers = [(k, v) for k, v in headers if not k.lower().startswith("x-amz-checksum-crc32")]
+                headers.append(("x-amz-checksum-crc32", rule["checksum"]))
+                finish(code, "checksum", note)
+                self._write(status, headers, rbody)
                 return
             finish(code, "delay" if rule and rule["kind"] == "delay" else None, note)
             self._write(status, headers, rbody)

@@ -192,9 +192,6 @@ static void test_encoding(void) {
         T_EXPECT("iso8601 parse", parse_iso8601("2015-08-30T12:36:00Z", &t) == 0 && t == 1440938160);
         T_EXPECT("iso8601 fractional", parse_iso8601("2015-08-30T12:36:00.123Z", &t) == 0 && t == 1440938160);
         T_EXPECT("iso8601 garbage", parse_iso8601("yesterday", &t) < 0);
-        char md5[32];
-        md5_base64("", -1, 0, 0, md5);
-        T_EXPECT_STR("content-md5 of empty", md5, "1B2M2Y8AsgTpgAmY7PhCfg==");
         struct buf cap = BUF_INIT(4);
         T_EXPECT("buffer cap enforced", buf_adds(&cap, "abc") == 0 && buf_adds(&cap, "d") == -E2BIG);
         buf_free(&cap);
