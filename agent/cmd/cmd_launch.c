@@ -12,6 +12,7 @@
 #include "aws/autoscaling.h"
 #include "aws/ec2.h"
 #include "run/job.h"
+#include "run/ledger.h"
 #include "aws/transfer.h"
 #include "cmd/userdata.h"
 
@@ -587,6 +588,28 @@ static void print_cost(const cJSON *cost) {
                        why ? why : cJSON_GetStringValue(cJSON_GetObjectItem(cost, "total_unknown")) ?: "no price");
 }
 
+/* A run shared by instances that has not ended: alive while its instances beat their heartbeat, else lost. */
+static void print_liveness(struct aws_ctx *c, const char *bucket, const char *run, const cJSON *st) {
+        const char *o = cJSON_GetStringValue(cJSON_GetObjectItem(st, "outcome"));
+        struct ledger_liveness lv;
+        struct aws_result res = { 0 };
+        if (ledger_liveness(c, bucket, run, &lv, &res) < 0 || !lv.has_ledger || lv.ended || (o && strcmp(o, "running")))
+                return;
+        char when[40] = "never";
+        if (lv.last_beat) {
+                struct tm tm;
+                gmtime_r(&lv.last_beat, &tm);
+                strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+        }
+        long quiet = lv.last_beat ? (long)(now_wall() - lv.last_beat) : -1;
+        if (quiet >= 0 && quiet < (long)(lv.ttl * LEDGER_SKEW))
+                printf("alive:    last heartbeat %lds ago (%s, %s, phase %s)\n", quiet, when, lv.last_instance,
+                       lv.last_phase);
+        else
+                printf("LOST:     no instance has beaten the run's heartbeat since %s (%zu instances seen); nothing "
+                       "runs it now: launch it again with the same run id to go on\n", when, lv.instances);
+}
+
 int cmd_status(int argc, char **argv) {
         static const char usage[] = "usage: mayfly status RESULTS_URI [--json]\n\n"
                                     "  The state of a run from its status.json: s3://bucket/prefix/NAME/RUN-ID/, or\n"
@@ -646,6 +669,10 @@ int cmd_status(int argc, char **argv) {
                 print_report_link(&c, bucket, run, have_report);
                 print_cost(cJSON_GetObjectItem(st, "cost"));
                 printf("outcome:  %s\n", (g = cJSON_GetStringValue(cJSON_GetObjectItem(st, "outcome"))) ? g : "?");
+                print_liveness(&c, bucket, run, st);
+                if ((g = cJSON_GetStringValue(cJSON_GetObjectItem(st, "progress"))))
+                        printf("progress: %s%s%s\n", g, cJSON_GetStringValue(cJSON_GetObjectItem(st, "eta")) ? ", ETA " : "",
+                               cJSON_GetStringValue(cJSON_GetObjectItem(st, "eta")) ?: "");
                 if ((g = cJSON_GetStringValue(cJSON_GetObjectItem(st, "error"))))
                         printf("error:    %s\n", g);
                 cJSON *in = cJSON_GetObjectItem(st, "instance");
