@@ -41,6 +41,7 @@ import os
 import queue
 import re
 import signal
+import stat
 import subprocess
 import sys
 import threading
@@ -475,7 +476,7 @@ class Simulator:
         # experiments run as another user: the path to their workdir must be traversable
         sd = os.path.abspath(self.args.state_dir)
         if self.dir.startswith(sd + "/"):
-            os.chmod(sd, os.stat(sd).st_mode | 0o711)
+            os.chmod(sd, stat.S_IMODE(os.stat(sd).st_mode) | 0o711)
         _prctl(PR_SET_CHILD_SUBREAPER, 1)  # what a killed init leaves comes to us, to be reaped
         from moto.ec2.models import ec2_backends
         from moto.autoscaling import autoscaling_backends
