@@ -10,6 +10,8 @@ import os
 import tarfile
 import time
 
+import boto3
+
 from harness import Cloud, RunResults, check
 
 BUCKET = "mayfly-test"
@@ -182,6 +184,14 @@ def test_autoscaling_replacement_boots_a_fresh_root_and_deleting_the_group_ends_
         check(c.imds(i1, "meta-data/spot/instance-action")[0] == 404, "a notice nobody sent")
         doc = json.loads(c.imds(i1, "dynamic/instance-identity/document")[1])
         check(doc["instanceId"] == i1 and doc["instanceType"] == "g5.xlarge", repr(doc))
+        # its role (the template's instance profile) may see and end its group, as an agent ending a run will
+        cr = json.loads(c.imds(i1, "meta-data/iam/security-credentials/" + c.info["role"])[1])
+        role_asg = boto3.client("autoscaling", endpoint_url=c.endpoint, region_name=c.info["region"],
+                                aws_access_key_id=cr["AccessKeyId"], aws_secret_access_key=cr["SecretAccessKey"],
+                                aws_session_token=cr["Token"])
+        groups = role_asg.describe_auto_scaling_groups()["AutoScalingGroups"]
+        check([(g["AutoScalingGroupName"], [m["InstanceId"] for m in g["Instances"]]) for g in groups] ==
+              [("sim-group", [i1])], repr(groups))
 
         ec2.terminate_instances(InstanceIds=[i1])  # through EC2: the group replaces it
         got = c.wait_instances(lambda l: len(l) == 2 and l[0]["state"] == "terminated" and workdir_lines(l[1]),

@@ -1196,7 +1196,7 @@ def bootstrap(cloud: Cloud, args) -> None:
                        "AWS": [f"arn:aws:iam::{ACCOUNT_ID}:user/admin", f"arn:aws:iam::{ACCOUNT_ID}:root"]}},
     ]}
     iam.create_role(RoleName=ROLE_NAME, AssumeRolePolicyDocument=json.dumps(trust), MaxSessionDuration=43200)
-    stmts = [{"Effect": "Allow", "Action": ["s3:*", "ec2:*"], "Resource": "*"}]
+    stmts = [{"Effect": "Allow", "Action": ["s3:*", "ec2:*", "autoscaling:*"], "Resource": "*"}]
     if args.role_deny_terminate:
         stmts.append({"Effect": "Deny", "Action": ["ec2:TerminateInstances", "ec2:StopInstances"],
                       "Resource": "*"})
