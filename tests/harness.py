@@ -17,9 +17,16 @@ CLEAN_ENV_DROP = ("AWS_", "MAYFLY_")
 
 
 class Cloud:
-    """One fake cloud process; `with Cloud(...) as c:` starts and stops it."""
+    """One fake cloud process; `with Cloud(...) as c:` starts and stops it.
 
-    def __init__(self, auth=True, cred_ttl=None, deny_terminate=False, buckets=("mayfly-test",), extra=()):
+    simulate=True turns on the instance simulator (tests/fakes/instances.py): every instance moto starts boots the
+    mayfly binary `mayfly` (default: the build's) with the job its user-data writes; extra_env goes to every agent;
+    grace (s) is the time from an instance's shutdown to the SIGKILL of its processes, boot_delay (s) how long an
+    instance stays pending. Then instances(), instance(iid), wait_instances(), spot(), rebalance(), kill(),
+    poweroff(), boot_env() and imds(iid, path) drive and read the simulated instances."""
+
+    def __init__(self, auth=True, cred_ttl=None, deny_terminate=False, buckets=("mayfly-test",), extra=(),
+                 simulate=False, mayfly=None, extra_env=None, grace=None, boot_delay=None, restart_sec=None):
         self.dir = tempfile.mkdtemp(prefix="mayfly-cloud-")
         args = [sys.executable, os.path.join(ROOT, "tests", "fakes", "cloud.py"), "--state-dir", self.dir]
         if not auth:
@@ -30,6 +37,13 @@ class Cloud:
             args.append("--role-deny-terminate")
         for b in buckets:
             args += ["--bucket", b]
+        if simulate:
+            args += ["--simulate-instances", "--mayfly", mayfly or MAYFLY]
+            for k, v in (extra_env or {}).items():
+                args += ["--agent-env", "%s=%s" % (k, v)]
+            for opt, v in (("--sim-grace", grace), ("--sim-boot-delay", boot_delay), ("--sim-restart-sec", restart_sec)):
+                if v is not None:
+                    args += [opt, str(v)]
         args += list(extra)
         self.args = args
         self.proc = None
@@ -77,6 +91,82 @@ class Cloud:
 
     def stats(self):
         return self.control("GET", "/stats")
+
+    # ---- the instance simulator (Cloud(simulate=True)) ----
+    def instances(self):
+        """Every simulated instance, oldest first: instance_id, state (pending, running, stopping, stopped,
+        shutting-down, terminated), ec2_state (moto's), root, imds_endpoint, lifecycle, group, tags, boots,
+        agent_pid, agent_running, agent_exit_code, agent_signal, ended_by, ... (tests/fakes/README.md)."""
+        return self.control("GET", "/instances")["instances"]
+
+    def instance(self, iid):
+        return self.control("GET", "/instances/" + iid)
+
+    def wait_instances(self, pred, timeout=60, interval=0.3, what="instances"):
+        """Polls instances() until pred(list) is truthy; returns that list (AssertionError with the last list
+        after timeout)."""
+        deadline = time.time() + timeout
+        while True:
+            got = self.instances()
+            if pred(got):
+                return got
+            if time.time() >= deadline:
+                raise AssertionError("%s: not reached in %ds: %s" % (what, timeout, json.dumps(
+                    [{k: i.get(k) for k in ("instance_id", "state", "ec2_state", "agent_running", "agent_exit_code",
+                                            "agent_signal", "boot_error", "ended_by")} for i in got])))
+            time.sleep(interval)
+
+    def wait_instance(self, iid, pred, timeout=60, what=None):
+        """Polls instance(iid) until pred(dict) is truthy; returns it."""
+        got = self.wait_instances(lambda l: any(i["instance_id"] == iid and pred(i) for i in l), timeout,
+                                  what=what or iid)
+        return next(i for i in got if i["instance_id"] == iid)
+
+    def spot(self, iid, in_s=120, action="terminate", enforce=True):
+        """A spot interruption notice on one instance, for now + in_s; at that time the simulator interrupts it
+        (terminates, or stops for stop/hibernate) unless enforce=False."""
+        return self.control("POST", "/instances/%s/spot" % iid, {"in": in_s, "action": action, "enforce": enforce})
+
+    def rebalance(self, iid, in_s=0):
+        return self.control("POST", "/instances/%s/rebalance" % iid, {"in": in_s})
+
+    def kill(self, iid):
+        """Hardware loss: SIGKILL to every process of the instance at once, then the instance terminated in moto."""
+        return self.control("POST", "/instances/%s/kill" % iid, {})
+
+    def poweroff(self, iid):
+        """An OS-initiated power-off (what the agent's MAYFLY_POWEROFF_COMMAND does)."""
+        return self.control("POST", "/instances/%s/poweroff" % iid, {})
+
+    def boot_env(self, *envs):
+        """Environment for the next instances to boot, one dict each, in boot order (e.g. FAKETIME per instance)."""
+        return self.control("POST", "/sim/boot-env", {"envs": list(envs)})
+
+    def imds(self, iid, path):
+        """GET latest/<path> from one simulated instance's IMDS (IMDSv2): (status, body bytes)."""
+        import urllib.error
+        ep = self.instance(iid)["imds_endpoint"]
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        tok = opener.open(urllib.request.Request(ep + "/latest/api/token", method="PUT", headers={
+            "X-aws-ec2-metadata-token-ttl-seconds": "60"}), timeout=10).read().decode()
+        try:
+            with opener.open(urllib.request.Request(ep + "/latest/" + path, headers={
+                    "X-aws-ec2-metadata-token": tok}), timeout=10) as r:
+                return r.status, r.read()
+        except urllib.error.HTTPError as e:
+            return e.code, e.read()
+
+    def userdata(self, job, *args):
+        """The user-data `mayfly userdata JOB ARGS...` renders (bytes); job: a dict or a path."""
+        path = job
+        if isinstance(job, dict):
+            fd, path = tempfile.mkstemp(prefix="mayfly-job-", suffix=".json", dir=self.dir)
+            with os.fdopen(fd, "w") as f:
+                json.dump(job, f)
+        p = subprocess.run([MAYFLY, "userdata", path, *args], capture_output=True, timeout=60)
+        if p.returncode != 0:
+            raise AssertionError("mayfly userdata failed: " + p.stderr.decode(errors="replace"))
+        return p.stdout
 
     def base_env(self):
         env = {k: v for k, v in os.environ.items() if not k.startswith(CLEAN_ENV_DROP)}
@@ -149,6 +239,59 @@ class ResultsView:
     def instance_state(self):
         r = self.cloud.boto("ec2").describe_instances(InstanceIds=[self.cloud.info["instance_id"]])
         return r["Reservations"][0]["Instances"][0]["State"]["Name"]
+
+
+class RunResults:
+    """What one run left under its prefix in S3 (s3://bucket/<prefix>, prefix ending in '/'): keys, objects and
+    status.json. RunResults.find(cloud, ...) picks runs by their status."""
+
+    def __init__(self, cloud, prefix, bucket=ResultsView.BUCKET):
+        self.cloud, self.prefix, self.bucket = cloud, prefix, bucket
+
+    def __repr__(self):
+        return "RunResults(s3://%s/%s)" % (self.bucket, self.prefix)
+
+    def keys(self, sub=""):
+        """Keys under the prefix (relative to it), every page."""
+        s3, out, token = self.cloud.boto("s3"), [], None
+        while True:
+            kw = {"Bucket": self.bucket, "Prefix": self.prefix + sub}
+            if token:
+                kw["ContinuationToken"] = token
+            r = s3.list_objects_v2(**kw)
+            out += [o["Key"][len(self.prefix):] for o in r.get("Contents", [])]
+            token = r.get("NextContinuationToken")
+            if not token:
+                return out
+
+    def get(self, rel):
+        return self.cloud.boto("s3").get_object(Bucket=self.bucket, Key=self.prefix + rel)["Body"].read()
+
+    def exists(self, rel):
+        return rel in self.keys(rel)
+
+    def status(self):
+        """status.json of the run, or None."""
+        return json.loads(self.get("status.json")) if self.exists("status.json") else None
+
+    @classmethod
+    def find(cls, cloud, results="results/", bucket=ResultsView.BUCKET, instance_id=None):
+        """Every run under the results prefix that has a status.json ([RunResults]); with instance_id, only the
+        runs whose status names that instance."""
+        s3, runs, token = cloud.boto("s3"), [], None
+        while True:
+            kw = {"Bucket": bucket, "Prefix": results}
+            if token:
+                kw["ContinuationToken"] = token
+            r = s3.list_objects_v2(**kw)
+            runs += [o["Key"][:-len("status.json")] for o in r.get("Contents", []) if o["Key"].endswith("/status.json")]
+            token = r.get("NextContinuationToken")
+            if not token:
+                break
+        out = [cls(cloud, p, bucket) for p in sorted(runs)]
+        if instance_id:
+            out = [r for r in out if ((r.status() or {}).get("instance") or {}).get("id") == instance_id]
+        return out
 
 
 def load_tests(path):

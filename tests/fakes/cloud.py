@@ -33,6 +33,8 @@ import traceback
 import urllib.parse
 import uuid
 
+import instances  # the instance simulator, beside this file (tests/fakes/instances.py)
+
 LOG = logging.getLogger("fakecloud")
 
 # User-Agent marker for the harness's own boto3 calls (bootstrap, STS AssumeRole):
@@ -296,6 +298,7 @@ class Cloud:
         self.admin_secret = ""
         self.instance: dict = {}
         self.sts = None  # boto3 STS client with admin creds (internal)
+        self.sim = None  # the instance simulator (instances.py), with --simulate-instances
 
     # ---- IMDS tokens ----
     def new_token(self, ttl: int) -> str:
@@ -1234,6 +1237,9 @@ class ControlHandler(http.server.BaseHTTPRequestHandler):
                 n = len(cloud.fault_rules)
                 cloud.fault_rules.clear()
             return 200, {"ok": True, "cleared": n}
+        # the instance simulator (tests/fakes/instances.py)
+        if cloud.sim is not None and key[1].split("/")[1] in ("instances", "sim"):
+            return cloud.sim.route(key[0], key[1], body)
         return 404, {"error": f"no route {key[0]} {key[1]}"}
 
     do_GET = do_HEAD = do_PUT = do_POST = do_DELETE = do_PATCH = _handle
@@ -1466,7 +1472,9 @@ def parse_args(argv):
     p.add_argument("--imds-port", type=int, default=0)
     p.add_argument("--control-port", type=int, default=0)
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging to cloud.log")
+    instances.add_args(p)
     a = p.parse_args(argv)
+    instances.check_args(p, a)
     if a.cred_ttl < 1:
         p.error("--cred-ttl must be >= 1")
     a.buckets = a.buckets or ["mayfly-test"]
@@ -1545,6 +1553,10 @@ def main(argv=None) -> int:
 
         serve(imds_srv, "imds")
         serve(ctl_srv, "control")
+        if args.simulate_instances:
+            cloud.sim = instances.Simulator(cloud, args, imds_handler=IMDSHandler, server_cls=QuietThreadingHTTPServer,
+                                            view_base=Cloud, serve=serve)
+            cloud.sim.start(f"http://127.0.0.1:{ctl_srv.server_address[1]}")
         info = {
             "endpoint": cloud.endpoint,
             "imds_endpoint": f"http://127.0.0.1:{imds_srv.server_address[1]}",
@@ -1564,6 +1576,8 @@ def main(argv=None) -> int:
             "sig_fix": bool(args.sig_fix),
             "pid": os.getpid(),
         }
+        if cloud.sim is not None:
+            info.update(cloud.sim.info())
         write_json_atomic(state_file, info)
     except (Exception, SystemExit) as e:  # noqa: BLE001  (werkzeug sys.exit()s on a busy port)
         LOG.error("startup failed:\n%s", traceback.format_exc())
@@ -1581,6 +1595,8 @@ def main(argv=None) -> int:
 
     while not stop.wait(5):
         pass
+    if cloud.sim is not None:  # every simulated instance's processes go first
+        cloud.sim.stop()
 
     def _stop(srv):
         try:
