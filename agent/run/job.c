@@ -325,12 +325,16 @@ static bool good_run_id(const char *s) {
 
 static int parse_fleet(struct pctx *p, const cJSON *root, struct job *j) {
         int r = get_string(p, root, "run_id", "$", false, &j->run_id);
+        if (r == 0)
+                r = get_duration(p, root, "lease_ttl", "$", 5, &j->fleet.lease_ttl);
+        if (r == 0 && j->fleet.lease_ttl && !j->run_id)
+                return fail(p, "$.lease_ttl", "needs $.run_id: only a run shared by instances has leases", NULL);
         if (r == 0 && j->run_id && !good_run_id(j->run_id))
                 return fail(p, "$.run_id", "must be 1-128 characters of A-Z a-z 0-9 . _ - (got '%s')", j->run_id);
         const cJSON *f = cJSON_GetObjectItemCaseSensitive(root, "fleet");
         if (r < 0 || !f)
                 return r;
-        static const char *const keys[] = { "group", "launch_template", "size", "max_attempts", "lease_ttl", NULL };
+        static const char *const keys[] = { "group", "launch_template", "size", "max_attempts", NULL };
         if (!cJSON_IsObject(f))
                 return fail(p, "$.fleet", "must be an object {\"group\": NAME, \"launch_template\": NAME, "
                                           "\"size\": N}", NULL);
@@ -345,8 +349,6 @@ static int parse_fleet(struct pctx *p, const cJSON *root, struct job *j) {
                 r = get_int(p, f, "size", "$.fleet", 1, 64, &j->fleet.size);
         if (r == 0)
                 r = get_int(p, f, "max_attempts", "$.fleet", 0, 1000, &j->fleet.max_attempts);
-        if (r == 0)
-                r = get_duration(p, f, "lease_ttl", "$.fleet", 5, &j->fleet.lease_ttl);
         if (r == 0 && !j->fleet.size)
                 j->fleet.size = 1;
         return r;
@@ -579,8 +581,8 @@ static int parse_root(struct pctx *p, const cJSON *root, struct job *j) {
         static const char *const keys[] = { "name", "source", "workdir", "results", "env", "environment", "user",
                                             "experiments", "continue_on_failure", "outputs", "checkpoint", "gpu",
                                             "max_runtime", "log_interval", "on_exit", "on_error", "spot",
-                                            "stop_grace", "ship_timeout", "notify", "run_id", "fleet", "$schema",
-                                            NULL };
+                                            "stop_grace", "ship_timeout", "notify", "run_id", "fleet", "lease_ttl",
+                                            "$schema", NULL };
         int r = check_keys(p, root, "$", keys);
         if (r == 0)
                 r = get_string(p, root, "name", "$", true, &j->name);

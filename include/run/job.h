@@ -31,7 +31,7 @@ struct job_fleet {
         char *launch_template;
         int size;             /* instances (1: a run recovered after spot loss; more: a sweep) */
         int max_attempts;     /* per experiment; 0 = no limit */
-        long lease_ttl;       /* seconds an instance's claim on an experiment lasts unrenewed (default 60) */
+        long lease_ttl;       /* $.lease_ttl: seconds an instance's claim on an experiment lasts unrenewed (0: 60) */
 };
 
 #define JOB_MAX_URL 2048
