@@ -285,8 +285,9 @@ static char *lease_body(const struct ledger *L, long generation, int attempt) {
         return cJSON_PrintUnformatted(o);
 }
 
-/* attempts + 1 and this instance in the experiment's record (compare-and-swap, retried). The new count. */
-static int count_attempt(struct ledger *L, struct http_client *h, int i, struct aws_result *out) {
+/* attempts + 1 and this instance in the experiment's record (compare-and-swap, retried). The new count; -E2BIG,
+ * with nothing written, when max_attempts (> 0) are spent. */
+static int count_attempt(struct ledger *L, struct http_client *h, int i, int max_attempts, struct aws_result *out) {
         char key[S3_MAX_KEY + 1];
         int r = lkey(L, key, out, "exp/%s.json", L->job->experiments[i].name);
         for (int t = 0; r >= 0 && t < CAS_TRIES; t++) {
@@ -303,6 +304,10 @@ static int count_attempt(struct ledger *L, struct http_client *h, int i, struct 
                 if (o)
                         read_exp_record(&e, o);
                 cJSON_Delete(o);
+                if (max_attempts > 0 && e.attempts >= max_attempts) {
+                        L->exps[i].attempts = e.attempts;
+                        return -E2BIG;
+                }
                 _cleanup_(cjson_deletep) cJSON *n = cJSON_CreateObject();
                 cJSON *inst = n ? cJSON_AddArrayToObject(n, "instances") : NULL;
                 if (!inst)
@@ -360,11 +365,9 @@ static int ledger_claim_locked(struct ledger *L, int i, int max_attempts, struct
                 snprintf(L->etag, sizeof L->etag, "%s", tag);
                 L->generation = generation;
                 L->renewed_at = t0;
-                int a = count_attempt(L, &h, i, out);
+                int a = count_attempt(L, &h, i, max_attempts, out);
                 if (a < 0)
                         r = a;
-                else if (max_attempts > 0 && a > max_attempts)
-                        r = -E2BIG;
                 else
                         L->attempt = a;
                 if (r < 0) {
@@ -389,6 +392,17 @@ double ledger_lease_left(const struct ledger *L) {
 }
 
 
+/* After a 412 on a renewal: whether the lease object still carries the ETag this instance wrote last (S3 does not
+ * answer 412 to a matching If-Match, but a proxy or a confused retry may: then the write did not happen). */
+static bool lease_unchanged(struct ledger *L, struct http_client *h, const char *key) {
+        cJSON *o = NULL;
+        char etag[128];
+        struct aws_result out = { 0 };
+        bool same = get_json(L, h, key, &o, etag, &out) == 0 && !strcmp(etag, L->etag);
+        cJSON_Delete(o);
+        return same;
+}
+
 static int ledger_renew_locked(struct ledger *L, struct aws_result *out) {
         if (L->held < 0)
                 return -ENOENT;
@@ -409,6 +423,8 @@ static int ledger_renew_locked(struct ledger *L, struct aws_result *out) {
                         L->renewed_at = t0;
                         break;
                 }
+                if (r == -MF_EPRECOND && lease_unchanged(L, &h, key))
+                        continue; /* the lease is still the one this instance wrote last: nothing was written, again */
                 if (r != -MF_ECONFLICT)
                         break; /* 412: taken; anything else: try at the next renewal */
         }
@@ -623,14 +639,33 @@ int ledger_liveness(struct aws_ctx *c, const char *bucket, const char *prefix, s
 
 /* ---------- the keeper ---------- */
 
-static void lose(struct ledger *L) {
-        L->lost = true;
-        L->held = -1;
+/* Whether the run's end record exists (another instance ended the run). 1, 0, or -errno. */
+static int end_exists(struct ledger *L) {
+        char key[S3_MAX_KEY + 1];
+        struct aws_result out = { 0 };
+        int r = lkey(L, key, &out, "end.json");
+        struct http_client h;
+        if (r < 0 || (r = http_client_init(&h)) < 0)
+                return r;
+        _cleanup_free_ char *body = NULL;
+        char etag[128];
+        r = s3cas_get(L->c, &h, L->bucket, key, &body, etag, &out);
+        http_client_free(&h);
+        return r == 0 ? 1 : r == -MF_ENOTFOUND ? 0 : r;
+}
+
+static void wake(struct ledger *L) {
         if (L->wake_fd >= 0) {
                 uint64_t one = 1;
                 ssize_t n = write(L->wake_fd, &one, sizeof one);
                 (void)n;
         }
+}
+
+static void lose(struct ledger *L) {
+        L->lost = true;
+        L->held = -1;
+        wake(L);
 }
 
 static void *keeper(void *ud) {
@@ -654,7 +689,15 @@ static void *keeper(void *ud) {
                         pthread_mutex_unlock(&L->lock);
                         struct aws_result out = { 0 };
                         ledger_heartbeat(L, phase, exp[0] ? exp : NULL, &out);
+                        /* the run ended elsewhere (a failure with continue_on_failure false, max_attempts): the
+                         * work here stops too */
+                        bool over = !L->over && end_exists(L) == 1;
                         pthread_mutex_lock(&L->lock);
+                        if (over) {
+                                L->over = true;
+                                L->over_news = true;
+                                wake(L);
+                        }
                         next_beat = now_mono() + (double)L->ttl / 3;
                 }
                 struct timespec ts;
@@ -701,6 +744,14 @@ void ledger_set_wake(struct ledger *L, int wake_fd) {
         pthread_mutex_lock(&L->lock);
         L->wake_fd = wake_fd;
         pthread_mutex_unlock(&L->lock);
+}
+
+bool ledger_take_over(struct ledger *L) {
+        pthread_mutex_lock(&L->lock);
+        bool news = L->over_news;
+        L->over_news = false;
+        pthread_mutex_unlock(&L->lock);
+        return news;
 }
 
 bool ledger_take_lost(struct ledger *L) {

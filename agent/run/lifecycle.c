@@ -88,7 +88,8 @@ static const char *const end_names[END__MAX] = { "", "finished", "error", "spot-
 static const char *const outcome_names[OUT__MAX] = { "running", "succeeded", "failed", "timeout", "gpu-idle",
                                                      "interrupted", "error" };
 static const char *const reason_names[R__MAX] = { "", "exit", "timeout", "gpu-idle", "interrupted", "max-runtime",
-                                                  "agent-stopped", "skipped", "error", "lease-lost" };
+                                                  "agent-stopped", "skipped", "error", "lease-lost",
+                                                  "run-over" };
 
 static const char *name_of(const char *const *t, size_t n, int v) {
         return v >= 0 && (size_t)v < n ? t[v] : NULL;

@@ -199,6 +199,11 @@ static int on_watch(struct run *R) {
                           R->job.experiments[R->cur_idx].name);
                 exp_stop(&R->cur, R_LEASE_LOST, MIN(R->job.stop_grace, R->ledger.ttl / 2));
         }
+        if (R->ledger_ok && ledger_take_over(&R->ledger) && R->cur_idx >= 0) {
+                log_info("run %s was ended by another instance: stopping experiment %s", R->st.run_id,
+                         R->job.experiments[R->cur_idx].name);
+                exp_stop(&R->cur, R_RUN_OVER, R->job.stop_grace);
+        }
         if (reb && !R->rebalance_seen) {
                 R->rebalance_seen = true;
                 log_info("rebalance recommendation received");
@@ -275,7 +280,7 @@ static int act_fetch(struct run *R) {
         /* fail before spending hours on a run whose results could not be kept */
         _cleanup_free_ char *js = NULL;
         struct aws_result res = { 0 };
-        if (build_status(R, false, &js) == 0 && shipper_put_text(&R->ship, "status.json", js, "application/json", &res) < 0) {
+        if (build_status(R, false, &js) == 0 && shipper_put_status(&R->ship, js, &res) < 0) {
                 R->ship_ready = false; /* nothing can be shipped there */
                 return failed(R, "cannot write to the results location %s: %s", R->results_uri, res.msg);
         }
@@ -424,8 +429,12 @@ static int start_experiment(struct run *R, size_t i, bool resume) {
         snprintf(e_res, sizeof e_res, "MAYFLY_RESULTS=%s", R->results_uri);
         snprintf(e_ck, sizeof e_ck, "MAYFLY_CHECKPOINT_DIR=%s", ckpt);
         snprintf(e_att, sizeof e_att, "MAYFLY_ATTEMPT=%d", s->attempts + 1);
-        char *menv[7] = { e_run, e_exp, e_res, e_att };
-        size_t nm = 4;
+        char e_type[96], e_iid[96], e_gpus[48];
+        snprintf(e_type, sizeof e_type, "MAYFLY_INSTANCE_TYPE=%s", R->inst.type);
+        snprintf(e_iid, sizeof e_iid, "MAYFLY_INSTANCE_ID=%s", R->inst.id);
+        snprintf(e_gpus, sizeof e_gpus, "MAYFLY_GPU_COUNT=%d", R->have_gpu_inv ? R->gpu_inv.count : 0);
+        char *menv[10] = { e_run, e_exp, e_res, e_att, e_type, e_iid, e_gpus };
+        size_t nm = 7;
         if (ckpt[0])
                 menv[nm++] = e_ck;
         if (resume)
@@ -472,7 +481,9 @@ static void finish_experiment(struct run *R) {
         R->cur_idx = -1;
         watcher_experiment(&R->watch, false);
         shipper_checkpoint_current(&R->ship, -1, NULL);
-        s->st = s->reason == R_AGENT_STOPPED ? EXP_RUNNING : s->reason == R_LEASE_LOST ? EXP_PENDING : EXP_DONE;
+        s->st = s->reason == R_AGENT_STOPPED                             ? EXP_RUNNING
+                : s->reason == R_LEASE_LOST || s->reason == R_RUN_OVER ? EXP_PENDING
+                                                                        : EXP_DONE;
         log_info("experiment %s ended: %s %d (%s)", R->job.experiments[i].name, s->signal ? "signal" : "exit code",
                  s->signal ? s->signal : s->exit_code, exp_reason_name(s->reason));
         if (s->st == EXP_DONE && s->exit_code != 0 && !R->job.continue_on_failure && R->st.end == END_NONE &&
@@ -702,8 +713,11 @@ static int fleet_start(struct run *R) {
                 if (ev != EV_EXP_ENDED)
                         return ev; /* a stop, a notice, max_runtime: the claim is given back once shipped */
                 ledger_set_phase(&R->ledger, "RUN", NULL);
-                if (s->st != EXP_DONE)
-                        continue; /* its claim was lost: it is another instance's now */
+                if (s->st != EXP_DONE) {
+                        if (s->reason == R_RUN_OVER)
+                                ledger_release(&R->ledger, &out); /* nobody runs it now: the run is over */
+                        continue; /* its claim was lost (another instance's now), or the run is over */
+                }
                 if (commit_experiment(R, (size_t)i) < 0) {
                         ev = pending_event(R);
                         return ev >= 0 ? ev : EV_EXP_ENDED;
@@ -1158,6 +1172,7 @@ static enum lc_event start(struct run *R, bool failsafe) {
                 return failed(R, "cannot set up the results location %s", R->job.results);
         if (R->job.run_id) {
                 R->fleet = true;
+                shipper_share_status(&R->ship); /* the final status is the ender's alone */
                 R->sweep = R->job.fleet.size > 1;
                 for (size_t i = 0; i < R->job.n_experiments; i++)
                         R->sweep |= R->job.experiments[i].n_after > 0;

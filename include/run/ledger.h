@@ -68,6 +68,7 @@ struct ledger {
         pthread_t th;
         bool keeping, stop;
         bool lost;                    /* the held lease was taken, or could not be renewed in time */
+        bool over, over_news;         /* the keeper found the run's end record (news: not yet taken) */
         int wake_fd;                  /* an eventfd written when lost becomes true (-1: none) */
         char phase[16], experiment[80];
         char exp_etag[256][128];      /* the exp records' ETags last read: read again only when changed */
@@ -122,12 +123,15 @@ int ledger_liveness(struct aws_ctx *c, const char *bucket, const char *prefix, s
                     struct aws_result *out);
 
 /* The keeper thread: renews the held lease every ttl/3 (a renewal it cannot make in time gives the experiment up:
- * lost, wake_fd written, long before an observer may take it) and writes the heartbeat. */
+ * lost, wake_fd written, long before an observer may take it), writes the heartbeat and looks for the run's end
+ * record (over, wake_fd written). */
 int ledger_keeper_start(struct ledger *L, int wake_fd);
 void ledger_keeper_stop(struct ledger *L);
 /* What the heartbeat says from now on. */
 void ledger_set_phase(struct ledger *L, const char *phase, const char *experiment);
 /* Where a lost lease is signalled from now on (-1: nowhere). */
 void ledger_set_wake(struct ledger *L, int wake_fd);
+/* The keeper found that another instance ended the run (once; the news is cleared). */
+bool ledger_take_over(struct ledger *L);
 /* The held lease was lost (the flag is cleared). */
 bool ledger_take_lost(struct ledger *L);

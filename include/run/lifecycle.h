@@ -69,6 +69,7 @@ enum outcome {
 enum exp_reason {
         R_NONE, R_EXIT, R_TIMEOUT, R_GPU_IDLE, R_INTERRUPTED, R_MAX_RUNTIME, R_AGENT_STOPPED, R_SKIPPED, R_ERROR,
         R_LEASE_LOST,   /* another instance took the experiment over (this one could not renew its claim in time) */
+        R_RUN_OVER,     /* another instance ended the run (a failure with continue_on_failure false): stopped here */
         R__MAX
 };
 

@@ -26,6 +26,8 @@ struct shipper {
         struct logstream *streams; /* any number: two per experiment, metrics */
         size_t n, alloc;
         char *status_json;        /* pending status.json, NULL when shipped */
+        bool status_shared;       /* a run shared by instances: status.json never over the final one (the ender's) */
+        bool status_closed;       /* ... and the run is over: no more status.json from here */
         /* checkpoints: <ckpt_base>/<experiment>/ in the workdir → checkpoint/<experiment>/ */
         char ckpt_base[4096];     /* relative to the workdir; "" = none */
         const struct run_user *ckpt_user;
@@ -49,6 +51,10 @@ void shipper_free(struct shipper *s);
 /* A log to ship as it grows (again after a restart: its offset is kept). */
 int shipper_add_stream(struct shipper *s, const char *path, const char *name);
 void shipper_set_status(struct shipper *s, const char *json);
+/* status.json now (the periodic one goes through shipper_set_status). Shared (shipper_share_status): only while
+ * the run's ledger has no end record, and never over a status written meanwhile by another instance. */
+int shipper_put_status(struct shipper *s, const char *json, struct aws_result *out);
+void shipper_share_status(struct shipper *s);
 /* Checkpoints live in base/<experiment> of the workdir rootfd, n experiments, read as the run user u. */
 int shipper_set_checkpoint(struct shipper *s, const struct run_user *u, int rootfd, const char *base, size_t n,
                            long interval);

@@ -3,116 +3,15 @@ its user-data): `mayfly launch --spot --recover` makes a group of one; spot noti
 replacements go on with the run from the ledger in S3 and each experiment's checkpoint; the instance that ends the
 run deletes the group and its template; an instance booting into a finished run does nothing; two instances on one
 run never run an experiment at once; --max-attempts; 409 and 412 on lease writes; a run lost without a word."""
-import io
+import base64
+import calendar
 import json
-import os
 import re
-import subprocess
-import tarfile
-import tempfile
 import time
 
-from harness import MAYFLY, Cloud, RunResults, check, mayfly, out
-
-BUCKET = "mayfly-test"
-TTL = 6  # seconds: the tests' lease_ttl (takeover after 18 s unchanged)
-
-SCRIPTS = {
-    # counts steps, keeps the count in its checkpoint, goes on from it when resumed; on SIGTERM saves and exits
-    "counter.sh": """#!/bin/bash
-name=$MAYFLY_EXPERIMENT
-ck="$MAYFLY_CHECKPOINT_DIR/step"
-step=0
-if [ "${MAYFLY_RESUME:-0}" = 1 ] && [ -f "$ck" ]; then step=$(cat "$ck"); fi
-echo "$name attempt=${MAYFLY_ATTEMPT:-?} resume=${MAYFLY_RESUME:-0} from=$step at=$(date +%s.%N)" >> "runs.txt"
-echo "attempt ${MAYFLY_ATTEMPT:-?} starts at step $step"
-save() { echo "$step" > "$ck.tmp" && mv -f "$ck.tmp" "$ck"; }
-trap 'save; echo "saved step $step on SIGTERM"; exit 143' TERM
-while [ "$step" -lt "${1:-20}" ]; do
-  step=$((step + 1)); save; echo "step $step"; sleep "${2:-0.5}"
-done
-mkdir -p outputs && echo "$name finished at step $step" > "outputs/$name.txt"
-echo "$name done at=$(date +%s.%N)" >> "runs.txt"
-""",
-}
-
-
-def start_cloud(**kw):
-    c = Cloud(simulate=True, **kw).__enter__()
-    try:
-        buf = io.BytesIO()
-        with tarfile.open(fileobj=buf, mode="w:gz") as t:
-            for name, body in SCRIPTS.items():
-                ti = tarfile.TarInfo(name)
-                ti.size, ti.mode = len(body), 0o755
-                t.addfile(ti, io.BytesIO(body.encode()))
-        c.boto("s3").put_object(Bucket=BUCKET, Key="src/fleet.tar.gz", Body=buf.getvalue())
-    except BaseException:
-        c.__exit__(None, None, None)
-        raise
-    return c
-
-
-def job(name, experiments, **extra):
-    j = {"name": name, "source": "s3://%s/src/fleet.tar.gz" % BUCKET, "results": "s3://%s/results/" % BUCKET,
-         "user": "nobody", "log_interval": 2, "experiments": experiments, "spot": {"grace_seconds": 5},
-         "checkpoint": {"path": "ck", "interval": "10s"}, "stop_grace": 5, "outputs": ["outputs/*"]}
-    j.update(extra)
-    return j
-
-
-def launch(c, j, *extra):
-    """mayfly launch (as a user on a laptop would, with the admin key): the run id and its results prefix."""
-    d = tempfile.mkdtemp(prefix="mayfly-fleet-", dir=c.dir)
-    jp = os.path.join(d, "job.json")
-    with open(jp, "w") as f:
-        json.dump(j, f)
-    p = mayfly("launch", jp, "--image-id", c.info["ami_id"], "--instance-type", "g5.xlarge",
-               "--iam-instance-profile", c.info["role"], *extra, env=c.admin_env())
-    check(p.returncode == 0, "launch failed: " + out(p))
-    m = re.search(r"^run(?: id)?:\s+(\S+)", p.stdout.decode(), re.M)
-    check(m, "launch printed no run id: " + out(p))
-    return m.group(1), p.stdout.decode()
-
-
-def lines(inst, name="runs.txt"):
-    if not inst.get("root"):
-        return []
-    p = os.path.join(inst["root"], "state", "work", name)
-    return open(p).read().splitlines() if os.path.exists(p) else []
-
-
-def running(c):
-    return [i for i in c.instances() if i["state"] in ("pending", "running") and i["agent_running"]]
-
-
-def leftovers(c, run_id):
-    """What of the run is still in moto: groups, templates, pending or running instances (the cloud's own aside)."""
-    asg, ec2 = c.boto("autoscaling"), c.boto("ec2")
-    groups = [g["AutoScalingGroupName"] for g in asg.describe_auto_scaling_groups()["AutoScalingGroups"]]
-    templates = [t["LaunchTemplateName"] for t in ec2.describe_launch_templates()["LaunchTemplates"]]
-    live = ec2.describe_instances(Filters=[{"Name": "instance-state-name", "Values": ["pending", "running"]}])
-    live = [i["InstanceId"] for r in live["Reservations"] for i in r["Instances"] if i["InstanceId"] != c.info["instance_id"]]
-    return groups, templates, live
-
-
-def wait_line(c, iid, pattern, timeout, what):
-    rx = re.compile(pattern)
-    return c.wait_instance(iid, lambda i: any(rx.search(l) for l in lines(i)), timeout=timeout, what=what)
-
-
-def step_of(inst):
-    p = os.path.join(inst["root"], "state", "work", "ck")
-    best = 0
-    for d in os.listdir(p) if os.path.isdir(p) else []:
-        f = os.path.join(p, d, "step")
-        if os.path.exists(f):
-            best = max(best, int(open(f).read().strip() or 0))
-    return best
-
-
-def the_run(c, name, run_id):
-    return RunResults(c, "results/%s/%s/" % (name, run_id))
+from fleetlib import (BUCKET, TTL, agent_log, faults, fired, job, launch, leftovers, lines, running_of, start_cloud,
+                      step_of, the_run, wait_instance_line as wait_line, wait_no_leftovers, wait_over)
+from harness import check, mayfly, out
 
 
 def test_spot_losses_resume_from_the_checkpoint_and_the_group_goes():
@@ -169,5 +68,166 @@ def test_spot_losses_resume_from_the_checkpoint_and_the_group_goes():
         c.__exit__(None, None, None)
 
 
-def running_of(l):
-    return [i for i in l if i["state"] in ("pending", "running")]
+def test_an_instance_booting_into_a_finished_run_does_nothing_and_tears_down():
+    c = start_cloud()
+    try:
+        j = job("over", [{"name": "a", "command": ["./counter.sh", "4", "0.3"]}], lease_ttl=TTL)
+        # the instance that ends the run can neither leave nor delete the group (one refusal each): it ends itself,
+        # and the group replaces it, as it would after a crash between the end record and the teardown
+        faults(c, {"service": "autoscaling", "action": "DetachInstances", "status": 400, "code": "ValidationError",
+                   "message": "injected", "count": 1},
+               {"service": "autoscaling", "action": "DeleteAutoScalingGroup", "status": 400,
+                "code": "ValidationError", "message": "injected", "count": 1})
+        run_id, _ = launch(c, j, "--recover")
+        r = the_run(c, "over", run_id)
+        st = wait_over(c, r, 120)
+        check(st and st["outcome"] == "succeeded", json.dumps(st))
+        got = c.wait_instances(lambda l: len(l) >= 2 and not running_of(l), 150, what="the replacement ends")
+        check(len(got) == 2, "more than one replacement: %s" % [i["instance_id"] for i in got])
+        i1, i2 = got
+        check(any(l.startswith("a done") for l in lines(i1)), "instance 1 did not run a: %r" % lines(i1))
+        check(lines(i2) == [], "the replacement ran work in a finished run: %r" % lines(i2))
+        check(i2["boots"] == 1 and i2["state"] == "terminated", json.dumps(i2))
+        check("is over" in agent_log(i2), agent_log(i2)[-1500:])
+        check([f for f in fired(c) if f[2] != 1] == [], "the faults did not fire: %r" % fired(c))
+        wait_no_leftovers(c, run_id)
+        check(r.status()["outcome"] == "succeeded", "the replacement rewrote the run's status: %r" % r.status())
+    finally:
+        c.__exit__(None, None, None)
+
+
+def test_two_instances_on_one_run_never_run_an_experiment_at_once():
+    c = start_cloud()
+    try:
+        exps = [{"name": n, "command": ["./counter.sh", "6", "0.3"]} for n in ("a", "b", "c", "d")]
+        run_id, _ = launch(c, job("twice", exps, lease_ttl=TTL), "--recover")
+        [i1] = [i["instance_id"] for i in c.wait_instances(lambda l: len(running_of(l)) == 1, 90, what="instance 1")]
+        wait_line(c, i1, r"^a attempt=1", 90, "a starts on instance 1")
+        # a second instance on the same run, out of the group (a racing replacement): the group's own user-data
+        ec2 = c.boto("ec2")
+        lt = ec2.describe_launch_templates()["LaunchTemplates"][0]
+        data = ec2.describe_launch_template_versions(LaunchTemplateId=lt["LaunchTemplateId"])[
+            "LaunchTemplateVersions"][0]["LaunchTemplateData"]
+        ec2.run_instances(ImageId=c.info["ami_id"], InstanceType="g5.xlarge", MinCount=1, MaxCount=1,
+                          UserData=base64.b64decode(data["UserData"]).decode(), IamInstanceProfile={"Name": c.info["role"]})
+        r = the_run(c, "twice", run_id)
+        st = wait_over(c, r, 180)
+        check(st and st["outcome"] == "succeeded", json.dumps(st))
+        got = c.wait_instances(lambda l: len(l) >= 2 and not running_of(l), 120, what="both instances end")
+        check(len(got) == 2, [i["instance_id"] for i in got])
+        spans = {}
+        for inst in got:
+            open_at = {}
+            for l in lines(inst):
+                m = re.match(r"^(\w) (?:attempt=\d+ .*|done) at=([\d.]+)$", l)
+                if not m:
+                    continue
+                name, t = m.group(1), float(m.group(2))
+                if " attempt=" in l:
+                    open_at[name] = t
+                else:
+                    spans.setdefault(name, []).append((open_at.pop(name), t, inst["instance_id"]))
+        check(sorted(spans) == ["a", "b", "c", "d"] and all(len(v) == 1 for v in spans.values()),
+              "each experiment ran once in all: %r" % spans)
+        starts = sum(1 for inst in got for l in lines(inst) if " attempt=" in l)
+        check(starts == 4, "an experiment started twice: %r" % [lines(i) for i in got])
+        check("held by another instance" in agent_log(got[0]) + agent_log(got[1]), "nobody waited")
+        wait_no_leftovers(c, run_id)
+    finally:
+        c.__exit__(None, None, None)
+
+
+def test_max_attempts_spent_ends_the_run_interrupted_and_the_group_goes():
+    c = start_cloud()
+    try:
+        j = job("tries", [{"name": "a", "command": ["./counter.sh", "200", "0.3"]}], lease_ttl=TTL)
+        run_id, _ = launch(c, j, "--spot", "--recover", "--max-attempts", "2")
+        seen = []
+        for n in (1, 2):
+            got = c.wait_instances(lambda l: len(l) >= n and any(i["instance_id"] not in seen for i in l), 120,
+                                   what="instance %d" % n)
+            iid = [i["instance_id"] for i in got if i["instance_id"] not in seen][0]
+            seen.append(iid)
+            wait_line(c, iid, r"^a attempt=%d resume=%d" % (n, n > 1), 120, "a attempt %d" % n)
+            c.spot(iid, in_s=20)
+        r = the_run(c, "tries", run_id)
+        st = wait_over(c, r, 180)
+        check(st and st["outcome"] == "interrupted", json.dumps(st))
+        check(st["experiments"][0]["attempts"] == 2, json.dumps(st["experiments"]))
+        got = c.wait_instances(lambda l: len(l) >= 3 and not running_of(l), 120, what="instance 3 ends")
+        check(len(got) == 3, [i["instance_id"] for i in got])
+        check(lines(got[2]) == [], "a third attempt ran: %r" % lines(got[2]))
+        check("max_attempts" in agent_log(got[2]), agent_log(got[2])[-1500:])
+        wait_no_leftovers(c, run_id)
+    finally:
+        c.__exit__(None, None, None)
+
+
+def test_409_and_412_on_lease_writes_are_never_ownership():
+    c = start_cloud()
+    try:
+        faults(c, {"method": "PUT", "path_contains": "/ledger/lease/", "status": 409,
+                   "code": "ConditionalRequestConflict", "message": "injected", "count": 1},
+               {"method": "PUT", "path_contains": "/ledger/lease/", "status": 412, "code": "PreconditionFailed",
+                "message": "injected", "count": 1})
+        j = job("cas", [{"name": "a", "command": ["./counter.sh", "16", "0.5"]}], lease_ttl=TTL)
+        run_id, _ = launch(c, j, "--recover")
+        [i1] = [i["instance_id"] for i in c.wait_instances(lambda l: len(running_of(l)) == 1, 90, what="instance 1")]
+        c.wait_instance(i1, lambda i: step_of(i) >= 3, 90, "a counts")
+        check([f[2] for f in fired(c)] == [1, 1], "the claim's faults: %r" % fired(c))
+        # and on renewals while it runs: a 409 (retried) then a 412 whose write did not happen (read back: ours)
+        faults(c, {"method": "PUT", "path_contains": "/ledger/lease/", "status": 409,
+                   "code": "ConditionalRequestConflict", "message": "injected", "count": 1},
+               {"method": "PUT", "path_contains": "/ledger/lease/", "status": 412, "code": "PreconditionFailed",
+                "message": "injected", "count": 1})
+        r = the_run(c, "cas", run_id)
+        st = wait_over(c, r, 120)
+        check(st and st["outcome"] == "succeeded", json.dumps(st))
+        check([f[2] for f in fired(c)] == [1, 1, 1, 1], "the renewals' faults: %r" % fired(c))
+        inst = c.instance(i1)
+        starts = [l for l in lines(inst) if " attempt=" in l]
+        check(len(starts) == 1 and starts[0].startswith("a attempt=1 "), "started before owning it: %r" % starts)
+        check(st["experiments"][0]["attempts"] == 1, json.dumps(st["experiments"]))
+        check(r.get("outputs/outputs/a.txt") == b"a finished at step 16\n", r.get("outputs/outputs/a.txt"))
+        check(len(c.instances()) == 1, "a replacement came: %r" % [i["instance_id"] for i in c.instances()])
+        wait_no_leftovers(c, run_id)
+    finally:
+        c.__exit__(None, None, None)
+
+
+def test_an_instance_lost_without_a_word_shows_as_lost():
+    c = start_cloud()
+    try:
+        j = job("lost", [{"name": "a", "command": ["./counter.sh", "400", "0.5"]}], lease_ttl=TTL)
+        run_id, _ = launch(c, j)  # RunInstances: no group to replace it
+        [i1] = [i["instance_id"] for i in c.wait_instances(lambda l: len(running_of(l)) == 1, 90, what="instance 1")]
+        c.wait_instance(i1, lambda i: step_of(i) >= 2, 90, "a counts")
+        uri = "s3://%s/results/lost/%s/" % (BUCKET, run_id)
+        deadline = time.time() + 30
+        while True:
+            p = mayfly("status", uri, env=c.admin_env())
+            if p.returncode == 0 and "alive:" in p.stdout.decode() or time.time() > deadline:
+                break
+            time.sleep(1)
+        check(p.returncode == 0 and re.search(r"^alive:\s+last heartbeat \d+s ago .*%s" % i1, p.stdout.decode(), re.M),
+              out(p))
+        c.kill(i1)
+        killed = time.time()
+        c.wait_instance(i1, lambda i: i["state"] == "terminated", 60, "the instance is gone")
+        deadline = killed + TTL * 3 + 30
+        while True:
+            p = mayfly("status", uri, env=c.admin_env())
+            if "LOST:" in p.stdout.decode() or time.time() > deadline:
+                break
+            time.sleep(1)
+        text = p.stdout.decode()
+        m = re.search(r"^LOST:\s+no instance has beaten the run's heartbeat since (\S+) \((\d+) instances? seen\)",
+                      text, re.M)
+        check(p.returncode == 0 and m, out(p))
+        beat = calendar.timegm(time.strptime(m.group(1), "%Y-%m-%dT%H:%M:%SZ"))
+        check(killed - TTL - 5 <= beat <= killed + 1, "the last heartbeat %s is not the instance's last (killed at %s)"
+              % (m.group(1), time.strftime("%H:%M:%S", time.gmtime(killed))))
+        check(time.time() - beat >= TTL * 3 - 1, "called lost before ttl x 3: %.1f s" % (time.time() - beat))
+        check(m.group(2) == "1" and "running" in text, text)
+    finally:
+        c.__exit__(None, None, None)
