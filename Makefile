@@ -90,12 +90,14 @@ demo: all
 	python3 tests/demo.py --build $(BUILD)
 
 # Downloads (bench.py), uploads, small files, TLS static vs dynamic and checkpoint sync (bench_up.py), the agent's
-# own overheads (bench_run.py); about 15 minutes on 2 CPUs. Not part of `make test`.
+# own overheads (bench_run.py), a sweep's makespan and a replacement's restore (bench_fleet.py); about 20 minutes
+# on 2 CPUs. Not part of `make test`.
 bench: all static
 	@sh tests/deps.sh bench
 	python3 bench/bench.py --build $(BUILD)
 	python3 bench/bench_up.py --build $(BUILD)
 	python3 bench/bench_run.py --build $(BUILD)
+	python3 bench/bench_fleet.py --build $(BUILD)
 
 # libFuzzer harnesses (clang), every agent module built with ASan+UBSan+fuzzer instrumentation.
 FUZZ_SECONDS ?= 60

@@ -70,7 +70,10 @@ class Cloud:
                 self.proc.wait(10)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
-        shutil.rmtree(self.dir, ignore_errors=True)
+        if os.environ.get("MAYFLY_KEEP_CLOUD"):  # debugging: the cloud's log, state and instance roots stay
+            sys.stderr.write("fake cloud kept in %s\n" % self.dir)
+        else:
+            shutil.rmtree(self.dir, ignore_errors=True)
         return False
 
     @property

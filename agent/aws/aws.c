@@ -50,6 +50,10 @@ void aws_ctx_free(struct aws_ctx *c) {
         imds_free(&c->imds);
 }
 
+time_t aws_cloud_now(struct aws_ctx *c) {
+        return now_wall() + (atomic_load(&c->have_offset) ? atomic_load(&c->clock_offset) : atomic_load(&c->skew));
+}
+
 int aws_ctx_with_creds(const struct aws_ctx *parent, const struct aws_creds *cr, struct aws_ctx *ret) {
         memset(ret, 0, sizeof *ret);
         int r = creds_init_fixed(&ret->creds, cr);
@@ -244,7 +248,7 @@ int aws_send(struct aws_ctx *c, struct http_client *h, const struct aws_req *r, 
         int ret = -EIO;
         for (int attempt = 1;; attempt++) {
                 struct aws_creds cr = { 0 };
-                int rr = creds_get(&c->creds, now_wall() + atomic_load(&c->skew), &cr, out->msg, sizeof out->msg);
+                int rr = creds_get(&c->creds, aws_cloud_now(c), &cr, out->msg, sizeof out->msg);
                 if (rr < 0)
                         return rr;
                 struct sigv4_request sreq = {
@@ -289,6 +293,11 @@ int aws_send(struct aws_ctx *c, struct http_client *h, const struct aws_req *r, 
                 int pr = http_perform(h, &hr, res);
                 curl_slist_free_all(hl);
                 out->status = pr == 0 ? res->status : 0;
+                time_t server = pr == 0 && res->date[0] ? parse_http_date(res->date) : 0;
+                if (server) {
+                        atomic_store(&c->clock_offset, (long)(server - now_wall()));
+                        atomic_store(&c->have_offset, true);
+                }
                 if (pr == -ENOSPC || pr == -EDQUOT || pr == -EROFS || pr == -EFBIG || res->write_error) {
                         snprintf(out->msg, sizeof out->msg, "%s: cannot write the download: %s", r->op,
                                  strerror(res->write_error ? -res->write_error : -pr));
@@ -327,7 +336,6 @@ int aws_send(struct aws_ctx *c, struct http_client *h, const struct aws_req *r, 
                                 k = RETRY_TRANSIENT;
                         }
                         if (k == RETRY_SKEW) {
-                                time_t server = parse_http_date(res->date);
                                 if (server)
                                         atomic_store(&c->skew, (long)(server - now_wall()));
                         }

@@ -2,11 +2,22 @@
 #include "run/fleet.h"
 
 #include "aws/autoscaling.h"
+#include "log.h"
 #include "util.h"
 
 #define FLEET_CONFIRM_TRIES 10       /* DescribeAutoScalingGroups, 1 s apart */
 
-int fleet_teardown(struct aws_ctx *c, const struct job_fleet *f, const char *instance, char *msg, size_t msglen) {
+/* Members of the group other than instance that are not on their way out. */
+static size_t others_in(const struct asg_info *g, const char *instance) {
+        size_t n = 0;
+        for (size_t i = 0; i < g->n; i++)
+                n += strcmp(g->members[i], instance ? instance : "") && !str_has_prefix(g->lifecycle[i], "Terminat") &&
+                     !str_has_prefix(g->lifecycle[i], "Detach");
+        return n;
+}
+
+int fleet_teardown(struct aws_ctx *c, const struct job_fleet *f, const char *instance, long wait_s, char *msg,
+                   size_t msglen) {
         if (!f->group) {
                 errf(msg, msglen, "no Auto Scaling group");
                 return 0;
@@ -19,6 +30,21 @@ int fleet_teardown(struct aws_ctx *c, const struct job_fleet *f, const char *ins
         /* first out of it (no replacement), so that ForceDelete does not terminate this instance before it ends */
         if (instance && *instance)
                 (void)asg_detach_instance(c, &h, f->group, instance, true, &out);
+        /* the others still in it are stopping their work and shipping it (they saw the end record): each leaves
+         * the group when it is done, and the deletion waits for them, up to wait_s (then it terminates them) */
+        double deadline = now_mono() + (double)wait_s;
+        bool said = false;
+        for (;;) {
+                struct asg_info info;
+                struct aws_result dres = { 0 };
+                size_t n = asg_describe(c, &h, f->group, &info, &dres) == 0 && info.exists ? others_in(&info, instance) : 0;
+                if (n == 0 || now_mono() >= deadline)
+                        break;
+                if (!said)
+                        log_info("waiting for %zu other instance(s) of %s to end (at most %lds)", n, f->group, wait_s);
+                said = true;
+                sleep(2);
+        }
         r = asg_delete(c, &h, f->group, &out);
         if (r == 0 && f->launch_template)
                 r = ec2_delete_launch_template(c, &h, f->launch_template, &out);

@@ -98,6 +98,8 @@ static int on_item(void *ud, const struct s3_object *o) {
                 struct ledger_exp *e = &l->L->exps[i];
                 const char *etag = o->etag ? o->etag : "";
                 if (!e->held || strcmp(e->lease_etag, etag)) {
+                        /* a lease that changed under this instance's eyes has a holder that renews it */
+                        e->alive = e->held;
                         snprintf(e->lease_etag, sizeof e->lease_etag, "%s", etag);
                         e->seen_since = now_mono();
                         e->seen_holder = false;
@@ -240,7 +242,7 @@ static bool waits_done(const struct ledger *L, bool sequential, size_t i) {
 enum ledger_next ledger_pick(const struct ledger *L, bool sequential, int *ret_index) {
         if (L->ended)
                 return LEDGER_ALL_DONE;
-        bool all_done = true, can_come = false;
+        bool all_done = true, can_come = false, unproven = false;
         for (size_t i = 0; i < L->n; i++) {
                 const struct ledger_exp *e = &L->exps[i];
                 if (e->done)
@@ -255,11 +257,13 @@ enum ledger_next ledger_pick(const struct ledger *L, bool sequential, int *ret_i
                         return LEDGER_CLAIM;
                 }
                 can_come = true; /* held by a live instance: it may give it back */
+                unproven |= !e->alive; /* ... or by one that vanished: not seen renewing yet */
         }
         if (all_done)
                 return LEDGER_ALL_DONE;
-        /* in a sweep, nothing this instance can take now; in a run, it waits for the holder */
-        return sequential && can_come ? LEDGER_WAIT : LEDGER_NOTHING_LEFT;
+        /* in a run, it waits for the holder; in a sweep, it leaves only once every holder of what is left has been
+         * seen renewing (one that vanished would leave its experiment to nobody): until then it watches */
+        return (sequential && can_come) || unproven ? LEDGER_WAIT : LEDGER_NOTHING_LEFT;
 }
 
 static void nonce(char out[17]) {

@@ -41,6 +41,7 @@ extern char **environ;
 #define EXIT_RETRY 30             /* seconds between attempts at an exit action that failed */
 #define STOP_DRIVING (-1)         /* an action's answer: the process ends here (the state says where to go on) */
 #define FLEET_WAIT 5              /* seconds between looks at the ledger while waiting for an experiment */
+#define FLEET_SHIP_WAIT 120       /* seconds the run's ender gives the others to ship, beyond ttl/3 + stop_grace */
 
 /* What this instance does to the run's Auto Scaling group at its end (a run with a run_id). */
 enum fleet_role {
@@ -216,7 +217,8 @@ static int on_watch(struct run *R) {
                 snprintf(R->st.spot_action, sizeof R->st.spot_action, "%s", action);
                 R->st.spot_time = when;
                 save_state(R);
-                log_info("spot interruption notice: %s at %ld (in %lds)", action, (long)when, (long)(when - now_wall()));
+                log_info("spot interruption notice: %s at %ld (in %lds)", action, (long)when,
+                         (long)(when - aws_cloud_now(&R->c)));
                 return EV_SPOT;
         }
         return -1;
@@ -280,7 +282,9 @@ static int act_fetch(struct run *R) {
         /* fail before spending hours on a run whose results could not be kept */
         _cleanup_free_ char *js = NULL;
         struct aws_result res = { 0 };
-        if (build_status(R, false, &js) == 0 && shipper_put_status(&R->ship, js, &res) < 0) {
+        /* in a shared run -EAGAIN (others kept writing it) is an answer too: the location takes writes */
+        int w = build_status(R, false, &js) == 0 ? shipper_put_status(&R->ship, js, &res) : 0;
+        if (w < 0 && w != -EAGAIN) {
                 R->ship_ready = false; /* nothing can be shipped there */
                 return failed(R, "cannot write to the results location %s: %s", R->results_uri, res.msg);
         }
@@ -741,7 +745,8 @@ static int act_stop(struct run *R) {
         if (R->cur_idx >= 0) {
                 long grace = R->job.stop_grace;
                 if (R->st.end == END_SPOT)
-                        grace = MIN(R->job.spot_grace, (long)(R->st.spot_time - now_wall()) - SPOT_UPLOAD_MARGIN);
+                        grace = MIN(R->job.spot_grace,
+                                    (long)(R->st.spot_time - aws_cloud_now(&R->c)) - SPOT_UPLOAD_MARGIN);
                 if (R->st.end == END_STOPPED)
                         sd_notifyf(0, "EXTEND_TIMEOUT_USEC=%llu",
                                    (unsigned long long)(MAX(grace, 0) + R->job.ship_timeout + 30) * 1000000ULL);
@@ -890,8 +895,8 @@ static int act_ship(struct run *R) {
 static bool await_reclaim(struct run *R) {
         log_info("results shipped before the interruption; waiting for EC2 to %s the instance", R->st.spot_action);
         /* the notice's time as IMDS gave it, but never more than 2 minutes out (what EC2 gives): a far-off time
-         * (a bad answer, a clock far off at boot) must not keep the instance up */
-        time_t now = now_wall();
+         * (a bad answer, a clock far off at boot) must not keep the instance up; the notice's time is the cloud's */
+        time_t now = aws_cloud_now(&R->c);
         double wait = (double)(MIN(R->st.spot_time, now + 120) + 300 - now);
         if (!waiter_sleep(&R->w, MAX(wait, 0)))
                 return false;
@@ -953,7 +958,9 @@ static int act_exit(struct run *R) {
         char msg[512];
         if (R->fleet && R->job.fleet.group && (R->role == ROLE_ENDS || R->role == ROLE_FOLLOWS)) {
                 /* the run is over: its group goes (a relaunch loop is impossible: nothing relaunches it) */
-                if (fleet_teardown(&R->c, &R->job.fleet, R->inst.id, msg, sizeof msg) < 0)
+                /* the others see the end record within ttl/3, stop within stop_grace and ship */
+                long wait_s = R->ledger.ttl / 3 + R->job.stop_grace + FLEET_SHIP_WAIT;
+                if (fleet_teardown(&R->c, &R->job.fleet, R->inst.id, wait_s, msg, sizeof msg) < 0)
                         log_warn("%s", msg);
                 else
                         log_info("%s", msg);

@@ -20,6 +20,8 @@ struct aws_ctx {
         char region[64];
         int max_attempts;
         atomic_long skew;              /* seconds added to the local clock (from a server's Date) */
+        atomic_long clock_offset;      /* the cloud's clock minus the local one, from the last answer's Date */
+        atomic_bool have_offset;
         char s3_endpoint[256];         /* scheme://host[:port], empty = AWS default */
         char ec2_endpoint[256];
         char sts_endpoint[256];
@@ -32,6 +34,10 @@ struct aws_ctx {
  * AWS_DEFAULT_REGION, then IMDS (lazily, aws_region()). aws_ctx_init (chain.h) adds the profiles on top. */
 int aws_ctx_init_base(struct aws_ctx *c);
 void aws_ctx_free(struct aws_ctx *c);
+/* Now by the cloud's clock (to compare with times the cloud gives, such as a spot notice's): the local clock plus
+ * the offset the Date of the last answer showed, to the second; the local clock (and the signing skew) before any
+ * answer. */
+time_t aws_cloud_now(struct aws_ctx *c);
 /* The region to sign for; asks IMDS once when neither the environment nor the profile names one. */
 int aws_region(struct aws_ctx *c, char *err, size_t errlen);
 /* A context that signs with fixed credentials and otherwise copies parent's settings (region, endpoints,

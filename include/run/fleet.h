@@ -7,9 +7,12 @@
 #include "aws/aws.h"
 #include "run/job.h"
 
-/* The group and its launch template deleted (the instances still in it are terminated by the deletion); 0 once
- * DescribeAutoScalingGroups shows it gone (or being deleted) and the template gone. msg says what was done. */
-int fleet_teardown(struct aws_ctx *c, const struct job_fleet *f, const char *instance, char *msg, size_t msglen);
+/* The group and its launch template deleted, once this instance has left it and the other members have too (they
+ * end on their own once the run is over), waiting at most wait_s for them (then the deletion terminates what is
+ * still in it); 0 once DescribeAutoScalingGroups shows it gone (or being deleted) and the template gone. msg says
+ * what was done. */
+int fleet_teardown(struct aws_ctx *c, const struct job_fleet *f, const char *instance, long wait_s, char *msg,
+                   size_t msglen);
 /* TerminateInstanceInAutoScalingGroup(instance, decrement): this instance ends, the group shrinks by one. */
 int fleet_leave(struct aws_ctx *c, const char *instance, char *msg, size_t msglen);
 /* DetachInstances(instance, no decrement): out of the group (which launches a replacement to go on with the run). */

@@ -31,6 +31,7 @@ struct ledger_exp {
         bool held;                    /* a lease object exists */
         bool mine;                    /* ... and it is this instance's */
         bool stale;                   /* ... and its ETag has not changed for ttl × LEDGER_SKEW here */
+        bool alive;                   /* ... and its ETag changed while this instance watched: its holder renews */
         char lease_etag[128];
         double seen_since;            /* monotonic: when this instance first saw lease_etag */
         char holder[32];              /* the lease's holder (read once per ETag) */
@@ -82,7 +83,9 @@ void ledger_free(struct ledger *L);
 int ledger_refresh(struct ledger *L, struct aws_result *out);
 
 /* What this instance may do next. Pure: from the ledger as last read. sequential: each experiment waits for the one
- * before it (a run on one instance at a time); else only for its `after` list (a sweep). */
+ * before it (a run on one instance at a time); else only for its `after` list (a sweep). Nothing left (leave the
+ * group) only when every unfinished experiment is held by an instance seen renewing its lease: a lease not seen
+ * renewing is watched (wait) until it renews or expires. */
 enum ledger_next { LEDGER_CLAIM, LEDGER_WAIT, LEDGER_NOTHING_LEFT, LEDGER_ALL_DONE };
 enum ledger_next ledger_pick(const struct ledger *L, bool sequential, int *ret_index);
 /* Pure: a lease whose ETag was first seen at seen_since is expired at now (both monotonic) for ttl. */

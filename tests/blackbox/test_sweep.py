@@ -104,7 +104,7 @@ def sweep_chaos(seed, n_exp=12, m=4, steps=20, dt=0.5, kills=2, every=20.0, time
             work = [i for i in insts if i["instance_id"] not in noticed and i["instance_id"] not in killed and busy(i)]
             if work and rng.random() < len(work) * tick / every:
                 i = rng.choice(work)
-                c.spot(i["instance_id"], in_s=rng.choice((8, 12, 20)))
+                c.spot(i["instance_id"], in_s=rng.choice((35, 40, 50)))  # SIGTERM, 5 s grace, then 30 s to ship
                 noticed.add(i["instance_id"])
             done = len([k for k in r.keys("ledger/done/")])
             if kill_after and done >= kill_after[0] and work:
@@ -150,7 +150,11 @@ def sweep_chaos(seed, n_exp=12, m=4, steps=20, dt=0.5, kills=2, every=20.0, time
         interruptions = len(noticed) + len(killed)
         check(len(insts) <= 2 * m + interruptions, "seed %d: %d instances for %d interruptions" %
               (seed, len(insts), interruptions))
+        starts = [a[0] for l in sp.values() for a in l]
+        ends = [a[1] for l in sp.values() for a in l if a[3] == "done"]
         return {"seed": seed, "instances": len(c.instances()), "notices": len(noticed), "kills": len(killed),
+                "work_span": max(ends) - min(starts),
+                "s3_by_method": dict(collections.Counter(meth for meth, _, _ in reqs)),
                 "attempts": sum(x["attempts"] for x in st["experiments"]), "experiments": n_exp,
                 "makespan": ended - t0, "teardown": gone - ended, "s3_requests": len(reqs),
                 "resumed_from": resumed_from}
@@ -198,7 +202,7 @@ def test_clocks_skewed_five_minutes_never_run_an_experiment_twice_at_once():
         check(sorted(round(v / 60) for v in beats.values()) == [-5, 5], "the clocks are not skewed: %r" % beats)
         # the +5 min instance gets a spot notice: its experiment is taken up by the other or the replacement
         plus = [i["instance_id"] for i in got if beats.get(i["instance_id"], 0) > 0][0]
-        c.spot(plus, in_s=10)
+        c.spot(plus, in_s=40)
         st = wait_over(c, r, 300)
         check(st and st["outcome"] == "succeeded", json.dumps(st)[:3000])
         ov = os.path.join(locks, "overlaps")
@@ -271,7 +275,7 @@ def test_a_group_over_two_types_and_two_subnets_goes_on_after_a_notice():
         check(g["VPCZoneIdentifier"] == ",".join(ids), repr(g["VPCZoneIdentifier"]))
         got = c.wait_instances(lambda l: len(running_of(l)) == 2 and all(busy(i) for i in running_of(l)), 120,
                                what="both instances at work")
-        c.spot(got[0]["instance_id"], in_s=8)
+        c.spot(got[0]["instance_id"], in_s=40)
         r = the_run(c, "mixed", run_id)
         st = wait_over(c, r, 240)
         check(st and st["outcome"] == "succeeded", json.dumps(st)[:3000])

@@ -43,7 +43,12 @@ int main(void) {
         expect_pick("run: the next after a done one", &L, true, LEDGER_CLAIM, 1);
 
         e[1].held = e[2].held = e[3].held = true;
-        expect_pick("sweep: everything left held by others: nothing for this instance", &L, false, LEDGER_NOTHING_LEFT, -1);
+        expect_pick("sweep: everything left held, a holder not seen renewing yet: watch", &L, false, LEDGER_WAIT, -1);
+        e[1].alive = e[2].alive = true;
+        expect_pick("sweep: ... still one holder not seen renewing: watch", &L, false, LEDGER_WAIT, -1);
+        e[3].alive = true;
+        expect_pick("sweep: everything left held by instances that renew: nothing for this instance", &L, false,
+                    LEDGER_NOTHING_LEFT, -1);
         expect_pick("run: the next held: wait for its holder", &L, true, LEDGER_WAIT, -1);
 
         e[2].held = false;
