@@ -41,6 +41,7 @@ int xfer_batch_add(struct xfer_batch *b, const char *key, const char *path, uint
         it->key = strdup(key);
         it->path = strdup(path);
         it->size = size;
+        it->mtime_ns = 0;
         if (!it->key || !it->path) {
                 free(it->key);
                 free(it->path);
@@ -49,6 +50,16 @@ int xfer_batch_add(struct xfer_batch *b, const char *key, const char *path, uint
         b->n++;
         b->total += size;
         return 0;
+}
+
+/* A file a walk or a glob found: into the batch when keep lets it. */
+static int add_found(struct xfer_batch *b, const char *key, const char *path, const struct stat *st) {
+        if (b->keep && !b->keep(b->keep_ud, key, st))
+                return 0;
+        int r = xfer_batch_add(b, key, path, (uint64_t)st->st_size);
+        if (r == 0)
+                b->items[b->n - 1].mtime_ns = (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec;
+        return r;
 }
 
 void xfer_batch_free(struct xfer_batch *b) {
@@ -332,7 +343,7 @@ static int walk(struct xfer_batch *b, const struct walk *w, const char *rel, int
                                 r = -ENAMETOOLONG;
                                 break;
                         }
-                        r = xfer_batch_add(b, key, full, (uint64_t)st.st_size);
+                        r = add_found(b, key, full, &st);
                 }
         }
         closedir(d);
@@ -363,7 +374,7 @@ static int add_match(struct xfer_batch *b, const char *rel, const struct stat *s
         }
         if (S_ISDIR(st->st_mode))
                 return xfer_batch_add_tree(b, rel, key, NULL, NULL, out);
-        return S_ISREG(st->st_mode) ? xfer_batch_add(b, key, rel, (uint64_t)st->st_size) : 0;
+        return S_ISREG(st->st_mode) ? add_found(b, key, rel, st) : 0;
 }
 
 /* Matches pattern[pi..] below the directory rel: one component at a time, fnmatch within a directory. */

@@ -750,6 +750,13 @@ void ledger_set_wake(struct ledger *L, int wake_fd) {
         pthread_mutex_unlock(&L->lock);
 }
 
+int ledger_held(struct ledger *L) {
+        pthread_mutex_lock(&L->lock);
+        int held = L->held;
+        pthread_mutex_unlock(&L->lock);
+        return held;
+}
+
 bool ledger_take_over(struct ledger *L) {
         pthread_mutex_lock(&L->lock);
         bool news = L->over_news;

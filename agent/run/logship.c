@@ -186,6 +186,86 @@ int shipper_put_file(struct shipper *s, const char *path, const char *rel, struc
         return xfer_upload(s->c, path, s->bucket, key, &o, out);
 }
 
+struct chunks {
+        size_t skip;                  /* the listing's prefix length: the key's rest is the chunk's offset */
+        struct chunk {
+                uint64_t off, size;
+        } *v;
+        size_t n, alloc;
+};
+
+static int on_chunk(void *ud, const struct s3_object *o) {
+        struct chunks *c = ud;
+        const char *rest = o->key + c->skip;
+        char *end;
+        errno = 0;
+        unsigned long long off = strtoull(rest, &end, 10);
+        if (errno || end == rest || *end || strlen(rest) != 12 || o->size == 0)
+                return 0; /* not a chunk of this stream */
+        if (c->n == c->alloc) {
+                size_t na = c->alloc ? c->alloc * 2 : 64;
+                struct chunk *v = realloc(c->v, na * sizeof *v);
+                if (!v)
+                        return -ENOMEM;
+                c->v = v;
+                c->alloc = na;
+        }
+        c->v[c->n++] = (struct chunk){ off, o->size };
+        return 0;
+}
+
+static int by_offset(const void *a, const void *b) {
+        const struct chunk *x = a, *y = b;
+        return x->off < y->off ? -1 : x->off > y->off;
+}
+
+int shipper_restore_tail(struct shipper *s, const char *path, const char *name, uint64_t *ret_added,
+                         struct aws_result *out) {
+        char rel[512], prefix[S3_MAX_KEY + 1];
+        *ret_added = 0;
+        int r = pathf(rel, sizeof rel, "live/%s.", name);
+        if (r == 0)
+                r = run_key(s, rel, prefix, out);
+        if (r < 0)
+                return r;
+        struct http_client h;
+        if ((r = http_client_init(&h)) < 0)
+                return r;
+        struct chunks c = { .skip = strlen(prefix) };
+        _cleanup_close_ int fd = -1;
+        r = s3_list(s->c, &h, s->bucket, prefix, on_chunk, &c, out);
+        if (r == 0 && c.n) {
+                fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0640);
+                if (fd < 0)
+                        r = -errno;
+        }
+        struct stat st;
+        if (r == 0 && fd >= 0 && fstat(fd, &st) < 0)
+                r = -errno;
+        if (r == 0 && fd >= 0) {
+                qsort(c.v, c.n, sizeof *c.v, by_offset);
+                uint64_t cur = (uint64_t)st.st_size, from = cur;
+                for (size_t i = 0; r == 0 && i < c.n; i++) {
+                        if (c.v[i].off > cur || c.v[i].off + c.v[i].size <= cur)
+                                continue; /* a gap (the chunk between was lost), or what the file has */
+                        char key[S3_MAX_KEY + 1];
+                        if ((size_t)snprintf(key, sizeof key, "%s%012llu", prefix, (unsigned long long)c.v[i].off) >=
+                            sizeof key) {
+                                r = -ENAMETOOLONG;
+                                break;
+                        }
+                        r = s3_get_range(s->c, &h, s->bucket, key, cur - c.v[i].off, c.v[i].off + c.v[i].size - cur,
+                                         fd, (off_t)cur, NULL, NULL, NULL, NULL, out);
+                        if (r == 0)
+                                cur = c.v[i].off + c.v[i].size;
+                }
+                *ret_added = cur - from;
+        }
+        free(c.v);
+        http_client_free(&h);
+        return r;
+}
+
 /* Ship [shipped, size) of one stream as one object. Called without the lock held. */
 static int ship_delta(struct shipper *s, struct http_client *h, struct logstream *l, struct aws_result *out) {
         int fd = open(l->path, O_RDONLY | O_CLOEXEC);

@@ -66,6 +66,8 @@ struct run {
         char prefix[1200];            /* key prefix of this run: "<results prefix><name>/<run-id>/" */
         char results_uri[1400];
         struct shipper ship;
+        struct shipped_files outputs_done; /* outputs in S3 already: not uploaded again while unchanged */
+        bool ship_mask[JOB_MAX_EXPERIMENTS]; /* a shared run: the experiments the final upload ships */
         bool ship_ready;
         struct watcher watch;
         struct run_user user;
@@ -597,13 +599,35 @@ static void restore_logs(struct run *R, size_t i) {
                 struct xfer_opts o = { .concurrency = 2 };
                 if (xfer_download(&R->c, R->bucket, key, path, &o, &out) < 0 && out.status != 404)
                         log_warn("the earlier log of %s: %s", name, out.msg);
+                /* an attempt whose instance vanished left only live chunks beyond the whole log */
+                char stream[300];
+                uint64_t added = 0;
+                out = (struct aws_result){ 0 };
+                snprintf(stream, sizeof stream, "%s/%s", name, streams[k]);
+                if (shipper_restore_tail(&R->ship, path, stream, &added, &out) < 0)
+                        log_warn("the live chunks of %s's %s: %s", name, streams[k], out.msg);
+                else if (added)
+                        log_info("%s's %s: %llu bytes from live chunks of an earlier attempt", name, streams[k],
+                                 (unsigned long long)added);
         }
 }
 
 static struct ship_plan plan_of(struct run *R) {
         struct ship_plan p = { .ship = &R->ship, .job = &R->job, .logs_dir = R->logs_dir,
                                .metrics_path = access(R->metrics_path, F_OK) == 0 ? R->metrics_path : NULL,
-                               .user = &R->user, .workfd = R->workfd, .experiment_logs = R->st.end != END_OVER };
+                               .user = &R->user, .workfd = R->workfd,
+                               .experiment_logs = R->st.end != END_OVER || R->fleet,
+                               .outputs_done = &R->outputs_done };
+        if (R->fleet && R->ledger_ok) {
+                /* a run shared by instances: what this one finished went to S3 before its done record; what it
+                 * lost went to another instance, whose logs and checkpoint are newer: only the experiment it
+                 * still holds (interrupted, stopped) is shipped at the end, outputs with it */
+                int held = ledger_held(&R->ledger);
+                for (size_t i = 0; i < R->job.n_experiments && i < JOB_MAX_EXPERIMENTS; i++)
+                        R->ship_mask[i] = (int)i == held;
+                p.only = R->ship_mask;
+                p.no_outputs = held < 0;
+        }
         /* several instances write into one run: each its own agent log and metrics */
         if (R->fleet && R->inst.id[0]) {
                 if (pathf(p.agent_log_rel, sizeof p.agent_log_rel, "logs/agent-%s.log", R->inst.id) < 0 ||
@@ -717,11 +741,9 @@ static int fleet_start(struct run *R) {
                 if (ev != EV_EXP_ENDED)
                         return ev; /* a stop, a notice, max_runtime: the claim is given back once shipped */
                 ledger_set_phase(&R->ledger, "RUN", NULL);
-                if (s->st != EXP_DONE) {
-                        if (s->reason == R_RUN_OVER)
-                                ledger_release(&R->ledger, &out); /* nobody runs it now: the run is over */
-                        continue; /* its claim was lost (another instance's now), or the run is over */
-                }
+                if (s->st != EXP_DONE)
+                        continue; /* its claim was lost (another instance's now), or the run is over (shipped, then
+                                   * given back) */
                 if (commit_experiment(R, (size_t)i) < 0) {
                         ev = pending_event(R);
                         return ev >= 0 ? ev : EV_EXP_ENDED;
@@ -880,7 +902,7 @@ static int act_ship(struct run *R) {
                 return EV_INCOMPLETE;
         }
         log_info("results in %s", R->results_uri);
-        if (R->ledger_ok && R->ledger.held >= 0) {
+        if (R->ledger_ok && ledger_held(&R->ledger) >= 0) {
                 /* shipped: the experiment's claim goes back, so that a replacement takes it at once */
                 struct aws_result out = { 0 };
                 if (ledger_release(&R->ledger, &out) < 0)
@@ -1286,6 +1308,7 @@ int run_main(const char *job_path, bool failsafe) {
                 ledger_free(&R->ledger);
         if (R->ship_ready)
                 shipper_free(&R->ship);
+        shipped_files_free(&R->outputs_done);
         if (R->metrics_fd >= 0)
                 close(R->metrics_fd);
         if (R->workfd >= 0)

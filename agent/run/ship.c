@@ -8,7 +8,54 @@
 struct outputs {
         const struct job *job;
         char prefix[1400];
+        struct shipped_files *done;
 };
+
+void shipped_files_free(struct shipped_files *s) {
+        for (size_t i = 0; i < s->n; i++)
+                free(s->v[i].key);
+        free(s->v);
+        *s = (struct shipped_files){ 0 };
+}
+
+static struct shipped_file *shipped_find(struct shipped_files *s, const char *key) {
+        for (size_t i = 0; i < s->n; i++)
+                if (!strcmp(s->v[i].key, key))
+                        return &s->v[i];
+        return NULL;
+}
+
+/* The batch's keep: a file already shipped with this size and mtime stays out. */
+static bool changed(void *ud, const char *key, const struct stat *st) {
+        struct shipped_file *f = shipped_find(ud, key);
+        int64_t m = (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec;
+        return !f || f->size != (uint64_t)st->st_size || f->mtime_ns != m;
+}
+
+/* Every file of a batch that reached S3, recorded. */
+static int shipped_note(struct shipped_files *s, const struct xfer_batch *b) {
+        for (size_t i = 0; i < b->n; i++) {
+                struct shipped_file *f = shipped_find(s, b->items[i].key);
+                if (!f) {
+                        if (s->n == s->alloc) {
+                                size_t na = s->alloc ? s->alloc * 2 : 16;
+                                struct shipped_file *v = realloc(s->v, na * sizeof *v);
+                                if (!v)
+                                        return -ENOMEM;
+                                s->v = v;
+                                s->alloc = na;
+                        }
+                        char *k = strdup(b->items[i].key);
+                        if (!k)
+                                return -ENOMEM;
+                        f = &s->v[s->n++];
+                        f->key = k;
+                }
+                f->size = b->items[i].size;
+                f->mtime_ns = b->items[i].mtime_ns;
+        }
+        return 0;
+}
 
 static int fill_outputs(struct xfer_batch *b, void *ud, struct aws_result *out) {
         struct outputs *o = ud;
@@ -31,7 +78,7 @@ static void refused(struct ship_plan *p, const char *what, const char *msg) {
 }
 
 static int upload_outputs(struct ship_plan *p, struct aws_result *out) {
-        struct outputs o = { .job = p->job };
+        struct outputs o = { .job = p->job, .done = p->outputs_done };
         if (pathf(o.prefix, sizeof o.prefix, "%soutputs/", p->ship->prefix) < 0) {
                 errf(out->msg, sizeof out->msg, "the outputs' S3 prefix is too long");
                 return -ENAMETOOLONG;
@@ -39,8 +86,14 @@ static int upload_outputs(struct ship_plan *p, struct aws_result *out) {
         struct xfer_batch b;
         struct xfer_opts xo = { .concurrency = 8 };
         int r = xfer_batch_init(&b, p->ship->c, p->ship->bucket, true, &xo);
+        if (o.done) {
+                b.keep = changed;
+                b.keep_ud = o.done;
+        }
         if (r == 0)
                 r = exptree_transfer(p->user, p->workfd, &b, fill_outputs, &o, out);
+        if (r == 0 && o.done)
+                (void)shipped_note(o.done, &b); /* out of memory: they are shipped again next time */
         if (b.refused) {
                 char m[700];
                 exptree_refusal(&b, m, sizeof m);
@@ -116,10 +169,13 @@ int ship_results(struct ship_plan *p) {
         }
         const struct job *j = p->job;
         for (size_t i = 0; p->experiment_logs && i < j->n_experiments; i++)
-                ship_logs(p, i, &failures);
-        ship_outputs(p, &failures);
+                if (!p->only || p->only[i])
+                        ship_logs(p, i, &failures);
+        if (!p->no_outputs)
+                ship_outputs(p, &failures);
         for (size_t i = 0; i < j->n_experiments; i++)
-                ship_checkpoint(p, i, &failures);
+                if (!p->only || p->only[i])
+                        ship_checkpoint(p, i, &failures);
         char m[700];
         if (shipper_refusal(p->ship, m, sizeof m))
                 refused(p, "checkpoint", m);

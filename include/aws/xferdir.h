@@ -11,6 +11,7 @@ struct xfer_item {
         char *key;
         char *path;
         uint64_t size;
+        int64_t mtime_ns;             /* a file found by a walk or a glob: its mtime (0: not known) */
 };
 
 struct xfer_batch {
@@ -27,6 +28,9 @@ struct xfer_batch {
         size_t refused;
         char refused_path[512];
         int refused_rc;               /* -EXDEV: a link out of the tree; -ELOOP: a link (no openat2) */
+        /* walks and globs add a file only when keep (NULL: always) says so, e.g. not when it is in S3 already */
+        bool (*keep)(void *ud, const char *key, const struct stat *st);
+        void *keep_ud;
 };
 
 int xfer_batch_init(struct xfer_batch *b, struct aws_ctx *c, const char *bucket, bool upload,

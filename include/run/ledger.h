@@ -134,6 +134,8 @@ void ledger_keeper_stop(struct ledger *L);
 void ledger_set_phase(struct ledger *L, const char *phase, const char *experiment);
 /* Where a lost lease is signalled from now on (-1: nowhere). */
 void ledger_set_wake(struct ledger *L, int wake_fd);
+/* The experiment whose lease this instance holds now, -1: none. */
+int ledger_held(struct ledger *L);
 /* The keeper found that another instance ended the run (once; the news is cleared). */
 bool ledger_take_over(struct ledger *L);
 /* The held lease was lost (the flag is cleared). */

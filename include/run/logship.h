@@ -55,6 +55,11 @@ void shipper_set_status(struct shipper *s, const char *json);
  * the run's ledger has no end record, and never over a status written meanwhile by another instance. */
 int shipper_put_status(struct shipper *s, const char *json, struct aws_result *out);
 void shipper_share_status(struct shipper *s);
+/* The live chunks of stream name (live/<name>.<offset>) that go on from where the log at path ends, appended to it
+ * in order: what an instance shipped of a log before it vanished without shipping the whole log. ret_added: the
+ * bytes appended. 0 or -errno. */
+int shipper_restore_tail(struct shipper *s, const char *path, const char *name, uint64_t *ret_added,
+                         struct aws_result *out);
 /* Checkpoints live in base/<experiment> of the workdir rootfd, n experiments, read as the run user u. */
 int shipper_set_checkpoint(struct shipper *s, const struct run_user *u, int rootfd, const char *base, size_t n,
                            long interval);

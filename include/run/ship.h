@@ -5,6 +5,20 @@
 #include "run/logship.h"
 #include "run/runner.h"
 
+/* The outputs in S3 already, as shipped from here: each file's key, size and mtime, so that shipping again (after
+ * each experiment, at the end) uploads only what is new or changed. In memory: after an agent restart everything
+ * matched is uploaded once more. */
+struct shipped_file {
+        char *key;
+        uint64_t size;
+        int64_t mtime_ns;
+};
+struct shipped_files {
+        struct shipped_file *v;
+        size_t n, alloc;
+};
+void shipped_files_free(struct shipped_files *s);
+
 struct ship_plan {
         struct shipper *ship;
         const struct job *job;
@@ -13,6 +27,9 @@ struct ship_plan {
         const struct run_user *user;  /* the workdir's files are read as this user ... */
         int workfd;                   /* ... beneath this fd; -1: the workdir was never opened, none are shipped */
         bool experiment_logs;         /* each experiment's logs (false: an instance that came to a finished run) */
+        struct shipped_files *outputs_done; /* the outputs shipped before: skipped when unchanged (NULL: none) */
+        const bool *only;             /* ship_results: per experiment, its logs and checkpoint go (NULL: all) */
+        bool no_outputs;              /* ship_results: not the outputs */
         char agent_log_rel[128];      /* the agent log's key in the run ("" = logs/agent.log) */
         char metrics_rel[128];        /* metrics' ("" = metrics.jsonl) */
         char refused[700];            /* out: the first path of the experiment's that was refused, "" if none */
