@@ -82,7 +82,8 @@ def test_an_instance_booting_into_a_finished_run_does_nothing_and_tears_down():
         r = the_run(c, "over", run_id)
         st = wait_over(c, r, 120)
         check(st and st["outcome"] == "succeeded", json.dumps(st))
-        got = c.wait_instances(lambda l: len(l) >= 2 and not running_of(l), 150, what="the replacement ends")
+        got = c.wait_instances(lambda l: len(l) >= 2 and all(i["state"] == "terminated" for i in l), 150,
+                               what="the replacement ends")
         check(len(got) == 2, "more than one replacement: %s" % [i["instance_id"] for i in got])
         i1, i2 = got
         check(any(l.startswith("a done") for l in lines(i1)), "instance 1 did not run a: %r" % lines(i1))

@@ -64,7 +64,7 @@ class Sandbox:
                                       'exec sh %s "$@"' % SCRIPT])
         env = {"PATH": self.fake + ":/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
                "MAYFLY_SANDBOX_LOG": self.log, "LC_ALL": "C.UTF-8", "HOME": "/root"}
-        p = subprocess.run(["unshare", "--mount", "--pid", "--fork", "sh", "-c", inner, "install.sh", *args], env=env,
+        p = subprocess.run(["unshare", "--mount", "--pid", "--fork", "--mount-proc", "sh", "-c", inner, "install.sh", *args], env=env,
                            capture_output=True, text=True, timeout=120)
         if "overlay" in p.stderr and "mount" in p.stderr and p.returncode != 0 and not self.calls():
             raise Skip("no overlay mounts here: " + p.stderr.strip()[-200:])

@@ -1197,6 +1197,28 @@ class ControlHandler(http.server.BaseHTTPRequestHandler):
         if key == ("POST", "/imds/expire-tokens"):
             return 200, {"ok": True, "expired": cloud.expire_tokens()}
         # spot / rebalance
+        if key == ("POST", "/instance/replace"):
+            # what a replacement looks like from inside: a new instance in moto (same AMI, type, zone and role), and
+            # IMDS speaks for it from now on; no notice pending (the VM scenarios' second boot)
+            import boto3
+            inst = cloud.instance
+            ec2 = boto3.client("ec2", endpoint_url=cloud.endpoint, region_name=cloud.region,
+                               aws_access_key_id=cloud.admin_key, aws_secret_access_key=cloud.admin_secret)
+            got = ec2.run_instances(ImageId=inst["ami_id"], InstanceType=inst["instance_type"], MinCount=1,
+                                    MaxCount=1, Placement={"AvailabilityZone": inst["az"]},
+                                    IamInstanceProfile={"Arn": inst["profile_arn"]})
+            i = got["Instances"][0]
+            ip = i.get("PrivateIpAddress") or inst["private_ip"]
+            with cloud.lock:
+                inst.update({"instance_id": i["InstanceId"], "private_ip": ip,
+                             "hostname": i.get("PrivateDnsName") or f"ip-{ip.replace('.', '-')}.ec2.internal",
+                             "mac": (i.get("NetworkInterfaces") or [{}])[0].get("MacAddress") or inst["mac"],
+                             "reservation_id": got.get("ReservationId", inst["reservation_id"]),
+                             "pending_time": iso(now)})
+                cloud.spot = None
+                cloud.rebalance = None
+            LOG.info("control: IMDS now speaks for %s", i["InstanceId"])
+            return 200, {"ok": True, "instance_id": i["InstanceId"]}
         if key == ("POST", "/spot"):
             action = body.get("action", "terminate")
             if action not in ("terminate", "stop", "hibernate"):
