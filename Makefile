@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # mayfly — GNU make, flags from pkg-config.
 VERSION    := 0.1.0
 PREFIX     ?= /usr

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* beneath.c — openat2(RESOLVE_BENEATH) with a per-component O_NOFOLLOW walk where the kernel lacks it. */
 #include "beneath.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* checksum.c — S3's CRC32 checksum on zlib (the same zlib under libcurl and libarchive, in both builds). */
 #include "checksum.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* crypto.c — the primitives of crypto.h on OpenSSL libcrypto. */
 #ifndef MAYFLY_STATIC
 #include "crypto.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* crypto_mbedtls.c — the primitives of crypto.h on mbedTLS 2.28, for the static build (crypto.c has the OpenSSL
  * ones). Same results as crypto.c for every input crypto.h allows; base64 decoding accepts canonical base64 only
  * (OpenSSL's EVP_DecodeBlock also skipped surrounding blanks and read an inner '=' as zero bits). */

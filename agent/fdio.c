@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* fdio.c — a pread loop with a fixed buffer. */
 #include "fdio.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* log.c — stderr for the journal, plus a file copy. */
 #include "log.h"
 

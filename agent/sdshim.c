@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* sdshim.c — the static build's stand-in for the four libsystemd calls mayfly makes (run.c): sd_notify and
  * sd_notifyf over the datagram protocol sd_notify(3) documents as stable, sd_watchdog_enabled from
  * $WATCHDOG_USEC/$WATCHDOG_PID, and sd_journal_send over journald's native protocol. Errors are -errno, as in

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* util.c — bounded buffers, encodings, parsing helpers. */
 #include "util.h"
 

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """Benchmark `mayfly cp` against `aws s3 cp` and a curl ceiling, on loopback.
 
     python3 bench/bench.py --build build [--size-mib 1024] [--reps 3] [--tmp DIR]

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """make bench, part 4: runs shared by instances, on the instance simulator (tests/fakes/instances.py: every
 instance moto starts boots the agent; S3 is moto behind the fake cloud, signatures checked).
 

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """make bench, part 2: the agent's own overheads in `mayfly run` on the local fake cloud.
 
   start -> first exec   agent process start to the experiment's first instruction, minus the fetch (transfer)

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """make bench, part 2: what decides spot-safety (issue 16), each side by side in one run, median of --reps.
 
     python3 bench/bench_up.py --build build [--size-mib 1024] [--reps 3] [--files 4096] [--file-kib 64]

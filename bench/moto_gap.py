@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """Why one client's upload costs the fake cloud (moto) more than another's (issue 16, item 4; docs/performance.md).
 
     python3 bench/moto_gap.py --build build [--old OLD_BUILD/mayfly] [--size-mib 256] [--reps 3] [-- CLOUD_ARGS]

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """A writable S3 stand-in on Debian's nginx-light, for benchmarks (not a fake cloud: no signatures, no state).
 
 What it stores goes to `store` (bench_up.py puts it on /dev/shm: a tmpfs, so that the server's writes are memory

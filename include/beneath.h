@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* beneath.h — paths resolved beneath a directory fd that cannot leave its tree.
  *
  * The rule (docs/security.md): every file operation on a path the experiment controls (its workdir, the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* checksum.h — S3's CRC32 flexible checksum (x-amz-checksum-crc32) on zlib's crc32: of memory or an fd range,
  * joined across ranges, the composite of a multipart upload, and its wire form (the 4 bytes big-endian, base64). */
 #pragma once

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* crypto.h — the few primitives mayfly needs: SHA-256, HMAC-SHA256, base64, wiping (the CRC32
  * checksums are zlib's, checksum.h).
  * OpenSSL libcrypto in the normal build (agent/crypto.c); mbedTLS in the static build (agent/crypto_mbedtls.c). */

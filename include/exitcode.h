@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* exitcode.h — the process exit codes (documented in README and `mayfly --help`); main and the commands map
  * negative errno returns to these. */
 #pragma once

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* fdio.h — reading an fd range in bounded chunks (the digests read files this way). */
 #pragma once
 #include <stddef.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* log.h — the agent's one-line log: stderr (with <N> priority prefixes when journald reads it) and a copy in
  * a file that is shipped with the run's logs. Secrets are never passed here. */
 #pragma once

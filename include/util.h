@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* util.h — cleanup helpers, bounded buffers, small string helpers. */
 #pragma once
 

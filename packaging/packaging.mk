@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # Packages: `make deb` and `make rpm` (included by the top Makefile; packaging/README.md describes both).
 # They package the binary the normal build makes ($(BUILD)/mayfly) and rebuild only when an input changed.
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # static.mk — `make static`: $(BUILD)/static/mayfly, one fully static, stripped x86_64 binary (musl, curl on
 # mbedTLS, no OpenSSL, no libsystemd) for any Linux AMI. Included by the top Makefile, whose SRCS, WARN and VERSION
 # it uses. The libraries come from packaging/static/deps.sh: built once from Debian 12 source packages into

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """make demo: the main job end to end on the local fake cloud. Starts moto (SigV4 checking on) and the IMDS
 fake, uploads examples/experiment as a tar.gz, runs `mayfly run` with examples/job.json as an instance would
 (credentials from the instance role via IMDS), then shows where logs and status landed and the instance's

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # Installs the Debian packages a target needs when they are missing (root only); quiet when all are present.
 # test: also headless Chromium and tidy (report.html is rendered and validated), openssl (a webhook's test CA).
 # vm (make test-vm): qemu (TCG), debootstrap for the guest image, netcat for the IMDS forward (qemu's guestfwd runs

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Shared test harness: starts the fake cloud (moto + IMDS fake), runs the real mayfly binary."""
 import json
 import os

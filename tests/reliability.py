@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """make reliability: the full `mayfly run` happy path under each injected fault (the fake cloud's fault rules
 sit between mayfly and moto/IMDS), compared byte for byte with a run without faults. Writes the table to
 docs/reliability.md (and prints it); exits non-zero if any scenario lost data or left the instance up. Then a sweep

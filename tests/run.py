@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """Runs every test: the C unit binaries (one PASS/FAIL line per case) and the black-box suites in
 tests/blackbox (each test_* function). Last line: 'N passed, N failed, N skipped'."""
 import argparse

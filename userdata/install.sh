@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # mayfly's install script (userdata/install.sh), run once by cloud-init from the user-data's runcmd:
 #
 #   sh /var/lib/mayfly-install.sh ROUTE [SOURCE SHA256 [REGION]]

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* autoscaling.c — the EC2 Auto Scaling Query API: the group that relaunches a run's instances. The parameter lists
  * are built by pure functions (unit-tested); the calls go through query.c. */
 #include "aws/autoscaling.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* aws.c — signing, sending and retrying one AWS request. */
 #include "aws/aws.h"
 

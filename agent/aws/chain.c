@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* chain.c — a profile's credentials, resolved when first needed and again before they expire. */
 #include "aws/chain.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* credproc.c — credential_process: split, spawn, read (capped, with a deadline), reap, parse. */
 #include "aws/credproc.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* creds.c — fixed credentials, or credentials from a source or the instance role, refreshed before they expire. */
 #include "aws/creds.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* ec2.c — TerminateInstances, StopInstances, DescribeInstances, and the launch templates of Auto Scaling groups
  * (declared in autoscaling.h) over the Query protocol. */
 #include "aws/ec2.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* http.c — libcurl easy handle per thread, reused so connections stay alive; TLS verification always on. */
 #include "aws/http.h"
 

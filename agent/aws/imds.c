@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* imds.c — IMDSv2 only (no v1 fallback), 1 s connect timeout, backoff on 429/5xx. */
 #include "aws/imds.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* pricing.c — DescribeSpotPriceHistory (EC2 Query API) and the Price List API's GetProducts (JSON 1.1). */
 #include "aws/pricing.h"
 

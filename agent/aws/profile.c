@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* profile.c — ~/.aws/config and ~/.aws/credentials through libinih. */
 #include "aws/profile.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* query.c — one Query-protocol call: form body, SigV4 for the service, XML answer. */
 #include "aws/query.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* retry.c — classification and backoff of the SDK standard retry mode (PROTOCOL.md §4). */
 #include "aws/retry.h"
 

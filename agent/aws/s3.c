@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* s3.c — GetObject, HeadObject, PutObject, multipart upload, ListObjectsV2. */
 #include "aws/s3.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* s3cas.c — conditional PUT/DELETE and ETag-returning GET for the ledger's small records. */
 #include "aws/s3cas.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* sigv4.c — canonical request, string to sign, signature (header and query forms). */
 #include "aws/sigv4.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* sns.c — Publish to a topic: Query protocol through aws_send, the signing region taken from the topic's ARN. */
 #include "aws/sns.h"
 

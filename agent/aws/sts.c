@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* sts.c — AssumeRole for the profile chain: one signed POST with the source credentials. */
 #include "aws/sts.h"
 

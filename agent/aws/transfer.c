@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* transfer.c — worker threads, one libcurl handle each, pulling part numbers from a shared counter. */
 #include "aws/transfer.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* xferdir.c — directory trees and prefixes as batches of file transfers; beneath a tree's fd when the files are
  * not the agent's own (beneath.h). */
 #include "aws/xferdir.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* xml.c — expat into a small tree with caps on size, node count and depth. */
 #include "aws/xml.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* cmd_cp.c — `mayfly cp SRC DST [--recursive]`: S3 <-> local, files and prefixes. */
 #include <getopt.h>
 #include <libgen.h>

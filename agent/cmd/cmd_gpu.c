@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* cmd_gpu.c — `mayfly gpu [--watch SECONDS]`: what the agent sees of the GPUs (NVML, else nvidia-smi). */
 #include <getopt.h>
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* cmd_launch.c — `mayfly launch` (RunInstances, or a launch template and an Auto Scaling group, with the rendered
  * user-data), `mayfly status` and `mayfly logs` (read a run back from S3). No console, no SSH. */
 #include <cjson/cJSON.h>

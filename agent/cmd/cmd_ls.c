@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* cmd_ls.c — `mayfly ls RESULTS_URI [--json]`: the runs under a results prefix (a job's, or the results root with
  * several jobs), newest first, one line each. Runs are found by their status.json: RESULTS_URI itself, the folders
  * under it, or the folders under those (results/ → NAME/ → RUN-ID/), read in parallel. */

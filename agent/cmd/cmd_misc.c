@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* cmd_misc.c — `mayfly presign`, `mayfly metadata`, `mayfly terminate`. */
 #include <getopt.h>
 

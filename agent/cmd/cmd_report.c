@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* cmd_report.c — `mayfly report RESULTS_URI [-o FILE]`: report.html rendered on the user's machine from what the run
  * left in S3 (status.json, metrics.jsonl or its live chunks, the end of each log), links presigned. */
 #include <cjson/cJSON.h>

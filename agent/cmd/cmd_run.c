@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* cmd_run.c — `mayfly run` and `mayfly failsafe`: their command lines; the lifecycle is run/run.c. */
 #include <getopt.h>
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* cmd_units.c — `mayfly install-units [DIR]`: the systemd units built into the binary (units_blob.S), written where
  * no package put them: the binary install route (userdata/install.sh), or an image built with just the binary. */
 #include <fcntl.h>

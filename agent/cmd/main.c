@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* main.c — `mayfly <command> [options]`, git style. */
 #include "cmd/cli.h"
 #include "run/run.h"

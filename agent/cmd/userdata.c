@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* userdata.c — `mayfly userdata JOB`: the user-data that writes the job, installs mayfly by the chosen route
  * (checksum verified before anything runs), arms the backstop and starts the agent. It is userdata/cloud-config.yaml
  * with its placeholders filled in (values as JSON strings, which YAML reads as double-quoted scalars) and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* archive_x.c — libarchive extraction with path checks before anything touches the disk. */
 #include "run/archive_x.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* asuser.c — a thread with the run user's filesystem identity: setfsuid/setfsgid and setgroups are per thread in
  * the kernel; the raw system calls are used because libc's setgroups changes every thread of the process. */
 #include "run/asuser.h"

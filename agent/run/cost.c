@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* cost.c — the run's cost ledger: instance-seconds times the price EC2 charged for them. */
 #include "run/cost.h"
 

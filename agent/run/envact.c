@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* envact.c — find a conda env or venv, and build the bash argv that activates it and execs the command. */
 #include "run/envact.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* exitact.c — the exit action and its power-off fallback. */
 #include "run/exitact.h"
 

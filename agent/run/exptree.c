@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* exptree.c — the workdir, the checkpoint and the outputs: as the run user, beneath the workdir's fd. */
 #include "run/exptree.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* fleet.c — the Auto Scaling group's end, from the instances that run it. */
 #include "run/fleet.h"
 

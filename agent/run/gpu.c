@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* gpu.c — GPU inventory and utilisation: NVML loaded with dlopen (versioned symbols, v1 fallback), nvidia-smi
  * (gpu_smi.c) when NVML is unusable; idleness and JSON. */
 #include "run/gpu.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* gpu_smi.c — nvidia-smi, the fallback when NVML is unusable: found in PATH or given, run with posix_spawn, a fixed
  * argv, bounded output and a timeout, reaped with waitpid(pid); its CSV parsed. */
 #include "run/gpu_smi.h"

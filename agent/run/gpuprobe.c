@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* gpuprobe.c — gpu_open and gpu_query on a worker with a deadline. */
 #include "run/gpuprobe.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* instance.c — the instance identity document and meta-data. */
 #include "run/instance.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* job.c — job spec parsing with JSON-path error messages. */
 #include "run/job.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* ledger.c — the run's shared records in S3: leases, attempts, done records, the end, heartbeats. */
 #include "run/ledger.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* lifecycle.c — the table of phases × events, the name tables, the outcome and the exit decision. Pure. */
 #include "run/lifecycle.h"
 

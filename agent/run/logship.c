@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* logship.c — incremental log shipping: each tick uploads only bytes not yet shipped, as
  * live/<stream>.<offset> objects; cost stays proportional to what the experiment writes. */
 #include "run/logship.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* notify.c — the end-of-run summary, and the HTTPS webhook that carries it. */
 #include "run/notify.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* report.c — report.html from status.json, metrics.jsonl, log tails and file links: a pure renderer. */
 #include "run/report.h"
 

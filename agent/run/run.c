@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* run.c — `mayfly run` and `mayfly failsafe`: the driver of the lifecycle (lifecycle.h). It performs the action the
  * table names for the phase and the event, and feeds the event the action ends with back to the table. Every ending
  * goes STOPPING → SHIP → EXIT; nothing else ships or ends the instance. The state is saved at each step, so a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* runner.c — fork/exec of experiments as the run user, in their own process group. */
 #include "run/runner.h"
 

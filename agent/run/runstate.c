@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* runstate.c — state.json: small, written atomically after every transition. */
 #include "run/runstate.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* ship.c — what SHIP uploads, in the order that keeps a reader's view consistent. */
 #include "run/ship.h"
 

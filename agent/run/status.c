@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* status.c — status.json: what a user (or `mayfly status`) needs to know about a run. */
 #include <cjson/cJSON.h>
 

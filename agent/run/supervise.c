@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* supervise.c — one experiment's process: output pumped raw into its logs and the journal, its timeout, a stop
  * turned into SIGTERM then SIGKILL. The loop never blocks on the network: uploads happen in the shipper thread. */
 #include "run/supervise.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* wait.c — poll + signalfd + the watchdog, on the monotonic clock; workers for blocking work. */
 #include "run/wait.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* watch.c — spot/rebalance polling and GPU sampling off the main loop, each on its own thread: a GPU query that
  * hangs never delays a spot notice. */
 #include "run/watch.h"

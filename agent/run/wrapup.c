@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* wrapup.c — the cost ledger, report.html and the notification, fed from struct run at the lifecycle's hooks. */
 #include "run/wrapup.h"
 

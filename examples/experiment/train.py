@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """A tiny CPU-only 'training' job for the demo: resumes from its checkpoint, logs progress, writes an output."""
 import json
 import os

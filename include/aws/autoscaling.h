@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* autoscaling.h — the EC2 Auto Scaling Query API (Version 2011-01-01, SigV4 service "autoscaling", endpoint
  * $AWS_ENDPOINT_URL_AUTO_SCALING, else $AWS_ENDPOINT_URL, else https://autoscaling.<region>.amazonaws.com), and the
  * EC2 launch templates a group launches from. The engine that relaunches a run's instances

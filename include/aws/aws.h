@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* aws.h — a signed AWS request with the SDK standard retry mode: sign, send, classify, back off, repeat. */
 #pragma once
 #include <stdatomic.h>

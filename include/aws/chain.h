@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* chain.h — the AWS SDK credential chain after the environment, as the AWS CLI walks it: the selected profile
  * (AWS_PROFILE, else [default]) of ~/.aws/config and ~/.aws/credentials — role_arn with source_profile or
  * credential_source (STS AssumeRole), static keys from the credentials file, credential_process, static keys

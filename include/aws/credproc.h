@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* credproc.h — a profile's credential_process: run the command (split as the AWS CLI splits it, no shell), read
  * its JSON answer ({"Version": 1, "AccessKeyId", "SecretAccessKey", "SessionToken", "Expiration"}). This is also
  * how IAM Identity Center reaches mayfly: credential_process = aws configure export-credentials --profile NAME

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* creds.h — the credentials in use, refreshed before they expire: from the environment (fixed), from a source
  * that aws_ctx_init sets up (a profile of ~/.aws: chain.c), or else the instance role from IMDS. */
 #pragma once

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* ec2.h — the EC2 Query API: form-encoded POST, XML answers (expat). */
 #pragma once
 #include "aws/aws.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* http.h — one HTTP exchange over libcurl (a reused easy handle per thread). No retries here. */
 #pragma once
 #include <curl/curl.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* imds.h — IMDSv2 client: session token (TTL 21600, cached, renewed before expiry, refetched on 401). */
 #pragma once
 #include <pthread.h>

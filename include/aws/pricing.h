@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* pricing.h — what an instance-hour costs: the spot price history (EC2 DescribeSpotPriceHistory) and the on-demand
  * price (the AWS Price List API, GetProducts). Prices are USD per hour, Linux/UNIX, shared tenancy. */
 #pragma once

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* profile.h — the AWS shared config and credentials files (~/.aws/config, ~/.aws/credentials), read with libinih
  * the way the AWS CLI reads them: [default] and [profile NAME] in the config file, [NAME] in the credentials file,
  * a profile's settings merged with the credentials file winning. Built without libinih (the static build), no file

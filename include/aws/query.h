@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* query.h — the AWS Query protocol (form-encoded POST, XML answers) for any service: EC2 speaks a dialect of it,
  * SNS the plain form. */
 #pragma once

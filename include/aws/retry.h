@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* retry.h — the AWS SDK "standard" retry mode as pure functions (randomness passed in). */
 #pragma once
 #include <stdbool.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* s3.h — S3 REST operations (one request each, retried by aws_send) and addressing. */
 #pragma once
 #include "aws/aws.h"

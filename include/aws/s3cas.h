@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* s3cas.h — S3 conditional writes for small JSON records (shared/aws/COORDINATION.md §2): create-if-absent
  * (If-None-Match: *), compare-and-swap (If-Match: <etag>), delete-if-unchanged, and reads that return the ETag.
  * 412 PreconditionFailed is -MF_EPRECOND, 409 ConditionalRequestConflict -MF_ECONFLICT (re-read and retry), a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* sigv4.h — AWS Signature Version 4, a pure module: time and credentials are passed in. */
 #pragma once
 

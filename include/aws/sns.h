@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* sns.h — SNS Publish over the Query protocol, signed for the topic's own region. */
 #pragma once
 #include "aws/aws.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* sts.h — STS AssumeRole (Query API, form-encoded POST, XML answer): a profile's role_arn. */
 #pragma once
 #include "aws/aws.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* transfer.h — whole-file transfers: parallel ranged GETs and parallel multipart uploads. */
 #pragma once
 #include "aws/s3.h"

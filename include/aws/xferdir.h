@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* xferdir.h — batches of whole-file transfers: prefixes <-> directory trees, run in parallel. */
 #pragma once
 #include <pthread.h>

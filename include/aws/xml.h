@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* xml.h — a bounded element tree built with expat, and AWS error extraction. */
 #pragma once
 #include <stddef.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* cli.h — subcommands and the process exit codes (documented in README and `mayfly --help`). */
 #pragma once
 #include "aws/aws.h"

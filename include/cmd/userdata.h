@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* userdata.h — rendering EC2 user-data (#cloud-config) for a job. */
 #pragma once
 #include <stdbool.h>

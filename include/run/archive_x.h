@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* archive_x.h — extracting experiment archives (tar, tar.gz, tar.zst, zip) with libarchive, never writing
  * outside the destination directory, and packing a local directory. */
 #pragma once

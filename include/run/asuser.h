@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* asuser.h — file work done with the run user's identity.
  *
  * mayfly runs as root; the experiment runs as the run user and owns its workdir. Whatever root does to a file the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* cost.h — what a run cost: the seconds each instance ran for it times the price EC2 charged for them (spot: the
  * price history of the instance's type in its AZ; on-demand: the Price List API). A price that could not be learnt
  * stays unknown, with the reason: the ledger never guesses. Kept in $STATE_DIRECTORY/cost.json across agent

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* envact.h — find a conda env or venv and build the argv that runs a command inside it.
  *
  * mayfly does not re-implement activation: it checks *where* the env is (to fail early with a clear message) and

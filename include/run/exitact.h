@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* exitact.h — what happens to the instance at the end: terminate, stop, power off or keep. */
 #pragma once
 #include "aws/aws.h"

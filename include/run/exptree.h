@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* exptree.h — the experiment's tree: its workdir, and the checkpoint directory and outputs inside it.
  *
  * Everything the agent does there goes through this module, which holds the one rule (docs/security.md): a thread

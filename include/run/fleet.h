@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* fleet.h — what an instance does to the Auto Scaling group that runs its job (job.fleet) when the run ends
  * for it: the instance that ends the run deletes the group and its launch template (after leaving it, so that
  * the deletion does not pull the ground from under its own end), and confirms they are gone; an instance that

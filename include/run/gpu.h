@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* gpu.h — GPU inventory and utilisation: NVML through dlopen (no link-time dependency), nvidia-smi as fallback. */
 #pragma once
 #include <stdbool.h>

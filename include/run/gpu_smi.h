@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* gpu_smi.h — the nvidia-smi side of the GPU module (gpu.c uses it when NVML is unusable). */
 #pragma once
 #include <stddef.h>

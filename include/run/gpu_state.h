@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* gpu_state.h — what the GPU module reports: a device list with utilisation and memory (types and limits only,
  * shared by gpu.c and gpu_smi.c). */
 #pragma once

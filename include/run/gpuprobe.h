@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* gpuprobe.h — opening the GPU driver at start without trusting it to answer: on a worker, bounded. */
 #pragma once
 #include <stdbool.h>

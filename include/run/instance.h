@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* instance.h — what the agent learns of its instance from IMDS. */
 #pragma once
 #include <stdbool.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* job.h — the job spec (JSON): parsing and validation, a pure module. Errors name the JSON path. */
 #pragma once
 #include <stdbool.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* ledger.h — a run shared by the instances that run it, kept in S3 alone (shared/aws/COORDINATION.md §2): who holds
  * which experiment (a lease per experiment, renewed while it runs), which are finished (a done record each,
  * committed once), the attempts, and whether the run is over (one end record). Under the run's prefix:

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* lifecycle.h — the whole run on one screen: its phases, the events that move it, the action each (phase, event)
  * calls for, and how a run ends. Pure: no I/O, no clock; the driver (run.c) performs the actions and feeds the
  * events back. Every ending — finished, spot notice, SIGTERM, max_runtime, bad spec or failure, failsafe — goes

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* logship.h — a background thread that ships growing logs (only the new bytes, as numbered chunks), status.json
  * and the running experiment's checkpoint changes while it runs, so a slow S3 never blocks the experiment. */
 #pragma once

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* notify.h — telling someone that a run ended: one summary, as a text for people (Slack and Teams incoming
  * webhooks show {"text": ...}; SNS e-mail and SMS subscribers get it as the message) and as JSON for scripts,
  * sent to an SNS topic and/or an HTTPS webhook. Composing is pure; sending is bounded so that a notification

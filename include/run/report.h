@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* report.h — report.html: one self-contained page (no scripts, no external fonts, styles or images) that shows a
  * run at a glance: outcome, instance, cost, a timeline of the experiments and their attempts, GPU utilisation and
  * memory per GPU over time as inline SVG, the tail of each log, links to the logs and outputs. A pure module: all

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* run.h — `mayfly run` and `mayfly failsafe`: the lifecycle (lifecycle.h) driven for one job, persisted so that a
  * restarted agent resumes. */
 #pragma once

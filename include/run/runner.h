@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* runner.h — starting an experiment: own session and process group, the run user, the workdir, a clean
  * environment, stdout/stderr on pipes the agent reads. */
 #pragma once

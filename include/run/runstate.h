@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* runstate.h — the lifecycle state persisted in $STATE_DIRECTORY so a restarted agent resumes. */
 #pragma once
 #include <stdbool.h>

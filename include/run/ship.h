@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* ship.h — the SHIP phase's uploads: everything that exists of the run reaches S3 (status.json is the driver's:
  * it is written last, with the final outcome). */
 #pragma once

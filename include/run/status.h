@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* status.h — status.json: what a user (or `mayfly status`) needs to know about a run, built from its parts. */
 #pragma once
 #include <stdbool.h>

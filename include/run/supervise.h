@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* supervise.h — one experiment's process: started as the run user, its output pumped raw into its logs and line by
  * line into the journal, its own timeout and a stop turned into SIGTERM, then SIGKILL after the grace, its end
  * recorded. It knows nothing of the run: the lifecycle (run.c) decides what a spot notice or SIGTERM means. */

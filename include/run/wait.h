@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* wait.h — the one way the agent waits: poll with the signalfd, the systemd watchdog pinged at half its interval,
  * every time measured on CLOCK_MONOTONIC (a clock stepped back or forward neither stalls nor hurries a wait). */
 #pragma once

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* watch.h — two background threads: one polls IMDS for spot interruption and rebalance notices (every 5 s, one
  * request each, token cached), the other samples the GPUs into metrics.jsonl (every 5 s). A GPU query that does
  * not return (a hung NVML or driver) stalls only the GPU thread; the spot thread notices after WATCH_GPU_HUNG

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* wrapup.h — what the lifecycle hands the user: the cost ledger kept up to date, report.html next to status.json
  * (rendered in the background at each status change, and synchronously with the final status) and the end-of-run
  * notification. The glue between struct run and the pure cost, report and notify modules: the lifecycle calls

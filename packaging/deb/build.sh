@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # Builds the .deb from a staged tree with dpkg-deb, the way debhelper would lay it out (called by `make deb`).
 # Usage: build.sh VERSION REVISION BINARY OUT.deb STAGE_DIR   (run from the repository root)
 set -eu

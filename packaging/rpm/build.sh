@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # Builds the .rpm with rpmbuild from packaging/rpm/mayfly.spec (called by `make rpm`).
 # Usage: build.sh VERSION RELEASE BINARY OUT.rpm STAGE_DIR   (run from the repository root)
 set -eu

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # deps.sh — builds the libraries of mayfly's static binary (curl + mbedTLS, cJSON, expat, libarchive, zlib, zstd)
 # with musl-gcc from Debian 12 source packages, into a cache outside the repository, and prints the install prefix.
 # The recipe, its pitfalls and its numbers: shared/platform/STATIC.md. Run as root (it installs the build tools and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* asgctl.c — a driver for tests/blackbox/test_autoscaling.py: one Auto Scaling or launch-template call of
  * aws/autoscaling.h per command line, with the credentials and endpoints of the environment, as the agent makes
  * them. Exit 0, 3 for "not found", 1 for any other failure (its message on stderr); describe prints JSON. */

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """What the fleet tests (test_fleet.py: runs that outlive their instance, test_sweep.py: sweeps) share: a simulated
 cloud with the experiment archive in S3, a job, `mayfly launch` as a user runs it, and readers of what the simulated
 instances' root volumes and moto hold. counter.sh counts steps, keeps the count in its checkpoint, goes on from it

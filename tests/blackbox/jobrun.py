@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Helpers for the report, cost and notification tests: one `mayfly run` of a job on a fake cloud that several runs
 share (each with its own state, logs and work directories), and headless Chromium and tidy on a page."""
 import io

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """EC2 Auto Scaling against moto (SigV4 checked): `mayfly launch --recover / --instances` (the launch template, the
 group, the job's run_id and fleet, clean-up after a failure, usage errors), and the calls the agent makes
 (aws/autoscaling.h through tests/blackbox/asgctl.c): describe, terminate in the group with and without decrement,

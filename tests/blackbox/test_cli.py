@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The command line itself: version, help, usage errors and their exit codes (no cloud needed)."""
 from harness import check, mayfly, out
 

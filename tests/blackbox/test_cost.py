@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Cost in status.json (issue 15) on an on-demand instance: the hourly price from the Price List API's GetProducts
 (a fake that checks the SigV4 signature against the instance role's credentials: moto 5.2.1 has no pricing
 service), looked up once per run; a role that may not call it leaves the price unknown, and the report says so

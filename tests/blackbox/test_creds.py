@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Instance-role credentials that expire 20 s after issue: one long-running mayfly process keeps
 transferring for about a minute and never sends an expired key (the fake cloud rejects expired keys and
 counts them); an IMDS token expired mid-way is replaced after the 401."""

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Delivery: the systemd units (systemd-analyze verify and security), `mayfly userdata` checked by cloud-init's
 own schema validator, credentials refused, `mayfly launch` against moto, `mayfly status` / `mayfly logs`."""
 import base64

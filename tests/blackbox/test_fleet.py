@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Runs that outlive their instance, through the instance simulator (every instance moto starts boots the agent from
 its user-data): `mayfly launch --spot --recover` makes a group of one; spot notices take its instances and the group's
 replacements go on with the run from the ledger in S3 and each experiment's checkpoint; the instance that ends the

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """An experiment that attacks the agent, run as a real unprivileged user the test creates: links planted where the
 agent reads, writes or creates (checkpoint directory, outputs, a file swapped while the checkpoint syncs), hostile
 archives; and what a hung NVML must not stop. Each ends with nothing outside the workdir read, written or chowned,

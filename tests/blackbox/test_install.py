@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """`make install DESTDIR=… PREFIX=…` lays out what the packages ship (binary, units, man pages, docs), the installed
 units pass `systemd-analyze verify --root=DESTDIR` (ExecStart= found in the root, man pages found in it), and
 `make uninstall` takes every file away again."""
@@ -76,3 +77,20 @@ def test_install_usr_local_points_units_at_its_binary():
     make("uninstall", "DESTDIR=" + root, "PREFIX=/usr/local")
     check([f for f in files_under(root) if not f.endswith(".target")] == [], files_under(root))
     shutil.rmtree(root)
+
+
+def test_every_source_file_declares_the_license():
+    """Apache-2.0: LICENSE at the top, and an SPDX line at the head of every tracked C, header, Python, shell and
+    make file (after a #! line), so a file copied out of the tree still says under what terms."""
+    with open(os.path.join(ROOT, "LICENSE")) as f:
+        check("Apache License" in f.read(300), "LICENSE is not the Apache License")
+    files = subprocess.run(["git", "-C", ROOT, "ls-files", "*.c", "*.h", "*.py", "*.sh", "*.mk", "Makefile"],
+                           capture_output=True, text=True, timeout=60).stdout.split()
+    check(len(files) > 100, "git ls-files found %d files" % len(files))
+    missing = []
+    for name in files:
+        with open(os.path.join(ROOT, name), errors="replace") as f:
+            head = [f.readline() for _ in range(2)]
+        if not any("SPDX-License-Identifier: Apache-2.0" in line for line in head):
+            missing.append(name)
+    check(not missing, "%d files without an SPDX line: %s" % (len(missing), " ".join(missing[:20])))

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """userdata/install.sh run for real, as cloud-init runs it, but in a sandbox: a mount and PID namespace where /usr,
 /etc and /var are overlays of the host's (what the script writes lands in upper directories, the host stays as it
 is) and systemctl, logger and poweroff are stand-ins that log their arguments. The binary route from S3 reads the

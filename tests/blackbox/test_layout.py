@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The house drawn from its includes: agent/ has three floors above the ground (cmd/ above run/ above aws/, util, log
 and crypto at the ground); a floor includes only its own floor and those below it, and each source's header sits
 on the same floor."""

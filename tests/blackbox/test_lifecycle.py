@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The one exit path, seen from outside: SIGTERM ships everything before the agent goes; an agent killed in SHIP
 finishes SHIP when it starts again; an upload that cannot complete stops the instance (its disk keeps the only
 copy) and the next start ships, then ends it; each experiment has its own checkpoint; a state.json from another

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """`mayfly ls RESULTS_URI [--json]` (issue 15) over 30 runs of three jobs with mixed outcomes (and a launch's
 sources/ folder, a run without cost, one whose price is unknown, one still running): newest first, one line each,
 a job's prefix lists only its runs, a run's prefix lists that run."""

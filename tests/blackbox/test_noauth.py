@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Cases moto's signature checker cannot judge (PROTOCOL.md §7): keys with + = , % and UTF-8, prefixes
 with '/', presigned URLs. Bytes go through a moto without signature checking; signatures are compared with
 botocore's for the same request, credentials and time."""

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Notifications (issue 15): the job's `notify` key checked like the rest of the spec; at the end of a run an SNS
 Publish (read back from moto through an SQS subscription) and an HTTPS webhook POST (received by a local server whose
 self-signed CA the agent trusts through AWS_CA_BUNDLE), sent once; a hanging or failing webhook does not hold up the

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Packages: `make deb` / `make rpm`, what they contain, lintian and rpmlint (every remaining tag must be justified
 in packaging/README.md), and the .deb installed into a Debian 12 root built by debootstrap: its dependencies come
 from the archive, nothing is started or enabled, remove stops the agent, purge removes what it wrote.

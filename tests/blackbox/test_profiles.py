@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Credentials the way the AWS CLI finds them, on a "laptop" with nothing but ~/.aws/credentials and ~/.aws/config
 (no keys in the environment, IMDS disabled): [default], AWS_PROFILE with its region, credential_process, role_arn +
 source_profile through STS AssumeRole against moto (signature checking on), AWS_CONFIG_FILE and

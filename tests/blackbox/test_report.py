@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """report.html (issue 15): the page the agent writes next to status.json and the one `mayfly report` renders from S3,
 for a demo-like run on two (fake) GPUs and for a spot-interrupted run, rendered by headless Chromium (a screenshot,
 and the DOM checked for the plot paths, the timeline and the log tails) and validated by tidy; a 12-hour run sampled

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """`mayfly run` end to end against moto (SigV4 checking on) and the IMDS fake: happy path, live logs, spot
 notice, agent crash and resume, max_runtime, exit-action fallbacks, and each kind of bad input."""
 import io

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The instance simulator (tests/fakes/instances.py) with today's agent: every instance moto starts boots the real
 binary with the job its user-data (`mayfly userdata`) writes, on a root volume of its own, behind an IMDS of its own.
 RunInstances runs a job to `succeeded` and the agent's TerminateInstances ends it; an Auto Scaling group's replacement

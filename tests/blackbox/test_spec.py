@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """`mayfly check` and docs/job-schema.json agree on what a valid job is; errors name the JSON path."""
 import json
 import os

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Sweeps through the instance simulator: `mayfly launch --instances M --spot --recover` makes one group of M, every
 instance claims the next experiment that is neither finished nor held, and the fleet ends itself. Under seeded
 chaos (spot notices, instances killed without a word) every experiment finishes exactly once; clocks skewed by

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """userdata/: the skeleton (cloud-config.yaml) and the install script are what `mayfly userdata` renders (the script
 byte for byte; the skeleton as YAML, filled the way Terraform's templatefile() fills it), and each worked example
 (AWS CLI, Terraform, CloudFormation) gives user-data that cloud-init's own schema check accepts and an instance set

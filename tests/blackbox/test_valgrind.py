@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The happy path of `mayfly run` (and a `mayfly cp` round trip) under valgrind: no memory errors, no
 definite leaks."""
 import os

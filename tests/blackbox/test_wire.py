@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The AWS wire against moto with signature checking on: cp both ways and cross-checked with awscli,
 retries on injected faults, credential errors, IMDS behaviour, terminate."""
 import hashlib

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # Device check (a machine with a real NVIDIA GPU): NVML discovery and sampling through the real driver, under a
 # real CUDA load, the nvidia-smi fallback, and — when the machine's Python has moto — a whole `mayfly run` with a
 # GPU experiment. Needs build/mayfly, build/device/burn and build/devlibs (tests/device/prepare.sh makes them).

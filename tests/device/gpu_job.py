@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """On a GPU machine with moto: a whole `mayfly run` whose experiment is a real CUDA load, then an idle one.
 Prints the GPU inventory from status.json, the peak utilisation in metrics.jsonl, and the idle outcome."""
 import io

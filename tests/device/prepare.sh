@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # Builds what tests/device/check.sh carries to the GPU machine: the CUDA load and the shared libraries mayfly
 # links (the device image may lack the -dev packages' runtime libraries).
 set -eu

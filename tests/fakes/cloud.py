@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """Local "fake cloud" for mayfly tests: moto (S3/EC2/IAM/STS) + IMDSv2 fake + control API.
 
     python3 tests/fakes/cloud.py --state-dir DIR [options]

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """Instance simulator for the fake cloud: every instance moto starts boots an agent, as EC2 would.
 
 Enabled by `tests/fakes/cloud.py --simulate-instances --mayfly PATH` (see tests/fakes/README.md, "Instance

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """A fake AWS Price List API (moto 5.2.1 has none: GetProducts there is a 500) for the on-demand cost tests.
 
 `with PriceList(creds_for, price="1.006") as p:` serves POST / with X-Amz-Target AWSPriceListService.GetProducts

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Local HTTPS webhook receivers for the notification tests.
 
 * `make_ca(dir)`: a throw-away CA and a server certificate for 127.0.0.1 (openssl CLI, P-256 keys); the agent

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* fuzz_archive.c — the archive path checks: a path judged safe never leaves the root, lexically; a symlink
  * judged safe resolves inside the root. Also extracts the input as an archive into a scratch directory: nothing
  * appears outside it, and in a tree extracted without error every link resolves inside, no file is a hard link,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* fuzz_imds.c — IMDS JSON: role credentials, spot and rebalance notices. */
 #include <assert.h>
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* fuzz_job.c — the job-spec parser: any bytes give 0 or -EINVAL with a one-line message, never a crash. */
 #include <assert.h>
 

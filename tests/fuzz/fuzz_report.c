@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* fuzz_report.c — report.html from hostile inputs (a status.json, metrics.jsonl and a log tail anyone who can write
  * to the results prefix could have planted): never a crash, never markup from the input, always valid UTF-8.
  * The input is split at its first two NUL bytes: status, metrics, log. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* fuzz_sigv4.c — canonicalisation of arbitrary paths, queries and headers (header and query signing, S3 and
  * normalised). Input: NUL-separated fields: method, path, then name/value pairs (odd ones query, see below). */
 #include <assert.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* fuzz_xml.c — S3/EC2 XML answers: errors, ListObjectsV2 pages, multipart and terminate answers. */
 #include <assert.h>
 

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # make fuzz: runs each libFuzzer harness for $1 seconds (default 60) from the seed corpus in tests/fuzz/corpus,
 # prints its executions, and fails on any crash (the input is kept in build/fuzz/crashes/).
 set -u

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* test.h — a tiny table-friendly test harness: one line per case, "PASS name" or "FAIL name: why". */
 #pragma once
 #include <stdarg.h>

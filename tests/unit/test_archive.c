@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* test_archive.c — archive path and link checks (tables, with an in-memory tree for chained links), and extraction
  * of good and hostile archives: every shape in tests/fuzz/regressions/archive-refuse-* is refused with a one-line
  * message naming the entry, and nothing appears outside the tree. */

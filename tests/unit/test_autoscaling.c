@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* test_autoscaling.c — the Auto Scaling and launch-template parameter builders and the Describe parser (pure). */
 #include "aws/autoscaling.h"
 #include "aws/ec2.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* test_beneath.c — paths resolved beneath a tree (openat2, and the O_NOFOLLOW walk of kernels without it), and
  * file work as the run user (as_user): what the user could not do, the thread cannot either; what it creates is
  * the user's. */

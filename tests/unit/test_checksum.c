@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* test_checksum.c — S3's CRC32 checksum: published CRC-32 check values, botocore's Crc32Checksum wire form,
  * composites, the joins a parallel download relies on, the header rules and the download plan. */
 #include <errno.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* test_envact.c — env resolution (order, errors, bad names) and end-to-end activation through the fake conda
  * (tests/fakes/conda/make_fake_conda.sh) and fake venvs, running the argv from envact_command with a clean,
  * systemd-like environment. Run from the repo root. */

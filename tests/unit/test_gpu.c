@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* test_gpu.c — the GPU module: nvidia-smi CSV parsing, idle detection and JSON (pure), then gpu_open/gpu_query
  * through the fake libnvidia-ml.so.1 ($MAYFLY_TEST_FAKE_NVML, else $MAYFLY_BUILD/fakes/nvml/, else
  * build/fakes/nvml/) and the fake nvidia-smi ($MAYFLY_TEST_FAKE_SMI, else tests/fakes/nvml/nvidia-smi), both

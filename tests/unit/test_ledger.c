@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* test_ledger.c — the ledger's pure decisions: which experiment an instance may claim (a run: in order; a sweep:
  * any whose `after` are done), when to wait and when nothing is left, and when a lease counts as expired on the
  * observer's own monotonic clock. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* test_profile.c — the pure parts of the credential chain: the AWS config and credentials files (libinih, with
  * values longer than its 200-byte lines), credential_process's command splitting and JSON answer, the AssumeRole
  * answer, the error hints. */

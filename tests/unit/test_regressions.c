@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* test_regressions.c — every input the fuzzers ever crashed on (tests/fuzz/regressions/<harness>-<what>) fed
  * to its parser again: no crash, and the answer keeps the harness's invariants. */
 #include <dirent.h>

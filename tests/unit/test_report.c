@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* test_report.c — the pure parts of issue 15: report.html (escaping, tails, plots, size), the cost ledger, SNS
  * ARNs and subjects, the price parsers, the Query form, and the notification's text and timing. */
 #include <cjson/cJSON.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* test_sigv4.c — the official SigV4 suites (classic, aws-c-auth v4 header+query), the AWS S3 examples and
  * the General Reference IAM example, loaded case by case from ../shared/aws/vectors. */
 #include <cjson/cJSON.h>

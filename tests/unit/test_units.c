@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* test_units.c — table-driven tests of the pure modules: retry policy, XML/error parsing, ListObjectsV2,
  * EC2 answers and form encoding, IMDS credential JSON, part sizing, encodings. */
 #include <cjson/cJSON.h>

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # Builds the guest for `make test-vm`: a Debian 12 root file system (debootstrap, minbase) with systemd,
 # cloud-init and the runtime libraries mayfly links against, but not mayfly itself. The result is cached outside
 # the repository, keyed by this script's text (the package list and every customisation live here), so later

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """Runs the scenarios of tests/vm/test_vm.py (each test_* function: one boot of the simulated EC2 instance).
 One PASS/FAIL/SKIP line per scenario with its wall time; last line: 'N passed, N failed, N skipped'."""
 import argparse

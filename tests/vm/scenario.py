@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """One scenario of `make test-vm`: a fresh fake cloud (moto + IMDS fake), the experiment in S3, user-data rendered by
 `mayfly userdata`, one boot of the guest, and EC2's part of the bargain played by the harness:
 
@@ -143,6 +144,11 @@ class Scenario(harness.ResultsView):
 
     # ---- the boot ----
     def boot(self):
+        """A boot of a fresh disk (a second call: another instance's first boot, once IMDS speaks for it)."""
+        if self.guest:
+            self.guest.kill()
+        self.ended = None
+        self.events = {}
         self.guest = vmlib.Guest(self.dir, int(self.cloud.info["imds_endpoint"].rsplit(":", 1)[1]),
                                  instance_type=self.cloud.info["instance_type"]).start()
         return self

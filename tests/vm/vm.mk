@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # `make test-vm`: mayfly on a simulated EC2 instance: a Debian 12 guest under qemu (TCG) whose real cloud-init
 # installs mayfly from user-data that `mayfly userdata` renders, against the fake cloud (moto + IMDS fake).
 # One boot per scenario; the guest image is cached in /var/cache/mayfly-test/vm-<key>. See tests/vm/README.md.

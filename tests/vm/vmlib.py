@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """A simulated EC2 instance for `make test-vm`: a Debian 12 guest (tests/vm/build_image.sh) booted under qemu (TCG)
 whose real cloud-init picks DataSourceEc2 against the IMDS fake of tests/fakes/cloud.py, installs mayfly from a
 URL on the host, and lets systemd run the agent against moto. See tests/vm/README.md."""

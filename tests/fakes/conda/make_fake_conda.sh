@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # make_fake_conda.sh — build a fake conda installation (or a fake venv) that behaves like the real one for
 # activation, per shared/platform/CONDA.md §5. Shell only; reused by unit, black-box and VM tests.
 #

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* fake_nvml.c — a fake libnvidia-ml.so.1 for tests (shared/platform/NVML.md §5).
  *
  * Build:  cc -std=gnu11 -shared -fPIC -O2 -Wall [-Wl,-soname,libnvidia-ml.so.1] -o libnvidia-ml.so.1 fake_nvml.c

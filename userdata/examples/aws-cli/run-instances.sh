@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # A mayfly job launched with the AWS CLI instead of `mayfly launch`: `mayfly userdata` renders the user-data
 # (userdata/cloud-config.yaml filled in), `aws ec2 run-instances` starts the instance with what launch would set:
 # terminate on shutdown, IMDSv2 only with a hop limit of 1, the instance role, a one-time spot request (drop the

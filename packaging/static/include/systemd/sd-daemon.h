@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* sd-daemon.h — the part of libsystemd's sd-daemon.h that mayfly's static build uses; agent/sdshim.c implements it
  * over the stable sd_notify(3) datagram protocol. */
 #pragma once

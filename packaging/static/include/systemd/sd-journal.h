@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* sd-journal.h — the part of libsystemd's sd-journal.h that mayfly's static build uses; agent/sdshim.c implements it
  * over journald's native protocol (systemd.journal-fields(7), "Native Journal Protocol"). */
 #pragma once
