@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """`make test-vm`: mayfly on a simulated EC2 instance, one boot per scenario (see tests/vm/README.md)."""
 import calendar
 import glob
@@ -70,6 +71,22 @@ mkdir -p outputs
 echo "$MAYFLY_EXPERIMENT resume=${MAYFLY_RESUME:-0}" >> outputs/runs.txt
 """,
 }
+
+# counts to $1 (0.3 s a step), saving the step in its checkpoint; resumed, it goes on from the saved step for 10
+# more and ends
+COUNT = """#!/bin/bash
+ck="$MAYFLY_CHECKPOINT_DIR/step"
+step=0
+end="$1"
+if [ "${MAYFLY_RESUME:-0}" = 1 ] && [ -f "$ck" ]; then step=$(cat "$ck"); end=$((step + 10)); fi
+echo "attempt ${MAYFLY_ATTEMPT:-?} from step $step resume=${MAYFLY_RESUME:-0} on ${MAYFLY_INSTANCE_ID:-?}"
+trap 'echo "SIGTERM at step $step"; exit 143' TERM
+while [ "$step" -lt "$end" ]; do
+  step=$((step + 1)); echo "$step" > "$ck.tmp" && mv -f "$ck.tmp" "$ck"
+  sleep 0.3 & wait $!
+done
+mkdir -p outputs && echo "counted to $step" > outputs/count.txt
+"""
 
 TWO_EXPERIMENTS = {
     "experiments": [{"name": "baseline", "command": ["python3", "train.py", "5"], "timeout": "10m"},
@@ -177,6 +194,60 @@ def test_spot():
         s.terminate_as_ec2()
         ended = s.finish()
         check(ended == "terminated", "the guest %s when EC2 reclaimed it" % ended)
+
+
+def test_spot_then_a_second_instance_resumes_the_run():
+    """A run with a run id (what `mayfly launch` writes): a spot notice on the first guest during the first
+    experiment, which checkpoints its step; EC2 reclaims it. A second boot from the same user-data as a new instance
+    (new instance id in IMDS, fresh disk, cloud-init's per-instance run again) picks the run up from the ledger in
+    S3: the first experiment again from its step with MAYFLY_RESUME=1 and MAYFLY_ATTEMPT=2, then the second; the run
+    ends succeeded under one prefix and the second instance terminates."""
+    run_id = "vmrun-%d" % int(time.time())
+    job = {"experiments": [{"name": "count", "command": ["./count.sh", "400"]},
+                           {"name": "after", "command": ["./mark.sh"]}],
+           "run_id": run_id, "lease_ttl": 10, "workdir": WORKDIR, "outputs": ["outputs/*"],
+           "checkpoint": {"path": "ckpt", "interval": 600}}
+    with Scenario("resume", job, dict(SCRIPTS, **{"count.sh": COUNT}), _build("mayfly")) as s:
+        pre = "results/resume/%s/" % run_id
+        first = s.cloud.info["instance_id"]
+        s.boot()
+        s.wait_status(lambda st: any(k.startswith(pre + "live/count/stdout.") for k in s.keys(pre)), 300,
+                      "the first experiment's first log line in S3")
+        time.sleep(3)
+        s.cloud.control("POST", "/spot", {"in": 100})
+        log("spot notice at %.0fs" % s.t())
+        # shipped and given back: its checkpoint and log in S3, its lease gone
+        deadline = time.time() + 95
+        while time.time() < deadline:
+            keys = s.keys(pre)
+            if pre + "checkpoint/count/step" in keys and pre + "logs/count/stdout.log" in keys and \
+                    pre + "ledger/lease/count.json" not in keys:
+                break
+            time.sleep(1)
+        else:
+            raise AssertionError("no checkpoint, log and released lease in S3 before the notice's time: %r" % keys)
+        step = int(s.get(pre + "checkpoint/count/step"))
+        check(step > 0, "checkpointed step %d" % step)
+        s.terminate_as_ec2()
+        check(s.finish() == "terminated", "the first guest did not go down when EC2 reclaimed it")
+        # the replacement: a new instance from the same user-data
+        second = s.cloud.control("POST", "/instance/replace", {})["instance_id"]
+        s.cloud.info["instance_id"] = second
+        log("second boot as %s (the first was %s)" % (second, first))
+        s.boot()
+        ended = s.finish()
+        st = s.status()
+        check(st and st["run_id"] == run_id and st["outcome"] == "succeeded", repr(st and
+                                                                                  (st["run_id"], st["outcome"])))
+        e = {x["name"]: x for x in st["experiments"]}
+        check(e["count"]["attempts"] == 2 and e["count"]["instances"] == [first, second], repr(e["count"]))
+        check(e["after"]["attempts"] == 1 and e["after"]["instances"] == [second], repr(e["after"]))
+        out = s.get(pre + "logs/count/stdout.log").decode(errors="replace")
+        check("attempt 1 from step 0" in out and "attempt 2 from step %d resume=1" % step in out,
+              "the log of count: %r" % out[-600:])
+        check(len([k for k in s.keys("results/resume/") if k.endswith("/status.json")]) == 1, "more than one run")
+        check(s.instance_state() == "terminated" and ended == "terminated", "second instance %s, guest %s" %
+              (s.instance_state(), ended))
 
 
 def test_agent_crash():
