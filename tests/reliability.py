@@ -47,7 +47,8 @@ SCENARIOS = [
 
 
 def digest(r):
-    """Every result object except the agent's own log and timing-dependent files: key (run id removed) -> sha."""
+    """Every result object except the agent's own log and timing-dependent files (status, metrics, live chunks, the
+    report with its times and durations): key (run id removed) -> sha."""
     out = {}
     st = r.status()
     if not st:
@@ -55,7 +56,7 @@ def digest(r):
     pre = "results/t/%s/" % st["run_id"]
     for k in r.keys():
         rel = k[len(pre):]
-        if rel.startswith(("live/", "logs/agent.log", "status.json", "metrics.jsonl")):
+        if rel.startswith(("live/", "logs/agent.log", "status.json", "metrics.jsonl", "report.html", "cost.json")):
             continue
         # the run id (instance id + start time) is in what the experiments print; it differs by design
         out[rel] = hashlib.sha256(r.get(k).replace(st["run_id"].encode(), b"RUN-ID")).hexdigest()

@@ -39,6 +39,7 @@
 extern char **environ;
 
 #define SPOT_UPLOAD_MARGIN 30     /* seconds kept for uploads before a spot notice's time */
+#define SPOT_MIN_GRACE 3          /* seconds a SIGTERM'd experiment always gets, even out of that margin */
 #define EXIT_RETRY 30             /* seconds between attempts at an exit action that failed */
 #define STOP_DRIVING (-1)         /* an action's answer: the process ends here (the state says where to go on) */
 #define FLEET_WAIT 5              /* seconds between looks at the ledger while waiting for an experiment */
@@ -768,8 +769,11 @@ static int act_stop(struct run *R) {
         if (R->cur_idx >= 0) {
                 long grace = R->job.stop_grace;
                 if (R->st.end == END_SPOT)
-                        grace = MIN(R->job.spot_grace,
-                                    (long)(R->st.spot_time - aws_cloud_now(&R->c)) - SPOT_UPLOAD_MARGIN);
+                        /* never a SIGKILL on the SIGTERM's heels: a handler that checkpoints gets its seconds even
+                         * when the notice came late (out of the uploads' margin) */
+                        grace = MAX(MIN(R->job.spot_grace,
+                                        (long)(R->st.spot_time - aws_cloud_now(&R->c)) - SPOT_UPLOAD_MARGIN),
+                                    MIN(R->job.spot_grace, SPOT_MIN_GRACE));
                 if (R->st.end == END_STOPPED)
                         sd_notifyf(0, "EXTEND_TIMEOUT_USEC=%llu",
                                    (unsigned long long)(MAX(grace, 0) + R->job.ship_timeout + 30) * 1000000ULL);

@@ -167,6 +167,8 @@ def sweep_chaos(seed, n_exp=12, m=4, steps=20, dt=0.5, kills=2, every=20.0, time
 
 
 def test_sweep_12_over_4_under_spot_notices_and_two_kills():
+    if os.environ.get("MAYFLY_SANITIZED"):
+        raise Skip("make reliability runs this sweep with 5 seeds; under ASan the other sweep tests run")
     seed = int(os.environ.get("MAYFLY_CHAOS_SEED", "1"))
     got = sweep_chaos(seed)
     print("sweep chaos: %s" % json.dumps(got))
