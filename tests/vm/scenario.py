@@ -252,11 +252,16 @@ class Scenario(harness.ResultsView):
             st = self.status()
             if st:
                 out.append("status.json: " + json.dumps(st)[:3000])
-                try:
-                    agent = self.get(self.prefix() + "logs/agent.log").decode(errors="replace")
-                    out.append("logs/agent.log (tail):\n" + "\n".join(agent.splitlines()[-40:]))
-                except Exception:  # noqa: BLE001
-                    out.append("(no logs/agent.log in S3)")
+                # a run of this instance alone, or one shared by instances (a run id): each its own agent log
+                for rel in ("logs/agent.log", "logs/agent-%s.log" % self.cloud.info["instance_id"]):
+                    try:
+                        agent = self.get(self.prefix() + rel).decode(errors="replace")
+                    except Exception:  # noqa: BLE001
+                        continue
+                    out.append("%s (tail):\n" % rel + "\n".join(agent.splitlines()[-40:]))
+                    break
+                else:
+                    out.append("(no agent log in S3)")
         except Exception as e:  # noqa: BLE001
             out.append("(S3/EC2 not readable: %s)" % e)
         out.append("installer downloads: %r" % self.server.requests[-5:] if self.server else "")

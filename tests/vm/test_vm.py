@@ -114,7 +114,10 @@ def run_batch(name, artifact, route):
         check(st["exit_action"] == "terminate", repr(st.get("exit_action")))
         pre = s.prefix()
         keys = s.keys()
-        for k in ("status.json", "logs/agent.log", "logs/baseline/stdout.log", "logs/wider/stdout.log",
+        # `mayfly launch` (the static route) gives the run a run id that any instance running the job shares: each
+        # instance ships its own agent log then; `mayfly userdata` alone leaves a run of this instance
+        agent_log = "logs/agent-%s.log" % s.cloud.info["instance_id"] if route == "static" else "logs/agent.log"
+        for k in ("status.json", agent_log, "logs/baseline/stdout.log", "logs/wider/stdout.log",
                   "outputs/outputs/baseline-model.txt", "outputs/outputs/wider-model.txt",
                   "checkpoint/baseline/baseline.json", "checkpoint/wider/wider.json"):
             check(pre + k in keys, "missing %s in S3: %r" % (k, keys))
