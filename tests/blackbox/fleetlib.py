@@ -45,16 +45,18 @@ exit "${3:-0}"
 }
 
 
-def start_cloud(**kw):
+def start_cloud(scripts=None, key="src/fleet.tar.gz", **kw):
+    """The fake cloud with the instance simulator, and the experiment's scripts (SCRIPTS unless given) as an
+    archive at s3://BUCKET/KEY."""
     c = Cloud(simulate=True, **kw).__enter__()
     try:
         buf = io.BytesIO()
         with tarfile.open(fileobj=buf, mode="w:gz") as t:
-            for name, body in SCRIPTS.items():
+            for name, body in (SCRIPTS if scripts is None else scripts).items():
                 ti = tarfile.TarInfo(name)
                 ti.size, ti.mode = len(body), 0o755
                 t.addfile(ti, io.BytesIO(body.encode()))
-        c.boto("s3").put_object(Bucket=BUCKET, Key="src/fleet.tar.gz", Body=buf.getvalue())
+        c.boto("s3").put_object(Bucket=BUCKET, Key=key, Body=buf.getvalue())
     except BaseException:
         c.__exit__(None, None, None)
         raise

@@ -5,15 +5,14 @@ RunInstances runs a job to `succeeded` and the agent's TerminateInstances ends i
 boots on a fresh root with a new id; a hardware loss SIGKILLs every process at once; a spot notice reaches one
 instance alone and is acted on at its time; a stop and start boots the same root again."""
 import base64
-import io
 import json
 import os
-import tarfile
 import time
 
 import boto3
 
-from harness import Cloud, RunResults, check
+import fleetlib
+from harness import RunResults, check
 
 BUCKET = "mayfly-test"
 SCRIPTS = {
@@ -36,19 +35,7 @@ while true; do sleep 0.2; done
 
 
 def start_cloud(**kw):
-    c = Cloud(simulate=True, **kw).__enter__()
-    try:
-        buf = io.BytesIO()
-        with tarfile.open(fileobj=buf, mode="w:gz") as t:
-            for name, body in SCRIPTS.items():
-                ti = tarfile.TarInfo(name)
-                ti.size, ti.mode = len(body), 0o755
-                t.addfile(ti, io.BytesIO(body.encode()))
-        c.boto("s3").put_object(Bucket=BUCKET, Key="src/exp.tar.gz", Body=buf.getvalue())
-    except BaseException:
-        c.__exit__(None, None, None)
-        raise
-    return c
+    return fleetlib.start_cloud(scripts=SCRIPTS, key="src/exp.tar.gz", **kw)
 
 
 def job(name, experiments, **extra):
