@@ -45,6 +45,18 @@ int buf_add(struct buf *b, const void *p, size_t n) {
         return 0;
 }
 
+void *array_room(void *v, size_t n, size_t *alloc, size_t elem, size_t first) {
+        if (n < *alloc)
+                return v;
+        size_t na = *alloc ? *alloc * 2 : first;
+        if (na < *alloc || elem == 0 || na > SIZE_MAX / elem)
+                return NULL;
+        void *p = realloc(v, na * elem);
+        if (p)
+                *alloc = na;
+        return p;
+}
+
 int buf_adds(struct buf *b, const char *s) { return buf_add(b, s, strlen(s)); }
 int buf_addc(struct buf *b, char c) { return buf_add(b, &c, 1); }
 

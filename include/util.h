@@ -66,6 +66,11 @@ void buf_free(struct buf *b);
 static inline void buf_freep(struct buf *b) { buf_free(b); }
 char *buf_steal(struct buf *b);
 
+/* Room for one more element in an array that doubles (the first allocation holds `first`): the array, moved
+ * perhaps, with *alloc updated; NULL when out of memory, the old array and *alloc untouched. Used as
+ *   struct x *v = array_room(a->v, a->n, &a->alloc, sizeof *v, 16); if (!v) return -ENOMEM; a->v = v; */
+void *array_room(void *v, size_t n, size_t *alloc, size_t elem, size_t first);
+
 /* Hex of bytes, lowercase; out must hold 2n+1. */
 void hex_encode(const unsigned char *in, size_t n, char *out);
 int base64_encode(const unsigned char *in, size_t n, char **ret);

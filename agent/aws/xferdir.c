@@ -30,14 +30,10 @@ void xfer_batch_beneath(struct xfer_batch *b, int rootfd) {
 int xfer_batch_add(struct xfer_batch *b, const char *key, const char *path, uint64_t size) {
         if (b->n >= XFER_MAX_FILES)
                 return -E2BIG;
-        if (b->n == b->alloc) {
-                size_t na = b->alloc ? b->alloc * 2 : 64;
-                struct xfer_item *it = realloc(b->items, na * sizeof *it);
-                if (!it)
-                        return -ENOMEM;
-                b->items = it;
-                b->alloc = na;
-        }
+        struct xfer_item *items = array_room(b->items, b->n, &b->alloc, sizeof *items, 64);
+        if (!items)
+                return -ENOMEM;
+        b->items = items;
         struct xfer_item *it = &b->items[b->n];
         it->key = strdup(key);
         it->path = strdup(path);

@@ -157,14 +157,10 @@ struct links {
 };
 
 static int links_add(struct links *l, const char *name) {
-        if (l->n == l->alloc) {
-                size_t na = l->alloc ? l->alloc * 2 : 16;
-                char **v = realloc(l->v, na * sizeof *v);
-                if (!v)
-                        return -ENOMEM;
-                l->v = v;
-                l->alloc = na;
-        }
+        char **v = array_room(l->v, l->n, &l->alloc, sizeof *v, 16);
+        if (!v)
+                return -ENOMEM;
+        l->v = v;
         return (l->v[l->n] = strdup(name)) ? (l->n++, 0) : -ENOMEM;
 }
 

@@ -203,14 +203,10 @@ static int on_chunk(void *ud, const struct s3_object *o) {
         unsigned long long off = strtoull(rest, &end, 10);
         if (errno || end == rest || *end || strlen(rest) != 12 || o->size == 0)
                 return 0; /* not a chunk of this stream */
-        if (c->n == c->alloc) {
-                size_t na = c->alloc ? c->alloc * 2 : 64;
-                struct chunk *v = realloc(c->v, na * sizeof *v);
-                if (!v)
-                        return -ENOMEM;
-                c->v = v;
-                c->alloc = na;
-        }
+        struct chunk *v = array_room(c->v, c->n, &c->alloc, sizeof *v, 64);
+        if (!v)
+                return -ENOMEM;
+        c->v = v;
         c->v[c->n++] = (struct chunk){ off, o->size };
         return 0;
 }

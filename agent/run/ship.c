@@ -38,14 +38,10 @@ static int shipped_note(struct shipped_files *s, const struct xfer_batch *b) {
         for (size_t i = 0; i < b->n; i++) {
                 struct shipped_file *f = shipped_find(s, b->items[i].key);
                 if (!f) {
-                        if (s->n == s->alloc) {
-                                size_t na = s->alloc ? s->alloc * 2 : 16;
-                                struct shipped_file *v = realloc(s->v, na * sizeof *v);
-                                if (!v)
-                                        return -ENOMEM;
-                                s->v = v;
-                                s->alloc = na;
-                        }
+                        struct shipped_file *v = array_room(s->v, s->n, &s->alloc, sizeof *v, 16);
+                        if (!v)
+                                return -ENOMEM;
+                        s->v = v;
                         char *k = strdup(b->items[i].key);
                         if (!k)
                                 return -ENOMEM;

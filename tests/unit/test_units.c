@@ -196,6 +196,24 @@ static void test_encoding(void) {
         struct buf cap = BUF_INIT(4);
         T_EXPECT("buffer cap enforced", buf_adds(&cap, "abc") == 0 && buf_adds(&cap, "d") == -E2BIG);
         buf_free(&cap);
+        /* array_room: the first allocation, doubling, and an impossible size leaving the array as it was */
+        int *v = NULL;
+        size_t n = 0, alloc = 0;
+        bool grew = true;
+        for (int e = 0; e < 20 && grew; e++) {
+                int *g = array_room(v, n, &alloc, sizeof *v, 4);
+                grew = g != NULL;
+                if (g) {
+                        v = g;
+                        v[n++] = e;
+                }
+        }
+        T_EXPECT("array_room grows by doubling", grew && n == 20 && alloc == 32 && v[19] == 19);
+        size_t before = alloc;
+        n = alloc;
+        T_EXPECT("array_room refuses an overflowing size", array_room(v, n, &alloc, SIZE_MAX / 2, 4) == NULL &&
+                                                               alloc == before && v[0] == 0);
+        free(v);
 }
 
 int main(int argc, char **argv) {
