@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* test_sigv4.c — the official SigV4 suites (classic, aws-c-auth v4 header+query), the AWS S3 examples and
- * the General Reference IAM example, loaded case by case from ../shared/aws/vectors. */
+ * the General Reference IAM example, loaded case by case from tests/vectors. */
 #include <cjson/cJSON.h>
 #include <dirent.h>
 #include <sys/stat.h>
@@ -394,7 +394,7 @@ static void unit_cases(void) {
 static void crt(const char *path, const char *name) { crt_case(path, name); }
 
 int main(int argc, char **argv) {
-        const char *vec = argc > 1 ? argv[1] : "../shared/aws/vectors";
+        const char *vec = argc > 1 ? argv[1] : "tests/vectors";
         char d[1024];
         unit_cases();
         snprintf(d, sizeof d, "%s/sigv4", vec);

@@ -217,7 +217,7 @@ static void test_encoding(void) {
 }
 
 int main(int argc, char **argv) {
-        vec = argc > 1 ? argv[1] : "../shared/aws/vectors";
+        vec = argc > 1 ? argv[1] : "tests/vectors";
         test_retry();
         test_errors();
         test_list();
