@@ -16,6 +16,50 @@ MAYFLY = os.path.join(BUILD, "mayfly")
 
 CLEAN_ENV_DROP = ("AWS_", "MAYFLY_")
 
+# What a test may use without meeting another worker's (tests/run.py runs tests in parallel, docs/testing.md):
+# WORKER, this process's number (1..N; 0 outside the runner); RUN_USER, the unprivileged user experiments run as
+# (one per worker, made by the runner: mayfly-t<N>; nobody outside it); worker_loopback() and worker_ports() for
+# anything that must bind a fixed address or port (the fake cloud and its IMDS take ports the kernel chooses).
+WORKER = int(os.environ.get("MAYFLY_TEST_WORKER", "0") or 0)
+RUN_USER = os.environ.get("MAYFLY_TEST_RUN_USER") or "nobody"
+
+
+def _users_locked(argv):
+    """useradd/userdel under one lock for every worker (they lock /etc/passwd and give up when another holds it)."""
+    import fcntl
+    with open("/run/mayfly-test-users.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return subprocess.run(argv, capture_output=True, text=True, timeout=120)
+
+
+def user_add(name, *args):
+    """useradd NAME with args; AssertionError if it fails."""
+    p = _users_locked(["useradd", *args, name])
+    if p.returncode != 0:
+        raise AssertionError("useradd %s failed: %s" % (name, p.stderr.strip()))
+
+
+def user_del(name):
+    """userdel -r NAME, if it exists."""
+    _users_locked(["userdel", "-r", name])
+
+
+def worker_loopback(i=0):
+    """The i-th (0..255) loopback address of this worker: 127.<10 + WORKER>.0.<1 + i> (the whole 127/8 is loopback
+    on Linux), so that two workers' fixed addresses never meet."""
+    if not 0 <= i < 255:
+        raise ValueError("worker_loopback: i must be 0..254")
+    return "127.%d.0.%d" % (10 + WORKER, 1 + i)
+
+
+def worker_ports(n=100):
+    """A range of n (<= 100) TCP ports of this worker's own, for servers that need a fixed port (a rendezvous
+    port): 20000 + 100 x WORKER onwards, below the kernel's ephemeral range (32768 up), where no chosen port lands."""
+    if not 0 < n <= 100:
+        raise ValueError("worker_ports: at most 100 ports a worker")
+    base = 20000 + 100 * WORKER
+    return range(base, base + n)
+
 
 class Cloud:
     """One fake cloud process; `with Cloud(...) as c:` starts and stops it.
@@ -95,6 +139,20 @@ class Cloud:
 
     def stats(self):
         return self.control("GET", "/stats")
+
+    def faults(self, rules):
+        """Adds fault rules between mayfly and moto (a list of rules: tests/fakes/README.md)."""
+        self.control("POST", "/faults", list(rules))
+
+    def faults_done(self, at_least=1):
+        """Clears the fault rules, then checks that each fired at least at_least times: a fault-injection test whose
+        fault never fired proves nothing. Returns how often each fired, in the order they were set."""
+        rules = self.control("GET", "/faults")["rules"]
+        self.control("DELETE", "/faults")
+        idle = [r for r in rules if r["fired"] < at_least]
+        check(not idle, "fault rules that fired less than %d times: %s" % (at_least, json.dumps(
+            [{k: v for k, v in r.items() if k not in ("message",)} for r in idle])[:1500]))
+        return [r["fired"] for r in rules]
 
     # ---- the instance simulator (Cloud(simulate=True)) ----
     def instances(self):
@@ -309,6 +367,19 @@ def load_tests(path):
              if n.startswith("test_") and f.__module__ == mod.__name__]
     tests.sort(key=lambda t: t[1].__code__.co_firstlineno)
     return mod, tests
+
+
+def run_test_quietly(call):
+    """Runs one test: ("PASS" | "SKIP" | "FAIL", seconds, why, traceback text or "")."""
+    import traceback
+    t0 = time.time()
+    try:
+        call()
+        return "PASS", time.time() - t0, "", ""
+    except Skip as e:
+        return "SKIP", time.time() - t0, str(e), ""
+    except Exception as e:  # noqa: BLE001
+        return "FAIL", time.time() - t0, str(e), traceback.format_exc(limit=3)
 
 
 def run_test(label, call, counts):

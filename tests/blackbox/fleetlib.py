@@ -14,7 +14,7 @@ import tarfile
 import tempfile
 import time
 
-from harness import Cloud, RunResults, check, mayfly, out
+from harness import RUN_USER, Cloud, RunResults, check, mayfly, out
 
 BUCKET = "mayfly-test"
 TTL = 6  # seconds: the tests' lease_ttl (takeover after 18 s unchanged)
@@ -65,7 +65,7 @@ def start_cloud(scripts=None, key="src/fleet.tar.gz", **kw):
 
 def job(name, experiments, **extra):
     j = {"name": name, "source": "s3://%s/src/fleet.tar.gz" % BUCKET, "results": "s3://%s/results/" % BUCKET,
-         "user": "nobody", "log_interval": 2, "experiments": experiments, "spot": {"grace_seconds": 5},
+         "user": RUN_USER, "log_interval": 2, "experiments": experiments, "spot": {"grace_seconds": 5},
          "checkpoint": {"path": "ck", "interval": "10s"}, "stop_grace": 5, "outputs": ["outputs/*"]}
     j.update(extra)
     return j
@@ -128,7 +128,7 @@ def running_of(l):
 
 
 def faults(c, *rules):
-    c.control("POST", "/faults", list(rules))
+    c.faults(rules)
 
 
 def fired(c):

@@ -9,7 +9,7 @@ import subprocess
 import tarfile
 import tempfile
 
-from harness import MAYFLY, ROOT, Skip, check
+from harness import MAYFLY, ROOT, RUN_USER, Skip, check
 
 BUCKET = "mayfly-test"
 FAKE_NVML = os.path.join(os.environ.get("MAYFLY_BUILD", os.path.join(ROOT, "build")), "fakes", "nvml",
@@ -41,7 +41,7 @@ class JobRun:
         self.dir = tempfile.mkdtemp(prefix="mayfly-run-")
         os.chmod(self.dir, 0o755)
         self.work = os.path.join(self.dir, "work")
-        base = {"results": "s3://%s/results/" % BUCKET, "workdir": self.work, "user": "nobody", "log_interval": 2}
+        base = {"results": "s3://%s/results/" % BUCKET, "workdir": self.work, "user": RUN_USER, "log_interval": 2}
         base.update(job)
         self.job = base
         self.job_path = os.path.join(self.dir, "job.json")

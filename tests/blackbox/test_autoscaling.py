@@ -251,20 +251,20 @@ def test_launch_failures_delete_what_was_made(c):
          "suspending AZRebalance on the group mayfly-exp1-"),
     ]
     for rule, rc, want in faults:
-        c.control("POST", "/faults", [rule])
+        c.faults([rule])
         p = launch(c, "--instance-type", "p3.2xlarge", "--recover", "--spot")
-        c.control("DELETE", "/faults")
+        c.faults_done()
         check(p.returncode == rc and want in out(p) and rule["code"] in out(p), out(p))
         check(len(p.stderr.decode().strip().splitlines()) == 1, "more than one line: " + out(p))
         check((group_names(c), template_names(c)) == before, "left behind after %s: %s" % (rule["action"], out(p)))
     # the clean-up itself refused: what is left is named with the command that deletes it
-    c.control("POST", "/faults", [
+    c.faults([
         {"service": "autoscaling", "action": "SuspendProcesses", "status": 403, "code": "AccessDenied",
          "format": "query"},
         {"service": "autoscaling", "action": "DeleteAutoScalingGroup", "status": 403, "code": "AccessDenied",
          "format": "query"}])
     p = launch(c, "--instance-type", "p3.2xlarge", "--recover")
-    c.control("DELETE", "/faults")
+    c.faults_done()
     m = re.search(r"the Auto Scaling group (mayfly-exp1-\S+) is left", out(p))
     check(p.returncode == 4 and m and "aws autoscaling delete-auto-scaling-group --force-delete "
           "--auto-scaling-group-name " + m.group(1) in out(p), out(p))
@@ -308,12 +308,11 @@ def test_group_calls_the_agent_makes(c):
     inst = c.boto("ec2").describe_instances(InstanceIds=[second])["Reservations"][0]["Instances"][0]
     check(inst["State"]["Name"] == "running" and "aws:autoscaling:groupName" not in tags(inst["Tags"]), repr(inst))
     # AWS says a non-member with a ValidationError (moto 5.2.1 raises inside instead): not found, exit 3
-    c.control("POST", "/faults", [{"service": "autoscaling", "action": "TerminateInstanceInAutoScalingGroup",
-                                   "status": 400, "code": "ValidationError", "format": "query",
-                                   "message": "Instance Id not found - No managed instance found for instance ID: "
-                                              + second}])
+    c.faults([{"service": "autoscaling", "action": "TerminateInstanceInAutoScalingGroup",
+               "status": 400, "code": "ValidationError", "format": "query",
+               "message": "Instance Id not found - No managed instance found for instance ID: " + second}])
     q = asgctl(c, "terminate", second, "decrement")
-    c.control("DELETE", "/faults")
+    c.faults_done()
     check(q.returncode == 3, out(q))
     # tear-down with the instance role, twice: the second finds nothing and is fine
     for _ in range(2):
@@ -332,10 +331,10 @@ def test_group_calls_the_agent_makes(c):
 
 def test_delete_already_under_way_and_create_answer_lost(c):
     # a delete that finds a delete in progress (another instance's) and then no group: done
-    c.control("POST", "/faults", [{"service": "autoscaling", "action": "DeleteAutoScalingGroup", "status": 400,
-                                   "code": "ScalingActivityInProgress", "format": "query"}])
+    c.faults([{"service": "autoscaling", "action": "DeleteAutoScalingGroup", "status": 400,
+               "code": "ScalingActivityInProgress", "format": "query"}])
     q = asgctl(c, "delete", "mayfly-gone")
-    c.control("DELETE", "/faults")
+    c.faults_done()
     check(q.returncode == 0, out(q))
     # a create whose first answer was lost: AlreadyExists on a group with this run's tag is success, another's is not
     lt = "mayfly-lost-answer"
@@ -347,12 +346,13 @@ def test_delete_already_under_way_and_create_answer_lost(c):
         Tags=[{"Key": "mayfly:run-id", "Value": "lost-answer", "PropagateAtLaunch": True}])
     exists = {"service": "autoscaling", "action": "CreateAutoScalingGroup", "status": 400, "code": "AlreadyExists",
               "format": "query", "message": "AutoScalingGroup by this name already exists"}
-    c.control("POST", "/faults", [exists])
+    c.faults([exists])
     q = asgctl(c, "create", lt, lt, "lost-answer", "1")
+    c.faults_done()
     check(q.returncode == 0, out(q))
-    c.control("POST", "/faults", [exists])
+    c.faults([exists])
     q = asgctl(c, "create", lt, lt, "another-run", "1")
-    c.control("DELETE", "/faults")
+    c.faults_done()
     check(q.returncode == 1 and "AlreadyExists" in out(q), out(q))
     delete_all(c, lt)
 

@@ -30,7 +30,7 @@ def test_rotating_role_credentials_60s_never_expired(c):
         with open(os.path.join(d, "f%03d" % i), "wb") as f:
             f.write(os.urandom(2000))
     # each PUT is held 1 s by the fake, so one process spans about a minute and several key rotations
-    c.control("POST", "/faults", [{"method": "PUT", "path_contains": "credloop/", "delay": 1.0, "count": n}])
+    c.faults([{"method": "PUT", "path_contains": "credloop/", "delay": 1.0, "count": n}])
     before = c.stats()
     t0 = time.time()
     p = subprocess.Popen([MAYFLY, "cp", "--recursive", "--concurrency", "1", d, "s3://%s/credloop" % BUCKET],
@@ -39,7 +39,7 @@ def test_rotating_role_credentials_60s_never_expired(c):
     c.control("POST", "/imds/expire-tokens")
     o, e = p.communicate(timeout=240)
     took = time.time() - t0
-    c.control("DELETE", "/faults")
+    check(c.faults_done() == [n], "not every PUT was held")
     after = c.stats()
     check(p.returncode == 0, e.decode())
     check(took >= 50, "the loop ran only %.0fs" % took)

@@ -86,6 +86,7 @@ def test_an_instance_booting_into_a_finished_run_does_nothing_and_tears_down():
         got = c.wait_instances(lambda l: len(l) >= 2 and all(i["state"] == "terminated" for i in l), 150,
                                what="the replacement ends")
         check(len(got) == 2, "more than one replacement: %s" % [i["instance_id"] for i in got])
+        check([f[2] for f in fired(c)] == [1, 1], "the leave's and the teardown's refusals: %r" % fired(c))
         i1, i2 = got
         check(any(l.startswith("a done") for l in lines(i1)), "instance 1 did not run a: %r" % lines(i1))
         check(lines(i2) == [], "the replacement ran work in a finished run: %r" % lines(i2))

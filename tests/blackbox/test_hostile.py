@@ -15,11 +15,11 @@ import tarfile
 import tempfile
 import time
 
-from harness import ROOT, Skip, check
+from harness import ROOT, WORKER, Skip, check, user_add, user_del
 from test_run import FAKE_NVML, Run, with_run
 
-USER = "mfhostile"
-LONG_USER = "mayflyenvuser15"   # 15 characters: the length that once cut HOME to /home/ub
+USER = "mfhostile%d" % WORKER    # each worker its own users (tests/run.py)
+LONG_USER = "mayflyenvuser%02d" % WORKER   # 15 characters: the length that once cut HOME to /home/ub
 SCRIPTS = {
     # replaces the checkpoint directory (all experiments' own ones) with a link to the root-only directory
     "plant_ckpt.sh": """#!/bin/sh
@@ -82,16 +82,15 @@ def setup():
     if os.geteuid() != 0:
         return None
     for name in (USER, LONG_USER):
-        subprocess.run(["userdel", "-r", name], capture_output=True)
-        subprocess.run(["useradd", "--system", "--create-home", "--home-dir", "/var/tmp/mayfly-home-" + name,
-                        "--shell", "/bin/bash", name], check=True, capture_output=True)
+        user_del(name)
+        user_add(name, "--system", "--create-home", "--home-dir", "/var/tmp/mayfly-home-" + name, "--shell", "/bin/bash")
     return True
 
 
 def teardown(ctx):
     if ctx:
         for name in (USER, LONG_USER):
-            subprocess.run(["userdel", "-r", name], capture_output=True)
+            user_del(name)
 
 
 class Secret:

@@ -11,7 +11,7 @@ import signal
 import subprocess
 import time
 
-from harness import ROOT, Skip, check
+from harness import ROOT, RUN_USER, Skip, check
 from test_run import BUCKET, SCRIPTS, Run, with_run
 
 SCRIPTS.update({
@@ -98,8 +98,7 @@ def test_sigterm_ships_checkpoint_logs_outputs_and_a_final_status():
 def test_kill9_during_ship_then_the_restart_finishes_it():
     def body(r):
         # every part of the checkpoint's upload is slow: SHIP is under way for a while
-        r.cloud.control("POST", "/faults", [{"method": "PUT", "path_contains": "/checkpoint/", "delay": 3,
-                                              "count": -1}])
+        r.cloud.faults([{"method": "PUT", "path_contains": "/checkpoint/", "delay": 3, "count": -1}])
         r.start()
         _wait(lambda: _phase(r) == "SHIP", 60, "SHIP")
         time.sleep(2)
@@ -108,7 +107,7 @@ def test_kill9_during_ship_then_the_restart_finishes_it():
         st = r.status()
         pre = "results/t/%s/" % st["run_id"]
         check(pre + "checkpoint/big/model.bin" not in r.keys(), "the checkpoint was complete before the kill")
-        r.cloud.control("DELETE", "/faults")
+        r.cloud.faults_done()
         rc = r.run(timeout=180)
         check(rc == 0, r.stderr)
         check("resuming run" in r.stderr and "at phase SHIP" in r.stderr, r.stderr)
@@ -131,7 +130,7 @@ def test_s3_unreachable_for_the_final_ship_stops_then_ships_and_terminates():
         r.start()
         _wait(lambda: "long resume=0" in r.runs_txt(), 30, "the experiment")
         # from now on S3 is gone (connections reset), EC2 still answers
-        r.cloud.control("POST", "/faults", [{"service": "s3", "reset": True, "count": -1}])
+        r.cloud.faults([{"service": "s3", "reset": True, "count": -1}])
         o, e = r.proc.communicate(timeout=180)
         err = e.decode(errors="replace")
         check(r.proc.returncode == 6, "exit %d: %s" % (r.proc.returncode, err))
@@ -139,7 +138,7 @@ def test_s3_unreachable_for_the_final_ship_stops_then_ships_and_terminates():
         check(r.instance_state() in ("stopping", "stopped"), "instance %s" % r.instance_state())
         check(os.path.getsize(os.path.join(r.dir, "logs", "long", "stdout.log")) > 0, "logs not kept on disk")
         # the instance is started again: S3 is back
-        r.cloud.control("DELETE", "/faults")
+        r.cloud.faults_done()
         rc = r.run(timeout=120)
         check(rc == 0, r.stderr)
         st = r.status()
@@ -185,7 +184,7 @@ def test_state_from_another_instance_is_ignored():
         check(rc == 0, r.stderr)
         check("state.json was written on instance i-0baked000000000, and this is %s: ignored, a new run starts"
               % r.cloud.info["instance_id"] in r.stderr, r.stderr)
-        check(r.runs_txt() == ["a resume=0 user=nobody"], "the experiment did not run: %r" % r.runs_txt())
+        check(r.runs_txt() == ["a resume=0 user=" + RUN_USER], "the experiment did not run: %r" % r.runs_txt())
         st = r.status()
         check(st["run_id"].startswith(r.cloud.info["instance_id"]), st["run_id"])
     SCRIPTS["ok1.sh"] = "#!/bin/sh\necho \"$MAYFLY_EXPERIMENT resume=${MAYFLY_RESUME:-0} user=$(id -un)\" >> runs.txt\n"

@@ -21,6 +21,9 @@ import tempfile
 import harness
 from harness import ROOT, Skip, check, out
 
+# One worker runs these in order (tests/run.py): they share one build of the packages and one chroot that the
+# install, remove and purge tests walk through.
+TOGETHER = True
 CACHE = "/var/cache/mayfly-test"
 SUITE = "bookworm"
 ROOT_RECIPE = 1  # bump when the way the cached root is made changes
@@ -58,9 +61,10 @@ def ensure_debs(*pkgs):
     if os.geteuid() != 0:
         raise Skip("needs root to install %s" % " ".join(missing))
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    cmd = ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *missing]
+    # another worker's apt (or the runner's) may hold dpkg's lock: wait for it rather than fail
+    cmd = ["apt-get", "-o", "DPkg::Lock::Timeout=600", "install", "-y", "-qq", "--no-install-recommends", *missing]
     if subprocess.run(cmd, capture_output=True, env=env, timeout=900).returncode != 0:
-        run(["apt-get", "update", "-qq"], env=env, timeout=900)
+        run(["apt-get", "-o", "DPkg::Lock::Timeout=600", "update", "-qq"], env=env, timeout=900)
         run(cmd, env=env, timeout=900)
 
 

@@ -10,7 +10,7 @@ import tarfile
 import tempfile
 import time
 
-from harness import MAYFLY, ROOT, Cloud, ResultsView, check, out
+from harness import MAYFLY, ROOT, RUN_USER, Cloud, ResultsView, check, out
 
 BUCKET = ResultsView.BUCKET
 FAKE_NVML = os.path.join(os.environ.get("MAYFLY_BUILD", os.path.join(ROOT, "build")), "fakes", "nvml",
@@ -79,7 +79,7 @@ class Run(ResultsView):
         self.work = os.path.join(self.dir, "work")
         self.marker = os.path.join(self.dir, "poweroff-ran")
         base = {"name": "t", "source": "s3://%s/src/exp.tar.gz" % BUCKET, "results": "s3://%s/results/" % BUCKET,
-                "workdir": self.work, "user": "nobody", "log_interval": 2}
+                "workdir": self.work, "user": RUN_USER, "log_interval": 2}
         base.update(job)
         self.job = {k: v for k, v in base.items() if v is not None}
         if upload:
@@ -156,7 +156,7 @@ def test_happy_path_two_experiments():
         check(inst["id"] == r.cloud.info["instance_id"] and inst["type"] and inst["region"] and inst["availability_zone"]
               and inst["ami_id"] and inst["lifecycle"] == "spot", repr(inst))
         check(st["mayfly_version"] and st["started"], repr(st))
-        check(r.runs_txt() == ["a resume=0 user=nobody", "b resume=0 user=nobody"], repr(r.runs_txt()))
+        check(r.runs_txt() == ["a resume=0 user=" + RUN_USER, "b resume=0 user=" + RUN_USER], repr(r.runs_txt()))
         check(r.instance_state() in ("shutting-down", "terminated"), r.instance_state())
         check(not os.path.exists(r.marker), "fell back to power-off although TerminateInstances works")
     with_run({"experiments": [{"name": "a", "command": ["./ok.sh"]}, {"name": "b", "command": "./ok.sh"}],
@@ -246,7 +246,7 @@ def test_spot_stop_then_start_again_goes_on():
         rc = r.run(timeout=120)
         check(rc == 0, "exit %d: %s" % (rc, r.stderr))
         check("the instance is back after a spot stop: the run goes on" in r.stderr, r.stderr)
-        check(r.runs_txt() == ["spot resume=0", "spot resume=1", "later resume=0 user=nobody"], repr(r.runs_txt()))
+        check(r.runs_txt() == ["spot resume=0", "spot resume=1", "later resume=0 user=" + RUN_USER], repr(r.runs_txt()))
         st = r.status()
         check(st["outcome"] == "succeeded" and st["experiments"][0]["attempts"] == 2, json.dumps(st))
         log = r.get("results/t/%s/logs/spot/stdout.log" % st["run_id"])
@@ -276,7 +276,7 @@ def test_agent_kill9_resumes_without_refetch_or_rerun():
         check(rc == 0, r.stderr)
         check("resuming run" in r.stderr and "fetching" not in r.stderr, r.stderr)
         runs = r.runs_txt()
-        check(runs.count("first resume=0 user=nobody") == 1, "finished experiment re-ran: %r" % runs)
+        check(runs.count("first resume=0 user=" + RUN_USER) == 1, "finished experiment re-ran: %r" % runs)
         check(runs[-1] == "long resume=1", "interrupted experiment not restarted with MAYFLY_RESUME=1: %r" % runs)
         check(len(runs) == 3, repr(runs))
         st = r.status()
@@ -297,7 +297,7 @@ def test_resume_after_max_runtime_starts_nothing():
         check("resuming run" in r.stderr and "experiment long not restarted: max_runtime (6s) is spent" in r.stderr,
               r.stderr)
         runs = r.runs_txt()
-        check(runs == ["first resume=0 user=nobody", "long resume=0"], "ran again: %r" % runs)
+        check(runs == ["first resume=0 user=" + RUN_USER, "long resume=0"], "ran again: %r" % runs)
         st = r.status()
         e = st["experiments"]
         check(st["outcome"] == "timeout", json.dumps(st))
@@ -647,10 +647,11 @@ echo finished > done.txt
 def test_ship_timeout_bounds_the_final_upload():
     def body(r):
         # every upload of the final phase stalls (held 100 s each, then retried): ship_timeout must cut it short
-        r.cloud.control("POST", "/faults", [{"method": "PUT", "path_contains": "/logs/", "delay": 100, "count": -1}])
+        r.cloud.faults([{"method": "PUT", "path_contains": "/logs/", "delay": 100, "count": -1}])
         t0 = time.time()
         rc = r.run(timeout=180)
         took = time.time() - t0
+        r.cloud.faults_done()
         check("did not finish within ship_timeout" in r.stderr, r.stderr)
         check(took < 45, "the exit action came after %.0fs" % took)
         # the disk holds the only copy of what did not reach S3: stopped, not terminated

@@ -12,7 +12,7 @@ import time
 import boto3
 
 import fleetlib
-from harness import RunResults, check
+from harness import RUN_USER, RunResults, check
 
 BUCKET = "mayfly-test"
 SCRIPTS = {
@@ -40,7 +40,7 @@ def start_cloud(**kw):
 
 def job(name, experiments, **extra):
     j = {"name": name, "source": "s3://%s/src/exp.tar.gz" % BUCKET, "results": "s3://%s/results/" % BUCKET,
-         "user": "nobody", "log_interval": 2, "experiments": experiments}
+         "user": RUN_USER, "log_interval": 2, "experiments": experiments}
     j.update(extra)
     return j
 

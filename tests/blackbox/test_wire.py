@@ -287,7 +287,7 @@ def test_connection_refused_bounded(c):
 
 def test_slowdown_and_500_on_one_part_then_intact(c):
     src = rand_file(c, "retry.bin", 40 << 20)
-    c.control("POST", "/faults", [
+    c.faults([
         {"method": "PUT", "query_contains": "partNumber=2", "status": 503, "code": "SlowDown",
          "message": "Please reduce your request rate.", "count": 1},
         {"method": "PUT", "query_contains": "partNumber=4", "status": 500, "code": "InternalError",
@@ -297,18 +297,18 @@ def test_slowdown_and_500_on_one_part_then_intact(c):
     p = mayfly("cp", src, "s3://%s/retry.bin" % BUCKET, env=c.role_env())
     check(p.returncode == 0, out(p))
     check(c.stats()["faults_fired"] - before == 2, "faults did not fire")
+    check(c.faults_done() == [1, 1], "each part's fault once")
     back = src + ".aws"
     c.aws("s3", "cp", "s3://%s/retry.bin" % BUCKET, back)
     check(sha(back) == sha(src), "object not intact after retries")
-    c.control("DELETE", "/faults")
 
 
 def test_multipart_aborted_when_parts_keep_failing(c):
     src = rand_file(c, "abort.bin", 20 << 20)
-    c.control("POST", "/faults", [{"method": "PUT", "query_contains": "partNumber=2", "status": 500,
-                                    "code": "InternalError", "message": "boom", "count": 10}])
+    c.faults([{"method": "PUT", "query_contains": "partNumber=2", "status": 500,
+               "code": "InternalError", "message": "boom", "count": 10}])
     p = mayfly("cp", src, "s3://%s/abort.bin" % BUCKET, env=c.admin_env())
-    c.control("DELETE", "/faults")
+    c.faults_done(at_least=2)  # the part was tried again before the upload was given up
     check(p.returncode == 1 and "InternalError" in out(p), out(p))
     ups = c.boto("s3").list_multipart_uploads(Bucket=BUCKET).get("Uploads", [])
     check(not [u for u in ups if u["Key"] == "abort.bin"], "multipart upload left open: %r" % ups)
@@ -318,14 +318,15 @@ def test_truncated_get_retried_never_short_file(c):
     src = rand_file(c, "trunc.bin", 3 << 20)
     c.aws("s3", "cp", src, "s3://%s/trunc.bin" % BUCKET)
     dst = os.path.join(c.tmp, "trunc.out")
-    c.control("POST", "/faults", [{"method": "GET", "path_contains": "trunc.bin", "truncate": 1000, "count": 1}])
+    c.faults([{"method": "GET", "path_contains": "trunc.bin", "truncate": 1000, "count": 1}])
     p = mayfly("cp", "s3://%s/trunc.bin" % BUCKET, dst, env=c.admin_env())
+    c.faults_done()
     check(p.returncode == 0, out(p))
     check(sha(dst) == sha(src), "bytes differ after a truncated attempt")
     os.unlink(dst)
-    c.control("POST", "/faults", [{"method": "GET", "path_contains": "trunc.bin", "truncate": 1000, "count": 10}])
+    c.faults([{"method": "GET", "path_contains": "trunc.bin", "truncate": 1000, "count": 10}])
     p = mayfly("cp", "s3://%s/trunc.bin" % BUCKET, dst, env=c.admin_env())
-    c.control("DELETE", "/faults")
+    c.faults_done(at_least=2)  # truncated on every attempt, not only the first
     check(p.returncode != 0, "a body truncated on every attempt was accepted")
     check(not os.path.exists(dst), "short file under the final name")
     check(not [n for n in os.listdir(c.tmp) if n.startswith(".trunc.out.mayfly-")], "temp file left")
@@ -404,15 +405,16 @@ def test_corrupt_get_body_detected_and_fetched_again(c):
         src = _corrupt_get(c, name, size, by_aws)
         dst = os.path.join(c.tmp, name + ".out")
         before = c.stats()["faults_fired"]
-        c.control("POST", "/faults", [{"method": "GET", "path_contains": name, "corrupt": 12345, "count": 1}])
+        c.faults([{"method": "GET", "path_contains": name, "corrupt": 12345, "count": 1}])
         p = mayfly("cp", "s3://%s/%s" % (BUCKET, name), dst, env=c.admin_env())
         check(p.returncode == 0, "%s: %s" % (name, out(p)))
         check(c.stats()["faults_fired"] - before == 1, "%s: the corruption did not fire" % name)
+        c.faults_done()
         check(sha(dst) == sha(src), "%s: corrupt bytes kept" % name)
         os.unlink(dst)
-        c.control("POST", "/faults", [{"method": "GET", "path_contains": name, "corrupt": 5, "count": -1}])
+        c.faults([{"method": "GET", "path_contains": name, "corrupt": 5, "count": -1}])
         p = mayfly("cp", "s3://%s/%s" % (BUCKET, name), dst, env=c.admin_env())
-        c.control("DELETE", "/faults")
+        c.faults_done(at_least=2)  # corrupt on the retry too
         check(p.returncode == 1, "%s: corrupt on every attempt, yet exit %d: %s" % (name, p.returncode, out(p)))
         check("s3://%s/%s" % (BUCKET, name) in out(p) and "CRC32" in out(p), out(p))
         check(not os.path.exists(dst), "%s: corrupt file under the final name" % name)
@@ -434,21 +436,22 @@ def test_recursive_download_checks_each_file_in_one_get(c):
     check(p.returncode == 0, out(p))
     dst = os.path.join(c.tmp, "rec-dst")
     c.control("POST", "/stats/reset")
-    c.control("POST", "/faults", [{"method": "GET", "path_contains": "rec/c.bin", "corrupt": 777, "count": 1},
-                                  {"method": "GET", "path_contains": "rec/mp.bin", "corrupt": 6 << 20, "count": 1}])
+    c.faults([{"method": "GET", "path_contains": "rec/c.bin", "corrupt": 777, "count": 1},
+              {"method": "GET", "path_contains": "rec/mp.bin", "corrupt": 6 << 20, "count": 1}])
     p = mayfly("cp", "--recursive", "s3://%s/rec/" % BUCKET, dst, env=c.admin_env())
     check(p.returncode == 0, out(p))
     log = c.stats()["moto_log"]
     check(c.stats()["faults_fired"] == 2, "the corruptions did not fire")
+    c.faults_done()
     heads = [e for e in log if e["method"] == "HEAD"]
     check([e["query"] for e in heads] == ["partNumber=1"], "HEADs beyond the composite's part 1: %r" % heads)
     for name in ("a.bin", "b.bin", "c.bin"):
         check(sha(os.path.join(dst, name)) == sha(os.path.join(d, name)), name + " differs")
     check(sha(os.path.join(dst, "mp.bin")) == sha(big), "mp.bin differs")
     shutil.rmtree(dst)
-    c.control("POST", "/faults", [{"method": "GET", "path_contains": "rec/mp.bin", "corrupt": 1, "count": -1}])
+    c.faults([{"method": "GET", "path_contains": "rec/mp.bin", "corrupt": 1, "count": -1}])
     p = mayfly("cp", "--recursive", "s3://%s/rec/" % BUCKET, dst, env=c.admin_env())
-    c.control("DELETE", "/faults")
+    c.faults_done(at_least=2)
     check(p.returncode == 1 and "s3://%s/rec/mp.bin" % BUCKET in out(p) and "CRC32" in out(p), out(p))
     check(not os.path.exists(os.path.join(dst, "mp.bin")), "corrupt file kept")
 
@@ -458,19 +461,22 @@ def test_checksum_header_mismatch_detected(c):
     name = "crc-hdr.bin"
     _corrupt_get(c, name, 4096)
     dst = os.path.join(c.tmp, name + ".out")
-    c.control("POST", "/faults", [{"method": "HEAD", "path_contains": name, "checksum": "AAAAAA==", "count": 1}])
+    c.faults([{"method": "HEAD", "path_contains": name, "checksum": "AAAAAA==", "count": 1}])
     p = mayfly("cp", "s3://%s/%s" % (BUCKET, name), dst, env=c.admin_env())
-    c.control("DELETE", "/faults")
+    c.faults_done()
     check(p.returncode == 1 and "CRC32" in out(p) and name in out(p), out(p))
     check(not os.path.exists(dst), "file kept")
 
 
 def test_connection_reset_retried(c):
     src = rand_file(c, "reset.bin", 1 << 20)
-    c.control("POST", "/faults", [{"method": "PUT", "path_contains": "reset.bin", "reset": True, "count": 1}])
+    c.faults([{"method": "PUT", "path_contains": "reset.bin", "reset": True, "count": 1}])
     p = mayfly("cp", src, "s3://%s/reset.bin" % BUCKET, env=c.admin_env())
-    c.control("DELETE", "/faults")
+    c.faults_done()  # the reset did happen, and the copy still succeeded: it was retried
     check(p.returncode == 0, out(p))
+    back = src + ".aws"
+    c.aws("s3", "cp", "s3://%s/reset.bin" % BUCKET, back)
+    check(sha(back) == sha(src), "object not intact after the reset")
 
 
 def test_metadata_paths_and_404(c):
