@@ -210,6 +210,7 @@ class Printer:
 
     def __init__(self, slots):
         self.slots, self.next = slots, 0
+        self.last = time.time()  # when a line was last printed
         self.n = {"passed": 0, "failed": 0, "skipped": 0}
 
     def done(self, slot, result):
@@ -223,6 +224,7 @@ class Printer:
                 sys.stdout.write("\n")
             sys.stdout.flush()
             self.next += 1
+            self.last = time.time()
 
 
 def failed(slot, secs, why, text=""):
@@ -299,6 +301,13 @@ def run_pool(slots, units, jobs, build, timeout, logdir):
                         w.unit, w.current = None, None
                         give(w)
             now = time.time()
+            if now - printer.last > 60:  # a sign of life while the lines wait for an earlier, longer test
+                running = ", ".join("%s (%.0fs)" % (w.current[0].label, now - w.current[1])
+                                    for w in workers.values() if w.unit and w.current)
+                sys.stderr.write("... %d of %d done; running: %s\n" % (
+                    sum(1 for s in printer.slots if s.result is not None), len(printer.slots), running))
+                sys.stderr.flush()
+                printer.last = now
             for fd, w in list(workers.items()):
                 if w.unit and w.current and now - w.current[1] > timeout:
                     slot, t0 = w.current

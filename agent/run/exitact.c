@@ -8,6 +8,7 @@
 
 #include "aws/ec2.h"
 #include "log.h"
+#include "run/wait.h"
 
 extern char **environ;
 
@@ -47,7 +48,7 @@ int poweroff_run(char *msg, size_t msglen) {
                         snprintf(msg, msglen, "power-off command '%s' did not finish in 60 s", cmd);
                         return -ETIMEDOUT;
                 }
-                usleep(50000);
+                worker_nap(0.05);
         }
         if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
                 snprintf(msg, msglen, "power-off command '%s' failed (status %d)", cmd,

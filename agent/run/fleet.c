@@ -4,6 +4,7 @@
 
 #include "aws/autoscaling.h"
 #include "log.h"
+#include "run/wait.h"
 #include "util.h"
 
 #define FLEET_CONFIRM_TRIES 10       /* DescribeAutoScalingGroups, 1 s apart */
@@ -44,7 +45,7 @@ int fleet_teardown(struct aws_ctx *c, const struct job_fleet *f, const char *ins
                 if (!said)
                         log_info("waiting for %zu other instance(s) of %s to end (at most %lds)", n, f->group, wait_s);
                 said = true;
-                sleep(2);
+                worker_nap(2);
         }
         r = asg_delete(c, &h, f->group, &out);
         if (r == 0 && f->launch_template)
@@ -55,7 +56,7 @@ int fleet_teardown(struct aws_ctx *c, const struct job_fleet *f, const char *ins
                 if (asg_describe(c, &h, f->group, &info, &out) == 0 && (!info.exists || info.deleting))
                         gone = true;
                 else
-                        sleep(1);
+                        worker_nap(1);
         }
         if (r == 0 && f->launch_template && ec2_launch_template_exists(c, &h, f->launch_template, &out) > 0)
                 gone = false;

@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 
+#include "run/wait.h"
 #include "util.h"
 
 #define GPU_SMI_LINE_MAX 1024
@@ -86,7 +87,7 @@ static int reap(pid_t pid, double deadline, int *ret_status) {
                 if (w == 0 && now_mono() >= deadline)
                         return -ETIMEDOUT;
                 if (w == 0)
-                        nanosleep(&(struct timespec){ .tv_nsec = 2 * 1000 * 1000 }, NULL);
+                        worker_nap(0.002);
         }
 }
 

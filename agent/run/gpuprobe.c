@@ -2,6 +2,7 @@
 /* gpuprobe.c — gpu_open and gpu_query on a worker with a deadline. */
 #include "run/gpuprobe.h"
 
+#include "run/wait.h"
 #include "run/watch.h"
 #include "util.h"
 
@@ -21,7 +22,7 @@ static int probe(void *arg) {
                 p->open_rc = gpu_open(&p->g, env_nonempty("MAYFLY_NVML_LIBRARY"), NULL, p->err, sizeof p->err);
                 if (p->open_rc == 0 || !p->wait || now_mono() >= p->deadline)
                         break;
-                usleep(2000 * 1000);
+                worker_nap(2);
         }
         if (p->g)
                 p->query_rc = gpu_query(p->g, &p->st, p->err, sizeof p->err);

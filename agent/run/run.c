@@ -45,14 +45,6 @@ extern char **environ;
 #define FLEET_WAIT 5              /* seconds between looks at the ledger while waiting for an experiment */
 #define FLEET_SHIP_WAIT 120       /* seconds the run's ender gives the others to ship, beyond ttl/3 + stop_grace */
 
-/* What this instance does to the run's Auto Scaling group at its end (a run with a run_id). */
-enum fleet_role {
-        ROLE_NONE,                /* no ledger, or the run goes on elsewhere (a spot notice, a stop): nothing */
-        ROLE_ENDS,                /* this instance ended the run: it deletes the group, then ends itself */
-        ROLE_FOLLOWS,             /* another ended it: what is left of the group goes, then this instance */
-        ROLE_LEAVES,              /* others go on: it leaves the group, which shrinks by one */
-};
-
 struct run {
         struct job job;
         bool bad_spec;                /* the job could not be parsed: it runs with the defaults to report that */
@@ -90,7 +82,6 @@ struct run {
         bool sweep;                   /* experiments claimed in any order (`after` aside): a fleet of several */
         struct ledger ledger;
         bool ledger_ok;
-        enum fleet_role role;
         bool rebalance_seen;
         int rc;                       /* the process's exit code */
 };
@@ -110,6 +101,62 @@ static void save_state(struct run *R) {
         int r = runstate_save(R->state_path, &R->st);
         if (r < 0)
                 log_warn("cannot save state to %s: %s", R->state_path, strerror(-r));
+}
+
+/* ---------- the one seam for what the driver waits on ---------- */
+
+/* Every network call and wait of the driver runs through io(): fn runs on a worker thread while this thread reads
+ * signals (a SIGTERM is noted, and acted on when fn returns) and feeds systemd's watchdog (wait.h). The driver
+ * never blocks anywhere else, so no ledger call, teardown or exit action can starve the watchdog. */
+struct io_call {
+        struct run *R;
+        int (*fn)(struct run *R, void *arg);
+        void *arg;
+};
+
+static int io_trampoline(void *p) {
+        struct io_call *c = p;
+        return c->fn(c->R, c->arg);
+}
+
+static int io(struct run *R, int (*fn)(struct run *R, void *arg), void *arg) {
+        struct io_call c = { .R = R, .fn = fn, .arg = arg };
+        return waiter_blocking(&R->w, io_trampoline, &c, 0);
+}
+
+/* The ledger's calls, through the seam: each takes its own arguments */
+struct ledger_call {
+        int i, max_attempts;                    /* claim */
+        const struct ledger_done *done;         /* commit */
+        const char *outcome, *reason;           /* end */
+        struct aws_result out;
+};
+
+static int do_refresh(struct run *R, void *a) { return ledger_refresh(&R->ledger, &((struct ledger_call *)a)->out); }
+static int do_release(struct run *R, void *a) { return ledger_release(&R->ledger, &((struct ledger_call *)a)->out); }
+static int do_claim(struct run *R, void *a) {
+        struct ledger_call *l = a;
+        return ledger_claim(&R->ledger, l->i, l->max_attempts, &l->out);
+}
+static int do_commit(struct run *R, void *a) {
+        struct ledger_call *l = a;
+        return ledger_commit(&R->ledger, l->done, &l->out);
+}
+static int do_end(struct run *R, void *a) {
+        struct ledger_call *l = a;
+        return ledger_end(&R->ledger, l->outcome, l->reason, &l->out);
+}
+static int do_last_member(struct run *R, void *a) { return fleet_last_member(&R->c, &R->job.fleet); }
+
+/* What the ledger told this instance changes its part in the shared run (lifecycle.h: the role table); saved. */
+static void role_news(struct run *R, enum fleet_news n) {
+        enum fleet_role was = R->st.role;
+        R->st.role = fleet_role_next(was, n);
+        if (R->st.role != was) {
+                log_info("fleet role: %s -> %s (%s)", fleet_role_name(was), fleet_role_name(R->st.role),
+                         fleet_news_name(n));
+                save_state(R);
+        }
 }
 
 static int build_status(const struct run *R, bool final, char **ret) {
@@ -282,15 +329,25 @@ static int fetch(void *arg) {
         return exptree_fetch(&R->c, R->job.source, R->cache_dir, &R->user, R->workfd, f->err, sizeof f->err);
 }
 
+struct status_put {
+        char *js;
+        struct aws_result res;
+};
+
+static int do_put_status(struct run *R, void *p) {
+        struct status_put *sp = p;
+        return shipper_put_status(&R->ship, sp->js, &sp->res);
+}
+
 static int act_fetch(struct run *R) {
         /* fail before spending hours on a run whose results could not be kept */
-        _cleanup_free_ char *js = NULL;
-        struct aws_result res = { 0 };
+        struct status_put sp = { 0 };
         /* in a shared run -EAGAIN (others kept writing it) is an answer too: the location takes writes */
-        int w = build_status(R, false, &js) == 0 ? shipper_put_status(&R->ship, js, &res) : 0;
+        int w = build_status(R, false, &sp.js) == 0 ? io(R, do_put_status, &sp) : 0;
+        free(sp.js);
         if (w < 0 && w != -EAGAIN) {
                 R->ship_ready = false; /* nothing can be shipped there */
-                return failed(R, "cannot write to the results location %s: %s", R->results_uri, res.msg);
+                return failed(R, "cannot write to the results location %s: %s", R->results_uri, sp.res.msg);
         }
         int ev = pending_event(R);
         if (ev >= 0)
@@ -574,21 +631,21 @@ static void sync_from_ledger(struct run *R) {
 
 /* Ends the run for every instance (the end record, once); who won decides this instance's role. */
 static void fleet_end(struct run *R, enum outcome o, const char *reason) {
-        struct aws_result out = { 0 };
-        int r = ledger_end(&R->ledger, outcome_name(o), reason, &out);
+        struct ledger_call l = { .outcome = outcome_name(o), .reason = reason };
+        int r = io(R, do_end, &l);
         if (r < 0) {
-                log_warn("cannot write the run's end record (%s): ending it from here", out.msg);
+                log_warn("cannot write the run's end record (%s): ending it from here", l.out.msg);
                 r = 1;
         }
-        R->role = r == 1 ? ROLE_ENDS : ROLE_FOLLOWS;
+        role_news(R, r == 1 ? FN_END_WON : FN_END_LOST);
         log_info(r == 1 ? "the run is over (%s, %s): this instance ends it" : "the run is over (%s, %s)",
                  r == 1 ? outcome_name(o) : R->ledger.end_outcome, r == 1 ? reason : R->ledger.end_reason);
 }
 
 /* The experiment's full logs from S3 before it resumes on another instance: its log goes on from where it was. */
-static void restore_logs(struct run *R, size_t i) {
+static int restore_logs(struct run *R, void *arg) {
         static const char *const streams[] = { "stdout", "stderr" };
-        const char *name = R->job.experiments[i].name;
+        const char *name = R->job.experiments[*(int *)arg].name;
         for (size_t k = 0; k < 2; k++) {
                 char path[4200], key[S3_MAX_KEY + 1];
                 struct aws_result out = { 0 };
@@ -612,6 +669,7 @@ static void restore_logs(struct run *R, size_t i) {
                         log_info("%s's %s: %llu bytes from live chunks of an earlier attempt", name, streams[k],
                                  (unsigned long long)added);
         }
+        return 0;
 }
 
 static struct ship_plan plan_of(struct run *R) {
@@ -657,16 +715,17 @@ static int commit_experiment(struct run *R, size_t i) {
         struct commit cm = { .R = R, .i = i };
         for (int attempt = 0;; attempt++) {
                 int r = waiter_blocking(&R->w, ship_one, &cm, 0);
-                struct aws_result out = { 0 };
                 struct ledger_done d = { .exit_code = s->exit_code, .signal = s->signal,
                                          .reason = exp_reason_name(s->reason), .start = s->start, .end = s->end };
-                if (r == 0 && (r = ledger_commit(&R->ledger, &d, &out)) == 0) {
+                struct ledger_call l = { .done = &d };
+                if (r == 0 && (r = io(R, do_commit, &l)) == 0) {
                         log_info("experiment %s committed (attempt %d)", R->job.experiments[i].name, s->attempts);
                         return 0;
                 }
                 log_warn("experiment %s: its results are not all in S3 yet (%s); trying again",
-                         R->job.experiments[i].name, r == -EIO ? "uploads failed" : out.msg);
-                if (!waiter_sleep(&R->w, MIN(5 << MIN(attempt, 4), 60)) || R->ledger.held != (int)i)
+                         R->job.experiments[i].name, r == -EIO ? "uploads failed" : l.out.msg);
+                /* the keeper may have given the claim up meanwhile: ledger_held reads it under the ledger's lock */
+                if (!waiter_sleep(&R->w, MIN(5 << MIN(attempt, 4), 60)) || ledger_held(&R->ledger) != (int)i)
                         return -ECANCELED;
         }
 }
@@ -678,16 +737,16 @@ static int fleet_start(struct run *R) {
                 int ev = pending_event(R);
                 if (ev >= 0)
                         return ev;
-                struct aws_result out = { 0 };
-                if (ledger_refresh(&R->ledger, &out) < 0) {
-                        log_warn("reading the run's ledger: %s", out.msg);
+                struct ledger_call l = { 0 };
+                if (io(R, do_refresh, &l) < 0) {
+                        log_warn("reading the run's ledger: %s", l.out.msg);
                         if (!waiter_sleep(&R->w, FLEET_WAIT))
                                 return EV_SIGTERM;
                         continue;
                 }
                 sync_from_ledger(R);
                 if (R->ledger.ended) {
-                        R->role = ROLE_FOLLOWS;
+                        role_news(R, FN_OVER);
                         return EV_OVER;
                 }
                 int i = -1;
@@ -701,7 +760,7 @@ static int fleet_start(struct run *R) {
                 }
                 case LEDGER_NOTHING_LEFT:
                         log_info("nothing left to claim: the other instances finish the run");
-                        R->role = ROLE_LEAVES;
+                        role_news(R, FN_NOTHING_LEFT);
                         return EV_NO_MORE;
                 case LEDGER_WAIT:
                         if (!said_wait)
@@ -712,7 +771,8 @@ static int fleet_start(struct run *R) {
                         continue;
                 case LEDGER_CLAIM: break;
                 }
-                int r = ledger_claim(&R->ledger, i, R->job.fleet.max_attempts, &out);
+                l = (struct ledger_call){ .i = i, .max_attempts = R->job.fleet.max_attempts };
+                int r = io(R, do_claim, &l);
                 if (r == -MF_EPRECOND)
                         continue; /* another instance won it */
                 if (r == -E2BIG) {
@@ -722,7 +782,7 @@ static int fleet_start(struct run *R) {
                         return EV_NO_MORE;
                 }
                 if (r < 0) {
-                        log_warn("claiming experiment %s: %s", R->job.experiments[i].name, out.msg);
+                        log_warn("claiming experiment %s: %s", R->job.experiments[i].name, l.out.msg);
                         if (!waiter_sleep(&R->w, FLEET_WAIT))
                                 return EV_SIGTERM;
                         continue;
@@ -734,9 +794,9 @@ static int fleet_start(struct run *R) {
                 s->attempts = R->ledger.attempt - 1; /* start_experiment counts this one */
                 ledger_set_phase(&R->ledger, "RUN", R->job.experiments[i].name);
                 if (resume)
-                        restore_logs(R, (size_t)i);
+                        io(R, restore_logs, &i);
                 if (start_experiment(R, (size_t)i, resume) == EV_FAILED) {
-                        ledger_release(&R->ledger, &out);
+                        io(R, do_release, &l);
                         return EV_FAILED;
                 }
                 ev = supervise(R);
@@ -815,31 +875,24 @@ static int act_stop(struct run *R) {
 
 /* ---------- SHIP ---------- */
 
-/* In a fleet, who does what at the end, decided before the final status: the end record says who ends the run. */
+/* In a fleet, who does what at the end, decided before the final status (fleet_end_plan): the end record says
+ * who ends the run. */
 static void fleet_decide(struct run *R) {
         if (!R->ledger_ok)
                 return;
-        switch (R->role != ROLE_NONE ? END_NONE : R->st.end) {
-        case END_ERROR:
-        case END_FAILSAFE:
-                /* a failure that would come back on every replacement: the run ends for all (no relaunch loop) */
-                fleet_end(R, OUT_ERROR, R->st.error[0] ? R->st.error : lc_end_name(R->st.end));
-                break;
-        case END_MAX_RUNTIME:
-                /* max_runtime is per instance: in a sweep the others go on, unless this is the last one */
-                if (R->sweep && !fleet_last_member(&R->c, &R->job.fleet))
-                        R->role = ROLE_LEAVES;
-                else
-                        fleet_end(R, OUT_TIMEOUT, "max-runtime");
-                break;
-        case END_OVER:
-                R->role = ROLE_FOLLOWS;
-                break;
-        default: break; /* a spot notice or a stop: the run goes on, on a replacement or after the restart */
+        struct fleet_facts f = { .end = R->st.end, .role = R->st.role, .sweep = R->sweep };
+        if (fleet_plan_needs_members(&f))
+                f.last_member = io(R, do_last_member, NULL) > 0;
+        switch (fleet_end_plan(&f)) {
+        case FP_END_ERROR: fleet_end(R, OUT_ERROR, R->st.error[0] ? R->st.error : lc_end_name(R->st.end)); break;
+        case FP_END_TIMEOUT: fleet_end(R, OUT_TIMEOUT, "max-runtime"); break;
+        case FP_LEAVE: role_news(R, FN_NOTHING_LEFT); break;
+        case FP_FOLLOW: role_news(R, FN_OVER); break;
+        case FP_NOTHING: case FP__MAX: break;
         }
-        if (R->role == ROLE_ENDS || R->role == ROLE_FOLLOWS) {
-                struct aws_result out = { 0 };
-                if (ledger_refresh(&R->ledger, &out) == 0)
+        if (R->st.role == ROLE_ENDS || R->st.role == ROLE_FOLLOWS) {
+                struct ledger_call l = { 0 };
+                if (io(R, do_refresh, &l) == 0)
                         sync_from_ledger(R);
                 int o = outcome_from_name(R->ledger.end_outcome);
                 if (o > 0)
@@ -863,7 +916,7 @@ static int ship_all(void *arg) {
                 save_state(R);
         }
         /* in a fleet only the instance that ends the run writes its final status: the others' view is partial */
-        if (R->fleet && R->role != ROLE_ENDS)
+        if (R->fleet && R->st.role != ROLE_ENDS)
                 return r;
         wrapup_cost_refresh(&R->wrap); /* the cost up to now goes into the final status */
         _cleanup_free_ char *js = NULL;
@@ -909,9 +962,9 @@ static int act_ship(struct run *R) {
         log_info("results in %s", R->results_uri);
         if (R->ledger_ok && ledger_held(&R->ledger) >= 0) {
                 /* shipped: the experiment's claim goes back, so that a replacement takes it at once */
-                struct aws_result out = { 0 };
-                if (ledger_release(&R->ledger, &out) < 0)
-                        log_warn("giving the claim back: %s (it expires on its own)", out.msg);
+                struct ledger_call l = { 0 };
+                if (io(R, do_release, &l) < 0)
+                        log_warn("giving the claim back: %s (it expires on its own)", l.out.msg);
         }
         return EV_DONE;
 }
@@ -931,20 +984,48 @@ static bool await_reclaim(struct run *R) {
         return true;
 }
 
+/* The exit's calls to EC2 and Auto Scaling, through the seam */
+struct exit_call {
+        enum exit_action a;
+        long wait_s;
+        char msg[512];
+};
+
+static int do_exit_action(struct run *R, void *p) {
+        struct exit_call *e = p;
+        return exit_action_perform(&R->c, e->a, R->inst.id, e->msg, sizeof e->msg);
+}
+static int do_teardown(struct run *R, void *p) {
+        struct exit_call *e = p;
+        return fleet_teardown(&R->c, &R->job.fleet, R->inst.id, e->wait_s, e->msg, sizeof e->msg);
+}
+static int do_leave(struct run *R, void *p) {
+        struct exit_call *e = p;
+        return fleet_leave(&R->c, R->inst.id, e->msg, sizeof e->msg);
+}
+static int do_detach(struct run *R, void *p) {
+        struct exit_call *e = p;
+        return fleet_detach(&R->c, &R->job.fleet, R->inst.id, e->msg, sizeof e->msg);
+}
+static int do_keep_disk(struct run *R, void *p) {
+        struct exit_call *e = p;
+        return exit_keep_disk(&R->c, R->inst.id, e->msg, sizeof e->msg);
+}
+
 /* The exit action, repeated until it takes (EV_DONE) or the agent is stopped. */
 static int perform_exit(struct run *R, enum exit_action a) {
         sd_notify(0, "STOPPING=1");
         for (int attempt = 1;; attempt++) {
-                char msg[512];
+                struct exit_call e = { .a = a };
                 log_info("exit action: %s", exit_action_name(a));
-                if (exit_action_perform(&R->c, a, R->inst.id, msg, sizeof msg) == 0) {
-                        log_info("%s", msg);
+                if (io(R, do_exit_action, &e) == 0) {
+                        log_info("%s", e.msg);
                         R->st.exit_done = true;
                         save_state(R);
                         return EV_DONE;
                 }
-                log_error("exit action %s failed (attempt %d): %s; retrying in %d s", exit_action_name(a), attempt, msg,
-                          EXIT_RETRY);
+                log_error("exit action %s failed (attempt %d): %s; retrying in %d s", exit_action_name(a), attempt,
+                          e.msg, EXIT_RETRY);
                 if (!waiter_sleep(&R->w, EXIT_RETRY))
                         return STOP_DRIVING;
         }
@@ -980,41 +1061,40 @@ static int act_exit(struct run *R) {
         /* the notification, after the final status and before the exit action; bounded, once per run; in a fleet
          * by the instance that ended the run only */
         _cleanup_free_ char *js = NULL;
-        if ((!R->fleet || R->role == ROLE_ENDS) && build_status(R, true, &js) == 0)
+        if ((!R->fleet || R->st.role == ROLE_ENDS) && build_status(R, true, &js) == 0)
                 wrapup_notify(&R->wrap, js);
-        char msg[512];
-        if (R->fleet && R->job.fleet.group && (R->role == ROLE_ENDS || R->role == ROLE_FOLLOWS)) {
+        struct exit_call e = { 0 };
+        if (R->fleet && R->job.fleet.group && (R->st.role == ROLE_ENDS || R->st.role == ROLE_FOLLOWS)) {
                 /* the run is over: its group goes (a relaunch loop is impossible: nothing relaunches it) */
                 /* the others see the end record within ttl/3, stop within stop_grace and ship */
-                long wait_s = R->ledger.ttl / 3 + R->job.stop_grace + FLEET_SHIP_WAIT;
-                if (fleet_teardown(&R->c, &R->job.fleet, R->inst.id, wait_s, msg, sizeof msg) < 0)
-                        log_warn("%s", msg);
+                e.wait_s = R->ledger.ttl / 3 + R->job.stop_grace + FLEET_SHIP_WAIT;
+                if (io(R, do_teardown, &e) < 0)
+                        log_warn("%s", e.msg);
                 else
-                        log_info("%s", msg);
+                        log_info("%s", e.msg);
         }
-        if (R->fleet && R->job.fleet.group && R->role == ROLE_LEAVES && p.action != EXIT_ACTION_KEEP && !p.keep_disk) {
-                if (fleet_leave(&R->c, R->inst.id, msg, sizeof msg) == 0) {
-                        log_info("%s", msg);
+        if (R->fleet && R->job.fleet.group && R->st.role == ROLE_LEAVES && p.action != EXIT_ACTION_KEEP && !p.keep_disk) {
+                if (io(R, do_leave, &e) == 0) {
+                        log_info("%s", e.msg);
                         R->st.exit_done = true;
                         save_state(R);
                         return EV_DONE;
                 }
-                log_warn("%s; ending the instance instead", msg);
+                log_warn("%s; ending the instance instead", e.msg);
         }
         if (p.keep_disk) {
                 /* out of the group first, so that it is not replaced while its disk holds the results */
-                if (R->fleet && R->job.fleet.group && fleet_detach(&R->c, &R->job.fleet, R->inst.id, msg, sizeof msg) < 0)
-                        log_warn("%s", msg);
-                int r = exit_keep_disk(&R->c, R->inst.id, msg, sizeof msg);
-                if (r == 0) {
+                if (R->fleet && R->job.fleet.group && io(R, do_detach, &e) < 0)
+                        log_warn("%s", e.msg);
+                if (io(R, do_keep_disk, &e) == 0) {
                         log_warn("%s: stopped rather than %s, so that its disk keeps what did not reach S3; when it "
-                                 "starts again mayfly ships it, then does the exit action", msg,
+                                 "starts again mayfly ships it, then does the exit action", e.msg,
                                  exit_action_name(p.wanted));
                         R->rc = EXIT_RUN_FAILED;
                         return STOP_DRIVING;
                 }
                 log_error("cannot stop the instance to keep its unshipped results (%s); going on with %s: what did "
-                          "not reach S3 is lost with the instance", msg, exit_action_name(p.wanted));
+                          "not reach S3 is lost with the instance", e.msg, exit_action_name(p.wanted));
                 p.action = p.wanted;
         }
         return perform_exit(R, p.action);
@@ -1051,19 +1131,25 @@ static int perform(struct run *R, enum lc_action a) {
         case A_FETCH: return act_fetch(R);
         case A_PREPARE: return act_prepare(R);
         case A_START: return act_start(R);
-        case A_STOP: return act_stop(R);
+        case A_STOP: case A_BAIL: return act_stop(R);
         case A_SHIP: return act_ship(R);
         case A_EXIT: return act_exit(R);
-        default: return STOP_DRIVING;
+        case A_NONE: case A_HOLE: case A__MAX: break;
         }
+        return STOP_DRIVING;
 }
 
 static void drive(struct run *R, enum lc_event ev) {
         for (;;) {
-                struct lc_step s = lc_transition(R->st.phase, ev);
+                enum phase was = R->st.phase;
+                struct lc_step s = lc_transition(was, ev);
+                if (s.action == A_BAIL)
+                        /* a defect of the agent's: the run ends through STOPPING and SHIP like any failure */
+                        failed(R, "internal error: event %s in phase %s", lc_event_name(ev), phase_name(was));
+                else if (s.action == A_HOLE)
+                        log_error("internal error: the lifecycle has no answer to event %s in phase %s",
+                                  lc_event_name(ev), phase_name(was));
                 enter(R, &s);
-                if (s.action == A_NONE)
-                        return;
                 int next = perform(R, s.action);
                 if (next < 0)
                         return;
@@ -1220,7 +1306,7 @@ static enum lc_event start(struct run *R, bool failsafe) {
                         /* booted into a run that is over: no work, only what is left of its group goes */
                         log_info("run %s is over (%s, ended by %s): nothing to do here", R->st.run_id,
                                  R->ledger.end_outcome, R->ledger.end_by);
-                        R->role = ROLE_FOLLOWS;
+                        role_news(R, FN_OVER);
                         return EV_OVER;
                 }
         }
@@ -1230,9 +1316,12 @@ static enum lc_event start(struct run *R, bool failsafe) {
                                  "the agent failed repeatedly (systemd gave up restarting it)");
                 return EV_FAILSAFE;
         }
-        if (R->st.spot_action[0] && !R->st.exit_done && R->st.phase >= PH_STOPPING && R->st.phase <= PH_EXIT &&
-            R->inst.id[0] && !instance_spot_pending(&R->c.imds)) {
+        /* a spot stop: EC2 stopped the instance (in STOPPING, SHIP or EXIT) and started it again, the notice gone;
+         * only a run that was ending for that notice goes on (one ending for a failure goes on ending) */
+        if (R->st.spot_action[0] && R->st.end == END_SPOT && !R->st.exit_done && R->st.phase >= PH_STOPPING &&
+            R->st.phase <= PH_EXIT && R->inst.id[0] && !instance_spot_pending(&R->c.imds)) {
                 back_after_spot(R);
+                role_news(R, FN_BACK);
                 return EV_BACK;
         }
         return EV_BOOT;

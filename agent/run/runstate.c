@@ -69,6 +69,7 @@ int runstate_save(const char *path, const struct run_state *s) {
         cJSON_AddStringToObject(o, "end", lc_end_name(s->end));
         cJSON_AddStringToObject(o, "ended_in", phase_name(s->ended_in));
         cJSON_AddStringToObject(o, "outcome", outcome_name(s->outcome));
+        cJSON_AddStringToObject(o, "fleet_role", fleet_role_name(s->role));
         cJSON_AddStringToObject(o, "error", s->error);
         cJSON_AddStringToObject(o, "spot_action", s->spot_action);
         cJSON_AddNumberToObject(o, "spot_time", (double)s->spot_time);
@@ -138,6 +139,9 @@ int runstate_load(const char *path, struct run_state *ret) {
         str(o, "outcome", name, sizeof name);
         v = outcome_from_name(name);
         s->outcome = v >= 0 ? (enum outcome)v : OUT_RUNNING;
+        str(o, "fleet_role", name, sizeof name);
+        v = fleet_role_from_name(name);
+        s->role = v >= 0 ? (enum fleet_role)v : ROLE_WORKS;
         const cJSON *a = cJSON_GetObjectItemCaseSensitive(o, "experiments");
         const cJSON *x;
         cJSON_ArrayForEach(x, a) {

@@ -73,6 +73,12 @@ int waiter_poll(struct waiter *w, struct pollfd *fds, int n, int timeout_ms) {
         return r - (p[0].revents ? 1 : 0);
 }
 
+void worker_nap(double seconds) {
+        struct timespec t = { .tv_sec = (time_t)seconds, .tv_nsec = (long)((seconds - (double)(time_t)seconds) * 1e9) };
+        while (nanosleep(&t, &t) < 0 && errno == EINTR)
+                ;
+}
+
 bool waiter_sleep(struct waiter *w, double seconds) {
         double until = now_mono() + seconds;
         for (double left; !w->stop && (left = until - now_mono()) > 0;)

@@ -38,13 +38,15 @@ enum lc_event {
 };
 
 enum lc_action {
-        A_NONE,         /* wait for the next event */
+        A_HOLE,         /* no answer written (zero, what a cell left out reads as): never in the table */
+        A_NONE,         /* nothing left to do: the driver ends (DONE only) */
         A_FETCH,
         A_PREPARE,
         A_START,        /* start (or resume) the next experiment and supervise it; EV_NO_MORE when none is left */
         A_STOP,         /* stop the running experiment and wait for its end */
         A_SHIP,
         A_EXIT,         /* the exit decision (lc_exit_decide) */
+        A_BAIL,         /* an event the phase cannot meet: recorded as the run's internal error, then A_STOP */
         A__MAX
 };
 
@@ -80,7 +82,7 @@ struct lc_step {
         enum lc_end end;        /* END_NONE: the end stays as it is */
 };
 
-/* The table: phase × event → step. An event a phase does not expect leaves the phase as it is, with A_NONE. */
+/* The table: phase × event → step, total (every cell is written out; a phase or event out of range: A_HOLE). */
 struct lc_step lc_transition(enum phase p, enum lc_event ev);
 
 /* One name table per enum: the names in state.json, status.json, the log. NULL past the end. */
@@ -120,6 +122,55 @@ struct lc_exit_plan {
         bool keep_disk;                 /* action became STOP to keep what did not reach S3: stop, or nothing */
         enum exit_action wanted;        /* the action the job asked for */
 };
+
+/* ---------- a run shared by instances (a run_id): this instance's part in its end ---------- */
+
+/* Persisted in state.json: a restarted agent (in SHIP, EXIT) still knows whether it ends the run or leaves. */
+enum fleet_role {
+        ROLE_WORKS,     /* claims and runs experiments; if its own run ends now, the run goes on elsewhere */
+        ROLE_ENDS,      /* it wrote the run's end record: the group and the template go, then this instance */
+        ROLE_FOLLOWS,   /* another instance ended the run: what is left of the group goes, then this instance */
+        ROLE_LEAVES,    /* nothing is left for it and others go on: it leaves the group, which shrinks by one */
+        ROLE__MAX
+};
+
+/* What the ledger told this instance. */
+enum fleet_news {
+        FN_END_WON,      /* its end record was written: it ends the run */
+        FN_END_LOST,     /* another instance's end record was there first */
+        FN_OVER,         /* the run is over (seen at boot, at a claim, at a heartbeat) */
+        FN_NOTHING_LEFT, /* nothing left to claim here: the other instances finish the run */
+        FN_BACK,         /* the instance is back after a spot stop: it works again */
+        FN__MAX
+};
+
+/* The role table: role × news → role. Total; once the run is over (ENDS, FOLLOWS) nothing changes it. */
+enum fleet_role fleet_role_next(enum fleet_role r, enum fleet_news n);
+const char *fleet_role_name(enum fleet_role r);
+int fleet_role_from_name(const char *s);
+const char *fleet_news_name(enum fleet_news n);
+
+/* What this instance does about the shared run when its own run ends (its end, its role, the fleet). */
+enum fleet_plan {
+        FP_NOTHING,      /* the run goes on elsewhere (a spot notice, a stop), or the role is decided already */
+        FP_END_ERROR,    /* a failure that would come back on every replacement: end the run, outcome error */
+        FP_END_TIMEOUT,  /* max_runtime, and no other instance goes on: end the run, outcome timeout */
+        FP_LEAVE,        /* max_runtime in a sweep with other members: leave, the others go on */
+        FP_FOLLOW,       /* the run was ended by another instance */
+        FP__MAX
+};
+
+struct fleet_facts {
+        enum lc_end end;        /* this instance's end */
+        enum fleet_role role;
+        bool sweep;             /* experiments claimed in any order by several instances */
+        bool last_member;       /* the group has no other member (asked only for max_runtime in a sweep) */
+};
+
+enum fleet_plan fleet_end_plan(const struct fleet_facts *f);
+/* Whether fleet_end_plan needs f->last_member for these facts (an Auto Scaling call the caller makes only then). */
+bool fleet_plan_needs_members(const struct fleet_facts *f);
+const char *fleet_plan_name(enum fleet_plan p);
 
 /* The exit decision. shipped: the final upload completed. When it did not and the action would end the instance
  * with its volume (terminate, poweroff), the instance is stopped instead so that its disk keeps the only copy;

@@ -30,6 +30,7 @@ struct run_state {
         enum lc_end end;        /* why the run is ending (END_NONE while it is not) */
         enum phase ended_in;    /* the phase it was in when the end came */
         enum outcome outcome;   /* OUT_RUNNING until the end is known */
+        enum fleet_role role;   /* a run shared by instances: this instance's part in its end */
         char error[512];
         size_t n;
         struct exp_state exps[JOB_MAX_EXPERIMENTS];

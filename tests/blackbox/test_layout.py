@@ -108,3 +108,50 @@ def test_no_circle_between_modules():
     check(c is None, "modules that include each other: " + " -> ".join(c or []))
     # the lifecycle's pure core reaches nothing with I/O
     check(g["run/lifecycle"] <= {"run/job"}, "lifecycle.c includes %r" % sorted(g["run/lifecycle"]))
+
+
+SLEEP = re.compile(r"\b(sleep|usleep|nanosleep|clock_nanosleep)\s*\(")
+
+
+def _code(path):
+    """The file's text with comments and string literals blanked (a call named in a comment is no call)."""
+    with open(path) as f:
+        text = f.read()
+    return re.sub(r'/\*.*?\*/|//[^\n]*|"(?:\\.|[^"\\])*"', lambda m: re.sub(r"[^\n]", " ", m.group(0)), text, flags=re.S)
+
+
+def test_the_run_wing_sleeps_only_through_the_seam():
+    """agent/run/ waits only through wait.c: the driver through waiter_* (signals read, the watchdog fed), other
+    threads through worker_nap."""
+    found = []
+    for p in sorted(glob.glob(os.path.join(ROOT, "agent", "run", "**", "*.c"), recursive=True)):
+        if os.path.basename(p) == "wait.c":
+            continue
+        for n, line in enumerate(_code(p).splitlines(), 1):
+            if SLEEP.search(line):
+                found.append("%s:%d: %s" % (os.path.relpath(p, ROOT), n, line.strip()))
+    check(not found, "sleeps outside the seam (run/wait.h):\n" + "\n".join(found))
+
+
+# What the driver may only call through io() (run.c's seam): the network, the exit, the group.
+BLOCKING = re.compile(r"\b(ledger_(?:refresh|claim|commit|release|end|renew|heartbeat)|fleet_(?:teardown|leave|detach|"
+                      r"last_member)|exit_action_perform|exit_keep_disk|xfer_\w+|s3_(?:get|put|head|list|delete)\w*|"
+                      r"shipper_put_\w+|shipper_restore_tail|instance_spot_pending)\s*\(")
+
+
+def test_the_driver_blocks_only_through_its_seam():
+    """In run.c every network call is made inside a function that runs on a worker thread (one handed to io() or
+    waiter_blocking()), or in start(), before the agent says READY, when no watchdog runs yet."""
+    path = os.path.join(ROOT, "agent", "run", "run.c")
+    code = _code(path)
+    workers = set(re.findall(r"\b(?:io\(R|waiter_blocking\(&R->w),\s*(\w+)\s*,", code))
+    check({"do_refresh", "do_teardown", "restore_logs"} <= workers, "io() hands no worker: %r" % sorted(workers))
+    bad, func = [], None
+    for n, line in enumerate(code.splitlines(), 1):
+        m = re.match(r"^(?:static\s+)?[A-Za-z_][\w\s\*]*?\b(\w+)\s*\(", line)
+        if m and not line.rstrip().endswith(");"):
+            func = m.group(1)
+        for call in BLOCKING.finditer(line):
+            if func not in workers and func != "start":
+                bad.append("run.c:%d in %s(): %s" % (n, func, call.group(1)))
+    check(not bad, "blocking calls outside the seam:\n" + "\n".join(bad))

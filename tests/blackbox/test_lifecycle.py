@@ -64,6 +64,64 @@ def _phase(r):
         return None
 
 
+def _stop_instance(r):
+    """EC2 stops the instance: the agent and the experiment die with it (kill -9 of the agent, and of the experiment's
+    process group, from state.json)."""
+    r.proc.send_signal(signal.SIGKILL)
+    r.proc.wait()
+    with open(os.path.join(r.dir, "state", "state.json")) as f:
+        pids = [x.get("pid") for x in json.load(f)["experiments"] if x.get("pid")]
+    for pid in pids:
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def _spot_stop_then_back(kill_in, ship_slowly):
+    """A spot "stop" notice; the instance stopped while the agent is in phase kill_in; started again without the
+    notice: the run goes on, the interrupted experiment resumes with MAYFLY_RESUME=1, the run succeeds."""
+    def body(r):
+        r.start()
+        _wait(lambda: "a attempt=1 resume=0" in r.runs_txt(), 30, "the experiment")
+        if ship_slowly:  # the checkpoint's upload in SHIP takes a while
+            r.cloud.faults([{"method": "PUT", "path_contains": "/checkpoint/", "delay": 4, "count": -1}])
+        r.cloud.control("POST", "/spot", {"in": 120, "action": "stop"})
+        _wait(lambda: _phase(r) == kill_in, 60, "phase " + kill_in)
+        if ship_slowly:  # stopped in the middle of the checkpoint's upload
+            _wait(lambda: r.cloud.control("GET", "/faults")["rules"][0]["fired"], 30, "the checkpoint's upload")
+        time.sleep(1)
+        _stop_instance(r)
+        check(_phase(r) == kill_in, "the agent left %s before it was stopped: %s" % (kill_in, _phase(r)))
+        if ship_slowly:
+            r.cloud.faults_done()
+        r.cloud.control("DELETE", "/spot")  # started again: no notice any more
+        rc = r.run(timeout=120)
+        check(rc == 0, "exit %d: %s" % (rc, r.stderr))
+        check("the instance is back after a spot stop: the run goes on" in r.stderr, r.stderr)
+        check(r.runs_txt() == ["a attempt=1 resume=0", "a attempt=2 resume=1", "b"], repr(r.runs_txt()))
+        st = r.status()
+        check(st["outcome"] == "succeeded" and st["experiments"][0]["attempts"] == 2, json.dumps(st))
+        log = r.get("results/t/%s/logs/a/stdout.log" % st["run_id"])
+        # stopped in SHIP, the handler had saved; stopped in STOPPING, mid-way through its save: nothing to resume from
+        check((b"resumed from step 7" if ship_slowly else b"resumed from \n") in log, repr(log[-300:]))
+        check(r.instance_state() in ("shutting-down", "terminated"), r.instance_state())
+    SCRIPTS["b.sh"] = "#!/bin/sh\necho b >> runs.txt\n"
+    # the handler takes its time to save (STOPPING lasts), or saves at once (then SHIP is slow)
+    SCRIPTS["slowsave.sh"] = SCRIPTS["lastwords.sh"].replace(
+        "trap 'echo \"step 7 saved\"", "trap 'sleep %d; echo \"step 7 saved\"" % (0 if ship_slowly else 20))
+    with_run({"experiments": [{"name": "a", "command": ["./slowsave.sh"]}, {"name": "b", "command": ["./b.sh"]}],
+              "checkpoint": {"path": "ck", "interval": "1h"}, "spot": {"grace_seconds": 40}}, body)
+
+
+def test_spot_stop_while_stopping_then_back_resumes():
+    _spot_stop_then_back("STOPPING", ship_slowly=False)
+
+
+def test_spot_stop_while_shipping_then_back_resumes():
+    _spot_stop_then_back("SHIP", ship_slowly=True)
+
+
 def test_sigterm_ships_checkpoint_logs_outputs_and_a_final_status():
     def body(r):
         r.start()
@@ -244,3 +302,74 @@ def test_clock_stepped_back_keeps_shipping_and_spot_polling():
         r.proc.communicate(timeout=60)
     with_run({"experiments": [{"name": "tick", "command": ["./ticktrap.sh"]}], "log_interval": 2,
               "spot": {"grace_seconds": 5}}, body)
+
+
+def _notify_listener(r, watchdog_s):
+    """A NOTIFY_SOCKET standing in for systemd (WATCHDOG_USEC set): a thread collects (time, message)."""
+    import socket
+    import threading
+    path = os.path.join(r.dir, "notify.sock")
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    s.bind(path)
+    s.settimeout(0.2)
+    r.env.update(NOTIFY_SOCKET=path, WATCHDOG_USEC=str(int(watchdog_s * 1e6)))
+    got, stop = [], threading.Event()
+
+    def loop():
+        while not stop.is_set():
+            try:
+                got.append((time.monotonic(), s.recv(4096).decode()))
+            except socket.timeout:
+                pass
+        s.close()
+    t = threading.Thread(target=loop, daemon=True)
+    t.start()
+    return got, lambda: (stop.set(), t.join())
+
+
+def test_watchdog_fed_through_an_s3_stall_at_commit_and_the_enders_teardown():
+    """A run with a run_id and a group of others that do not leave at once: S3 holds the done record's PUT for 45 s
+    as the experiment ends, then the ender waits out its teardown (~40 s) for the others to leave. From READY=1 to
+    the exit, WATCHDOG=1 is never more than 3/4 of WATCHDOG_USEC apart (the agent pings at 1/2)."""
+    wd = 20.0
+    def body(r):
+        got, stop = _notify_listener(r, wd)
+        c = r.cloud
+        name = "mayfly-wd-1"
+        c.boto("ec2").create_launch_template(LaunchTemplateName=name, LaunchTemplateData={
+            "ImageId": c.info["ami_id"], "InstanceType": "p3.2xlarge"})
+        asg = c.boto("autoscaling")
+        asg.create_auto_scaling_group(AutoScalingGroupName=name, MinSize=0, MaxSize=2, DesiredCapacity=2,
+                                      AvailabilityZones=[c.info["region"] + "a"], LaunchTemplate={"LaunchTemplateName": name})
+        others = [i["InstanceId"] for i in asg.describe_auto_scaling_groups(
+            AutoScalingGroupNames=[name])["AutoScalingGroups"][0]["Instances"]]
+        check(len(others) == 2, "moto started %r" % others)
+        c.faults([{"method": "PUT", "path_contains": "/ledger/done/", "delay": 45, "count": 1}])
+        t0 = time.monotonic()
+        r.start()
+        log = os.path.join(r.dir, "logs", "agent.log")
+        _wait(lambda: os.path.exists(log) and "other instance(s) of " + name in open(log).read(), 180,
+              "the ender's wait for the others")
+        c.faults_done()
+        time.sleep(40)  # the teardown waits: two watchdog intervals
+        asg.detach_instances(InstanceIds=others, AutoScalingGroupName=name, ShouldDecrementDesiredCapacity=True)
+        o, e = r.proc.communicate(timeout=180)
+        t_exit = time.monotonic()
+        stop()
+        err = e.decode(errors="replace")
+        check(r.proc.returncode == 0, "exit %d: %s" % (r.proc.returncode, err[-2000:]))
+        st = r.status()
+        check(st["outcome"] == "succeeded", json.dumps(st)[:1000])
+        check(not asg.describe_auto_scaling_groups(AutoScalingGroupNames=[name])["AutoScalingGroups"],
+              "the group was not deleted")
+        ready = [t for t, m in got if "READY=1" in m]
+        pings = [t for t, m in got if "WATCHDOG=1" in m and t >= (ready or [t0])[0]]
+        check(ready, "no READY=1: %r" % got[:5])
+        marks = [ready[0]] + pings + [t_exit]
+        gaps = [b - a for a, b in zip(marks, marks[1:])]
+        check(t_exit - t0 > 60, "the run took only %.0f s: the stall or the teardown did not happen" % (t_exit - t0))
+        check(max(gaps) <= 0.75 * wd, "WATCHDOG=1 %.1f s apart (at most %.1f): pings at %r" % (
+            max(gaps), 0.75 * wd, [round(t - marks[0], 1) for t in marks]))
+    with_run({"run_id": "wd-1", "lease_ttl": 6, "stop_grace": 2,
+              "fleet": {"group": "mayfly-wd-1", "launch_template": "mayfly-wd-1", "size": 3},
+              "experiments": [{"name": "a", "command": ["./long.sh", "2"]}]}, body)

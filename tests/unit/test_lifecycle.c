@@ -49,7 +49,7 @@ static void test_paths(void) {
                 { "the failsafe after crashes in RUN", PH_RUN, { EV_FAILSAFE, EV_EXP_ENDED, EV_DONE }, 3,
                   "STOPPING:stop SHIP:ship EXIT:exit", END_FAILSAFE },
                 { "the first end counts", PH_RUN, { EV_MAX_RUNTIME, EV_SPOT, EV_SIGTERM, EV_EXP_ENDED }, 4,
-                  "STOPPING:stop STOPPING:none STOPPING:none SHIP:ship", END_MAX_RUNTIME },
+                  "STOPPING:stop STOPPING:stop STOPPING:stop SHIP:ship", END_MAX_RUNTIME },
                 { "an upload that does not complete stays in SHIP", PH_SHIP, { EV_INCOMPLETE, EV_BOOT, EV_DONE }, 3,
                   "SHIP:exit SHIP:ship EXIT:exit", END_NONE },
                 { "a restart in SHIP ships again", PH_SHIP, { EV_BOOT, EV_DONE }, 2, "SHIP:ship EXIT:exit", END_NONE },
@@ -58,8 +58,21 @@ static void test_paths(void) {
                 { "a crash while stopping", PH_STOPPING, { EV_BOOT, EV_EXP_ENDED }, 2, "STOPPING:stop SHIP:ship",
                   END_NONE },
                 { "back after a spot stop", PH_EXIT, { EV_BACK, EV_DONE }, 2, "PREPARE:prepare RUN:start", END_NONE },
+                { "back after a spot stop that came while stopping", PH_STOPPING, { EV_BACK, EV_DONE }, 2,
+                  "PREPARE:prepare RUN:start", END_NONE },
+                { "back after a spot stop that came while shipping", PH_SHIP, { EV_BACK, EV_DONE }, 2,
+                  "PREPARE:prepare RUN:start", END_NONE },
+                { "a spot notice, the instance stopped while stopping, back: it resumes", PH_RUN,
+                  { EV_SPOT, EV_BACK, EV_DONE, EV_EXP_ENDED, EV_NO_MORE }, 5,
+                  "STOPPING:stop PREPARE:prepare RUN:start RUN:start SHIP:ship", END_FINISHED },
+                { "booted, while stopping, into a run another instance ended", PH_STOPPING,
+                  { EV_OVER, EV_EXP_ENDED, EV_DONE }, 3, "STOPPING:stop SHIP:ship EXIT:exit", END_OVER },
+                { "booted, while shipping, into a run another instance ended", PH_SHIP, { EV_OVER, EV_DONE }, 2,
+                  "SHIP:ship EXIT:exit", END_OVER },
+                { "an event RUN cannot meet: an internal error, through STOPPING and SHIP", PH_RUN,
+                  { EV_DONE, EV_EXP_ENDED, EV_DONE }, 3, "STOPPING:bail SHIP:ship EXIT:exit", END_ERROR },
                 { "a finished run still up", PH_DONE, { EV_BOOT, EV_DONE }, 2, "DONE:exit DONE:none", END_NONE },
-                { "SIGTERM while shipping is ignored", PH_SHIP, { EV_SIGTERM }, 1, "SHIP:none", END_NONE },
+                { "SIGTERM while shipping: the upload goes on", PH_SHIP, { EV_SIGTERM }, 1, "SHIP:ship", END_NONE },
         };
         for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
                 char got[512];
@@ -111,9 +124,177 @@ static void test_every_ending_ships_first(void) {
                 }
         T_EXPECT("only SHIP, EXIT and DONE lead to the exit action", exit_elsewhere == 0);
         struct lc_step s = lc_transition(PH__MAX, EV_BOOT);
-        T_EXPECT("a phase out of range stays, does nothing", s.next == PH__MAX && s.action == A_NONE);
-        s = lc_transition(PH_RUN, EV_BACK);
-        T_EXPECT("an event not for a phase leaves it as it is", s.next == PH_RUN && s.action == A_NONE);
+        T_EXPECT("a phase out of range stays, with no answer", s.next == PH__MAX && s.action == A_HOLE);
+        s = lc_transition(PH_RUN, EV__MAX);
+        T_EXPECT("an event out of range: no answer", s.next == PH_RUN && s.action == A_HOLE);
+}
+
+/* Total: every (phase, event) pair has an answer written out; "nothing left to do" only where the run is DONE. */
+static void test_total(void) {
+        char holes[2048] = "";
+        size_t o = 0;
+        int none_elsewhere = 0;
+        for (int p = 0; p < PH__MAX; p++)
+                for (int e = 0; e < EV__MAX; e++) {
+                        struct lc_step s = lc_transition((enum phase)p, (enum lc_event)e);
+                        if (s.action == A_HOLE && o < sizeof holes)
+                                o += (size_t)snprintf(holes + o, sizeof holes - o, " %s×%s", phase_name((enum phase)p),
+                                                      lc_event_name((enum lc_event)e));
+                        none_elsewhere += s.action == A_NONE && s.next != PH_DONE;
+                }
+        T_EXPECT_STR("no (phase, event) pair without an answer", holes, "");
+        T_EXPECT("only DONE ends the driving", none_elsewhere == 0);
+}
+
+/* What each action can answer with (run.c): the events the table meets after it. */
+static size_t answers(enum lc_action a, enum lc_event *out) {
+        static const enum lc_event fetch[] = { EV_DONE, EV_FAILED, EV_SPOT, EV_SIGTERM, EV_MAX_RUNTIME };
+        static const enum lc_event start[] = { EV_EXP_ENDED, EV_NO_MORE, EV_FAILED, EV_SPOT, EV_SIGTERM,
+                                               EV_MAX_RUNTIME, EV_OVER };
+        static const enum lc_event stop[] = { EV_EXP_ENDED };
+        static const enum lc_event ship[] = { EV_DONE, EV_INCOMPLETE };
+        static const enum lc_event exit_[] = { EV_DONE };
+        const enum lc_event *t = NULL;
+        size_t n = 0;
+        switch (a) {
+        case A_FETCH: case A_PREPARE: t = fetch; n = ARRAY_SIZE(fetch); break;
+        case A_START: t = start; n = ARRAY_SIZE(start); break;
+        case A_STOP: case A_BAIL: t = stop; n = ARRAY_SIZE(stop); break;
+        case A_SHIP: t = ship; n = ARRAY_SIZE(ship); break;
+        case A_EXIT: t = exit_; n = ARRAY_SIZE(exit_); break;
+        default: break;
+        }
+        memcpy(out, t, n * sizeof *t);
+        return n;
+}
+
+/* From (phase, event), following every answer each action can give: every path ends in a resumed RUN (A_START) or
+ * in the exit action, never at a hole or a dead end, and never exits without having shipped (unless the start was
+ * already past SHIP). Returns a description of the first bad path, or "". */
+static void explore(enum phase p, enum lc_event ev, bool shipped, int depth, char *bad, size_t n) {
+        if (bad[0])
+                return;
+        struct lc_step s = lc_transition(p, ev);
+        if (depth > 12) {
+                snprintf(bad, n, "%s×%s: no end in 12 steps", phase_name(p), lc_event_name(ev));
+                return;
+        }
+        if (s.action == A_HOLE || (s.action == A_NONE && s.next != PH_DONE)) {
+                snprintf(bad, n, "%s×%s: %s", phase_name(p), lc_event_name(ev), lc_action_name(s.action));
+                return;
+        }
+        if (s.action == A_NONE || s.action == A_START)
+                return; /* the run resumed, or it is DONE */
+        if (s.action == A_EXIT) {
+                if (!shipped)
+                        snprintf(bad, n, "%s×%s: the exit before SHIP", phase_name(p), lc_event_name(ev));
+                return; /* the exit action is where a path ends: its EV_DONE leads to DONE */
+        }
+        shipped |= s.action == A_SHIP;
+        enum lc_event next[8];
+        size_t k = answers(s.action, next);
+        for (size_t i = 0; i < k; i++)
+                explore(s.next, next[i], shipped, depth + 1, bad, n);
+}
+
+static void test_every_start_event_ends_well(void) {
+        /* what start() can return: BOOT, OVER, FAILSAFE in any phase; BACK from STOPPING, SHIP and EXIT; FAILED
+         * (a bad spec) in a new run */
+        static const enum lc_event from_start[] = { EV_BOOT, EV_OVER, EV_FAILSAFE, EV_BACK, EV_FAILED };
+        char bad[256] = "";
+        int paths = 0;
+        for (int p = 0; p < PH__MAX; p++)
+                for (size_t k = 0; k < ARRAY_SIZE(from_start); k++) {
+                        enum lc_event ev = from_start[k];
+                        if (ev == EV_BACK && (p < PH_STOPPING || p > PH_EXIT))
+                                continue;
+                        if (ev == EV_FAILED && p != PH_FETCH)
+                                continue;
+                        explore((enum phase)p, ev, p >= PH_EXIT, 0, bad, sizeof bad);
+                        paths++;
+                }
+        T_EXPECT_STR("every event start() returns ends in a resumed RUN or SHIP then EXIT", bad, "");
+        T_EXPECT("every start event explored", paths == 7 * 3 + 3 + 1);
+        /* and from every phase, every event an action can answer with */
+        bad[0] = 0;
+        for (int p = PH_FETCH; p < PH_DONE; p++)
+                for (int e = 0; e < EV__MAX; e++)
+                        /* an action of phase p answered e: from SHIP on, that action shipped */
+                        explore((enum phase)p, (enum lc_event)e, p >= PH_SHIP, 0, bad, sizeof bad);
+        T_EXPECT_STR("every (phase, event) pair ends in a resumed RUN or SHIP then EXIT", bad, "");
+}
+
+static void test_fleet_role(void) {
+        bool total = true, over_stays = true;
+        for (int r = 0; r < ROLE__MAX; r++)
+                for (int n = 0; n < FN__MAX; n++) {
+                        enum fleet_role to = fleet_role_next((enum fleet_role)r, (enum fleet_news)n);
+                        total &= (unsigned)to < ROLE__MAX && fleet_role_name(to) != NULL;
+                        if (r == ROLE_ENDS || r == ROLE_FOLLOWS)
+                                over_stays &= (int)to == r;
+                }
+        T_EXPECT("every role answers every news with a role", total);
+        T_EXPECT("once the run is over (ends, follows) no news changes the role", over_stays);
+        static const struct {
+                const char *name;
+                enum fleet_news news[4];
+                size_t n;
+                enum fleet_role want;
+        } paths[] = {
+                { "the last commit wins the end record: it ends the run", { FN_END_WON }, 1, ROLE_ENDS },
+                { "another's end record came first: it follows", { FN_END_LOST }, 1, ROLE_FOLLOWS },
+                { "booted into an ended run: it follows", { FN_OVER }, 1, ROLE_FOLLOWS },
+                { "nothing left: it leaves", { FN_NOTHING_LEFT }, 1, ROLE_LEAVES },
+                { "leaving, then the run ends before it left: it follows", { FN_NOTHING_LEFT, FN_OVER }, 2,
+                  ROLE_FOLLOWS },
+                { "an ender that hears the run is over still ends it", { FN_END_WON, FN_OVER, FN_END_LOST }, 3,
+                  ROLE_ENDS },
+                { "back after a spot stop: it works again", { FN_BACK }, 1, ROLE_WORKS },
+        };
+        for (size_t i = 0; i < ARRAY_SIZE(paths); i++) {
+                enum fleet_role r = ROLE_WORKS;
+                for (size_t k = 0; k < paths[i].n; k++)
+                        r = fleet_role_next(r, paths[i].news[k]);
+                T_EXPECT(paths[i].name, r == paths[i].want);
+        }
+        T_EXPECT("role names parse back", fleet_role_from_name("leaves") == ROLE_LEAVES &&
+                                                  fleet_role_from_name("none") == -1 && !fleet_role_name(ROLE__MAX));
+        T_EXPECT("out of range: the role stays", fleet_role_next(ROLE_LEAVES, FN__MAX) == ROLE_LEAVES);
+}
+
+static void test_fleet_end_plan(void) {
+        static const struct {
+                const char *name;
+                struct fleet_facts f;
+                bool needs_members;
+                enum fleet_plan want;
+        } cases[] = {
+                { "a failure ends the run for all (no relaunch loop)", { END_ERROR, ROLE_WORKS, true, false }, false,
+                  FP_END_ERROR },
+                { "the failsafe too", { END_FAILSAFE, ROLE_WORKS, false, false }, false, FP_END_ERROR },
+                { "max_runtime of a run in order: the run ends", { END_MAX_RUNTIME, ROLE_WORKS, false, false }, false,
+                  FP_END_TIMEOUT },
+                { "max_runtime in a sweep with others: leave", { END_MAX_RUNTIME, ROLE_WORKS, true, false }, true,
+                  FP_LEAVE },
+                { "max_runtime of the sweep's last member: the run ends", { END_MAX_RUNTIME, ROLE_WORKS, true, true },
+                  true, FP_END_TIMEOUT },
+                { "ended by another instance: follow", { END_OVER, ROLE_WORKS, true, false }, false, FP_FOLLOW },
+                { "a spot notice: the run goes on elsewhere", { END_SPOT, ROLE_WORKS, true, false }, false,
+                  FP_NOTHING },
+                { "a stop: it goes on after the restart", { END_STOPPED, ROLE_WORKS, false, false }, false,
+                  FP_NOTHING },
+                { "decided while running: an ender stays one", { END_ERROR, ROLE_ENDS, true, false }, false,
+                  FP_NOTHING },
+                { "decided while running: a leaver stays one", { END_MAX_RUNTIME, ROLE_LEAVES, true, false }, false,
+                  FP_NOTHING },
+        };
+        for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+                T_EXPECT(cases[i].name, fleet_end_plan(&cases[i].f) == cases[i].want);
+                char n[200];
+                snprintf(n, sizeof n, "%s: asks for the members only when it must", cases[i].name);
+                T_EXPECT(n, fleet_plan_needs_members(&cases[i].f) == cases[i].needs_members);
+        }
+        T_EXPECT_STR("plan names", fleet_plan_name(FP_LEAVE), "leave");
 }
 
 static void test_names(void) {
@@ -210,6 +391,10 @@ static void test_exit(void) {
 int main(void) {
         test_paths();
         test_every_ending_ships_first();
+        test_total();
+        test_every_start_event_ends_well();
+        test_fleet_role();
+        test_fleet_end_plan();
         test_names();
         test_outcome();
         test_exit();
