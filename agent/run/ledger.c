@@ -6,8 +6,10 @@
 #include <stdarg.h>
 #include <sys/random.h>
 
+#include "aws/ec2.h"
 #include "aws/s3.h"
 #include "aws/s3cas.h"
+#include "log.h"
 #include "util.h"
 
 #define CAS_TRIES 6
@@ -105,6 +107,7 @@ static int on_item(void *ud, const struct s3_object *o) {
                         e->seen_since = now_mono();
                         e->seen_holder = false;
                         e->holder[0] = 0;
+                        e->holder_gone = false;
                 }
         } else if ((i = parse_rel(l->L, rel, "done")) >= 0 && i < 256)
                 l->seen_done[i] = true;
@@ -150,6 +153,42 @@ static void read_exp_record(struct ledger_exp *e, const cJSON *o) {
         }
 }
 
+bool ledger_lease_overdue(double seen_since, double now, long ttl) {
+        return now - seen_since > (double)ttl / 2.0;
+}
+
+bool ledger_instance_gone(const char *ec2_state) {
+        static const char *const gone[] = { "shutting-down", "terminated", "stopping", "stopped" };
+        for (size_t i = 0; ec2_state && i < ARRAY_SIZE(gone); i++)
+                if (!strcmp(ec2_state, gone[i]))
+                        return true;
+        return false;
+}
+
+/* Whether EC2 says the lease's holder is going or gone (DescribeInstances): its experiment is taken over at once,
+ * not after ttl × LEDGER_SKEW. Without ec2:DescribeInstances (said once), only the TTL counts. */
+static bool holder_gone(struct ledger *L, struct http_client *h, const char *holder) {
+        if (L->ec2_denied || strncmp(holder, "i-", 2))
+                return false;
+        char state[32] = "";
+        struct aws_result out = { 0 };
+        int r = ec2_describe_state(L->c, h, holder, state, sizeof state, &out);
+        if (r == -MF_ENOTFOUND || (r < 0 && !strcmp(out.err.code, "InvalidInstanceID.NotFound")))
+                strcpy(state, "terminated"); /* long gone: EC2 no longer lists it */
+        else if (r < 0) {
+                if (out.status == 403 || strstr(out.err.code, "Unauthorized") != NULL) {
+                        L->ec2_denied = true;
+                        log_warn("the instance role may not call ec2:DescribeInstances (%s): an experiment whose "
+                                 "holder vanished is taken over only after its lease expires (docs/iam.md)", out.msg);
+                }
+                return false;
+        }
+        bool gone = ledger_instance_gone(state);
+        if (gone)
+                log_info("the holder of a lease, %s, is %s: its experiment is taken over now", holder, state);
+        return gone;
+}
+
 static int ledger_refresh_locked(struct ledger *L, struct aws_result *out) {
         char prefix[S3_MAX_KEY + 1];
         int r = lkey(L, prefix, out, "%s", "");
@@ -184,6 +223,10 @@ static int ledger_refresh_locked(struct ledger *L, struct aws_result *out) {
                 e->mine = e->held && ((L->held == (int)i && !strcmp(e->lease_etag, L->etag)) ||
                                       !strcmp(e->holder, L->instance));
                 e->stale = e->held && !e->mine && ledger_lease_expired(e->seen_since, now, L->ttl);
+                if (e->held && !e->mine && !e->stale && e->holder[0] && !e->holder_gone &&
+                    ledger_lease_overdue(e->seen_since, now, L->ttl))
+                        e->holder_gone = holder_gone(L, &h, e->holder);
+                e->stale |= e->holder_gone;
                 if (l->seen_exp[i] && strcmp(L->exp_etag[i], l->exp_etag[i]) &&
                     lkey(L, key, out, "exp/%s.json", L->job->experiments[i].name) == 0 &&
                     get_json(L, &h, key, &o, NULL, out) == 0) {

@@ -13,7 +13,9 @@
  * A lease counts as expired only when its ETag has stayed the same for ttl × LEDGER_SKEW seconds on the observer's
  * own monotonic clock (its wall clock may be minutes off); the holder times its lease from a monotonic instant
  * taken before each renewal and gives up its experiment before ttl has passed without a renewal, well before
- * anyone may take it. A takeover is an If-Match write on the ETag that was watched, and bumps the generation. */
+ * anyone may take it. A takeover is an If-Match write on the ETag that was watched, and bumps the generation.
+ * A lease that missed a renewal has its holder looked up in EC2 (DescribeInstances): a holder EC2 reports
+ * shutting-down, terminated, stopping or stopped is gone, and its experiment is taken over at once. */
 #pragma once
 #include <pthread.h>
 #include <stdbool.h>
@@ -33,6 +35,7 @@ struct ledger_exp {
         bool mine;                    /* ... and it is this instance's */
         bool stale;                   /* ... and its ETag has not changed for ttl × LEDGER_SKEW here */
         bool alive;                   /* ... and its ETag changed while this instance watched: its holder renews */
+        bool holder_gone;             /* ... and EC2 says its holder is going or gone: taken over at once (stale) */
         char lease_etag[128];
         double seen_since;            /* monotonic: when this instance first saw lease_etag */
         char holder[32];              /* the lease's holder (read once per ETag) */
@@ -74,6 +77,7 @@ struct ledger {
         int wake_fd;                  /* an eventfd written when lost becomes true (-1: none) */
         char phase[16], experiment[80];
         char exp_etag[256][128];      /* the exp records' ETags last read: read again only when changed */
+        bool ec2_denied;              /* DescribeInstances refused: vanished holders wait out their TTL */
 };
 
 int ledger_init(struct ledger *L, struct aws_ctx *c, const char *bucket, const char *prefix, const char *instance,
@@ -91,6 +95,11 @@ enum ledger_next { LEDGER_CLAIM, LEDGER_WAIT, LEDGER_NOTHING_LEFT, LEDGER_ALL_DO
 enum ledger_next ledger_pick(const struct ledger *L, bool sequential, int *ret_index);
 /* Pure: a lease whose ETag was first seen at seen_since is expired at now (both monotonic) for ttl. */
 bool ledger_lease_expired(double seen_since, double now, long ttl);
+/* Pure: the lease missed a renewal (unchanged for over ttl/2; renewed every ttl/3): EC2 is asked about its holder. */
+bool ledger_lease_overdue(double seen_since, double now, long ttl);
+/* Pure: an EC2 instance state in which a holder renews nothing any more (shutting-down, terminated, stopping,
+ * stopped). A stopped holder that starts again finds its lease's ETag changed: it never resumes over the taker. */
+bool ledger_instance_gone(const char *ec2_state);
 
 /* Claims experiment i: creates its lease, or takes over a stale one on the watched ETag; then counts the attempt.
  * 0 with L->held = i and L->attempt; -MF_EPRECOND when another instance won it; -E2BIG when max_attempts is

@@ -15,11 +15,24 @@ import time
 from harness import Cloud, check, mayfly, out
 
 BUCKET = "mayfly-test"
-ROLE = "arn:aws:iam::123456789012:role/mayfly-instance-role"
+ROLE = "arn:aws:iam::123456789012:role/mayfly-laptop-role"  # made by setup(): a person's role that may launch
+
+
+def make_laptop_role(c):
+    """A role the admin user may assume, with what `mayfly launch` and `cp` need (the instance role has only what
+    docs/iam.md gives an instance: no RunInstances)."""
+    iam = c.boto("iam")
+    trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole", "Principal": {
+        "AWS": ["arn:aws:iam::123456789012:user/admin", "arn:aws:iam::123456789012:root"]}}]}
+    iam.create_role(RoleName="mayfly-laptop-role", AssumeRolePolicyDocument=json.dumps(trust))
+    iam.put_role_policy(RoleName="mayfly-laptop-role", PolicyName="launch", PolicyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": [
+            "s3:*", "ec2:*", "autoscaling:*", "iam:PassRole", "iam:GetInstanceProfile"], "Resource": "*"}]}))
 
 
 def setup():
     c = Cloud(auth=True).__enter__()
+    make_laptop_role(c)
     c.home = tempfile.mkdtemp(prefix="mayfly-home-")
     os.makedirs(os.path.join(c.home, ".aws"))
     key, secret = c.info["admin_access_key"], c.info["admin_secret_key"]

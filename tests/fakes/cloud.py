@@ -1072,6 +1072,25 @@ def make_moto_handler():
     return MotoHandler
 
 
+def documented_role_statements() -> list[dict]:
+    """The instance role's policy as docs/iam.md gives it (its first JSON block under "## Instance role"), so that a
+    permission the agent needs and the document forgets fails here. moto checks a role's actions, but not resource
+    ARNs for every service nor conditions: each statement's Resource becomes "*" and its Condition goes."""
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "docs",
+                        "iam.md")
+    with open(path) as f:
+        text = f.read()
+    section = text[text.index("## Instance role"):]
+    block = section[section.index("```json") + len("```json"):]
+    doc = json.loads(block[:block.index("```")])
+    out = []
+    for st in doc["Statement"]:
+        st = {k: v for k, v in st.items() if k not in ("Condition", "Sid")}
+        st["Resource"] = "*"
+        out.append(st)
+    return out
+
+
 def _policy_list(v):
     return v if isinstance(v, list) else [v] if v is not None else []
 
@@ -1323,7 +1342,7 @@ def bootstrap(cloud: Cloud, args) -> None:
                        "AWS": [f"arn:aws:iam::{ACCOUNT_ID}:user/admin", f"arn:aws:iam::{ACCOUNT_ID}:root"]}},
     ]}
     iam.create_role(RoleName=ROLE_NAME, AssumeRolePolicyDocument=json.dumps(trust), MaxSessionDuration=43200)
-    stmts = [{"Effect": "Allow", "Action": ["s3:*", "ec2:*", "autoscaling:*"], "Resource": "*"}]
+    stmts = documented_role_statements()
     if args.role_deny_terminate:
         stmts.append({"Effect": "Deny", "Action": ["ec2:TerminateInstances", "ec2:StopInstances"],
                       "Resource": "*"})
