@@ -118,6 +118,8 @@ $(FUZZ_DIR)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_OBJS)
 	@clang $(FUZZ_CFLAGS) -fsanitize=fuzzer,address,undefined -o $@ $< $(FUZZ_OBJS) $(LIBS)
 
 fuzz-build: $(FUZZ_BINS)
+# the instrumented objects are kept (make would delete them as intermediates and build them all again next time)
+.SECONDARY: $(FUZZ_OBJS)
 
 fuzz: fuzz-build
 	@sh tests/fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_DIR)
