@@ -22,9 +22,10 @@ BUILD      ?= build
 
 # Three floors above the ground (agent/*.c: util, log, crypto): cmd/ (main, the commands, delivery) above run/
 # (the lifecycle and what it drives) above aws/ (the wire). A floor includes only the floors below it.
+# run/ is in rooms by concern (base, proc, watch, fleet, view, ship, drive; tests/blackbox/test_layout.py).
 FLOORS     := aws run cmd
-SRCS       := $(wildcard agent/*.c $(FLOORS:%=agent/%/*.c))
-HDRS       := $(wildcard include/*.h $(FLOORS:%=include/%/*.h))
+SRCS       := $(wildcard agent/*.c $(FLOORS:%=agent/%/*.c) agent/run/*/*.c)
+HDRS       := $(wildcard include/*.h $(FLOORS:%=include/%/*.h) include/run/*/*.h)
 # Files built into the binary (.incbin): the systemd units and the user-data templates.
 BLOBS      := $(wildcard agent/cmd/*_blob.S)
 BLOB_DATA  := $(wildcard units/*.service units/*.timer userdata/install.sh userdata/cloud-config.yaml)
@@ -33,7 +34,7 @@ LIBOBJS    := $(filter-out $(BUILD)/agent/cmd/main.o,$(OBJS))
 UNIT_SRCS  := $(wildcard tests/unit/test_*.c)
 UNIT_BINS  := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all test unit demo bench install uninstall clean deps fuzz fuzz-build test-asan reliability
+.PHONY: all test unit demo bench install uninstall clean deps fuzz fuzz-build test-asan test-tsan reliability
 
 all: $(BUILD)/mayfly
 
@@ -131,6 +132,16 @@ test-asan:
 	        LDFLAGS="-fsanitize=address,undefined" all unit
 	MAYFLY_SANITIZED=1 ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	        python3 tests/run.py --build build-asan
+
+# The black-box suite against a ThreadSanitizer build (the agent's threads: watcher, shipper, keeper, workers). Not
+# in CI (about 10 minutes); docs/testing.md says what it found. A race ends the agent with exit 66 and its report
+# on stderr (halt_on_error), which fails the test that ran it.
+test-tsan:
+	@sh tests/deps.sh test
+	$(MAKE) BUILD=build-tsan CFLAGS="-O1 -g -fno-omit-frame-pointer -fsanitize=thread" LDFLAGS="-fsanitize=thread" \
+	        all unit
+	MAYFLY_SANITIZED=1 TSAN_OPTIONS=halt_on_error=1:exitcode=66:second_deadlock_stack=1 \
+	        python3 tests/run.py --build build-tsan
 
 # Each injected fault x the happy path of `mayfly run`, then a sweep under seeded chaos (seeds 2-5: make test runs 1), side by side (about 4
 # minutes); writes docs/reliability.md. CI runs it.

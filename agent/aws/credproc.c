@@ -1,17 +1,15 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* credproc.c — credential_process: split, spawn, read (capped, with a deadline), reap, parse. */
 #include "aws/credproc.h"
+#include "child.h"
+#include "jsonx.h"
 
 #include <cjson/cJSON.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/wait.h>
 
-extern char **environ;
-
-static void cjson_deletep(cJSON **j) { cJSON_Delete(*j); }
 
 void credproc_argv_free(char **argv) {
         for (size_t i = 0; argv && argv[i]; i++)
@@ -118,29 +116,6 @@ static int collect(int fd, double deadline, struct buf *out) {
         }
 }
 
-static int spawn(char **argv, int out_fd, pid_t *ret_pid) {
-        posix_spawn_file_actions_t fa;
-        posix_spawnattr_t at;
-        sigset_t none;
-        if (posix_spawn_file_actions_init(&fa) != 0)
-                return -ENOMEM;
-        if (posix_spawnattr_init(&at) != 0) {
-                posix_spawn_file_actions_destroy(&fa);
-                return -ENOMEM;
-        }
-        sigemptyset(&none);
-        int r = posix_spawn_file_actions_adddup2(&fa, out_fd, 1);
-        if (!r)
-                r = posix_spawnattr_setsigmask(&at, &none);
-        if (!r)
-                r = posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK);
-        if (!r)
-                r = posix_spawnp(ret_pid, argv[0], &fa, &at, argv, environ);
-        posix_spawnattr_destroy(&at);
-        posix_spawn_file_actions_destroy(&fa);
-        return -r;
-}
-
 int credproc_run(const char *cmd, struct aws_creds *ret, char *err, size_t errlen) {
         char **argv = NULL;
         if (credproc_split(cmd, &argv) < 0) {
@@ -153,7 +128,8 @@ int credproc_run(const char *cmd, struct aws_creds *ret, char *err, size_t errle
         if (pipe2(pfd, O_CLOEXEC) < 0)
                 r = -errno;
         else
-                r = spawn(argv, pfd[1], &pid);
+                r = child_spawn(&(struct child_spec){ .path = argv[0], .argv = argv, .search = true, .out_fd = pfd[1],
+                                                      .err_fd = -1 }, &pid);
         if (pfd[1] >= 0)
                 close(pfd[1]);
         if (r < 0) {

@@ -1,10 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* creds.c — fixed credentials, or credentials from a source or the instance role, refreshed before they expire. */
 #include "aws/creds.h"
+#include "jsonx.h"
 
 #include <cjson/cJSON.h>
-
-static void cjson_deletep(cJSON **j) { cJSON_Delete(*j); }
 
 int creds_parse_imds_json(const char *json, size_t len, struct aws_creds *ret, char *err, size_t errlen) {
         if (len > CREDS_MAX_JSON) {

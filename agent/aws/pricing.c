@@ -5,10 +5,9 @@
 #include <cjson/cJSON.h>
 #include <math.h>
 
+#include "jsonx.h"
 #include "aws/ec2.h"
 #include "aws/query.h"
-
-static void cjson_deletep(cJSON **j) { cJSON_Delete(*j); }
 
 static int cmp_point(const void *a, const void *b) {
         const struct price_point *x = a, *y = b;

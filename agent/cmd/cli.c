@@ -6,7 +6,7 @@
 
 #include "aws/chain.h"
 #include "aws/s3.h"
-#include "run/job.h"
+#include "run/base/job.h"
 #include "log.h"
 #include "util.h"
 

@@ -3,7 +3,7 @@
 #include <getopt.h>
 
 #include "cmd/cli.h"
-#include "run/gpu.h"
+#include "run/watch/gpu.h"
 
 int cmd_gpu(int argc, char **argv) {
         static const struct option opts[] = { { "watch", required_argument, NULL, 'w' },

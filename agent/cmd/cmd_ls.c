@@ -7,12 +7,11 @@
 #include <pthread.h>
 
 #include "aws/s3.h"
+#include "jsonx.h"
 #include "cmd/cli.h"
 
 #define LS_WORKERS 8
 #define LS_MAX_RUNS 100000
-
-static void cjson_deletep(cJSON **j) { cJSON_Delete(*j); }
 
 struct probe {
         char *prefix;                    /* a folder that may be a run: "results/NAME/RUN-ID/" */

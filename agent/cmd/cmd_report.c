@@ -7,8 +7,8 @@
 
 #include "aws/s3.h"
 #include "cmd/cli.h"
-#include "run/report.h"
-#include "run/runstate.h"
+#include "run/view/report.h"
+#include "run/base/runstate.h"
 
 #define REPORT_DEFAULT_EXPIRES 86400
 

@@ -3,8 +3,8 @@
 #include <getopt.h>
 
 #include "cmd/cli.h"
-#include "run/job.h"
-#include "run/run.h"
+#include "run/base/job.h"
+#include "run/drive/run.h"
 
 /* --job FILE (default JOB_DEFAULT_PATH) and --help; the job path in *job. -1 when done (help printed: ret_rc). */
 static int parse(int argc, char **argv, const char **job, const char *usage, int *ret_rc) {

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* main.c — `mayfly <command> [options]`, git style. */
 #include "cmd/cli.h"
-#include "run/run.h"
+#include "run/drive/run.h"
 #include "cmd/userdata.h"
 
 static const struct {

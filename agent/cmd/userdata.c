@@ -13,7 +13,7 @@
 #include <regex.h>
 
 #include "cmd/cli.h"
-#include "run/job.h"
+#include "run/base/job.h"
 
 extern const char mayfly_userdata_cloud_config[], mayfly_userdata_install_sh[];
 

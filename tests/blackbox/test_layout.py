@@ -1,7 +1,11 @@
 # SPDX-License-Identifier: Apache-2.0
 """The house drawn from its includes: agent/ has three floors above the ground (cmd/ above run/ above aws/, util, log
 and crypto at the ground); a floor includes only its own floor and those below it, and each source's header sits
-on the same floor."""
+on the same floor. The run/ floor has rooms by concern, in levels: base/ (the run's vocabulary: the job, the
+lifecycle table, the persisted state, the one way to wait) at the bottom; proc/ (the experiment's process and
+files), watch/ (spot notices, GPUs, the instance) and fleet/ (the ledger, the group) above it, side by side; view/
+(what the user gets back: status.json, report.html, cost, the notification) above those; ship/ (to S3) above that;
+drive/ (the driver) on top. A room includes its own room and the levels below it, never a room beside it."""
 import glob
 import os
 import re
@@ -9,14 +13,24 @@ import re
 from harness import ROOT, check
 
 FLOORS = {"": 0, "aws": 1, "run": 2, "cmd": 3}
+ROOMS = {"base": 0, "proc": 1, "watch": 1, "fleet": 1, "view": 2, "ship": 3, "drive": 4}
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.M)
 
 
 def floor_of(rel):
     """Floor of a path relative to agent/ or include/: its first directory, or the ground."""
-    d = os.path.dirname(rel)
+    d = rel.split("/")[0] if "/" in rel else ""
     check(d in FLOORS, "%s is on no floor (folders: %s)" % (rel, ", ".join(f for f in FLOORS if f)))
+    check(rel.count("/") == (2 if d == "run" else 1 if d else 0),
+          "%s: run/ sources sit in a room (run/ROOM/x), the other floors' directly in the floor" % rel)
     return d
+
+
+def room_of(rel):
+    """Room of a path under run/ (relative to agent/ or include/)."""
+    r = rel.split("/")[1]
+    check(r in ROOMS, "%s is in no room of run/ (rooms: %s)" % (rel, ", ".join(ROOMS)))
+    return r
 
 
 def sources():
@@ -47,6 +61,22 @@ def test_no_floor_reaches_up():
                   (base, rel, floor_of(rel) or "ground", inc))
             seen += 1
     check(seen > 100, "only %d includes seen: is the tree where the test looks?" % seen)
+
+
+def test_no_room_reaches_up_or_sideways():
+    seen = 0
+    for base, rel, path in sources():
+        if floor_of(rel) != "run":
+            continue
+        mine = room_of(rel)
+        for inc in includes(path):
+            if floor_of(inc) != "run":
+                continue
+            theirs = room_of(inc)
+            check(theirs == mine or ROOMS[theirs] < ROOMS[mine], "%s/%s (room %s, level %d) includes %s (room %s, "
+                  "level %d): above it or beside it" % (base, rel, mine, ROOMS[mine], inc, theirs, ROOMS[theirs]))
+            seen += 1
+    check(seen > 50, "only %d includes between rooms seen" % seen)
 
 
 def test_each_source_has_its_header_on_its_floor():
@@ -103,11 +133,11 @@ def find_cycle(graph):
 
 def test_no_circle_between_modules():
     g = module_graph()
-    check(len(g) > 30 and "run/run" in g and "run/lifecycle" in g, "modules: %r" % sorted(g))
+    check(len(g) > 30 and "run/base/lifecycle" in g, "modules: %r" % sorted(g))
     c = find_cycle(g)
     check(c is None, "modules that include each other: " + " -> ".join(c or []))
     # the lifecycle's pure core reaches nothing with I/O
-    check(g["run/lifecycle"] <= {"run/job"}, "lifecycle.c includes %r" % sorted(g["run/lifecycle"]))
+    check(g["run/base/lifecycle"] <= {"run/base/job"}, "lifecycle.c includes %r" % sorted(g["run/base/lifecycle"]))
 
 
 SLEEP = re.compile(r"\b(sleep|usleep|nanosleep|clock_nanosleep)\s*\(")
@@ -117,7 +147,8 @@ def _code(path):
     """The file's text with comments and string literals blanked (a call named in a comment is no call)."""
     with open(path) as f:
         text = f.read()
-    return re.sub(r'/\*.*?\*/|//[^\n]*|"(?:\\.|[^"\\])*"', lambda m: re.sub(r"[^\n]", " ", m.group(0)), text, flags=re.S)
+    return re.sub(r"""/\*.*?\*/|//[^\n]*|"(?:\\.|[^"\\\n])*"|'(?:\\.|[^'\\\n])+'""",
+                  lambda m: re.sub(r"[^\n]", " ", m.group(0)), text, flags=re.S)
 
 
 def test_the_run_wing_sleeps_only_through_the_seam():
@@ -140,18 +171,38 @@ BLOCKING = re.compile(r"\b(ledger_(?:refresh|claim|commit|release|end|renew|hear
 
 
 def test_the_driver_blocks_only_through_its_seam():
-    """In run.c every network call is made inside a function that runs on a worker thread (one handed to io() or
-    waiter_blocking()), or in start(), before the agent says READY, when no watchdog runs yet."""
-    path = os.path.join(ROOT, "agent", "run", "run.c")
-    code = _code(path)
-    workers = set(re.findall(r"\b(?:io\(R|waiter_blocking\(&R->w),\s*(\w+)\s*,", code))
+    """In the driver (agent/run/drive/) every network call is made inside a function that runs on a worker thread
+    (one handed to io() or waiter_blocking()), or in start() and join_the_fleet(), before the agent says READY, when
+    no watchdog runs yet."""
+    files = sorted(glob.glob(os.path.join(ROOT, "agent", "run", "drive", "*.c")))
+    code = {os.path.basename(p): _code(p) for p in files}
+    workers = set()
+    for text in code.values():
+        workers |= set(re.findall(r"\b(?:io\(R|waiter_blocking\(&R->w),\s*(\w+)\s*,", text))
     check({"do_refresh", "do_teardown", "restore_logs"} <= workers, "io() hands no worker: %r" % sorted(workers))
-    bad, func = [], None
-    for n, line in enumerate(code.splitlines(), 1):
-        m = re.match(r"^(?:static\s+)?[A-Za-z_][\w\s\*]*?\b(\w+)\s*\(", line)
-        if m and not line.rstrip().endswith(");"):
-            func = m.group(1)
-        for call in BLOCKING.finditer(line):
-            if func not in workers and func != "start":
-                bad.append("run.c:%d in %s(): %s" % (n, func, call.group(1)))
+    bad = []
+    for name, text in code.items():
+        func = None
+        for n, line in enumerate(text.splitlines(), 1):
+            m = re.match(r"^(?:static\s+)?[A-Za-z_][\w\s\*]*?\b(\w+)\s*\(", line)
+            if m and not line.rstrip().endswith(");"):
+                func = m.group(1)
+            for call in BLOCKING.finditer(line):
+                if func not in workers and not (name == "run.c" and func in ("start", "join_the_fleet")):
+                    bad.append("%s:%d in %s(): %s" % (name, n, func, call.group(1)))
     check(not bad, "blocking calls outside the seam:\n" + "\n".join(bad))
+
+
+def test_no_function_of_the_run_wing_over_80_lines():
+    long = []
+    for p in sorted(glob.glob(os.path.join(ROOT, "agent", "run", "**", "*.c"), recursive=True)):
+        func, start = None, 0
+        for n, line in enumerate(_code(p).splitlines(), 1):
+            m = re.match(r"^(?:static\s+)?[A-Za-z_][\w\s\*]*?\b(\w+)\s*\(", line)
+            if m and not line.rstrip().endswith(";"):
+                func, start = m.group(1), n
+            if line == "}" and func:
+                if n - start + 1 > 80:
+                    long.append("%s: %s() %d lines" % (os.path.relpath(p, ROOT), func, n - start + 1))
+                func = None
+    check(not long, "functions over 80 lines in agent/run/:\n" + "\n".join(long))

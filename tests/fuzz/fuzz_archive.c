@@ -9,7 +9,7 @@
 #include <limits.h>
 #include <sys/stat.h>
 
-#include "run/archive_x.h"
+#include "run/proc/archive_x.h"
 #include "util.h"
 
 static int depth_after(const char *base_depth_path, const char *rel) {

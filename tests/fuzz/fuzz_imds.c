@@ -3,7 +3,7 @@
 #include <assert.h>
 
 #include "aws/creds.h"
-#include "run/watch.h"
+#include "run/watch/watch.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {

@@ -2,7 +2,7 @@
 /* fuzz_job.c — the job-spec parser: any bytes give 0 or -EINVAL with a one-line message, never a crash. */
 #include <assert.h>
 
-#include "run/job.h"
+#include "run/base/job.h"
 #include "util.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

@@ -5,7 +5,7 @@
 #include <assert.h>
 #include <cjson/cJSON.h>
 
-#include "run/report.h"
+#include "run/view/report.h"
 #include "util.h"
 
 static bool valid_utf8(const unsigned char *s, size_t n) {

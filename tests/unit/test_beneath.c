@@ -8,7 +8,7 @@
 #include <sys/stat.h>
 
 #include "beneath.h"
-#include "run/asuser.h"
+#include "run/proc/asuser.h"
 #include "util.h"
 #include "test.h"
 

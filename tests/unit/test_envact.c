@@ -9,7 +9,7 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 
-#include "run/envact.h"
+#include "run/proc/envact.h"
 #include "test.h"
 #include "util.h"
 

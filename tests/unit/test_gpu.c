@@ -9,8 +9,8 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 
-#include "run/gpu.h"
-#include "run/gpu_smi.h"
+#include "run/watch/gpu.h"
+#include "run/watch/gpu_smi.h"
 #include "test.h"
 #include "util.h"
 

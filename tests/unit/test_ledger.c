@@ -2,7 +2,7 @@
 /* test_ledger.c — the ledger's pure decisions: which experiment an instance may claim (a run: in order; a sweep:
  * any whose `after` are done), when to wait and when nothing is left, and when a lease counts as expired on the
  * observer's own monotonic clock. */
-#include "run/ledger.h"
+#include "run/fleet/ledger.h"
 #include "util.h"
 #include "test.h"
 

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* test_lifecycle.c — the table: named paths through it, and properties over every cell (every ending goes
  * STOPPING → SHIP → EXIT, nothing reaches EXIT without SHIP); the name tables; the outcome; the exit decision. */
-#include "run/lifecycle.h"
+#include "run/base/lifecycle.h"
 #include "util.h"
 #include "test.h"
 

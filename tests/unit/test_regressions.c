@@ -3,7 +3,7 @@
  * to its parser again: no crash, and the answer keeps the harness's invariants. */
 #include <dirent.h>
 
-#include "run/job.h"
+#include "run/base/job.h"
 #include "test.h"
 #include "util.h"
 #include "aws/xml.h"

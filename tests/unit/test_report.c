@@ -7,9 +7,9 @@
 #include "aws/pricing.h"
 #include "aws/query.h"
 #include "aws/sns.h"
-#include "run/cost.h"
-#include "run/notify.h"
-#include "run/report.h"
+#include "run/view/cost.h"
+#include "run/view/notify.h"
+#include "run/view/report.h"
 #include "test.h"
 
 static void cjson_deletep(cJSON **j) { cJSON_Delete(*j); }

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* test_runner.c — the experiment's environment, entry by entry and byte for byte: the login variables from the
  * passwd entry whole (a 15-character name, a long home), each name once, the job's and mayfly's own last. */
-#include "run/runner.h"
+#include "run/proc/runner.h"
 #include "util.h"
 #include "test.h"
 

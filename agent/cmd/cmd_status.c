@@ -1,0 +1,276 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* cmd_status.c — `mayfly status` and `mayfly logs`: a run read back from S3 (status.json, the ledger's heartbeats,
+ * the logs whole or as live chunks). */
+#include <getopt.h>
+
+#include "cmd/cli.h"
+#include "jsonx.h"
+#include "run/fleet/ledger.h"
+#include "aws/transfer.h"
+
+#define STATUS_REPORT_LINK_EXPIRES 3600
+
+/* A presigned link to the run's report.html (an hour, or less when the credentials expire sooner). */
+static void print_report_link(struct aws_ctx *c, const char *bucket, const char *run, bool have) {
+        char key[2100], err[512];
+        snprintf(key, sizeof key, "%sreport.html", run);
+        _cleanup_(buf_freep) struct buf url = BUF_INIT(16384);
+        time_t until = 0;
+        if (!have)
+                printf("report:   none yet (mayfly report s3://%s/%s renders one)\n", bucket, run);
+        else if (s3_presign_get(c, bucket, key, STATUS_REPORT_LINK_EXPIRES, now_wall(), &url, &until, err,
+                                sizeof err) == 0)
+                printf("report:   %s\n          (valid %ld min; mayfly presign s3://%s/%s --expires N for longer)\n",
+                       url.data, (long)(until - now_wall() + 59) / 60, bucket, key);
+        else
+                printf("report:   s3://%s/%s (cannot presign: %s)\n", bucket, key, err);
+}
+
+static void print_cost(const cJSON *cost) {
+        const cJSON *t = cJSON_GetObjectItem(cost, "total");
+        const cJSON *first = cJSON_GetArrayItem(cJSON_GetObjectItem(cost, "instances"), 0);
+        const char *why = cJSON_GetStringValue(cJSON_GetObjectItem(first, "price_unknown"));
+        if (cJSON_IsNumber(t))
+                printf("cost:     $%.4f %s (EC2 instance time)\n", t->valuedouble,
+                       cJSON_GetStringValue(cJSON_GetObjectItem(cost, "currency")) ?: "USD");
+        else if (cJSON_IsObject(cost))
+                printf("cost:     unknown (%s)\n",
+                       why ? why : cJSON_GetStringValue(cJSON_GetObjectItem(cost, "total_unknown")) ?: "no price");
+}
+
+/* A run shared by instances that has not ended: alive while its instances beat their heartbeat, else lost. */
+static void print_liveness(struct aws_ctx *c, const char *bucket, const char *run, const cJSON *st) {
+        const char *o = cJSON_GetStringValue(cJSON_GetObjectItem(st, "outcome"));
+        struct ledger_liveness lv;
+        struct aws_result res = { 0 };
+        if (ledger_liveness(c, bucket, run, &lv, &res) < 0 || !lv.has_ledger || lv.ended || (o && strcmp(o, "running")))
+                return;
+        char when[40] = "never";
+        if (lv.last_beat) {
+                struct tm tm;
+                gmtime_r(&lv.last_beat, &tm);
+                strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+        }
+        long quiet = lv.last_beat ? (long)(now_wall() - lv.last_beat) : -1;
+        if (quiet >= 0 && quiet < (long)(lv.ttl * LEDGER_SKEW))
+                printf("alive:    last heartbeat %lds ago (%s, %s, phase %s)\n", quiet, when, lv.last_instance,
+                       lv.last_phase);
+        else
+                printf("LOST:     no instance has beaten the run's heartbeat since %s (%zu instances seen); nothing "
+                       "runs it now: launch it again with the same run id to go on\n", when, lv.instances);
+}
+
+int cmd_status(int argc, char **argv) {
+        static const char usage[] = "usage: mayfly status RESULTS_URI [--json]\n\n"
+                                    "  The state of a run from its status.json: s3://bucket/prefix/NAME/RUN-ID/, or\n"
+                                    "  s3://bucket/prefix/NAME/ for the newest run of the job.\n";
+        bool json = false;
+        const char *uri = NULL;
+        for (int i = 1; i < argc; i++) {
+                if (!strcmp(argv[i], "--json"))
+                        json = true;
+                else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+                        fputs(usage, stdout);
+                        return EXIT_OK;
+                } else if (!uri && str_has_prefix(argv[i], "s3://"))
+                        uri = argv[i];
+                else {
+                        fputs(usage, stderr);
+                        return EXIT_USAGE;
+                }
+        }
+        if (!uri) {
+                fputs(usage, stderr);
+                return EXIT_USAGE;
+        }
+        struct aws_ctx c;
+        if (cli_aws_init(&c) < 0)
+                return EXIT_FAIL;
+        struct http_client h;
+        struct aws_result res = { 0 };
+        _cleanup_free_ char *bucket = NULL, *body = NULL;
+        char run[2048], key[2100];
+        size_t len = 0;
+        int r = http_client_init(&h);
+        if (r == 0)
+                r = cli_find_run(&c, &h, uri, &bucket, run, &res);
+        if (r == 0) {
+                snprintf(key, sizeof key, "%sstatus.json", run);
+                r = s3_get_buffer(&c, &h, bucket, key, &body, &len, &res);
+        }
+        uint64_t report_size = 0;
+        struct aws_result hres;
+        snprintf(key, sizeof key, "%sreport.html", run);
+        bool have_report = r == 0 && !json && s3_head(&c, &h, bucket, key, &report_size, NULL, &hres) == 0;
+        http_client_free(&h);
+        if (r < 0) {
+                log_error("%s", res.msg);
+                aws_ctx_free(&c);
+                return exit_code_for(r);
+        }
+        cJSON *st = cJSON_ParseWithLength(body, len);
+        if (json || !st) {
+                fwrite(body, 1, len, stdout);
+                if (len && body[len - 1] != '\n')
+                        putchar('\n');
+        } else {
+                const char *g = NULL;
+                printf("run:      s3://%s/%s\n", bucket, run);
+                print_report_link(&c, bucket, run, have_report);
+                print_cost(cJSON_GetObjectItem(st, "cost"));
+                printf("outcome:  %s\n", (g = cJSON_GetStringValue(cJSON_GetObjectItem(st, "outcome"))) ? g : "?");
+                print_liveness(&c, bucket, run, st);
+                if ((g = cJSON_GetStringValue(cJSON_GetObjectItem(st, "progress"))))
+                        printf("progress: %s%s%s\n", g, cJSON_GetStringValue(cJSON_GetObjectItem(st, "eta")) ? ", ETA " : "",
+                               cJSON_GetStringValue(cJSON_GetObjectItem(st, "eta")) ?: "");
+                if ((g = cJSON_GetStringValue(cJSON_GetObjectItem(st, "error"))))
+                        printf("error:    %s\n", g);
+                cJSON *in = cJSON_GetObjectItem(st, "instance");
+                printf("instance: %s (%s, %s)\n", cJSON_GetStringValue(cJSON_GetObjectItem(in, "id")),
+                       cJSON_GetStringValue(cJSON_GetObjectItem(in, "type")),
+                       cJSON_GetStringValue(cJSON_GetObjectItem(in, "availability_zone")));
+                cJSON *e;
+                cJSON_ArrayForEach(e, cJSON_GetObjectItem(st, "experiments")) {
+                        cJSON *ec = cJSON_GetObjectItem(e, "exit_code"), *sg = cJSON_GetObjectItem(e, "signal");
+                        char code[32] = "-";
+                        if (cJSON_IsNumber(ec))
+                                snprintf(code, sizeof code, "exit %d", (int)ec->valuedouble);
+                        else if (cJSON_IsNumber(sg))
+                                snprintf(code, sizeof code, "signal %d", (int)sg->valuedouble);
+                        const char *nm = cJSON_GetStringValue(cJSON_GetObjectItem(e, "name"));
+                        const char *stt = cJSON_GetStringValue(cJSON_GetObjectItem(e, "status"));
+                        const char *rs = cJSON_GetStringValue(cJSON_GetObjectItem(e, "reason"));
+                        printf("  %-20s %-8s %-12s %s\n", nm ? nm : "?", stt ? stt : "?", rs && *rs ? rs : "-", code);
+                }
+        }
+        cJSON_Delete(st);
+        aws_ctx_free(&c);
+        return EXIT_OK;
+}
+
+struct chunks {
+        char keys[4096][160];
+        size_t n;
+        char want[512];
+};
+
+static int on_chunk(void *ud, const struct s3_object *o) {
+        struct chunks *ch = ud;
+        const char *base = strrchr(o->key, '/');
+        if (ch->n < ARRAY_SIZE(ch->keys) && base && str_has_prefix(base + 1, ch->want))
+                snprintf(ch->keys[ch->n++], sizeof ch->keys[0], "%s", base + 1);
+        return 0;
+}
+
+static int cmpstr(const void *a, const void *b) { return strcmp(a, b); }
+
+/* Print the stream from byte `from` on: the complete log when it exists, else the live chunks in order. */
+static int print_log(struct aws_ctx *c, struct http_client *h, const char *bucket, const char *run, const char *exp,
+                     const char *stream, uint64_t *from, bool *final, struct aws_result *out) {
+        char key[2600];
+        _cleanup_free_ char *body = NULL;
+        size_t len = 0;
+        snprintf(key, sizeof key, "%slogs/%s/%s.log", run, exp, stream);
+        int r = s3_get_buffer(c, h, bucket, key, &body, &len, out);
+        if (r == 0) {
+                if (len > *from)
+                        fwrite(body + *from, 1, len - *from, stdout);
+                *from = MAX(*from, len);
+                *final = true;
+                return 0;
+        }
+        if (r != -MF_ENOTFOUND)
+                return r;
+        struct chunks *ch = calloc(1, sizeof *ch);
+        if (!ch)
+                return -ENOMEM;
+        char prefix[2600];
+        snprintf(prefix, sizeof prefix, "%slive/%s/", run, exp);
+        snprintf(ch->want, sizeof ch->want, "%s.", stream);
+        r = s3_list(c, h, bucket, prefix, on_chunk, ch, out);
+        qsort(ch->keys, ch->n, sizeof ch->keys[0], cmpstr);
+        for (size_t i = 0; r == 0 && i < ch->n; i++) {
+                uint64_t off;
+                if (parse_u64(ch->keys[i] + strlen(ch->want), &off) < 0)
+                        continue;
+                _cleanup_free_ char *part = NULL;
+                size_t plen = 0;
+                snprintf(key, sizeof key, "%s%s", prefix, ch->keys[i]);
+                if (off > *from)
+                        break; /* a gap: wait for the missing chunk */
+                r = s3_get_buffer(c, h, bucket, key, &part, &plen, out);
+                if (r == 0 && off + plen > *from) {
+                        fwrite(part + (*from - off), 1, off + plen - *from, stdout);
+                        *from = off + plen;
+                }
+        }
+        free(ch);
+        fflush(stdout);
+        return r;
+}
+
+int cmd_logs(int argc, char **argv) {
+        static const char usage[] =
+                "usage: mayfly logs RESULTS_URI [--experiment NAME] [--stderr] [--follow]\n\n"
+                "  Prints an experiment's log (default: the first experiment's stdout) from S3: the complete log\n"
+                "  when the run shipped it, else the live chunks. --follow keeps printing until the run ends.\n";
+        static const struct option opts[] = { { "experiment", required_argument, NULL, 'x' },
+                                              { "stderr", no_argument, NULL, 'E' }, { "follow", no_argument, NULL, 'f' },
+                                              { "help", no_argument, NULL, 'h' }, { 0 } };
+        const char *exp = NULL, *stream = "stdout";
+        bool follow = false;
+        int ch;
+        optind = 1;
+        while ((ch = getopt_long(argc, argv, "fh", opts, NULL)) != -1) {
+                switch (ch) {
+                case 'x': exp = optarg; break;
+                case 'E': stream = "stderr"; break;
+                case 'f': follow = true; break;
+                case 'h': fputs(usage, stdout); return EXIT_OK;
+                default: fputs(usage, stderr); return EXIT_USAGE;
+                }
+        }
+        if (argc - optind != 1) {
+                fputs(usage, stderr);
+                return EXIT_USAGE;
+        }
+        struct aws_ctx c;
+        if (cli_aws_init(&c) < 0)
+                return EXIT_FAIL;
+        struct http_client h;
+        struct aws_result res = { 0 };
+        _cleanup_free_ char *bucket = NULL;
+        char run[2048], first[128] = "";
+        int r = http_client_init(&h);
+        if (r == 0)
+                r = cli_find_run(&c, &h, argv[optind], &bucket, run, &res);
+        uint64_t from = 0;
+        for (int rounds = 0; r == 0; rounds++) {
+                char key[2100];
+                _cleanup_free_ char *body = NULL;
+                size_t len = 0;
+                snprintf(key, sizeof key, "%sstatus.json", run);
+                r = s3_get_buffer(&c, &h, bucket, key, &body, &len, &res);
+                if (r < 0)
+                        break;
+                cJSON *st = cJSON_ParseWithLength(body, len);
+                const char *outcome = cJSON_GetStringValue(cJSON_GetObjectItem(st, "outcome"));
+                bool running = !outcome || !strcmp(outcome, "running");
+                if (!exp && !first[0]) {
+                        cJSON *e = cJSON_GetArrayItem(cJSON_GetObjectItem(st, "experiments"), 0);
+                        const char *n = cJSON_GetStringValue(cJSON_GetObjectItem(e, "name"));
+                        snprintf(first, sizeof first, "%s", n ? n : "");
+                }
+                cJSON_Delete(st);
+                bool final = false;
+                r = print_log(&c, &h, bucket, run, exp ? exp : first, stream, &from, &final, &res);
+                if (r < 0 || !follow || final || !running)
+                        break;
+                sleep(5);
+        }
+        http_client_free(&h);
+        if (r < 0)
+                log_error("%s", res.msg);
+        aws_ctx_free(&c);
+        return exit_code_for(r);
+}

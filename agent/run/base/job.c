@@ -1,0 +1,696 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* job.c — job spec parsing with JSON-path error messages. */
+#include "run/base/job.h"
+
+#include <cjson/cJSON.h>
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "jsonx.h"
+#include "aws/sns.h"
+#include "util.h"
+
+struct pctx {
+        char *err;
+        size_t errlen;
+};
+
+static int fail(struct pctx *p, const char *path, const char *fmt, const char *detail) {
+        char msg[256];
+        snprintf(msg, sizeof msg, fmt, detail ? detail : "");
+        snprintf(p->err, p->errlen, "%s: %s", path, msg);
+        /* one line, whatever the spec's keys and values hold */
+        for (char *c = p->err; *c; c++)
+                if ((unsigned char)*c < 0x20 || *c == 0x7f)
+                        *c = '?';
+        return -EINVAL;
+}
+
+int parse_duration(const char *s, long *ret) {
+        if (!s || !*s)
+                return -EINVAL;
+        char *end;
+        errno = 0;
+        if (!isdigit((unsigned char)s[0]))
+                return -EINVAL;
+        long v = strtol(s, &end, 10);
+        if (errno || v < 0)
+                return -EINVAL;
+        long mul = 1;
+        if (*end == 's')
+                end++;
+        else if (*end == 'm')
+                mul = 60, end++;
+        else if (*end == 'h')
+                mul = 3600, end++;
+        else if (*end == 'd')
+                mul = 86400, end++;
+        if (*end || v > 100L * 365 * 86400 / mul)
+                return -EINVAL;
+        *ret = v * mul;
+        return 0;
+}
+
+static bool good_name(const char *s) {
+        size_t n = strlen(s);
+        if (n == 0 || n > 64 || s[0] == '.' || s[0] == '-')
+                return false;
+        for (size_t i = 0; i < n; i++)
+                if (!isalnum((unsigned char)s[i]) && s[i] != '-' && s[i] != '_' && s[i] != '.')
+                        return false;
+        return true;
+}
+
+/* A relative path that stays below its root: no leading '/', no '..' component. */
+static bool safe_relative(const char *s) {
+        if (!*s || s[0] == '/')
+                return false;
+        for (const char *p = s; *p;) {
+                const char *e = strchrnul(p, '/');
+                if (e - p == 2 && p[0] == '.' && p[1] == '.')
+                        return false;
+                p = *e ? e + 1 : e;
+        }
+        return true;
+}
+
+static int check_keys(struct pctx *p, const cJSON *obj, const char *path, const char *const *allowed) {
+        for (const cJSON *c = obj->child; c; c = c->next) {
+                bool ok = false;
+                for (const char *const *a = allowed; *a && !ok; a++)
+                        ok = strcmp(*a, c->string) == 0;
+                if (!ok) {
+                        char sub[512];
+                        snprintf(sub, sizeof sub, "%s.%s", path, c->string);
+                        return fail(p, sub, "unknown key", NULL);
+                }
+        }
+        return 0;
+}
+
+static int get_string(struct pctx *p, const cJSON *obj, const char *key, const char *path, bool required,
+                      char **ret) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+        char sub[512];
+        snprintf(sub, sizeof sub, "%s.%s", path, key);
+        if (!v) {
+                if (required)
+                        return fail(p, sub, "is required", NULL);
+                return 0;
+        }
+        if (!cJSON_IsString(v))
+                return fail(p, sub, "must be a string", NULL);
+        if (strlen(v->valuestring) > 4096)
+                return fail(p, sub, "is too long", NULL);
+        *ret = strdup(v->valuestring);
+        return *ret ? 0 : -ENOMEM;
+}
+
+static int get_bool(struct pctx *p, const cJSON *obj, const char *key, const char *path, bool *ret) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+        if (!v)
+                return 0;
+        char sub[512];
+        snprintf(sub, sizeof sub, "%s.%s", path, key);
+        if (!cJSON_IsBool(v))
+                return fail(p, sub, "must be true or false", NULL);
+        *ret = cJSON_IsTrue(v);
+        return 0;
+}
+
+/* A duration: a whole number of seconds or a string such as "90s", "15m", "2h", "1d". */
+static int get_duration(struct pctx *p, const cJSON *obj, const char *key, const char *path, long min, long *ret) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+        if (!v)
+                return 0;
+        char sub[512];
+        snprintf(sub, sizeof sub, "%s.%s", path, key);
+        long d;
+        if (cJSON_IsNumber(v)) {
+                if (v->valuedouble != (double)(long)v->valuedouble || v->valuedouble < 0 || v->valuedouble > 3.2e9)
+                        return fail(p, sub, "must be a whole number of seconds", NULL);
+                d = (long)v->valuedouble;
+        } else if (cJSON_IsString(v)) {
+                if (parse_duration(v->valuestring, &d) < 0)
+                        return fail(p, sub, "is not a duration (e.g. 90, \"90s\", \"15m\", \"2h\")", NULL);
+        } else
+                return fail(p, sub, "must be a duration (seconds, or a string like \"2h\")", NULL);
+        if (d < min) {
+                char m[32];
+                snprintf(m, sizeof m, "%ld", min);
+                return fail(p, sub, "must be at least %s seconds", m);
+        }
+        *ret = d;
+        return 0;
+}
+
+static int get_int(struct pctx *p, const cJSON *obj, const char *key, const char *path, int min, int max, int *ret) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+        if (!v)
+                return 0;
+        char sub[512], range[64];
+        snprintf(sub, sizeof sub, "%s.%s", path, key);
+        snprintf(range, sizeof range, "%d..%d", min, max);
+        if (!cJSON_IsNumber(v) || v->valuedouble != (double)(int)v->valuedouble || v->valuedouble < min ||
+            v->valuedouble > max)
+                return fail(p, sub, "must be a whole number in %s", range);
+        *ret = (int)v->valuedouble;
+        return 0;
+}
+
+static int get_action(struct pctx *p, const cJSON *obj, const char *key, enum exit_action *ret) {
+        _cleanup_free_ char *s = NULL;
+        int r = get_string(p, obj, key, "$", false, &s);
+        if (r < 0 || !s)
+                return r;
+        static const char *const names[] = { "terminate", "stop", "poweroff", "keep" };
+        for (size_t i = 0; i < ARRAY_SIZE(names); i++)
+                if (strcmp(s, names[i]) == 0) {
+                        *ret = (enum exit_action)i;
+                        return 0;
+                }
+        char sub[64];
+        snprintf(sub, sizeof sub, "$.%s", key);
+        return fail(p, sub, "must be one of terminate, stop, poweroff, keep (got '%s')", s);
+}
+
+const char *exit_action_name(enum exit_action a) {
+        static const char *const names[] = { "terminate", "stop", "poweroff", "keep" };
+        return (unsigned)a < ARRAY_SIZE(names) ? names[a] : "?";
+}
+
+static int check_s3(struct pctx *p, const char *path, const char *v, bool want_prefix) {
+        if (!str_has_prefix(v, "s3://") || strlen(v) < 8)
+                return fail(p, path, "must be an s3://bucket/... URI (got '%s')", v);
+        const char *b = v + 5;
+        size_t bl = strcspn(b, "/");
+        if (bl < 3 || bl > 63)
+                return fail(p, path, "has an invalid bucket name", NULL);
+        for (size_t i = 0; i < bl; i++)
+                if (!(islower((unsigned char)b[i]) || isdigit((unsigned char)b[i]) || b[i] == '-' || b[i] == '.'))
+                        return fail(p, path, "has an invalid bucket name", NULL);
+        if (want_prefix && !b[bl])
+                return 0;
+        return 0;
+}
+
+static int parse_command(struct pctx *p, const cJSON *c, const char *path, struct experiment *e) {
+        if (cJSON_IsString(c)) {
+                if (!*c->valuestring)
+                        return fail(p, path, "must not be empty", NULL);
+                e->shell = true;
+                e->argv = calloc(2, sizeof(char *));
+                if (!e->argv || !(e->argv[0] = strdup(c->valuestring)))
+                        return -ENOMEM;
+                return 0;
+        }
+        if (!cJSON_IsArray(c) || cJSON_GetArraySize(c) < 1 || cJSON_GetArraySize(c) > 4096)
+                return fail(p, path, "must be a non-empty array of strings or a shell string", NULL);
+        int n = cJSON_GetArraySize(c);
+        e->argv = calloc((size_t)n + 1, sizeof(char *));
+        if (!e->argv)
+                return -ENOMEM;
+        int i = 0;
+        for (const cJSON *a = c->child; a; a = a->next, i++) {
+                char sub[512];
+                snprintf(sub, sizeof sub, "%s[%d]", path, i);
+                if (!cJSON_IsString(a))
+                        return fail(p, sub, "must be a string", NULL);
+                if (i == 0 && !*a->valuestring)
+                        return fail(p, sub, "must not be empty", NULL);
+                if (!(e->argv[i] = strdup(a->valuestring)))
+                        return -ENOMEM;
+        }
+        return 0;
+}
+
+static int parse_after(struct pctx *p, const cJSON *arr, struct job *j, int n);
+
+static int parse_experiments(struct pctx *p, const cJSON *root, struct job *j) {
+        const cJSON *arr = cJSON_GetObjectItemCaseSensitive(root, "experiments");
+        if (!arr)
+                return fail(p, "$.experiments", "is required", NULL);
+        if (!cJSON_IsArray(arr) || cJSON_GetArraySize(arr) < 1)
+                return fail(p, "$.experiments", "must be a non-empty array", NULL);
+        int n = cJSON_GetArraySize(arr);
+        if (n > JOB_MAX_EXPERIMENTS)
+                return fail(p, "$.experiments", "has too many entries", NULL);
+        j->experiments = calloc((size_t)n, sizeof *j->experiments);
+        if (!j->experiments)
+                return -ENOMEM;
+        static const char *const keys[] = { "name", "command", "timeout", "after", NULL };
+        int i = 0;
+        for (const cJSON *x = arr->child; x; x = x->next, i++) {
+                char path[64];
+                snprintf(path, sizeof path, "$.experiments[%d]", i);
+                struct experiment *e = &j->experiments[i];
+                j->n_experiments = (size_t)i + 1;
+                if (!cJSON_IsObject(x))
+                        return fail(p, path, "must be an object", NULL);
+                int r = check_keys(p, x, path, keys);
+                if (r == 0)
+                        r = get_string(p, x, "name", path, true, &e->name);
+                if (r < 0)
+                        return r;
+                char sub[96];
+                snprintf(sub, sizeof sub, "%s.name", path);
+                if (!good_name(e->name))
+                        return fail(p, sub, "must be 1-64 characters of A-Z a-z 0-9 . _ - (got '%s')", e->name);
+                for (int k = 0; k < i; k++)
+                        if (strcmp(j->experiments[k].name, e->name) == 0)
+                                return fail(p, sub, "duplicates an earlier experiment's name '%s'", e->name);
+                const cJSON *cmd = cJSON_GetObjectItemCaseSensitive(x, "command");
+                snprintf(sub, sizeof sub, "%s.command", path);
+                if (!cmd)
+                        return fail(p, sub, "is required", NULL);
+                r = parse_command(p, cmd, sub, e);
+                if (r == 0)
+                        r = get_duration(p, x, "timeout", path, 1, &e->timeout);
+                if (r < 0)
+                        return r;
+        }
+        return parse_after(p, arr, j, n);
+}
+
+/* `after`: names of other experiments, resolved once every name is known; no circle. */
+static int parse_after(struct pctx *p, const cJSON *arr, struct job *j, int n) {
+        int i = 0;
+        for (const cJSON *x = arr->child; x; x = x->next, i++) {
+                const cJSON *af = cJSON_GetObjectItemCaseSensitive(x, "after");
+                char sub[96];
+                snprintf(sub, sizeof sub, "$.experiments[%d].after", i);
+                if (!af)
+                        continue;
+                if (!cJSON_IsArray(af) || cJSON_GetArraySize(af) > JOB_MAX_AFTER)
+                        return fail(p, sub, "must be an array of at most 16 experiment names", NULL);
+                struct experiment *e = &j->experiments[i];
+                for (const cJSON *a = af->child; a; a = a->next) {
+                        int k = 0;
+                        while (k < n && (!cJSON_IsString(a) || strcmp(j->experiments[k].name, a->valuestring)))
+                                k++;
+                        if (k == n)
+                                return fail(p, sub, "names no experiment of this job ('%s')",
+                                            cJSON_IsString(a) ? a->valuestring : "not a string");
+                        if (k == i)
+                                return fail(p, sub, "names the experiment itself ('%s')", e->name);
+                        e->after[e->n_after++] = k;
+                }
+        }
+        /* no cycle: an experiment can only wait for ones that can finish */
+        for (int start = 0; start < n; start++) {
+                int seen[JOB_MAX_EXPERIMENTS] = { 0 }, stack[JOB_MAX_EXPERIMENTS], top = 0;
+                stack[top++] = start;
+                while (top) {
+                        int v = stack[--top];
+                        for (size_t k = 0; k < j->experiments[v].n_after; k++) {
+                                int w = j->experiments[v].after[k];
+                                if (w == start)
+                                        return fail(p, "$.experiments", "their `after` lists wait in a circle "
+                                                                        "(through '%s')", j->experiments[start].name);
+                                if (!seen[w] && top < JOB_MAX_EXPERIMENTS) {
+                                        seen[w] = 1;
+                                        stack[top++] = w;
+                                }
+                        }
+                }
+        }
+        return 0;
+}
+
+static bool good_run_id(const char *s) {
+        size_t n = strlen(s);
+        if (n < 1 || n > JOB_RUN_ID_MAX)
+                return false;
+        for (const char *c = s; *c; c++)
+                if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') || *c == '-' ||
+                      *c == '_' || *c == '.'))
+                        return false;
+        return true;
+}
+
+static int parse_fleet(struct pctx *p, const cJSON *root, struct job *j) {
+        int r = get_string(p, root, "run_id", "$", false, &j->run_id);
+        if (r == 0)
+                r = get_duration(p, root, "lease_ttl", "$", 5, &j->fleet.lease_ttl);
+        if (r == 0 && j->fleet.lease_ttl && !j->run_id)
+                return fail(p, "$.lease_ttl", "needs $.run_id: only a run shared by instances has leases", NULL);
+        if (r == 0 && j->run_id && !good_run_id(j->run_id))
+                return fail(p, "$.run_id", "must be 1-128 characters of A-Z a-z 0-9 . _ - (got '%s')", j->run_id);
+        const cJSON *f = cJSON_GetObjectItemCaseSensitive(root, "fleet");
+        if (r < 0 || !f)
+                return r;
+        static const char *const keys[] = { "group", "launch_template", "size", "max_attempts", NULL };
+        if (!cJSON_IsObject(f))
+                return fail(p, "$.fleet", "must be an object {\"group\": NAME, \"launch_template\": NAME, "
+                                          "\"size\": N}", NULL);
+        if (!j->run_id)
+                return fail(p, "$.fleet", "needs $.run_id: the fleet's instances share one run", NULL);
+        r = check_keys(p, f, "$.fleet", keys);
+        if (r == 0)
+                r = get_string(p, f, "group", "$.fleet", true, &j->fleet.group);
+        if (r == 0)
+                r = get_string(p, f, "launch_template", "$.fleet", true, &j->fleet.launch_template);
+        if (r == 0)
+                r = get_int(p, f, "size", "$.fleet", 1, 64, &j->fleet.size);
+        if (r == 0)
+                r = get_int(p, f, "max_attempts", "$.fleet", 0, 1000, &j->fleet.max_attempts);
+        if (r == 0 && !j->fleet.size)
+                j->fleet.size = 1;
+        return r;
+}
+
+static int parse_env(struct pctx *p, const cJSON *root, struct job *j) {
+        const cJSON *env = cJSON_GetObjectItemCaseSensitive(root, "env");
+        if (!env || cJSON_IsNull(env))
+                return 0;
+        if (!cJSON_IsObject(env) || cJSON_GetArraySize(env) != 1)
+                return fail(p, "$.env", "must be one of {\"conda\": NAME}, {\"conda_prefix\": PATH}, {\"venv\": PATH}",
+                            NULL);
+        static const char *const keys[] = { "conda", "conda_prefix", "venv", NULL };
+        int r = check_keys(p, env, "$.env", keys);
+        if (r < 0)
+                return r;
+        const char *k = env->child->string;
+        j->env_kind = strcmp(k, "conda") == 0 ? JOB_ENV_CONDA : strcmp(k, "conda_prefix") == 0 ? JOB_ENV_CONDA_PREFIX
+                                                                                               : JOB_ENV_VENV;
+        r = get_string(p, env, k, "$.env", true, &j->env_value);
+        if (r < 0)
+                return r;
+        char sub[64];
+        snprintf(sub, sizeof sub, "$.env.%s", k);
+        if (j->env_kind == JOB_ENV_CONDA && !good_name(j->env_value))
+                return fail(p, sub, "is not a valid conda env name ('%s')", j->env_value);
+        if (j->env_kind != JOB_ENV_CONDA && j->env_value[0] != '/')
+                return fail(p, sub, "must be an absolute path", NULL);
+        return 0;
+}
+
+static int parse_environment(struct pctx *p, const cJSON *root, struct job *j) {
+        const cJSON *e = cJSON_GetObjectItemCaseSensitive(root, "environment");
+        j->environment = calloc(JOB_MAX_ENV + 1, sizeof(char *));
+        if (!j->environment)
+                return -ENOMEM;
+        if (!e)
+                return 0;
+        if (!cJSON_IsObject(e))
+                return fail(p, "$.environment", "must be an object of NAME: \"value\"", NULL);
+        size_t n = 0;
+        for (const cJSON *c = e->child; c; c = c->next) {
+                char sub[512];
+                snprintf(sub, sizeof sub, "$.environment.%s", c->string);
+                bool ok = *c->string && !isdigit((unsigned char)c->string[0]);
+                for (const char *s = c->string; *s && ok; s++)
+                        ok = isalnum((unsigned char)*s) || *s == '_';
+                if (!ok)
+                        return fail(p, sub, "is not a valid variable name", NULL);
+                if (!cJSON_IsString(c))
+                        return fail(p, sub, "must be a string", NULL);
+                if (str_has_prefix(c->string, "MAYFLY_"))
+                        return fail(p, sub, "MAYFLY_* variables are set by mayfly", NULL);
+                if (n >= JOB_MAX_ENV)
+                        return fail(p, "$.environment", "has too many variables", NULL);
+                size_t l = strlen(c->string) + strlen(c->valuestring) + 2;
+                if (!(j->environment[n] = malloc(l)))
+                        return -ENOMEM;
+                snprintf(j->environment[n++], l, "%s=%s", c->string, c->valuestring);
+        }
+        return 0;
+}
+
+static int parse_outputs(struct pctx *p, const cJSON *root, struct job *j) {
+        const cJSON *o = cJSON_GetObjectItemCaseSensitive(root, "outputs");
+        j->outputs = calloc(JOB_MAX_OUTPUTS + 1, sizeof(char *));
+        if (!j->outputs)
+                return -ENOMEM;
+        if (!o)
+                return 0;
+        if (!cJSON_IsArray(o) || cJSON_GetArraySize(o) > JOB_MAX_OUTPUTS)
+                return fail(p, "$.outputs", "must be an array of at most 64 paths or globs", NULL);
+        int i = 0;
+        for (const cJSON *c = o->child; c; c = c->next, i++) {
+                char sub[64];
+                snprintf(sub, sizeof sub, "$.outputs[%d]", i);
+                if (!cJSON_IsString(c))
+                        return fail(p, sub, "must be a string", NULL);
+                if (!safe_relative(c->valuestring))
+                        return fail(p, sub, "must be a path under the workdir (no leading '/', no '..'): '%s'",
+                                    c->valuestring);
+                if (!(j->outputs[i] = strdup(c->valuestring)))
+                        return -ENOMEM;
+        }
+        return 0;
+}
+
+static int parse_sub(struct pctx *p, const cJSON *root, struct job *j) {
+        const cJSON *ck = cJSON_GetObjectItemCaseSensitive(root, "checkpoint");
+        int r = 0;
+        if (ck) {
+                static const char *const keys[] = { "path", "interval", NULL };
+                if (!cJSON_IsObject(ck))
+                        return fail(p, "$.checkpoint", "must be an object {\"path\": DIR, \"interval\": \"10m\"}", NULL);
+                r = check_keys(p, ck, "$.checkpoint", keys);
+                if (r == 0)
+                        r = get_string(p, ck, "path", "$.checkpoint", true, &j->checkpoint_dir);
+                if (r == 0 && !safe_relative(j->checkpoint_dir))
+                        return fail(p, "$.checkpoint.path", "must be a directory under the workdir: '%s'",
+                                    j->checkpoint_dir);
+                if (r == 0)
+                        r = get_duration(p, ck, "interval", "$.checkpoint", 10, &j->checkpoint_interval);
+                if (r < 0)
+                        return r;
+        }
+        const cJSON *g = cJSON_GetObjectItemCaseSensitive(root, "gpu");
+        if (g) {
+                static const char *const keys[] = { "require", "min_count", "wait_seconds", "idle_minutes", NULL };
+                if (!cJSON_IsObject(g))
+                        return fail(p, "$.gpu", "must be an object", NULL);
+                r = check_keys(p, g, "$.gpu", keys);
+                if (r == 0)
+                        r = get_bool(p, g, "require", "$.gpu", &j->gpu_require);
+                if (r == 0)
+                        r = get_int(p, g, "min_count", "$.gpu", 0, 64, &j->gpu_min_count);
+                if (r == 0)
+                        r = get_duration(p, g, "wait_seconds", "$.gpu", 0, &j->gpu_wait);
+                if (r < 0)
+                        return r;
+                const cJSON *im = cJSON_GetObjectItemCaseSensitive(g, "idle_minutes");
+                if (im && (!cJSON_IsNumber(im) || im->valuedouble < 0 || im->valuedouble > 1e6))
+                        return fail(p, "$.gpu.idle_minutes", "must be a number of minutes >= 0 (0 = off)", NULL);
+                if (im)
+                        j->gpu_idle = (long)(im->valuedouble * 60.0 + 0.5);
+                if (j->gpu_min_count > 0)
+                        j->gpu_require = true;
+                if (j->gpu_require && j->gpu_min_count == 0)
+                        j->gpu_min_count = 1;
+        }
+        const cJSON *s = cJSON_GetObjectItemCaseSensitive(root, "spot");
+        if (s) {
+                static const char *const keys[] = { "grace_seconds", "sigusr1_on_rebalance", NULL };
+                if (!cJSON_IsObject(s))
+                        return fail(p, "$.spot", "must be an object", NULL);
+                r = check_keys(p, s, "$.spot", keys);
+                if (r == 0)
+                        r = get_duration(p, s, "grace_seconds", "$.spot", 0, &j->spot_grace);
+                if (r == 0)
+                        r = get_bool(p, s, "sigusr1_on_rebalance", "$.spot", &j->rebalance_sigusr1);
+                if (r < 0)
+                        return r;
+                if (j->spot_grace > 115)
+                        return fail(p, "$.spot.grace_seconds", "must leave time to upload before the 2-minute notice "
+                                                               "ends (at most 115)", NULL);
+        }
+        return 0;
+}
+
+/* https://HOST[:PORT]/PATH: the only scheme a webhook may use (its URL is a secret, and so is what is sent). */
+static bool good_webhook(const char *u) {
+        if (!str_has_prefix(u, "https://") || strlen(u) > JOB_MAX_URL)
+                return false;
+        const char *host = u + 8;
+        size_t hl = strcspn(host, "/?#");
+        if (hl == 0 || memchr(host, '@', hl))
+                return false;
+        for (const unsigned char *c = (const unsigned char *)u; *c; c++)
+                if (*c <= 0x20 || *c >= 0x7f || *c == '"' || *c == '<' || *c == '>' || *c == '\\')
+                        return false;
+        return true;
+}
+
+static int parse_notify(struct pctx *p, const cJSON *root, struct job *j) {
+        const cJSON *n = cJSON_GetObjectItemCaseSensitive(root, "notify");
+        if (!n)
+                return 0;
+        static const char *const keys[] = { "sns_topic", "webhook", "on_interrupt", NULL };
+        if (!cJSON_IsObject(n))
+                return fail(p, "$.notify", "must be an object {\"sns_topic\": ARN, \"webhook\": URL}", NULL);
+        int r = check_keys(p, n, "$.notify", keys);
+        if (r == 0)
+                r = get_string(p, n, "sns_topic", "$.notify", false, &j->notify.sns_topic);
+        if (r == 0)
+                r = get_string(p, n, "webhook", "$.notify", false, &j->notify.webhook);
+        if (r == 0)
+                r = get_bool(p, n, "on_interrupt", "$.notify", &j->notify.on_interrupt);
+        if (r < 0)
+                return r;
+        struct sns_arn a;
+        if (j->notify.sns_topic && sns_parse_arn(j->notify.sns_topic, &a) < 0)
+                return fail(p, "$.notify.sns_topic", "must be an SNS topic ARN, arn:aws:sns:REGION:ACCOUNT:NAME (got "
+                                                     "'%s')", j->notify.sns_topic);
+        if (j->notify.webhook && !good_webhook(j->notify.webhook))
+                return fail(p, "$.notify.webhook", "must be an https:// URL without spaces, quotes or user info",
+                            NULL);
+        if (!j->notify.sns_topic && !j->notify.webhook)
+                return fail(p, "$.notify", "needs sns_topic or webhook (or both)", NULL);
+        return 0;
+}
+
+void job_free(struct job *j) {
+        if (!j)
+                return;
+        free(j->name);
+        free(j->run_id);
+        free(j->fleet.group);
+        free(j->fleet.launch_template);
+        free(j->source);
+        free(j->workdir);
+        free(j->results);
+        free(j->env_value);
+        free(j->user);
+        free(j->checkpoint_dir);
+        free(j->notify.sns_topic);
+        free(j->notify.webhook);
+        for (char **e = j->environment; e && *e; e++)
+                free(*e);
+        free(j->environment);
+        for (char **e = j->outputs; e && *e; e++)
+                free(*e);
+        free(j->outputs);
+        for (size_t i = 0; i < j->n_experiments; i++) {
+                free(j->experiments[i].name);
+                for (char **a = j->experiments[i].argv; a && *a; a++)
+                        free(*a);
+                free(j->experiments[i].argv);
+        }
+        free(j->experiments);
+        memset(j, 0, sizeof *j);
+}
+
+void job_defaults(struct job *j) {
+        *j = (struct job){ .log_interval = 10, .spot_grace = 90, .stop_grace = 30, .checkpoint_interval = 600,
+                           .gpu_wait = 300, .ship_timeout = 600, .rebalance_sigusr1 = false };
+}
+
+static int parse_root(struct pctx *p, const cJSON *root, struct job *j) {
+        static const char *const keys[] = { "name", "source", "workdir", "results", "env", "environment", "user",
+                                            "experiments", "continue_on_failure", "outputs", "checkpoint", "gpu",
+                                            "max_runtime", "log_interval", "on_exit", "on_error", "spot",
+                                            "stop_grace", "ship_timeout", "notify", "run_id", "fleet", "lease_ttl",
+                                            "$schema", NULL };
+        int r = check_keys(p, root, "$", keys);
+        if (r == 0)
+                r = get_string(p, root, "name", "$", true, &j->name);
+        if (r == 0 && !good_name(j->name))
+                return fail(p, "$.name", "must be 1-64 characters of A-Z a-z 0-9 . _ - (got '%s')", j->name);
+        if (r == 0)
+                r = get_string(p, root, "source", "$", true, &j->source);
+        if (r == 0)
+                r = check_s3(p, "$.source", j->source, true);
+        if (r == 0 && !str_has_suffix(j->source, "/") && !str_has_suffix(j->source, ".tar") &&
+            !str_has_suffix(j->source, ".tar.gz") && !str_has_suffix(j->source, ".tgz") &&
+            !str_has_suffix(j->source, ".tar.zst") && !str_has_suffix(j->source, ".zip"))
+                return fail(p, "$.source", "must end with .tar, .tar.gz, .tgz, .tar.zst, .zip or '/' (a prefix)", NULL);
+        if (r == 0)
+                r = get_string(p, root, "results", "$", true, &j->results);
+        if (r == 0)
+                r = check_s3(p, "$.results", j->results, true);
+        if (r == 0 && !str_has_suffix(j->results, "/")) {
+                size_t n = strlen(j->results) + 2;
+                char *s = malloc(n);
+                if (!s)
+                        return -ENOMEM;
+                snprintf(s, n, "%s/", j->results);
+                free(j->results);
+                j->results = s;
+        }
+        if (r == 0)
+                r = get_string(p, root, "workdir", "$", false, &j->workdir);
+        if (r == 0 && j->workdir && (j->workdir[0] != '/' || strstr(j->workdir, "/..") || strcmp(j->workdir, "/") == 0))
+                return fail(p, "$.workdir", "must be an absolute directory path other than / (got '%s')", j->workdir);
+        if (r == 0)
+                r = get_string(p, root, "user", "$", false, &j->user);
+        if (r == 0 && j->user && (!*j->user || strchr(j->user, '/') || strchr(j->user, ':')))
+                return fail(p, "$.user", "is not a valid user name", NULL);
+        if (r == 0)
+                r = parse_env(p, root, j);
+        if (r == 0)
+                r = parse_environment(p, root, j);
+        if (r == 0)
+                r = parse_experiments(p, root, j);
+        if (r == 0)
+                r = get_bool(p, root, "continue_on_failure", "$", &j->continue_on_failure);
+        if (r == 0)
+                r = parse_outputs(p, root, j);
+        if (r == 0)
+                r = parse_sub(p, root, j);
+        if (r == 0)
+                r = get_duration(p, root, "max_runtime", "$", 1, &j->max_runtime);
+        if (r == 0)
+                r = get_duration(p, root, "log_interval", "$", 1, &j->log_interval);
+        if (r == 0)
+                r = get_duration(p, root, "stop_grace", "$", 0, &j->stop_grace);
+        if (r == 0)
+                r = get_duration(p, root, "ship_timeout", "$", 10, &j->ship_timeout);
+        if (r == 0)
+                r = get_action(p, root, "on_exit", &j->on_exit);
+        if (r == 0)
+                r = get_action(p, root, "on_error", &j->on_error);
+        if (r == 0)
+                r = parse_notify(p, root, j);
+        if (r == 0)
+                r = parse_fleet(p, root, j);
+        return r;
+}
+
+int job_parse(const char *json, size_t len, struct job *ret, char *err, size_t errlen) {
+        struct pctx p = { err, errlen };
+        if (len > JOB_MAX_BYTES)
+                return fail(&p, "$", "the job spec is larger than 256 KiB", NULL);
+        _cleanup_(cjson_deletep) cJSON *root = cJSON_ParseWithLength(json, len);
+        if (!root) {
+                const char *at = cJSON_GetErrorPtr();
+                size_t off = at && at >= json && at <= json + len ? (size_t)(at - json) : 0;
+                size_t line = 1, col = 1;
+                for (size_t i = 0; i < off; i++) {
+                        if (json[i] == '\n')
+                                line++, col = 1;
+                        else
+                                col++;
+                }
+                snprintf(err, errlen, "$: malformed JSON near line %zu, column %zu", line, col);
+                return -EINVAL;
+        }
+        if (!cJSON_IsObject(root))
+                return fail(&p, "$", "the job spec must be a JSON object", NULL);
+        struct job j;
+        job_defaults(&j);
+        int r = parse_root(&p, root, &j);
+        if (r < 0) {
+                job_free(&j);
+                return r;
+        }
+        *ret = j;
+        return 0;
+}
+
+int job_results_prefix(const struct job *j, const char *run_id, char **ret) {
+        size_t n = strlen(j->results) + strlen(j->name) + strlen(run_id) + 4;
+        char *s = malloc(n);
+        if (!s)
+                return -ENOMEM;
+        snprintf(s, n, "%s%s/%s/", j->results, j->name, run_id);
+        *ret = s;
+        return 0;
+}

@@ -1,0 +1,446 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* phases.c — what the driver does in each phase: fetch the source, prepare the run user, environment and GPUs,
+ * start and supervise the experiments one after another, stop the running one, ship everything. */
+#include "run/drive/phases.h"
+
+#include <fcntl.h>
+#include <systemd/sd-daemon.h>
+
+#include "beneath.h"
+#include "log.h"
+#include "run/proc/exptree.h"
+#include "run/watch/gpuprobe.h"
+
+extern char **environ;
+
+/* ---------- FETCH ---------- */
+
+struct fetch {
+        struct run *R;
+        char err[512];
+};
+
+static int fetch(void *arg) {
+        struct fetch *f = arg;
+        struct run *R = f->R;
+        return exptree_fetch(&R->c, R->job.source, R->cache_dir, &R->user, R->workfd, f->err, sizeof f->err);
+}
+
+struct status_put {
+        char *js;
+        struct aws_result res;
+};
+
+static int do_put_status(struct run *R, void *p) {
+        struct status_put *sp = p;
+        return shipper_put_status(&R->ship, sp->js, &sp->res);
+}
+
+int act_fetch(struct run *R) {
+        /* fail before spending hours on a run whose results could not be kept */
+        struct status_put sp = { 0 };
+        /* in a shared run -EAGAIN (others kept writing it) is an answer too: the location takes writes */
+        int w = build_status(R, false, &sp.js) == 0 ? io(R, do_put_status, &sp) : 0;
+        free(sp.js);
+        if (w < 0 && w != -EAGAIN) {
+                R->ship_ready = false; /* nothing can be shipped there */
+                return failed(R, "cannot write to the results location %s: %s", R->results_uri, sp.res.msg);
+        }
+        int ev = pending_event(R);
+        if (ev >= 0)
+                return ev;
+        if (take_workdir(R, true) < 0)
+                return EV_FAILED;
+        waiter_status("fetching %s", R->job.source);
+        log_info("fetching %s into %s", R->job.source, R->workdir);
+        struct fetch f = { .R = R };
+        int r = waiter_blocking(&R->w, fetch, &f, 0);
+        if (r < 0)
+                return failed(R, "%s", f.err[0] ? f.err : strerror(-r));
+        ev = pending_event(R);
+        return ev >= 0 ? ev : EV_DONE;
+}
+
+/* ---------- PREPARE ---------- */
+
+int act_prepare(struct run *R) {
+        char err[1024];
+        if (take_workdir(R, true) < 0)
+                return EV_FAILED;
+        struct env_spec es = { .kind = (enum env_kind)R->job.env_kind, .value = R->job.env_value };
+        struct envact_search search = { .conda_exe = env_nonempty("CONDA_EXE"), .home = R->user.home };
+        if (envact_resolve(&es, &search, &R->env, err, sizeof err) < 0)
+                return failed(R, "%s", err);
+        if (!R->gpu && !R->gpu_hung) {
+                bool wait = R->job.gpu_require || R->job.gpu_idle > 0;
+                if (wait)
+                        waiter_status("waiting for the GPU driver%s", "");
+                int r = gpu_probe(&R->w, wait ? R->job.gpu_wait : -1, &R->gpu, &R->gpu_inv, &R->have_gpu_inv, err,
+                                  sizeof err);
+                if (r == -ETIMEDOUT) {
+                        R->gpu_hung = true;
+                        log_error("%s; going on without GPU sampling", err);
+                }
+                if (r == -ETIMEDOUT && R->job.gpu_require)
+                        return failed(R, "GPU required but %s", err);
+                if (r < 0 && R->job.gpu_require)
+                        return failed(R, "GPU required but none found after %lds: %s", R->job.gpu_wait, err);
+        }
+        if (R->have_gpu_inv)
+                log_info("GPUs: %d (%s, driver %s)", R->gpu_inv.count, R->gpu_inv.source, R->gpu_inv.driver);
+        if (R->gpu && R->job.gpu_require && (!R->have_gpu_inv || R->gpu_inv.count < R->job.gpu_min_count))
+                return failed(R, "GPU required: found %d, need at least %d", R->have_gpu_inv ? R->gpu_inv.count : 0,
+                              R->job.gpu_min_count);
+        if (R->job.checkpoint_dir && !R->ship.ckpt_since)
+                shipper_set_checkpoint(&R->ship, &R->user, R->workfd, R->job.checkpoint_dir, R->st.n,
+                                       R->job.checkpoint_interval);
+        if (R->metrics_fd < 0) {
+                R->metrics_fd = open(R->metrics_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+                if (R->metrics_fd >= 0)
+                        shipper_add_stream(&R->ship, R->metrics_path, "metrics");
+        }
+        if (R->gpu)
+                watcher_add_gpu(&R->watch, R->gpu, R->metrics_fd, R->job.gpu_idle);
+        int ev = pending_event(R);
+        return ev >= 0 ? ev : EV_DONE;
+}
+
+/* ---------- RUN: one experiment ---------- */
+
+struct restore {
+        struct run *R;
+        char prefix[1400];
+        char dir[4200];
+        size_t n;
+        char refused[700];
+};
+
+/* The experiment's own checkpoint back from S3 into its directory (on a worker: the loop feeds the watchdog). */
+static int restore_checkpoint(void *arg) {
+        struct restore *rs = arg;
+        struct run *R = rs->R;
+        struct aws_result res = { 0 };
+        int r = exptree_restore(&R->c, R->bucket, rs->prefix, &R->user, R->workfd, rs->dir, &rs->n, rs->refused,
+                                sizeof rs->refused, &res);
+        if (r < 0)
+                log_warn("checkpoint restore from s3://%s/%s failed: %s", R->bucket, rs->prefix, res.msg);
+        return r;
+}
+
+/* <checkpoint>/<experiment> in the workdir, made as the run user; on a resume its checkpoint restored into it. */
+static int prepare_checkpoint(struct run *R, size_t i, bool resume, char *abs, size_t n) {
+        const char *name = R->job.experiments[i].name;
+        struct restore rs = { .R = R };
+        if (pathf(rs.dir, sizeof rs.dir, "%s/%s", R->job.checkpoint_dir, name) < 0 ||
+            pathf(abs, n, "%s/%s", R->workdir, rs.dir) < 0 ||
+            pathf(rs.prefix, sizeof rs.prefix, "%scheckpoint/%s/", R->prefix, name) < 0)
+                return failed(R, "the checkpoint directory of %s: its path or S3 key is too long", name);
+        int r = exptree_mkdir(&R->user, R->workfd, rs.dir);
+        if (beneath_refused(r))
+                return failed(R, "the checkpoint directory %s is a link out of the workdir (planted by an experiment?): "
+                              "refused", rs.dir);
+        if (r < 0) {
+                log_warn("cannot create the checkpoint directory %s as %s: %s", abs, R->user.name, strerror(-r));
+                return -1;
+        }
+        if (!resume || !exptree_empty(&R->user, R->workfd, rs.dir))
+                return -1;
+        r = waiter_blocking(&R->w, restore_checkpoint, &rs, 0);
+        if (rs.refused[0])
+                return failed(R, "checkpoint restore: refused %s", rs.refused);
+        if (r == 0)
+                log_info("checkpoint restored: %zu files into %s", rs.n, abs);
+        return -1;
+}
+
+static int open_log(struct run *R, const char *exp, const char *stream, char *path, size_t n) {
+        if (pathf(path, n, "%s/%s", R->logs_dir, exp) < 0)
+                return -ENAMETOOLONG;
+        if (mkdir(path, 0750) < 0 && errno != EEXIST)
+                return -errno;
+        if (pathf(path, n, "%s/%s/%s.log", R->logs_dir, exp, stream) < 0)
+                return -ENAMETOOLONG;
+        int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+        return fd < 0 ? -errno : fd;
+}
+
+/* Starts experiment i (resume: again, after an interruption). EV_FAILED when it cannot start. */
+int start_experiment(struct run *R, size_t i, bool resume) {
+        const struct experiment *x = &R->job.experiments[i];
+        struct exp_state *s = &R->st.exps[i];
+        char ckpt[4400] = "", outp[4200], errp[4200];
+        if (R->job.checkpoint_dir && prepare_checkpoint(R, i, resume, ckpt, sizeof ckpt) == EV_FAILED)
+                return EV_FAILED;
+        int out_log = open_log(R, x->name, "stdout", outp, sizeof outp);
+        int err_log = out_log < 0 ? -1 : open_log(R, x->name, "stderr", errp, sizeof errp);
+        if (out_log < 0 || err_log < 0) {
+                int e = out_log < 0 ? out_log : err_log;
+                if (out_log >= 0)
+                        close(out_log);
+                return failed(R, "cannot create log files under %s: %s", R->logs_dir, strerror(-e));
+        }
+        char stream[300];
+        snprintf(stream, sizeof stream, "%s/stdout", x->name);
+        shipper_add_stream(&R->ship, outp, stream);
+        snprintf(stream, sizeof stream, "%s/stderr", x->name);
+        shipper_add_stream(&R->ship, errp, stream);
+
+        char e_run[256], e_exp[128], e_res[1500], e_ck[4500], e_att[64];
+        snprintf(e_run, sizeof e_run, "MAYFLY_RUN_ID=%s", R->st.run_id);
+        snprintf(e_exp, sizeof e_exp, "MAYFLY_EXPERIMENT=%s", x->name);
+        snprintf(e_res, sizeof e_res, "MAYFLY_RESULTS=%s", R->results_uri);
+        snprintf(e_ck, sizeof e_ck, "MAYFLY_CHECKPOINT_DIR=%s", ckpt);
+        snprintf(e_att, sizeof e_att, "MAYFLY_ATTEMPT=%d", s->attempts + 1);
+        char e_type[96], e_iid[96], e_gpus[48];
+        snprintf(e_type, sizeof e_type, "MAYFLY_INSTANCE_TYPE=%s", R->inst.type);
+        snprintf(e_iid, sizeof e_iid, "MAYFLY_INSTANCE_ID=%s", R->inst.id);
+        snprintf(e_gpus, sizeof e_gpus, "MAYFLY_GPU_COUNT=%d", R->have_gpu_inv ? R->gpu_inv.count : 0);
+        char *menv[10] = { e_run, e_exp, e_res, e_att, e_type, e_iid, e_gpus };
+        size_t nm = 7;
+        if (ckpt[0])
+                menv[nm++] = e_ck;
+        if (resume)
+                menv[nm++] = "MAYFLY_RESUME=1";
+        char **envp = runner_environment(&R->user, environ, R->job.environment, menv);
+        char **argv = NULL;
+        envact_exec_argv(&R->env, x->argv, x->shell, &argv);
+        char err[512] = "out of memory";
+        int r = envp && argv ? 0 : -ENOMEM;
+        if (r == 0) {
+                struct spawn sp = { .argv = argv, .envp = envp, .cwd = R->workdir, .user = &R->user };
+                r = exp_start(&R->cur, x->name, &sp, out_log, err_log, x->timeout, R->job.stop_grace, err, sizeof err);
+        } else {
+                close(out_log);
+                close(err_log);
+        }
+        strv_free(envp);
+        envact_free_argv(argv);
+        if (r < 0)
+                return failed(R, "experiment %s: %s", x->name, err);
+        R->cur_idx = (int)i;
+        s->st = EXP_RUNNING;
+        s->start = now_wall();
+        s->attempts++;
+        s->pid = R->cur.ch.pid;
+        s->pid_start = proc_start_time(R->cur.ch.pid);
+        s->reason = R_NONE;
+        save_state(R);
+        push_status(R);
+        watcher_experiment(&R->watch, true);
+        if (R->job.checkpoint_dir)
+                shipper_checkpoint_current(&R->ship, (int)i, x->name);
+        waiter_status("running %s", x->name);
+        log_info("experiment %s started (pid %d%s)", x->name, (int)R->cur.ch.pid, resume ? ", resumed" : "");
+        return -1;
+}
+
+/* The running experiment has ended: recorded. Stopped with the agent, it is not finished: it runs again when the
+ * run resumes. A failure without continue_on_failure skips the rest. */
+static void finish_experiment(struct run *R) {
+        size_t i = (size_t)R->cur_idx;
+        struct exp_state *s = &R->st.exps[i];
+        exp_finish(&R->cur, s);
+        R->cur_idx = -1;
+        watcher_experiment(&R->watch, false);
+        shipper_checkpoint_current(&R->ship, -1, NULL);
+        s->st = s->reason == R_AGENT_STOPPED                             ? EXP_RUNNING
+                : s->reason == R_LEASE_LOST || s->reason == R_RUN_OVER ? EXP_PENDING
+                                                                        : EXP_DONE;
+        log_info("experiment %s ended: %s %d (%s)", R->job.experiments[i].name, s->signal ? "signal" : "exit code",
+                 s->signal ? s->signal : s->exit_code, exp_reason_name(s->reason));
+        if (s->st == EXP_DONE && s->exit_code != 0 && !R->job.continue_on_failure && R->st.end == END_NONE &&
+            !R->fleet) {
+                for (size_t k = i + 1; k < R->st.n; k++)
+                        if (R->st.exps[k].st == EXP_PENDING) {
+                                R->st.exps[k].st = EXP_SKIPPED;
+                                R->st.exps[k].reason = R_SKIPPED;
+                        }
+                log_info("experiment %s failed; the rest are skipped (continue_on_failure is false)",
+                         R->job.experiments[i].name);
+        }
+        save_state(R);
+        push_status(R);
+}
+
+/* Supervises the running experiment until it ends (EV_EXP_ENDED) or the run must decide (a stop, a spot notice,
+ * max_runtime). */
+int supervise(struct run *R) {
+        for (;;) {
+                enum exp_wake wk = exp_wait(&R->cur, &R->w, R->watch.running ? R->watch.efd : -1, R->deadline);
+                switch (wk) {
+                case WAKE_ENDED: finish_experiment(R); return EV_EXP_ENDED;
+                case WAKE_STOP: log_info("stop requested: stopping the experiment; the run resumes on restart");
+                        return EV_SIGTERM;
+                case WAKE_DEADLINE: return EV_MAX_RUNTIME;
+                case WAKE_WATCH: {
+                        int ev = on_watch(R);
+                        if (ev >= 0)
+                                return ev;
+                        break;
+                }
+                }
+        }
+}
+
+/* The next experiment: the one an interruption left unfinished, else the next pending one. */
+int act_start(struct run *R) {
+        int ev = pending_event(R);
+        if (ev >= 0)
+                return ev;
+        for (size_t i = 0; i < R->st.n; i++) {
+                struct exp_state *s = &R->st.exps[i];
+                if (s->st != EXP_RUNNING && s->st != EXP_PENDING)
+                        continue;
+                bool resume = s->st == EXP_RUNNING;
+                if (resume)
+                        exp_stop_leftover(&R->w, s->pid, s->pid_start, R->job.stop_grace);
+                if (start_experiment(R, i, resume) == EV_FAILED)
+                        return EV_FAILED;
+                return supervise(R);
+        }
+        return EV_NO_MORE;
+}
+
+struct ship_plan plan_of(struct run *R) {
+        struct ship_plan p = { .ship = &R->ship, .job = &R->job, .logs_dir = R->logs_dir,
+                               .metrics_path = access(R->metrics_path, F_OK) == 0 ? R->metrics_path : NULL,
+                               .user = &R->user, .workfd = R->workfd,
+                               .experiment_logs = R->st.end != END_OVER || R->fleet,
+                               .outputs_done = &R->outputs_done };
+        if (R->fleet && R->ledger_ok) {
+                /* a run shared by instances: what this one finished went to S3 before its done record; what it
+                 * lost went to another instance, whose logs and checkpoint are newer: only the experiment it
+                 * still holds (interrupted, stopped) is shipped at the end, outputs with it */
+                int held = ledger_held(&R->ledger);
+                for (size_t i = 0; i < R->job.n_experiments && i < JOB_MAX_EXPERIMENTS; i++)
+                        R->ship_mask[i] = (int)i == held;
+                p.only = R->ship_mask;
+                p.no_outputs = held < 0;
+        }
+        /* several instances write into one run: each its own agent log and metrics */
+        if (R->fleet && R->inst.id[0]) {
+                if (pathf(p.agent_log_rel, sizeof p.agent_log_rel, "logs/agent-%s.log", R->inst.id) < 0 ||
+                    pathf(p.metrics_rel, sizeof p.metrics_rel, "metrics/%s.jsonl", R->inst.id) < 0)
+                        p.agent_log_rel[0] = p.metrics_rel[0] = 0;
+        }
+        return p;
+}
+
+/* Stop the running experiment the way the end asks: for a spot notice within what the notice leaves. */
+int act_stop(struct run *R) {
+        static const enum exp_reason why[END__MAX] = { [END_SPOT] = R_INTERRUPTED, [END_STOPPED] = R_AGENT_STOPPED,
+                                                       [END_MAX_RUNTIME] = R_MAX_RUNTIME, [END_ERROR] = R_ERROR,
+                                                       [END_FAILSAFE] = R_ERROR };
+        enum exp_reason reason = R->st.end > END_NONE && R->st.end < END__MAX ? why[R->st.end] : R_ERROR;
+        if (R->cur_idx >= 0) {
+                long grace = R->job.stop_grace;
+                if (R->st.end == END_SPOT)
+                        /* never a SIGKILL on the SIGTERM's heels: a handler that checkpoints gets its seconds even
+                         * when the notice came late (out of the uploads' margin) */
+                        grace = MAX(MIN(R->job.spot_grace,
+                                        (long)(R->st.spot_time - aws_cloud_now(&R->c)) - SPOT_UPLOAD_MARGIN),
+                                    MIN(R->job.spot_grace, SPOT_MIN_GRACE));
+                if (R->st.end == END_STOPPED)
+                        sd_notifyf(0, "EXTEND_TIMEOUT_USEC=%llu",
+                                   (unsigned long long)(MAX(grace, 0) + R->job.ship_timeout + 30) * 1000000ULL);
+                exp_stop(&R->cur, reason, grace);
+                while (exp_wait(&R->cur, &R->w, R->watch.running ? R->watch.efd : -1, 0) != WAKE_ENDED)
+                        if (R->watch.running)
+                                on_watch(R);
+                finish_experiment(R);
+        }
+        /* what the end leaves unstarted: a resume comes back to it (stop, spot) or it never runs */
+        bool resumes = R->st.end == END_STOPPED || R->st.end == END_SPOT;
+        for (size_t i = 0; i < R->st.n; i++) {
+                struct exp_state *s = &R->st.exps[i];
+                if (s->st == EXP_RUNNING && s->reason != R_AGENT_STOPPED) {
+                        /* interrupted before this agent restarted it: whatever it left still goes */
+                        exp_stop_leftover(&R->w, s->pid, s->pid_start, R->job.stop_grace);
+                        s->pid = 0;
+                        s->pid_start = 0;
+                        if (resumes)
+                                continue;
+                        /* not started only to be stopped a moment later: a training script that starts and gets
+                         * SIGTERM may write a checkpoint of its fresh state over the good one */
+                        s->st = EXP_DONE;
+                        s->reason = reason;
+                        s->exit_code = -1;
+                        s->signal = 0;
+                        s->end = now_wall();
+                        if (R->st.end == END_MAX_RUNTIME)
+                                log_info("experiment %s not restarted: max_runtime (%lds) is spent",
+                                         R->job.experiments[i].name, R->job.max_runtime);
+                } else if (s->st == EXP_PENDING && !resumes) {
+                        s->st = EXP_SKIPPED;
+                        s->reason = R->st.end == END_MAX_RUNTIME ? R_MAX_RUNTIME : R_SKIPPED;
+                }
+        }
+        save_state(R);
+        return EV_EXP_ENDED;
+}
+
+struct ship_job {
+        struct run *R;
+        struct ship_plan plan;
+};
+
+static int ship_all(void *arg) {
+        struct ship_job *sj = arg;
+        struct run *R = sj->R;
+        int r = ship_results(&sj->plan);
+        if (sj->plan.refused[0] && !R->st.error[0]) {
+                errf(R->st.error, sizeof R->st.error, "%s: refused %s", sj->plan.refused_what, sj->plan.refused);
+                R->st.outcome = decide_outcome(R);
+                save_state(R);
+        }
+        /* in a fleet only the instance that ends the run writes its final status: the others' view is partial */
+        if (R->fleet && R->st.role != ROLE_ENDS)
+                return r;
+        wrapup_cost_refresh(&R->wrap); /* the cost up to now goes into the final status */
+        _cleanup_free_ char *js = NULL;
+        struct aws_result res = { 0 };
+        if (build_status(R, true, &js) == 0 && shipper_put_text(&R->ship, "status.json", js, "application/json", &res) < 0) {
+                log_warn("shipping status.json: %s", res.msg);
+                r = -EIO;
+        }
+        /* report.html from the final status (a page for people: its failure fails nothing) */
+        if (js && wrapup_final_report(&R->wrap, js, &res) < 0)
+                log_warn("shipping report.html: %s", res.msg);
+        return r;
+}
+
+bool ship_begin(struct run *R) {
+        stop_watch(R);
+        if (!R->ship_ready)
+                return false; /* nowhere to ship to: nothing on this instance is worth keeping it for */
+        shipper_stop(&R->ship);
+        return true;
+}
+
+/* The final upload (after ship_begin, and in a shared run fleet_decide): EV_DONE, or EV_INCOMPLETE. */
+int act_ship(struct run *R) {
+        /* a restart in SHIP: what the run set up before is set up again, the workdir only if it exists */
+        if (R->workfd < 0 && !R->bad_spec)
+                take_workdir(R, false);
+        if (R->job.checkpoint_dir && !R->ship.ckpt_since)
+                shipper_set_checkpoint(&R->ship, &R->user, R->workfd, R->job.checkpoint_dir, R->st.n, 0);
+        /* stopped by systemd: its stop timeout must cover the final upload */
+        sd_notifyf(0, "EXTEND_TIMEOUT_USEC=%llu", (unsigned long long)(R->job.ship_timeout + 30) * 1000000ULL);
+        struct ship_job *sj = calloc(1, sizeof *sj); /* an abandoned worker may still use it */
+        if (!sj)
+                return EV_INCOMPLETE;
+        *sj = (struct ship_job){ .R = R, .plan = plan_of(R) };
+        int r = waiter_blocking(&R->w, ship_all, sj, now_mono() + (double)R->job.ship_timeout);
+        if (r == -ETIMEDOUT) {
+                log_error("the final upload did not finish within ship_timeout (%lds); results are kept under %s and %s",
+                          R->job.ship_timeout, R->logs_dir, R->workdir);
+                return EV_INCOMPLETE;
+        }
+        free(sj);
+        if (r < 0) {
+                log_error("some results could not be uploaded; they are kept under %s and %s", R->logs_dir, R->workdir);
+                return EV_INCOMPLETE;
+        }
+        log_info("results in %s", R->results_uri);
+        return EV_DONE;
+}

@@ -1,0 +1,204 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* runctx.c — what every part of the driver shares: the state saved at each step, the status pushed, a failure
+ * recorded, the watcher's and the keeper's news read, and the one seam through which the driver waits (io). */
+#include "run/drive/runctx.h"
+
+#include <signal.h>
+#include <stdarg.h>
+
+#include "log.h"
+#include "run/proc/exptree.h"
+
+void save_state(struct run *R) {
+        int r = runstate_save(R->state_path, &R->st);
+        if (r < 0)
+                log_warn("cannot save state to %s: %s", R->state_path, strerror(-r));
+}
+
+/* ---------- the one seam for what the driver waits on ---------- */
+
+/* Every network call and wait of the driver runs through io(): fn runs on a worker thread while this thread reads
+ * signals (a SIGTERM is noted, and acted on when fn returns) and feeds systemd's watchdog (wait.h). The driver
+ * never blocks anywhere else, so no ledger call, teardown or exit action can starve the watchdog. */
+struct io_call {
+        struct run *R;
+        int (*fn)(struct run *R, void *arg);
+        void *arg;
+};
+
+static int io_trampoline(void *p) {
+        struct io_call *c = p;
+        return c->fn(c->R, c->arg);
+}
+
+int io(struct run *R, int (*fn)(struct run *R, void *arg), void *arg) {
+        struct io_call c = { .R = R, .fn = fn, .arg = arg };
+        return waiter_blocking(&R->w, io_trampoline, &c, 0);
+}
+
+/* What the ledger told this instance changes its part in the shared run (lifecycle.h: the role table); saved. */
+void role_news(struct run *R, enum fleet_news n) {
+        enum fleet_role was = R->st.role;
+        R->st.role = fleet_role_next(was, n);
+        if (R->st.role != was) {
+                log_info("fleet role: %s -> %s (%s)", fleet_role_name(was), fleet_role_name(R->st.role),
+                         fleet_news_name(n));
+                save_state(R);
+        }
+}
+
+int build_status(const struct run *R, bool final, char **ret) {
+        struct status_parts p = { .job = &R->job, .st = &R->st, .inst = &R->inst, .results_uri = R->results_uri,
+                                  .gpu = R->have_gpu_inv ? &R->gpu_inv : NULL, .gpu_hung = R->gpu_hung,
+                                  .final = final, .cost = wrapup_cost_json(&R->wrap),
+                                  .ledger = R->ledger_ok ? &R->ledger : NULL };
+        return status_build(&p, ret);
+}
+
+void push_status(struct run *R) {
+        _cleanup_free_ char *js = NULL;
+        if (R->ship_ready && build_status(R, false, &js) == 0) {
+                shipper_set_status(&R->ship, js);
+                wrapup_status_changed(&R->wrap, js); /* report.html follows status.json */
+        }
+}
+
+/* A failure the run cannot go on from: the first one is the run's error. Returns EV_FAILED. */
+enum lc_event failed(struct run *R, const char *fmt, ...) {
+        char m[sizeof R->st.error];
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(m, sizeof m, fmt, ap);
+        va_end(ap);
+        log_error("%s", m);
+        if (!R->st.error[0])
+                snprintf(R->st.error, sizeof R->st.error, "%s", m);
+        save_state(R);
+        return EV_FAILED;
+}
+
+static bool max_runtime_spent(const struct run *R) {
+        return R->deadline > 0 && now_mono() >= R->deadline;
+}
+
+struct lc_exp lc_exp_of(const struct exp_state *s) {
+        return (struct lc_exp){ .ran = s->st == EXP_DONE, .skipped = s->st == EXP_SKIPPED, .reason = s->reason,
+                                .exit_code = s->exit_code };
+}
+
+enum outcome decide_outcome(const struct run *R) {
+        struct lc_exp e[JOB_MAX_EXPERIMENTS];
+        for (size_t i = 0; i < R->st.n; i++)
+                e[i] = lc_exp_of(&R->st.exps[i]);
+        return lc_outcome(R->st.end, R->st.error[0] != 0, e, R->st.n);
+}
+
+/* A GPU query hung (or answered again after a hang): said once in the log, and in status.json. */
+static void check_gpu_health(struct run *R) {
+        bool hung;
+        time_t since;
+        unsigned long hangs;
+        watcher_gpu_health(&R->watch, &hung, &since, &hangs);
+        if (hung == R->gpu_hung)
+                return;
+        R->gpu_hung = hung;
+        if (hung)
+                log_error("%s hung: a GPU query has not returned for %ds; GPU sampling and gpu_idle are off until it "
+                          "does; spot handling and shipping go on", R->gpu_inv.source[0] ? R->gpu_inv.source : "NVML",
+                          WATCH_GPU_HUNG);
+        else
+                log_info("the GPU query returned again after a hang");
+        push_status(R);
+}
+
+/* A GPU thread left behind (stuck in NVML) means the process ends with _exit, the GPU handle not closed under it. */
+void stop_watch(struct run *R) {
+        if (R->ledger_ok)
+                ledger_set_wake(&R->ledger, -1); /* the watcher's eventfd is about to close */
+        if (watcher_stop(&R->watch)) {
+                log_warn("the GPU thread is still stuck in a query: left behind");
+                R->w.abandoned = true;
+                R->gpu_hung = true;
+        }
+}
+
+/* The watcher has news: a spot notice (→ EV_SPOT, once), a rebalance recommendation, GPU idleness, GPU health. */
+int on_watch(struct run *R) {
+        watcher_ack(&R->watch);
+        pthread_mutex_lock(&R->watch.lock);
+        bool spot = R->watch.spot, reb = R->watch.rebalance, idle = R->watch.idle_fired;
+        char action[16];
+        snprintf(action, sizeof action, "%s", R->watch.spot_action);
+        time_t when = R->watch.spot_time;
+        pthread_mutex_unlock(&R->watch.lock);
+        check_gpu_health(R);
+        if (R->ledger_ok && ledger_take_lost(&R->ledger) && R->cur_idx >= 0) {
+                /* another instance may take it soon: no side effect of this one may outlive the claim */
+                log_error("the claim on experiment %s could not be renewed: stopping it (another instance takes it over)",
+                          R->job.experiments[R->cur_idx].name);
+                exp_stop(&R->cur, R_LEASE_LOST, MIN(R->job.stop_grace, R->ledger.ttl / 2));
+        }
+        if (R->ledger_ok && ledger_take_over(&R->ledger) && R->cur_idx >= 0) {
+                log_info("run %s was ended by another instance: stopping experiment %s", R->st.run_id,
+                         R->job.experiments[R->cur_idx].name);
+                exp_stop(&R->cur, R_RUN_OVER, R->job.stop_grace);
+        }
+        if (reb && !R->rebalance_seen) {
+                R->rebalance_seen = true;
+                log_info("rebalance recommendation received");
+                if (R->job.rebalance_sigusr1 && R->cur_idx >= 0)
+                        exp_signal(&R->cur, SIGUSR1);
+        }
+        if (idle && R->cur_idx >= 0)
+                exp_stop(&R->cur, R_GPU_IDLE, R->job.stop_grace);
+        if (spot && !R->st.spot_action[0]) {
+                snprintf(R->st.spot_action, sizeof R->st.spot_action, "%s", action);
+                R->st.spot_time = when;
+                save_state(R);
+                log_info("spot interruption notice: %s at %ld (in %lds)", action, (long)when,
+                         (long)(when - aws_cloud_now(&R->c)));
+                return EV_SPOT;
+        }
+        return -1;
+}
+
+/* After an action that does not watch for them itself: a stop or a spot notice that came meanwhile. */
+int pending_event(struct run *R) {
+        if (R->w.stop)
+                return EV_SIGTERM;
+        if (R->watch.running) {
+                int ev = on_watch(R);
+                if (ev >= 0)
+                        return ev;
+        }
+        if (max_runtime_spent(R))
+                return EV_MAX_RUNTIME;
+        return -1;
+}
+
+/* ---------- the workdir and the run user ---------- */
+
+/* The run user and the workdir, before anything touches the workdir; on every start, as neither is persisted.
+ * create: make the workdir if it is missing (not when only shipping what exists). */
+int take_workdir(struct run *R, bool create) {
+        char err[1024];
+        if (R->workfd >= 0)
+                return 0;
+        if (!R->user_ok) {
+                int r = run_user_resolve(R->job.user, &R->user, err, sizeof err);
+                if (r < 0) {
+                        failed(R, "%s", err);
+                        return r;
+                }
+                R->user_ok = true;
+        }
+        if (!create && access(R->workdir, F_OK) != 0)
+                return -ENOENT;
+        int fd = exptree_open(R->workdir, &R->user, err, sizeof err);
+        if (fd < 0) {
+                failed(R, "%s", err);
+                return fd;
+        }
+        R->workfd = fd;
+        return 0;
+}

@@ -1,0 +1,283 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* logship.c — incremental log shipping: each tick uploads only bytes not yet shipped, as
+ * live/<stream>.<offset> objects; cost stays proportional to what the experiment writes. */
+#include "run/ship/logship.h"
+
+#include <fcntl.h>
+
+#include "aws/xferdir.h"
+
+int shipper_init(struct shipper *s, struct aws_ctx *c, const char *bucket, const char *prefix, long interval) {
+        memset(s, 0, sizeof *s);
+        s->c = c;
+        snprintf(s->bucket, sizeof s->bucket, "%s", bucket);
+        snprintf(s->prefix, sizeof s->prefix, "%s", prefix);
+        s->interval = interval > 0 ? interval : 10;
+        s->ckpt_rootfd = -1;
+        s->ckpt_current = -1;
+        pthread_mutex_init(&s->lock, NULL);
+        pthread_condattr_t ca;
+        pthread_condattr_init(&ca);
+        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+        pthread_cond_init(&s->cond, &ca);
+        pthread_condattr_destroy(&ca);
+        return 0;
+}
+
+int shipper_add_stream(struct shipper *s, const char *path, const char *name) {
+        pthread_mutex_lock(&s->lock);
+        int r = 0;
+        for (size_t i = 0; i < s->n; i++)
+                if (!strcmp(s->streams[i].name, name))
+                        goto out; /* already known (resume): keep its offset */
+        if (s->n == s->alloc) {
+                size_t na = s->alloc ? s->alloc * 2 : 16;
+                struct logstream *v = realloc(s->streams, na * sizeof *v);
+                if (!v) {
+                        r = -ENOMEM;
+                        goto out;
+                }
+                s->streams = v;
+                s->alloc = na;
+        }
+        struct logstream l = { .path = strdup(path), .name = strdup(name) };
+        if (!l.path || !l.name) {
+                free(l.path);
+                free(l.name);
+                r = -ENOMEM;
+                goto out;
+        }
+        s->streams[s->n++] = l;
+out:
+        pthread_mutex_unlock(&s->lock);
+        return r;
+}
+
+struct chunks {
+        size_t skip;                  /* the listing's prefix length: the key's rest is the chunk's offset */
+        struct chunk {
+                uint64_t off, size;
+        } *v;
+        size_t n, alloc;
+};
+
+static int on_chunk(void *ud, const struct s3_object *o) {
+        struct chunks *c = ud;
+        const char *rest = o->key + c->skip;
+        char *end;
+        errno = 0;
+        unsigned long long off = strtoull(rest, &end, 10);
+        if (errno || end == rest || *end || strlen(rest) != 12 || o->size == 0)
+                return 0; /* not a chunk of this stream */
+        struct chunk *v = array_room(c->v, c->n, &c->alloc, sizeof *v, 64);
+        if (!v)
+                return -ENOMEM;
+        c->v = v;
+        c->v[c->n++] = (struct chunk){ off, o->size };
+        return 0;
+}
+
+static int by_offset(const void *a, const void *b) {
+        const struct chunk *x = a, *y = b;
+        return x->off < y->off ? -1 : x->off > y->off;
+}
+
+int shipper_restore_tail(struct shipper *s, const char *path, const char *name, uint64_t *ret_added,
+                         struct aws_result *out) {
+        char rel[512], prefix[S3_MAX_KEY + 1];
+        *ret_added = 0;
+        int r = pathf(rel, sizeof rel, "live/%s.", name);
+        if (r == 0)
+                r = shipper_key(s, rel, prefix, out);
+        if (r < 0)
+                return r;
+        struct http_client h;
+        if ((r = http_client_init(&h)) < 0)
+                return r;
+        struct chunks c = { .skip = strlen(prefix) };
+        _cleanup_close_ int fd = -1;
+        r = s3_list(s->c, &h, s->bucket, prefix, on_chunk, &c, out);
+        if (r == 0 && c.n) {
+                fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0640);
+                if (fd < 0)
+                        r = -errno;
+        }
+        struct stat st;
+        if (r == 0 && fd >= 0 && fstat(fd, &st) < 0)
+                r = -errno;
+        if (r == 0 && fd >= 0) {
+                qsort(c.v, c.n, sizeof *c.v, by_offset);
+                uint64_t cur = (uint64_t)st.st_size, from = cur;
+                for (size_t i = 0; r == 0 && i < c.n; i++) {
+                        if (c.v[i].off > cur || c.v[i].off + c.v[i].size <= cur)
+                                continue; /* a gap (the chunk between was lost), or what the file has */
+                        char key[S3_MAX_KEY + 1];
+                        if ((size_t)snprintf(key, sizeof key, "%s%012llu", prefix, (unsigned long long)c.v[i].off) >=
+                            sizeof key) {
+                                r = -ENAMETOOLONG;
+                                break;
+                        }
+                        r = s3_get_range(s->c, &h, s->bucket, key, cur - c.v[i].off, c.v[i].off + c.v[i].size - cur,
+                                         fd, (off_t)cur, NULL, NULL, NULL, NULL, out);
+                        if (r == 0)
+                                cur = c.v[i].off + c.v[i].size;
+                }
+                *ret_added = cur - from;
+        }
+        free(c.v);
+        http_client_free(&h);
+        return r;
+}
+
+/* Ship [shipped, size) of one stream as one object. Called without the lock held. */
+static int ship_delta(struct shipper *s, struct http_client *h, struct logstream *l, struct aws_result *out) {
+        int fd = open(l->path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+                return errno == ENOENT ? 0 : -errno;
+        struct stat st;
+        int r = 0;
+        if (fstat(fd, &st) == 0 && (uint64_t)st.st_size > l->shipped) {
+                uint64_t len = MIN((uint64_t)st.st_size - l->shipped, 64ull << 20);
+                char rel[512], key[S3_MAX_KEY + 1];
+                r = pathf(rel, sizeof rel, "live/%s.%012llu", l->name, (unsigned long long)l->shipped);
+                if (r == 0)
+                        r = shipper_key(s, rel, key, out);
+                if (r == 0)
+                        r = s3_put(s->c, h, s->bucket, key, NULL, fd, (off_t)l->shipped, len, "text/plain", NULL, NULL, out);
+                if (r == 0) {
+                        l->shipped += len;
+                        s->chunks++;
+                }
+        }
+        close(fd);
+        return r;
+}
+
+static void note_failure(struct shipper *s, const struct aws_result *res) {
+        pthread_mutex_lock(&s->lock);
+        s->failures++;
+        errf(s->last_error, sizeof s->last_error, "%s", res->msg);
+        pthread_mutex_unlock(&s->lock);
+}
+
+static void tick(struct shipper *s, struct http_client *h, bool force) {
+        double now = now_mono();
+        for (size_t i = 0;; i++) {
+                pthread_mutex_lock(&s->lock);
+                if (i >= s->n) {
+                        pthread_mutex_unlock(&s->lock);
+                        break;
+                }
+                struct logstream l = s->streams[i];
+                pthread_mutex_unlock(&s->lock);
+                if (!force && now - l.last < (double)s->interval)
+                        continue;
+                struct aws_result res;
+                int r = ship_delta(s, h, &l, &res);
+                l.last = now;
+                if (r < 0)
+                        note_failure(s, &res);
+                pthread_mutex_lock(&s->lock);
+                s->streams[i].shipped = l.shipped;
+                s->streams[i].last = l.last;
+                pthread_mutex_unlock(&s->lock);
+        }
+        pthread_mutex_lock(&s->lock);
+        char *st = TAKE_PTR(s->status_json);
+        pthread_mutex_unlock(&s->lock);
+        if (st) {
+                struct aws_result res = { 0 };
+                int r = shipper_status_write(s, h, st, &res);
+                if (r < 0) {
+                        note_failure(s, &res);
+                        pthread_mutex_lock(&s->lock);
+                        if (!s->status_json)
+                                s->status_json = TAKE_PTR(st); /* try again next tick */
+                        pthread_mutex_unlock(&s->lock);
+                }
+                free(st);
+        }
+}
+
+static void *ship_thread(void *ud) {
+        struct shipper *s = ud;
+        struct http_client h;
+        if (http_client_init(&h) < 0)
+                return NULL;
+        for (;;) {
+                pthread_mutex_lock(&s->lock);
+                struct timespec ts;
+                clock_gettime(CLOCK_MONOTONIC, &ts); /* a clock step cannot stall shipping */
+                ts.tv_sec += 1;
+                if (!s->stop)
+                        pthread_cond_timedwait(&s->cond, &s->lock, &ts);
+                bool stop = s->stop;
+                int idx = s->ckpt_current;
+                char name[80];
+                snprintf(name, sizeof name, "%s", s->ckpt_name);
+                bool ck = idx >= 0 && s->ckpt_interval > 0 && now_mono() - s->ckpt_last >= (double)s->ckpt_interval;
+                if (ck)
+                        s->ckpt_last = now_mono();
+                pthread_mutex_unlock(&s->lock);
+                if (stop)
+                        break;
+                tick(s, &h, false);
+                if (ck) {
+                        struct aws_result res;
+                        if (shipper_sync_checkpoint(s, idx, name, &res) < 0)
+                                note_failure(s, &res);
+                }
+        }
+        http_client_free(&h);
+        return NULL;
+}
+
+int shipper_start(struct shipper *s) {
+        if (s->running)
+                return 0;
+        s->stop = false;
+        int r = pthread_create(&s->th, NULL, ship_thread, s);
+        if (r != 0)
+                return -r;
+        s->running = true;
+        return 0;
+}
+
+void shipper_stop(struct shipper *s) {
+        if (!s->running)
+                return;
+        pthread_mutex_lock(&s->lock);
+        s->stop = true;
+        pthread_cond_signal(&s->cond);
+        pthread_mutex_unlock(&s->lock);
+        pthread_join(s->th, NULL);
+        s->running = false;
+}
+
+int shipper_flush(struct shipper *s, struct aws_result *out) {
+        struct http_client h;
+        int r = http_client_init(&h);
+        if (r < 0)
+                return r;
+        unsigned long before = s->failures;
+        tick(s, &h, true);
+        http_client_free(&h);
+        if (s->failures != before) {
+                snprintf(out->msg, sizeof out->msg, "%s", s->last_error);
+                return -EIO;
+        }
+        return 0;
+}
+
+void shipper_free(struct shipper *s) {
+        shipper_stop(s);
+        for (size_t i = 0; i < s->n; i++) {
+                free(s->streams[i].path);
+                free(s->streams[i].name);
+        }
+        free(s->streams);
+        free(s->ckpt_since);
+        free(s->status_json);
+        pthread_mutex_destroy(&s->lock);
+        pthread_cond_destroy(&s->cond);
+}

@@ -1,0 +1,158 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* status.c — status.json: what a user (or `mayfly status`) needs to know about a run. */
+#include <cjson/cJSON.h>
+
+#include "run/view/status.h"
+
+#include "jsonx.h"
+#include "util.h"
+
+static void iso(cJSON *o, const char *k, time_t t) {
+        if (!t) {
+                cJSON_AddNullToObject(o, k);
+                return;
+        }
+        char b[32];
+        struct tm tm;
+        gmtime_r(&t, &tm);
+        strftime(b, sizeof b, "%Y-%m-%dT%H:%M:%SZ", &tm);
+        cJSON_AddStringToObject(o, k, b);
+}
+
+/* Who ran an experiment of a run shared by instances: the instances of its attempts, the one that finished it. */
+static void add_fleet_exp(cJSON *x, const struct ledger_exp *e) {
+        cJSON *in = cJSON_AddArrayToObject(x, "instances");
+        for (size_t k = 0; in && k < e->n_instances; k++)
+                cJSON_AddItemToArray(in, cJSON_CreateString(e->instances[k]));
+        if (e->done && e->done_by[0])
+                cJSON_AddStringToObject(x, "instance", e->done_by);
+        else if (e->held && !e->stale)
+                cJSON_AddStringToObject(x, "state", "claimed");
+}
+
+/* Totals, a progress line and an ETA from the finished experiments' mean duration over the instances at work. */
+static void add_progress(cJSON *o, const struct ledger *L, const struct run_state *st) {
+        size_t done = 0, running = 0;
+        double sum = 0;
+        for (size_t i = 0; i < L->n; i++) {
+                const struct ledger_exp *e = &L->exps[i];
+                if (e->done) {
+                        done++;
+                        if (e->end > e->start)
+                                sum += (double)(e->end - e->start);
+                } else if (e->held && !e->stale)
+                        running++;
+        }
+        cJSON *t = cJSON_AddObjectToObject(o, "totals");
+        cJSON_AddNumberToObject(t, "experiments", (double)L->n);
+        cJSON_AddNumberToObject(t, "done", (double)done);
+        cJSON_AddNumberToObject(t, "running", (double)running);
+        cJSON_AddNumberToObject(t, "pending", (double)(L->n - done - running));
+        char line[160];
+        snprintf(line, sizeof line, "%zu/%zu done, %zu running", done, L->n, running);
+        cJSON_AddStringToObject(o, "progress", line);
+        if (done && done < L->n) {
+                size_t workers = running ? running : 1;
+                double mean = sum / (double)done;
+                double left = mean * (double)(L->n - done) / (double)workers;
+                iso(o, "eta", now_wall() + (time_t)left);
+        } else
+                cJSON_AddNullToObject(o, "eta");
+        (void)st;
+}
+
+/* One experiment of status.json: its command, state, times, exit, attempts (and who ran it, in a shared run). */
+static cJSON *experiment_json(const struct experiment *e, const struct exp_state *s, const struct ledger_exp *le) {
+        cJSON *x = cJSON_CreateObject();
+        cJSON_AddStringToObject(x, "name", e->name);
+        if (e->shell)
+                cJSON_AddStringToObject(x, "command", e->argv[0]);
+        else {
+                cJSON *a = cJSON_AddArrayToObject(x, "command");
+                for (char **v = e->argv; *v; v++)
+                        cJSON_AddItemToArray(a, cJSON_CreateString(*v));
+        }
+        cJSON_AddStringToObject(x, "status", exp_status_name(s->st));
+        iso(x, "start", s->start);
+        iso(x, "end", s->end);
+        if (s->st == EXP_DONE && s->exit_code >= 0)
+                cJSON_AddNumberToObject(x, "exit_code", s->exit_code);
+        else
+                cJSON_AddNullToObject(x, "exit_code");
+        if (s->signal)
+                cJSON_AddNumberToObject(x, "signal", s->signal);
+        else
+                cJSON_AddNullToObject(x, "signal");
+        cJSON_AddStringToObject(x, "reason", exp_reason_name(s->reason));
+        cJSON_AddNumberToObject(x, "attempts", s->attempts);
+        if (le)
+                add_fleet_exp(x, le);
+        return x;
+}
+
+int status_build(const struct status_parts *p, char **ret) {
+        if (!p->job || !p->st) {
+                cJSON_Delete(p->cost);
+                return -EINVAL;
+        }
+        const struct job *job = p->job;
+        const struct run_state *st = p->st;
+        _cleanup_(cjson_deletep) cJSON *o = cJSON_CreateObject();
+        if (!o) {
+                cJSON_Delete(p->cost);
+                return -ENOMEM;
+        }
+        cJSON_AddStringToObject(o, "name", job->name ? job->name : "");
+        cJSON_AddStringToObject(o, "run_id", st->run_id);
+        bool ended = p->final || st->phase >= PH_EXIT;
+        cJSON_AddStringToObject(o, "outcome", outcome_name(ended ? st->outcome : OUT_RUNNING));
+        /* why the run ended: finished, error, spot-interruption, agent-stopped, max-runtime, failsafe */
+        if (st->end != END_NONE)
+                cJSON_AddStringToObject(o, "reason", lc_end_name(st->end));
+        cJSON_AddStringToObject(o, "phase", phase_name(st->phase));
+        if (st->error[0])
+                cJSON_AddStringToObject(o, "error", st->error);
+        cJSON_AddStringToObject(o, "results", p->results_uri);
+        cJSON_AddStringToObject(o, "mayfly_version", MAYFLY_VERSION);
+        iso(o, "started", st->started);
+        iso(o, "updated", now_wall());
+        cJSON *in = cJSON_AddObjectToObject(o, "instance");
+        cJSON_AddStringToObject(in, "id", p->inst->id);
+        cJSON_AddStringToObject(in, "type", p->inst->type);
+        cJSON_AddStringToObject(in, "region", p->inst->region);
+        cJSON_AddStringToObject(in, "availability_zone", p->inst->az);
+        cJSON_AddStringToObject(in, "ami_id", p->inst->ami);
+        cJSON_AddStringToObject(in, "lifecycle", p->inst->lifecycle);
+        if (p->gpu) {
+                _cleanup_free_ char *g = NULL;
+                if (gpu_state_to_json(p->gpu, false, &g) == 0)
+                        cJSON_AddItemToObject(o, "gpu", cJSON_Parse(g));
+        } else
+                cJSON_AddNullToObject(o, "gpu");
+        if (p->gpu_hung) {
+                /* said plainly: the GPU numbers stopped because the driver stopped answering */
+                cJSON *h = cJSON_AddObjectToObject(o, "gpu_health");
+                cJSON_AddBoolToObject(h, "hung", true);
+                cJSON_AddStringToObject(h, "message", "a GPU query (NVML or nvidia-smi) has not returned");
+        }
+        cJSON *ex = cJSON_AddArrayToObject(o, "experiments");
+        for (size_t i = 0; i < job->n_experiments && i < st->n; i++)
+                cJSON_AddItemToArray(ex, experiment_json(&job->experiments[i], &st->exps[i],
+                                                         p->ledger && i < p->ledger->n ? &p->ledger->exps[i] : NULL));
+        if (p->ledger)
+                add_progress(o, p->ledger, st);
+        if (st->spot_action[0]) {
+                cJSON *sp = cJSON_AddObjectToObject(o, "interruption");
+                cJSON_AddStringToObject(sp, "action", st->spot_action);
+                iso(sp, "time", st->spot_time);
+        }
+        if (p->cost)
+                cJSON_AddItemToObject(o, "cost", p->cost);
+        cJSON_AddStringToObject(o, "exit_action",
+                                exit_action_name(ended && st->outcome == OUT_SUCCEEDED ? job->on_exit : job->on_error));
+        char *txt = cJSON_Print(o);
+        if (!txt)
+                return -ENOMEM;
+        *ret = txt;
+        return 0;
+}

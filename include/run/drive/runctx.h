@@ -1,0 +1,91 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* runctx.h — the run as the driver holds it (struct run), and what its parts share: run.c (the driver: drive,
+ * enter, start), phases.c (what each phase does), fleetrun.c (a run shared by instances: claims, commits, the end),
+ * exit.c (the exit action). Internal to agent/run/drive/. */
+#pragma once
+#include <stdbool.h>
+
+#include "aws/aws.h"
+#include "run/base/lifecycle.h"
+#include "run/base/runstate.h"
+#include "run/base/wait.h"
+#include "run/fleet/ledger.h"
+#include "run/proc/envact.h"
+#include "run/proc/runner.h"
+#include "run/proc/supervise.h"
+#include "run/ship/ship.h"
+#include "run/view/wrapup.h"
+#include "run/watch/gpu.h"
+#include "run/watch/instance.h"
+#include "run/watch/watch.h"
+
+#define SPOT_UPLOAD_MARGIN 30     /* seconds kept for uploads before a spot notice's time */
+#define SPOT_MIN_GRACE 3          /* seconds a SIGTERM'd experiment always gets, even out of that margin */
+#define EXIT_RETRY 30             /* seconds between attempts at an exit action that failed */
+#define STOP_DRIVING (-1)         /* an action's answer: the process ends here (the state says where to go on) */
+#define FLEET_WAIT 5              /* seconds between looks at the ledger while waiting for an experiment */
+#define FLEET_SHIP_WAIT 120       /* seconds the run's ender gives the others to ship, beyond ttl/3 + stop_grace */
+
+struct run {
+        struct job job;
+        bool bad_spec;                /* the job could not be parsed: it runs with the defaults to report that */
+        char job_path[4096];
+        char state_dir[2048], logs_dir[2048], cache_dir[2048];
+        char state_path[2200];
+        char workdir[4096];
+        int workfd;                   /* the workdir, once the run user is known (-1 before) */
+        struct run_state st;
+        struct aws_ctx c;
+        struct instance_info inst;
+        char bucket[64];
+        char prefix[1200];            /* key prefix of this run: "<results prefix><name>/<run-id>/" */
+        char results_uri[1400];
+        struct shipper ship;
+        struct shipped_files outputs_done; /* outputs in S3 already: not uploaded again while unchanged */
+        bool ship_mask[JOB_MAX_EXPERIMENTS]; /* a shared run: the experiments the final upload ships */
+        bool ship_ready;
+        struct watcher watch;
+        struct run_user user;
+        bool user_ok;
+        struct envact_plan env;
+        struct gpu *gpu;
+        struct gpu_state gpu_inv;
+        bool have_gpu_inv, gpu_hung;
+        struct waiter w;
+        int metrics_fd;
+        char metrics_path[2200];
+        struct exp_run cur;           /* the running experiment */
+        int cur_idx;                  /* its index, -1 = none */
+        double deadline;              /* max_runtime on the monotonic clock, 0 = none */
+        struct wrapup wrap;           /* cost ledger, report.html, the notification (wrapup.h) */
+        /* a run shared by instances (the job names a run_id): the ledger in S3 is the truth */
+        bool fleet;
+        bool sweep;                   /* experiments claimed in any order (`after` aside): a fleet of several */
+        struct ledger ledger;
+        bool ledger_ok;
+        bool rebalance_seen;
+        int rc;                       /* the process's exit code */
+};
+
+/* The state to state.json (a warning when it cannot be written). */
+void save_state(struct run *R);
+/* The one seam: fn runs on a worker thread while the driver reads signals and feeds the watchdog (wait.h). */
+int io(struct run *R, int (*fn)(struct run *R, void *arg), void *arg);
+/* What the ledger told this instance changes its part in the shared run (the role table); saved. */
+void role_news(struct run *R, enum fleet_news n);
+int build_status(const struct run *R, bool final, char **ret);
+/* status.json (and report.html) follow the state. */
+void push_status(struct run *R);
+/* A failure the run cannot go on from: the first one is the run's error. Returns EV_FAILED. */
+enum lc_event failed(struct run *R, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+struct lc_exp lc_exp_of(const struct exp_state *s);
+enum outcome decide_outcome(const struct run *R);
+/* The watcher's GPU thread and IMDS polling stopped (one stuck in a query is left behind). */
+void stop_watch(struct run *R);
+/* The watcher's news: EV_SPOT once for a spot notice, else -1 (a lost claim, a run ended elsewhere, GPU idleness
+ * and a rebalance recommendation are acted on here). */
+int on_watch(struct run *R);
+/* A stop, a spot notice or max_runtime that came meanwhile; -1: none. */
+int pending_event(struct run *R);
+/* The run user and the workdir (create: make the workdir if missing). */
+int take_workdir(struct run *R, bool create);

@@ -1,0 +1,152 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* ledger.h — a run shared by the instances that run it, kept in S3 alone (shared/aws/COORDINATION.md §2): who holds
+ * which experiment (a lease per experiment, renewed while it runs), which are finished (a done record each,
+ * committed once), the attempts, and whether the run is over (one end record). Under the run's prefix:
+ *
+ *   ledger/lease/<experiment>.json   {"holder", "generation", "attempt", "ttl"}      If-None-Match to claim,
+ *                                                                                   If-Match to renew or take over
+ *   ledger/exp/<experiment>.json     {"attempts", "instances": [...]}                 If-Match / If-None-Match
+ *   ledger/done/<experiment>.json    {"instance", "attempts", "exit_code", ...}       If-None-Match: once
+ *   ledger/end.json                  {"outcome", "reason", "instance"}                If-None-Match: once
+ *   ledger/instances/<instance>.json {"instance", "time", "phase", "experiment"}      the run's heartbeat
+ *
+ * A lease counts as expired only when its ETag has stayed the same for ttl × LEDGER_SKEW seconds on the observer's
+ * own monotonic clock (its wall clock may be minutes off); the holder times its lease from a monotonic instant
+ * taken before each renewal and gives up its experiment before ttl has passed without a renewal, well before
+ * anyone may take it. A takeover is an If-Match write on the ETag that was watched, and bumps the generation.
+ * A lease that missed a renewal has its holder looked up in EC2 (DescribeInstances): a holder EC2 reports
+ * shutting-down, terminated, stopping or stopped is gone, and its experiment is taken over at once. */
+#pragma once
+#include <pthread.h>
+#include <stdbool.h>
+#include <time.h>
+
+#include "aws/aws.h"
+#include "run/base/job.h"
+
+#define LEDGER_SKEW 3.0               /* an observer waits ttl × this before taking over */
+#define LEDGER_DEFAULT_TTL 60         /* seconds: renewed every ttl/3; the worst-case takeover is ~ttl × 3 + a poll */
+#define LEDGER_MAX_INSTANCES 16       /* instances listed per experiment */
+
+/* One experiment as the ledger shows it. */
+struct ledger_exp {
+        bool done;
+        bool held;                    /* a lease object exists */
+        bool mine;                    /* ... and it is this instance's */
+        bool stale;                   /* ... and its ETag has not changed for ttl × LEDGER_SKEW here */
+        bool alive;                   /* ... and its ETag changed while this instance watched: its holder renews */
+        bool holder_gone;             /* ... and EC2 says its holder is going or gone: taken over at once (stale) */
+        char lease_etag[128];
+        double seen_since;            /* monotonic: when this instance first saw lease_etag */
+        char holder[32];              /* the lease's holder (read once per ETag) */
+        bool seen_holder;
+        int attempts;
+        char instances[LEDGER_MAX_INSTANCES][32];
+        size_t n_instances;
+        /* from its done record */
+        int exit_code, signal;
+        char reason[24];
+        time_t start, end;
+        char done_by[32];
+};
+
+struct ledger {
+        struct aws_ctx *c;
+        char bucket[64];
+        char prefix[1200];            /* the run's prefix; the ledger is prefix + "ledger/" */
+        char instance[32];
+        long ttl;
+        size_t n;
+        struct ledger_exp *exps;      /* n, in the job's order */
+        const struct job *job;
+        bool ended;
+        char end_outcome[24], end_reason[64], end_by[32];
+        /* the lease this instance holds */
+        int held;                     /* experiment index, -1 = none */
+        char etag[128];
+        long generation;
+        int attempt;
+        double renewed_at;            /* monotonic instant taken before the last renewal that took */
+        /* the keeper: a thread that renews the held lease every ttl/3 and beats the heartbeat */
+        pthread_mutex_t lock;         /* over the held lease's fields, between the keeper and the driver */
+        pthread_cond_t cond;          /* on CLOCK_MONOTONIC */
+        pthread_t th;
+        bool keeping, stop;
+        bool lost;                    /* the held lease was taken, or could not be renewed in time */
+        bool over, over_news;         /* the keeper found the run's end record (news: not yet taken) */
+        int wake_fd;                  /* an eventfd written when lost becomes true (-1: none) */
+        char phase[16], experiment[80];
+        char exp_etag[256][128];      /* the exp records' ETags last read: read again only when changed */
+        bool ec2_denied;              /* DescribeInstances refused: vanished holders wait out their TTL */
+};
+
+int ledger_init(struct ledger *L, struct aws_ctx *c, const char *bucket, const char *prefix, const char *instance,
+                const struct job *job, long ttl);
+void ledger_free(struct ledger *L);
+
+/* One LIST of the ledger (and a GET of the records it needs): done, held, stale, attempts, the end. */
+int ledger_refresh(struct ledger *L, struct aws_result *out);
+
+/* What this instance may do next. Pure: from the ledger as last read. sequential: each experiment waits for the one
+ * before it (a run on one instance at a time); else only for its `after` list (a sweep). Nothing left (leave the
+ * group) only when every unfinished experiment is held by an instance seen renewing its lease: a lease not seen
+ * renewing is watched (wait) until it renews or expires. */
+enum ledger_next { LEDGER_CLAIM, LEDGER_WAIT, LEDGER_NOTHING_LEFT, LEDGER_ALL_DONE };
+enum ledger_next ledger_pick(const struct ledger *L, bool sequential, int *ret_index);
+/* Pure: a lease whose ETag was first seen at seen_since is expired at now (both monotonic) for ttl. */
+bool ledger_lease_expired(double seen_since, double now, long ttl);
+/* Pure: the lease missed a renewal (unchanged for over ttl/2; renewed every ttl/3): EC2 is asked about its holder. */
+bool ledger_lease_overdue(double seen_since, double now, long ttl);
+/* Pure: an EC2 instance state in which a holder renews nothing any more (shutting-down, terminated, stopping,
+ * stopped). A stopped holder that starts again finds its lease's ETag changed: it never resumes over the taker. */
+bool ledger_instance_gone(const char *ec2_state);
+
+/* Claims experiment i: creates its lease, or takes over a stale one on the watched ETag; then counts the attempt.
+ * 0 with L->held = i and L->attempt; -MF_EPRECOND when another instance won it; -E2BIG when max_attempts is
+ * spent (the lease is given back). */
+int ledger_claim(struct ledger *L, int i, int max_attempts, struct aws_result *out);
+/* Renews the held lease. -MF_EPRECOND: it was taken (this instance lost the experiment). */
+int ledger_renew(struct ledger *L, struct aws_result *out);
+/* Seconds the held lease has left by this instance's monotonic clock (< 0: it must be given up). */
+double ledger_lease_left(const struct ledger *L);
+/* Gives the held lease back (after the experiment's results are in S3, or when stopping). */
+int ledger_release(struct ledger *L, struct aws_result *out);
+/* The held experiment is finished: its done record (once), then the lease given back. */
+struct ledger_done {
+        int exit_code, signal;
+        const char *reason;
+        time_t start, end;
+};
+int ledger_commit(struct ledger *L, const struct ledger_done *d, struct aws_result *out);
+/* Ends the run (once for all instances). 1 when this instance ended it, 0 when another had already. */
+int ledger_end(struct ledger *L, const char *outcome, const char *reason, struct aws_result *out);
+/* The run's heartbeat: this instance is alive, in phase, on experiment (NULL: none). */
+int ledger_heartbeat(struct ledger *L, const char *phase, const char *experiment, struct aws_result *out);
+
+/* A reader's view (mayfly status): whether the run has a ledger at all, whether it ended, and the newest heartbeat
+ * of its instances (their own clocks) with the TTL they announced. 0, or -errno. */
+struct ledger_liveness {
+        bool has_ledger, ended;
+        size_t instances;
+        time_t last_beat;             /* 0: none */
+        long ttl;
+        char last_instance[32], last_phase[16];
+};
+int ledger_liveness(struct aws_ctx *c, const char *bucket, const char *prefix, struct ledger_liveness *ret,
+                    struct aws_result *out);
+
+/* The keeper thread: renews the held lease every ttl/3 (a renewal it cannot make in time gives the experiment up:
+ * lost, wake_fd written, long before an observer may take it), writes the heartbeat and looks for the run's end
+ * record (over, wake_fd written). */
+int ledger_keeper_start(struct ledger *L, int wake_fd);
+void ledger_keeper_stop(struct ledger *L);
+/* What the heartbeat says from now on. */
+void ledger_set_phase(struct ledger *L, const char *phase, const char *experiment);
+/* Where a lost lease is signalled from now on (-1: nowhere). */
+void ledger_set_wake(struct ledger *L, int wake_fd);
+/* The experiment whose lease this instance holds now, -1: none. */
+int ledger_held(struct ledger *L);
+/* The keeper found that another instance ended the run (once; the news is cleared). */
+bool ledger_take_over(struct ledger *L);
+/* The held lease was lost (the flag is cleared). */
+bool ledger_take_lost(struct ledger *L);

@@ -1,0 +1,23 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* logship.h — a background thread that ships growing logs (only the new bytes, as numbered chunks), status.json
+ * (statusput.h) and the running experiment's checkpoint changes (ckptsync.h) while it runs, so a slow S3 never
+ * blocks the experiment. */
+#pragma once
+#include "run/ship/ckptsync.h"
+#include "run/ship/shipper.h"
+#include "run/ship/statusput.h"
+
+int shipper_init(struct shipper *s, struct aws_ctx *c, const char *bucket, const char *prefix, long interval);
+int shipper_start(struct shipper *s);
+/* Stops the thread (the final upload is then done by the caller with shipper_flush). */
+void shipper_stop(struct shipper *s);
+void shipper_free(struct shipper *s);
+/* A log to ship as it grows (again after a restart: its offset is kept). */
+int shipper_add_stream(struct shipper *s, const char *path, const char *name);
+/* The live chunks of stream name (live/<name>.<offset>) that go on from where the log at path ends, appended to it
+ * in order: what an instance shipped of a log before it vanished without shipping the whole log. ret_added: the
+ * bytes appended. 0 or -errno. */
+int shipper_restore_tail(struct shipper *s, const char *path, const char *name, uint64_t *ret_added,
+                         struct aws_result *out);
+/* Synchronous: ship every stream's remaining bytes and the pending status now. */
+int shipper_flush(struct shipper *s, struct aws_result *out);
