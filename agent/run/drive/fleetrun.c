@@ -169,6 +169,7 @@ static int run_claimed(struct run *R, int i) {
 
 int fleet_start(struct run *R) {
         bool said_wait = false;
+        int refused = 0; /* claims refused in a row */
         for (;;) {
                 int ev = pending_event(R);
                 if (ev >= 0)
@@ -209,8 +210,19 @@ int fleet_start(struct run *R) {
                 }
                 l = (struct ledger_call){ .i = i, .max_attempts = R->job.fleet.max_attempts };
                 int r = io(R, do_claim, &l);
-                if (r == -MF_EPRECOND)
-                        continue; /* another instance won it */
+                if (r == -MF_EPRECOND) {
+                        /* another instance won it: the next look comes at once; a store that keeps refusing the
+                         * condition is looked at again only after a growing pause (no spin, signals read) */
+                        if (++refused > 1) {
+                                if (refused == 3)
+                                        log_warn("claiming experiment %s: refused (412) %d times in a row",
+                                                 R->job.experiments[i].name, refused);
+                                if (!waiter_sleep(&R->w, MIN(refused - 1, FLEET_WAIT)))
+                                        return EV_SIGTERM;
+                        }
+                        continue;
+                }
+                refused = 0;
                 if (r == -E2BIG) {
                         log_error("experiment %s: max_attempts (%d) is spent", R->job.experiments[i].name,
                                   R->job.fleet.max_attempts);
