@@ -88,6 +88,28 @@ int ec2_stop(struct aws_ctx *c, struct http_client *h, const char *instance_id, 
         return state_change(c, h, "StopInstances", instance_id, false, state, n, out);
 }
 
+int ec2_instances_of_run(struct aws_ctx *c, struct http_client *h, const char *run_id, char ids[][32], size_t max,
+                         size_t *n, struct aws_result *out) {
+        struct kv p[] = { { "Filter.1.Name", "tag:mayfly:run-id" }, { "Filter.1.Value.1", run_id },
+                          { "Filter.2.Name", "instance-state-name" }, { "Filter.2.Value.1", "pending" },
+                          { "Filter.2.Value.2", "running" }, { "Filter.2.Value.3", "stopping" },
+                          { "Filter.2.Value.4", "stopped" } };
+        _cleanup_(xml_freep) struct xml_node *x = NULL;
+        *n = 0;
+        int r = ec2_call(c, h, "DescribeInstances", p, ARRAY_SIZE(p), &x, out);
+        if (r < 0)
+                return r;
+        for (const struct xml_node *res = xml_child(xml_child(x, "reservationSet"), "item"); res;
+             res = xml_next_named(res))
+                for (const struct xml_node *it = xml_child(xml_child(res, "instancesSet"), "item"); it;
+                     it = xml_next_named(it)) {
+                        const char *id = xml_text(it, "instanceId");
+                        if (id && *n < max && strlen(id) < sizeof ids[0])
+                                snprintf(ids[(*n)++], sizeof ids[0], "%s", id);
+                }
+        return 0;
+}
+
 int ec2_describe_state(struct aws_ctx *c, struct http_client *h, const char *instance_id, char *state, size_t n,
                        struct aws_result *out) {
         struct kv p[] = { { "InstanceId.1", instance_id } };

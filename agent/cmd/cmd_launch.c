@@ -12,6 +12,8 @@
 #include "cmd/cli.h"
 #include "aws/autoscaling.h"
 #include "aws/ec2.h"
+#include "aws/s3.h"
+#include "aws/sts.h"
 #include "run/fleet/ledger.h"
 #include "aws/transfer.h"
 #include "cmd/userdata.h"
@@ -433,6 +435,61 @@ static int parse_launch_args(int argc, char **argv, struct launch_opts *lo, stru
         return 0;
 }
 
+/* launch.json under the run's prefix: the run is visible (status, logs, cancel) before its first instance
+ * reports. What was launched, by whom, when. */
+static int write_launch_json(struct aws_ctx *c, const cJSON *job, const struct launch_opts *lo, const char *run_id,
+                             const char *group, const struct xml_node *instances, char *err, size_t errlen) {
+        const char *results = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(job, "results"));
+        const char *name = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(job, "name"));
+        _cleanup_free_ char *bucket = NULL, *prefix = NULL;
+        char key[S3_MAX_KEY + 1], arn[600] = "", why[512];
+        if (!results || !name || s3_parse_uri(results, &bucket, &prefix, err, errlen) < 0)
+                return -EINVAL;
+        if (pathf(key, sizeof key, "%s%s%s/%s/launch.json", prefix, *prefix && !str_has_suffix(prefix, "/") ? "/" : "",
+                  name, run_id) < 0)
+                return -ENAMETOOLONG;
+        if (sts_caller_arn(c, arn, sizeof arn, why, sizeof why) < 0)
+                snprintf(arn, sizeof arn, "unknown (%s)", why);
+        _cleanup_(cjson_deletep) cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "run_id", run_id);
+        cJSON_AddStringToObject(o, "name", name);
+        cJSON_AddStringToObject(o, "region", c->region);
+        cJSON_AddStringToObject(o, "launched_by", arn);
+        char ts[32];
+        time_t t = now_wall();
+        struct tm tm;
+        gmtime_r(&t, &tm);
+        strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%SZ", &tm);
+        cJSON_AddStringToObject(o, "launched", ts);
+        cJSON_AddBoolToObject(o, "spot", lo->spot);
+        cJSON *types = cJSON_AddArrayToObject(o, "instance_types");
+        for (size_t i = 0; i < lo->n_types; i++)
+                cJSON_AddItemToArray(types, cJSON_CreateString(lo->types[i]));
+        if (wants_group(lo)) {
+                cJSON_AddStringToObject(o, "group", group);
+                cJSON_AddStringToObject(o, "launch_template", group);
+                cJSON_AddNumberToObject(o, "size", lo->instances > 0 ? (double)lo->instances : 1);
+        } else {
+                cJSON *ids = cJSON_AddArrayToObject(o, "instances");
+                for (const struct xml_node *it = xml_child(xml_child(instances, "instancesSet"), "item"); it;
+                     it = xml_next_named(it))
+                        if (xml_text(it, "instanceId"))
+                                cJSON_AddItemToArray(ids, cJSON_CreateString(xml_text(it, "instanceId")));
+        }
+        _cleanup_free_ char *text = cJSON_Print(o);
+        if (!text)
+                return -ENOMEM;
+        struct http_client h;
+        struct aws_result out = { 0 };
+        int r = http_client_init(&h);
+        if (r == 0)
+                r = s3_put(c, &h, bucket, key, text, -1, 0, strlen(text), "application/json", NULL, NULL, &out);
+        http_client_free(&h);
+        if (r < 0)
+                errf(err, errlen, "writing s3://%s/%s: %s", bucket, key, out.msg);
+        return r;
+}
+
 int cmd_launch(int argc, char **argv) {
         static const char usage[] =
                 "usage: mayfly launch JOB --image-id AMI --instance-type TYPE... [--spot] [--subnet-id ID]...\n"
@@ -542,6 +599,11 @@ int cmd_launch(int argc, char **argv) {
                         printf("%s\n", xml_text(it, "instanceId") ? xml_text(it, "instanceId") : "?");
                 if (r == 0)
                         printf("run:      %s\n", run_id);
+        }
+        if (r == 0 && write_launch_json(&c, job, &lo, run_id, group, x, err, sizeof err) < 0) {
+                /* launched all the same: only the view before the first status is missing */
+                log_error("warning: %s", err);
+                err[0] = 0;
         }
         if (r == 0) {
                 const char *results = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(job, "results"));

@@ -16,6 +16,7 @@ static const struct {
         { "launch", cmd_launch, "launch instances that run a job and end themselves" },
         { "status", cmd_status, "show a run's status from S3" },
         { "logs", cmd_logs, "print a run's logs from S3 (--follow)" },
+        { "cancel", cmd_cancel, "cancel a run: its instances stop, ship and end, its group goes" },
         { "report", cmd_report, "render a run's report.html from S3 (plots, timeline, cost, log tails)" },
         { "ls", cmd_ls, "list the runs under a results prefix, newest first" },
         { "cp", cmd_cp, "copy files between S3 and the local disk" },

@@ -17,5 +17,10 @@ struct sts_assume {
  * AWS_ENDPOINT_URL, else sts.REGION.amazonaws.com (sts.amazonaws.com, us-east-1, without a region). */
 int sts_assume_role(struct aws_ctx *c, const struct aws_creds *source, const struct sts_assume *a,
                     struct aws_creds *ret, char *err, size_t errlen);
+/* GetCallerIdentity with the context's own credentials: who is asking (an ARN), into arn. 0 or -errno (err says
+ * why). */
+int sts_caller_arn(struct aws_ctx *c, char *arn, size_t n, char *err, size_t errlen);
+/* Pure: the Arn of a GetCallerIdentity answer. */
+int sts_parse_caller(const char *xml, size_t len, char *arn, size_t n);
 /* Pure: the credentials in an AssumeRole answer. */
 int sts_parse_credentials(const char *xml, size_t len, struct aws_creds *ret);

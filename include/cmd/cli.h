@@ -14,6 +14,7 @@ int cmd_gpu(int argc, char **argv);
 int cmd_launch(int argc, char **argv);
 int cmd_status(int argc, char **argv);
 int cmd_logs(int argc, char **argv);
+int cmd_cancel(int argc, char **argv);
 int cmd_check(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_failsafe(int argc, char **argv);

@@ -69,6 +69,10 @@ static void test_paths(void) {
                   { EV_OVER, EV_EXP_ENDED, EV_DONE }, 3, "STOPPING:stop SHIP:ship EXIT:exit", END_OVER },
                 { "booted, while shipping, into a run another instance ended", PH_SHIP, { EV_OVER, EV_DONE }, 2,
                   "SHIP:ship EXIT:exit", END_OVER },
+                { "a cancel mid-experiment: stop, ship, exit", PH_RUN, { EV_CANCEL, EV_EXP_ENDED, EV_DONE, EV_DONE },
+                  4, "STOPPING:stop SHIP:ship EXIT:exit DONE:none", END_CANCELLED },
+                { "a cancel while stopping for a spot notice: the first end counts", PH_RUN,
+                  { EV_SPOT, EV_CANCEL, EV_EXP_ENDED }, 3, "STOPPING:stop STOPPING:stop SHIP:ship", END_SPOT },
                 { "an event RUN cannot meet: an internal error, through STOPPING and SHIP", PH_RUN,
                   { EV_DONE, EV_EXP_ENDED, EV_DONE }, 3, "STOPPING:bail SHIP:ship EXIT:exit", END_ERROR },
                 { "a finished run still up", PH_DONE, { EV_BOOT, EV_DONE }, 2, "DONE:exit DONE:none", END_NONE },
@@ -148,9 +152,9 @@ static void test_total(void) {
 
 /* What each action can answer with (run.c): the events the table meets after it. */
 static size_t answers(enum lc_action a, enum lc_event *out) {
-        static const enum lc_event fetch[] = { EV_DONE, EV_FAILED, EV_SPOT, EV_SIGTERM, EV_MAX_RUNTIME };
+        static const enum lc_event fetch[] = { EV_DONE, EV_FAILED, EV_SPOT, EV_SIGTERM, EV_MAX_RUNTIME, EV_CANCEL };
         static const enum lc_event start[] = { EV_EXP_ENDED, EV_NO_MORE, EV_FAILED, EV_SPOT, EV_SIGTERM,
-                                               EV_MAX_RUNTIME, EV_OVER };
+                                               EV_MAX_RUNTIME, EV_OVER, EV_CANCEL };
         static const enum lc_event stop[] = { EV_EXP_ENDED };
         static const enum lc_event ship[] = { EV_DONE, EV_INCOMPLETE };
         static const enum lc_event exit_[] = { EV_DONE };
@@ -198,9 +202,9 @@ static void explore(enum phase p, enum lc_event ev, bool shipped, int depth, cha
 }
 
 static void test_every_start_event_ends_well(void) {
-        /* what start() can return: BOOT, OVER, FAILSAFE in any phase; BACK from STOPPING, SHIP and EXIT; FAILED
-         * (a bad spec) in a new run */
-        static const enum lc_event from_start[] = { EV_BOOT, EV_OVER, EV_FAILSAFE, EV_BACK, EV_FAILED };
+        /* what start() can return: BOOT, OVER, CANCEL, FAILSAFE in any phase; BACK from STOPPING, SHIP and EXIT;
+         * FAILED (a bad spec) in a new run */
+        static const enum lc_event from_start[] = { EV_BOOT, EV_OVER, EV_CANCEL, EV_FAILSAFE, EV_BACK, EV_FAILED };
         char bad[256] = "";
         int paths = 0;
         for (int p = 0; p < PH__MAX; p++)
@@ -214,7 +218,7 @@ static void test_every_start_event_ends_well(void) {
                         paths++;
                 }
         T_EXPECT_STR("every event start() returns ends in a resumed RUN or SHIP then EXIT", bad, "");
-        T_EXPECT("every start event explored", paths == 7 * 3 + 3 + 1);
+        T_EXPECT("every start event explored", paths == 7 * 4 + 3 + 1);
         /* and from every phase, every event an action can answer with */
         bad[0] = 0;
         for (int p = PH_FETCH; p < PH_DONE; p++)
@@ -279,6 +283,8 @@ static void test_fleet_end_plan(void) {
                 { "max_runtime of the sweep's last member: the run ends", { END_MAX_RUNTIME, ROLE_WORKS, true, true },
                   true, FP_END_TIMEOUT },
                 { "ended by another instance: follow", { END_OVER, ROLE_WORKS, true, false }, false, FP_FOLLOW },
+                { "cancelled: end the run for all", { END_CANCELLED, ROLE_WORKS, true, false }, false,
+                  FP_END_CANCELLED },
                 { "a spot notice: the run goes on elsewhere", { END_SPOT, ROLE_WORKS, true, false }, false,
                   FP_NOTHING },
                 { "a stop: it goes on after the restart", { END_STOPPED, ROLE_WORKS, false, false }, false,
@@ -338,6 +344,7 @@ static void test_outcome(void) {
                 { "one skipped", END_FINISHED, false, { fail, skip }, 2, OUT_FAILED },
                 { "a timeout beats a failure", END_FINISHED, false, { fail, tmo }, 2, OUT_TIMEOUT },
                 { "gpu idle", END_FINISHED, false, { ok, idle }, 2, OUT_GPU_IDLE },
+                { "cancelled, whatever ran", END_CANCELLED, false, { ok, fail }, 2, OUT_CANCELLED },
                 { "never started for max_runtime", END_FINISHED, false, { ok, mrt }, 2, OUT_TIMEOUT },
                 { "a spot notice", END_SPOT, false, { ok }, 1, OUT_INTERRUPTED },
                 { "SIGTERM", END_STOPPED, false, { ok }, 1, OUT_INTERRUPTED },
@@ -378,6 +385,8 @@ static void test_exit(void) {
                   EXIT_ACTION_TERMINATE, X_RESUME_LATER, EXIT_ACTION_TERMINATE, false },
                 { "spot: await the reclaim, on_error after", END_SPOT, OUT_INTERRUPTED, true, EXIT_ACTION_KEEP,
                   EXIT_ACTION_TERMINATE, X_AWAIT_RECLAIM, EXIT_ACTION_TERMINATE, false },
+                { "cancelled: on_exit, as asked", END_CANCELLED, OUT_CANCELLED, true, EXIT_ACTION_TERMINATE,
+                  EXIT_ACTION_KEEP, X_ACTION, EXIT_ACTION_TERMINATE, false },
         };
         for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
                 struct lc_exit_plan p = lc_exit_decide(cases[i].end, cases[i].o, cases[i].shipped, cases[i].on_exit,

@@ -20,7 +20,8 @@
 /* Events that end a run before it ships, the same in FETCH, PREPARE and RUN */
 #define ENDINGS \
         [EV_FAILED] = TO_STOP(END_ERROR), [EV_SPOT] = TO_STOP(END_SPOT), [EV_SIGTERM] = TO_STOP(END_STOPPED), \
-        [EV_MAX_RUNTIME] = TO_STOP(END_MAX_RUNTIME), [EV_FAILSAFE] = TO_STOP(END_FAILSAFE), [EV_OVER] = TO_STOP(END_OVER)
+        [EV_MAX_RUNTIME] = TO_STOP(END_MAX_RUNTIME), [EV_FAILSAFE] = TO_STOP(END_FAILSAFE), [EV_OVER] = TO_STOP(END_OVER), \
+        [EV_CANCEL] = TO_STOP(END_CANCELLED)
 
 static const struct lc_step table[PH__MAX][EV__MAX] = {
         [PH_FETCH] = {
@@ -68,6 +69,7 @@ static const struct lc_step table[PH__MAX][EV__MAX] = {
                 [EV_FAILSAFE] = TO_STOP(END_FAILSAFE),
                 /* booted into a run another instance ended, while stopping: the stop goes on, then the ship */
                 [EV_OVER] = TO_STOP(END_OVER),
+                [EV_CANCEL] = AGAIN(PH_STOPPING, A_STOP),
         },
         [PH_SHIP] = {
                 [EV_BOOT] = AGAIN(PH_SHIP, A_SHIP),
@@ -86,6 +88,7 @@ static const struct lc_step table[PH__MAX][EV__MAX] = {
                 [EV_INCOMPLETE] = { PH_SHIP, A_EXIT, END_NONE },
                 [EV_FAILSAFE] = TO_SHIP(END_FAILSAFE),
                 [EV_OVER] = TO_SHIP(END_OVER),
+                [EV_CANCEL] = AGAIN(PH_SHIP, A_SHIP),
         },
         [PH_EXIT] = {
                 [EV_BOOT] = AGAIN(PH_EXIT, A_EXIT),
@@ -100,6 +103,7 @@ static const struct lc_step table[PH__MAX][EV__MAX] = {
                 [EV_INCOMPLETE] = AGAIN(PH_EXIT, A_EXIT),
                 [EV_FAILSAFE] = AGAIN(PH_EXIT, A_EXIT),
                 [EV_OVER] = AGAIN(PH_EXIT, A_EXIT),
+                [EV_CANCEL] = AGAIN(PH_EXIT, A_EXIT),
         },
         [PH_DONE] = {
                 /* a finished run whose instance is still up: the exit action again */
@@ -116,6 +120,7 @@ static const struct lc_step table[PH__MAX][EV__MAX] = {
                 [EV_SIGTERM] = AGAIN(PH_DONE, A_NONE),
                 [EV_MAX_RUNTIME] = AGAIN(PH_DONE, A_NONE),
                 [EV_INCOMPLETE] = AGAIN(PH_DONE, A_NONE),
+                [EV_CANCEL] = AGAIN(PH_DONE, A_NONE),
         },
 };
 
@@ -128,16 +133,16 @@ struct lc_step lc_transition(enum phase p, enum lc_event ev) {
 static const char *const phase_names[PH__MAX] = { "FETCH", "PREPARE", "RUN", "STOPPING", "SHIP", "EXIT", "DONE" };
 static const char *const event_names[EV__MAX] = { "boot", "back", "done", "failed", "experiment-ended", "no-more",
                                                   "spot", "sigterm", "max-runtime", "incomplete", "failsafe",
-                                                  "over" };
+                                                  "over", "cancel" };
 static const char *const action_names[A__MAX] = { "hole", "none", "fetch", "prepare", "start", "stop", "ship", "exit",
                                                    "bail" };
 static const char *const end_names[END__MAX] = { "", "finished", "error", "spot-interruption", "agent-stopped",
-                                                 "max-runtime", "failsafe", "over" };
+                                                 "max-runtime", "failsafe", "over", "cancelled" };
 static const char *const outcome_names[OUT__MAX] = { "running", "succeeded", "failed", "timeout", "gpu-idle",
-                                                     "interrupted", "error" };
+                                                     "interrupted", "error", "cancelled" };
 static const char *const reason_names[R__MAX] = { "", "exit", "timeout", "gpu-idle", "interrupted", "max-runtime",
                                                   "agent-stopped", "skipped", "error", "lease-lost",
-                                                  "run-over" };
+                                                  "run-over", "cancelled" };
 
 static const char *name_of(const char *const *t, size_t n, int v) {
         return v >= 0 && (size_t)v < n ? t[v] : NULL;
@@ -167,6 +172,7 @@ enum outcome lc_outcome(enum lc_end end, bool error, const struct lc_exp *exps, 
         switch (end) {
         case END_NONE: return OUT_RUNNING;
         case END_SPOT: case END_STOPPED: return OUT_INTERRUPTED;
+        case END_CANCELLED: return OUT_CANCELLED;
         case END_MAX_RUNTIME: return OUT_TIMEOUT;
         default: break;
         }
@@ -186,7 +192,9 @@ enum outcome lc_outcome(enum lc_end end, bool error, const struct lc_exp *exps, 
 
 struct lc_exit_plan lc_exit_decide(enum lc_end end, enum outcome o, bool shipped, enum exit_action on_exit,
                                    enum exit_action on_error) {
-        struct lc_exit_plan p = { .kind = X_ACTION, .action = o == OUT_SUCCEEDED ? on_exit : on_error };
+        /* a cancelled run ends the way the job ends a good one: the user asked for it */
+        struct lc_exit_plan p = { .kind = X_ACTION, .action = o == OUT_SUCCEEDED || o == OUT_CANCELLED ? on_exit
+                                                                                                       : on_error };
         p.wanted = p.action;
         if (end == END_STOPPED) {
                 p.kind = X_RESUME_LATER;
@@ -228,7 +236,8 @@ enum fleet_role fleet_role_next(enum fleet_role r, enum fleet_news n) {
 
 static const char *const role_names[ROLE__MAX] = { "works", "ends", "follows", "leaves" };
 static const char *const news_names[FN__MAX] = { "end-won", "end-lost", "over", "nothing-left", "back" };
-static const char *const plan_names[FP__MAX] = { "nothing", "end-error", "end-timeout", "leave", "follow" };
+static const char *const plan_names[FP__MAX] = { "nothing", "end-error", "end-timeout", "leave", "follow",
+                                                 "end-cancelled" };
 
 const char *fleet_role_name(enum fleet_role r) { return name_of(role_names, ROLE__MAX, (int)r); }
 int fleet_role_from_name(const char *s) { return from_name(role_names, ROLE__MAX, s); }
@@ -251,6 +260,7 @@ enum fleet_plan fleet_end_plan(const struct fleet_facts *f) {
                 /* max_runtime is per instance: in a sweep the others go on, unless this is the last one */
                 return f->sweep && !f->last_member ? FP_LEAVE : FP_END_TIMEOUT;
         case END_OVER: return FP_FOLLOW;
+        case END_CANCELLED: return FP_END_CANCELLED;
         case END_NONE: case END_FINISHED: case END_SPOT: case END_STOPPED: case END__MAX: case END_CLEAR: break;
         }
         /* a spot notice or a stop: the run goes on, on a replacement or after the restart */

@@ -71,6 +71,8 @@ int runstate_save(const char *path, const struct run_state *s) {
         cJSON_AddStringToObject(o, "fleet_role", fleet_role_name(s->role));
         cJSON_AddStringToObject(o, "error", s->error);
         cJSON_AddStringToObject(o, "spot_action", s->spot_action);
+        if (s->cancelled_by[0])
+                cJSON_AddStringToObject(o, "cancelled_by", s->cancelled_by);
         cJSON_AddNumberToObject(o, "spot_time", (double)s->spot_time);
         cJSON_AddBoolToObject(o, "exit_done", s->exit_done);
         cJSON *a = cJSON_AddArrayToObject(o, "experiments");
@@ -122,6 +124,7 @@ int runstate_load(const char *path, struct run_state *ret) {
         str(o, "instance_id", s->instance_id, sizeof s->instance_id);
         str(o, "error", s->error, sizeof s->error);
         str(o, "spot_action", s->spot_action, sizeof s->spot_action);
+        str(o, "cancelled_by", s->cancelled_by, sizeof s->cancelled_by);
         s->spot_time = (time_t)num(o, "spot_time");
         s->started = (time_t)num(o, "started");
         s->exit_done = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "exit_done"));

@@ -186,6 +186,10 @@ int fleet_start(struct run *R) {
                         role_news(R, FN_OVER);
                         return EV_OVER;
                 }
+                if (R->ledger.cancelled) {
+                        note_cancel(R, R->ledger.cancel_by);
+                        return EV_CANCEL;
+                }
                 int i = -1;
                 switch (ledger_pick(&R->ledger, !R->sweep, &i)) {
                 case LEDGER_ALL_DONE: {
@@ -256,6 +260,7 @@ void fleet_decide(struct run *R) {
         case FP_END_TIMEOUT: fleet_end(R, OUT_TIMEOUT, "max-runtime"); break;
         case FP_LEAVE: role_news(R, FN_NOTHING_LEFT); break;
         case FP_FOLLOW: role_news(R, FN_OVER); break;
+        case FP_END_CANCELLED: fleet_end(R, OUT_CANCELLED, "cancelled"); break;
         case FP_NOTHING: case FP__MAX: break;
         }
         if (R->st.role == ROLE_ENDS || R->st.role == ROLE_FOLLOWS) {

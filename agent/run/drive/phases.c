@@ -330,7 +330,7 @@ struct ship_plan plan_of(struct run *R) {
 int act_stop(struct run *R) {
         static const enum exp_reason why[END__MAX] = { [END_SPOT] = R_INTERRUPTED, [END_STOPPED] = R_AGENT_STOPPED,
                                                        [END_MAX_RUNTIME] = R_MAX_RUNTIME, [END_ERROR] = R_ERROR,
-                                                       [END_FAILSAFE] = R_ERROR };
+                                                       [END_FAILSAFE] = R_ERROR, [END_CANCELLED] = R_CANCELLED };
         enum exp_reason reason = R->st.end > END_NONE && R->st.end < END__MAX ? why[R->st.end] : R_ERROR;
         if (R->cur_idx >= 0) {
                 long grace = R->job.stop_grace;
@@ -372,7 +372,9 @@ int act_stop(struct run *R) {
                                          R->job.experiments[i].name, R->job.max_runtime);
                 } else if (s->st == EXP_PENDING && !resumes) {
                         s->st = EXP_SKIPPED;
-                        s->reason = R->st.end == END_MAX_RUNTIME ? R_MAX_RUNTIME : R_SKIPPED;
+                        s->reason = R->st.end == END_MAX_RUNTIME ? R_MAX_RUNTIME
+                                    : R->st.end == END_CANCELLED ? R_CANCELLED
+                                                                 : R_SKIPPED;
                 }
         }
         save_state(R);

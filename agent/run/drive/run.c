@@ -222,6 +222,10 @@ static int join_the_fleet(struct run *R) {
                          R->ledger.end_by);
                 role_news(R, FN_OVER);
                 return EV_OVER;
+        } else if (R->ledger.cancelled && !(R->st.phase >= PH_SHIP && R->st.end != END_NONE)) {
+                /* booted into a cancelled run no instance has ended yet: this one ends it */
+                note_cancel(R, R->ledger.cancel_by);
+                return EV_CANCEL;
         }
         return -1;
 }

@@ -123,6 +123,15 @@ void stop_watch(struct run *R) {
 }
 
 /* The watcher has news: a spot notice (→ EV_SPOT, once), a rebalance recommendation, GPU idleness, GPU health. */
+void note_cancel(struct run *R, const char *by) {
+        if (!R->st.cancelled_by[0]) {
+                snprintf(R->st.cancelled_by, sizeof R->st.cancelled_by, "%s", by && *by ? by : "unknown");
+                save_state(R);
+        }
+        log_info("run %s is cancelled (by %s): the running experiment stops, nothing more starts", R->st.run_id,
+                 R->st.cancelled_by);
+}
+
 int on_watch(struct run *R) {
         watcher_ack(&R->watch);
         pthread_mutex_lock(&R->watch.lock);
@@ -142,6 +151,11 @@ int on_watch(struct run *R) {
                 log_info("run %s was ended by another instance: stopping experiment %s", R->st.run_id,
                          R->job.experiments[R->cur_idx].name);
                 exp_stop(&R->cur, R_RUN_OVER, R->job.stop_grace);
+        }
+        char by[160];
+        if (R->ledger_ok && ledger_take_cancel(&R->ledger, by, sizeof by)) {
+                note_cancel(R, by);
+                return EV_CANCEL;
         }
         if (reb && !R->rebalance_seen) {
                 R->rebalance_seen = true;

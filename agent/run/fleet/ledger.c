@@ -77,7 +77,7 @@ struct listing {
         size_t skip;
         bool seen_lease[256], seen_done[256], seen_exp[256];
         char exp_etag[256][128];
-        bool end;
+        bool end, cancel;
 };
 
 /* "<kind>/<name>.json" under the ledger: which experiment, or -1. */
@@ -95,6 +95,8 @@ static int on_item(void *ud, const struct s3_object *o) {
         int i;
         if (!strcmp(rel, "end.json"))
                 l->end = true;
+        else if (!strcmp(rel, "cancel.json"))
+                l->cancel = true;
         else if ((i = parse_rel(l->L, rel, "lease")) >= 0 && i < 256) {
                 l->seen_lease[i] = true;
                 struct ledger_exp *e = &l->L->exps[i];
@@ -188,6 +190,27 @@ static bool holder_gone(struct ledger *L, struct http_client *h, const char *hol
         return gone;
 }
 
+/* The run's end record and cancel record, once each, when the listing shows them. */
+static void read_end_and_cancel(struct ledger *L, struct http_client *h, const struct listing *l,
+                                struct aws_result *out) {
+        char key[S3_MAX_KEY + 1];
+        cJSON *o = NULL;
+        if (l->end && !L->ended && lkey(L, key, out, "end.json") == 0 && get_json(L, h, key, &o, NULL, out) == 0) {
+                L->ended = true;
+                str_field(o, "outcome", L->end_outcome, sizeof L->end_outcome);
+                str_field(o, "reason", L->end_reason, sizeof L->end_reason);
+                str_field(o, "instance", L->end_by, sizeof L->end_by);
+        }
+        cJSON_Delete(o);
+        o = NULL;
+        if (l->cancel && !L->cancelled && lkey(L, key, out, "cancel.json") == 0 &&
+            get_json(L, h, key, &o, NULL, out) == 0) {
+                L->cancelled = true;
+                str_field(o, "by", L->cancel_by, sizeof L->cancel_by);
+        }
+        cJSON_Delete(o);
+}
+
 static int ledger_refresh_locked(struct ledger *L, struct aws_result *out) {
         char prefix[S3_MAX_KEY + 1];
         int r = lkey(L, prefix, out, "%s", "");
@@ -248,17 +271,8 @@ static int ledger_refresh_locked(struct ledger *L, struct aws_result *out) {
                 }
                 cJSON_Delete(o);
         }
-        if (r == 0 && l->end && !L->ended) {
-                char key[S3_MAX_KEY + 1];
-                cJSON *o = NULL;
-                if (lkey(L, key, out, "end.json") == 0 && get_json(L, &h, key, &o, NULL, out) == 0) {
-                        L->ended = true;
-                        str_field(o, "outcome", L->end_outcome, sizeof L->end_outcome);
-                        str_field(o, "reason", L->end_reason, sizeof L->end_reason);
-                        str_field(o, "instance", L->end_by, sizeof L->end_by);
-                }
-                cJSON_Delete(o);
-        }
+        if (r == 0)
+                read_end_and_cancel(L, &h, l, out);
         free(l);
         http_client_free(&h);
         return r;
@@ -687,10 +701,11 @@ int ledger_liveness(struct aws_ctx *c, const char *bucket, const char *prefix, s
 /* ---------- the keeper ---------- */
 
 /* Whether the run's end record exists (another instance ended the run). 1, 0, or -errno. */
-static int end_exists(struct ledger *L) {
+/* A record of the ledger (end.json, cancel.json): 1 with its body in *ret (when ret), 0 when there is none, -errno. */
+static int record_exists(struct ledger *L, const char *name, char **ret) {
         char key[S3_MAX_KEY + 1];
         struct aws_result out = { 0 };
-        int r = lkey(L, key, &out, "end.json");
+        int r = lkey(L, key, &out, "%s", name);
         struct http_client h;
         if (r < 0 || (r = http_client_init(&h)) < 0)
                 return r;
@@ -698,7 +713,16 @@ static int end_exists(struct ledger *L) {
         char etag[128];
         r = s3cas_get(L->c, &h, L->bucket, key, &body, etag, &out);
         http_client_free(&h);
+        if (r == 0 && ret)
+                *ret = TAKE_PTR(body);
         return r == 0 ? 1 : r == -MF_ENOTFOUND ? 0 : r;
+}
+
+/* Who cancelled the run, from cancel.json's text. */
+static void cancel_by_of(const char *body, char *by, size_t n) {
+        _cleanup_(cjson_deletep) cJSON *o = body ? cJSON_Parse(body) : NULL;
+        const char *v = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, "by"));
+        snprintf(by, n, "%s", v ? v : "");
 }
 
 static void wake(struct ledger *L) {
@@ -738,11 +762,20 @@ static void *keeper(void *ud) {
                         ledger_heartbeat(L, phase, exp[0] ? exp : NULL, &out);
                         /* the run ended elsewhere (a failure with continue_on_failure false, max_attempts): the
                          * work here stops too */
-                        bool over = !L->over && end_exists(L) == 1;
+                        bool over = !L->over && record_exists(L, "end.json", NULL) == 1;
+                        /* `mayfly cancel`: the work here stops, and the run ends */
+                        _cleanup_free_ char *cancel = NULL;
+                        bool cancelled = !over && !L->cancel_seen && record_exists(L, "cancel.json", &cancel) == 1;
                         pthread_mutex_lock(&L->lock);
                         if (over) {
                                 L->over = true;
                                 L->over_news = true;
+                                wake(L);
+                        }
+                        if (cancelled) {
+                                L->cancel_seen = true;
+                                L->cancel_news = true;
+                                cancel_by_of(cancel, L->cancel_news_by, sizeof L->cancel_news_by);
                                 wake(L);
                         }
                         next_beat = now_mono() + (double)L->ttl / 3;
@@ -804,6 +837,16 @@ bool ledger_take_over(struct ledger *L) {
         pthread_mutex_lock(&L->lock);
         bool news = L->over_news;
         L->over_news = false;
+        pthread_mutex_unlock(&L->lock);
+        return news;
+}
+
+bool ledger_take_cancel(struct ledger *L, char *by, size_t n) {
+        pthread_mutex_lock(&L->lock);
+        bool news = L->cancel_news;
+        L->cancel_news = false;
+        if (news)
+                snprintf(by, n, "%s", L->cancel_news_by);
         pthread_mutex_unlock(&L->lock);
         return news;
 }

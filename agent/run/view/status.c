@@ -112,6 +112,8 @@ int status_build(const struct status_parts *p, char **ret) {
         cJSON_AddStringToObject(o, "phase", phase_name(st->phase));
         if (st->error[0])
                 cJSON_AddStringToObject(o, "error", st->error);
+        if (st->cancelled_by[0])
+                cJSON_AddStringToObject(o, "cancelled_by", st->cancelled_by);
         cJSON_AddStringToObject(o, "results", p->results_uri);
         cJSON_AddStringToObject(o, "mayfly_version", MAYFLY_VERSION);
         iso(o, "started", st->started);

@@ -34,6 +34,7 @@ enum lc_event {
         EV_INCOMPLETE,  /* the final upload did not complete within ship_timeout */
         EV_FAILSAFE,    /* `mayfly failsafe`: systemd gave up restarting the agent */
         EV_OVER,        /* the run is over: another instance ended it (this one boots into it, or sees it) */
+        EV_CANCEL,      /* `mayfly cancel`: the run's cancel record (seen at a heartbeat, a claim, or at boot) */
         EV__MAX
 };
 
@@ -60,12 +61,14 @@ enum lc_end {
         END_MAX_RUNTIME,
         END_FAILSAFE,
         END_OVER,       /* another instance ended the run */
+        END_CANCELLED,  /* `mayfly cancel` */
         END__MAX,
         END_CLEAR = -1  /* in a step: the end is forgotten (the instance is back after a spot stop) */
 };
 
 enum outcome {
-        OUT_RUNNING, OUT_SUCCEEDED, OUT_FAILED, OUT_TIMEOUT, OUT_GPU_IDLE, OUT_INTERRUPTED, OUT_ERROR, OUT__MAX
+        OUT_RUNNING, OUT_SUCCEEDED, OUT_FAILED, OUT_TIMEOUT, OUT_GPU_IDLE, OUT_INTERRUPTED, OUT_ERROR, OUT_CANCELLED,
+        OUT__MAX
 };
 
 /* Why an experiment ended (or did not run). */
@@ -73,6 +76,7 @@ enum exp_reason {
         R_NONE, R_EXIT, R_TIMEOUT, R_GPU_IDLE, R_INTERRUPTED, R_MAX_RUNTIME, R_AGENT_STOPPED, R_SKIPPED, R_ERROR,
         R_LEASE_LOST,   /* another instance took the experiment over (this one could not renew its claim in time) */
         R_RUN_OVER,     /* another instance ended the run (a failure with continue_on_failure false): stopped here */
+        R_CANCELLED,    /* the run was cancelled (`mayfly cancel`): stopped, or never started */
         R__MAX
 };
 
@@ -157,6 +161,7 @@ enum fleet_plan {
         FP_END_TIMEOUT,  /* max_runtime, and no other instance goes on: end the run, outcome timeout */
         FP_LEAVE,        /* max_runtime in a sweep with other members: leave, the others go on */
         FP_FOLLOW,       /* the run was ended by another instance */
+        FP_END_CANCELLED, /* `mayfly cancel`: end the run for all, outcome cancelled */
         FP__MAX
 };
 

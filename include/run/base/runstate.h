@@ -34,6 +34,7 @@ struct run_state {
         char error[512];
         size_t n;
         struct exp_state exps[JOB_MAX_EXPERIMENTS];
+        char cancelled_by[160]; /* `mayfly cancel`: who (an ARN, as the cancel record says) */
         char spot_action[16];
         time_t spot_time;
         bool exit_done;

@@ -82,9 +82,11 @@ struct lc_exp lc_exp_of(const struct exp_state *s);
 enum outcome decide_outcome(const struct run *R);
 /* The watcher's GPU thread and IMDS polling stopped (one stuck in a query is left behind). */
 void stop_watch(struct run *R);
-/* The watcher's news: EV_SPOT once for a spot notice, else -1 (a lost claim, a run ended elsewhere, GPU idleness
- * and a rebalance recommendation are acted on here). */
+/* The watcher's and the keeper's news: EV_CANCEL once the run is cancelled, EV_SPOT once for a spot notice, else
+ * -1 (a lost claim, a run ended elsewhere, GPU idleness and a rebalance recommendation are acted on here). */
 int on_watch(struct run *R);
+/* The run's cancel record was seen: who cancelled it, saved and said. */
+void note_cancel(struct run *R, const char *by);
 /* A stop, a spot notice or max_runtime that came meanwhile; -1: none. */
 int pending_event(struct run *R);
 /* The run user and the workdir (create: make the workdir if missing). */

@@ -8,6 +8,8 @@
  *   ledger/exp/<experiment>.json     {"attempts", "instances": [...]}                 If-Match / If-None-Match
  *   ledger/done/<experiment>.json    {"instance", "attempts", "exit_code", ...}       If-None-Match: once
  *   ledger/end.json                  {"outcome", "reason", "instance"}                If-None-Match: once
+ *   ledger/cancel.json               {"by", "time"}                                   If-None-Match: once (the
+ *                                                                                   laptop's `mayfly cancel`)
  *   ledger/instances/<instance>.json {"instance", "time", "phase", "experiment"}      the run's heartbeat
  *
  * A lease counts as expired only when its ETag has stayed the same for ttl × LEDGER_SKEW seconds on the observer's
@@ -61,6 +63,8 @@ struct ledger {
         const struct job *job;
         bool ended;
         char end_outcome[24], end_reason[64], end_by[32];
+        bool cancelled;               /* cancel.json exists (`mayfly cancel`), as last read */
+        char cancel_by[160];          /* ... and who wrote it (an ARN) */
         /* the lease this instance holds */
         int held;                     /* experiment index, -1 = none */
         char etag[128];
@@ -74,6 +78,8 @@ struct ledger {
         bool keeping, stop;
         bool lost;                    /* the held lease was taken, or could not be renewed in time */
         bool over, over_news;         /* the keeper found the run's end record (news: not yet taken) */
+        bool cancel_seen, cancel_news; /* the keeper found cancel.json (news: not yet taken) */
+        char cancel_news_by[160];
         int wake_fd;                  /* an eventfd written when lost becomes true (-1: none) */
         char phase[16], experiment[80];
         char exp_etag[256][128];      /* the exp records' ETags last read: read again only when changed */
@@ -148,5 +154,7 @@ void ledger_set_wake(struct ledger *L, int wake_fd);
 int ledger_held(struct ledger *L);
 /* The keeper found that another instance ended the run (once; the news is cleared). */
 bool ledger_take_over(struct ledger *L);
+/* The keeper found the run's cancel record (once; the news is cleared): who cancelled it into by. */
+bool ledger_take_cancel(struct ledger *L, char *by, size_t n);
 /* The held lease was lost (the flag is cleared). */
 bool ledger_take_lost(struct ledger *L);
