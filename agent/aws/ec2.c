@@ -88,8 +88,8 @@ int ec2_stop(struct aws_ctx *c, struct http_client *h, const char *instance_id, 
         return state_change(c, h, "StopInstances", instance_id, false, state, n, out);
 }
 
-int ec2_instances_of_run(struct aws_ctx *c, struct http_client *h, const char *run_id, char ids[][32], size_t max,
-                         size_t *n, struct aws_result *out) {
+int ec2_instances_of_run(struct aws_ctx *c, struct http_client *h, const char *run_id, char ids[][32],
+                         char (*states)[24], size_t max, size_t *n, struct aws_result *out) {
         struct kv p[] = { { "Filter.1.Name", "tag:mayfly:run-id" }, { "Filter.1.Value.1", run_id },
                           { "Filter.2.Name", "instance-state-name" }, { "Filter.2.Value.1", "pending" },
                           { "Filter.2.Value.2", "running" }, { "Filter.2.Value.3", "stopping" },
@@ -103,9 +103,12 @@ int ec2_instances_of_run(struct aws_ctx *c, struct http_client *h, const char *r
              res = xml_next_named(res))
                 for (const struct xml_node *it = xml_child(xml_child(res, "instancesSet"), "item"); it;
                      it = xml_next_named(it)) {
-                        const char *id = xml_text(it, "instanceId");
-                        if (id && *n < max && strlen(id) < sizeof ids[0])
-                                snprintf(ids[(*n)++], sizeof ids[0], "%s", id);
+                        const char *id = xml_text(it, "instanceId"), *st = xml_text(it, "instanceState/name");
+                        if (!id || *n >= max || strlen(id) >= sizeof ids[0])
+                                continue;
+                        if (states)
+                                snprintf(states[*n], sizeof states[0], "%s", st ? st : "?");
+                        snprintf(ids[(*n)++], sizeof ids[0], "%s", id);
                 }
         return 0;
 }

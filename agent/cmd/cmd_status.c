@@ -3,6 +3,7 @@
  * the logs whole or as live chunks). */
 #include <getopt.h>
 
+#include "aws/ec2.h"
 #include "cmd/cli.h"
 #include "jsonx.h"
 #include "run/fleet/ledger.h"
@@ -60,6 +61,44 @@ static void print_liveness(struct aws_ctx *c, const char *bucket, const char *ru
                        "runs it now: launch it again with the same run id to go on\n", when, lv.instances);
 }
 
+/* A run `mayfly launch` started that has not written its first status yet: what was launched, and what EC2 says of
+ * its instances. 0 when there is a launch.json under uri, -MF_ENOTFOUND else. */
+static int print_launched(struct aws_ctx *c, struct http_client *h, const char *uri) {
+        _cleanup_free_ char *bucket = NULL, *key = NULL, *body = NULL;
+        char lk[S3_MAX_KEY + 1], err[256];
+        size_t len = 0;
+        struct aws_result out = { 0 };
+        if (s3_parse_uri(uri, &bucket, &key, err, sizeof err) < 0 ||
+            pathf(lk, sizeof lk, "%s%slaunch.json", key, *key && !str_has_suffix(key, "/") ? "/" : "") < 0 ||
+            s3_get_buffer(c, h, bucket, lk, &body, &len, &out) < 0)
+                return -MF_ENOTFOUND;
+        _cleanup_(cjson_deletep) cJSON *o = cJSON_ParseWithLength(body, len);
+        const char *run_id = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, "run_id"));
+        const char *when = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, "launched"));
+        const char *by = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, "launched_by"));
+        const char *group = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, "group"));
+        if (!run_id)
+                return -MF_ENOTFOUND;
+        time_t t = 0;
+        char ago[64] = "";
+        if (when && parse_iso8601(when, &t) == 0)
+                snprintf(ago, sizeof ago, " (%llds ago)", (long long)(now_wall() - t));
+        printf("run:      %s\n", uri);
+        printf("outcome:  launched, waiting for its first status\n");
+        printf("launched: %s%s by %s\n", when ? when : "?", ago, by ? by : "?");
+        if (group)
+                printf("group:    %s\n", group);
+        char ids[16][32], states[16][24];
+        size_t n = 0;
+        if (ec2_instances_of_run(c, h, run_id, ids, states, ARRAY_SIZE(ids), &n, &out) < 0)
+                printf("instances: unknown (%s)\n", out.msg);
+        else if (!n)
+                printf("instances: none yet%s\n", group ? " (the group is starting them)" : "");
+        for (size_t i = 0; i < n; i++)
+                printf("instance: %s %s\n", ids[i], states[i]);
+        return 0;
+}
+
 int cmd_status(int argc, char **argv) {
         static const char usage[] = "usage: mayfly status RESULTS_URI [--json]\n\n"
                                     "  The state of a run from its status.json: s3://bucket/prefix/NAME/RUN-ID/, or\n"
@@ -98,6 +137,11 @@ int cmd_status(int argc, char **argv) {
                 snprintf(key, sizeof key, "%sstatus.json", run);
                 r = s3_get_buffer(&c, &h, bucket, key, &body, &len, &res);
         }
+        if (r == -MF_ENOTFOUND && !json && print_launched(&c, &h, uri) == 0) {
+                http_client_free(&h);
+                aws_ctx_free(&c);
+                return EXIT_OK;
+        }
         uint64_t report_size = 0;
         struct aws_result hres;
         snprintf(key, sizeof key, "%sreport.html", run);
@@ -119,6 +163,8 @@ int cmd_status(int argc, char **argv) {
                 print_report_link(&c, bucket, run, have_report);
                 print_cost(cJSON_GetObjectItem(st, "cost"));
                 printf("outcome:  %s\n", (g = cJSON_GetStringValue(cJSON_GetObjectItem(st, "outcome"))) ? g : "?");
+                if ((g = cJSON_GetStringValue(cJSON_GetObjectItem(st, "cancelled_by"))))
+                        printf("cancelled by: %s\n", g);
                 print_liveness(&c, bucket, run, st);
                 if ((g = cJSON_GetStringValue(cJSON_GetObjectItem(st, "progress"))))
                         printf("progress: %s%s%s\n", g, cJSON_GetStringValue(cJSON_GetObjectItem(st, "eta")) ? ", ETA " : "",

@@ -131,3 +131,26 @@ def test_cancel_of_nothing_is_not_found():
         check(p.returncode == 2, out(p))
     finally:
         c.__exit__(None, None, None)
+
+
+def test_status_right_after_launch_before_any_status():
+    """launch.json makes a run visible before its first instance reports: `status` says launched, by whom, the
+    group and its pending instances (exit 0), rather than `no run`."""
+    c = start_cloud(boot_delay=600)
+    try:
+        j = job("early", [{"name": "a", "command": ["./counter.sh", "4", "0.5"]}], lease_ttl=TTL)
+        run_id, _ = launch(c, j, "--recover")
+        c.wait_instances(lambda l: len(l) == 1, 60, what="a pending instance")
+        uri = "s3://%s/results/early/%s/" % (BUCKET, run_id)
+        p = mayfly("status", uri, env=c.admin_env())
+        text = out(p)
+        check(p.returncode == 0 and "launched, waiting for its first status" in text, text)
+        check("group:    mayfly-%s" % run_id in text and re.search(r"instance: i-\S+ (pending|running)", text), text)
+        check(caller(c) in text, "launched by whom: " + text)
+        launched = json.loads(the_run(c, "early", run_id).get("launch.json"))
+        check(launched["run_id"] == run_id and launched["group"] == "mayfly-" + run_id and
+              launched["instance_types"] == ["g5.xlarge"], json.dumps(launched))
+        p = cancel(c, run_id, "early")
+        check(p.returncode == 0, out(p))
+    finally:
+        c.__exit__(None, None, None)
