@@ -13,7 +13,9 @@
 #include "aws/autoscaling.h"
 #include "aws/ec2.h"
 #include "aws/s3.h"
+#include "aws/s3cas.h"
 #include "aws/sts.h"
+#include "run/base/job.h"
 #include "run/fleet/ledger.h"
 #include "aws/transfer.h"
 #include "cmd/userdata.h"
@@ -164,6 +166,7 @@ struct launch_opts {
         long max_attempts;      /* 0: no limit */
         long hop_limit;
         bool spot, recover;
+        const char *run_id;     /* --run-id: continue that run (its ledger: finished experiments are not redone) */
 };
 
 /* An Auto Scaling group runs the job: --recover, or --instances (even 1). */
@@ -234,13 +237,19 @@ static int make_run_id(const char *name, time_t t, const unsigned char rnd[3], c
  * the user should know once the launch worked into note. */
 static int set_run(cJSON *job, const struct launch_opts *lo, char *run_id, size_t n, char *group, size_t gn,
                    char *note, size_t notelen, char *err, size_t errlen) {
-        const char *given = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(job, "run_id"));
+        const char *given = lo->run_id ? lo->run_id
+                                       : cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(job, "run_id"));
         const char *name = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(job, "name"));
         unsigned char rnd[3] = { 0 };
         int r = 0;
+        if (given && !job_run_id_ok(given)) {
+                errf(err, errlen, "%s: '%.200s' is not a run id (1-128 characters of A-Z a-z 0-9 . _ -)",
+                     lo->run_id ? "--run-id" : "$.run_id", given);
+                return -EINVAL;
+        }
         if (given) {
                 r = pathf(run_id, n, "%s", given);
-                errf(note, notelen, "continuing run %s (the job's run_id)", given);
+                errf(note, notelen, "continuing run %s (%s)", given, lo->run_id ? "--run-id" : "the job's run_id");
         } else if (getrandom(rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd)
                 r = -errno;
         else
@@ -255,7 +264,8 @@ static int set_run(cJSON *job, const struct launch_opts *lo, char *run_id, size_
                 errf(err, errlen, "no random bytes for the run id: %s", strerror(-r));
         if (r < 0)
                 return r == -ENAMETOOLONG ? -EINVAL : r;
-        if (!given && !cJSON_AddStringToObject(job, "run_id", run_id))
+        cJSON_DeleteItemFromObjectCaseSensitive(job, "run_id");
+        if (!cJSON_AddStringToObject(job, "run_id", run_id))
                 return -ENOMEM;
         if (cJSON_GetObjectItemCaseSensitive(job, "fleet")) {
                 if (!wants_group(lo))
@@ -284,6 +294,36 @@ static void undo(struct aws_ctx *c, struct http_client *h, const char *group, co
 }
 
 /* The launch template and the group (MinSize 0, Max = Desired = size), AZRebalance suspended. */
+/* A run continued (--run-id) may have left its group and template behind (a lost run): they are replaced, never a
+ * reason to fail. A group of that name that is not this run's is another's: refused (-EEXIST, err says so). */
+static int replace_leftovers(struct aws_ctx *c, struct http_client *h, const char *group, const char *run_id,
+                             char *err, size_t errlen) {
+        struct asg_info info;
+        struct aws_result res = { 0 };
+        if (asg_describe(c, h, group, &info, &res) == 0 && info.exists) {
+                if (strcmp(info.run_id, run_id)) {
+                        errf(err, errlen, "an Auto Scaling group %s exists and is not run %s's: refused", group, run_id);
+                        return -EEXIST;
+                }
+                if (asg_delete(c, h, group, &res) < 0) {
+                        errf(err, errlen, "replacing the run's leftover Auto Scaling group %s: %s", group, res.msg);
+                        return -EIO;
+                }
+                fprintf(stderr, "mayfly: replaced the run's leftover Auto Scaling group %s\n", group);
+                /* a delete takes a moment: the name is free once the group is gone */
+                for (int i = 0; i < 60 && asg_describe(c, h, group, &info, &res) == 0 && info.exists; i++)
+                        sleep(2);
+        }
+        if (ec2_launch_template_exists(c, h, group, &res) > 0) {
+                if (ec2_delete_launch_template(c, h, group, &res) < 0) {
+                        errf(err, errlen, "replacing the run's leftover launch template %s: %s", group, res.msg);
+                        return -EIO;
+                }
+                fprintf(stderr, "mayfly: replaced the run's leftover launch template %s\n", group);
+        }
+        return 0;
+}
+
 static int launch_group(struct aws_ctx *c, const struct launch_opts *lo, const char *name, const char *run_id,
                         const char *group, const char *ud, size_t udlen, char *err, size_t errlen) {
         struct asg_group g = { .name = group, .launch_template = group, .size = lo->instances ? (int)lo->instances : 1,
@@ -304,8 +344,12 @@ static int launch_group(struct aws_ctx *c, const struct launch_opts *lo, const c
                 errf(err, errlen, "cannot set up HTTP: %s", strerror(-r));
                 return r;
         }
-        r = ec2_create_launch_template(c, &h, &t, lt_id, sizeof lt_id, &res);
-        if (r == 0) {
+        r = replace_leftovers(c, &h, group, run_id, err, errlen);
+        if (r == 0)
+                r = ec2_create_launch_template(c, &h, &t, lt_id, sizeof lt_id, &res);
+        if (r == -EEXIST)
+                ;
+        else if (r == 0) {
                 r = asg_create(c, &h, &g, &res);
                 if (r == 0) {
                         r = asg_suspend(c, &h, group, "AZRebalance", &res);
@@ -363,12 +407,14 @@ static int parse_launch_args(int argc, char **argv, struct launch_opts *lo, stru
                 { "recover", no_argument, NULL, 'R' },          { "instances", required_argument, NULL, 'N' },
                 { "max-attempts", required_argument, NULL, 'M' },
                 { "availability-zone", required_argument, NULL, 'z' },
+                { "run-id", required_argument, NULL, 'r' },
                 { "help", no_argument, NULL, 'h' },             { 0 } };
         int ch;
         optind = 1;
         while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
                 switch (ch) {
                 case 'a': lo->image = optarg; break;
+                case 'r': lo->run_id = optarg; break;
                 case 't':
                         if (lo->n_types >= ASG_MAX_TYPES) {
                                 log_error("at most %d --instance-type", ASG_MAX_TYPES);
@@ -435,6 +481,31 @@ static int parse_launch_args(int argc, char **argv, struct launch_opts *lo, stru
         return 0;
 }
 
+/* A run continued (--run-id, the job's run_id) must not have ended: its agents would only find it over. */
+static int check_not_ended(struct aws_ctx *c, const cJSON *job, const char *run_id, char *err, size_t errlen) {
+        const char *results = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(job, "results"));
+        const char *name = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(job, "name"));
+        _cleanup_free_ char *bucket = NULL, *prefix = NULL, *body = NULL;
+        char key[S3_MAX_KEY + 1], tag[128];
+        if (!results || !name || s3_parse_uri(results, &bucket, &prefix, err, errlen) < 0 ||
+            pathf(key, sizeof key, "%s%s%s/%s/ledger/end.json", prefix, *prefix && !str_has_suffix(prefix, "/") ? "/" : "",
+                  name, run_id) < 0)
+                return 0; /* the job's own check says what is wrong with it */
+        struct http_client h;
+        struct aws_result out = { 0 };
+        int r = http_client_init(&h);
+        if (r == 0)
+                r = s3cas_get(c, &h, bucket, key, &body, tag, &out);
+        http_client_free(&h);
+        if (r < 0)
+                return 0; /* not ended (or not readable: the agents will find out) */
+        _cleanup_(cjson_deletep) cJSON *o = cJSON_Parse(body);
+        const char *oc = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, "outcome"));
+        errf(err, errlen, "run %s has ended (%s): it cannot go on; launch without --run-id for a new run", run_id,
+             oc ? oc : "?");
+        return -EPERM;
+}
+
 /* launch.json under the run's prefix: the run is visible (status, logs, cancel) before its first instance
  * reports. What was launched, by whom, when. */
 static int write_launch_json(struct aws_ctx *c, const cJSON *job, const struct launch_opts *lo, const char *run_id,
@@ -496,7 +567,7 @@ int cmd_launch(int argc, char **argv) {
                 "       [--recover [--max-attempts N]] [--instances N] [--availability-zone AZ]\n"
                 "       [--security-group-id ID]... [--iam-instance-profile NAME|ARN] [--key-name NAME]\n"
                 "       [--install preinstalled|static[=PATH]|deb=SRC|rpm=SRC|binary=SRC [--sha256 HEX]]\n"
-                "       [--env KEY=VALUE]... [--backstop-margin DURATION] [--imds-hop-limit N]\n\n"
+                "       [--env KEY=VALUE]... [--backstop-margin DURATION] [--imds-hop-limit N] [--run-id ID]\n\n"
                 "  Launches what runs JOB and ends itself: a local directory as `source` is packed and uploaded\n"
                 "  first, the job gets a run id (its results go to <results><name>/<run id>/), and the rendered\n"
                 "  user-data starts instances with InstanceInitiatedShutdownBehavior=terminate, IMDSv2 required\n"
@@ -510,6 +581,8 @@ int cmd_launch(int argc, char **argv) {
                 "  then takes the types and subnets with a mixed-instances policy, spot price-capacity-optimized).\n"
                 "  The agent that ends the run deletes the group and the template. Prints the run id, the group\n"
                 "  and the results URI.\n"
+                "  --run-id ID continues that run (a LOST one, say): its finished experiments are not run again,\n"
+                "  an interrupted one resumes from its checkpoint; a group and template it left are replaced.\n"
                 "  --install static uploads the static build (this binary when it is one, else static/mayfly\n"
                 "  next to it, or PATH) next to the job's sources and pins its sha256; the instance fetches it\n"
                 "  with its role.\n";
@@ -564,6 +637,8 @@ int cmd_launch(int argc, char **argv) {
         r = set_run(job, &lo, run_id, sizeof run_id, group, sizeof group, note, sizeof note, err, sizeof err);
         if (r == 0)
                 r = aws_region(&c, err, sizeof err);
+        if (r == 0 && note[0])
+                r = check_not_ended(&c, job, run_id, err, sizeof err);
         if (r == 0)
                 r = upload_local_source(&c, job, err, sizeof err);
         if (r == 0 && want_static)

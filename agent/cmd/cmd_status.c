@@ -40,6 +40,19 @@ static void print_cost(const cJSON *cost) {
 }
 
 /* A run shared by instances that has not ended: alive while its instances beat their heartbeat, else lost. */
+/* The run id: the last folder of the run's prefix ("results/NAME/RUN-ID/"). */
+static const char *run_id_of(const char *run) {
+        static char id[256];
+        size_t l = strlen(run);
+        while (l && run[l - 1] == '/')
+                l--;
+        size_t b = l;
+        while (b && run[b - 1] != '/')
+                b--;
+        snprintf(id, sizeof id, "%.*s", (int)(l - b), run + b);
+        return id;
+}
+
 static void print_liveness(struct aws_ctx *c, const char *bucket, const char *run, const cJSON *st) {
         const char *o = cJSON_GetStringValue(cJSON_GetObjectItem(st, "outcome"));
         struct ledger_liveness lv;
@@ -58,7 +71,10 @@ static void print_liveness(struct aws_ctx *c, const char *bucket, const char *ru
                        lv.last_phase);
         else
                 printf("LOST:     no instance has beaten the run's heartbeat since %s (%zu instances seen); nothing "
-                       "runs it now: launch it again with the same run id to go on\n", when, lv.instances);
+                       "runs it now. To go on (finished experiments are not run again):\n"
+                       "          mayfly launch JOB --run-id %s (with the options it was launched with)\n"
+                       "          or end it: mayfly cancel s3://%s/%s\n",
+                       when, lv.instances, run_id_of(run), bucket, run);
 }
 
 /* A run `mayfly launch` started that has not written its first status yet: what was launched, and what EC2 says of

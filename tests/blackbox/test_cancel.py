@@ -7,7 +7,8 @@ import json
 import re
 import time
 
-from fleetlib import BUCKET, TTL, job, launch, leftovers, lines, running_of, start_cloud, step_of, the_run, wait_no_leftovers
+from fleetlib import (BUCKET, TTL, job, launch, leftovers, lines, running_of, start_cloud, step_of, the_run,
+                      wait_no_leftovers, wait_over)
 from harness import check, mayfly, out
 
 
@@ -152,5 +153,67 @@ def test_status_right_after_launch_before_any_status():
               launched["instance_types"] == ["g5.xlarge"], json.dumps(launched))
         p = cancel(c, run_id, "early")
         check(p.returncode == 0, out(p))
+    finally:
+        c.__exit__(None, None, None)
+
+
+def test_a_lost_run_relaunched_with_its_run_id_goes_on():
+    """A run whose only instance was lost (no group to replace it) is launched again with --run-id: the finished
+    experiment is not run again, the interrupted one resumes from its checkpoint, the run succeeds; a run that has
+    ended cannot be continued."""
+    c = start_cloud()
+    try:
+        j = job("relaunch", [{"name": "a", "command": ["./counter.sh", "2", "0.2"]},
+                             {"name": "b", "command": ["./counter.sh", "30", "0.5"]}], lease_ttl=TTL)
+        run_id, _ = launch(c, j)
+        [i1] = [i["instance_id"] for i in c.wait_instances(
+            lambda l: len(running_of(l)) == 1 and any(x.startswith("b attempt=1") for x in lines(running_of(l)[0]))
+            and step_of(running_of(l)[0]) >= 3, 120, what="a done, b training")]
+        r = the_run(c, "relaunch", run_id)
+        deadline = time.time() + 60
+        while time.time() < deadline and not r.exists("checkpoint/b/step"):  # synced every 10 s
+            time.sleep(0.5)
+        check(r.exists("checkpoint/b/step"), "b's checkpoint never reached S3")
+        c.kill(i1)
+        c.wait_instance(i1, lambda i: i["state"] == "terminated", 60, "the instance is gone")
+        run2, _ = launch(c, j, "--run-id", run_id)
+        check(run2 == run_id, "launched %s, not %s" % (run2, run_id))
+        st = wait_over(c, r, 180)
+        check(st and st["outcome"] == "succeeded", json.dumps(st)[:1500])
+        i2 = [i for i in c.instances() if i["instance_id"] != i1 and i["instance_id"] != c.info["instance_id"]]
+        check(len(i2) == 1, "instances: %r" % [i["instance_id"] for i in c.instances()])
+        l2 = lines(i2[0])
+        check(not any(x.startswith("a attempt=") for x in l2), "a ran again: %r" % l2)
+        b2 = [x for x in l2 if x.startswith("b attempt=")]
+        check(b2 and b2[0].startswith("b attempt=2 resume=1") and "from=0" not in b2[0], "b did not resume: %r" % l2)
+        # ended: a continuation is refused, and nothing is launched
+        before = len(c.instances())
+        d = c.dir + "/relaunch-job.json"
+        with open(d, "w") as f:
+            json.dump(j, f)
+        p = mayfly("launch", d, "--image-id", c.info["ami_id"], "--instance-type", "g5.xlarge",
+                   "--iam-instance-profile", c.info["role"], "--run-id", run_id, env=c.admin_env())
+        check(p.returncode == 2 and "has ended (succeeded)" in out(p), out(p))
+        check(len(c.instances()) == before, "an instance was launched for an ended run")
+    finally:
+        c.__exit__(None, None, None)
+
+
+def test_relaunch_replaces_the_runs_leftover_group():
+    c = start_cloud()
+    try:
+        j = job("leftover", [{"name": "a", "command": ["./counter.sh", "6", "0.5"]}], lease_ttl=TTL)
+        run_id, _ = launch(c, j, "--recover")
+        c.wait_instances(lambda l: len(running_of(l)) == 1, 60, what="the first instance")
+        d = c.dir + "/leftover-job.json"
+        with open(d, "w") as f:
+            json.dump(j, f)
+        p = mayfly("launch", d, "--image-id", c.info["ami_id"], "--instance-type", "g5.xlarge", "--recover",
+                   "--iam-instance-profile", c.info["role"], "--run-id", run_id, env=c.admin_env())
+        check(p.returncode == 0 and "replaced the run's leftover Auto Scaling group mayfly-" + run_id in out(p) and
+              "replaced the run's leftover launch template" in out(p), out(p))
+        st = wait_over(c, the_run(c, "leftover", run_id), 180)
+        check(st and st["outcome"] == "succeeded", json.dumps(st)[:1500])
+        wait_no_leftovers(c, run_id)
     finally:
         c.__exit__(None, None, None)

@@ -320,7 +320,7 @@ static int parse_after(struct pctx *p, const cJSON *arr, struct job *j, int n) {
         return 0;
 }
 
-static bool good_run_id(const char *s) {
+bool job_run_id_ok(const char *s) {
         size_t n = strlen(s);
         if (n < 1 || n > JOB_RUN_ID_MAX)
                 return false;
@@ -337,7 +337,7 @@ static int parse_fleet(struct pctx *p, const cJSON *root, struct job *j) {
                 r = get_duration(p, root, "lease_ttl", "$", 5, &j->fleet.lease_ttl);
         if (r == 0 && j->fleet.lease_ttl && !j->run_id)
                 return fail(p, "$.lease_ttl", "needs $.run_id: only a run shared by instances has leases", NULL);
-        if (r == 0 && j->run_id && !good_run_id(j->run_id))
+        if (r == 0 && j->run_id && !job_run_id_ok(j->run_id))
                 return fail(p, "$.run_id", "must be 1-128 characters of A-Z a-z 0-9 . _ - (got '%s')", j->run_id);
         const cJSON *f = cJSON_GetObjectItemCaseSensitive(root, "fleet");
         if (r < 0 || !f)

@@ -84,4 +84,6 @@ const char *exit_action_name(enum exit_action a);
 /* "90", "90s", "15m", "2h", "1d" → seconds. */
 int parse_duration(const char *s, long *ret);
 /* s3://bucket/prefix/ + name/run-id/ */
+/* Pure: 1-128 characters of A-Z a-z 0-9 . _ - (a run id, and the name of its group: mayfly-<run id>). */
+bool job_run_id_ok(const char *s);
 int job_results_prefix(const struct job *j, const char *run_id, char **ret);
