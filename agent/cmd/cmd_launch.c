@@ -10,6 +10,7 @@
 #include "jsonx.h"
 #include "run/proc/archive_x.h"
 #include "cmd/cli.h"
+#include "cmd/preflight.h"
 #include "aws/autoscaling.h"
 #include "aws/ec2.h"
 #include "aws/s3.h"
@@ -167,6 +168,7 @@ struct launch_opts {
         long hop_limit;
         bool spot, recover;
         const char *run_id;     /* --run-id: continue that run (its ledger: finished experiments are not redone) */
+        bool dry_run;           /* --dry-run: the preflight only */
 };
 
 /* An Auto Scaling group runs the job: --recover, or --instances (even 1). */
@@ -325,7 +327,7 @@ static int replace_leftovers(struct aws_ctx *c, struct http_client *h, const cha
 }
 
 static int launch_group(struct aws_ctx *c, const struct launch_opts *lo, const char *name, const char *run_id,
-                        const char *group, const char *ud, size_t udlen, char *err, size_t errlen) {
+                        bool continuing, const char *group, const char *ud, size_t udlen, char *err, size_t errlen) {
         struct asg_group g = { .name = group, .launch_template = group, .size = lo->instances ? (int)lo->instances : 1,
                                .instance_types = lo->types, .n_types = lo->n_types, .subnets = lo->subnets,
                                .n_subnets = lo->n_subnets, .availability_zone = lo->zone, .spot = lo->spot,
@@ -344,7 +346,7 @@ static int launch_group(struct aws_ctx *c, const struct launch_opts *lo, const c
                 errf(err, errlen, "cannot set up HTTP: %s", strerror(-r));
                 return r;
         }
-        r = replace_leftovers(c, &h, group, run_id, err, errlen);
+        r = continuing ? replace_leftovers(c, &h, group, run_id, err, errlen) : 0;
         if (r == 0)
                 r = ec2_create_launch_template(c, &h, &t, lt_id, sizeof lt_id, &res);
         if (r == -EEXIST)
@@ -407,7 +409,7 @@ static int parse_launch_args(int argc, char **argv, struct launch_opts *lo, stru
                 { "recover", no_argument, NULL, 'R' },          { "instances", required_argument, NULL, 'N' },
                 { "max-attempts", required_argument, NULL, 'M' },
                 { "availability-zone", required_argument, NULL, 'z' },
-                { "run-id", required_argument, NULL, 'r' },
+                { "run-id", required_argument, NULL, 'r' },     { "dry-run", no_argument, NULL, 'D' },
                 { "help", no_argument, NULL, 'h' },             { 0 } };
         int ch;
         optind = 1;
@@ -415,6 +417,7 @@ static int parse_launch_args(int argc, char **argv, struct launch_opts *lo, stru
                 switch (ch) {
                 case 'a': lo->image = optarg; break;
                 case 'r': lo->run_id = optarg; break;
+                case 'D': lo->dry_run = true; break;
                 case 't':
                         if (lo->n_types >= ASG_MAX_TYPES) {
                                 log_error("at most %d --instance-type", ASG_MAX_TYPES);
@@ -567,7 +570,8 @@ int cmd_launch(int argc, char **argv) {
                 "       [--recover [--max-attempts N]] [--instances N] [--availability-zone AZ]\n"
                 "       [--security-group-id ID]... [--iam-instance-profile NAME|ARN] [--key-name NAME]\n"
                 "       [--install preinstalled|static[=PATH]|deb=SRC|rpm=SRC|binary=SRC [--sha256 HEX]]\n"
-                "       [--env KEY=VALUE]... [--backstop-margin DURATION] [--imds-hop-limit N] [--run-id ID]\n\n"
+                "       [--env KEY=VALUE]... [--backstop-margin DURATION] [--imds-hop-limit N] [--run-id ID]\n"
+                "       [--dry-run]\n\n"
                 "  Launches what runs JOB and ends itself: a local directory as `source` is packed and uploaded\n"
                 "  first, the job gets a run id (its results go to <results><name>/<run id>/), and the rendered\n"
                 "  user-data starts instances with InstanceInitiatedShutdownBehavior=terminate, IMDSv2 required\n"
@@ -581,6 +585,9 @@ int cmd_launch(int argc, char **argv) {
                 "  then takes the types and subnets with a mixed-instances policy, spot price-capacity-optimized).\n"
                 "  The agent that ends the run deletes the group and the template. Prints the run id, the group\n"
                 "  and the results URI.\n"
+                "  Before anything is uploaded or created it checks the results location (a probe written and\n"
+                "  deleted), an S3 source, the instance profile, the image and its architecture, where each\n"
+                "  type is offered, and the EC2 permissions (DryRun); --dry-run does only that.\n"
                 "  --run-id ID continues that run (a LOST one, say): its finished experiments are not run again,\n"
                 "  an interrupted one resumes from its checkpoint; a group and template it left are replaced.\n"
                 "  --install static uploads the static build (this binary when it is one, else static/mayfly\n"
@@ -625,6 +632,13 @@ int cmd_launch(int argc, char **argv) {
                 log_error("%s: malformed JSON", argv[optind]);
                 return EXIT_USAGE;
         }
+        char what[128];
+        if (userdata_find_secret(text, what, sizeof what) > 0) {
+                /* before anything is asked of AWS */
+                log_error("the job spec contains %s: user-data is readable by every process on the instance; let "
+                          "the instance role provide credentials", what);
+                return EXIT_USAGE;
+        }
         struct aws_ctx c;
         if (cli_aws_init(&c) < 0)
                 return EXIT_FAIL;
@@ -634,11 +648,31 @@ int cmd_launch(int argc, char **argv) {
         struct aws_result res = { 0 };
         _cleanup_(xml_freep) struct xml_node *x = NULL;
         char static_uri[2300], static_sha[65];
+        bool continuing = lo.run_id || cJSON_GetObjectItemCaseSensitive(job, "run_id");
         r = set_run(job, &lo, run_id, sizeof run_id, group, sizeof group, note, sizeof note, err, sizeof err);
         if (r == 0)
                 r = aws_region(&c, err, sizeof err);
-        if (r == 0 && note[0])
+        if (r == 0 && continuing)
                 r = check_not_ended(&c, job, run_id, err, sizeof err);
+        if (r == 0) {
+                /* before anything is uploaded or created: every refusal here costs nothing */
+                const char *source = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(job, "source"));
+                struct preflight pf = { .results = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(job, "results")),
+                                        .source = source && str_has_prefix(source, "s3://") ? source : NULL,
+                                        .profile = lo.profile, .image = lo.image, .types = lo.types,
+                                        .n_types = lo.n_types, .subnets = lo.subnets, .n_subnets = lo.n_subnets,
+                                        .zone = lo.zone, .group = wants_group(&lo), .install_given = install != NULL };
+                int code = preflight_run(&c, &pf, err, sizeof err);
+                if (code || lo.dry_run) {
+                        if (code)
+                                log_error("%s", err);
+                        else
+                                printf("preflight: ok (results, source, instance profile, image, instance types, "
+                                       "permissions); --dry-run: nothing launched\n");
+                        aws_ctx_free(&c);
+                        return code;
+                }
+        }
         if (r == 0)
                 r = upload_local_source(&c, job, err, sizeof err);
         if (r == 0 && want_static)
@@ -662,7 +696,8 @@ int cmd_launch(int argc, char **argv) {
         }
         const char *name = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(job, "name"));
         if (r == 0 && wants_group(&lo))
-                r = launch_group(&c, &lo, name, run_id, group, gz ? gz : ud, gz ? gzlen : udlen, err, sizeof err);
+                r = launch_group(&c, &lo, name, run_id, continuing, group, gz ? gz : ud, gz ? gzlen : udlen, err,
+                                 sizeof err);
         else if (r == 0) {
                 r = base64_encode((const unsigned char *)(gz ? gz : ud), gz ? gzlen : udlen, &b64);
                 if (r == 0)

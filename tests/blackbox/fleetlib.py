@@ -77,8 +77,8 @@ def launch(c, j, *extra):
     jp = os.path.join(d, "job.json")
     with open(jp, "w") as f:
         json.dump(j, f)
-    p = mayfly("launch", jp, "--image-id", c.info["ami_id"], "--instance-type", "g5.xlarge",
-               "--iam-instance-profile", c.info["role"], *extra, env=c.admin_env())
+    p = mayfly("launch", jp, "--image-id", c.info["ami_id"], "--instance-type", "g5.xlarge", "--install",
+               "preinstalled", "--iam-instance-profile", c.info["role"], *extra, env=c.admin_env())
     check(p.returncode == 0, "launch failed: " + out(p))
     m = re.search(r"^run(?: id)?:\s+(\S+)", p.stdout.decode(), re.M)
     check(m, "launch printed no run id: " + out(p))

@@ -21,7 +21,9 @@ JOB = {"name": "exp1", "source": "s3://mayfly-test/jobs/exp1.tar.gz", "results":
 
 
 def setup():
-    return Cloud(auth=True).__enter__()
+    c = Cloud(auth=True).__enter__()
+    c.boto("s3").put_object(Bucket="mayfly-test", Key="jobs/exp1.tar.gz", Body=b"")  # the job's source (preflight)
+    return c
 
 
 def teardown(c):
@@ -38,7 +40,14 @@ def launch(c, *extra, job=None, env=None):
     jp = os.path.join(d, "job.json")
     with open(jp, "w") as f:
         json.dump(job or JOB, f)
-    return mayfly("launch", jp, "--image-id", c.info["ami_id"], *extra, env=env or c.admin_env())
+    return mayfly("launch", jp, "--image-id", c.info["ami_id"], *defaults(c, extra), *extra,
+                  env=env or c.admin_env())
+
+
+def defaults(c, extra):
+    """What every launch needs and a test does not vary: the install route and the instance profile."""
+    d = [] if "--install" in extra else ["--install", "preinstalled"]
+    return d + ([] if "--iam-instance-profile" in extra else ["--iam-instance-profile", c.info["role"]])
 
 
 def printed(p, what):
@@ -243,7 +252,7 @@ def test_launch_failures_delete_what_was_made(c):
     before = (group_names(c), template_names(c))
     faults = [
         ({"service": "ec2", "action": "CreateLaunchTemplate", "status": 400, "code": "InvalidParameterValue",
-          "format": "ec2", "message": "bad AMI"}, 1, "creating the launch template mayfly-exp1-"),
+          "format": "ec2", "message": "bad AMI", "after": 1}, 1, "creating the launch template mayfly-exp1-"),
         ({"service": "autoscaling", "action": "CreateAutoScalingGroup", "status": 400, "code": "ValidationError",
           "format": "query", "message": "no capacity here"}, 1, "creating the Auto Scaling group mayfly-exp1-"),
         ({"service": "autoscaling", "action": "SuspendProcesses", "status": 403, "code": "AccessDenied",

@@ -192,7 +192,8 @@ def test_a_lost_run_relaunched_with_its_run_id_goes_on():
         with open(d, "w") as f:
             json.dump(j, f)
         p = mayfly("launch", d, "--image-id", c.info["ami_id"], "--instance-type", "g5.xlarge",
-                   "--iam-instance-profile", c.info["role"], "--run-id", run_id, env=c.admin_env())
+                   "--iam-instance-profile", c.info["role"], "--install", "preinstalled", "--run-id", run_id,
+                   env=c.admin_env())
         check(p.returncode == 2 and "has ended (succeeded)" in out(p), out(p))
         check(len(c.instances()) == before, "an instance was launched for an ended run")
     finally:
@@ -209,7 +210,8 @@ def test_relaunch_replaces_the_runs_leftover_group():
         with open(d, "w") as f:
             json.dump(j, f)
         p = mayfly("launch", d, "--image-id", c.info["ami_id"], "--instance-type", "g5.xlarge", "--recover",
-                   "--iam-instance-profile", c.info["role"], "--run-id", run_id, env=c.admin_env())
+                   "--iam-instance-profile", c.info["role"], "--install", "preinstalled", "--run-id", run_id,
+                   env=c.admin_env())
         check(p.returncode == 0 and "replaced the run's leftover Auto Scaling group mayfly-" + run_id in out(p) and
               "replaced the run's leftover launch template" in out(p), out(p))
         st = wait_over(c, the_run(c, "leftover", run_id), 180)

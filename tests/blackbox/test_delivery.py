@@ -213,7 +213,9 @@ def launch(c, *extra, job=None):
     jp = os.path.join(d, "job.json")
     with open(jp, "w") as f:
         json.dump(job, f)
-    return mayfly("launch", jp, "--image-id", c.info["ami_id"], "--instance-type", "p3.2xlarge", *extra,
+    d_args = ([] if "--install" in extra else ["--install", "preinstalled"]) + \
+        ([] if "--iam-instance-profile" in extra else ["--iam-instance-profile", c.info["role"]])
+    return mayfly("launch", jp, "--image-id", c.info["ami_id"], "--instance-type", "p3.2xlarge", *d_args, *extra,
                   env=c.admin_env()), d
 
 

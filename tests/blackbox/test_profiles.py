@@ -143,14 +143,17 @@ def test_launch_with_an_assumed_role_profile(c):
     with open(jp, "w") as f:
         json.dump({"name": "fromlaptop", "source": "s3://%s/src/x.tar.gz" % BUCKET,
                    "results": "s3://%s/results/" % BUCKET, "experiments": [{"name": "a", "command": "true"}]}, f)
+    c.boto("s3").put_object(Bucket=BUCKET, Key="src/x.tar.gz", Body=b"")
     t0 = time.time()
-    p = mayfly("launch", jp, "--image-id", c.info["ami_id"], "--instance-type", "p3.2xlarge",
-               env=laptop_env(c, AWS_PROFILE="assumed"))
+    p = mayfly("launch", jp, "--image-id", c.info["ami_id"], "--instance-type", "p3.2xlarge", "--install",
+               "preinstalled", "--iam-instance-profile", c.info["role"], env=laptop_env(c, AWS_PROFILE="assumed"))
     check(p.returncode == 0, out(p))
     ids = [x for x in p.stdout.decode().split() if x.startswith("i-")]
     check(len(ids) == 1, p.stdout.decode())
+    # the preflight's DryRun, then the launch itself: both with the assumed role's keys
     run = [e for e in seen_since(c, t0) if e.get("action") == "RunInstances"]
-    check(len(run) == 1 and run[0]["access_key_id"].startswith("ASIA") and run[0]["region"] == "us-east-1", repr(run))
+    check(len(run) == 2 and all(e["access_key_id"].startswith("ASIA") and e["region"] == "us-east-1" for e in run),
+          repr(run))
     inst = c.boto("ec2").describe_instances(InstanceIds=ids)["Reservations"][0]["Instances"][0]
     check(inst["State"]["Name"] in ("pending", "running"), repr(inst["State"]))
     shutil.rmtree(d)

@@ -461,6 +461,9 @@ class Cloud:
                     continue
                 if r.get("action") and r["action"] != action:
                     continue
+                if r.get("after", 0) > r.setdefault("passed", 0):
+                    r["passed"] += 1  # the first `after` matching requests go through
+                    continue
                 r["fired"] += 1
                 self.stats.inc("faults_fired")
                 with self.stats.lock:
@@ -1464,6 +1467,44 @@ def prewarm_moto() -> None:
         boto3.Session = real
 
 
+# GPU instance types moto 5.2.1's data lacks (its instance_types.json and offerings have p3dn.24xlarge but no
+# p3.2xlarge/8xlarge/16xlarge, which EC2 offers): added from AWS's published specifications (the EC2 User Guide,
+# "Accelerated computing instances"; every size x86_64, NVIDIA V100 16 GiB each), offered in every zone of the region,
+# so that DescribeInstanceTypes and DescribeInstanceTypeOfferings answer for them as EC2 does.
+MISSING_TYPES = {"p3.2xlarge": (8, 62464, 1), "p3.8xlarge": (32, 249856, 4), "p3.16xlarge": (64, 499712, 8)}
+
+
+def add_missing_instance_types(region: str) -> None:
+    import copy
+
+    import moto.ec2.models.instance_types as it
+    template = it.INSTANCE_TYPES.get("p3dn.24xlarge")
+    if not template:
+        return
+    zones = sorted({o["Location"] for o in it.INSTANCE_TYPE_OFFERINGS["availability-zone"].get(region, [])})
+    for name, (vcpus, mib, gpus) in MISSING_TYPES.items():
+        if name in it.INSTANCE_TYPES:
+            continue
+        t = copy.deepcopy(template)
+        t["InstanceType"] = name
+        t["VCpuInfo"] = {"DefaultVCpus": vcpus, "DefaultCores": vcpus // 2, "DefaultThreadsPerCore": 2}
+        t["MemoryInfo"] = {"SizeInMiB": mib}
+        t["ProcessorInfo"] = {"SupportedArchitectures": ["x86_64"], "SustainedClockSpeedInGhz": 2.3,
+                              "Manufacturer": "Intel"}
+        t["GpuInfo"] = {"Gpus": [{"Name": "V100", "Manufacturer": "NVIDIA", "Count": gpus,
+                                  "MemoryInfo": {"SizeInMiB": 16384}}], "TotalGpuMemoryInMiB": 16384 * gpus}
+        t.pop("InstanceStorageInfo", None)
+        t["InstanceStorageSupported"] = False
+        it.INSTANCE_TYPES[name] = t
+        it.INSTANCE_TYPE_OFFERINGS["region"].setdefault(region, []).append(
+            {"InstanceType": name, "Location": region, "LocationType": "region"})
+        for z in zones:
+            it.INSTANCE_TYPE_OFFERINGS["availability-zone"][region].append(
+                {"InstanceType": name, "Location": z, "LocationType": "availability-zone"})
+        # the backend's list was made from INSTANCE_TYPES at import
+        it.InstanceTypeBackend.instance_types.append(it.InstanceType(name))
+
+
 def serve(srv, name: str) -> threading.Thread:
     t = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.2}, name=name, daemon=True)
     t.start()
@@ -1573,6 +1614,7 @@ def main(argv=None) -> int:
         ActionAuthenticatorMixin.request_count = 0
 
         prewarm_moto()
+        add_missing_instance_types(args.region)
         if args.sig_fix:
             install_sigv4_fix()
         app = DomainDispatcherApplication(create_backend_app)

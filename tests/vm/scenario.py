@@ -112,6 +112,7 @@ class Scenario(harness.ResultsView):
         import gzip
         p = harness.mayfly("launch", job_path, "--image-id", self.cloud.info["ami_id"], "--instance-type",
                            self.cloud.info["instance_type"], "--install", "static=" + self.artifact,
+                           "--iam-instance-profile", self.cloud.info["role"],
                            *env_args, *self.userdata_args, env=self.cloud.admin_env())
         if p.returncode != 0:
             raise AssertionError("mayfly launch failed: " + harness.out(p))
