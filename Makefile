@@ -5,7 +5,7 @@ PREFIX     ?= /usr
 BINDIR     ?= $(PREFIX)/bin
 DESTDIR    ?=
 CC         ?= cc
-PKGS       := libcurl libcjson expat libcrypto libsystemd libarchive inih zlib
+PKGS       := libcurl libcjson expat libcrypto libsystemd libarchive inih zlib yaml-0.1
 CFLAGS     ?= -O2 -g -D_FORTIFY_SOURCE=2 -fstack-protector-strong
 LDFLAGS    ?= -Wl,-z,relro,-z,now
 WARN       := -Wall -Wextra -Werror -Wshadow -Wmissing-prototypes -Wstrict-prototypes -Wno-unused-parameter
@@ -15,7 +15,8 @@ WARN       := -Wall -Wextra -Werror -Wshadow -Wmissing-prototypes -Wstrict-proto
 PKG_CFLAGS = $(eval PKG_CFLAGS := $$(shell pkg-config --cflags $$(PKGS) 2>/dev/null))$(PKG_CFLAGS)
 PKG_LIBS   = $(eval PKG_LIBS := $$(shell pkg-config --libs $$(PKGS) 2>/dev/null))$(PKG_LIBS)
 # MAYFLY_HAVE_INIH: ~/.aws/config and ~/.aws/credentials are read (libinih); the static build goes without.
-XCFLAGS    = -std=gnu11 -D_GNU_SOURCE -Iinclude -DMAYFLY_VERSION='"$(VERSION)"' -DMAYFLY_HAVE_INIH $(WARN) \
+# MAYFLY_HAVE_YAML: YAML job specs (libyaml); the static build goes without (the instance always gets JSON).
+XCFLAGS    = -std=gnu11 -D_GNU_SOURCE -Iinclude -DMAYFLY_VERSION='"$(VERSION)"' -DMAYFLY_HAVE_INIH -DMAYFLY_HAVE_YAML $(WARN) \
              $(PKG_CFLAGS)
 LIBS       = $(PKG_LIBS) -lpthread -ldl -lm
 BUILD      ?= build
@@ -103,7 +104,7 @@ bench: all static
 # libFuzzer harnesses (clang), every agent module built with ASan+UBSan+fuzzer instrumentation.
 FUZZ_SECONDS ?= 60
 FUZZ_DIR   := $(BUILD)/fuzz
-FUZZ_CFLAGS = -std=gnu11 -D_GNU_SOURCE -Iinclude -DMAYFLY_VERSION='"$(VERSION)"' -DMAYFLY_HAVE_INIH -g -O1 \
+FUZZ_CFLAGS = -std=gnu11 -D_GNU_SOURCE -Iinclude -DMAYFLY_VERSION='"$(VERSION)"' -DMAYFLY_HAVE_INIH -DMAYFLY_HAVE_YAML -g -O1 \
               -fno-omit-frame-pointer -Wall -Wextra -Wno-unused-parameter $(PKG_CFLAGS)
 FUZZ_OBJS  := $(filter-out $(FUZZ_DIR)/agent/cmd/main.o,$(SRCS:agent/%.c=$(FUZZ_DIR)/agent/%.o)) \
               $(BLOBS:agent/%.S=$(BUILD)/agent/%.o)

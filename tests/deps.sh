@@ -6,7 +6,7 @@
 # `nc` per guest connection), e2fsprogs (mkfs.ext4 -d), without qemu's recommends (firmware, GUI).
 set -e
 apt_opts=""
-want="libcurl4-openssl-dev libcjson-dev libexpat1-dev libssl-dev libsystemd-dev libarchive-dev libinih-dev zlib1g-dev pkg-config gcc make"
+want="libcurl4-openssl-dev libcjson-dev libexpat1-dev libssl-dev libsystemd-dev libarchive-dev libinih-dev libyaml-dev zlib1g-dev pkg-config gcc make"
 case "$1" in
   test)  want="$want curl faketime python3-yaml python3-jsonschema python3-jinja2 python3-configobj python3-jsonpatch \
                python3-netifaces python3-oauthlib python3-requests python3-serial chromium tidy openssl" ;;
@@ -27,7 +27,7 @@ if [ -n "$missing" ]; then
 fi
 # The Makefile takes every flag from pkg-config: say which library it would not find, rather than fail to link.
 if [ "$1" = build ]; then
-  for m in libcurl libcjson expat libcrypto libsystemd libarchive inih; do
+  for m in libcurl libcjson expat libcrypto libsystemd libarchive inih yaml-0.1; do
     pkg-config --exists "$m" || { echo "mayfly: pkg-config does not find $m (its -dev package is broken?)" >&2; exit 1; }
   done
 fi

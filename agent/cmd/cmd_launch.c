@@ -622,16 +622,14 @@ int cmd_launch(int argc, char **argv) {
         }
         if (!want_static && userdata_check_sha256(&uo) < 0)
                 return EXIT_USAGE;
-        _cleanup_free_ char *text = NULL;
-        size_t len = 0;
-        r = cli_read_job(argv[optind], &text, &len);
-        if (r < 0)
-                return EXIT_USAGE;
-        _cleanup_(cjson_deletep) cJSON *job = cJSON_ParseWithLength(text, len);
-        if (!cJSON_IsObject(job)) {
-                log_error("%s: malformed JSON", argv[optind]);
-                return EXIT_USAGE;
-        }
+        /* the spec's rules first, every error at once (mayfly check's), a local source from the job file's folder */
+        _cleanup_(cjson_deletep) cJSON *job = NULL;
+        int rc = cli_load_job(argv[optind], &job, NULL);
+        if (rc)
+                return rc;
+        _cleanup_free_ char *text = cJSON_PrintUnformatted(job);
+        if (!text)
+                return EXIT_FAIL;
         char what[128];
         if (userdata_find_secret(text, what, sizeof what) > 0) {
                 /* before anything is asked of AWS */

@@ -31,5 +31,11 @@ int cli_aws_init(struct aws_ctx *c);
  * when there is no status.json under it. */
 int cli_find_run(struct aws_ctx *c, struct http_client *h, const char *uri, char **bucket, char run_prefix[2048],
                  struct aws_result *out);
+struct cJSON;
+struct job;
+/* The job file as `check` and `launch` take it: a local source folder (relative to the job file's folder) made
+ * absolute, the spec's rules applied as the instance applies them, every error printed ("FILE: path: why").
+ * 0 (the JSON in *ret_job, the parsed job in *ret: either may be NULL), or the exit code (EXIT_USAGE). */
+int cli_load_job(const char *path, struct cJSON **ret_job, struct job *ret);
 /* Reads a job file (at most JOB_MAX_BYTES), printing "cannot read PATH: why" on failure. */
 int cli_read_job(const char *path, char **ret, size_t *ret_len);

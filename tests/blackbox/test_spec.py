@@ -53,6 +53,9 @@ CASES = [
     (variant(environment={"1BAD": "1"}), "$.environment.1BAD"),
     (variant(spot={"grace_seconds": 200}), "$.spot.grace_seconds"),
     (variant(workdir="relative/dir"), "$.workdir"),
+    (variant(experiments=[{"name": "lr{lr}", "command": "./t.sh {lr}", "matrix": {"lr": [0.1, 0.01]}}]), None),
+    (variant(experiments=[{"name": "a", "command": "x", "matrix": []}]), "$.experiments[0].matrix"),
+    (variant(experiments=[{"name": "a", "command": "x", "matrix": {"lr": []}}]), "$.experiments[0].matrix.lr"),
 ]
 
 
@@ -92,3 +95,87 @@ def test_malformed_json_points_at_line():
     check(r.returncode == 2 and "malformed JSON near line" in out(r), out(r))
     r = mayfly("check", os.path.join(d, "missing.json"))
     check(r.returncode == 2 and "cannot read" in out(r), out(r))
+
+
+def write(d, name, text):
+    p = os.path.join(d, name)
+    with open(p, "w") as f:
+        f.write(text)
+    return p
+
+
+def test_check_reports_every_error_at_once_with_a_did_you_mean():
+    d = tempfile.mkdtemp()
+    p = write(d, "bad.json", json.dumps({"name": "bad name!", "source": "s3://bkt/src/x.tar.gz", "results": "s3://bkt/r/",
+                                         "experimets": [{"name": "a", "command": "x"}], "on_exit": "explode"}))
+    r = mayfly("check", p)
+    text = out(r)
+    check(r.returncode == 2, text)
+    check("$.experimets: unknown key (did you mean 'experiments'?)" in text, text)
+    check("$.name: must be 1-64 characters" in text and "$.on_exit" in text and "$.experiments: is required" in text,
+          text)
+    check(text.splitlines()[-1].endswith("4 errors"), text)
+
+
+def test_check_takes_a_local_source_from_the_job_files_folder():
+    d = tempfile.mkdtemp()
+    os.makedirs(os.path.join(d, "jobs", "code"))
+    j = dict(BASE, source="code")
+    p = write(os.path.join(d, "jobs"), "job.json", json.dumps(j))
+    r = mayfly("check", p)
+    check(r.returncode == 0 and ": ok (" in out(r), out(r))
+    p2 = write(os.path.join(d, "jobs"), "job2.json", json.dumps(dict(BASE, source="no-such-folder")))
+    r = mayfly("check", p2)
+    check(r.returncode == 2 and "$.source: 'no-such-folder' is neither an s3:// URI nor a local directory" in out(r),
+          out(r))
+
+
+YAML_JOB = """# yaml-language-server: $schema=../docs/job-schema.json
+name: grid
+source: s3://bkt/src/x.tar.gz
+results: s3://bkt/r/
+experiments:
+  - name: lr{lr}-bs{bs}
+    command: [./train.sh, "--lr={lr}", "--bs", "{bs}"]
+    matrix:
+      lr: [0.1, 0.01]
+      bs: [32, 64, 128]
+max_runtime: 2h
+"""
+
+
+def test_yaml_grid_expands_and_errors_name_their_line():
+    d = tempfile.mkdtemp()
+    p = write(d, "job.yaml", YAML_JOB)
+    r = mayfly("check", p, "--expand")
+    text = out(r)
+    check(r.returncode == 0 and "ok (6 experiments" in text, text)
+    check("lr0.01-bs128" in text and "./train.sh --lr=0.01 --bs 128" in text, text)
+    bad = write(d, "bad.yaml", YAML_JOB.replace("max_runtime: 2h", "max_runtime: soon\non_exit: explode"))
+    r = mayfly("check", bad)
+    check(r.returncode == 2 and "line 11: $.max_runtime" in out(r) and "line 12: $.on_exit" in out(r), out(r))
+    broken = write(d, "broken.yaml", "name: [unclosed\n")
+    r = mayfly("check", broken)
+    check(r.returncode == 2 and "line 2" in out(r), out(r))
+
+
+def test_mayfly_run_takes_a_yaml_grid():
+    """A hand-run `mayfly run` of a YAML job with a 2 x 3 matrix: six experiments, each with its values."""
+    import test_run
+    r = test_run.Run({"experiments": [{"name": "x", "command": "true"}]})
+    try:
+        spec = dict(r.job)
+        spec.pop("experiments")
+        lines = ["%s: %s" % (k, json.dumps(v)) for k, v in spec.items()]
+        lines += ["experiments:", "  - name: lr{lr}-bs{bs}", "    command: echo lr={lr} bs={bs} >> grid.txt",
+                  "    matrix: {lr: [0.1, 0.01], bs: [32, 64, 128]}"]
+        r.job_path = write(r.dir, "job.yaml", "\n".join(lines) + "\n")
+        rc = r.run(timeout=180)
+        check(rc == 0, r.stderr)
+        st = r.status()
+        check(st["outcome"] == "succeeded" and len(st["experiments"]) == 6, json.dumps(st)[:1500])
+        with open(os.path.join(r.work, "grid.txt")) as f:
+            got = f.read().splitlines()
+        check(got == ["lr=%s bs=%d" % (lr, bs) for lr in ("0.1", "0.01") for bs in (32, 64, 128)], repr(got))
+    finally:
+        r.close()

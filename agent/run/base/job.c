@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* job.c — job spec parsing with JSON-path error messages. */
 #include "run/base/job.h"
+#include "run/base/jobgrid.h"
 
 #include <cjson/cJSON.h>
 #include <ctype.h>
@@ -14,19 +15,56 @@
 #include "util.h"
 
 struct pctx {
-        char *err;
+        char *err;                    /* the first error */
         size_t errlen;
+        struct job_errors *all;       /* every error (job_check), NULL: the first is enough */
 };
 
 static int fail(struct pctx *p, const char *path, const char *fmt, const char *detail) {
-        char msg[256];
+        char msg[256], line[JOB_ERROR_LEN];
         snprintf(msg, sizeof msg, fmt, detail ? detail : "");
-        snprintf(p->err, p->errlen, "%s: %s", path, msg);
+        snprintf(line, sizeof line, "%s: %s", path, msg);
         /* one line, whatever the spec's keys and values hold */
-        for (char *c = p->err; *c; c++)
+        for (char *c = line; *c; c++)
                 if ((unsigned char)*c < 0x20 || *c == 0x7f)
                         *c = '?';
+        if (p->all && p->all->n < JOB_MAX_ERRORS)
+                snprintf(p->all->lines[p->all->n++], JOB_ERROR_LEN, "%s", line);
+        if (!p->err[0])
+                snprintf(p->err, p->errlen, "%s", line);
         return -EINVAL;
+}
+
+size_t job_edit_distance(const char *a, const char *b) {
+        size_t la = strlen(a), lb = strlen(b);
+        if (la > 64 || lb > 64)
+                return SIZE_MAX;
+        size_t d[65][65];
+        for (size_t i = 0; i <= la; i++)
+                d[i][0] = i;
+        for (size_t k = 0; k <= lb; k++)
+                d[0][k] = k;
+        for (size_t i = 1; i <= la; i++)
+                for (size_t k = 1; k <= lb; k++) {
+                        size_t sub = d[i - 1][k - 1] + (a[i - 1] != b[k - 1]);
+                        d[i][k] = MIN(sub, MIN(d[i - 1][k], d[i][k - 1]) + 1);
+                        /* a swap of two neighbours counts once (Damerau) */
+                        if (i > 1 && k > 1 && a[i - 1] == b[k - 2] && a[i - 2] == b[k - 1])
+                                d[i][k] = MIN(d[i][k], d[i - 2][k - 2] + 1);
+                }
+        return d[la][lb];
+}
+
+/* The allowed key nearest to an unknown one, when it is near enough to be a typo (NULL: none). */
+static const char *nearest(const char *key, const char *const *allowed) {
+        const char *best = NULL;
+        size_t bd = SIZE_MAX, lim = MAX(strlen(key) / 3, (size_t)2);
+        for (const char *const *a = allowed; *a; a++) {
+                size_t d = job_edit_distance(key, *a);
+                if (d < bd && d <= lim)
+                        best = *a, bd = d;
+        }
+        return best;
 }
 
 int parse_duration(const char *s, long *ret) {
@@ -77,18 +115,21 @@ static bool safe_relative(const char *s) {
         return true;
 }
 
+/* Every key that is not allowed is one error (with the known key it may be a typo of). */
 static int check_keys(struct pctx *p, const cJSON *obj, const char *path, const char *const *allowed) {
+        int r = 0;
         for (const cJSON *c = obj->child; c; c = c->next) {
                 bool ok = false;
                 for (const char *const *a = allowed; *a && !ok; a++)
                         ok = strcmp(*a, c->string) == 0;
-                if (!ok) {
-                        char sub[512];
-                        snprintf(sub, sizeof sub, "%s.%s", path, c->string);
-                        return fail(p, sub, "unknown key", NULL);
-                }
+                if (ok)
+                        continue;
+                char sub[512];
+                snprintf(sub, sizeof sub, "%s.%s", path, c->string);
+                const char *near = nearest(c->string, allowed);
+                r = near ? fail(p, sub, "unknown key (did you mean '%s'?)", near) : fail(p, sub, "unknown key", NULL);
         }
-        return 0;
+        return r;
 }
 
 static int get_string(struct pctx *p, const cJSON *obj, const char *key, const char *path, bool required,
@@ -583,81 +624,71 @@ void job_defaults(struct job *j) {
                            .gpu_wait = 300, .ship_timeout = 600, .rebalance_sigusr1 = false };
 }
 
+static int parse_name_and_places(struct pctx *p, const cJSON *root, struct job *j) {
+        int r = get_string(p, root, "name", "$", true, &j->name);
+        if (r == 0 && !good_name(j->name))
+                r = fail(p, "$.name", "must be 1-64 characters of A-Z a-z 0-9 . _ - (got '%s')", j->name);
+        int s = get_string(p, root, "source", "$", true, &j->source);
+        if (s == 0)
+                s = check_s3(p, "$.source", j->source, true);
+        if (s == 0 && !str_has_suffix(j->source, "/") && !str_has_suffix(j->source, ".tar") &&
+            !str_has_suffix(j->source, ".tar.gz") && !str_has_suffix(j->source, ".tgz") &&
+            !str_has_suffix(j->source, ".tar.zst") && !str_has_suffix(j->source, ".zip"))
+                s = fail(p, "$.source", "must end with .tar, .tar.gz, .tgz, .tar.zst, .zip or '/' (a prefix)", NULL);
+        int t = get_string(p, root, "results", "$", true, &j->results);
+        if (t == 0)
+                t = check_s3(p, "$.results", j->results, true);
+        if (t == 0 && !str_has_suffix(j->results, "/")) {
+                size_t n = strlen(j->results) + 2;
+                char *x = malloc(n);
+                if (!x)
+                        return -ENOMEM;
+                snprintf(x, n, "%s/", j->results);
+                free(j->results);
+                j->results = x;
+        }
+        int w = get_string(p, root, "workdir", "$", false, &j->workdir);
+        if (w == 0 && j->workdir && (j->workdir[0] != '/' || strstr(j->workdir, "/..") || strcmp(j->workdir, "/") == 0))
+                w = fail(p, "$.workdir", "must be an absolute directory path other than / (got '%s')", j->workdir);
+        int u = get_string(p, root, "user", "$", false, &j->user);
+        if (u == 0 && j->user && (!*j->user || strchr(j->user, '/') || strchr(j->user, ':')))
+                u = fail(p, "$.user", "is not a valid user name", NULL);
+        return r < 0 ? r : s < 0 ? s : t < 0 ? t : w < 0 ? w : u;
+}
+
 static int parse_root(struct pctx *p, const cJSON *root, struct job *j) {
         static const char *const keys[] = { "name", "source", "workdir", "results", "env", "environment", "user",
                                             "experiments", "continue_on_failure", "outputs", "checkpoint", "gpu",
                                             "max_runtime", "log_interval", "on_exit", "on_error", "spot",
                                             "stop_grace", "ship_timeout", "notify", "run_id", "fleet", "lease_ttl",
                                             "$schema", NULL };
-        int r = check_keys(p, root, "$", keys);
-        if (r == 0)
-                r = get_string(p, root, "name", "$", true, &j->name);
-        if (r == 0 && !good_name(j->name))
-                return fail(p, "$.name", "must be 1-64 characters of A-Z a-z 0-9 . _ - (got '%s')", j->name);
-        if (r == 0)
-                r = get_string(p, root, "source", "$", true, &j->source);
-        if (r == 0)
-                r = check_s3(p, "$.source", j->source, true);
-        if (r == 0 && !str_has_suffix(j->source, "/") && !str_has_suffix(j->source, ".tar") &&
-            !str_has_suffix(j->source, ".tar.gz") && !str_has_suffix(j->source, ".tgz") &&
-            !str_has_suffix(j->source, ".tar.zst") && !str_has_suffix(j->source, ".zip"))
-                return fail(p, "$.source", "must end with .tar, .tar.gz, .tgz, .tar.zst, .zip or '/' (a prefix)", NULL);
-        if (r == 0)
-                r = get_string(p, root, "results", "$", true, &j->results);
-        if (r == 0)
-                r = check_s3(p, "$.results", j->results, true);
-        if (r == 0 && !str_has_suffix(j->results, "/")) {
-                size_t n = strlen(j->results) + 2;
-                char *s = malloc(n);
-                if (!s)
-                        return -ENOMEM;
-                snprintf(s, n, "%s/", j->results);
-                free(j->results);
-                j->results = s;
-        }
-        if (r == 0)
-                r = get_string(p, root, "workdir", "$", false, &j->workdir);
-        if (r == 0 && j->workdir && (j->workdir[0] != '/' || strstr(j->workdir, "/..") || strcmp(j->workdir, "/") == 0))
-                return fail(p, "$.workdir", "must be an absolute directory path other than / (got '%s')", j->workdir);
-        if (r == 0)
-                r = get_string(p, root, "user", "$", false, &j->user);
-        if (r == 0 && j->user && (!*j->user || strchr(j->user, '/') || strchr(j->user, ':')))
-                return fail(p, "$.user", "is not a valid user name", NULL);
-        if (r == 0)
-                r = parse_env(p, root, j);
-        if (r == 0)
-                r = parse_environment(p, root, j);
-        if (r == 0)
-                r = parse_experiments(p, root, j);
-        if (r == 0)
-                r = get_bool(p, root, "continue_on_failure", "$", &j->continue_on_failure);
-        if (r == 0)
-                r = parse_outputs(p, root, j);
-        if (r == 0)
-                r = parse_sub(p, root, j);
-        if (r == 0)
-                r = get_duration(p, root, "max_runtime", "$", 1, &j->max_runtime);
-        if (r == 0)
-                r = get_duration(p, root, "log_interval", "$", 1, &j->log_interval);
-        if (r == 0)
-                r = get_duration(p, root, "stop_grace", "$", 0, &j->stop_grace);
-        if (r == 0)
-                r = get_duration(p, root, "ship_timeout", "$", 10, &j->ship_timeout);
-        if (r == 0)
-                r = get_action(p, root, "on_exit", &j->on_exit);
-        if (r == 0)
-                r = get_action(p, root, "on_error", &j->on_error);
-        if (r == 0)
-                r = parse_notify(p, root, j);
-        if (r == 0)
-                r = parse_fleet(p, root, j);
+        /* every part on its own, in this order: a spec with several mistakes gets them all at once (job_check) */
+        int r = 0;
+#define STEP(x) do { int r_ = (x); if (r_ < 0 && (r == 0 || r_ == -ENOMEM)) r = r_; } while (0)
+        STEP(check_keys(p, root, "$", keys));
+        STEP(parse_name_and_places(p, root, j));
+        STEP(parse_env(p, root, j));
+        STEP(parse_environment(p, root, j));
+        STEP(parse_experiments(p, root, j));
+        STEP(get_bool(p, root, "continue_on_failure", "$", &j->continue_on_failure));
+        STEP(parse_outputs(p, root, j));
+        STEP(parse_sub(p, root, j));
+        STEP(get_duration(p, root, "max_runtime", "$", 1, &j->max_runtime));
+        STEP(get_duration(p, root, "log_interval", "$", 1, &j->log_interval));
+        STEP(get_duration(p, root, "stop_grace", "$", 0, &j->stop_grace));
+        STEP(get_duration(p, root, "ship_timeout", "$", 10, &j->ship_timeout));
+        STEP(get_action(p, root, "on_exit", &j->on_exit));
+        STEP(get_action(p, root, "on_error", &j->on_error));
+        STEP(parse_notify(p, root, j));
+        STEP(parse_fleet(p, root, j));
+#undef STEP
         return r;
 }
 
-int job_parse(const char *json, size_t len, struct job *ret, char *err, size_t errlen) {
-        struct pctx p = { err, errlen };
+static int parse_all(const char *json, size_t len, struct job *ret, struct pctx *p) {
+        p->err[0] = 0;
         if (len > JOB_MAX_BYTES)
-                return fail(&p, "$", "the job spec is larger than 256 KiB", NULL);
+                return fail(p, "$", "the job spec is larger than 256 KiB", NULL);
         _cleanup_(cjson_deletep) cJSON *root = cJSON_ParseWithLength(json, len);
         if (!root) {
                 const char *at = cJSON_GetErrorPtr();
@@ -669,20 +700,43 @@ int job_parse(const char *json, size_t len, struct job *ret, char *err, size_t e
                         else
                                 col++;
                 }
-                snprintf(err, errlen, "$: malformed JSON near line %zu, column %zu", line, col);
-                return -EINVAL;
+                char where[96];
+                snprintf(where, sizeof where, "malformed JSON near line %zu, column %zu", line, col);
+                return fail(p, "$", "%s", where);
         }
         if (!cJSON_IsObject(root))
-                return fail(&p, "$", "the job spec must be a JSON object", NULL);
+                return fail(p, "$", "the job spec must be a JSON object", NULL);
+        char gerr[JOB_ERROR_LEN] = "";
+        int r = job_expand_matrix(root, JOB_MAX_EXPERIMENTS, gerr, sizeof gerr);
+        if (r == -ENOMEM)
+                return r;
+        if (r < 0) {
+                const char *colon = strchr(gerr, ':');
+                char path[200];
+                snprintf(path, sizeof path, "%.*s", colon ? (int)(colon - gerr) : 1, colon ? gerr : "$");
+                return fail(p, path, "%s", colon ? colon + 2 : gerr);
+        }
         struct job j;
         job_defaults(&j);
-        int r = parse_root(&p, root, &j);
-        if (r < 0) {
+        r = parse_root(p, root, &j);
+        if (r < 0 || !ret) {
                 job_free(&j);
                 return r;
         }
         *ret = j;
         return 0;
+}
+
+int job_parse(const char *json, size_t len, struct job *ret, char *err, size_t errlen) {
+        struct pctx p = { err, errlen, NULL };
+        return parse_all(json, len, ret, &p);
+}
+
+int job_check(const char *json, size_t len, struct job *ret, struct job_errors *e) {
+        char first[JOB_ERROR_LEN];
+        e->n = 0;
+        struct pctx p = { first, sizeof first, e };
+        return parse_all(json, len, ret, &p);
 }
 
 int job_results_prefix(const struct job *j, const char *run_id, char **ret) {

@@ -12,6 +12,7 @@
 #include "aws/chain.h"
 #include "exitcode.h"
 #include "log.h"
+#include "yamljson.h"
 #include "run/proc/exptree.h"
 
 #include "run/drive/exit.h"
@@ -230,6 +231,21 @@ static int join_the_fleet(struct run *R) {
         return -1;
 }
 
+/* A YAML job (a hand-run `mayfly run` of the dynamic build): the JSON it stands for, in place of the text. */
+static int yaml_text(char **text, size_t *len, char *err, size_t errlen) {
+        cJSON *j = NULL;
+        int r = yaml_to_json(*text, *len, &j, NULL, err, errlen);
+        if (r < 0)
+                return r;
+        free(*text);
+        *text = cJSON_Print(j);
+        cJSON_Delete(j);
+        if (!*text)
+                return -ENOMEM;
+        *len = strlen(*text);
+        return 0;
+}
+
 static enum lc_event start(struct run *R, bool failsafe) {
         char err[1024];
         _cleanup_free_ char *text = NULL;
@@ -246,7 +262,9 @@ static enum lc_event start(struct run *R, bool failsafe) {
         if (r < 0)
                 errf(err, sizeof err, "cannot read the job spec %s: %s", R->job_path,
                          r == -EFBIG ? "larger than 256 KiB" : strerror(-r));
-        else
+        else if (yaml_is_yaml_path(R->job_path))
+                r = yaml_text(&text, &len, err, sizeof err);
+        if (r == 0)
                 r = job_parse(text, len, &R->job, err, sizeof err);
         if (r < 0)
                 return bad_spec(R, text, len, err);

@@ -77,6 +77,18 @@ struct job {
 
 /* Parses and validates; on error -EINVAL with "$.path: what is wrong" in err. */
 int job_parse(const char *json, size_t len, struct job *ret, char *err, size_t errlen);
+
+/* Every error of a spec at once (mayfly check, launch): "JSON.path: what is wrong", in the order of the keys. */
+#define JOB_MAX_ERRORS 32
+#define JOB_ERROR_LEN 400
+struct job_errors {
+        size_t n;
+        char lines[JOB_MAX_ERRORS][JOB_ERROR_LEN];
+};
+/* 0 when the spec is good (the job in *ret when ret is not NULL: free it), else -EINVAL with every error in e. */
+int job_check(const char *json, size_t len, struct job *ret, struct job_errors *e);
+/* Pure: edits (insert, delete, replace, swap two neighbours) from a to b; SIZE_MAX past 64 characters. */
+size_t job_edit_distance(const char *a, const char *b);
 void job_free(struct job *j);
 /* The defaults of every optional key, nothing else set (what a job that could not be parsed still runs with). */
 void job_defaults(struct job *j);

@@ -1,0 +1,61 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* test_job.c — the job spec: every error of a spec at once, each with its JSON path, a typo named with the key it
+ * is near; the edit distance behind that. (The accepted forms are covered by tests/blackbox/test_spec.py and the
+ * fuzz harness.) */
+#include "run/base/job.h"
+#include "util.h"
+#include "test.h"
+
+static void test_distance(void) {
+        static const struct {
+                const char *a, *b;
+                size_t want;
+        } cases[] = { { "experiments", "experiments", 0 }, { "experimets", "experiments", 1 },
+                      { "expreiments", "experiments", 1 }, { "resluts", "results", 1 }, { "", "abc", 3 },
+                      { "source", "results", 6 } };
+        for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+                char name[120];
+                snprintf(name, sizeof name, "distance %s -> %s", cases[i].a, cases[i].b);
+                T_EXPECT(name, job_edit_distance(cases[i].a, cases[i].b) == cases[i].want);
+        }
+}
+
+static bool has(const struct job_errors *e, const char *s) {
+        for (size_t i = 0; i < e->n; i++)
+                if (strstr(e->lines[i], s))
+                        return true;
+        return false;
+}
+
+static void test_all_errors(void) {
+        const char *spec = "{\"name\": \"bad name!\", \"source\": \"s3://my-bucket/s.tar.gz\", \"results\": "
+                           "\"s3://my-bucket/r/\", \"experimets\": [], \"on_exit\": \"explode\", \"stop_grace\": \"x\"}";
+        struct job_errors e;
+        T_EXPECT("a bad spec is refused", job_check(spec, strlen(spec), NULL, &e) == -EINVAL);
+        T_EXPECT("every error at once", e.n >= 4);
+        T_EXPECT("the typo, with the key it is near", has(&e, "$.experimets: unknown key (did you mean 'experiments'?)"));
+        T_EXPECT("the name", has(&e, "$.name: must be 1-64 characters"));
+        T_EXPECT("the missing experiments", has(&e, "$.experiments: is required"));
+        T_EXPECT("the exit action", has(&e, "$.on_exit"));
+        T_EXPECT("the duration", has(&e, "$.stop_grace"));
+        char err[JOB_ERROR_LEN];
+        struct job j;
+        T_EXPECT("job_parse gives the first of them", job_parse(spec, strlen(spec), &j, err, sizeof err) == -EINVAL &&
+                                                              !strcmp(err, e.lines[0]));
+        const char *far = "{\"zzzqqq\": 1}";
+        job_check(far, strlen(far), NULL, &e);
+        T_EXPECT("a key near nothing: no guess", has(&e, "$.zzzqqq: unknown key") && !has(&e, "did you mean"));
+        const char *broken = "{\n  \"name\": \"x\",\n  oops\n}";
+        job_check(broken, strlen(broken), NULL, &e);
+        T_EXPECT("malformed JSON: the line", e.n == 1 && has(&e, "malformed JSON near line 3"));
+        const char *good = "{\"name\": \"ok\", \"source\": \"s3://my-bucket/s.tar.gz\", \"results\": \"s3://my-bucket/r/\","
+                           "\"experiments\": [{\"name\": \"a\", \"command\": \"true\"}]}";
+        T_EXPECT("a good spec: no errors", job_check(good, strlen(good), &j, &e) == 0 && e.n == 0 && j.n_experiments == 1);
+        job_free(&j);
+}
+
+int main(void) {
+        test_distance();
+        test_all_errors();
+        return t_summary();
+}
