@@ -13,6 +13,27 @@
 
 void crypto_sha256(const void *data, size_t n, unsigned char out[32]) { SHA256(data, n, out); }
 
+int crypto_sha256_fd(int fd, unsigned char out[32]) {
+        EVP_MD_CTX *c = EVP_MD_CTX_new();
+        if (!c)
+                return -ENOMEM;
+        int r = EVP_DigestInit_ex(c, EVP_sha256(), NULL) == 1 ? 0 : -EIO;
+        char buf[65536];
+        for (ssize_t n; r == 0 && (n = read(fd, buf, sizeof buf)) != 0;) {
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0)
+                        r = -errno;
+                else if (EVP_DigestUpdate(c, buf, (size_t)n) != 1)
+                        r = -EIO;
+        }
+        unsigned int len = 32;
+        if (r == 0 && EVP_DigestFinal_ex(c, out, &len) != 1)
+                r = -EIO;
+        EVP_MD_CTX_free(c);
+        return r;
+}
+
 void crypto_hmac_sha256(const void *key, size_t klen, const void *msg, size_t n, unsigned char out[32]) {
         unsigned int len = 32;
         HMAC(EVP_sha256(), key, (int)klen, msg, n, out, &len);

@@ -16,6 +16,25 @@
 
 void crypto_sha256(const void *data, size_t n, unsigned char out[32]) { mbedtls_sha256_ret(data, n, out, 0); }
 
+int crypto_sha256_fd(int fd, unsigned char out[32]) {
+        mbedtls_sha256_context c;
+        mbedtls_sha256_init(&c);
+        int r = mbedtls_sha256_starts_ret(&c, 0) == 0 ? 0 : -EIO;
+        unsigned char buf[65536];
+        for (ssize_t n; r == 0 && (n = read(fd, buf, sizeof buf)) != 0;) {
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0)
+                        r = -errno;
+                else if (mbedtls_sha256_update_ret(&c, buf, (size_t)n) != 0)
+                        r = -EIO;
+        }
+        if (r == 0 && mbedtls_sha256_finish_ret(&c, out) != 0)
+                r = -EIO;
+        mbedtls_sha256_free(&c);
+        return r;
+}
+
 void crypto_hmac_sha256(const void *key, size_t klen, const void *msg, size_t n, unsigned char out[32]) {
         mbedtls_md_hmac(mbedtls_md_info_from_type(MBEDTLS_MD_SHA256), key, klen, msg, n, out);
 }

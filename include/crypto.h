@@ -8,6 +8,8 @@
 #include <sys/types.h>
 
 void crypto_sha256(const void *data, size_t n, unsigned char out[32]);
+/* SHA-256 of what fd reads from where it is to its end. 0, or -errno. */
+int crypto_sha256_fd(int fd, unsigned char out[32]);
 void crypto_hmac_sha256(const void *key, size_t klen, const void *msg, size_t n, unsigned char out[32]);
 /* Standard base64 with padding; out must hold 4*ceil(n/3)+1. Returns the length written. */
 size_t crypto_base64_encode(const unsigned char *in, size_t n, char *out);

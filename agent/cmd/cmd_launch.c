@@ -10,6 +10,7 @@
 #include "jsonx.h"
 #include "run/proc/archive_x.h"
 #include "cmd/cli.h"
+#include "cmd/pack.h"
 #include "cmd/preflight.h"
 #include "aws/autoscaling.h"
 #include "aws/ec2.h"
@@ -41,46 +42,49 @@ static int sources_prefix(cJSON *job, char **ret_bucket, char *key, size_t n, ch
 }
 
 /* A local directory as `source`: pack it, upload it next to the results, and point the job at it. */
+/* A local source folder: packed (.mayflyignore honoured) and uploaded under the hash of its tree, once: a launch
+ * of the same files finds it there and uploads nothing. The job then names the object. */
 static int upload_local_source(struct aws_ctx *c, cJSON *job, char *err, size_t errlen) {
         cJSON *src = cJSON_GetObjectItemCaseSensitive(job, "source");
         if (!cJSON_GetStringValue(src) || str_has_prefix(cJSON_GetStringValue(src), "s3://"))
                 return 0;
         char s[4096];
-        snprintf(s, sizeof s, "%s", cJSON_GetStringValue(src));
-        struct stat st;
-        if (stat(s, &st) < 0 || !S_ISDIR(st.st_mode)) {
-                errf(err, errlen, "$.source: '%s' is neither an s3:// URI nor a local directory", s);
-                return -EINVAL;
-        }
+        snprintf(s, sizeof s, "%s", cJSON_GetStringValue(src)); /* absolute: cli_load_job resolved it */
         _cleanup_free_ char *bucket = NULL;
-        char prefix[2048];
+        char prefix[2048], skey[2200], uri[2300];
+        struct pack_tree tree;
         if (sources_prefix(job, &bucket, prefix, sizeof prefix, err, errlen) < 0)
                 return -EINVAL;
-        char tmp[] = "/tmp/mayfly-source-XXXXXX";
-        int fd = mkostemp(tmp, O_CLOEXEC);
-        if (fd < 0)
-                return -errno;
-        close(fd);
-        int r = archive_pack_dir(s, tmp, err, errlen);
-        char ts[32], skey[2200];
-        time_t t = now_wall();
-        struct tm tm;
-        gmtime_r(&t, &tm);
-        strftime(ts, sizeof ts, "%Y%m%dT%H%M%SZ", &tm);
-        snprintf(skey, sizeof skey, "%s%s.tar.gz", prefix, ts);
-        struct aws_result res = { 0 };
-        if (r == 0) {
-                r = xfer_upload(c, tmp, bucket, skey, NULL, &res);
-                if (r < 0)
-                        errf(err, errlen, "uploading the packed source: %s", res.msg);
-        }
-        unlink(tmp);
+        int r = pack_hash(s, &tree, err, errlen);
         if (r < 0)
                 return r;
-        char uri[2300];
+        snprintf(skey, sizeof skey, "%s%.16s.tar.gz", prefix, tree.hash);
         snprintf(uri, sizeof uri, "s3://%s/%s", bucket, skey);
+        struct http_client h;
+        struct aws_result res = { 0 };
+        uint64_t size = 0;
+        bool there = http_client_init(&h) == 0 && s3_head(c, &h, bucket, skey, &size, NULL, &res) == 0;
+        http_client_free(&h);
+        if (there) {
+                fprintf(stderr, "mayfly: %s is already at %s (the same %zu files): not uploaded again\n", s, uri,
+                        tree.files);
+        } else {
+                char tmp[] = "/tmp/mayfly-source-XXXXXX";
+                int fd = mkostemp(tmp, O_CLOEXEC);
+                if (fd < 0)
+                        return -errno;
+                close(fd);
+                r = pack_write(s, tmp, err, errlen);
+                res = (struct aws_result){ 0 };
+                if (r == 0 && (r = xfer_upload(c, tmp, bucket, skey, NULL, &res)) < 0)
+                        errf(err, errlen, "uploading the packed source: %s", res.msg);
+                unlink(tmp);
+                if (r < 0)
+                        return r;
+                fprintf(stderr, "mayfly: packed %s (%zu files, %.1f MiB) and uploaded it to %s\n", s, tree.files,
+                        (double)tree.bytes / 1048576.0, uri);
+        }
         cJSON_ReplaceItemInObjectCaseSensitive(job, "source", cJSON_CreateString(uri));
-        fprintf(stderr, "mayfly: packed %s and uploaded it to %s\n", s, uri);
         return 0;
 }
 

@@ -259,6 +259,40 @@ def test_launch_creates_instance_as_specified(c):
     shutil.rmtree(d)
 
 
+def test_launch_packs_by_tree_honours_mayflyignore_and_uploads_once(c):
+    """A local source is named by the hash of its tree: the same files launched again are not uploaded again; a
+    changed file is; .mayflyignore and .git/ are left out; the folder is taken from the job file's folder."""
+    d = tempfile.mkdtemp(prefix="mayfly-pack-")
+    src = os.path.join(d, "code")
+    os.makedirs(os.path.join(src, ".git"))
+    os.makedirs(os.path.join(src, "checkpoints"))
+    for rel, text in (("train.py", "print(1)\n"), (".git/HEAD", "ref\n"), ("checkpoints/big.pt", "w" * 1000),
+                      (".mayflyignore", "checkpoints/\n*.log\n"), ("run.log", "noise\n")):
+        with open(os.path.join(src, rel), "w") as f:
+            f.write(text)
+    jp = os.path.join(d, "job.json")
+    with open(jp, "w") as f:
+        json.dump({"name": "packed", "source": "code", "results": "s3://mayfly-test/results/",
+                   "experiments": [{"name": "a", "command": "true"}]}, f)
+    args = ["--image-id", c.info["ami_id"], "--instance-type", "p3.2xlarge", "--install", "preinstalled",
+            "--iam-instance-profile", c.info["role"]]
+    p1 = mayfly("launch", jp, *args, env=c.admin_env(), timeout=120)
+    check(p1.returncode == 0 and "and uploaded it to" in out(p1), out(p1))
+    uri = re.search(r"uploaded it to (s3://\S+)", out(p1)).group(1)
+    p2 = mayfly("launch", jp, *args, env=c.admin_env(), timeout=120)
+    check(p2.returncode == 0 and "is already at %s" % uri in out(p2), out(p2))
+    with open(os.path.join(src, "train.py"), "w") as f:
+        f.write("print(2)\n")
+    p3 = mayfly("launch", jp, *args, env=c.admin_env(), timeout=120)
+    check(p3.returncode == 0 and "and uploaded it to" in out(p3) and uri not in out(p3), out(p3))
+    import io
+    import tarfile
+    body = c.boto("s3").get_object(Bucket="mayfly-test", Key=uri[len("s3://mayfly-test/"):])["Body"].read()
+    names = sorted(tarfile.open(fileobj=io.BytesIO(body), mode="r:gz").getnames())
+    check(names == [".mayflyignore", "train.py"], repr(names))
+    shutil.rmtree(d)
+
+
 def test_launch_spot_and_count_is_gone(c):
     p, d = launch(c, "--spot")
     check(p.returncode == 0, out(p))

@@ -27,5 +27,3 @@ bool archive_symlink_safe(const char *path, const char *target);
  * entries whose path goes through a link, and links that lead out of the tree — each resolved against the
  * tree built so far, and every link again once the whole archive is out. */
 int archive_extract(int afd, int rootfd, char *err, size_t errlen);
-/* Packs a directory as .tar.gz (used by `mayfly launch` for a local source). */
-int archive_pack_dir(const char *dir, const char *out, char *err, size_t errlen);
