@@ -94,7 +94,7 @@ def test_sns_and_webhook_when_the_run_ends(ctx):
             check(m["Subject"] == "mayfly: notes succeeded", m["Subject"])
             text = m["Message"]
             for want in ("mayfly: notes succeeded", "Run: %s-" % cloud.info["instance_id"], "Duration: ",
-                         "Experiments (1): hello exit 0", "Cost: unknown (", "/report.html?X-Amz-Algorithm=",
+                         "Experiments (1): hello exit 0", "Cost: ", "/report.html?X-Amz-Algorithm=",
                          "Results: s3://%s/results/notes/" % BUCKET, "Exit action: terminate"):
                 check(want in text, "SNS message lacks %r:\n%s" % (want, text))
             check(m["MessageAttributes"]["mayfly.outcome"]["Value"] == "succeeded", repr(m["MessageAttributes"]))
