@@ -88,7 +88,7 @@ test: all unit
 	python3 tests/run.py --build $(BUILD)
 
 demo: all
-	@sh tests/deps.sh test
+	@sh tests/deps.sh demo
 	python3 tests/demo.py --build $(BUILD)
 
 # Downloads (bench.py), uploads, small files, TLS static vs dynamic and checkpoint sync (bench_up.py), the agent's

@@ -10,6 +10,7 @@ want="libcurl4-openssl-dev libcjson-dev libexpat1-dev libssl-dev libsystemd-dev 
 case "$1" in
   test)  want="$want curl faketime python3-yaml python3-jsonschema python3-jinja2 python3-configobj python3-jsonpatch \
                python3-netifaces python3-oauthlib python3-requests python3-serial chromium tidy openssl" ;;
+  demo)  want="$want curl" ;;
   bench) want="$want curl nginx-light time openssl" ;;
   vm)    want="$want qemu-system-x86 debootstrap netcat-openbsd e2fsprogs util-linux"; apt_opts="--no-install-recommends" ;;
 esac
