@@ -131,6 +131,9 @@ int cli_load_job(const char *path, cJSON **ret_job, struct job *ret) {
         if (copy && src && !str_has_prefix(src, "s3://"))
                 cJSON_ReplaceItemInObjectCaseSensitive(copy, "source",
                                                        cJSON_CreateString("s3://mayfly-local-source/source.tar.gz"));
+        /* launch gives every run a run id (and with it lease_ttl and fleet their meaning) */
+        if (copy && !cJSON_HasObjectItem(copy, "run_id"))
+                cJSON_AddStringToObject(copy, "run_id", "launch-sets-it");
         _cleanup_free_ char *ctext = copy ? cJSON_PrintUnformatted(copy) : NULL;
         struct job_errors more = { 0 };
         struct job j;

@@ -12,11 +12,20 @@
 #define STATUS_REPORT_LINK_EXPIRES 3600
 
 /* A presigned link to the run's report.html (an hour, or less when the credentials expire sooner). */
-static void print_report_link(struct aws_ctx *c, const char *bucket, const char *run, bool have) {
+static void print_report_link(struct aws_ctx *c, const char *bucket, const char *run, bool have, bool bare) {
         char key[2100], err[512];
         snprintf(key, sizeof key, "%sreport.html", run);
         _cleanup_(buf_freep) struct buf url = BUF_INIT(16384);
         time_t until = 0;
+        if (bare) {
+                if (have && s3_presign_get(c, bucket, key, STATUS_REPORT_LINK_EXPIRES, now_wall(), &url, &until, err,
+                                           sizeof err) == 0)
+                        printf("%s\n", url.data);
+                else
+                        log_error("no report.html under s3://%s/%s yet%s%s", bucket, run, have ? ": " : "",
+                                  have ? err : "");
+                return;
+        }
         if (!have)
                 printf("report:   none yet (mayfly report s3://%s/%s renders one)\n", bucket, run);
         else if (s3_presign_get(c, bucket, key, STATUS_REPORT_LINK_EXPIRES, now_wall(), &url, &until, err,
@@ -115,15 +124,86 @@ static int print_launched(struct aws_ctx *c, struct http_client *h, const char *
         return 0;
 }
 
+static const char *str_of(const cJSON *o, const char *k) { return cJSON_GetStringValue(cJSON_GetObjectItem(o, k)); }
+
+/* One experiment's state as a person reads it: an interrupted one that will resume says so. */
+static void experiment_state(const cJSON *e, bool run_goes_on, char *out, size_t n) {
+        const char *stt = str_of(e, "status"), *rs = str_of(e, "reason");
+        const cJSON *ec = cJSON_GetObjectItem(e, "exit_code"), *sg = cJSON_GetObjectItem(e, "signal");
+        const cJSON *at = cJSON_GetObjectItem(e, "attempts");
+        int attempts = cJSON_IsNumber(at) ? at->valueint : 0;
+        char code[32] = "";
+        if (cJSON_IsNumber(ec))
+                snprintf(code, sizeof code, "exit %d", ec->valueint);
+        else if (cJSON_IsNumber(sg))
+                snprintf(code, sizeof code, "signal %d", sg->valueint);
+        stt = stt ? stt : "?";
+        if (run_goes_on && rs && (!strcmp(rs, "interrupted") || !strcmp(rs, "lease-lost") || !strcmp(rs, "agent-stopped")))
+                snprintf(out, n, "interrupted (%s), will resume (attempt %d)", rs, attempts + 1);
+        else if (!strcmp(stt, "running"))
+                snprintf(out, n, "running%s", attempts > 1 ? " (attempt" : "");
+        else if (!strcmp(stt, "done"))
+                snprintf(out, n, "%s%s%s", rs && *rs && strcmp(rs, "exit") ? rs : "done", *code ? ", " : "", code);
+        else
+                snprintf(out, n, "%s%s%s", stt, rs && *rs ? ", " : "", rs && *rs ? rs : "");
+        if (!strcmp(stt, "running") && attempts > 1) {
+                size_t l = strlen(out);
+                snprintf(out + l, n - l, " %d)", attempts);
+        }
+}
+
+/* The run as a person reads it: the outcome first, the report link last. Exit 0 for a run that succeeded or goes
+ * on, EXIT_RUN_FAILED for one that ended otherwise. */
+static int print_status(struct aws_ctx *c, const char *bucket, const char *run, const cJSON *st, bool have_report) {
+        const char *g, *outcome = str_of(st, "outcome");
+        bool goes_on = outcome && !strcmp(outcome, "running");
+        printf("outcome:  %s", outcome ? outcome : "?");
+        if ((g = str_of(st, "reason")) && !goes_on)
+                printf(" (%s)", g);
+        putchar('\n');
+        printf("run:      s3://%s/%s\n", bucket, run);
+        if ((g = str_of(st, "cancelled_by")))
+                printf("cancelled by: %s\n", g);
+        print_liveness(c, bucket, run, st);
+        if ((g = str_of(st, "progress")))
+                printf("progress: %s%s%s\n", g, str_of(st, "eta") ? ", ETA " : "", str_of(st, "eta") ?: "");
+        if ((g = str_of(st, "error")))
+                printf("error:    %s\n", g);
+        const cJSON *gh = cJSON_GetObjectItem(st, "gpu_health");
+        if (gh && (g = str_of(gh, "message")))
+                printf("gpu:      %s\n", g);
+        cJSON *in = cJSON_GetObjectItem(st, "instance");
+        printf("instance: %s (%s, %s)\n", str_of(in, "id") ?: "?", str_of(in, "type") ?: "?",
+               str_of(in, "availability_zone") ?: "?");
+        cJSON *e;
+        cJSON_ArrayForEach(e, cJSON_GetObjectItem(st, "experiments")) {
+                char state[160];
+                experiment_state(e, goes_on, state, sizeof state);
+                const cJSON *at = cJSON_GetObjectItem(e, "attempts");
+                bool more = cJSON_IsNumber(at) && at->valueint > 1 && !strstr(state, "attempt");
+                printf("  %-20s %s", str_of(e, "name") ?: "?", state);
+                if (more)
+                        printf(" (%d attempts)", at->valueint);
+                putchar('\n');
+        }
+        print_cost(cJSON_GetObjectItem(st, "cost"));
+        print_report_link(c, bucket, run, have_report, false);
+        return goes_on || (outcome && !strcmp(outcome, "succeeded")) ? EXIT_OK : EXIT_RUN_FAILED;
+}
+
 int cmd_status(int argc, char **argv) {
-        static const char usage[] = "usage: mayfly status RESULTS_URI [--json]\n\n"
+        static const char usage[] = "usage: mayfly status RESULTS_URI [--json | --link]\n\n"
                                     "  The state of a run from its status.json: s3://bucket/prefix/NAME/RUN-ID/, or\n"
-                                    "  s3://bucket/prefix/NAME/ for the newest run of the job.\n";
-        bool json = false;
+                                    "  s3://bucket/prefix/NAME/ for the newest run of the job. The outcome first, then\n"
+                                    "  each experiment, the cost, a link to report.html (--link prints only that).\n"
+                                    "  Exit 0 for a run that succeeded or goes on, 6 for one that ended otherwise.\n";
+        bool json = false, link_only = false;
         const char *uri = NULL;
         for (int i = 1; i < argc; i++) {
                 if (!strcmp(argv[i], "--json"))
                         json = true;
+                else if (!strcmp(argv[i], "--link"))
+                        link_only = true;
                 else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
                         fputs(usage, stdout);
                         return EXIT_OK;
@@ -169,45 +249,21 @@ int cmd_status(int argc, char **argv) {
                 return exit_code_for(r);
         }
         cJSON *st = cJSON_ParseWithLength(body, len);
+        int rc = EXIT_OK;
         if (json || !st) {
                 fwrite(body, 1, len, stdout);
                 if (len && body[len - 1] != '\n')
                         putchar('\n');
-        } else {
-                const char *g = NULL;
-                printf("run:      s3://%s/%s\n", bucket, run);
-                print_report_link(&c, bucket, run, have_report);
-                print_cost(cJSON_GetObjectItem(st, "cost"));
-                printf("outcome:  %s\n", (g = cJSON_GetStringValue(cJSON_GetObjectItem(st, "outcome"))) ? g : "?");
-                if ((g = cJSON_GetStringValue(cJSON_GetObjectItem(st, "cancelled_by"))))
-                        printf("cancelled by: %s\n", g);
-                print_liveness(&c, bucket, run, st);
-                if ((g = cJSON_GetStringValue(cJSON_GetObjectItem(st, "progress"))))
-                        printf("progress: %s%s%s\n", g, cJSON_GetStringValue(cJSON_GetObjectItem(st, "eta")) ? ", ETA " : "",
-                               cJSON_GetStringValue(cJSON_GetObjectItem(st, "eta")) ?: "");
-                if ((g = cJSON_GetStringValue(cJSON_GetObjectItem(st, "error"))))
-                        printf("error:    %s\n", g);
-                cJSON *in = cJSON_GetObjectItem(st, "instance");
-                printf("instance: %s (%s, %s)\n", cJSON_GetStringValue(cJSON_GetObjectItem(in, "id")),
-                       cJSON_GetStringValue(cJSON_GetObjectItem(in, "type")),
-                       cJSON_GetStringValue(cJSON_GetObjectItem(in, "availability_zone")));
-                cJSON *e;
-                cJSON_ArrayForEach(e, cJSON_GetObjectItem(st, "experiments")) {
-                        cJSON *ec = cJSON_GetObjectItem(e, "exit_code"), *sg = cJSON_GetObjectItem(e, "signal");
-                        char code[32] = "-";
-                        if (cJSON_IsNumber(ec))
-                                snprintf(code, sizeof code, "exit %d", (int)ec->valuedouble);
-                        else if (cJSON_IsNumber(sg))
-                                snprintf(code, sizeof code, "signal %d", (int)sg->valuedouble);
-                        const char *nm = cJSON_GetStringValue(cJSON_GetObjectItem(e, "name"));
-                        const char *stt = cJSON_GetStringValue(cJSON_GetObjectItem(e, "status"));
-                        const char *rs = cJSON_GetStringValue(cJSON_GetObjectItem(e, "reason"));
-                        printf("  %-20s %-8s %-12s %s\n", nm ? nm : "?", stt ? stt : "?", rs && *rs ? rs : "-", code);
-                }
-        }
+                const char *oc = st ? cJSON_GetStringValue(cJSON_GetObjectItem(st, "outcome")) : NULL;
+                if (oc && strcmp(oc, "running") && strcmp(oc, "succeeded"))
+                        rc = EXIT_RUN_FAILED;
+        } else if (link_only)
+                print_report_link(&c, bucket, run, have_report, true);
+        else
+                rc = print_status(&c, bucket, run, st, have_report);
         cJSON_Delete(st);
         aws_ctx_free(&c);
-        return EXIT_OK;
+        return rc;
 }
 
 struct chunks {

@@ -333,7 +333,21 @@ def test_status_and_logs_read_a_run(c):
     check(p.returncode == 0 and "outcome:  succeeded" in t and "20260101" in t, t + out(p))
     check("signal 9" in t and "exit 0" in t and "timeout" in t, t)
     p = mayfly("status", "s3://mayfly-test/results/job9/i-0abc-20251231T000000Z/", "--json", env=env)
-    check(p.returncode == 0 and json.loads(p.stdout)["outcome"] == "failed", out(p))
+    check(p.returncode == 6 and json.loads(p.stdout)["outcome"] == "failed", out(p))  # an ended run, not succeeded
+    # a run that goes on: the outcome first, an interrupted experiment that will resume says so, the link last
+    live = "results/job9b/i-0abc-20260102T000000Z/"
+    s3.put_object(Bucket="mayfly-test", Key=live + "status.json", Body=json.dumps(dict(st, outcome="running", experiments=[
+        {"name": "a", "status": "done", "reason": "interrupted", "exit_code": 143, "signal": None, "attempts": 1},
+        {"name": "b", "status": "running", "reason": "", "exit_code": None, "signal": None, "attempts": 3},
+        {"name": "c", "status": "pending", "reason": "", "exit_code": None, "signal": None, "attempts": 0}])))
+    p = mayfly("status", "s3://mayfly-test/results/job9b/i-0abc-20260102T000000Z/", env=env)
+    t = p.stdout.decode()
+    lines = t.splitlines()
+    check(p.returncode == 0 and lines[0] == "outcome:  running" and lines[-1].startswith("report:"), t)
+    check("a                    interrupted (interrupted), will resume (attempt 2)" in t, t)
+    check("b                    running (attempt 3)" in t and "c                    pending" in t, t)
+    p = mayfly("status", "s3://mayfly-test/results/job9b/i-0abc-20260102T000000Z/", "--link", env=env)
+    check(p.returncode == 0 and "no report.html" in out(p), out(p))
     p = mayfly("logs", "s3://mayfly-test/results/job9/", env=env)
     check(p.returncode == 0 and p.stdout == b"line 1\nprogress\r100%\nline 3\n", repr(p.stdout))
     p = mayfly("status", "s3://mayfly-test/results/nothing-here/", env=env)

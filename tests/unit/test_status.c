@@ -138,6 +138,11 @@ static void test_fields(void) {
         const cJSON *fb = f ? cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(f, "experiments"), 1) : NULL;
         T_EXPECT("who ran it", fb && cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(fb, "instances")) == 2);
         T_EXPECT("an ETA while some are left", f && cJSON_IsString(cJSON_GetObjectItemCaseSensitive(f, "eta")));
+        /* claimed here since the ledger was last read: running all the same (was "0 running") */
+        le[1].held = false;
+        _cleanup_(cjson_deletep) cJSON *g = build(&job, &st, false, &L);
+        T_EXPECT_STR("running here before the ledger shows the claim", g ? s(g, "progress") : NULL,
+                     "1/2 done, 1 running");
         job_free(&job);
 }
 

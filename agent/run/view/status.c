@@ -40,8 +40,9 @@ static void add_progress(cJSON *o, const struct ledger *L, const struct run_stat
                         done++;
                         if (e->end > e->start)
                                 sum += (double)(e->end - e->start);
-                } else if (e->held && !e->stale)
-                        running++;
+                } else if ((e->held && !e->stale) || (i < st->n && st->exps[i].st == EXP_RUNNING))
+                        running++; /* held by an instance that renews it, or running here (claimed since the ledger
+                                    * was last read) */
         }
         cJSON *t = cJSON_AddObjectToObject(o, "totals");
         cJSON_AddNumberToObject(t, "experiments", (double)L->n);
@@ -58,7 +59,6 @@ static void add_progress(cJSON *o, const struct ledger *L, const struct run_stat
                 iso(o, "eta", now_wall() + (time_t)left);
         } else
                 cJSON_AddNullToObject(o, "eta");
-        (void)st;
 }
 
 /* One experiment of status.json: its command, state, times, exit, attempts (and who ran it, in a shared run). */
