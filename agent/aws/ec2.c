@@ -7,6 +7,7 @@
 
 #include "aws/autoscaling.h"
 #include "aws/query.h"
+#include "crypto.h"
 
 int ec2_form(const char *action, const struct kv *params, size_t n, struct buf *out) {
         return query_form(action, EC2_API_VERSION, params, n, out);
@@ -88,15 +89,16 @@ int ec2_stop(struct aws_ctx *c, struct http_client *h, const char *instance_id, 
         return state_change(c, h, "StopInstances", instance_id, false, state, n, out);
 }
 
-int ec2_instances_of_run(struct aws_ctx *c, struct http_client *h, const char *run_id, char ids[][32],
+int ec2_instances_of_run(struct aws_ctx *c, struct http_client *h, const char *run_id, bool ended_too, char ids[][32],
                          char (*states)[24], size_t max, size_t *n, struct aws_result *out) {
         struct kv p[] = { { "Filter.1.Name", "tag:mayfly:run-id" }, { "Filter.1.Value.1", run_id },
                           { "Filter.2.Name", "instance-state-name" }, { "Filter.2.Value.1", "pending" },
                           { "Filter.2.Value.2", "running" }, { "Filter.2.Value.3", "stopping" },
-                          { "Filter.2.Value.4", "stopped" } };
+                          { "Filter.2.Value.4", "stopped" }, { "Filter.2.Value.5", "shutting-down" },
+                          { "Filter.2.Value.6", "terminated" } };
         _cleanup_(xml_freep) struct xml_node *x = NULL;
         *n = 0;
-        int r = ec2_call(c, h, "DescribeInstances", p, ARRAY_SIZE(p), &x, out);
+        int r = ec2_call(c, h, "DescribeInstances", p, ended_too ? ARRAY_SIZE(p) : ARRAY_SIZE(p) - 2, &x, out);
         if (r < 0)
                 return r;
         for (const struct xml_node *res = xml_child(xml_child(x, "reservationSet"), "item"); res;
@@ -110,6 +112,24 @@ int ec2_instances_of_run(struct aws_ctx *c, struct http_client *h, const char *r
                                 snprintf(states[*n], sizeof states[0], "%s", st ? st : "?");
                         snprintf(ids[(*n)++], sizeof ids[0], "%s", id);
                 }
+        return 0;
+}
+
+int ec2_console_output(struct aws_ctx *c, struct http_client *h, const char *instance_id, char **ret,
+                       struct aws_result *out) {
+        struct kv p[] = { { "InstanceId", instance_id } };
+        _cleanup_(xml_freep) struct xml_node *x = NULL;
+        int r = ec2_call(c, h, "GetConsoleOutput", p, 1, &x, out);
+        if (r < 0)
+                return r;
+        const char *b64 = xml_text(x, "output");
+        size_t n = b64 ? strlen(b64) : 0;
+        char *text = malloc(n / 4 * 3 + 4);
+        if (!text)
+                return -ENOMEM;
+        ssize_t m = n ? crypto_base64_decode(b64, n, (unsigned char *)text) : 0;
+        text[m > 0 ? m : 0] = 0;
+        *ret = text;
         return 0;
 }
 

@@ -177,7 +177,7 @@ static int end_from_here(struct aws_ctx *c, struct http_client *h, const struct 
         }
         char ids[64][32];
         size_t n = 0;
-        if ((r = ec2_instances_of_run(c, h, ref->run_id, ids, NULL, ARRAY_SIZE(ids), &n, &out)) < 0) {
+        if ((r = ec2_instances_of_run(c, h, ref->run_id, false, ids, NULL, ARRAY_SIZE(ids), &n, &out)) < 0) {
                 log_error("listing the run's instances: %s", out.msg);
                 return r;
         }

@@ -86,6 +86,43 @@ static void print_liveness(struct aws_ctx *c, const char *bucket, const char *ru
                        when, lv.instances, run_id_of(run), bucket, run);
 }
 
+#define STATUS_CONSOLE_LINES 8
+
+/* An instance of the run that ended without ever writing a status: why, as its console says (the install
+ * script's error, the agent's last words). */
+static void print_console_tail(struct aws_ctx *c, struct http_client *h, const char *iid) {
+        _cleanup_free_ char *text = NULL;
+        struct aws_result out = { 0 };
+        if (ec2_console_output(c, h, iid, &text, &out) < 0) {
+                printf("          its console: unreadable (%s)\n", out.msg);
+                return;
+        }
+        const char *lines[STATUS_CONSOLE_LINES], *why = NULL;
+        size_t n = 0;
+        static const char *const bad[] = { "error", "cannot", "failed", "refused", "denied", "unreachable" };
+        for (char *save = NULL, *l = strtok_r(text, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+                for (char *p = l; *p; p++)
+                        if ((unsigned char)*p < 0x20 && *p != '\t')
+                                *p = ' '; /* a console is not to be replayed on a terminal */
+                if (!*l)
+                        continue;
+                if (n == STATUS_CONSOLE_LINES) {
+                        for (size_t k = 0; k < ARRAY_SIZE(bad); k++)
+                                if (strstr(lines[0], bad[k]) && !why)
+                                        why = lines[0]; /* the first line that says what went wrong */
+                        memmove(lines, lines + 1, sizeof lines[0] * --n);
+                }
+                lines[n++] = l;
+        }
+        printf("          it ended without a status; %s its console:\n", why ? "from" : "the last lines of");
+        if (why)
+                printf("          | %.300s\n          | ...\n", why);
+        for (size_t i = 0; i < n; i++)
+                printf("          | %.200s\n", lines[i]);
+        if (!n)
+                printf("          | (empty)\n");
+}
+
 /* A run `mayfly launch` started that has not written its first status yet: what was launched, and what EC2 says of
  * its instances. 0 when there is a launch.json under uri, -MF_ENOTFOUND else. */
 static int print_launched(struct aws_ctx *c, struct http_client *h, const char *uri) {
@@ -115,12 +152,17 @@ static int print_launched(struct aws_ctx *c, struct http_client *h, const char *
                 printf("group:    %s\n", group);
         char ids[16][32], states[16][24];
         size_t n = 0;
-        if (ec2_instances_of_run(c, h, run_id, ids, states, ARRAY_SIZE(ids), &n, &out) < 0)
+        if (ec2_instances_of_run(c, h, run_id, true, ids, states, ARRAY_SIZE(ids), &n, &out) < 0)
                 printf("instances: unknown (%s)\n", out.msg);
         else if (!n)
                 printf("instances: none yet%s\n", group ? " (the group is starting them)" : "");
-        for (size_t i = 0; i < n; i++)
+        for (size_t i = 0; i < n; i++) {
                 printf("instance: %s %s\n", ids[i], states[i]);
+                bool ended = !strcmp(states[i], "terminated") || !strcmp(states[i], "shutting-down") ||
+                             !strcmp(states[i], "stopped");
+                if (ended)
+                        print_console_tail(c, h, ids[i]);
+        }
         return 0;
 }
 

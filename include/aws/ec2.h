@@ -20,10 +20,15 @@ int ec2_terminate(struct aws_ctx *c, struct http_client *h, const char *instance
                   size_t n, struct aws_result *out);
 int ec2_stop(struct aws_ctx *c, struct http_client *h, const char *instance_id, char *state, size_t n,
              struct aws_result *out);
-/* The instances tagged mayfly:run-id=run_id that are not terminated yet (pending, running, stopping, stopped):
- * their ids into ids[0..max) and (states not NULL) their state names, how many in *n. 0 or -errno. */
-int ec2_instances_of_run(struct aws_ctx *c, struct http_client *h, const char *run_id, char ids[][32],
+/* The instances tagged mayfly:run-id=run_id that are not terminated yet (pending, running, stopping, stopped;
+ * ended_too: shutting-down and terminated as well): their ids into ids[0..max) and (states not NULL) their state
+ * names, how many in *n. 0 or -errno. */
+int ec2_instances_of_run(struct aws_ctx *c, struct http_client *h, const char *run_id, bool ended_too, char ids[][32],
                          char (*states)[24], size_t max, size_t *n, struct aws_result *out);
+/* GetConsoleOutput: the instance's serial console (the last 64 KiB EC2 keeps), decoded, into *ret (free it; ""
+ * when EC2 has none yet). 0 or -errno. */
+int ec2_console_output(struct aws_ctx *c, struct http_client *h, const char *instance_id, char **ret,
+                       struct aws_result *out);
 /* State name of one instance (DescribeInstances). */
 int ec2_describe_state(struct aws_ctx *c, struct http_client *h, const char *instance_id, char *state, size_t n,
                        struct aws_result *out);

@@ -219,3 +219,23 @@ def test_relaunch_replaces_the_runs_leftover_group():
         wait_no_leftovers(c, run_id)
     finally:
         c.__exit__(None, None, None)
+
+
+def test_status_shows_why_an_instance_ended_without_a_status():
+    """An instance that cannot reach its role's credentials (IMDS out of its reach, as with a missing instance
+    profile) ends without ever writing a status: `status` shows it ended, and the last lines of its console, where
+    the agent said why."""
+    c = start_cloud()
+    try:
+        c.boot_env({"AWS_EC2_METADATA_SERVICE_ENDPOINT": "http://127.0.0.1:9"})
+        j = job("noimds", [{"name": "a", "command": ["./counter.sh", "4", "0.5"]}], lease_ttl=TTL)
+        run_id, _ = launch(c, j)
+        [i1] = [i["instance_id"] for i in c.wait_instances(lambda l: l and all(i["state"] == "terminated" for i in l),
+                                                           120, what="the instance ends")]
+        p = mayfly("status", "s3://%s/results/noimds/%s/" % (BUCKET, run_id), env=c.admin_env())
+        text = out(p)
+        check(p.returncode == 0 and "instance: %s terminated" % i1 in text, text)
+        check("it ended without a status; from its console:" in text, text)
+        check(re.search(r"\| .*(no instance role|IMDS http://127.0.0.1:9 unreachable)", text), text)
+    finally:
+        c.__exit__(None, None, None)

@@ -1023,6 +1023,16 @@ def make_moto_handler():
                     rec = cloud.mpu_checksums[upload_id]
                     rec["parts"][int(mpu_q["partNumber"][0])] = self.headers.get(
                         "x-amz-checksum-" + rec["alg"].lower())
+            # moto's GetConsoleOutput is canned: a simulated instance's console is what its boot and its agent
+            # printed (cloud-init's log, the agent's stderr), as EC2 gives the serial console's last 64 KiB
+            if (service == "ec2" and action == "GetConsoleOutput" and code == 200 and cloud.sim is not None):
+                text = cloud.sim.console_of((params.get("InstanceId") or [""])[0])
+                if text is not None:
+                    enc = base64.b64encode(text[-65536:]).decode()
+                    rbody = re.sub(rb"<output>.*?</output>", ("<output>%s</output>" % enc).encode(), rbody, flags=re.S)
+                    if b"<output>" not in rbody:
+                        rbody = rbody.replace(b"</instanceId>", ("</instanceId><output>%s</output>" % enc).encode(), 1)
+                    note = "console"
             # moto answers a policy denial on EC2 with <ErrorResponse>...AccessDenied; real EC2 says
             # 403 UnauthorizedOperation in <Response><Errors>.
             if service == "ec2" and code == 403 and b"<Code>AccessDenied</Code>" in rbody:

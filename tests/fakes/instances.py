@@ -494,6 +494,22 @@ class Simulator:
         for undo in self._unhooks:
             undo()
 
+    def console_of(self, iid: str):
+        """What a simulated instance's serial console shows (bytes): cloud-init's log, then the agent's output;
+        None for an instance the simulator does not know."""
+        with self.lock:
+            rec = self.recs.get(iid)
+        if rec is None or not rec.root:
+            return None
+        out = b""
+        for name in ("cloud-init.log", "init.out", "agent.stderr"):
+            try:
+                with open(os.path.join(rec.root, "console", name), "rb") as f:
+                    out += f.read()
+            except OSError:
+                pass
+        return out
+
     def info(self) -> dict:
         return {"simulate_instances": True, "instances_dir": self.dir, "sim_grace": self.grace,
                 "sim_boot_delay": self.boot_delay, "mayfly": self.mayfly}
