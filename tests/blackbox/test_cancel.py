@@ -50,6 +50,8 @@ def test_cancel_a_sweep_mid_training():
         r = the_run(c, "cx", run_id)
         st = r.status()
         check(st["outcome"] == "cancelled" and st.get("cancelled_by") == caller(c), json.dumps(st)[:1500])
+        report = r.get("report.html").decode()
+        check("<th>cancelled by</th><td>%s</td>" % caller(c) in report, "report.html does not say who cancelled")
         # SIGTERM reached both running experiments, and their checkpoints are in S3
         for i in got:
             stopped = [l for l in lines(i) if " stopped step=" in l]

@@ -102,6 +102,8 @@ static void headline(const cJSON *st, enum notify_event e, struct text *b) {
                 t_f(b, "%s", "timed out");
         else if (!strcmp(oc, "gpu-idle"))
                 t_f(b, "%s", "was stopped: the GPUs were idle");
+        else if (!strcmp(oc, "cancelled"))
+                t_f(b, "was cancelled by %s", or(jstr(st, "cancelled_by"), "someone"));
         else
                 t_f(b, "%s", oc);
 }
@@ -186,7 +188,7 @@ static cJSON *summary_json(const cJSON *st, enum notify_event e, const char *url
                 return NULL;
         cJSON_AddStringToObject(m, "event", e == NOTIFY_INTERRUPTED ? "interrupted" : "finished");
         static const char *const copy[] = { "name", "run_id", "outcome", "error", "started", "updated", "results",
-                                            "exit_action" };
+                                            "exit_action", "cancelled_by" };
         for (size_t i = 0; i < ARRAY_SIZE(copy); i++)
                 if (jstr(st, copy[i]))
                         cJSON_AddStringToObject(m, copy[i], jstr(st, copy[i]));

@@ -771,6 +771,7 @@ static void section_summary(struct out *o, const cJSON *st, time_t now) {
         o_s(o, "<section id=\"summary\"><h2>Summary</h2><table class=\"kv\">\n");
         row(o, "outcome", jstr(st, "outcome") ? jstr(st, "outcome") : "?");
         row(o, "error", jstr(st, "error"));
+        row(o, "cancelled by", jstr(st, "cancelled_by"));
         row(o, "phase", jstr(st, "phase"));
         time_t a = jtime(st, "started"), u = jtime(st, "updated");
         row_time(o, "started", a);
