@@ -4,20 +4,10 @@
 #include "aws/creds.h"
 #include "util.h"
 #include "test.h"
-
-static const char *vec;
-
-static char *fixture(const char *rel) {
-        char p[1024];
-        char *s = NULL;
-        snprintf(p, sizeof p, "%s/%s", vec, rel);
-        if (read_file_capped(p, 1 << 20, &s, NULL) < 0)
-                return NULL;
-        return s;
-}
+#include "vectors.h"
 
 static void test_creds(void) {
-        _cleanup_free_ char *j = fixture("imds/iam-security-credentials.json");
+        _cleanup_free_ char *j = t_fixture("imds/iam-security-credentials.json", NULL);
         struct aws_creds c = { 0 };
         char err[256];
         int r = j ? creds_parse_imds_json(j, strlen(j), &c, err, sizeof err) : -1;
@@ -39,7 +29,7 @@ static void test_creds(void) {
 }
 
 int main(int argc, char **argv) {
-        vec = argc > 1 ? argv[1] : "tests/vectors";
+        t_vectors_from(argc, argv);
         test_creds();
         return t_summary();
 }

@@ -4,20 +4,10 @@
 #include "aws/xml.h"
 #include "util.h"
 #include "test.h"
-
-static const char *vec;
-
-static char *fixture(const char *rel) {
-        char p[1024];
-        char *s = NULL;
-        snprintf(p, sizeof p, "%s/%s", vec, rel);
-        if (read_file_capped(p, 1 << 20, &s, NULL) < 0)
-                return NULL;
-        return s;
-}
+#include "vectors.h"
 
 static void test_ec2(void) {
-        _cleanup_free_ char *x = fixture("xml-responses/responses-ec2-stop-instances.xml");
+        _cleanup_free_ char *x = t_fixture("xml-responses/responses-ec2-stop-instances.xml", NULL);
         struct xml_node *root = NULL;
         char st[64] = "";
         int r = x ? xml_parse(x, strlen(x), &root) : -1;
@@ -33,7 +23,7 @@ static void test_ec2(void) {
 }
 
 int main(int argc, char **argv) {
-        vec = argc > 1 ? argv[1] : "tests/vectors";
+        t_vectors_from(argc, argv);
         test_ec2();
         return t_summary();
 }

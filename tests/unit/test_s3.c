@@ -6,17 +6,7 @@
 #include "aws/s3.h"
 #include "util.h"
 #include "test.h"
-
-static const char *vec;
-
-static char *fixture(const char *rel) {
-        char p[1024];
-        char *s = NULL;
-        snprintf(p, sizeof p, "%s/%s", vec, rel);
-        if (read_file_capped(p, 1 << 20, &s, NULL) < 0)
-                return NULL;
-        return s;
-}
+#include "vectors.h"
 
 struct listed {
         int n;
@@ -34,8 +24,8 @@ static int on_obj(void *ud, const struct s3_object *o) {
 }
 
 static void test_list(void) {
-        _cleanup_free_ char *x = fixture("xml-responses/responses-s3-list-objects.xml");
-        _cleanup_free_ char *j = fixture("xml-responses/responses-s3-list-objects.json");
+        _cleanup_free_ char *x = t_fixture("xml-responses/responses-s3-list-objects.xml", NULL);
+        _cleanup_free_ char *j = t_fixture("xml-responses/responses-s3-list-objects.json", NULL);
         struct listed l = { 0 };
         bool more = true;
         char *tok = NULL;
@@ -73,7 +63,7 @@ static void test_uri(void) {
 }
 
 int main(int argc, char **argv) {
-        vec = argc > 1 ? argv[1] : "tests/vectors";
+        t_vectors_from(argc, argv);
         test_list();
         test_uri();
         return t_summary();

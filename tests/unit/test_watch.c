@@ -6,17 +6,7 @@
 #include "run/watch/watch.h"
 #include "util.h"
 #include "test.h"
-
-static const char *vec;
-
-static char *fixture(const char *rel, size_t *len) {
-        char p[1024];
-        snprintf(p, sizeof p, "%s/%s", vec, rel);
-        char *text = NULL;
-        if (read_file_capped(p, 1 << 16, &text, len) < 0)
-                return NULL;
-        return text;
-}
+#include "vectors.h"
 
 static void test_spot_vectors(void) {
         static const struct {
@@ -25,7 +15,7 @@ static void test_spot_vectors(void) {
                   { "imds/spot-instance-action-stop.json", "stop" } };
         for (size_t i = 0; i < ARRAY_SIZE(v); i++) {
                 size_t len = 0;
-                char *j = fixture(v[i].file, &len);
+                char *j = t_fixture(v[i].file, &len);
                 char action[16] = "", name[200];
                 time_t when = 0;
                 snprintf(name, sizeof name, "spot notice %s parses", v[i].file);
@@ -35,7 +25,7 @@ static void test_spot_vectors(void) {
                 free(j);
         }
         size_t len = 0;
-        char *j = fixture("imds/rebalance.json", &len);
+        char *j = t_fixture("imds/rebalance.json", &len);
         time_t when = 0;
         T_EXPECT("rebalance recommendation parses", j && rebalance_parse(j, len, &when) == 0 &&
                                                             when == 1603786920); /* 2020-10-27T08:22:00Z */
@@ -70,7 +60,7 @@ static void test_spot_hostile(void) {
 }
 
 int main(int argc, char **argv) {
-        vec = argc > 1 ? argv[1] : "tests/vectors";
+        t_vectors_from(argc, argv);
         test_spot_vectors();
         test_spot_hostile();
         return t_summary();

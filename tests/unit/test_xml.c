@@ -4,17 +4,7 @@
 #include "aws/xml.h"
 #include "util.h"
 #include "test.h"
-
-static const char *vec;
-
-static char *fixture(const char *rel) {
-        char p[1024];
-        char *s = NULL;
-        snprintf(p, sizeof p, "%s/%s", vec, rel);
-        if (read_file_capped(p, 1 << 20, &s, NULL) < 0)
-                return NULL;
-        return s;
-}
+#include "vectors.h"
 
 static void test_errors(void) {
         struct { const char *file, *code, *msg, *rid; } t[] = {
@@ -23,7 +13,7 @@ static void test_errors(void) {
                   "Invalid id: \"foobar\"", "dfb14b43-9a55-4d8e-b676-e8034d12bbeb" },
         };
         for (size_t i = 0; i < ARRAY_SIZE(t); i++) {
-                _cleanup_free_ char *x = fixture(t[i].file);
+                _cleanup_free_ char *x = t_fixture(t[i].file, NULL);
                 struct aws_error e;
                 int r = x ? aws_error_parse(x, strlen(x), &e) : -1;
                 char name[256];
@@ -48,7 +38,7 @@ static void test_errors(void) {
 }
 
 int main(int argc, char **argv) {
-        vec = argc > 1 ? argv[1] : "tests/vectors";
+        t_vectors_from(argc, argv);
         test_errors();
         return t_summary();
 }
