@@ -171,6 +171,32 @@ int asg_parse_describe(const struct xml_node *root, const char *group, struct as
         return 0;
 }
 
+/* An activity's text as a person will read it on a terminal: cut to fit, no control characters. */
+static void copy_text(char *dst, size_t n, const char *src) {
+        str_copy(dst, n, src ? src : "");
+        for (char *p = dst; *p; p++)
+                if ((unsigned char)*p < 0x20 || *p == 0x7f)
+                        *p = ' ';
+}
+
+int asg_parse_activities(const struct xml_node *root, struct asg_activity *acts, size_t max, size_t *n) {
+        *n = 0;
+        if (!root || strcmp(root->name, "DescribeScalingActivitiesResponse") != 0)
+                return -MF_EPARSE;
+        const struct xml_node *list = xml_child(xml_child(root, "DescribeScalingActivitiesResult"), "Activities");
+        for (const struct xml_node *m = xml_child(list, "member"); m && *n < max; m = xml_next_named(m)) {
+                const char *st = xml_text(m, "StatusCode");
+                if (!st)
+                        return -MF_EPARSE;
+                struct asg_activity *a = &acts[(*n)++];
+                copy_text(a->status, sizeof a->status, st);
+                copy_text(a->start, sizeof a->start, xml_text(m, "StartTime"));
+                copy_text(a->description, sizeof a->description, xml_text(m, "Description"));
+                copy_text(a->message, sizeof a->message, xml_text(m, "StatusMessage"));
+        }
+        return 0;
+}
+
 /* ---------- the calls ---------- */
 
 int asg_endpoint(struct aws_ctx *c, char *ep, size_t n, char *err, size_t errlen) {
@@ -220,6 +246,24 @@ int asg_describe(struct aws_ctx *c, struct http_client *h, const char *group, st
                 return -MF_EPARSE;
         }
         *ret = info;
+        return 0;
+}
+
+int asg_activities(struct aws_ctx *c, struct http_client *h, const char *group, struct asg_activity *acts,
+                   size_t max, size_t *n, struct aws_result *out) {
+        *n = 0;
+        max = max < ASG_MAX_ACTIVITIES ? max : ASG_MAX_ACTIVITIES;
+        struct asg_params a = { 0 };
+        asg_param(&a, group, "AutoScalingGroupName");
+        asg_param_int(&a, (long)max, "MaxRecords");
+        _cleanup_(xml_freep) struct xml_node *x = NULL;
+        int r = call(c, h, "DescribeScalingActivities", &a, &x, out);
+        if (r < 0)
+                return says_not_found(out) ? 0 : r;
+        if (asg_parse_activities(x, acts, max, n) < 0) {
+                errf(out->msg, sizeof out->msg, "DescribeScalingActivities: unreadable answer about %s", group);
+                return -MF_EPARSE;
+        }
         return 0;
 }
 

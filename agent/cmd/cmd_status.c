@@ -3,6 +3,7 @@
  * the logs whole or as live chunks). */
 #include <getopt.h>
 
+#include "aws/autoscaling.h"
 #include "aws/ec2.h"
 #include "cmd/cli.h"
 #include "jsonx.h"
@@ -123,6 +124,32 @@ static void print_console_tail(struct aws_ctx *c, struct http_client *h, const c
                 printf("          | (empty)\n");
 }
 
+#define STATUS_ACTIVITIES 5
+
+/* The run's group and what Auto Scaling did with it, newest first: a launch that failed says why (no capacity of
+ * the type in the zone, a vCPU quota, a template the account may not use). */
+static void print_activities(struct aws_ctx *c, struct http_client *h, const char *group) {
+        struct asg_activity acts[STATUS_ACTIVITIES];
+        size_t n = 0;
+        struct aws_result out = { 0 };
+        printf("group:    %s\n", group);
+        if (asg_activities(c, h, group, acts, ARRAY_SIZE(acts), &n, &out) < 0) {
+                printf("activity: unknown (%s)\n", out.msg);
+                return;
+        }
+        for (size_t i = 0, same; i < n; i += same) {
+                const char *what = *acts[i].message ? acts[i].message : acts[i].description;
+                for (same = 1; i + same < n && !strcmp(acts[i + same].status, acts[i].status) &&
+                               *acts[i].message && !strcmp(acts[i + same].message, acts[i].message);
+                     same++)
+                        ; /* a launch that keeps failing for the same reason: once, with how often */
+                printf("activity: %s %s: %s", acts[i].start, acts[i].status, what);
+                if (same > 1)
+                        printf(" (%zu times%s)", same, i + same == n ? " or more" : "");
+                printf("\n");
+        }
+}
+
 /* A run `mayfly launch` started that has not written its first status yet: what was launched, and what EC2 says of
  * its instances. 0 when there is a launch.json under uri, -MF_ENOTFOUND else. */
 static int print_launched(struct aws_ctx *c, struct http_client *h, const char *uri) {
@@ -149,7 +176,7 @@ static int print_launched(struct aws_ctx *c, struct http_client *h, const char *
         printf("outcome:  launched, waiting for its first status\n");
         printf("launched: %s%s by %s\n", when ? when : "?", ago, by ? by : "?");
         if (group)
-                printf("group:    %s\n", group);
+                print_activities(c, h, group);
         char ids[16][32], states[16][24];
         size_t n = 0;
         if (ec2_instances_of_run(c, h, run_id, true, ids, states, ARRAY_SIZE(ids), &n, &out) < 0)

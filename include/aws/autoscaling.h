@@ -79,6 +79,22 @@ struct asg_info {
 /* DescribeAutoScalingGroups for one name; a group that is not there is 0 with ret->exists false. */
 int asg_describe(struct aws_ctx *c, struct http_client *h, const char *group, struct asg_info *ret,
                  struct aws_result *out);
+/* One scaling activity of a group, as DescribeScalingActivities gives it (newest first): where a launch that
+ * failed says why (capacity, quota, a bad template). */
+#define ASG_MAX_ACTIVITIES 8
+struct asg_activity {
+        char status[40];              /* StatusCode: "Successful", "Failed", "InProgress", "Cancelled"... */
+        char start[40];               /* StartTime, ISO 8601 */
+        char description[256];        /* "Launching a new EC2 instance: i-…", "Launching a new EC2 instance.  Status…" */
+        char message[512];            /* StatusMessage: why it failed, "" when none */
+};
+/* Pure: a DescribeScalingActivities answer, at most max activities (texts cut to fit, control characters made
+ * spaces); the count into *n. */
+int asg_parse_activities(const struct xml_node *root, struct asg_activity *acts, size_t max, size_t *n);
+/* DescribeScalingActivities of the group, its newest max (at most ASG_MAX_ACTIVITIES). A group that is not there has
+ * none (0, *n 0). */
+int asg_activities(struct aws_ctx *c, struct http_client *h, const char *group, struct asg_activity *acts,
+                   size_t max, size_t *n, struct aws_result *out);
 /* TerminateInstanceInAutoScalingGroup: the instance ends; decrement: the group shrinks by one (no replacement).
  * An instance in no group is -MF_ENOTFOUND. */
 int asg_terminate_instance(struct aws_ctx *c, struct http_client *h, const char *instance_id, bool decrement,

@@ -241,3 +241,34 @@ def test_status_shows_why_an_instance_ended_without_a_status():
         check(re.search(r"\| .*(no instance role|IMDS http://127.0.0.1:9 unreachable)", text), text)
     finally:
         c.__exit__(None, None, None)
+
+
+def test_status_shows_a_group_that_cannot_launch_and_the_run_starts_once_it_can():
+    """EC2 has no capacity of the run's type: the group's launch fails (no instance), `status` says so with EC2's own
+    words from the group's scaling activities; once there is capacity again the group's next try launches the
+    instance and the run goes through."""
+    c = start_cloud()
+    try:
+        c.control("PUT", "/sim/capacity", {"none": ["g5.xlarge"]})
+        j = job("nocap", [{"name": "a", "command": ["./counter.sh", "4", "0.2"]}], lease_ttl=TTL)
+        run_id, _ = launch(c, j, "--recover")
+        uri = "s3://%s/results/nocap/%s/" % (BUCKET, run_id)
+        deadline, text = time.time() + 60, ""
+        while time.time() < deadline and not re.search(r"Failed: We currently .* \(\d+ times", text):
+            time.sleep(1)
+            p = mayfly("status", uri, env=c.admin_env())
+            text = out(p)
+        check(p.returncode == 0 and "group:    mayfly-" in text and "instances: none yet" in text, text)
+        check(re.search(r"^activity: \S+ Failed: We currently do not have sufficient g5\.xlarge capacity in the "
+                        r"Availability Zone you requested.* \((\d+) times( or more)?\)$", text, re.M), text)
+        check(text.count("activity:") == 1, "the same failure is said once: " + text)
+        check(c.boto("ec2").describe_instances(Filters=[{"Name": "tag:mayfly:run-id", "Values": [run_id]}])
+              ["Reservations"] == [], "a launch that failed left an instance")
+        c.control("PUT", "/sim/capacity", {"none": []})
+        st = wait_over(c, the_run(c, "nocap", run_id), 180)
+        check(st["outcome"] == "succeeded", json.dumps(st)[:1500])
+        acts = c.boto("autoscaling").describe_scaling_activities(AutoScalingGroupName="mayfly-" + run_id)["Activities"]
+        check(any(a["StatusCode"] == "Successful" and a["Description"].startswith("Launching a new EC2 instance: i-")
+                  for a in acts), repr(acts))
+    finally:
+        c.__exit__(None, None, None)

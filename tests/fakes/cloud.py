@@ -1033,6 +1033,16 @@ def make_moto_handler():
                     if b"<output>" not in rbody:
                         rbody = rbody.replace(b"</instanceId>", ("</instanceId><output>%s</output>" % enc).encode(), 1)
                     note = "console"
+            # moto's DescribeScalingActivities answers an empty list: the simulator's group activities take its place
+            # (each launch and termination of a member, a launch that failed for capacity with EC2's message)
+            if (service == "autoscaling" and action == "DescribeScalingActivities" and code == 200
+                    and cloud.sim is not None):
+                try:
+                    most = max(1, min(100, int((params.get("MaxRecords") or ["100"])[0])))
+                except ValueError:
+                    most = 100
+                rbody = cloud.sim.activities_xml((params.get("AutoScalingGroupName") or [""])[0], most)
+                note = "activities"
             # moto answers a policy denial on EC2 with <ErrorResponse>...AccessDenied; real EC2 says
             # 403 UnauthorizedOperation in <Response><Errors>.
             if service == "ec2" and code == 403 and b"<Code>AccessDenied</Code>" in rbody:

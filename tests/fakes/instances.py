@@ -47,6 +47,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 
 LOG = logging.getLogger("fakecloud.instances")
 THIS = os.path.abspath(__file__)
@@ -441,6 +442,7 @@ class Rec:
         self.boot_env: dict[str, str] = {}
         self.lifecycle = "on-demand"
         self.meta: dict = {}
+        self.group: str | None = None  # the Auto Scaling group it is a member of
 
 
 class Simulator:
@@ -468,6 +470,10 @@ class Simulator:
         self.control_url = ""
         self._unhooks: list = []
         self._last_reap = 0.0
+        self.no_capacity: set[str] = set()  # instance types EC2 has none of now (PUT /sim/capacity)
+        self.activities: dict[str, list[dict]] = {}  # group -> its scaling activities, oldest first
+        self.short: dict[str, float] = {}  # group -> when Auto Scaling tries again to launch what it lacks
+        self.capacity_retry = 5.0
 
     # ---- lifecycle ----
     def start(self, control_url: str) -> None:
@@ -624,7 +630,15 @@ class Simulator:
             st = inst.state
             rec = self.recs.get(iid)
             if rec is None:
+                group = self._group_of(inst)
+                if group and st in ("pending", "running") and self._launch_fails(inst, group):
+                    continue
                 rec = self.recs[iid] = Rec(iid)
+                rec.group = group
+                if group:
+                    self._activity(group, "Successful", f"Launching a new EC2 instance: {iid}",
+                                   "an instance was started in response to a difference between desired and actual "
+                                   "capacity")
                 if st == "running":
                     rec.boot_at = time.time() + self.boot_delay
                     LOG.info("instance %s: new, boots in %.1fs", iid, self.boot_delay)
@@ -640,6 +654,9 @@ class Simulator:
 
     def _tick(self) -> None:
         now = time.time()
+        for group, at in list(self.short.items()):
+            if now >= at:
+                self._relaunch(group)
         if now - self._last_reap >= 2:
             self._last_reap = now
             self._reap_orphans()
@@ -664,6 +681,73 @@ class Simulator:
                 rec.backstop_at = None
                 LOG.info("instance %s: backstop timer fired", rec.iid)
                 self._poweroff(rec, "backstop timer")
+
+    # ---- Auto Scaling's side: capacity, activities ----
+    def _group_of(self, inst) -> str | None:
+        try:
+            return {t["key"]: t["value"] for t in inst.get_tags()}.get(ASG_TAG)
+        except RuntimeError:  # the tags changed under us (another thread is in moto)
+            return getattr(getattr(inst, "autoscaling_group", None), "name", None)
+
+    def _activity(self, group: str, status: str, description: str, cause: str, message: str = "") -> None:
+        acts = self.activities.setdefault(group, [])
+        acts.append({"id": str(uuid.uuid4()), "status": status, "description": description,
+                     "cause": f"At {iso(int(time.time()))} {cause}.", "message": message, "time": time.time()})
+        del acts[:-100]
+
+    def _launch_fails(self, inst, group: str) -> bool:
+        """A group's launch of a type EC2 has no capacity of fails as on AWS: no instance, a Failed activity with
+        EC2's message, and the group tries again a while later (until the capacity is back)."""
+        itype = getattr(inst, "instance_type", "")
+        if itype not in self.no_capacity:
+            return False
+        zone = getattr(getattr(inst, "_placement", None), "zone", None) or self.region + "a"
+        msg = (f"We currently do not have sufficient {itype} capacity in the Availability Zone you requested "
+               f"({zone}). Our system will be working on provisioning additional capacity. You can currently get "
+               f"{itype} capacity by not specifying an Availability Zone in your request or choosing other zones. "
+               f"Launching EC2 instance failed.")
+        g = self.asg.autoscaling_groups.get(group)
+        if g is not None:
+            g.instance_states = [s for s in g.instance_states if s.instance.id != inst.id]
+        for rid, res in list(self.ec2.reservations.items()):
+            if any(i.id == inst.id for i in res.instances):
+                res.instances = [i for i in res.instances if i.id != inst.id]
+                if not res.instances:
+                    self.ec2.reservations.pop(rid, None)
+        self._activity(group, "Failed", "Launching a new EC2 instance.  Status Reason: " + msg,
+                       "an instance was started in response to a difference between desired and actual capacity",
+                       msg)
+        self.short[group] = time.time() + self.capacity_retry
+        LOG.info("instance %s of %s: launch failed, no %s capacity", inst.id, group, itype)
+        return True
+
+    def _relaunch(self, group: str) -> None:
+        self.short.pop(group, None)
+        g = self.asg.autoscaling_groups.get(group)
+        if g is None:
+            return
+        lack = g.desired_capacity - len(g.active_instances())
+        if lack > 0:
+            g.replace_autoscaling_group_instances(lack, g.get_propagated_tags())
+
+    def activities_xml(self, group: str, max_records: int) -> bytes:
+        """DescribeScalingActivities' answer for the group, newest first, as EC2 Auto Scaling writes it."""
+        from xml.sax.saxutils import escape
+        with self.lock:
+            acts = list(reversed(self.activities.get(group, [])))[:max_records]
+        members = "".join(
+            "<member><ActivityId>%s</ActivityId><AutoScalingGroupName>%s</AutoScalingGroupName>"
+            "<Description>%s</Description><Cause>%s</Cause><StartTime>%s</StartTime><EndTime>%s</EndTime>"
+            "<StatusCode>%s</StatusCode>%s<Progress>100</Progress></member>" % (
+                a["id"], escape(group), escape(a["description"]), escape(a["cause"]),
+                time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(a["time"])),
+                time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(a["time"])), a["status"],
+                "<StatusMessage>%s</StatusMessage>" % escape(a["message"]) if a["message"] else "")
+            for a in acts)
+        return ('<DescribeScalingActivitiesResponse xmlns="http://autoscaling.amazonaws.com/doc/2011-01-01/">'
+                "<DescribeScalingActivitiesResult><Activities>%s</Activities></DescribeScalingActivitiesResult>"
+                "<ResponseMetadata><RequestId>%s</RequestId></ResponseMetadata></DescribeScalingActivitiesResponse>"
+                % (members, uuid.uuid4())).encode()
 
     def _reap_orphans(self) -> None:
         tracked = {r.init.pid for r in self.recs.values() if r.init is not None}
@@ -926,6 +1010,9 @@ class Simulator:
         if rec.state == "terminated":
             rec.ended = time.time()
             self._close_imds(rec)
+            if rec.group:
+                self._activity(rec.group, "Successful", f"Terminating EC2 instance: {rec.iid}",
+                               f"the instance ended ({rec.ended_by})")
         LOG.info("instance %s: %s (%s)", rec.iid, rec.state, rec.ended_by)
 
     def _poweroff(self, rec: Rec, reason: str) -> None:
@@ -1052,6 +1139,13 @@ class Simulator:
                 with self.lock:
                     self.boot_envs.extend({str(k): str(v) for k, v in e.items()} for e in envs)
                     return 200, {"ok": True, "queued": len(self.boot_envs)}
+            if (method, parts[1:]) == ("PUT", ["capacity"]):
+                types = body.get("none")
+                if not isinstance(types, list) or not all(isinstance(t, str) for t in types):
+                    raise ValueError('body must be {"none": ["p3.2xlarge", ...]} (the types EC2 has no capacity of)')
+                with self.lock:
+                    self.no_capacity = set(types)
+                return 200, {"ok": True, "none": sorted(self.no_capacity)}
             if (method, parts[1:]) == ("DELETE", ["boot-env"]):
                 with self.lock:
                     self.boot_envs.clear()

@@ -258,6 +258,69 @@ static void test_describe(void) {
         buf_free(&b);
 }
 
+/* DescribeScalingActivities as EC2 Auto Scaling answers it (the AWS CLI reference's example, and a launch that
+ * failed for capacity with the message EC2 gives). */
+#define ACTIVITIES                                                                                                 \
+        "<DescribeScalingActivitiesResponse xmlns=\"http://autoscaling.amazonaws.com/doc/2011-01-01/\">"             \
+        "<DescribeScalingActivitiesResult><Activities>"                                                             \
+        "<member><ActivityId>a1</ActivityId><AutoScalingGroupName>mayfly-r</AutoScalingGroupName>"                  \
+        "<Description>Launching a new EC2 instance.  Status Reason: We currently do not have sufficient p3.2xlarge " \
+        "capacity in the Availability Zone you requested (us-east-1a).\nLaunching EC2 instance failed.</Description>" \
+        "<Cause>At 2026-12-07T10:00:00Z an instance was started in response to a difference between desired and "    \
+        "actual capacity, increasing the capacity from 0 to 1.</Cause><StartTime>2026-12-07T10:00:05.100Z</StartTime>" \
+        "<EndTime>2026-12-07T10:00:05Z</EndTime><StatusCode>Failed</StatusCode><StatusMessage>We currently do not "   \
+        "have sufficient p3.2xlarge capacity in the Availability Zone you requested (us-east-1a).</StatusMessage>"   \
+        "<Progress>100</Progress></member>"                                                                         \
+        "<member><ActivityId>a0</ActivityId><AutoScalingGroupName>mayfly-r</AutoScalingGroupName>"                  \
+        "<Description>Launching a new EC2 instance: i-0d44425630326060f</Description><Cause>c</Cause>"              \
+        "<StartTime>2026-12-07T09:36:09.766Z</StartTime><StatusCode>Successful</StatusCode><Progress>100</Progress>" \
+        "</member></Activities></DescribeScalingActivitiesResult></DescribeScalingActivitiesResponse>"
+
+static int parse_acts(const char *xml, struct asg_activity *a, size_t max, size_t *n) {
+        struct xml_node *x = NULL;
+        int r = xml_parse(xml, strlen(xml), &x);
+        if (r == 0)
+                r = asg_parse_activities(x, a, max, n);
+        xml_free(x);
+        return r;
+}
+
+static void test_activities(void) {
+        struct asg_activity a[ASG_MAX_ACTIVITIES];
+        size_t n = 9;
+        int r = parse_acts(ACTIVITIES, a, ARRAY_SIZE(a), &n);
+        T_EXPECT("activities: both, newest first", r == 0 && n == 2 && !strcmp(a[0].status, "Failed") &&
+                                                           !strcmp(a[1].status, "Successful") &&
+                                                           !strcmp(a[0].start, "2026-12-07T10:00:05.100Z"));
+        T_EXPECT("activities: why the launch failed",
+                 n == 2 && str_has_prefix(a[0].message, "We currently do not have sufficient p3.2xlarge capacity") &&
+                         !strcmp(a[1].message, "") && !strcmp(a[1].description,
+                                                               "Launching a new EC2 instance: i-0d44425630326060f"));
+        T_EXPECT("activities: no control character reaches the terminal",
+                 n == 2 && !strchr(a[0].description, '\n') && strstr(a[0].description, "). Launching EC2"));
+        r = parse_acts(ACTIVITIES, a, 1, &n);
+        T_EXPECT("activities: at most max", r == 0 && n == 1 && !strcmp(a[0].status, "Failed"));
+        r = parse_acts("<DescribeScalingActivitiesResponse><DescribeScalingActivitiesResult><Activities/>"
+                       "</DescribeScalingActivitiesResult></DescribeScalingActivitiesResponse>", a, 8, &n);
+        T_EXPECT("activities: none", r == 0 && n == 0);
+        T_EXPECT("activities: another answer is refused",
+                 parse_acts("<DescribeAutoScalingGroupsResponse/>", a, 8, &n) == -MF_EPARSE);
+        T_EXPECT("activities: one without a status code is refused",
+                 parse_acts("<DescribeScalingActivitiesResponse><DescribeScalingActivitiesResult><Activities><member>"
+                            "<Description>d</Description></member></Activities></DescribeScalingActivitiesResult>"
+                            "</DescribeScalingActivitiesResponse>", a, 8, &n) == -MF_EPARSE);
+        struct buf b = BUF_INIT(1 << 20);
+        buf_adds(&b, "<DescribeScalingActivitiesResponse><DescribeScalingActivitiesResult><Activities><member>"
+                     "<StatusCode>Failed</StatusCode><StatusMessage>");
+        for (int i = 0; i < 2000; i++)
+                buf_adds(&b, "x");
+        buf_adds(&b, "</StatusMessage></member></Activities></DescribeScalingActivitiesResult>"
+                     "</DescribeScalingActivitiesResponse>");
+        r = b.data ? parse_acts(b.data, a, 8, &n) : -1;
+        T_EXPECT("activities: a long message is cut to fit", r == 0 && n == 1 && strlen(a[0].message) == 511);
+        buf_free(&b);
+}
+
 int main(int argc, char **argv) {
         test_group_plain();
         test_group_mixed_spot();
@@ -265,6 +328,7 @@ int main(int argc, char **argv) {
         test_launch_template();
         test_simple_forms();
         test_describe();
+        test_activities();
         buf_free(&fb);
         return t_summary();
 }
