@@ -39,6 +39,9 @@ ROOT = os.path.dirname(HERE)
 VECTORS = os.path.join(HERE, "vectors")
 DURATIONS = os.path.join(HERE, "durations.json")
 RUN_USER_PREFIX = "mayfly-t"
+# a second runner on the same machine (another checkout) numbers its workers from here: workers BASE+1.. own their
+# users, loopback addresses and ports, so the two never meet
+WORKER_BASE = int(os.environ.get("MAYFLY_TEST_WORKER_BASE", "0") or 0)
 
 
 # ---- what there is to run ----
@@ -114,7 +117,7 @@ def ensure_run_users(n):
     """Run users mayfly-t1..mayfly-tN (system users without a home or a login shell), one per worker, so that no two
     workers' experiments share a uid. Returns their names; as non-root, or where useradd fails: 'nobody' each."""
     names = []
-    for i in range(1, n + 1):
+    for i in range(WORKER_BASE + 1, WORKER_BASE + n + 1):
         name = "%s%d" % (RUN_USER_PREFIX, i)
         try:
             pwd.getpwnam(name)
@@ -247,10 +250,10 @@ def run_pool(slots, units, jobs, build, timeout, logdir):
 
     def one_phase(pending, width):
         workers = {}
-        number = 0
+        number = WORKER_BASE
 
         def spawn(n):
-            w = Worker(n, build, users[(n - 1) % len(users)], logdir)
+            w = Worker(n, build, users[(n - 1 - WORKER_BASE) % len(users)], logdir)
             workers[w.rfd] = w
             return w
 
