@@ -484,6 +484,9 @@ static int parse_page(const char *xml, size_t len, int (*cb)(void *ud, const str
                         k = dk;
                 }
                 struct s3_object o = { .key = k, .size = size, .etag = xml_text(n, "ETag") };
+                const char *lm = xml_text(n, "LastModified");
+                if (lm && parse_iso8601(lm, &o.mtime) < 0)
+                        o.mtime = 0;
                 r = cb(ud, &o);
                 if (r < 0)
                         return r;

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* cmd_status.c — `mayfly status` and `mayfly logs`: a run read back from S3 (status.json, the ledger's heartbeats,
- * the logs whole or as live chunks). */
+/* cmd_status.c — `mayfly status`: a run read back from S3 (status.json, the ledger's heartbeats; before the first
+ * status, launch.json and what EC2 and Auto Scaling say). */
 #include <getopt.h>
 
 #include "aws/autoscaling.h"
@@ -223,6 +223,24 @@ static void experiment_state(const cJSON *e, bool run_goes_on, char *out, size_t
 
 /* The run as a person reads it: the outcome first, the report link last. Exit 0 for a run that succeeded or goes
  * on, EXIT_RUN_FAILED for one that ended otherwise. */
+/* Every instance the run used (status.json's cost): its state, how long and what it cost. False when none. */
+static bool print_instances(const cJSON *st) {
+        const cJSON *x;
+        size_t n = 0;
+        cJSON_ArrayForEach(x, cJSON_GetObjectItem(cJSON_GetObjectItem(st, "cost"), "instances")) {
+                const cJSON *c = cJSON_GetObjectItem(x, "cost"), *secs = cJSON_GetObjectItem(x, "seconds");
+                char usd[32] = "cost unknown";
+                if (cJSON_IsNumber(c))
+                        snprintf(usd, sizeof usd, "$%.4f%s", c->valuedouble,
+                                 cJSON_IsTrue(cJSON_GetObjectItem(x, "estimate")) ? " (estimate)" : "");
+                printf("instance: %s %s %s %s  %-11s %6lds  %s\n", str_of(x, "id") ?: "?", str_of(x, "type") ?: "?",
+                       str_of(x, "lifecycle") ?: "?", str_of(x, "availability_zone") ?: "?",
+                       str_of(x, "state") ?: "", cJSON_IsNumber(secs) ? (long)secs->valuedouble : 0L, usd);
+                n++;
+        }
+        return n > 0;
+}
+
 static int print_status(struct aws_ctx *c, const char *bucket, const char *run, const cJSON *st, bool have_report) {
         const char *g, *outcome = str_of(st, "outcome");
         bool goes_on = outcome && !strcmp(outcome, "running");
@@ -241,9 +259,11 @@ static int print_status(struct aws_ctx *c, const char *bucket, const char *run, 
         const cJSON *gh = cJSON_GetObjectItem(st, "gpu_health");
         if (gh && (g = str_of(gh, "message")))
                 printf("gpu:      %s\n", g);
-        cJSON *in = cJSON_GetObjectItem(st, "instance");
-        printf("instance: %s (%s, %s)\n", str_of(in, "id") ?: "?", str_of(in, "type") ?: "?",
-               str_of(in, "availability_zone") ?: "?");
+        if (!print_instances(st)) {
+                cJSON *in = cJSON_GetObjectItem(st, "instance");
+                printf("instance: %s (%s, %s)\n", str_of(in, "id") ?: "?", str_of(in, "type") ?: "?",
+                       str_of(in, "availability_zone") ?: "?");
+        }
         cJSON *e;
         cJSON_ArrayForEach(e, cJSON_GetObjectItem(st, "experiments")) {
                 char state[160];
@@ -333,131 +353,4 @@ int cmd_status(int argc, char **argv) {
         cJSON_Delete(st);
         aws_ctx_free(&c);
         return rc;
-}
-
-struct chunks {
-        char keys[4096][160];
-        size_t n;
-        char want[512];
-};
-
-static int on_chunk(void *ud, const struct s3_object *o) {
-        struct chunks *ch = ud;
-        const char *base = strrchr(o->key, '/');
-        if (ch->n < ARRAY_SIZE(ch->keys) && base && str_has_prefix(base + 1, ch->want))
-                snprintf(ch->keys[ch->n++], sizeof ch->keys[0], "%s", base + 1);
-        return 0;
-}
-
-static int cmpstr(const void *a, const void *b) { return strcmp(a, b); }
-
-/* Print the stream from byte `from` on: the complete log when it exists, else the live chunks in order. */
-static int print_log(struct aws_ctx *c, struct http_client *h, const char *bucket, const char *run, const char *exp,
-                     const char *stream, uint64_t *from, bool *final, struct aws_result *out) {
-        char key[2600];
-        _cleanup_free_ char *body = NULL;
-        size_t len = 0;
-        snprintf(key, sizeof key, "%slogs/%s/%s.log", run, exp, stream);
-        int r = s3_get_buffer(c, h, bucket, key, &body, &len, out);
-        if (r == 0) {
-                if (len > *from)
-                        fwrite(body + *from, 1, len - *from, stdout);
-                *from = MAX(*from, len);
-                *final = true;
-                return 0;
-        }
-        if (r != -MF_ENOTFOUND)
-                return r;
-        struct chunks *ch = calloc(1, sizeof *ch);
-        if (!ch)
-                return -ENOMEM;
-        char prefix[2600];
-        snprintf(prefix, sizeof prefix, "%slive/%s/", run, exp);
-        snprintf(ch->want, sizeof ch->want, "%s.", stream);
-        r = s3_list(c, h, bucket, prefix, on_chunk, ch, out);
-        qsort(ch->keys, ch->n, sizeof ch->keys[0], cmpstr);
-        for (size_t i = 0; r == 0 && i < ch->n; i++) {
-                uint64_t off;
-                if (parse_u64(ch->keys[i] + strlen(ch->want), &off) < 0)
-                        continue;
-                _cleanup_free_ char *part = NULL;
-                size_t plen = 0;
-                snprintf(key, sizeof key, "%s%s", prefix, ch->keys[i]);
-                if (off > *from)
-                        break; /* a gap: wait for the missing chunk */
-                r = s3_get_buffer(c, h, bucket, key, &part, &plen, out);
-                if (r == 0 && off + plen > *from) {
-                        fwrite(part + (*from - off), 1, off + plen - *from, stdout);
-                        *from = off + plen;
-                }
-        }
-        free(ch);
-        fflush(stdout);
-        return r;
-}
-
-int cmd_logs(int argc, char **argv) {
-        static const char usage[] =
-                "usage: mayfly logs RESULTS_URI [--experiment NAME] [--stderr] [--follow]\n\n"
-                "  Prints an experiment's log (default: the first experiment's stdout) from S3: the complete log\n"
-                "  when the run shipped it, else the live chunks. --follow keeps printing until the run ends.\n";
-        static const struct option opts[] = { { "experiment", required_argument, NULL, 'x' },
-                                              { "stderr", no_argument, NULL, 'E' }, { "follow", no_argument, NULL, 'f' },
-                                              { "help", no_argument, NULL, 'h' }, { 0 } };
-        const char *exp = NULL, *stream = "stdout";
-        bool follow = false;
-        int ch;
-        optind = 1;
-        while ((ch = getopt_long(argc, argv, "fh", opts, NULL)) != -1) {
-                switch (ch) {
-                case 'x': exp = optarg; break;
-                case 'E': stream = "stderr"; break;
-                case 'f': follow = true; break;
-                case 'h': fputs(usage, stdout); return EXIT_OK;
-                default: fputs(usage, stderr); return EXIT_USAGE;
-                }
-        }
-        if (argc - optind != 1) {
-                fputs(usage, stderr);
-                return EXIT_USAGE;
-        }
-        struct aws_ctx c;
-        if (cli_aws_init(&c) < 0)
-                return EXIT_FAIL;
-        struct http_client h;
-        struct aws_result res = { 0 };
-        _cleanup_free_ char *bucket = NULL;
-        char run[2048], first[128] = "";
-        int r = http_client_init(&h);
-        if (r == 0)
-                r = cli_find_run(&c, &h, argv[optind], &bucket, run, &res);
-        uint64_t from = 0;
-        for (int rounds = 0; r == 0; rounds++) {
-                char key[2100];
-                _cleanup_free_ char *body = NULL;
-                size_t len = 0;
-                snprintf(key, sizeof key, "%sstatus.json", run);
-                r = s3_get_buffer(&c, &h, bucket, key, &body, &len, &res);
-                if (r < 0)
-                        break;
-                cJSON *st = cJSON_ParseWithLength(body, len);
-                const char *outcome = cJSON_GetStringValue(cJSON_GetObjectItem(st, "outcome"));
-                bool running = !outcome || !strcmp(outcome, "running");
-                if (!exp && !first[0]) {
-                        cJSON *e = cJSON_GetArrayItem(cJSON_GetObjectItem(st, "experiments"), 0);
-                        const char *n = cJSON_GetStringValue(cJSON_GetObjectItem(e, "name"));
-                        snprintf(first, sizeof first, "%s", n ? n : "");
-                }
-                cJSON_Delete(st);
-                bool final = false;
-                r = print_log(&c, &h, bucket, run, exp ? exp : first, stream, &from, &final, &res);
-                if (r < 0 || !follow || final || !running)
-                        break;
-                sleep(5);
-        }
-        http_client_free(&h);
-        if (r < 0)
-                log_error("%s", res.msg);
-        aws_ctx_free(&c);
-        return exit_code_for(r);
 }

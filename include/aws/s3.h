@@ -17,6 +17,7 @@ struct s3_object {
         const char *key;
         uint64_t size;
         const char *etag;
+        time_t mtime;                 /* LastModified (whole seconds, as S3 keeps it); 0: not given */
 };
 
 /* What HeadObject says about an object (or one part of it). Checksums: only CRC32, what mayfly and the SDKs

@@ -2,6 +2,7 @@
 /* test_status.c — status.json as status_build writes it from a job, the run's state, the instance and (in a run
  * shared by instances) the ledger: table-driven over the phases, ends and outcomes a reader must tell apart. */
 #include <cjson/cJSON.h>
+#include <math.h>
 #include <stdlib.h>
 
 #include "jsonx.h"
@@ -152,7 +153,68 @@ static void test_bad_input(void) {
         T_EXPECT("no job, no state: -EINVAL", status_build(&p, &txt) == -EINVAL && !txt);
 }
 
+/* Every instance counts: the others' records (one ended after a spot notice, one vanished) join this instance's
+ * cost, the total is their sum, the vanished one is an estimate up to its last heartbeat + TTL, the run starts with
+ * the first instance, and each experiment's history lists its attempts on all of them. */
+static void test_every_instance(void) {
+        time_t now = now_wall();
+        struct job job;
+        char err[256];
+        T_EXPECT("job", job_parse(JOB, strlen(JOB), &job, err, sizeof err) == 0);
+        struct run_state st = { .started = now - 100, .phase = PH_RUN, .n = 2 };
+        st.exps[0] = (struct exp_state){ .st = EXP_RUNNING, .start = now - 90, .attempts = 2, .exit_code = -1 };
+        st.exps[1] = (struct exp_state){ .st = EXP_PENDING, .exit_code = -1 };
+        char self_cost[512], recs[3000];
+        snprintf(self_cost, sizeof self_cost,
+                 "{\"currency\": \"USD\", \"instances\": [{\"id\": \"i-0abc\", \"since\": \"%s\", \"seconds\": 100, "
+                 "\"hourly_price\": 3.6, \"cost\": 0.1}], \"total\": 0.1}", "2026-12-07T10:00:00Z");
+        snprintf(recs, sizeof recs,
+                 "[{\"instance\": \"i-old\", \"time\": %lld, \"ttl\": 60, \"ended\": %lld, \"type\": \"g5.xlarge\","
+                 "  \"interruption\": {\"action\": \"terminate\", \"time\": \"2026-12-07T09:59:00Z\"},"
+                 "  \"cost\": {\"id\": \"i-old\", \"since\": \"2026-12-07T09:50:00Z\", \"seconds\": 600, \"hourly_price\": 3.6, \"cost\": 0.6},"
+                 "  \"attempts\": [{\"experiment\": \"a\", \"attempt\": 1, \"instance\": \"i-old\", \"status\": \"done\", \"reason\": \"interrupted\"}]},"
+                 " {\"instance\": \"i-gone\", \"time\": %lld, \"ttl\": 60, \"type\": \"g5.xlarge\","
+                 "  \"cost\": {\"id\": \"i-gone\", \"since\": \"2026-12-07T09:55:00Z\", \"seconds\": 100, \"hourly_price\": 3.6, \"cost\": 0.1},"
+                 "  \"attempts\": [{\"experiment\": \"b\", \"attempt\": 1, \"instance\": \"i-gone\", \"status\": \"running\"}]},"
+                 " {\"instance\": \"i-0abc\", \"time\": %lld, \"ttl\": 60,"
+                 "  \"attempts\": [{\"experiment\": \"a\", \"attempt\": 2, \"instance\": \"i-0abc\", \"status\": \"running\"}]}]",
+                 (long long)now - 500, (long long)now - 500, (long long)now - 300, (long long)now);
+        struct instance_info inst = { .id = "i-0abc", .type = "g5.xlarge", .region = "us-east-1", .az = "us-east-1a",
+                                      .ami = "ami-1", .lifecycle = "spot" };
+        struct status_parts p = { .job = &job, .st = &st, .inst = &inst, .results_uri = "s3://b/r/",
+                                  .cost = cJSON_Parse(self_cost), .records = cJSON_Parse(recs) };
+        char *txt = NULL;
+        T_EXPECT("built", status_build(&p, &txt) == 0);
+        _cleanup_(cjson_deletep) cJSON *o = cJSON_Parse(txt);
+        free(txt);
+        const cJSON *cost = cJSON_GetObjectItemCaseSensitive(o, "cost");
+        const cJSON *list = cJSON_GetObjectItemCaseSensitive(cost, "instances");
+        T_EXPECT("three instances in the cost", cJSON_GetArraySize(list) == 3);
+        const cJSON *self = cJSON_GetArrayItem(list, 0), *old = cJSON_GetArrayItem(list, 1),
+                    *gone = cJSON_GetArrayItem(list, 2);
+        T_EXPECT_STR("this one runs", s(self, "state"), "running");
+        T_EXPECT_STR("the one after a notice: interrupted", s(old, "state"), "interrupted");
+        T_EXPECT("... with its notice", cJSON_HasObjectItem(old, "interruption"));
+        T_EXPECT_STR("the silent one: lost", s(gone, "state"), "lost");
+        T_EXPECT("... costed up to its last heartbeat + TTL, an estimate",
+                 cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(gone, "estimate")) &&
+                 cJSON_GetObjectItemCaseSensitive(gone, "seconds")->valuedouble == 160 &&
+                 fabs(cJSON_GetObjectItemCaseSensitive(gone, "cost")->valuedouble - 0.16) < 1e-9);
+        T_EXPECT("the total is their sum", fabs(cJSON_GetObjectItemCaseSensitive(cost, "total")->valuedouble - 0.86) < 1e-9);
+        T_EXPECT_STR("the run began with its first instance", s(o, "started"), "2026-12-07T09:50:00Z");
+        const cJSON *a = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(o, "experiments"), 0);
+        const cJSON *h = cJSON_GetObjectItemCaseSensitive(a, "history");
+        T_EXPECT("a's history: attempt 1 on i-old, 2 here",
+                 cJSON_GetArraySize(h) == 2 && !strcmp(s(cJSON_GetArrayItem(h, 0), "instance"), "i-old") &&
+                 !strcmp(s(cJSON_GetArrayItem(h, 1), "instance"), "i-0abc"));
+        const cJSON *b = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(o, "experiments"), 1);
+        const cJSON *hb = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(b, "history"), 0);
+        T_EXPECT_STR("an attempt on a vanished instance ended with it", s(hb, "reason"), "lost");
+        job_free(&job);
+}
+
 int main(void) {
+        test_every_instance();
         test_outcomes();
         test_fields();
         test_bad_input();

@@ -179,6 +179,9 @@ int start_experiment(struct run *R, size_t i, bool resume) {
                         close(out_log);
                 return failed(R, "cannot create log files under %s: %s", R->logs_dir, strerror(-e));
         }
+        struct stat so, se; /* where this attempt's logs begin: an earlier attempt's are restored before them */
+        uint64_t out_from = fstat(out_log, &so) == 0 ? (uint64_t)so.st_size : 0;
+        uint64_t err_from = fstat(err_log, &se) == 0 ? (uint64_t)se.st_size : 0;
         char stream[300];
         snprintf(stream, sizeof stream, "%s/stdout", x->name);
         shipper_add_stream(&R->ship, outp, stream);
@@ -224,8 +227,10 @@ int start_experiment(struct run *R, size_t i, bool resume) {
         s->pid = R->cur.ch.pid;
         s->pid_start = proc_start_time(R->cur.ch.pid);
         s->reason = R_NONE;
+        note_attempt(R, i, out_from, err_from);
         save_state(R);
         push_status(R);
+        share_self(R, true); /* `mayfly logs` marks where this attempt begins */
         watcher_experiment(&R->watch, true);
         if (R->job.checkpoint_dir)
                 shipper_checkpoint_current(&R->ship, (int)i, x->name);
@@ -395,10 +400,15 @@ static int ship_all(void *arg) {
                 R->st.outcome = decide_outcome(R);
                 save_state(R);
         }
+        wrapup_cost_refresh(&R->wrap); /* the cost up to now goes into the final status and the last word */
+        end_here(R);
         /* in a fleet only the instance that ends the run writes its final status: the others' view is partial */
         if (R->fleet && R->st.role != ROLE_ENDS)
                 return r;
-        wrapup_cost_refresh(&R->wrap); /* the cost up to now goes into the final status */
+        if (R->ledger_ok) {
+                struct aws_result o2 = { 0 };
+                ledger_read_peers(&R->ledger, &o2); /* every instance's last word, for the final status */
+        }
         _cleanup_free_ char *js = NULL;
         struct aws_result res = { 0 };
         if (build_status(R, true, &js) == 0 && shipper_put_text(&R->ship, "status.json", js, "application/json", &res) < 0) {

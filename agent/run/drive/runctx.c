@@ -3,9 +3,11 @@
  * recorded, the watcher's and the keeper's news read, and the one seam through which the driver waits (io). */
 #include "run/drive/runctx.h"
 
+#include <cjson/cJSON.h>
 #include <signal.h>
 #include <stdarg.h>
 
+#include "jsonx.h"
 #include "log.h"
 #include "run/proc/exptree.h"
 
@@ -47,11 +49,128 @@ void role_news(struct run *R, enum fleet_news n) {
         }
 }
 
-int build_status(const struct run *R, bool final, char **ret) {
+/* ---------- this instance's record in the ledger ---------- */
+
+void note_attempt(struct run *R, size_t i, uint64_t out_from, uint64_t err_from) {
+        const struct exp_state *s = &R->st.exps[i];
+        for (size_t k = 0; k < R->n_attempts; k++) {
+                struct attempt_here *a = &R->attempts[k];
+                if (a->exp == (int)i && !a->closed) /* an earlier attempt here: how it ended is its own now */
+                        *a = (struct attempt_here){ .exp = a->exp, .attempt = a->attempt, .start = a->start,
+                                                    .out_from = a->out_from, .err_from = a->err_from, .closed = true,
+                                                    .end = s->end, .exit_code = s->exit_code, .signal = s->signal,
+                                                    .st = EXP_DONE, .reason = s->reason };
+        }
+        if (R->n_attempts == RUN_MAX_ATTEMPTS_HERE) /* the oldest goes */
+                memmove(R->attempts, R->attempts + 1, --R->n_attempts * sizeof R->attempts[0]);
+        R->attempts[R->n_attempts++] = (struct attempt_here){ .exp = (int)i, .attempt = s->attempts, .start = s->start,
+                                                              .out_from = out_from, .err_from = err_from };
+}
+
+static void add_iso(cJSON *o, const char *k, time_t t) {
+        char b[32];
+        struct tm tm;
+        if (!t)
+                return;
+        gmtime_r(&t, &tm);
+        strftime(b, sizeof b, "%Y-%m-%dT%H:%M:%SZ", &tm);
+        cJSON_AddStringToObject(o, k, b);
+}
+
+static cJSON *attempt_json(const struct run *R, const struct attempt_here *a) {
+        const struct exp_state *s = &R->st.exps[a->exp];
+        enum exp_status st = a->closed ? a->st : s->st;
+        time_t end = a->closed ? a->end : s->end;
+        int code = a->closed ? a->exit_code : s->exit_code, sig = a->closed ? a->signal : s->signal;
+        enum exp_reason rs = a->closed ? a->reason : s->reason;
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "experiment", R->job.experiments[a->exp].name);
+        cJSON_AddNumberToObject(o, "attempt", a->attempt);
+        cJSON_AddStringToObject(o, "instance", R->inst.id);
+        add_iso(o, "start", a->start);
+        cJSON_AddStringToObject(o, "status", exp_status_name(st == EXP_RUNNING && R->ended_here ? EXP_DONE : st));
+        if (st != EXP_RUNNING)
+                add_iso(o, "end", end);
+        if (st == EXP_DONE && code >= 0 && !sig)
+                cJSON_AddNumberToObject(o, "exit_code", code);
+        if (sig)
+                cJSON_AddNumberToObject(o, "signal", sig);
+        if (rs != R_NONE)
+                cJSON_AddStringToObject(o, "reason", exp_reason_name(rs));
+        cJSON_AddNumberToObject(o, "stdout_from", (double)a->out_from);
+        cJSON_AddNumberToObject(o, "stderr_from", (double)a->err_from);
+        return o;
+}
+
+/* What this instance did for the run, as its record in the ledger says it (ledger.h): its type, launch, cost, the
+ * attempts it ran and, at its end, its last word. */
+static cJSON *self_record(struct run *R) {
+        time_t now = now_wall();
+        cJSON *o = cJSON_CreateObject();
+        if (!o)
+                return NULL;
+        cJSON_AddStringToObject(o, "instance", R->inst.id);
+        cJSON_AddNumberToObject(o, "time", (double)now);
+        cJSON_AddNumberToObject(o, "ttl", (double)R->ledger.ttl);
+        cJSON_AddStringToObject(o, "type", R->inst.type);
+        cJSON_AddStringToObject(o, "availability_zone", R->inst.az);
+        cJSON_AddStringToObject(o, "region", R->inst.region);
+        cJSON_AddStringToObject(o, "lifecycle", R->inst.lifecycle);
+        cJSON *c = wrapup_cost_current(&R->wrap);
+        if (c)
+                cJSON_AddItemToObject(o, "cost", c);
+        if (R->st.spot_action[0]) {
+                cJSON *sp = cJSON_AddObjectToObject(o, "interruption");
+                cJSON_AddStringToObject(sp, "action", R->st.spot_action);
+                add_iso(sp, "time", R->st.spot_time);
+        }
+        cJSON *a = cJSON_AddArrayToObject(o, "attempts");
+        for (size_t k = 0; a && k < R->n_attempts; k++)
+                cJSON_AddItemToArray(a, attempt_json(R, &R->attempts[k]));
+        if (R->ended_here)
+                cJSON_AddNumberToObject(o, "ended", (double)now);
+        return o;
+}
+
+void share_self(struct run *R, bool beat) {
+        if (!R->ledger_ok || !R->inst.id[0])
+                return;
+        _cleanup_(cjson_deletep) cJSON *o = self_record(R);
+        _cleanup_free_ char *txt = o ? cJSON_PrintUnformatted(o) : NULL;
+        if (txt && strlen(txt) < LEDGER_SELF_MAX)
+                ledger_set_self(&R->ledger, txt, beat);
+}
+
+int end_here(struct run *R) {
+        if (!R->ledger_ok || !R->inst.id[0])
+                return 0;
+        R->ended_here = true;
+        share_self(R, false);
+        struct aws_result out = { 0 };
+        int r = ledger_beat_now(&R->ledger, &out);
+        if (r < 0)
+                log_warn("this instance's last word to the run's ledger: %s", out.msg);
+        return r;
+}
+
+/* Every instance's record: the others' as last read, and this one's now. */
+static cJSON *all_records(struct run *R) {
+        if (!R->ledger_ok)
+                return NULL;
+        cJSON *a = ledger_peers_json(&R->ledger);
+        if (!a && !(a = cJSON_CreateArray()))
+                return NULL;
+        cJSON *self = R->inst.id[0] ? self_record(R) : NULL;
+        if (self)
+                cJSON_AddItemToArray(a, self);
+        return a;
+}
+
+int build_status(struct run *R, bool final, char **ret) {
         struct status_parts p = { .job = &R->job, .st = &R->st, .inst = &R->inst, .results_uri = R->results_uri,
                                   .gpu = R->have_gpu_inv ? &R->gpu_inv : NULL, .gpu_hung = R->gpu_hung,
                                   .final = final, .cost = wrapup_cost_json(&R->wrap),
-                                  .ledger = R->ledger_ok ? &R->ledger : NULL };
+                                  .ledger = R->ledger_ok ? &R->ledger : NULL, .records = all_records(R) };
         return status_build(&p, ret);
 }
 
@@ -61,6 +180,7 @@ void push_status(struct run *R) {
                 shipper_set_status(&R->ship, js);
                 wrapup_status_changed(&R->wrap, js); /* report.html follows status.json */
         }
+        share_self(R, false);
 }
 
 /* A failure the run cannot go on from: the first one is the run's error. Returns EV_FAILED. */

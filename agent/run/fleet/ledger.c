@@ -57,6 +57,11 @@ void ledger_free(struct ledger *L) {
         ledger_keeper_stop(L);
         free(L->exps);
         L->exps = NULL;
+        free(L->self);
+        L->self = NULL;
+        for (size_t i = 0; i < L->n_peers; i++)
+                free(L->peers[i].body);
+        L->n_peers = 0;
         pthread_mutex_destroy(&L->lock);
         pthread_cond_destroy(&L->cond);
 }
@@ -630,6 +635,15 @@ int ledger_heartbeat(struct ledger *L, const char *phase, const char *experiment
         if (experiment)
                 cJSON_AddStringToObject(o, "experiment", experiment);
         cJSON_AddNumberToObject(o, "ttl", (double)L->ttl);
+        pthread_mutex_lock(&L->lock);
+        _cleanup_(cjson_deletep) cJSON *self = L->self ? cJSON_Parse(L->self) : NULL;
+        pthread_mutex_unlock(&L->lock);
+        /* what the instance did for the run, after the heartbeat's own fields (which it cannot override) */
+        for (cJSON *x = self ? self->child : NULL, *next; x; x = next) {
+                next = x->next;
+                if (x->string && !cJSON_HasObjectItem(o, x->string))
+                        cJSON_AddItemToObject(o, x->string, cJSON_DetachItemViaPointer(self, x));
+        }
         _cleanup_free_ char *body = cJSON_PrintUnformatted(o);
         struct http_client h;
         if (!body || (r = http_client_init(&h)) < 0)
@@ -753,7 +767,8 @@ static void *keeper(void *ud) {
                         else if (r < 0 && ledger_lease_left(L) < (double)L->ttl / 6)
                                 lose(L); /* cannot renew in time: give it up while no one can take it yet */
                 }
-                if (now >= next_beat) {
+                if (now >= next_beat || L->beat_soon) {
+                        L->beat_soon = false;
                         char phase[16], exp[80];
                         snprintf(phase, sizeof phase, "%s", L->phase);
                         snprintf(exp, sizeof exp, "%s", L->experiment);
@@ -766,6 +781,7 @@ static void *keeper(void *ud) {
                         /* `mayfly cancel`: the work here stops, and the run ends */
                         _cleanup_free_ char *cancel = NULL;
                         bool cancelled = !over && !L->cancel_seen && record_exists(L, "cancel.json", &cancel) == 1;
+                        ledger_read_peers(L, &out); /* what the others did, for status.json */
                         pthread_mutex_lock(&L->lock);
                         if (over) {
                                 L->over = true;

@@ -320,3 +320,125 @@ int cost_lookup_price(struct aws_ctx *c, struct cost_instance *in, time_t now, c
         in->error[0] = 0;
         return 0;
 }
+
+/* ---------- every instance of the run ---------- */
+
+static double rec_num(const cJSON *o, const char *k, double dflt) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+        return cJSON_IsNumber(v) && isfinite(v->valuedouble) ? v->valuedouble : dflt;
+}
+
+static cJSON *entry_of(cJSON *instances, const char *id) {
+        cJSON *x;
+        cJSON_ArrayForEach(x, instances) {
+                const char *v = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(x, "id"));
+                if (v && !strcmp(v, id))
+                        return x;
+        }
+        return NULL;
+}
+
+const char *cost_record_state(const struct cJSON *rec, time_t now, bool *ret_vanished) {
+        bool ended = cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(rec, "ended"));
+        bool notice = cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(rec, "interruption"));
+        double t = rec_num(rec, "time", 0), ttl = rec_num(rec, "ttl", 60);
+        *ret_vanished = !ended && (double)now - t > ttl;
+        if (notice && (ended || *ret_vanished))
+                return "interrupted";
+        return ended ? "gone" : *ret_vanished ? "lost" : "running";
+}
+
+/* An instance known only from its record: what it says of itself (its cost up to its last word). */
+static cJSON *peer_entry(const cJSON *rec, const char *id) {
+        const cJSON *c = cJSON_GetObjectItemCaseSensitive(rec, "cost");
+        cJSON *e = cJSON_IsObject(c) ? cJSON_Duplicate(c, true) : cJSON_CreateObject();
+        if (!e)
+                return NULL;
+        static const char *const keys[] = { "type", "availability_zone", "region", "lifecycle" };
+        if (!cJSON_HasObjectItem(e, "id"))
+                cJSON_AddStringToObject(e, "id", id);
+        for (size_t i = 0; i < ARRAY_SIZE(keys); i++) {
+                const char *v = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(rec, keys[i]));
+                if (v && !cJSON_HasObjectItem(e, keys[i]))
+                        cJSON_AddStringToObject(e, keys[i], v);
+        }
+        if (!cJSON_HasObjectItem(e, "cost") && !cJSON_HasObjectItem(e, "price_unknown"))
+                cJSON_AddStringToObject(e, "price_unknown", "the instance did not report its cost");
+        return e;
+}
+
+/* A vanished instance ran on, unseen, at most until its lease could be taken: its last heartbeat plus the TTL. */
+static void estimate(cJSON *e, const cJSON *rec) {
+        double ttl = rec_num(rec, "ttl", 60), t = rec_num(rec, "time", 0);
+        double secs = rec_num(e, "seconds", 0), hourly = rec_num(e, "hourly_price", -1), usd = rec_num(e, "cost", -1);
+        cJSON_ReplaceItemInObjectCaseSensitive(e, "seconds", cJSON_CreateNumber(secs + ttl));
+        if (t > 0) {
+                cJSON_DeleteItemFromObjectCaseSensitive(e, "until");
+                add_time(e, "until", (time_t)(t + ttl));
+        }
+        if (usd >= 0 && hourly >= 0)
+                cJSON_ReplaceItemInObjectCaseSensitive(e, "cost", cJSON_CreateNumber(money(usd + hourly * ttl / 3600)));
+        cJSON_AddBoolToObject(e, "estimate", true);
+        cJSON_AddStringToObject(e, "estimate_note", "it vanished: counted up to its last heartbeat plus the lease TTL");
+}
+
+static void retotal(cJSON *cost) {
+        const cJSON *arr = cJSON_GetObjectItemCaseSensitive(cost, "instances"), *x;
+        double sum = 0;
+        bool all = cJSON_GetArraySize(arr) > 0, est = false;
+        cJSON_ArrayForEach(x, arr) {
+                const cJSON *c = cJSON_GetObjectItemCaseSensitive(x, "cost");
+                all &= cJSON_IsNumber(c);
+                sum += cJSON_IsNumber(c) ? c->valuedouble : 0;
+                est |= cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(x, "estimate"));
+        }
+        cJSON_DeleteItemFromObjectCaseSensitive(cost, "total");
+        cJSON_DeleteItemFromObjectCaseSensitive(cost, "total_unknown");
+        cJSON_DeleteItemFromObjectCaseSensitive(cost, "total_estimated");
+        if (all)
+                cJSON_AddNumberToObject(cost, "total", money(sum));
+        else
+                cJSON_AddStringToObject(cost, "total_unknown", "the price of an instance is unknown");
+        if (all && est)
+                cJSON_AddBoolToObject(cost, "total_estimated", true);
+}
+
+int cost_add_records(struct cJSON *cost, const struct cJSON *records, time_t now) {
+        cJSON *arr = cJSON_GetObjectItemCaseSensitive(cost, "instances");
+        if (!cJSON_IsArray(arr))
+                return -EINVAL;
+        const cJSON *rec;
+        cJSON_ArrayForEach(rec, records) {
+                const char *id = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(rec, "instance"));
+                if (!id || !*id)
+                        continue;
+                bool vanished;
+                const char *state = cost_record_state(rec, now, &vanished);
+                cJSON *e = entry_of(arr, id);
+                if (!e) { /* another instance: its own word, up to its last heartbeat */
+                        if (cJSON_GetArraySize(arr) >= COST_MAX_RECORDS || !(e = peer_entry(rec, id)))
+                                continue;
+                        cJSON_AddItemToArray(arr, e);
+                        if (vanished)
+                                estimate(e, rec);
+                }
+                cJSON_DeleteItemFromObjectCaseSensitive(e, "state");
+                cJSON_AddStringToObject(e, "state", state);
+                const cJSON *notice = cJSON_GetObjectItemCaseSensitive(rec, "interruption");
+                if (cJSON_IsObject(notice) && !cJSON_HasObjectItem(e, "interruption"))
+                        cJSON_AddItemToObject(e, "interruption", cJSON_Duplicate(notice, true));
+        }
+        retotal(cost);
+        return 0;
+}
+
+struct cJSON *cost_current_json(const struct cost_ledger *l, time_t now) {
+        if (l->current < 0)
+                return NULL;
+        _cleanup_(cjson_deletep) cJSON *arr = cJSON_CreateArray();
+        double sum = 0;
+        bool all = true;
+        if (!arr || !instance_json(arr, l, (size_t)l->current, now, &sum, &all))
+                return NULL;
+        return cJSON_DetachItemFromArray(arr, 0);
+}

@@ -672,6 +672,22 @@ static void timeline_experiment(struct out *o, const struct span *sp, const cJSO
                     MIN(xpos(sp, last_end) + 4, G_LEFT + G_WIDTH - 16.0), y + T_BAR - 3, (int)att);
 }
 
+/* The spot notice an instance had, on its lane (every instance's: a recovered run has one per lost instance). */
+static void notice_mark(struct out *o, const struct span *sp, const cJSON *x, int y) {
+        const cJSON *ir = cJSON_GetObjectItemCaseSensitive(x, "interruption");
+        time_t it = jtime(ir, "time");
+        if (!it)
+                return;
+        double xi = xpos(sp, it);
+        const char *act = jstr(ir, "action");
+        o_f(o, "<g class=\"interrupt notice\"><line x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%d\"/><title>spot ", xi,
+            y - 3, xi, y + T_BAR + 3);
+        o_e(o, act ? act : "interruption");
+        o_s(o, " notice for ");
+        o_e(o, jstr(x, "id") ? jstr(x, "id") : "?");
+        o_s(o, "</title></g>");
+}
+
 /* The instances the run used, each a lane: the cost ledger's list, else status.json's instance. */
 static int timeline_instances(struct out *o, const struct span *sp, const cJSON *st, int y, time_t now) {
         const cJSON *list = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(st, "cost"),
@@ -685,10 +701,14 @@ static int timeline_instances(struct out *o, const struct span *sp, const cJSON 
                 if (!a)
                         continue;
                 b = b ? b : now;
-                const char *id = jstr(x, "id"), *ty = jstr(x, "type"), *lc = jstr(x, "lifecycle");
-                snprintf(title, sizeof title, "%s %s%s%s", id ? id : "?", ty ? ty : "", lc ? " " : "", lc ? lc : "");
+                const char *id = jstr(x, "id"), *ty = jstr(x, "type"), *lc = jstr(x, "lifecycle"), *s = jstr(x, "state");
+                snprintf(title, sizeof title, "%s %s%s%s%s%s%s", id ? id : "?", ty ? ty : "", lc ? " " : "", lc ? lc : "",
+                         s ? " (" : "", s ? s : "", s ? ")" : "");
                 lane_label(o, y + T_LANE * lanes, id ? id : "instance");
                 bar(o, sp, y + T_LANE * lanes, a, b, "instance", NULL, title);
+                const char *self = jstr(cJSON_GetObjectItemCaseSensitive(st, "instance"), "id");
+                if (!self || !id || strcmp(self, id) || !cJSON_HasObjectItem(st, "interruption"))
+                        notice_mark(o, sp, x, y + T_LANE * lanes); /* this instance's is the run's own mark */
                 lanes++;
         }
         if (!lanes && jstr(in, "id") && jtime(st, "started")) {

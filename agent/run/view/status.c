@@ -4,6 +4,8 @@
 
 #include "run/view/status.h"
 
+#include "run/view/cost.h"
+
 #include "jsonx.h"
 #include "util.h"
 
@@ -90,11 +92,75 @@ static cJSON *experiment_json(const struct experiment *e, const struct exp_state
         return x;
 }
 
+static int by_attempt(const void *a, const void *b) {
+        const cJSON *x = *(const cJSON *const *)a, *y = *(const cJSON *const *)b;
+        double i = cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(x, "attempt"));
+        double k = cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(y, "attempt"));
+        return i < k ? -1 : i > k;
+}
+
+/* An experiment's attempts on every instance (the instances' records), oldest first: "history". */
+static void add_history(cJSON *x, const char *name, const cJSON *records, time_t now) {
+        const cJSON *rec, *a;
+        const cJSON *found[64];
+        size_t n = 0;
+        cJSON_ArrayForEach(rec, records) {
+                cJSON_ArrayForEach(a, cJSON_GetObjectItemCaseSensitive(rec, "attempts")) {
+                        const char *e = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(a, "experiment"));
+                        if (e && !strcmp(e, name) && n < ARRAY_SIZE(found))
+                                found[n++] = a;
+                }
+        }
+        if (!n)
+                return;
+        qsort(found, n, sizeof found[0], by_attempt);
+        cJSON *h = cJSON_AddArrayToObject(x, "history");
+        for (size_t i = 0; h && i < n; i++) {
+                cJSON *c = cJSON_Duplicate(found[i], true);
+                cJSON_DeleteItemFromObjectCaseSensitive(c, "experiment");
+                cJSON_AddItemToArray(h, c);
+        }
+        /* an attempt still "running" on an instance that stopped beating ended with it, unseen */
+        cJSON_ArrayForEach(rec, records) {
+                bool vanished;
+                const char *state = cost_record_state(rec, now, &vanished);
+                const char *id = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(rec, "instance"));
+                cJSON *c;
+                cJSON_ArrayForEach(c, h) {
+                        const char *on = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(c, "instance"));
+                        const char *st = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(c, "status"));
+                        if (!vanished || !id || !on || strcmp(on, id) || !st || strcmp(st, "running"))
+                                continue;
+                        cJSON_ReplaceItemInObjectCaseSensitive(c, "status", cJSON_CreateString("done"));
+                        cJSON_DeleteItemFromObjectCaseSensitive(c, "reason");
+                        cJSON_AddStringToObject(c, "reason", !strcmp(state, "interrupted") ? "interrupted" : "lost");
+                        iso(c, "end", (time_t)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(rec, "time")));
+                }
+        }
+}
+
+/* The run began when its first instance did (the cost's instances), not when this one started its part. */
+static time_t run_started(const struct run_state *st, const cJSON *cost) {
+        time_t t = st->started;
+        const cJSON *x;
+        cJSON_ArrayForEach(x, cJSON_GetObjectItemCaseSensitive(cost, "instances")) {
+                time_t since;
+                const char *v = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(x, "since"));
+                if (v && parse_iso8601(v, &since) == 0 && since > 0 && (!t || since < t))
+                        t = since;
+        }
+        return t;
+}
+
 int status_build(const struct status_parts *p, char **ret) {
+        _cleanup_(cjson_deletep) cJSON *records = p->records;
         if (!p->job || !p->st) {
                 cJSON_Delete(p->cost);
                 return -EINVAL;
         }
+        time_t now = now_wall();
+        if (p->cost && records)
+                cost_add_records(p->cost, records, now);
         const struct job *job = p->job;
         const struct run_state *st = p->st;
         _cleanup_(cjson_deletep) cJSON *o = cJSON_CreateObject();
@@ -116,8 +182,11 @@ int status_build(const struct status_parts *p, char **ret) {
                 cJSON_AddStringToObject(o, "cancelled_by", st->cancelled_by);
         cJSON_AddStringToObject(o, "results", p->results_uri);
         cJSON_AddStringToObject(o, "mayfly_version", MAYFLY_VERSION);
-        iso(o, "started", st->started);
-        iso(o, "updated", now_wall());
+        time_t started = run_started(st, p->cost);
+        iso(o, "started", started);
+        iso(o, "updated", now);
+        if (started)
+                cJSON_AddNumberToObject(o, "duration_seconds", (double)MAX(now - started, 0));
         cJSON *in = cJSON_AddObjectToObject(o, "instance");
         cJSON_AddStringToObject(in, "id", p->inst->id);
         cJSON_AddStringToObject(in, "type", p->inst->type);
@@ -139,8 +208,13 @@ int status_build(const struct status_parts *p, char **ret) {
         }
         cJSON *ex = cJSON_AddArrayToObject(o, "experiments");
         for (size_t i = 0; i < job->n_experiments && i < st->n; i++)
-                cJSON_AddItemToArray(ex, experiment_json(&job->experiments[i], &st->exps[i],
-                                                         p->ledger && i < p->ledger->n ? &p->ledger->exps[i] : NULL));
+        {
+                cJSON *x = experiment_json(&job->experiments[i], &st->exps[i],
+                                           p->ledger && i < p->ledger->n ? &p->ledger->exps[i] : NULL);
+                if (records)
+                        add_history(x, job->experiments[i].name, records, now);
+                cJSON_AddItemToArray(ex, x);
+        }
         if (p->ledger)
                 add_progress(o, p->ledger, st);
         if (st->spot_action[0]) {

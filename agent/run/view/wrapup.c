@@ -72,6 +72,10 @@ struct cJSON *wrapup_cost_json(const struct wrapup *w) {
         return w->cost ? cost_to_json(w->cost, now_wall()) : NULL;
 }
 
+struct cJSON *wrapup_cost_current(const struct wrapup *w) {
+        return w->cost ? cost_current_json(w->cost, now_wall()) : NULL;
+}
+
 /* ---------- what the report is made of, from the instance's disk ---------- */
 
 /* The last `max` bytes of a file; *whole when that is all of it. */

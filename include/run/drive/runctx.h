@@ -26,6 +26,21 @@
 #define FLEET_WAIT 5              /* seconds between looks at the ledger while waiting for an experiment */
 #define FLEET_SHIP_WAIT 120       /* seconds the run's ender gives the others to ship, beyond ttl/3 + stop_grace */
 
+#define RUN_MAX_ATTEMPTS_HERE 64
+
+/* One attempt of an experiment on this instance: where its logs began; once another attempt of the same
+ * experiment starts here, how it ended. */
+struct attempt_here {
+        int exp, attempt;
+        time_t start;
+        uint64_t out_from, err_from;
+        bool closed;                  /* the fields below are its own (else the experiment's state is) */
+        time_t end;
+        int exit_code, signal;
+        enum exp_status st;
+        enum exp_reason reason;
+};
+
 struct run {
         struct job job;
         bool bad_spec;                /* the job could not be parsed: it runs with the defaults to report that */
@@ -64,6 +79,10 @@ struct run {
         struct ledger ledger;
         bool ledger_ok;
         bool rebalance_seen;
+        /* the attempts started on this instance (its record in the ledger lists them, with where their logs begin) */
+        struct attempt_here attempts[RUN_MAX_ATTEMPTS_HERE];
+        size_t n_attempts;
+        bool ended_here;              /* this instance's part is over: its record's last word says so */
         int rc;                       /* the process's exit code */
 };
 
@@ -73,7 +92,13 @@ void save_state(struct run *R);
 int io(struct run *R, int (*fn)(struct run *R, void *arg), void *arg);
 /* What the ledger told this instance changes its part in the shared run (the role table); saved. */
 void role_news(struct run *R, enum fleet_news n);
-int build_status(const struct run *R, bool final, char **ret);
+int build_status(struct run *R, bool final, char **ret);
+/* An attempt of experiment i started here, its logs beginning at these offsets (its record says so). */
+void note_attempt(struct run *R, size_t i, uint64_t out_from, uint64_t err_from);
+/* This instance's record in the ledger brought up to date (beat: written at once, not at the next heartbeat). */
+void share_self(struct run *R, bool beat);
+/* This instance's part of the run is over: its record's last word, written now (on a worker: it waits on S3). */
+int end_here(struct run *R);
 /* status.json (and report.html) follow the state. */
 void push_status(struct run *R);
 /* A failure the run cannot go on from: the first one is the run's error. Returns EV_FAILED. */

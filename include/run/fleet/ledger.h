@@ -10,7 +10,9 @@
  *   ledger/end.json                  {"outcome", "reason", "instance"}                If-None-Match: once
  *   ledger/cancel.json               {"by", "time"}                                   If-None-Match: once (the
  *                                                                                   laptop's `mayfly cancel`)
- *   ledger/instances/<instance>.json {"instance", "time", "phase", "experiment"}      the run's heartbeat
+ *   ledger/instances/<instance>.json {"instance", "time", "phase", "experiment", "ttl",  the run's heartbeat, and
+ *                                     "type", "launched", "cost", "attempts", "ended"} what the instance did for the
+ *                                                                                   run (written by it alone)
  *
  * A lease counts as expired only when its ETag has stayed the same for ttl × LEDGER_SKEW seconds on the observer's
  * own monotonic clock (its wall clock may be minutes off); the holder times its lease from a monotonic instant
@@ -29,6 +31,15 @@
 #define LEDGER_SKEW 3.0               /* an observer waits ttl × this before taking over */
 #define LEDGER_DEFAULT_TTL 60         /* seconds: renewed every ttl/3; the worst-case takeover is ~ttl × 3 + a poll */
 #define LEDGER_MAX_INSTANCES 16       /* instances listed per experiment */
+#define LEDGER_MAX_PEERS 64           /* other instances' records read back (a sweep's, its replacements') */
+#define LEDGER_SELF_MAX 16384         /* this instance's own fields of its record (JSON text) */
+
+/* Another instance's record as last read (ledger/instances/<id>.json), read again only when its ETag changed. */
+struct ledger_peer {
+        char id[32];
+        char etag[128];
+        char *body;
+};
 
 /* One experiment as the ledger shows it. */
 struct ledger_exp {
@@ -83,6 +94,10 @@ struct ledger {
         int wake_fd;                  /* an eventfd written when lost becomes true (-1: none) */
         char phase[16], experiment[80];
         char exp_etag[256][128];      /* the exp records' ETags last read: read again only when changed */
+        char *self;                   /* this instance's own fields of its record (a JSON object's text), NULL none */
+        bool beat_soon;               /* the keeper beats at its next turn (what the record says changed) */
+        struct ledger_peer peers[LEDGER_MAX_PEERS];
+        size_t n_peers;
         bool ec2_denied;              /* DescribeInstances refused: vanished holders wait out their TTL */
 };
 
@@ -128,6 +143,16 @@ int ledger_commit(struct ledger *L, const struct ledger_done *d, struct aws_resu
 int ledger_end(struct ledger *L, const char *outcome, const char *reason, struct aws_result *out);
 /* The run's heartbeat: this instance is alive, in phase, on experiment (NULL: none). */
 int ledger_heartbeat(struct ledger *L, const char *phase, const char *experiment, struct aws_result *out);
+
+/* What this instance's record says besides its heartbeat (type, cost, attempts, its end: a JSON object's text,
+ * copied); beat: written at the keeper's next turn rather than at the next heartbeat. */
+void ledger_set_self(struct ledger *L, const char *json, bool beat);
+/* This instance's record written now (its last word: called after the keeper is stopped, or beside it). */
+int ledger_beat_now(struct ledger *L, struct aws_result *out);
+/* The other instances' records read again (a LIST of ledger/instances/, a GET of each that changed). */
+int ledger_read_peers(struct ledger *L, struct aws_result *out);
+/* The other instances' records as last read: a JSON array of objects (free it), NULL when none or on ENOMEM. */
+struct cJSON *ledger_peers_json(struct ledger *L);
 
 /* A reader's view (mayfly status): whether the run has a ledger at all, whether it ended, and the newest heartbeat
  * of its instances (their own clocks) with the TTL they announced. 0, or -errno. */

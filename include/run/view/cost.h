@@ -11,6 +11,7 @@
 #include "aws/pricing.h"
 
 #define COST_MAX_INSTANCES 16
+#define COST_MAX_RECORDS 128         /* instances listed in status.json's cost (this one and the others' records) */
 #define COST_MAX_POINTS 512           /* spot price changes kept for the current boot */
 #define COST_LAUNCH_WINDOW (15 * 60)  /* an instance launched at most this long before the run is charged from launch */
 #define COST_LEDGER_FILE "cost.json"
@@ -65,6 +66,17 @@ void cost_instance_total(const struct cost_ledger *l, size_t i, time_t now, long
                          bool *ret_known);
 /* Pure: the "cost" object of status.json (see docs/job-spec.md). NULL on allocation failure. */
 struct cJSON *cost_to_json(const struct cost_ledger *l, time_t now);
+
+/* Pure: this instance's entry of "cost" (what its record in the run's ledger says of it); NULL when none. */
+struct cJSON *cost_current_json(const struct cost_ledger *l, time_t now);
+/* Pure: the state of an instance from its record (ledger/instances/<id>.json) at now: "running" (it beats),
+ * "gone" (it ended its part), "interrupted" (a spot notice, then it ended or vanished), "lost" (no heartbeat for
+ * over its TTL, no word); *ret_vanished when it stopped beating without a last word. */
+const char *cost_record_state(const struct cJSON *rec, time_t now, bool *ret_vanished);
+/* Pure: cost (from cost_to_json) made the run's: every instance's record adds its own entry (this instance's entry
+ * gets its state only), a vanished one costed up to its last heartbeat plus its TTL and marked "estimate"; the
+ * total again over all of them. */
+int cost_add_records(struct cJSON *cost, const struct cJSON *records, time_t now);
 
 /* The ledger file; -ENOENT, or a ledger of another run: a fresh one for run_id. */
 int cost_ledger_load(const char *path, const char *run_id, struct cost_ledger *ret);

@@ -21,6 +21,8 @@ struct status_parts {
         bool final;                   /* the final status, written once everything else is shipped */
         struct cJSON *cost;           /* the "cost" object (taken: freed by status_build), NULL: none */
         const struct ledger *ledger;  /* a run shared by instances: who ran what, the sweep's progress; NULL: none */
+        struct cJSON *records;        /* ... and every instance's record (ledger/instances/<id>.json, this one's
+                                       * included): the cost, start and attempts of all of them (taken), NULL none */
 };
 
 /* The JSON text (pretty-printed), into *ret (free it). Pure but for the time it is stamped with. The outcome is

@@ -63,6 +63,8 @@ void wrapup_status_changed(struct wrapup *w, const char *status_json);
 int wrapup_cost_refresh(void *arg);
 /* status.json's "cost" object (NULL before the first refresh). */
 struct cJSON *wrapup_cost_json(const struct wrapup *w);
+/* This instance's entry of it (for its record in the run's ledger), NULL when none. */
+struct cJSON *wrapup_cost_current(const struct wrapup *w);
 /* report.html from the final status, with links to the logs and outputs in S3; synchronous. */
 int wrapup_final_report(struct wrapup *w, const char *status_json, struct aws_result *out);
 /* The job's notification for the final status, once per run (and per interruption), before the exit action;
