@@ -348,7 +348,9 @@ def test_status_and_logs_read_a_run(c):
     check("b                    running (attempt 3)" in t and "c                    pending" in t, t)
     p = mayfly("status", "s3://mayfly-test/results/job9b/i-0abc-20260102T000000Z/", "--link", env=env)
     check(p.returncode == 0 and "no report.html" in out(p), out(p))
-    p = mayfly("logs", "s3://mayfly-test/results/job9/", env=env)
+    p = mayfly("logs", "s3://mayfly-test/results/job9/", env=env)  # two experiments: each line names its own
+    check(p.returncode == 0 and p.stdout == b"a | line 1\na | progress\r100%\na | line 3\n", repr(p.stdout))
+    p = mayfly("logs", "s3://mayfly-test/results/job9/", "--experiment", "a", env=env)
     check(p.returncode == 0 and p.stdout == b"line 1\nprogress\r100%\nline 3\n", repr(p.stdout))
     p = mayfly("status", "s3://mayfly-test/results/nothing-here/", env=env)
     check(p.returncode == 3 and "no run" in out(p), out(p))
@@ -363,11 +365,14 @@ def test_logs_from_live_chunks_and_follow(c):
     s3.put_object(Bucket="mayfly-test", Key=run + "live/train/stdout.000000000004", Body=b"two\n")
     s3.put_object(Bucket="mayfly-test", Key=run + "live/train/stderr.000000000000", Body=b"err\n")
     env = c.admin_env()
-    p = mayfly("logs", "s3://mayfly-test/results/job10/", env=env)
+    p = mayfly("logs", "s3://mayfly-test/results/job10/", env=env)  # both streams
+    check(p.returncode == 0 and sorted(p.stdout.splitlines()) == [b"err", b"one", b"two"], repr(p.stdout))
+    check(p.stdout.index(b"one") < p.stdout.index(b"two"), repr(p.stdout))
+    p = mayfly("logs", "s3://mayfly-test/results/job10/", "--stdout", env=env)
     check(p.returncode == 0 and p.stdout == b"one\ntwo\n", repr(p.stdout))
     p = mayfly("logs", "s3://mayfly-test/results/job10/", "--stderr", env=env)
     check(p.stdout == b"err\n", repr(p.stdout))
-    f = subprocess.Popen([os.path.join(os.environ["MAYFLY_BUILD"], "mayfly"), "logs", "--follow",
+    f = subprocess.Popen([os.path.join(os.environ["MAYFLY_BUILD"], "mayfly"), "logs", "--follow", "--stdout",
                           "s3://mayfly-test/results/job10/"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     import time
     time.sleep(2)

@@ -141,6 +141,17 @@ def sweep_chaos(seed, n_exp=12, m=4, steps=20, dt=0.5, kills=2, every=20.0, time
             check(got == list(range(1, x["attempts"] + 1)), "seed %d: %s's log has attempts %r of %d" %
                   (seed, x["name"], got, x["attempts"]))
             resumed_from += [int(s) for a, s in re.findall(r"^attempt (\d+) starts at step (\d+)", log, re.M) if a != "1"]
+        # every instance that ran an attempt is in the run's cost (a killed one as lost, an estimate), the total
+        # their sum; report.html names every one
+        ran = {i["instance_id"] for i in insts if lines(i)}
+        costed = {x["id"]: x for x in st["cost"]["instances"]}
+        check(ran <= set(costed), "seed %d: ran on %r, cost lists %r" % (seed, sorted(ran), sorted(costed)))
+        check(all(costed[i]["state"] == "lost" and costed[i].get("estimate") for i in killed if i in costed),
+              "seed %d: killed instances in the cost: %r" % (seed, [costed.get(i) for i in killed]))
+        check("total" not in st["cost"] or abs(st["cost"]["total"] - sum(x.get("cost", 0) for x in costed.values())) < 1e-5,
+              "seed %d: the total is not the instances' sum: %s" % (seed, json.dumps(st["cost"])[:2000]))
+        page = r.get("report.html").decode()
+        check(all(i in page for i in ran), "seed %d: report.html does not name every instance" % seed)
         sp = spans(insts, killed)
         check(overlaps(sp) == [], "seed %d: an experiment ran on two instances at once: %r" % (seed, overlaps(sp)))
         finished = collections.Counter(n for n, l in sp.items() for a in l if a[3] == "done")
