@@ -96,7 +96,7 @@ static int cmp_chunk(const void *a, const void *b) {
         return x->off < y->off ? -1 : x->off > y->off;
 }
 
-/* A stream the run is still writing: the end of its live chunks (at least `max` bytes when there are). */
+/* A stream the run is still writing: the last `max` bytes of its live chunks (the first one taken in part). */
 static int get_live_tail(struct fetch *f, const char *dir, const char *name, uint64_t max, char **ret, size_t *ret_len,
                          bool *whole) {
         char prefix[2400], want[300];
@@ -109,27 +109,47 @@ static int get_live_tail(struct fetch *f, const char *dir, const char *name, uin
         if (r == 0 && !c.n)
                 r = -MF_ENOTFOUND;
         size_t first = c.n;
-        uint64_t total = 0;
+        uint64_t total = 0, skip = 0;
         if (r == 0) {
                 qsort(c.v, c.n, sizeof *c.v, cmp_chunk);
                 while (first > 0 && total < max)
                         total += c.v[--first].size;
+                skip = total > max ? total - max : 0;
         }
-        _cleanup_(buf_freep) struct buf b = BUF_INIT(total + 1);
+        _cleanup_(buf_freep) struct buf b = BUF_INIT(total - skip + 1);
         for (size_t i = first; r == 0 && i < c.n; i++) {
                 char *part = NULL;
-                size_t len = 0;
-                r = s3_get_buffer(f->c, &f->h, f->bucket, c.v[i].key, &part, &len, &res);
+                uint64_t off = i == first ? skip : 0;
+                r = get_range(f, c.v[i].key, off, c.v[i].size - off, &part, &res);
                 if (r == 0)
-                        r = buf_add(&b, part, len);
+                        r = buf_add(&b, part, c.v[i].size - off);
                 free(part);
         }
         if (r == 0) {
-                *whole = first < c.n && c.v[first].off == 0;
+                *whole = first < c.n && c.v[first].off == 0 && !skip;
                 *ret_len = b.len;
                 *ret = buf_steal(&b);
         }
         free(c.v);
+        return r;
+}
+
+/* One log for tail_read: the shipped log when there is one, else its live chunks. */
+struct s3log {
+        struct fetch *f;
+        const char *key, *dir, *stream;
+        int final;                       /* -1 not known yet, 0 live chunks, 1 the shipped log */
+};
+
+static int s3log_read(void *ud, size_t max, char **ret, size_t *ret_len, bool *whole) {
+        struct s3log *l = ud;
+        int r = -MF_ENOTFOUND;
+        if (l->final != 0) {
+                r = get_tail(l->f, l->key, max, ret, ret_len, whole);
+                l->final = r == -MF_ENOTFOUND ? 0 : 1;
+        }
+        if (l->final == 0)
+                r = get_live_tail(l->f, l->dir, l->stream, max, ret, ret_len, whole);
         return r;
 }
 
@@ -159,21 +179,14 @@ static int fetch_logs(struct fetch *f) {
                         snprintf(rel, sizeof rel, "logs/%s/%s.log", name, streams[k]);
                         snprintf(key, sizeof key, "%s%s", f->run, rel);
                         snprintf(dir, sizeof dir, "%s/", name);
-                        char *text = NULL;
-                        size_t len = 0;
-                        bool whole = false, shipped = true;
-                        int r = get_tail(f, key, REPORT_TAIL_BYTES, &text, &len, &whole);
-                        if (r == -MF_ENOTFOUND) {
-                                shipped = false;
-                                r = get_live_tail(f, dir, streams[k], REPORT_TAIL_BYTES, &text, &len, &whole);
-                        }
+                        struct s3log l = { .f = f, .key = key, .dir = dir, .stream = streams[k], .final = -1 };
+                        int r = report_build_tail(&f->b, name, streams[k], s3log_read, &l, NULL);
                         if (r == -MF_ENOTFOUND)
                                 continue; /* not started */
                         if (r < 0)
                                 return r;
-                        r = report_build_log(&f->b, name, streams[k], text, len, whole, shipped ? link_to(f, rel) : NULL);
-                        if (r < 0)
-                                return r;
+                        if (l.final == 1) /* the whole log to link to */
+                                f->b.logs[f->b.in.n_logs - 1].href = report_build_own(&f->b, link_to(f, rel));
                 }
         }
         return 0;
@@ -190,6 +203,31 @@ static int fetch_metrics(struct fetch *f) {
         f->b.in.metrics = f->b.metrics;
         f->b.in.metrics_len = f->b.metrics ? len : 0;
         return r == -MF_ENOTFOUND ? 0 : r;
+}
+
+/* Each experiment's own metrics ($MAYFLY_METRICS_FILE): the end of its shipped copy, else of its live chunks. */
+static int fetch_xmetrics(struct fetch *f) {
+        const cJSON *e;
+        cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(f->b.status, "experiments")) {
+                const char *name = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(e, "name"));
+                if (!name || !*name || strchr(name, '/'))
+                        continue;
+                char key[2400], dir[300];
+                snprintf(key, sizeof key, "%slogs/%s/%s", f->run, name, XMETRICS_FILE);
+                snprintf(dir, sizeof dir, "%s/", name);
+                struct s3log l = { .f = f, .key = key, .dir = dir, .stream = XMETRICS_STREAM, .final = -1 };
+                char *text = NULL;
+                size_t len = 0;
+                bool whole;
+                int r = s3log_read(&l, REPORT_XM_MAX_BYTES, &text, &len, &whole);
+                if (r == -MF_ENOTFOUND)
+                        continue; /* it wrote none */
+                if (r == 0)
+                        r = report_build_xmetrics(&f->b, name, text, len);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
 }
 
 static int on_file(void *ud, const struct s3_object *o) {
@@ -299,6 +337,8 @@ static int gather(struct fetch *f, const char *uri, char **bucket, char run[2048
         r = fetch_metrics(f);
         if (r == 0)
                 r = fetch_logs(f);
+        if (r == 0)
+                r = fetch_xmetrics(f);
         if (r == 0)
                 r = fetch_files(f);
         if (r < 0)

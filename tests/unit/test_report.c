@@ -52,16 +52,103 @@ static void test_tail(void) {
                 { "tail ANSI colours and titles", "\x1b[1;31mred\x1b[0m \x1b]0;title\x07ok\n", true, 100, 10,
                   "red ok\n" },
                 { "tail empty", "", true, 100, 10, "" },
-                { "tail one long line without newline", "abcdefgh", false, 4, 10, "efgh\n" },
+                { "tail one long line without newline", "abcdefgh", false, 4, 10, "fgh\n" },
+                { "tail overprint keeps what is longer", "abcdef\rXY\n", true, 100, 10, "XYcdef\n" },
+                { "tail erase in line", "progress 50%\r\x1b[Kdone\n", true, 100, 10, "done\n" },
+                { "tail erase whole line", "abc\x1b[2Kxy\n", true, 100, 10, "   xy\n" },
+                { "tail column moves", "abcdef\x1b[3GZ\x1b[2DY\n", true, 100, 10, "aYZdef\n" },
+                { "tail backspace", "ab\bX\n", true, 100, 10, "aX\n" },
+                { "tail UTF-8 cells overwritten", "\xe2\x96\x88\xe2\x96\x88\xe2\x96\x88\rab\n", true, 100, 10,
+                  "ab\xe2\x96\x88\n" },
+                { "tail trailing blanks trimmed", "x  \t \r\n", true, 100, 10, "x  \t\n" },
+                { "tail blank lines count", "a\n\n\nb\n", true, 100, 2, "\nb\n" },
+                { "tail charset escape", "\x1b(Bok\n", true, 100, 10, "ok\n" },
         };
         for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
                 struct buf b = BUF_INIT(4096);
                 size_t lines = 0;
-                int r = report_tail(cases[i].in, strlen(cases[i].in), cases[i].whole, cases[i].bytes, cases[i].lines,
+                int r = tail_render(cases[i].in, strlen(cases[i].in), cases[i].whole, cases[i].bytes, cases[i].lines,
                                     &b, &lines);
                 T_EXPECT_STR(cases[i].name, r == 0 ? (b.data ? b.data : "") : "(failed)", cases[i].want);
                 buf_free(&b);
         }
+        struct buf b = BUF_INIT(1 << 20);
+        struct buf in = BUF_INIT(64 * 1024);
+        for (int i = 0; i < 3000; i++)
+                buf_adds(&in, "x");
+        size_t lines = 0;
+        T_EXPECT("tail long line rendered", tail_render(in.data, in.len, true, 1 << 20, 10, &b, &lines) == 0);
+        t_result("tail long line cut at the columns kept", b.len == TAIL_LINE_CELLS + strlen("…\n") &&
+                 str_has_suffix(b.data, "x…\n"), "%zu bytes", b.len);
+        buf_free(&b);
+        buf_free(&in);
+}
+
+/* A log in memory read from its end, as the callers' readers do; counts the reads. */
+struct memlog {
+        const char *text;
+        size_t len, reads, most;
+};
+
+static int memlog_read(void *ud, size_t max, char **ret, size_t *ret_len, bool *whole) {
+        struct memlog *m = ud;
+        size_t n = MIN(max, m->len);
+        m->reads++;
+        m->most = MAX(m->most, n);
+        *ret = malloc(n + 1);
+        if (!*ret)
+                return -ENOMEM;
+        memcpy(*ret, m->text + m->len - n, n);
+        (*ret)[n] = 0;
+        *ret_len = n;
+        *whole = n == m->len;
+        return 0;
+}
+
+/* tqdm: 60 lines of training, then 200 KiB of '\r' progress on one line, then 5 lines: the last 40 lines a
+ * terminal shows, the progress bar as its last state. */
+static void test_tail_tqdm(void) {
+        struct buf log = BUF_INIT(1 << 20);
+        for (int i = 0; i < 60; i++)
+                buf_printf(&log, "\x1b[32mepoch %d\x1b[0m loss %.3f\n", i, 1.0 / (i + 1));
+        for (int i = 0; log.len < 260 * 1024; i++)
+                buf_printf(&log, "\r%3d%%|%-20.*s| %d/100000 [00:%02d<00:10, 9999.99it/s]", i * 100 / 20000,
+                           i * 20 / 20000, "####################", i * 5, i % 60);
+        buf_adds(&log, "\r100%|####################| 100000/100000 [00:10<00:00, 9999.99it/s]\n");
+        for (int i = 0; i < 5; i++)
+                buf_printf(&log, "eval %d ok\n", i);
+        struct memlog m = { log.data, log.len, 0, 0 };
+        struct buf out = BUF_INIT(TAIL_KEEP_BYTES + 16);
+        size_t lines = 0;
+        bool cut = false;
+        int r = tail_read(memlog_read, &m, REPORT_TAIL_LINES, &out, &lines, &cut);
+        t_result("tqdm tail: 40 lines", r == 0 && lines == 40, "r=%d lines=%zu", r, lines);
+        t_result("tqdm tail: read back past the progress bar, within 1 MiB", m.most > 200 * 1024 &&
+                 m.most <= TAIL_MAX_READ && m.reads >= 2, "%zu reads, at most %zu bytes", m.reads, m.most);
+        const char *o = out.data ? out.data : "";
+        T_EXPECT("tqdm tail: the first line shown is epoch 26", str_has_prefix(o, "epoch 26 loss 0.037\n"));
+        T_EXPECT("tqdm tail: the bar's last state", strstr(o, "\n100%|####################| 100000/100000 "
+                                                             "[00:10<00:00, 9999.99it/s]\neval 0 ok\n") != NULL);
+        T_EXPECT("tqdm tail: colours removed, no carriage returns", !strchr(o, '\r') && !strchr(o, 0x1b));
+        T_EXPECT("tqdm tail: ends with the last line", str_has_suffix(o, "eval 4 ok\n"));
+        T_EXPECT("tqdm tail: cut", cut);
+        /* a short log: read once, whole, not cut */
+        struct memlog s = { "a\nb\n", 4, 0, 0 };
+        buf_reset(&out);
+        r = tail_read(memlog_read, &s, REPORT_TAIL_LINES, &out, &lines, &cut);
+        T_EXPECT("short log: one read, whole", r == 0 && s.reads == 1 && lines == 2 && !cut);
+        /* a log of nothing but progress: stops at 1 MiB, shows the bar */
+        struct buf bar = BUF_INIT(3 << 20);
+        while (bar.len < (2u << 20))
+                buf_adds(&bar, "\r 50%|##########          | 50/100");
+        struct memlog b = { bar.data, bar.len, 0, 0 };
+        buf_reset(&out);
+        r = tail_read(memlog_read, &b, REPORT_TAIL_LINES, &out, &lines, &cut);
+        t_result("progress-only log: 1 MiB at most, its one line", r == 0 && b.most == TAIL_MAX_READ && lines == 1 &&
+                 out.data && !strcmp(out.data, " 50%|##########          | 50/100\n"), "%zu %s", b.most, out.data);
+        buf_free(&bar);
+        buf_free(&out);
+        buf_free(&log);
 }
 
 static cJSON *status_of(const char *text) {
@@ -136,7 +223,7 @@ static void test_twelve_hours(void) {
                 "\"end\":\"2026-01-01T06:00:00Z\",\"exit_code\":0,\"reason\":\"exit\",\"attempts\":1},"
                 "{\"name\":\"b\",\"status\":\"done\",\"start\":\"2026-01-01T06:00:00Z\","
                 "\"end\":\"2026-01-01T11:59:50Z\",\"exit_code\":0,\"reason\":\"exit\",\"attempts\":2}]}");
-        char log[REPORT_TAIL_BYTES];
+        char log[4096];
         for (size_t i = 0; i < sizeof log; i++)
                 log[i] = i % 80 == 79 ? '\n' : (char)('a' + i % 26);
         struct report_log logs[4];
@@ -424,9 +511,118 @@ static void test_notify(void) {
         T_EXPECT_STR("redact user info", red, "https://example.com:8443");
 }
 
+static char *render(const char *status, const struct report_xmetrics *xm, size_t n_xm, time_t now) {
+        _cleanup_(cjson_deletep) cJSON *st = status_of(status);
+        struct report_input in = { .status = st, .xmetrics = xm, .n_xmetrics = n_xm, .now = now };
+        struct buf out = BUF_INIT(REPORT_MAX_BYTES);
+        if (!st || report_render(&in, &out) < 0) {
+                buf_free(&out);
+                return NULL;
+        }
+        return buf_steal(&out);
+}
+
+static int count_of(const char *h, const char *what) {
+        int n = 0;
+        for (const char *p = h; p && (p = strstr(p, what)); p++)
+                n++;
+        return n;
+}
+
+/* The experiment's own metrics: one plot per key (at most 8), downsampled, names escaped, bad lines skipped. */
+static void test_xmetrics(void) {
+        struct buf m = BUF_INIT(8 << 20);
+        buf_adds(&m, "{\"step\": 0, \"lo"); /* a cut first line */
+        buf_adds(&m, "\nnot json\n{\"step\": 1, \"loss\": NaN}\n{\"step\": 2, \"loss\": 1e999}\n[1, 2]\n");
+        buf_adds(&m, "{\"step\": 3, \"loss\": \"high\", \"acc\": true}\n{\"loss\": 1e300}\n");
+        for (int i = 0; i < 5000; i++)
+                buf_printf(&m, "{\"step\": %d, \"loss\": %.6f, \"<b>lr</b>\": 0.001, \"epoch\": %d}\n", 10 * i,
+                           2.0 / (1 + i * 0.01), i / 1000);
+        buf_adds(&m, "{\"step\": 50000");
+        for (int k = 0; k < 12; k++)
+                buf_printf(&m, ", \"k%d\": %d", k, k);
+        buf_adds(&m, "}\n");
+        struct buf huge = BUF_INIT(2 * REPORT_XM_MAX_LINE);
+        buf_adds(&huge, "{\"step\": 7, \"pad\": \"");
+        while (huge.len < REPORT_XM_MAX_LINE + 10)
+                buf_adds(&huge, "xxxxxxxxxxxxxxxx");
+        buf_adds(&huge, "\", \"loss\": 5}\n");
+        buf_add(&m, huge.data, huge.len);
+        struct report_xmetrics xm[] = { { .experiment = "train<1>", .text = m.data, .len = m.len },
+                                        { .experiment = "empty", .text = "garbage\n", .len = 8 } };
+        char *h = render("{\"name\":\"x\",\"outcome\":\"succeeded\",\"started\":\"2026-01-01T00:00:00Z\","
+                         "\"updated\":\"2026-01-01T01:00:00Z\",\"experiments\":[]}", xm, 2, 1767229200);
+        T_EXPECT("xmetrics: renders", h != NULL);
+        t_result("xmetrics: 8 plots (the first 8 keys)", count_of(h, "class=\"xm-plot\"") == 8, "%d",
+                 count_of(h, "class=\"xm-plot\""));
+        T_EXPECT("xmetrics: loss plotted first", h && strstr(h, "id=\"xm-0-0\"") &&
+                 strstr(h, "data-key=\"loss\" aria-label=\"loss\""));
+        T_EXPECT("xmetrics: key names escaped", h && strstr(h, "data-key=\"&lt;b&gt;lr&lt;/b&gt;\"") &&
+                 !strstr(h, "<b>lr"));
+        T_EXPECT("xmetrics: experiment name escaped", h && strstr(h, "<h3>train&lt;1&gt;</h3>"));
+        T_EXPECT("xmetrics: keys beyond 8 counted", h && strstr(h, "values of keys beyond the first 8"));
+        T_EXPECT("xmetrics: bad lines skipped and counted", h && strstr(h, "8 lines skipped"));
+        T_EXPECT("xmetrics: step is x", h && strstr(h, "text-anchor=\"end\">step</text>"));
+        const char *u = h ? strstr(h, "id=\"xm-0-0-line\" d=\"") : NULL;
+        int nums = 0;
+        for (const char *p = u ? u + 20 : ""; *p && *p != '"'; p++)
+                if ((*p >= '0' && *p <= '9') && !(p[-1] >= '0' && p[-1] <= '9'))
+                        nums++;
+        t_result("xmetrics: the loss line downsampled to the buckets", u && nums <= 2 * REPORT_PLOT_BUCKETS + 2 &&
+                 nums >= REPORT_PLOT_BUCKETS, "%d numbers", nums);
+        T_EXPECT("xmetrics: the min-max band drawn",
+                 u && strstr(h, "id=\"xm-0-0-band\" d=\"M"));
+        T_EXPECT("xmetrics: an experiment with no numbers says so", h && strstr(h, "<h3>empty</h3>\n<p class=\"muted\">"
+                                                                               "No numbers"));
+        T_EXPECT("xmetrics: no script", h && !strstr(h, "<script"));
+        free(h);
+        /* without a step: x is the line's number */
+        const char *nostep = "{\"loss\": 3}\n{\"loss\": 2}\n{\"loss\": 1}\n";
+        struct report_xmetrics one = { .experiment = "a", .text = nostep, .len = strlen(nostep) };
+        h = render("{\"name\":\"x\",\"outcome\":\"running\",\"experiments\":[]}", &one, 1, 1767229200);
+        T_EXPECT("xmetrics: no step, x is the line", h && strstr(h, "text-anchor=\"end\">line</text>") &&
+                 count_of(h, "class=\"xm-plot\"") == 1);
+        free(h);
+        h = render("{\"name\":\"x\",\"outcome\":\"running\",\"experiments\":[]}", NULL, 0, 1767229200);
+        T_EXPECT("xmetrics: no section without metrics", h && !strstr(h, "id=\"xmetrics\""));
+        free(h);
+        buf_free(&huge);
+        buf_free(&m);
+}
+
+/* A finished run shows DONE; a running one is drawn up to now: bars, duration and cost from one clock. */
+static void test_clock_and_phase(void) {
+        const char *fin = "{\"name\":\"x\",\"outcome\":\"succeeded\",\"phase\":\"SHIP\","
+                          "\"started\":\"2026-01-01T00:00:00Z\",\"updated\":\"2026-01-01T00:01:40Z\",\"experiments\":[]}";
+        char *h = render(fin, NULL, 0, 1767229200);
+        T_EXPECT("finished run: phase DONE", h && strstr(h, "<th>phase</th><td>DONE</td>") && !strstr(h, ">SHIP<"));
+        T_EXPECT("finished run: duration to its last status", h && strstr(h, "<th>duration</th><td>1m40s</td>"));
+        free(h);
+        /* running: status written at 00:00:01 with the instance's cost up to then; the page made at 00:00:26 */
+        const char *run = "{\"name\":\"x\",\"outcome\":\"running\",\"phase\":\"RUN\","
+                          "\"started\":\"2026-01-01T00:00:00Z\",\"updated\":\"2026-01-01T00:00:01Z\","
+                          "\"instance\":{\"id\":\"i-1\",\"type\":\"g5.xlarge\"},\"experiments\":[],"
+                          "\"cost\":{\"currency\":\"USD\",\"total\":0.001,\"instances\":[{\"id\":\"i-1\","
+                          "\"type\":\"g5.xlarge\",\"since\":\"2026-01-01T00:00:00Z\",\"until\":\"2026-01-01T00:00:01Z\","
+                          "\"seconds\":1,\"hourly_price\":3.6,\"cost\":0.001}]}}";
+        h = render(run, NULL, 0, 1767225600 + 26);
+        T_EXPECT("running run: phase as the status says", h && strstr(h, "<th>phase</th><td>RUN</td>"));
+        T_EXPECT("running run: duration so far", h && strstr(h, "<td>26s so far</td>"));
+        T_EXPECT("running run: the instance's time up to now", h && strstr(h, "<td>26s</td><td>$3.6000/h</td>"));
+        T_EXPECT("running run: its cost up to now", h && strstr(h, "id=\"cost-total\">$0.0260 USD so far<") &&
+                 strstr(h, "<td>$0.0260</td>"));
+        /* the instance's bar spans the whole axis: the run's span is [started, now] */
+        const char *bar = h ? strstr(h, "<rect class=\"bar st-instance\" x=\"150.0\" y=\"9\" width=\"900.0\"") : NULL;
+        T_EXPECT("running run: the instance bar reaches now", bar != NULL);
+        free(h);
+}
+
 int main(int argc, char **argv) {
         test_escape();
         test_tail();
+        test_tail_tqdm();
+        test_xmetrics();
+        test_clock_and_phase();
         test_hostile_status();
         test_twelve_hours();
         test_plot_gaps();

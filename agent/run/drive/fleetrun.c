@@ -69,13 +69,14 @@ static void fleet_end(struct run *R, enum outcome o, const char *reason) {
 
 /* The experiment's full logs from S3 before it resumes on another instance: its log goes on from where it was. */
 static int restore_logs(struct run *R, void *arg) {
-        static const char *const streams[] = { "stdout", "stderr" };
+        static const char *const streams[] = { "stdout", "stderr", XMETRICS_STREAM };
+        static const char *const files[] = { "stdout.log", "stderr.log", XMETRICS_FILE };
         const char *name = R->job.experiments[*(int *)arg].name;
-        for (size_t k = 0; k < 2; k++) {
+        for (size_t k = 0; k < ARRAY_SIZE(streams); k++) {
                 char path[4200], key[S3_MAX_KEY + 1];
                 struct aws_result out = { 0 };
-                if (pathf(path, sizeof path, "%s/%s/%s.log", R->logs_dir, name, streams[k]) < 0 ||
-                    pathf(key, sizeof key, "%slogs/%s/%s.log", R->prefix, name, streams[k]) < 0 || access(path, F_OK) == 0)
+                if (pathf(path, sizeof path, "%s/%s/%s", R->logs_dir, name, files[k]) < 0 ||
+                    pathf(key, sizeof key, "%slogs/%s/%s", R->prefix, name, files[k]) < 0 || access(path, F_OK) == 0)
                         continue;
                 char dir[4200];
                 if (pathf(dir, sizeof dir, "%s/%s", R->logs_dir, name) == 0)

@@ -164,6 +164,26 @@ static int open_log(struct run *R, const char *exp, const char *stream, char *pa
         return fd < 0 ? -errno : fd;
 }
 
+/* $MAYFLY_METRICS_FILE: <workdir>/.mayfly/metrics/<experiment>.jsonl, its directory made as the run user; the agent
+ * copies it (as the run user, beneath the workdir) into the experiment's logs directory and ships it as a log. */
+static void metrics_file(struct run *R, const char *exp, char *env, size_t n) {
+        char rel[300], copy[4300], stream[300];
+        env[0] = 0;
+        if (pathf(rel, sizeof rel, "%s/%s.jsonl", XMETRICS_DIR, exp) < 0 ||
+            pathf(copy, sizeof copy, "%s/%s/%s", R->logs_dir, exp, XMETRICS_FILE) < 0 ||
+            pathf(stream, sizeof stream, "%s/%s", exp, XMETRICS_STREAM) < 0)
+                return;
+        int r = exptree_mkdir(&R->user, R->workfd, XMETRICS_DIR);
+        if (r == 0)
+                r = shipper_add_mirror(&R->ship, copy, stream, &R->user, R->workfd, rel);
+        if (r < 0) {
+                log_warn("experiment %s: no $MAYFLY_METRICS_FILE: %s%s", exp, strerror(-r),
+                         beneath_refused(r) ? " (" XMETRICS_DIR " is a link out of the workdir)" : "");
+                return;
+        }
+        snprintf(env, n, "MAYFLY_METRICS_FILE=%s/%s", R->workdir, rel);
+}
+
 /* Starts experiment i (resume: again, after an interruption). EV_FAILED when it cannot start. */
 int start_experiment(struct run *R, size_t i, bool resume) {
         const struct experiment *x = &R->job.experiments[i];
@@ -194,12 +214,15 @@ int start_experiment(struct run *R, size_t i, bool resume) {
         snprintf(e_res, sizeof e_res, "MAYFLY_RESULTS=%s", R->results_uri);
         snprintf(e_ck, sizeof e_ck, "MAYFLY_CHECKPOINT_DIR=%s", ckpt);
         snprintf(e_att, sizeof e_att, "MAYFLY_ATTEMPT=%d", s->attempts + 1);
-        char e_type[96], e_iid[96], e_gpus[48];
+        char e_type[96], e_iid[96], e_gpus[48], e_xm[4500];
         snprintf(e_type, sizeof e_type, "MAYFLY_INSTANCE_TYPE=%s", R->inst.type);
         snprintf(e_iid, sizeof e_iid, "MAYFLY_INSTANCE_ID=%s", R->inst.id);
         snprintf(e_gpus, sizeof e_gpus, "MAYFLY_GPU_COUNT=%d", R->have_gpu_inv ? R->gpu_inv.count : 0);
-        char *menv[10] = { e_run, e_exp, e_res, e_att, e_type, e_iid, e_gpus };
+        char *menv[11] = { e_run, e_exp, e_res, e_att, e_type, e_iid, e_gpus };
         size_t nm = 7;
+        metrics_file(R, x->name, e_xm, sizeof e_xm);
+        if (e_xm[0])
+                menv[nm++] = e_xm;
         if (ckpt[0])
                 menv[nm++] = e_ck;
         if (resume)
@@ -246,6 +269,9 @@ static void finish_experiment(struct run *R) {
         struct exp_state *s = &R->st.exps[i];
         exp_finish(&R->cur, s);
         R->cur_idx = -1;
+        char stream[300];
+        if (pathf(stream, sizeof stream, "%s/%s", R->job.experiments[i].name, XMETRICS_STREAM) == 0)
+                shipper_mirror(&R->ship, stream); /* its last lines, before anything ships its logs */
         watcher_experiment(&R->watch, false);
         shipper_checkpoint_current(&R->ship, -1, NULL);
         s->st = s->reason == R_AGENT_STOPPED                             ? EXP_RUNNING

@@ -61,6 +61,24 @@ int exptree_mkdir(const struct run_user *u, int rootfd, const char *rel) {
         return as_user(u, -1, mkdir_fn, &m);
 }
 
+static int open_read_fn(void *ud) {
+        struct mk *m = ud;
+        int fd = beneath_open(m->rootfd, m->rel, O_RDONLY | O_NONBLOCK | O_NOCTTY, 0);
+        if (fd < 0)
+                return fd;
+        struct stat st;
+        if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+                close(fd);
+                return -EINVAL;
+        }
+        return fd;
+}
+
+int exptree_open_read(const struct run_user *u, int rootfd, const char *rel) {
+        struct mk m = { .rootfd = rootfd, .rel = rel };
+        return as_user(u, -1, open_read_fn, &m);
+}
+
 static int empty_fn(void *ud) {
         struct mk *m = ud;
         int fd = beneath_open(m->rootfd, m->rel, O_RDONLY | O_DIRECTORY, 0);

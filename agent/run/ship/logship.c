@@ -6,6 +6,8 @@
 #include <fcntl.h>
 
 #include "aws/xferdir.h"
+#include "run/base/job.h"
+#include "run/proc/exptree.h"
 
 int shipper_init(struct shipper *s, struct aws_ctx *c, const char *bucket, const char *prefix, long interval) {
         memset(s, 0, sizeof *s);
@@ -16,6 +18,7 @@ int shipper_init(struct shipper *s, struct aws_ctx *c, const char *bucket, const
         s->ckpt_rootfd = -1;
         s->ckpt_current = -1;
         pthread_mutex_init(&s->lock, NULL);
+        pthread_mutex_init(&s->mirror_lock, NULL);
         pthread_condattr_t ca;
         pthread_condattr_init(&ca);
         pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -51,6 +54,84 @@ int shipper_add_stream(struct shipper *s, const char *path, const char *name) {
 out:
         pthread_mutex_unlock(&s->lock);
         return r;
+}
+
+/* The size of rel in the tree now (0 when there is none). */
+static uint64_t src_size(const struct run_user *u, int rootfd, const char *rel) {
+        _cleanup_close_ int fd = exptree_open_read(u, rootfd, rel);
+        struct stat st;
+        return fd >= 0 && fstat(fd, &st) == 0 ? (uint64_t)st.st_size : 0;
+}
+
+int shipper_add_mirror(struct shipper *s, const char *path, const char *name, const struct run_user *u, int rootfd,
+                       const char *rel) {
+        uint64_t from = src_size(u, rootfd, rel);
+        char *src = strdup(rel);
+        int r = src ? shipper_add_stream(s, path, name) : -ENOMEM;
+        pthread_mutex_lock(&s->lock);
+        for (size_t i = 0; r == 0 && i < s->n; i++)
+                if (!strcmp(s->streams[i].name, name) && !s->streams[i].src) {
+                        s->streams[i].src = TAKE_PTR(src);
+                        s->streams[i].user = u;
+                        s->streams[i].rootfd = rootfd;
+                        s->streams[i].src_off = from;
+                }
+        pthread_mutex_unlock(&s->lock);
+        free(src);
+        return r;
+}
+
+/* [from, size) of the open file in onto the end of out, at most max bytes; the bytes copied, or -errno. */
+static int64_t copy_range(int in, uint64_t from, uint64_t size, int out, uint64_t max) {
+        char b[65536];
+        uint64_t done = 0;
+        while (from + done < size && done < max) {
+                ssize_t n = pread(in, b, (size_t)MIN((uint64_t)sizeof b, MIN(size - from - done, max - done)),
+                                  (off_t)(from + done));
+                if (n <= 0)
+                        return n < 0 ? -errno : (int64_t)done;
+                for (ssize_t w = 0, k; w < n; w += k)
+                        if ((k = write(out, b + w, (size_t)(n - w))) < 0 && errno != EINTR)
+                                return -errno;
+                        else if (k < 0)
+                                k = 0;
+                done += (uint64_t)n;
+        }
+        return (int64_t)done;
+}
+
+/* Stream i's mirror brought up to date: the file the experiment writes read through an fd opened as its user
+ * beneath its tree; root writes only its own copy. */
+static void mirror_one(struct shipper *s, size_t i) {
+        pthread_mutex_lock(&s->mirror_lock);
+        pthread_mutex_lock(&s->lock);
+        struct logstream l = s->streams[i];
+        pthread_mutex_unlock(&s->lock);
+        _cleanup_close_ int in = l.src ? exptree_open_read(l.user, l.rootfd, l.src) : -1;
+        _cleanup_close_ int out = in >= 0 ? open(l.path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0640) : -1;
+        struct stat si, so;
+        if (out >= 0 && fstat(in, &si) == 0 && fstat(out, &so) == 0) {
+                uint64_t size = (uint64_t)si.st_size, have = (uint64_t)so.st_size;
+                if (size < l.src_off)
+                        l.src_off = 0; /* rewritten */
+                int64_t n = have < XMETRICS_MAX_COPY ? copy_range(in, l.src_off, size, out, XMETRICS_MAX_COPY - have) : 0;
+                if (n > 0)
+                        l.src_off += (uint64_t)n;
+                pthread_mutex_lock(&s->lock);
+                s->streams[i].src_off = l.src_off;
+                pthread_mutex_unlock(&s->lock);
+        }
+        pthread_mutex_unlock(&s->mirror_lock);
+}
+
+void shipper_mirror(struct shipper *s, const char *name) {
+        pthread_mutex_lock(&s->lock);
+        size_t n = s->n, i = 0;
+        while (i < n && strcmp(s->streams[i].name, name))
+                i++;
+        pthread_mutex_unlock(&s->lock);
+        if (i < n)
+                mirror_one(s, i);
 }
 
 struct chunks {
@@ -172,6 +253,8 @@ static void tick(struct shipper *s, struct http_client *h, bool force) {
                 pthread_mutex_unlock(&s->lock);
                 if (!force && now - l.last < (double)s->interval)
                         continue;
+                if (l.src)
+                        mirror_one(s, i);
                 struct aws_result res;
                 int r = ship_delta(s, h, &l, &res);
                 l.last = now;
@@ -274,10 +357,12 @@ void shipper_free(struct shipper *s) {
         for (size_t i = 0; i < s->n; i++) {
                 free(s->streams[i].path);
                 free(s->streams[i].name);
+                free(s->streams[i].src);
         }
         free(s->streams);
         free(s->ckpt_since);
         free(s->status_json);
         pthread_mutex_destroy(&s->lock);
+        pthread_mutex_destroy(&s->mirror_lock);
         pthread_cond_destroy(&s->cond);
 }

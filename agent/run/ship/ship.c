@@ -113,12 +113,12 @@ static int put_if_there(struct ship_plan *p, const char *path, const char *rel, 
 }
 
 static void ship_logs(struct ship_plan *p, size_t i, int *failures) {
-        static const char *const streams[] = { "stdout", "stderr" };
+        static const char *const files[] = { "stdout.log", "stderr.log", XMETRICS_FILE };
         const struct job *j = p->job;
-        for (size_t k = 0; k < 2; k++) {
+        for (size_t k = 0; k < ARRAY_SIZE(files); k++) {
                 char path[4200], rel[512];
-                if (pathf(path, sizeof path, "%s/%s/%s.log", p->logs_dir, j->experiments[i].name, streams[k]) < 0 ||
-                    pathf(rel, sizeof rel, "logs/%s/%s.log", j->experiments[i].name, streams[k]) < 0) {
+                if (pathf(path, sizeof path, "%s/%s/%s", p->logs_dir, j->experiments[i].name, files[k]) < 0 ||
+                    pathf(rel, sizeof rel, "logs/%s/%s", j->experiments[i].name, files[k]) < 0) {
                         log_warn("shipping the logs of %s: path too long", j->experiments[i].name);
                         (*failures)++;
                         continue;

@@ -114,85 +114,6 @@ int report_escape(struct buf *b, const char *s, size_t n) {
         return r;
 }
 
-/* One log line as a terminal shows it: after the last '\r', without ANSI escape sequences. */
-static int tail_line(const char *s, size_t n, struct buf *out) {
-        while (n && s[n - 1] == '\r')
-                n--;
-        for (size_t i = n; i > 0; i--)
-                if (s[i - 1] == '\r') {
-                        s += i;
-                        n -= i;
-                        break;
-                }
-        int r = 0;
-        for (size_t i = 0; i < n && r >= 0;) {
-                if (s[i] != 0x1b) {
-                        size_t j = i;
-                        while (j < n && s[j] != 0x1b)
-                                j++;
-                        r = buf_add(out, s + i, j - i);
-                        i = j;
-                        continue;
-                }
-                i++;
-                if (i < n && s[i] == '[') { /* CSI: parameters, then a final byte 0x40..0x7e */
-                        for (i++; i < n && !(s[i] >= 0x40 && s[i] <= 0x7e); i++)
-                                ;
-                        i++;
-                } else if (i < n && s[i] == ']') { /* OSC: up to BEL or ESC \ */
-                        for (i++; i < n && s[i] != 0x07 && s[i] != 0x1b; i++)
-                                ;
-                        i += i < n && s[i] == 0x1b ? 2 : 1;
-                } else
-                        i++;
-        }
-        return r < 0 ? r : buf_addc(out, '\n');
-}
-
-int report_tail(const char *text, size_t len, bool from_start, size_t max_bytes, size_t max_lines, struct buf *out,
-                size_t *ret_lines) {
-        size_t start = len > max_bytes ? len - max_bytes : 0;
-        const char *s = text + start;
-        size_t n = len - start;
-        if (start || !from_start) {
-                const char *nl = memchr(s, '\n', n);
-                if (nl && (size_t)(nl + 1 - s) < n) {
-                        n -= (size_t)(nl + 1 - s);
-                        s = nl + 1;
-                }
-        }
-        size_t end = n && s[n - 1] == '\n' ? n - 1 : n;
-        size_t first = end, lines = 0;
-        while (end && lines < max_lines) {
-                const char *nl = NULL;
-                for (size_t k = first; k > 0 && !nl; k--)
-                        if (s[k - 1] == '\n')
-                                nl = s + k - 1;
-                lines++;
-                if (!nl) {
-                        first = 0;
-                        break;
-                }
-                first = (size_t)(nl - s);
-                if (lines == max_lines) {
-                        first++;
-                        break;
-                }
-        }
-        if (first < end && s[first] == '\n')
-                first++;
-        int r = 0;
-        for (size_t i = first; i < end && r >= 0;) {
-                const char *nl = memchr(s + i, '\n', end - i);
-                size_t l = nl ? (size_t)(nl - (s + i)) : end - i;
-                r = tail_line(s + i, l, out);
-                i += l + 1;
-        }
-        if (ret_lines)
-                *ret_lines = lines;
-        return r;
-}
-
 /* ---------- status.json access ---------- */
 
 static const char *jstr(const cJSON *o, const char *k) {
@@ -212,6 +133,30 @@ static time_t jtime(const cJSON *o, const char *k) {
         const char *s = jstr(o, k);
         time_t t = 0;
         return s && parse_iso8601(s, &t) == 0 ? t : 0;
+}
+
+static bool is_running(const cJSON *st) {
+        const char *oc = jstr(st, "outcome");
+        return !oc || !strcmp(oc, "running");
+}
+
+const char *report_phase(const cJSON *st) {
+        return is_running(st) ? jstr(st, "phase") : "DONE";
+}
+
+time_t report_clock(const cJSON *st, time_t now) {
+        time_t u = jtime(st, "updated");
+        return is_running(st) || !u ? now : u;
+}
+
+/* The seconds a running run's instance has run since its status: one current at the status (its "until" within a
+ * minute of the status's time) goes on to the page's clock, as the summary's duration and the bars do. */
+static time_t since_status(const cJSON *st, const cJSON *x, time_t clock) {
+        time_t u = jtime(st, "updated"), until = jtime(x, "until");
+        const char *state = jstr(x, "state"); /* an instance that ended its part does not go on */
+        if (!is_running(st) || !until || clock <= until || (u && until + 60 < u) || (state && strcmp(state, "running")))
+                return 0;
+        return clock - until;
 }
 
 static void fmt_time(time_t t, bool seconds, char out[40]) {
@@ -571,6 +516,249 @@ static void section_gpus(struct out *o, const struct gpus *G, const struct span 
         o_s(o, "</section>\n");
 }
 
+/* ---------- the experiment's own metrics ($MAYFLY_METRICS_FILE) ---------- */
+
+#define XM_KEY 64
+
+struct xpoint {
+        double x, y;
+};
+
+struct xseries {
+        char key[XM_KEY + 1];
+        struct xpoint *p;
+        size_t n, cap;
+};
+
+struct xm {
+        struct xseries s[REPORT_XM_MAX_KEYS];
+        size_t n, points, lines, skipped, other_keys;
+        bool by_line;              /* some point had no "step": x is the line's number */
+};
+
+static void xm_free(struct xm *m) {
+        for (size_t i = 0; i < m->n; i++)
+                free(m->s[i].p);
+}
+
+static bool xm_value(const cJSON *v, double *ret) {
+        if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble) || fabs(v->valuedouble) > REPORT_XM_MAX_ABS)
+                return false;
+        *ret = v->valuedouble;
+        return true;
+}
+
+static struct xseries *xm_series(struct xm *m, const char *key) {
+        size_t kl = strlen(key);
+        if (!kl || kl > XM_KEY)
+                return NULL;
+        for (size_t i = 0; i < m->n; i++)
+                if (!strcmp(m->s[i].key, key))
+                        return &m->s[i];
+        if (m->n >= REPORT_XM_MAX_KEYS) {
+                m->other_keys++;
+                return NULL;
+        }
+        struct xseries *s = &m->s[m->n++];
+        memcpy(s->key, key, kl + 1);
+        return s;
+}
+
+/* One line's numbers, each a point at x. false: not a JSON object with a number in it. */
+static bool xm_line(struct xm *m, const cJSON *j, double x) {
+        bool any = false;
+        const cJSON *v;
+        cJSON_ArrayForEach(v, j) {
+                double y;
+                if (!v->string || !strcmp(v->string, "step") || !xm_value(v, &y) || m->points >= REPORT_XM_MAX_POINTS)
+                        continue;
+                struct xseries *s = xm_series(m, v->string);
+                struct xpoint *p = s ? array_room(s->p, s->n, &s->cap, sizeof *p, 256) : NULL;
+                if (!p)
+                        continue;
+                s->p = p;
+                s->p[s->n++] = (struct xpoint){ x, y };
+                m->points++;
+                any = true;
+        }
+        return any;
+}
+
+/* JSON lines {"step": 10, "loss": 0.3}: x is "step" where a line has it, else the line's number; whatever is not
+ * a finite number of sane size is skipped, a line that is not a JSON object too. */
+static void parse_xm(const char *text, size_t len, struct xm *m) {
+        for (size_t i = 0; i < len;) {
+                const char *p = text + i, *nl = memchr(p, '\n', len - i);
+                size_t l = nl ? (size_t)(nl - p) : len - i;
+                i += l + 1;
+                if (!l || (l == 1 && *p == '\r'))
+                        continue;
+                cJSON *j = l <= REPORT_XM_MAX_LINE ? cJSON_ParseWithLength(p, l) : NULL;
+                double x;
+                bool step = xm_value(cJSON_GetObjectItemCaseSensitive(j, "step"), &x);
+                if (!step)
+                        x = (double)(m->lines + 1);
+                if (cJSON_IsObject(j) && xm_line(m, j, x)) {
+                        m->lines++;
+                        m->by_line |= !step;
+                } else
+                        m->skipped++;
+                cJSON_Delete(j);
+        }
+}
+
+struct xbucket {
+        double sum, lo, hi;
+        size_t n;
+};
+
+/* The points into REPORT_PLOT_BUCKETS buckets over [x0, x1]; the y range of what they hold. */
+static void xm_bucketize(const struct xseries *s, double x0, double x1, struct xbucket *bk, double *ylo, double *yhi) {
+        *ylo = INFINITY;
+        *yhi = -INFINITY;
+        for (size_t i = 0; i < s->n; i++) {
+                const struct xpoint *p = &s->p[i];
+                int b = (int)((p->x - x0) / (x1 - x0) * REPORT_PLOT_BUCKETS);
+                struct xbucket *k = &bk[MIN(MAX(b, 0), REPORT_PLOT_BUCKETS - 1)];
+                k->lo = k->n ? MIN(k->lo, p->y) : p->y;
+                k->hi = k->n ? MAX(k->hi, p->y) : p->y;
+                k->sum += p->y;
+                k->n++;
+                *ylo = MIN(*ylo, p->y);
+                *yhi = MAX(*yhi, p->y);
+        }
+        if (*yhi - *ylo < 1e-12 * MAX(fabs(*ylo), 1.0)) {
+                double pad = MAX(fabs(*ylo) * 0.05, 1e-6);
+                *ylo -= pad;
+                *yhi += pad;
+        }
+}
+
+static int xm_y(double v, double lo, double hi) {
+        return P_TOP + P_H - (int)lround((v - lo) / (hi - lo) * P_H);
+}
+
+/* The min..max band of each stretch of buckets: right along max, back along min. */
+static void xm_band(struct out *o, const struct xbucket *bk, double lo, double hi) {
+        for (int b = 0; b < REPORT_PLOT_BUCKETS;) {
+                if (!bk[b].n) {
+                        b++;
+                        continue;
+                }
+                int e = b;
+                while (e + 1 < REPORT_PLOT_BUCKETS && bk[e + 1].n)
+                        e++;
+                o_f(o, "M%d %d", G_LEFT + G_STEP * b, xm_y(bk[b].hi, lo, hi));
+                for (int k = b; k <= e; k++)
+                        o_f(o, "H%dV%d", G_LEFT + G_STEP * (k + 1), k < e ? xm_y(bk[k + 1].hi, lo, hi) :
+                                                                               xm_y(bk[e].lo, lo, hi));
+                for (int k = e; k >= b; k--)
+                        o_f(o, "H%dV%d", G_LEFT + G_STEP * k, k > b ? xm_y(bk[k - 1].lo, lo, hi) :
+                                                                        xm_y(bk[b].hi, lo, hi));
+                o_s(o, "Z");
+                b = e + 1;
+        }
+}
+
+static void xm_axes(struct out *o, double x0, double x1, double lo, double hi, bool by_line) {
+        o_s(o, "<g class=\"grid\">");
+        for (int k = 0; k <= 2; k++) {
+                double v = lo + (hi - lo) * k / 2;
+                int y = xm_y(v, lo, hi);
+                o_f(o, "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\"/><text x=\"%d\" y=\"%d\" text-anchor=\"end\">"
+                       "%.4g</text>", G_LEFT, y, G_LEFT + G_WIDTH, y, G_LEFT - 8, y + 4, v);
+        }
+        o_f(o, "</g><g class=\"axis\"><line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\"/>", G_LEFT, P_TOP + P_H,
+            G_LEFT + G_WIDTH, P_TOP + P_H);
+        for (int k = 0; k <= 4; k++) {
+                double x = G_LEFT + (double)G_WIDTH * k / 4;
+                o_f(o, "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">%.6g</text>", x, P_TOP + P_H + 14,
+                    x0 + (x1 - x0) * k / 4);
+        }
+        o_f(o, "<text x=\"%d\" y=\"%d\" text-anchor=\"end\">%s</text></g>", G_LEFT - 34, P_TOP + P_H + 14,
+            by_line ? "line" : "step");
+}
+
+static void xm_plot(struct out *o, const struct xm *m, size_t e, size_t k) {
+        const struct xseries *s = &m->s[k];
+        struct xbucket *bk = calloc(REPORT_PLOT_BUCKETS, sizeof *bk);
+        int *y = calloc(REPORT_PLOT_BUCKETS, sizeof *y);
+        bool *have = calloc(REPORT_PLOT_BUCKETS, sizeof *have);
+        double x0 = INFINITY, x1 = -INFINITY, lo, hi;
+        if (!bk || !y || !have) {
+                o->err = -ENOMEM;
+                goto done;
+        }
+        for (size_t i = 0; i < s->n; i++)
+                x0 = MIN(x0, s->p[i].x), x1 = MAX(x1, s->p[i].x);
+        if (x1 <= x0)
+                x1 = x0 + 1;
+        xm_bucketize(s, x0, x1, bk, &lo, &hi);
+        bool band = false;
+        for (int b = 0; b < REPORT_PLOT_BUCKETS; b++)
+                if ((have[b] = bk[b].n > 0)) {
+                        y[b] = xm_y(bk[b].sum / (double)bk[b].n, lo, hi);
+                        band |= bk[b].n > 1;
+                }
+        o_s(o, "<figure class=\"xm\"><figcaption>");
+        o_e(o, s->key);
+        o_f(o, " · %zu points · last %.6g</figcaption>\n", s->n, s->p[s->n - 1].y);
+        o_f(o, "<svg class=\"xm-plot\" id=\"xm-%zu-%zu\" viewBox=\"0 0 %d %d\" role=\"img\" data-key=\"", e, k,
+            G_VIEW_W, P_TOP + P_H + 22);
+        o_e(o, s->key);
+        o_s(o, "\" aria-label=\"");
+        o_e(o, s->key);
+        o_s(o, "\">");
+        xm_axes(o, x0, x1, lo, hi, m->by_line);
+        o_f(o, "\n<path class=\"xm-band\" id=\"xm-%zu-%zu-band\" d=\"", e, k);
+        if (band)
+                xm_band(o, bk, lo, hi);
+        o_f(o, "\"/>\n<path class=\"xm\" id=\"xm-%zu-%zu-line\" d=\"", e, k);
+        line_path(o, y, have, REPORT_PLOT_BUCKETS);
+        o_s(o, "\"/>\n</svg>");
+        if (band)
+                o_s(o, "<p class=\"legend\">mean per bucket (band: min to max)</p>");
+        o_s(o, "</figure>\n");
+done:
+        free(bk);
+        free(y);
+        free(have);
+}
+
+static void xm_experiment(struct out *o, const struct report_xmetrics *x, size_t e) {
+        struct xm *m = calloc(1, sizeof *m);
+        if (!m) {
+                o->err = -ENOMEM;
+                return;
+        }
+        parse_xm(x->text ? x->text : "", x->text ? x->len : 0, m);
+        o_s(o, "<h3>");
+        o_e(o, x->experiment);
+        o_s(o, "</h3>\n");
+        if (!m->n)
+                o_s(o, "<p class=\"muted\">No numbers in its metrics file yet.</p>\n");
+        for (size_t k = 0; k < m->n; k++)
+                xm_plot(o, m, e, k);
+        if (m->other_keys)
+                o_f(o, "<p class=\"muted\">%zu values of keys beyond the first %d are not plotted.</p>\n",
+                    m->other_keys, REPORT_XM_MAX_KEYS);
+        if (m->skipped)
+                o_f(o, "<p class=\"muted\">%zu lines skipped (not a JSON object with a finite number).</p>\n",
+                    m->skipped);
+        xm_free(m);
+        free(m);
+}
+
+static void section_xmetrics(struct out *o, const struct report_input *in) {
+        if (!in->n_xmetrics)
+                return;
+        o_s(o, "<section id=\"xmetrics\"><h2>Experiment metrics</h2>\n<p class=\"muted\">What each experiment "
+               "wrote to <code>$MAYFLY_METRICS_FILE</code>, one plot per key, downsampled to 300 points.</p>\n");
+        for (size_t e = 0; e < in->n_xmetrics; e++)
+                xm_experiment(o, &in->xmetrics[e], e);
+        o_s(o, "</section>\n");
+}
+
 /* ---------- timeline ---------- */
 
 #define T_TOP 6
@@ -700,8 +888,8 @@ static int timeline_instances(struct out *o, const struct span *sp, const cJSON 
                 time_t a = jtime(x, "since"), b = jtime(x, "until");
                 if (!a)
                         continue;
-                b = b ? b : now;
                 const char *id = jstr(x, "id"), *ty = jstr(x, "type"), *lc = jstr(x, "lifecycle"), *s = jstr(x, "state");
+                b = b ? b + since_status(st, x, now) : now;
                 snprintf(title, sizeof title, "%s %s%s%s%s%s%s", id ? id : "?", ty ? ty : "", lc ? " " : "", lc ? lc : "",
                          s ? " (" : "", s ? s : "", s ? ")" : "");
                 lane_label(o, y + T_LANE * lanes, id ? id : "instance");
@@ -714,8 +902,7 @@ static int timeline_instances(struct out *o, const struct span *sp, const cJSON 
         if (!lanes && jstr(in, "id") && jtime(st, "started")) {
                 snprintf(title, sizeof title, "%s %s", jstr(in, "id"), jstr(in, "type") ? jstr(in, "type") : "");
                 lane_label(o, y, jstr(in, "id"));
-                time_t b = jtime(st, "updated");
-                bar(o, sp, y, jtime(st, "started"), b ? b : now, "instance", NULL, title);
+                bar(o, sp, y, jtime(st, "started"), now, "instance", NULL, title);
                 lanes = 1;
         }
         return lanes;
@@ -792,14 +979,13 @@ static void section_summary(struct out *o, const cJSON *st, time_t now) {
         row(o, "outcome", jstr(st, "outcome") ? jstr(st, "outcome") : "?");
         row(o, "error", jstr(st, "error"));
         row(o, "cancelled by", jstr(st, "cancelled_by"));
-        row(o, "phase", jstr(st, "phase"));
+        row(o, "phase", report_phase(st));
         time_t a = jtime(st, "started"), u = jtime(st, "updated");
         row_time(o, "started", a);
         row_time(o, "last update", u);
         if (a) {
-                const char *oc = jstr(st, "outcome");
-                bool running = !oc || !strcmp(oc, "running");
-                fmt_duration((double)((running ? now : u ? u : now) - a), d);
+                bool running = is_running(st);
+                fmt_duration((double)(now - a), d);
                 snprintf(b, sizeof b, "%s%s", d, running ? " so far" : "");
                 row(o, "duration", b);
         }
@@ -830,14 +1016,20 @@ static void section_summary(struct out *o, const cJSON *st, time_t now) {
         o_s(o, "</table></section>\n");
 }
 
-static void cost_row(struct out *o, const cJSON *x) {
+/* The cost of x's time since the status (extra seconds) at its hourly price; 0 when either is unknown. */
+static double cost_since(const cJSON *x, time_t extra) {
+        double h;
+        return extra > 0 && jnum(x, "hourly_price", &h) && h >= 0 ? h * (double)extra / 3600.0 : 0;
+}
+
+static void cost_row(struct out *o, const cJSON *x, time_t extra) {
         char secs[32], price[48] = "unknown", cost[32] = "unknown", asof[40] = "";
         double v;
-        fmt_duration(jnum(x, "seconds", &v) ? v : 0, secs);
+        fmt_duration((jnum(x, "seconds", &v) ? v : 0) + (double)extra, secs);
         if (jnum(x, "hourly_price", &v))
                 snprintf(price, sizeof price, v >= 0.001 || v == 0 ? "$%.4f/h" : "$%.6f/h", v);
         if (jnum(x, "cost", &v))
-                fmt_money(v, cost);
+                fmt_money(v + cost_since(x, extra), cost);
         if (jtime(x, "price_as_of"))
                 fmt_time(jtime(x, "price_as_of"), false, asof);
         o_s(o, "<tr><td><code>");
@@ -860,8 +1052,12 @@ static void cost_row(struct out *o, const cJSON *x) {
         }
 }
 
-static void section_cost(struct out *o, const cJSON *st) {
+static void section_cost(struct out *o, const cJSON *st, time_t clock) {
         const cJSON *c = cJSON_GetObjectItemCaseSensitive(st, "cost");
+        const cJSON *list = cJSON_GetObjectItemCaseSensitive(c, "instances"), *x;
+        double more = 0;
+        cJSON_ArrayForEach(x, list)
+                more += cost_since(x, since_status(st, x, clock));
         o_s(o, "<section id=\"cost\"><h2>Cost</h2>\n");
         if (!cJSON_IsObject(c)) {
                 o_s(o, "<p class=\"muted\">Unknown: this status.json has no cost (written by a mayfly without cost "
@@ -871,23 +1067,26 @@ static void section_cost(struct out *o, const cJSON *st) {
         double total;
         if (jnum(c, "total", &total)) {
                 char m[32];
-                fmt_money(total, m);
+                fmt_money(total + more, m);
                 o_f(o, "<p class=\"total\" id=\"cost-total\">%s ", m);
                 o_e(o, jstr(c, "currency"));
-                o_s(o, "</p>\n");
+                o_s(o, is_running(st) ? " so far</p>\n" : "</p>\n");
         } else {
                 o_s(o, "<p class=\"total unknown\" id=\"cost-total\">Total unknown: ");
                 o_e(o, jstr(c, "total_unknown") ? jstr(c, "total_unknown") : "no price");
                 o_s(o, ". No number is shown rather than a guess.</p>\n");
         }
-        const cJSON *list = cJSON_GetObjectItemCaseSensitive(c, "instances");
         if (cJSON_GetArraySize(list) > 0) {
                 o_s(o, "<table class=\"grid\"><tr><th>instance</th><th>type</th><th>lifecycle</th><th>time</th>"
                        "<th>price</th><th>source</th><th>cost</th></tr>\n");
-                const cJSON *x;
                 cJSON_ArrayForEach(x, list)
-                        cost_row(o, x);
+                        cost_row(o, x, since_status(st, x, clock));
                 o_s(o, "</table>\n");
+        }
+        if (more > 0) {
+                char t[40];
+                fmt_time(clock, true, t);
+                o_f(o, "<p class=\"muted\">Up to %s: the time since the last status at its hourly price.</p>\n", t);
         }
         if (jstr(c, "covers")) {
                 o_s(o, "<p class=\"muted\">");
@@ -964,9 +1163,9 @@ static void id_word(struct out *o, const char *s) {
 }
 
 static void one_tail(struct out *o, const struct report_log *l, size_t budget) {
-        struct buf t = BUF_INIT(4 * REPORT_TAIL_BYTES + 1024);
+        struct buf t = BUF_INIT(budget + 1024);
         size_t lines = 0;
-        int r = report_tail(l->text ? l->text : "", l->text ? l->len : 0, l->from_start, budget, REPORT_TAIL_LINES,
+        int r = tail_render(l->text ? l->text : "", l->text ? l->len : 0, l->from_start, budget, REPORT_TAIL_LINES,
                             &t, &lines);
         if (r < 0 && r != -E2BIG)
                 o->err = r;
@@ -977,7 +1176,10 @@ static void one_tail(struct out *o, const struct report_log *l, size_t budget) {
                 o_e(o, l->href);
                 o_s(o, "\">whole log</a>");
         }
-        bool cut = !l->from_start || l->len > budget;
+        size_t total = l->len && l->text[l->len - 1] != '\n';
+        for (size_t i = 0; i < l->len; i++)
+                total += l->text[i] == '\n';
+        bool cut = l->cut || !l->from_start || total > lines;
         if (lines && cut)
                 o_f(o, " <span class=\"muted\">(last %zu lines)</span>", lines);
         o_s(o, "</h4>\n<pre class=\"tail\" id=\"tail-");
@@ -997,8 +1199,8 @@ static void section_logs(struct out *o, const struct report_input *in) {
         o_s(o, "<section id=\"logs\"><h2>Log tails</h2>\n");
         if (!in->n_logs)
                 o_s(o, "<p class=\"muted\">No logs yet.</p>\n");
-        size_t budget = MIN((size_t)REPORT_TAIL_BYTES, REPORT_TAILS_BUDGET / MAX(in->n_logs, (size_t)1));
-        budget = MAX(budget, (size_t)256);
+        size_t budget = MIN((size_t)TAIL_KEEP_BYTES, REPORT_TAILS_BUDGET / MAX(in->n_logs, (size_t)1));
+        budget = MAX(budget, (size_t)2048);
         const char *open_exp = NULL;
         for (size_t i = 0; i < in->n_logs; i++) {
                 const struct report_log *l = &in->logs[i];
@@ -1072,6 +1274,8 @@ static const char CSS[] =
         ".interrupt line{stroke:var(--bad);stroke-width:1.5;stroke-dasharray:4 3}.interrupt text{fill:var(--bad)}"
         "path.util{fill:none;stroke:var(--run);stroke-width:1.5}path.util-band{fill:var(--run);opacity:.16}"
         "path.mem{fill:none;stroke:var(--int);stroke-width:1.5}"
+        "path.xm{fill:none;stroke:var(--ok);stroke-width:1.5}path.xm-band{fill:var(--ok);opacity:.16}"
+        "h3{font-size:14px;margin:10px 0 4px}"
         ".legend{font-size:12px;color:var(--mute);margin:2px 0 10px}"
         ".key{font-weight:700;margin:0 3px 0 10px}.key.util{color:var(--run)}.key.mem{color:var(--int)}"
         "figure{margin:6px 0 12px}figcaption{font-weight:600;font-size:13px}"
@@ -1111,8 +1315,7 @@ static void head(struct out *o, const cJSON *st, const char *name, const char *o
 /* The x range of the timeline and the plots: the run, the samples and the notice's time, whichever reach further. */
 static struct span run_span(const cJSON *st, const struct gpus *G, time_t now) {
         time_t a = jtime(st, "started"), b = jtime(st, "updated");
-        const char *oc = jstr(st, "outcome");
-        if (!oc || !strcmp(oc, "running"))
+        if (is_running(st))
                 b = MAX(b, now);
         if (G->samples) {
                 a = a ? MIN(a, G->first) : G->first;
@@ -1143,7 +1346,8 @@ int report_render(const struct report_input *in, struct buf *out) {
                 return -ENOMEM;
         if (in->metrics)
                 parse_metrics(in->metrics, in->metrics_len, G);
-        struct span sp = run_span(st, G, in->now);
+        time_t clock = report_clock(st, in->now); /* one clock for the bars, the duration and the cost */
+        struct span sp = run_span(st, G, clock);
         const char *name = jstr(st, "name") ? jstr(st, "name") : "mayfly run";
         const char *outcome = jstr(st, "outcome") ? jstr(st, "outcome") : "unknown";
         head(&o, st, name, outcome);
@@ -1153,11 +1357,12 @@ int report_render(const struct report_input *in, struct buf *out) {
                 o_s(&o, "</p>\n");
         }
         o_s(&o, "</header>\n<main>\n");
-        section_summary(&o, st, in->now);
-        section_cost(&o, st);
-        section_timeline(&o, st, &sp, in->now);
-        section_experiments(&o, st, in->now);
+        section_summary(&o, st, clock);
+        section_cost(&o, st, clock);
+        section_timeline(&o, st, &sp, clock);
+        section_experiments(&o, st, clock);
         section_gpus(&o, G, &sp);
+        section_xmetrics(&o, in);
         section_logs(&o, in);
         section_files(&o, in);
         char gen[40];
@@ -1206,6 +1411,37 @@ int report_build_log(struct report_build *b, const char *experiment, const char 
         return 0;
 }
 
+int report_build_tail(struct report_build *b, const char *experiment, const char *stream, tail_read_fn read_end,
+                      void *ud, char *href_taken) {
+        struct buf t = BUF_INIT(TAIL_KEEP_BYTES + 16);
+        size_t lines = 0;
+        bool cut = false;
+        int r = tail_read(read_end, ud, REPORT_TAIL_LINES, &t, &lines, &cut);
+        if (r < 0) {
+                buf_free(&t);
+                free(href_taken);
+                return r;
+        }
+        size_t len = t.len;
+        r = report_build_log(b, experiment, stream, buf_steal(&t), len, true, href_taken);
+        if (r == 0)
+                b->logs[b->in.n_logs - 1].cut = cut;
+        return r;
+}
+
+int report_build_xmetrics(struct report_build *b, const char *experiment, char *text_taken, size_t len) {
+        const char *text = report_build_own(b, text_taken), *exp = report_build_own(b, strdup(experiment));
+        if (!text || !exp)
+                return -ENOMEM;
+        struct report_xmetrics *v = array_room(b->xm, b->in.n_xmetrics, &b->xm_cap, sizeof *v, 8);
+        if (!v)
+                return -ENOMEM;
+        b->xm = v;
+        b->xm[b->in.n_xmetrics++] = (struct report_xmetrics){ .experiment = exp, .text = text, .len = len };
+        b->in.xmetrics = b->xm;
+        return 0;
+}
+
 int report_build_file(struct report_build *b, const char *label, char *href_taken, uint64_t size) {
         const char *href = report_build_own(b, href_taken);
         if (b->in.n_files >= REPORT_MAX_FILES) {
@@ -1234,6 +1470,7 @@ void report_build_free(struct report_build *b) {
         free(b->owned);
         free(b->logs);
         free(b->files);
+        free(b->xm);
         free(b->metrics);
         cJSON_Delete(b->status);
         memset(b, 0, sizeof *b);

@@ -110,6 +110,11 @@ static char *rel_href(const char *rel) {
         return buf_steal(&b);
 }
 
+/* A log on this disk for tail_read. */
+static int file_read(void *ud, size_t max, char **ret, size_t *ret_len, bool *whole) {
+        return read_tail(ud, max, ret, ret_len, whole);
+}
+
 static void local_logs(struct report_build *x, const char *logs_dir, bool linked) {
         const cJSON *e;
         static const char *const streams[] = { "stdout", "stderr" };
@@ -117,20 +122,21 @@ static void local_logs(struct report_build *x, const char *logs_dir, bool linked
                 const char *name = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(e, "name"));
                 for (size_t k = 0; name && k < 2; k++) {
                         char path[4300], rel[600];
-                        if (pathf(path, sizeof path, "%s/%s/%s.log", logs_dir, name, streams[k]) < 0)
+                        if (pathf(path, sizeof path, "%s/%s/%s.log", logs_dir, name, streams[k]) < 0 ||
+                            pathf(rel, sizeof rel, "logs/%s/%s.log", name, streams[k]) < 0)
                                 continue;
-                        char *text = NULL;
-                        size_t len = 0;
-                        bool whole = false;
-                        if (read_tail(path, REPORT_TAIL_BYTES, &text, &len, &whole) < 0)
-                                continue; /* not started */
-                        if (pathf(rel, sizeof rel, "logs/%s/%s.log", name, streams[k]) < 0) {
-                                free(text);
-                                continue;
-                        }
-                        if (report_build_log(x, name, streams[k], text, len, whole, linked ? rel_href(rel) : NULL) < 0)
-                                return;
+                        int r = report_build_tail(x, name, streams[k], file_read, path, linked ? rel_href(rel) : NULL);
+                        if (r == -ENOMEM)
+                                return; /* else: not started (-ENOENT), or unreadable: no tail */
                 }
+                char path[4300];
+                _cleanup_free_ char *text = NULL;
+                size_t len = 0;
+                bool whole;
+                if (name && pathf(path, sizeof path, "%s/%s/%s", logs_dir, name, XMETRICS_FILE) == 0 &&
+                    read_tail(path, REPORT_XM_MAX_BYTES, &text, &len, &whole) == 0 &&
+                    report_build_xmetrics(x, name, TAKE_PTR(text), len) < 0)
+                        return;
         }
 }
 

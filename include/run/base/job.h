@@ -9,6 +9,13 @@
 #define JOB_MAX_OUTPUTS 64
 #define JOB_MAX_ENV 128
 #define JOB_DEFAULT_PATH "/etc/mayfly/job.json"
+/* An experiment's own metrics ($MAYFLY_METRICS_FILE): <workdir>/XMETRICS_DIR/<experiment>.jsonl, written by it;
+ * copied as the run user into $LOGS_DIRECTORY/<experiment>/XMETRICS_FILE and shipped as a log of the stream
+ * <experiment>/XMETRICS_STREAM (live/<experiment>/metrics.<offset>, then logs/<experiment>/metrics.jsonl). */
+#define XMETRICS_DIR ".mayfly/metrics"
+#define XMETRICS_FILE "metrics.jsonl"
+#define XMETRICS_STREAM "metrics"
+#define XMETRICS_MAX_COPY (256ull << 20) /* copied of one experiment's file at most */
 
 enum job_env { JOB_ENV_NONE, JOB_ENV_CONDA, JOB_ENV_CONDA_PREFIX, JOB_ENV_VENV };
 enum exit_action { EXIT_ACTION_TERMINATE, EXIT_ACTION_STOP, EXIT_ACTION_POWEROFF, EXIT_ACTION_KEEP };

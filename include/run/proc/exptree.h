@@ -16,6 +16,9 @@ int exptree_open(const char *path, const struct run_user *u, char *err, size_t e
 
 /* mkdir -p of rel in the tree, as the run user. 0 or -errno (beneath_refused(): a link out of the workdir). */
 int exptree_mkdir(const struct run_user *u, int rootfd, const char *rel);
+/* rel opened for reading as the run user (a file the experiment writes, read by the agent through the fd): a
+ * regular file only (anything else -EINVAL; the open never waits on a FIFO). The fd, or -errno. */
+int exptree_open_read(const struct run_user *u, int rootfd, const char *rel);
 /* Whether the directory rel holds anything, looked at as the run user (false when it cannot be read). */
 bool exptree_empty(const struct run_user *u, int rootfd, const char *rel);
 

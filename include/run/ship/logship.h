@@ -14,6 +14,14 @@ void shipper_stop(struct shipper *s);
 void shipper_free(struct shipper *s);
 /* A log to ship as it grows (again after a restart: its offset is kept). */
 int shipper_add_stream(struct shipper *s, const char *path, const char *name);
+/* A file the experiment writes (rel in the tree at rootfd: its $MAYFLY_METRICS_FILE) shipped as the log `name`: it
+ * is copied, read as u through an fd opened beneath rootfd (exptree.h), onto the agent's own file at path (at most
+ * XMETRICS_MAX_COPY), which is shipped as any log. What the file holds when it is added is not copied (a resumed
+ * experiment's earlier lines were); a file that shrinks was rewritten and is copied again from its start. */
+int shipper_add_mirror(struct shipper *s, const char *path, const char *name, const struct run_user *u, int rootfd,
+                       const char *rel);
+/* The mirror `name` brought up to date now (the experiment has ended). */
+void shipper_mirror(struct shipper *s, const char *name);
 /* The live chunks of stream name (live/<name>.<offset>) that go on from where the log at path ends, appended to it
  * in order: what an instance shipped of a log before it vanished without shipping the whole log. ret_added: the
  * bytes appended. 0 or -errno. */

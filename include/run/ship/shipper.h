@@ -15,6 +15,12 @@ struct logstream {
         char *name;               /* "train/stdout" → live/train/stdout.<offset> */
         uint64_t shipped;
         double last;
+        /* a mirror: path is the agent's copy of a file the experiment writes in its tree (src, relative to rootfd,
+         * read as user), brought up to date before each shipping; src_off: where the copy goes on in src */
+        char *src;
+        const struct run_user *user;
+        int rootfd;
+        uint64_t src_off;
 };
 
 struct shipper {
@@ -25,6 +31,7 @@ struct shipper {
         pthread_t th;
         bool running;
         pthread_mutex_t lock;
+        pthread_mutex_t mirror_lock; /* one mirror copy at a time (the thread, the driver's shipper_mirror) */
         pthread_cond_t cond;      /* on CLOCK_MONOTONIC */
         bool stop;
         struct logstream *streams; /* any number: two per experiment, metrics */
