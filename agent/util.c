@@ -359,3 +359,17 @@ int mkdir_parents(const char *path, mode_t mode) {
         }
         return 0;
 }
+
+void fmt_bytes(uint64_t n, char out[32]) {
+        static const char *const unit[] = { "B", "KiB", "MiB", "GiB", "TiB" };
+        double v = (double)n;
+        size_t u = 0;
+        while (v >= 1024 && u + 1 < sizeof unit / sizeof unit[0]) {
+                v /= 1024;
+                u++;
+        }
+        if (u == 0)
+                snprintf(out, 32, "%llu B", (unsigned long long)n);
+        else
+                snprintf(out, 32, "%.1f %s", v, unit[u]);
+}

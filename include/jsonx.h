@@ -3,8 +3,25 @@
  * it goes out of scope (util.h's _cleanup_). The one definition; every module that parses or builds JSON uses it. */
 #pragma once
 #include <cjson/cJSON.h>
+#include <limits.h>
 
 static inline void cjson_deletep(cJSON **j) {
         if (j)
                 cJSON_Delete(*j);
 }
+
+/* A JSON number as an integer in [min, max]; dflt when it is absent, not a number, not whole or out of range. What
+ * comes from outside (S3, IMDS, a record anyone under the prefix may write) is range-checked here before it becomes
+ * an integer: a double cast to an integer it does not fit is undefined behaviour. */
+static inline long long json_int_value(const cJSON *v, long long min, long long max, long long dflt) {
+        if (!cJSON_IsNumber(v) || !(v->valuedouble >= (double)min && v->valuedouble <= (double)max))
+                return dflt; /* NaN fails both comparisons */
+        long long n = (long long)v->valuedouble;
+        return (double)n == v->valuedouble ? n : dflt;
+}
+
+static inline long long json_int(const cJSON *o, const char *k, long long min, long long max, long long dflt) {
+        return json_int_value(cJSON_GetObjectItemCaseSensitive(o, k), min, max, dflt);
+}
+
+#define JSON_TIME_MAX 253402300799LL /* 9999-12-31T23:59:59Z: a time past it is not one */

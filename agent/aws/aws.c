@@ -289,7 +289,8 @@ int aws_send(struct aws_ctx *c, struct http_client *h, const struct aws_req *r, 
                 struct http_request hr = { .method = r->method, .url = url.data, .headers = hl, .body = r->body,
                                            .body_len = r->body_len, .body_fd = r->body_fd, .body_off = r->body_off,
                                            .out_fd = r->out_fd, .out_off = r->out_off, .progress = r->progress,
-                                           .progress_ud = r->progress_ud, .want_crc = r->want_crc };
+                                           .progress_ud = r->progress_ud, .want_crc = r->want_crc,
+                                           .max_body = r->max_body };
                 atomic_fetch_add(&c->requests, 1);
                 int pr = http_perform(h, &hr, res);
                 curl_slist_free_all(hl);
@@ -298,6 +299,17 @@ int aws_send(struct aws_ctx *c, struct http_client *h, const struct aws_req *r, 
                 if (server) {
                         atomic_store(&c->clock_offset, (long)(server - now_wall()));
                         atomic_store(&c->have_offset, true);
+                }
+                if (res->too_big && res->status >= 200 && res->status < 300) {
+                        /* more than the caller reads of this kind of answer: said with its size, not retried */
+                        char sz[32];
+                        if (res->content_length >= 0)
+                                fmt_bytes((uint64_t)res->content_length, sz);
+                        snprintf(out->msg, sizeof out->msg, "%s: the answer is %s%s, more than the %zu bytes read of it",
+                                 r->op, res->content_length >= 0 ? "" : "over ", res->content_length >= 0 ? sz : "the cap",
+                                 r->max_body ? r->max_body : (size_t)HTTP_MAX_BODY);
+                        out->size = res->content_length;
+                        return -EFBIG;
                 }
                 if (pr == -ENOSPC || pr == -EDQUOT || pr == -EROFS || pr == -EFBIG || res->write_error) {
                         snprintf(out->msg, sizeof out->msg, "%s: cannot write the download: %s", r->op,

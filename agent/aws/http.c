@@ -136,8 +136,10 @@ static size_t on_write(char *p, size_t sz, size_t nm, void *ud) {
                         x->req->progress(x->req->progress_ud, (int64_t)n);
                 return n;
         }
-        if (buf_add(&r->body, p, n) < 0)
+        if (buf_add(&r->body, p, n) < 0) {
+                r->too_big = true; /* a bounded read, not a network failure: aws_send says so */
                 return 0;
+        }
         return n;
 }
 
@@ -190,7 +192,8 @@ static size_t on_header_status(char *p, size_t sz, size_t nm, void *ud) {
 
 int http_perform(struct http_client *c, const struct http_request *req, struct http_response *ret) {
         struct http_response *r = ret;
-        *r = (struct http_response){ .body = BUF_INIT(HTTP_MAX_BODY), .content_length = -1 };
+        *r = (struct http_response){ .body = BUF_INIT(req->max_body ? req->max_body : HTTP_MAX_BODY),
+                                     .content_length = -1 };
         struct xfer x = { .req = req, .res = r };
         CURL *h = c->curl;
         curl_easy_reset(h);

@@ -261,17 +261,31 @@ int s3_get_object(struct aws_ctx *c, struct http_client *h, const char *bucket, 
 
 int s3_get_buffer(struct aws_ctx *c, struct http_client *h, const char *bucket, const char *key, char **ret,
                   size_t *ret_len, struct aws_result *out) {
+        return s3_get_capped(c, h, bucket, key, HTTP_MAX_BODY, "an object read into memory", ret, ret_len, out);
+}
+
+int s3_get_capped(struct aws_ctx *c, struct http_client *h, const char *bucket, const char *key, size_t cap,
+                  const char *what, char **ret, size_t *ret_len, struct aws_result *out) {
         _cleanup_(target_free) struct target t = { 0 };
         int r = target(c, bucket, key, &t, out);
         if (r < 0)
                 return r;
         struct kv hdr[] = { { "x-amz-checksum-mode", "ENABLED" } };
         struct aws_req q = { .op = "GetObject", .method = "GET", .service = "s3", .endpoint = t.endpoint,
-                             .path = t.path.data, .headers = hdr, .n_headers = 1, .body_fd = -1, .out_fd = -1 };
+                             .path = t.path.data, .headers = hdr, .n_headers = 1, .body_fd = -1, .out_fd = -1,
+                             .max_body = cap };
         /* a body whose CRC32 differs from S3's is a corrupt transfer: fetched again, like a truncated one */
         for (int attempt = 1;; attempt++) {
                 struct http_response res;
                 r = aws_send(c, h, &q, &res, out);
+                if (r == -EFBIG) {
+                        char sz[32], lim[32];
+                        fmt_bytes((uint64_t)cap, lim);
+                        if (out->size >= 0)
+                                fmt_bytes((uint64_t)out->size, sz);
+                        errf(out->msg, sizeof out->msg, "s3://%s/%s is %s%s, more than %s may be (%s): not read",
+                             bucket, key, out->size >= 0 ? "" : "over ", out->size >= 0 ? sz : lim, what, lim);
+                }
                 if (r < 0) {
                         http_response_free(&res);
                         return r;

@@ -28,8 +28,16 @@ static int req(struct aws_ctx *c, struct http_client *h, const char *op, const c
                 return r;
         struct aws_req q = { .op = op, .method = method, .service = "s3", .endpoint = endpoint, .path = path.data,
                              .headers = hdr, .n_headers = nh, .body = body ? body : "",
-                             .body_len = body ? strlen(body) : 0, .body_fd = -1, .out_fd = -1 };
-        return classify(aws_send(c, h, &q, res, out), out);
+                             .body_len = body ? strlen(body) : 0, .body_fd = -1, .out_fd = -1,
+                             .max_body = S3CAS_MAX_BODY };
+        r = classify(aws_send(c, h, &q, res, out), out);
+        if (r == -EFBIG) {
+                char sz[32];
+                fmt_bytes(out->size >= 0 ? (uint64_t)out->size : (uint64_t)S3CAS_MAX_BODY, sz);
+                errf(out->msg, sizeof out->msg, "s3://%s/%s is %s%s, more than a ledger record may be (%d bytes): "
+                     "not read", bucket, key, out->size >= 0 ? "" : "over ", sz, S3CAS_MAX_BODY);
+        }
+        return r;
 }
 
 int s3cas_get(struct aws_ctx *c, struct http_client *h, const char *bucket, const char *key, char **ret_body,

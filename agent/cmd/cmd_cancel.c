@@ -11,6 +11,7 @@
 #include "aws/s3.h"
 #include "aws/s3cas.h"
 #include "aws/sts.h"
+#include "caps.h"
 #include "cmd/cli.h"
 #include "jsonx.h"
 #include "run/base/job.h"
@@ -51,7 +52,7 @@ static int find_run(struct aws_ctx *c, struct http_client *h, const char *uri, s
                 size_t len = 0;
                 struct aws_result o2 = { 0 };
                 if (pathf(k, sizeof k, "%s%s", ref->prefix, sources[i]) < 0 ||
-                    s3_get_buffer(c, h, ref->bucket, k, &body, &len, &o2) < 0)
+                    s3_get_capped(c, h, ref->bucket, k, CAP_STATUS_JSON, "a status.json or launch.json", &body, &len, &o2) < 0)
                         continue;
                 _cleanup_(cjson_deletep) cJSON *o = cJSON_ParseWithLength(body, len);
                 str_of(o, "run_id", ref->run_id, sizeof ref->run_id);
@@ -115,7 +116,7 @@ static int final_status(struct aws_ctx *c, struct http_client *h, const struct r
         _cleanup_free_ char *body = NULL;
         size_t len = 0;
         struct aws_result o2 = { 0 };
-        _cleanup_(cjson_deletep) cJSON *o = s3_get_buffer(c, h, ref->bucket, key, &body, &len, &o2) == 0
+        _cleanup_(cjson_deletep) cJSON *o = s3_get_capped(c, h, ref->bucket, key, CAP_STATUS_JSON, "a status.json", &body, &len, &o2) == 0
                                                     ? cJSON_ParseWithLength(body, len) : NULL;
         if (!cJSON_IsObject(o)) {
                 cJSON_Delete(o);
@@ -206,7 +207,7 @@ static int wait_final(struct aws_ctx *c, struct http_client *h, const struct run
                 _cleanup_free_ char *body = NULL;
                 size_t len = 0;
                 struct aws_result out = { 0 };
-                if (s3_get_buffer(c, h, ref->bucket, key, &body, &len, &out) < 0)
+                if (s3_get_capped(c, h, ref->bucket, key, CAP_STATUS_JSON, "a status.json", &body, &len, &out) < 0)
                         continue;
                 _cleanup_(cjson_deletep) cJSON *o = cJSON_ParseWithLength(body, len);
                 const char *oc = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, "outcome"));

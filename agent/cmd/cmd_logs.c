@@ -6,15 +6,16 @@
 #include <getopt.h>
 #include <sys/mman.h>
 
+#include "caps.h"
 #include "cmd/cli.h"
 #include "cmd/logview.h"
+#include "termsafe.h"
 #include "exitcode.h"
 #include "jsonx.h"
 #include "aws/s3.h"
 
 #define LOGS_FOLLOW_SECONDS 2
 #define LOGS_MAX_CHUNKS 8192          /* listed per stream and round */
-#define LOGS_RANGE (8u << 20)         /* a complete log is read in ranges of this size */
 
 struct piece {
         uint64_t off, size;
@@ -46,6 +47,8 @@ struct logs {
         time_t newest_beat;
         long ttl;
         bool have_records;
+        bool status_error;            /* status.json could not be read (too big): said, not waited on */
+        bool raw;                     /* --raw: the bytes as stored */
 };
 
 static const char *const stream_names[2] = { "stdout", "stderr" };
@@ -142,25 +145,27 @@ static int print_range(struct logs *g, int i, int k, const struct piece *p, stru
                 lv_skip(&g->v, si, k, p->off + p->size);
                 return 0;
         }
-        if (!p->whole) {
-                _cleanup_free_ char *body = NULL;
-                size_t len = 0;
-                int r = s3_get_buffer(g->c, g->h, g->bucket, key, &body, &len, out);
-                return r < 0 ? r : lv_feed(&g->v, si, k, p->off, body, len);
+        if (!p->whole && p->size > CAP_LIVE_CHUNK) {
+                char sz[32], lim[32];
+                fmt_bytes(p->size, sz);
+                fmt_bytes(CAP_LIVE_CHUNK, lim);
+                errf(out->msg, sizeof out->msg, "s3://%s/%s is %s, more than a live log chunk may be (%s): not read",
+                     g->bucket, key, sz, lim);
+                return -EFBIG;
         }
+        /* in ranges: what is held in memory stays CAP_LOG_READ, whatever the object's size */
         _cleanup_close_ int fd = memfd_create("mayfly-logs", MFD_CLOEXEC);
-        if (fd < 0)
-                return -errno;
-        while (at < p->size) {
-                uint64_t len = MIN(p->size - at, (uint64_t)LOGS_RANGE);
+        _cleanup_free_ char *buf = malloc(CAP_LOG_READ);
+        if (fd < 0 || !buf)
+                return fd < 0 ? -errno : -ENOMEM;
+        uint64_t end = p->off + p->size;
+        while (at < end) {
+                uint64_t len = MIN(end - at, (uint64_t)CAP_LOG_READ);
                 if (ftruncate(fd, 0) < 0)
                         return -errno;
-                int r = s3_get_range(g->c, g->h, g->bucket, key, at, len, fd, 0, NULL, NULL, NULL, NULL, out);
+                int r = s3_get_range(g->c, g->h, g->bucket, key, at - p->off, len, fd, 0, NULL, NULL, NULL, NULL, out);
                 if (r < 0)
                         return r;
-                _cleanup_free_ char *buf = malloc(len);
-                if (!buf)
-                        return -ENOMEM;
                 ssize_t got = pread(fd, buf, len, 0);
                 if (got <= 0)
                         return got < 0 ? -errno : -EIO;
@@ -214,8 +219,12 @@ static int index_of(const struct logs *g, const char *name) {
 }
 
 static void add_name(struct logs *g, const char *name) {
-        if (name && *name && index_of(g, name) < 0 && g->n_names < LV_MAX_EXPS)
-                g->names[g->n_names++] = strdup(name);
+        char safe[256];
+        if (!name || strlen(name) >= sizeof safe)
+                return;
+        safe[term_safe(name, strlen(name), false, safe)] = 0; /* it prefixes every line */
+        if (*safe && index_of(g, safe) < 0 && g->n_names < LV_MAX_EXPS)
+                g->names[g->n_names++] = strdup(safe);
 }
 
 static int on_dir(void *ud, const char *dir) {
@@ -241,9 +250,12 @@ static cJSON *read_status(struct logs *g, struct aws_result *out) {
         _cleanup_free_ char *body = NULL;
         size_t len = 0;
         cJSON *st = NULL;
-        if (pathf(key, sizeof key, "%sstatus.json", g->run) == 0 &&
-            s3_get_buffer(g->c, g->h, g->bucket, key, &body, &len, out) == 0)
+        int r = pathf(key, sizeof key, "%sstatus.json", g->run);
+        if (r == 0)
+                r = s3_get_capped(g->c, g->h, g->bucket, key, CAP_STATUS_JSON, "a status.json", &body, &len, out);
+        if (r == 0)
                 st = cJSON_ParseWithLength(body, len);
+        g->status_error = r == -EFBIG; /* out->msg says which and how big */
         const cJSON *e;
         cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(st, "experiments"))
                 add_name(g, cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(e, "name")));
@@ -267,20 +279,21 @@ static int on_record(void *ud, const struct s3_object *o) {
 
 static void record_marks(struct logs *g, const cJSON *rec) {
         const char *inst = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(rec, "instance"));
-        const cJSON *a, *t = cJSON_GetObjectItemCaseSensitive(rec, "time"), *ttl = cJSON_GetObjectItemCaseSensitive(rec, "ttl");
-        if (cJSON_IsNumber(t) && (time_t)t->valuedouble > g->newest_beat) {
-                g->newest_beat = (time_t)t->valuedouble;
-                g->ttl = cJSON_IsNumber(ttl) && ttl->valuedouble > 0 ? (long)ttl->valuedouble : 60;
+        const cJSON *a;
+        time_t t = (time_t)json_int(rec, "time", 0, JSON_TIME_MAX, 0);
+        if (t > g->newest_beat) {
+                g->newest_beat = t;
+                g->ttl = (long)json_int(rec, "ttl", 1, 86400, 60);
         }
         g->have_records = true;
         cJSON_ArrayForEach(a, cJSON_GetObjectItemCaseSensitive(rec, "attempts")) {
                 const char *e = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(a, "experiment"));
-                const cJSON *n = cJSON_GetObjectItemCaseSensitive(a, "attempt");
-                const cJSON *off = cJSON_GetObjectItemCaseSensitive(a, "stdout_from");
+                int n = (int)json_int(a, "attempt", 0, INT_MAX, 0);
+                long long off = json_int(a, "stdout_from", 0, 1LL << 53, -1);
                 int i = e ? index_of(g, e) : -1;
                 for (size_t x = 0; i >= 0 && x < g->n_shown; x++)
-                        if (g->shown[x] == i && cJSON_IsNumber(n) && cJSON_IsNumber(off) && off->valuedouble >= 0)
-                                lv_mark(&g->v, (int)x, (int)n->valuedouble, inst, (uint64_t)off->valuedouble);
+                        if (g->shown[x] == i && n > 0 && off >= 0)
+                                lv_mark(&g->v, (int)x, n, inst, (uint64_t)off);
         }
 }
 
@@ -296,8 +309,12 @@ static void read_records(struct logs *g, struct aws_result *out) {
                 _cleanup_free_ char *body = NULL;
                 size_t len = 0;
                 struct aws_result o2 = { 0 };
-                if (s3_get_buffer(g->c, g->h, g->bucket, u->keys[k], &body, &len, &o2) < 0)
+                if (s3_get_capped(g->c, g->h, g->bucket, u->keys[k], CAP_LEDGER_RECORD, "a ledger record", &body, &len,
+                                  &o2) < 0) {
+                        if (o2.size > 0)
+                                log_warn("%s", o2.msg); /* a record nobody may write that big: left out */
                         continue;
+                }
                 _cleanup_(cjson_deletep) cJSON *rec = cJSON_ParseWithLength(body, len);
                 if (cJSON_IsObject(rec))
                         record_marks(g, rec);
@@ -367,6 +384,7 @@ static int choose(struct logs *g, const char *exp, size_t tail) {
         }
         int r = lv_init(&g->v, stdout, names, g->n_shown, tail);
         g->started = r == 0;
+        g->v.raw = g->raw;
         return r;
 }
 
@@ -380,6 +398,10 @@ struct logs_opts {
 static int follow_run(struct logs *g, const struct logs_opts *o, struct aws_result *out) {
         for (bool first = true;; first = false) {
                 _cleanup_(cjson_deletep) cJSON *st = read_status(g, out);
+                if (g->status_error) {
+                        log_error("%s", out->msg);
+                        return EXIT_FAIL;
+                }
                 const char *outcome = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(st, "outcome"));
                 bool final = outcome && strcmp(outcome, "running");
                 int r = 0;
@@ -416,19 +438,21 @@ static int follow_run(struct logs *g, const struct logs_opts *o, struct aws_resu
 int cmd_logs(int argc, char **argv) {
         static const char usage[] =
                 "usage: mayfly logs RESULTS_URI [--experiment NAME] [--stdout|--stderr] [--follow] [--since WHEN]\n"
-                "                   [--tail N]\n\n"
+                "                   [--tail N] [--raw]\n\n"
                 "  Prints a run's logs from S3: every experiment's stdout and stderr, interleaved in the order they\n"
                 "  reached S3, each line prefixed with its experiment ('|' stdout, '!' stderr) unless --experiment\n"
                 "  chooses one; '-- attempt N on INSTANCE (resumed)' where an attempt began on another instance.\n"
                 "  --follow starts as soon as the run is launched and returns once the run has ended: 0 when it\n"
-                "  succeeded, 6 otherwise. --since 10m (or 2h, 1d, a UTC time); --tail N: the last N lines.\n";
+                "  succeeded, 6 otherwise. --since 10m (or 2h, 1d, a UTC time); --tail N: the last N lines.\n"
+                "  Escape sequences other than colours are dropped (the logs are the experiment's words, and it\n"
+                "  may not drive your terminal); --raw prints the bytes as stored.\n";
         static const struct option opts[] = { { "experiment", required_argument, NULL, 'x' },
                                               { "stderr", no_argument, NULL, 'E' }, { "stdout", no_argument, NULL, 'O' },
                                               { "follow", no_argument, NULL, 'f' }, { "since", required_argument, NULL, 's' },
-                                              { "tail", required_argument, NULL, 'n' },
+                                              { "tail", required_argument, NULL, 'n' }, { "raw", no_argument, NULL, 'R' },
                                               { "help", no_argument, NULL, 'h' }, { 0 } };
         struct logs_opts o = { 0 };
-        bool streams[2] = { true, true };
+        bool streams[2] = { true, true }, raw = false;
         time_t since = 0;
         uint64_t tail = 0;
         int ch;
@@ -439,6 +463,7 @@ int cmd_logs(int argc, char **argv) {
                 case 'E': streams[0] = false; break;
                 case 'O': streams[1] = false; break;
                 case 'f': o.follow = true; break;
+                case 'R': raw = true; break;
                 case 's':
                         if (parse_since(optarg, &since) < 0) {
                                 log_error("--since %s: not a duration (90s, 10m, 2h, 1d) or a UTC time", optarg);
@@ -469,7 +494,8 @@ int cmd_logs(int argc, char **argv) {
         struct logs *g = calloc(1, sizeof *g);
         int rc = EXIT_FAIL, r = g ? http_client_init(&h) : -ENOMEM;
         if (g && r == 0) {
-                *g = (struct logs){ .c = &c, .h = &h, .streams = { streams[0], streams[1] }, .since = since, .ttl = 60 };
+                *g = (struct logs){ .c = &c, .h = &h, .streams = { streams[0], streams[1] }, .since = since, .ttl = 60,
+                                    .raw = raw };
                 r = find_run(g, argv[optind], &bucket, &res);
                 if (r < 0)
                         log_error("%s", res.msg);

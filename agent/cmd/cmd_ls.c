@@ -8,6 +8,8 @@
 
 #include "aws/s3.h"
 #include "jsonx.h"
+#include "caps.h"
+#include "termsafe.h"
 #include "cmd/cli.h"
 
 #define LS_WORKERS 8
@@ -58,7 +60,7 @@ static void read_one(struct probes *p, struct http_client *h, struct probe *x) {
         _cleanup_free_ char *body = NULL;
         size_t len = 0;
         struct aws_result res = { 0 };
-        x->r = s3_get_buffer(p->c, h, p->bucket, key, &body, &len, &res);
+        x->r = s3_get_capped(p->c, h, p->bucket, key, CAP_STATUS_JSON, "a status.json", &body, &len, &res);
         if (x->r == 0 && !cJSON_IsObject(x->status = cJSON_ParseWithLength(body, len))) {
                 errf(x->err, sizeof x->err, "s3://%s/%s is not a JSON object", p->bucket, key);
                 x->r = -MF_EPARSE;
@@ -186,6 +188,8 @@ static void fmt_cost(const cJSON *st, char out[32]) {
 
 static void print_table(struct probe **rows, size_t n, time_t now) {
         int wn = 4, wr = 6;
+        for (size_t i = 0; i < n; i++)
+                term_safe_json(rows[i]->status);
         for (size_t i = 0; i < n; i++) {
                 wn = MAX(wn, (int)strlen(str(rows[i]->status, "name")));
                 wr = MAX(wr, (int)strlen(str(rows[i]->status, "run_id")));
@@ -248,6 +252,31 @@ static int print_json(struct probe **rows, size_t n, const char *bucket, time_t 
         return 0;
 }
 
+/* A run whose status.json cannot be read (too big, not JSON): a row of its own, named from its prefix
+ * (".../NAME/RUN-ID/"), outcome "unreadable". */
+static int unreadable_row(struct probe *x) {
+        char name[256] = "?", id[256] = "?";
+        size_t l = strlen(x->prefix);
+        while (l && x->prefix[l - 1] == '/')
+                l--;
+        size_t b = l;
+        while (b && x->prefix[b - 1] != '/')
+                b--;
+        snprintf(id, sizeof id, "%.*s", (int)(l - b), x->prefix + b);
+        size_t e = b ? b - 1 : 0, a = e;
+        while (a && x->prefix[a - 1] != '/')
+                a--;
+        if (e > a)
+                snprintf(name, sizeof name, "%.*s", (int)(e - a), x->prefix + a);
+        cJSON_Delete(x->status);
+        x->status = cJSON_CreateObject();
+        if (!x->status || !cJSON_AddStringToObject(x->status, "name", name) ||
+            !cJSON_AddStringToObject(x->status, "run_id", id) ||
+            !cJSON_AddStringToObject(x->status, "outcome", "unreadable"))
+                return -ENOMEM;
+        return 0;
+}
+
 int cmd_ls(int argc, char **argv) {
         static const char usage[] = "usage: mayfly ls RESULTS_URI [--json]\n\n"
                                     "  The runs under a results prefix (s3://bucket/results/ or s3://bucket/results/NAME/),\n"
@@ -294,8 +323,12 @@ int cmd_ls(int argc, char **argv) {
         for (size_t i = 0; rows && i < p.n; i++) {
                 if (p.v[i].r == 0)
                         rows[n++] = &p.v[i];
-                else if (p.v[i].r != -MF_ENOTFOUND && failed++ < 5)
-                        log_error("%s", p.v[i].err);
+                else if (p.v[i].r != -MF_ENOTFOUND) {
+                        if (failed++ < 5)
+                                log_error("%s", p.v[i].err);
+                        if (unreadable_row(&p.v[i]) == 0)
+                                rows[n++] = &p.v[i]; /* listed as unreadable, not hidden */
+                }
         }
         if (r == 0 && !rows)
                 r = -ENOMEM;
@@ -304,7 +337,7 @@ int cmd_ls(int argc, char **argv) {
                 if (json)
                         r = print_json(rows, n, bucket, now_wall());
                 else if (n)
-                        print_table(rows, n, now_wall());
+                        print_table(rows, n, now_wall()); /* its strings made safe for the terminal */
                 else
                         log_error("no runs under %s", uri);
         }

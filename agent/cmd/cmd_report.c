@@ -6,6 +6,7 @@
 #include <sys/mman.h>
 
 #include "aws/s3.h"
+#include "caps.h"
 #include "cmd/cli.h"
 #include "run/view/report.h"
 #include "run/base/runstate.h"
@@ -267,7 +268,7 @@ static int fetch_status(struct fetch *f, struct aws_result *out) {
         _cleanup_free_ char *body = NULL;
         size_t len = 0;
         snprintf(key, sizeof key, "%sstatus.json", f->run);
-        int r = s3_get_buffer(f->c, &f->h, f->bucket, key, &body, &len, out);
+        int r = s3_get_capped(f->c, &f->h, f->bucket, key, CAP_STATUS_JSON, "a status.json", &body, &len, out);
         if (r < 0)
                 return r;
         f->b.status = cJSON_ParseWithLength(body, len);

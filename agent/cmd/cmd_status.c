@@ -5,6 +5,8 @@
 
 #include "aws/autoscaling.h"
 #include "aws/ec2.h"
+#include "caps.h"
+#include "termsafe.h"
 #include "cmd/cli.h"
 #include "jsonx.h"
 #include "run/fleet/ledger.h"
@@ -159,9 +161,10 @@ static int print_launched(struct aws_ctx *c, struct http_client *h, const char *
         struct aws_result out = { 0 };
         if (s3_parse_uri(uri, &bucket, &key, err, sizeof err) < 0 ||
             pathf(lk, sizeof lk, "%s%slaunch.json", key, *key && !str_has_suffix(key, "/") ? "/" : "") < 0 ||
-            s3_get_buffer(c, h, bucket, lk, &body, &len, &out) < 0)
+            s3_get_capped(c, h, bucket, lk, CAP_LAUNCH_JSON, "a launch.json", &body, &len, &out) < 0)
                 return -MF_ENOTFOUND;
         _cleanup_(cjson_deletep) cJSON *o = cJSON_ParseWithLength(body, len);
+        term_safe_json(o);
         const char *run_id = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, "run_id"));
         const char *when = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, "launched"));
         const char *by = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, "launched_by"));
@@ -256,6 +259,8 @@ static int print_status(struct aws_ctx *c, const char *bucket, const char *run, 
                 printf("progress: %s%s%s\n", g, str_of(st, "eta") ? ", ETA " : "", str_of(st, "eta") ?: "");
         if ((g = str_of(st, "error")))
                 printf("error:    %s\n", g);
+        if (goes_on && (g = str_of(st, "waiting")))
+                printf("waiting:  %s\n", g);
         const cJSON *gh = cJSON_GetObjectItem(st, "gpu_health");
         if (gh && (g = str_of(gh, "message")))
                 printf("gpu:      %s\n", g);
@@ -320,7 +325,7 @@ int cmd_status(int argc, char **argv) {
                 r = cli_find_run(&c, &h, uri, &bucket, run, &res);
         if (r == 0) {
                 snprintf(key, sizeof key, "%sstatus.json", run);
-                r = s3_get_buffer(&c, &h, bucket, key, &body, &len, &res);
+                r = s3_get_capped(&c, &h, bucket, key, CAP_STATUS_JSON, "a status.json", &body, &len, &res);
         }
         if (r == -MF_ENOTFOUND && !json && print_launched(&c, &h, uri) == 0) {
                 http_client_free(&h);
@@ -339,14 +344,18 @@ int cmd_status(int argc, char **argv) {
         }
         cJSON *st = cJSON_ParseWithLength(body, len);
         int rc = EXIT_OK;
-        if (json || !st) {
-                fwrite(body, 1, len, stdout);
-                if (len && body[len - 1] != '\n')
-                        putchar('\n');
-                const char *oc = st ? cJSON_GetStringValue(cJSON_GetObjectItem(st, "outcome")) : NULL;
+        if (!cJSON_IsObject(st)) {
+                /* never its bytes to the terminal: whoever writes the prefix chose them */
+                log_error("s3://%s/%sstatus.json is not a JSON object (%zu bytes)", bucket, run, len);
+                rc = EXIT_FAIL;
+        } else if (json) {
+                /* the whole status.json, as JSON prints it (control characters escaped) */
+                _cleanup_free_ char *txt = cJSON_Print(st);
+                printf("%s\n", txt ? txt : "{}");
+                const char *oc = cJSON_GetStringValue(cJSON_GetObjectItem(st, "outcome"));
                 if (oc && strcmp(oc, "running") && strcmp(oc, "succeeded"))
                         rc = EXIT_RUN_FAILED;
-        } else if (link_only)
+        } else if ((term_safe_json(st), link_only))
                 print_report_link(&c, bucket, run, have_report, true);
         else
                 rc = print_status(&c, bucket, run, st, have_report);

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "termsafe.h"
 #include "util.h"
 
 int lv_init(struct logview *v, FILE *out, const char *const *names, size_t n, size_t tail) {
@@ -34,9 +35,13 @@ void lv_free(struct logview *v) {
         v->ring = NULL;
 }
 
-/* One whole line out (or into the --tail ring). */
+/* One whole line out (or into the --tail ring); unless raw, made safe for the terminal (termsafe.h). */
 static void line(struct logview *v, int exp, char tag, const char *text, size_t n) {
-        char head[64] = "";
+        char head[64] = "", safe[LV_LINE_MAX + 1];
+        if (!v->raw && n <= LV_LINE_MAX) {
+                n = term_safe(text, n, true, safe);
+                text = safe;
+        }
         if (v->prefix)
                 snprintf(head, sizeof head, "%-*.*s %c ", v->width, v->width, v->names[exp], tag);
         if (!v->tailing) {

@@ -67,6 +67,7 @@ struct aws_req {
         const char *region;            /* signing region; NULL = the context's (SNS topics, the Price List API) */
         int max_attempts;              /* 0 = the context's; callers with a deadline ask for fewer */
         bool want_crc;                 /* CRC32 of the body written to out_fd, in the response's crc */
+        size_t max_body;               /* a body kept in memory is at most this (0: HTTP_MAX_BODY): -EFBIG past it */
         void (*progress)(void *ud, int64_t delta);   /* bytes moved; negative to undo a failed attempt */
         void *progress_ud;
 };
@@ -75,6 +76,7 @@ struct aws_result {
         long status;
         struct aws_error err;          /* code/message/request id when status is not 2xx */
         char msg[1024];                /* one line, ready to print */
+        int64_t size;                  /* -EFBIG: the size the answer announced (-1 unknown) */
 };
 
 /* Pure: one line on what to do about an error code a newcomer's credentials or clock cause; NULL for others. */

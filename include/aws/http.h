@@ -40,6 +40,7 @@ struct http_request {
         void (*progress)(void *ud, int64_t n);
         void *progress_ud;
         bool want_crc;                     /* CRC32 of the 2xx body written to out_fd, in the response's crc */
+        size_t max_body;                   /* a body kept in memory is at most this (0: HTTP_MAX_BODY) */
 };
 
 struct http_response {
@@ -50,6 +51,7 @@ struct http_response {
         uint64_t written;                  /* bytes written to out_fd */
         uint64_t sent;                     /* request body bytes handed to libcurl */
         int write_error;                   /* -errno from writing out_fd (disk full...) */
+        bool too_big;                      /* the body kept in memory would pass max_body: not read */
         int64_t content_length;            /* -1 when absent */
         char etag[128];
         char request_id[128];

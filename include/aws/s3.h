@@ -55,6 +55,11 @@ int s3_get_object(struct aws_ctx *c, struct http_client *h, const char *bucket, 
  * mismatch is fetched again, then -MF_ECHECKSUM). */
 int s3_get_buffer(struct aws_ctx *c, struct http_client *h, const char *bucket, const char *key, char **ret,
                   size_t *ret_len, struct aws_result *out);
+/* The same, at most cap bytes: past it -EFBIG, read no further, with "s3://B/KEY is 600.0 MiB, more than WHAT may
+ * be (4.0 MiB): not read" in out->msg (what: "a status.json"). */
+int s3_get_capped(struct aws_ctx *c, struct http_client *h, const char *bucket, const char *key, size_t cap,
+                  const char *what, char **ret,
+                  size_t *ret_len, struct aws_result *out);
 /* PUT from memory or from an fd range, with its CRC32 (x-amz-checksum-crc32, which S3 verifies). */
 int s3_put(struct aws_ctx *c, struct http_client *h, const char *bucket, const char *key, const void *mem, int fd,
            off_t off, uint64_t len, const char *content_type, void (*progress)(void *, int64_t), void *ud,

@@ -30,6 +30,7 @@ struct lv_mark {
 struct logview {
         FILE *out;
         bool prefix;                  /* several experiments shown: every line names its own */
+        bool raw;                     /* the bytes as stored (--raw), else made safe for the terminal */
         int width;                    /* of the widest name */
         const char *names[LV_MAX_EXPS];
         size_t n;

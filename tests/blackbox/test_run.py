@@ -10,7 +10,7 @@ import tarfile
 import tempfile
 import time
 
-from harness import MAYFLY, ROOT, RUN_USER, Cloud, ResultsView, check, out
+from harness import MAYFLY, ROOT, RUN_USER, Cloud, ResultsView, check, mayfly, out
 
 BUCKET = ResultsView.BUCKET
 FAKE_NVML = os.path.join(os.environ.get("MAYFLY_BUILD", os.path.join(ROOT, "build")), "fakes", "nvml",
@@ -481,6 +481,23 @@ def test_bad_archive_escaping_symlink():
 
 def test_bad_conda_env_not_found():
     bad_input({"env": {"conda": "nope"}}, "nope")
+
+
+def test_status_says_the_run_waits_for_the_gpu_driver():
+    def body(r):
+        r.start()
+        deadline, st = time.time() + 30, None
+        while time.time() < deadline and not (st and st.get("waiting")):
+            time.sleep(0.5)
+            st = r.status()
+        check(st and "GPU driver" in st.get("waiting", "") and st["phase"] == "PREPARE", json.dumps(st))
+        p = mayfly("status", "s3://mayfly-test/results/t/%s/" % st["run_id"], env=r.cloud.admin_env())
+        check(p.returncode == 0 and "waiting:  waiting for the GPU driver" in p.stdout.decode(), out(p))
+        r.proc.communicate(timeout=120)
+        st = r.status()
+        check(st["outcome"] == "error" and "waiting" not in st and "GPU required" in st["error"], json.dumps(st))
+    with_run({"experiments": [{"name": "a", "command": ["./ok.sh"]}], "gpu": {"require": True, "wait_seconds": 8}},
+             body)
 
 
 def test_bad_gpu_required_none_present():

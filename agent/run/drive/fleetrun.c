@@ -3,6 +3,8 @@
  * results are in S3, the run ended once for all; this instance's role in its end (lifecycle.h: the role table). */
 #include "run/drive/fleetrun.h"
 
+#include "caps.h"
+
 #include "log.h"
 #include "run/proc/exptree.h"
 #include "run/fleet/group.h"
@@ -67,11 +69,19 @@ static void fleet_end(struct run *R, enum outcome o, const char *reason) {
                  r == 1 ? outcome_name(o) : R->ledger.end_outcome, r == 1 ? reason : R->ledger.end_reason);
 }
 
-/* The experiment's full logs from S3 before it resumes on another instance: its log goes on from where it was. */
+struct restore_call {
+        int i;
+        char msg[600];
+};
+
+/* The experiment's full logs from S3 before it resumes on another instance: its log goes on from where it was.
+ * -EFBIG (msg says which) for a log larger than what is brought back onto the disk: not restored, and not resumed
+ * over (its next log would overwrite it). */
 static int restore_logs(struct run *R, void *arg) {
         static const char *const streams[] = { "stdout", "stderr", XMETRICS_STREAM };
         static const char *const files[] = { "stdout.log", "stderr.log", XMETRICS_FILE };
-        const char *name = R->job.experiments[*(int *)arg].name;
+        struct restore_call *rc = arg;
+        const char *name = R->job.experiments[rc->i].name;
         for (size_t k = 0; k < ARRAY_SIZE(streams); k++) {
                 char path[4200], key[S3_MAX_KEY + 1];
                 struct aws_result out = { 0 };
@@ -81,6 +91,20 @@ static int restore_logs(struct run *R, void *arg) {
                 char dir[4200];
                 if (pathf(dir, sizeof dir, "%s/%s", R->logs_dir, name) == 0)
                         mkdir(dir, 0750);
+                uint64_t size = 0;
+                struct http_client h;
+                int hr = http_client_init(&h);
+                if (hr == 0)
+                        hr = s3_head(&R->c, &h, R->bucket, key, &size, NULL, &out);
+                http_client_free(&h);
+                if (hr == 0 && size > CAP_LOG_RESTORE) {
+                        char sz[32], lim[32];
+                        fmt_bytes(size, sz);
+                        fmt_bytes(CAP_LOG_RESTORE, lim);
+                        errf(rc->msg, sizeof rc->msg, "s3://%s/%s is %s, more than a log brought back onto the "
+                             "instance may be (%s): %s not resumed", R->bucket, key, sz, lim, name);
+                        return -EFBIG;
+                }
                 struct xfer_opts o = { .concurrency = 2 };
                 if (xfer_download(&R->c, R->bucket, key, path, &o, &out) < 0 && out.status != 404)
                         log_warn("the earlier log of %s: %s", name, out.msg);
@@ -142,8 +166,12 @@ static int run_claimed(struct run *R, int i) {
                 exp_stop_leftover(&R->w, s->pid, s->pid_start, R->job.stop_grace);
         s->attempts = R->ledger.attempt - 1; /* start_experiment counts this one */
         ledger_set_phase(&R->ledger, "RUN", R->job.experiments[i].name);
-        if (resume)
-                io(R, restore_logs, &i);
+        struct restore_call rc = { .i = i };
+        if (resume && io(R, restore_logs, &rc) == -EFBIG) {
+                struct ledger_call l = { 0 };
+                io(R, do_release, &l);
+                return failed(R, "%s", rc.msg);
+        }
         if (start_experiment(R, (size_t)i, resume) == EV_FAILED) {
                 struct ledger_call l = { 0 };
                 io(R, do_release, &l);

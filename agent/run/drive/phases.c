@@ -73,10 +73,16 @@ int act_prepare(struct run *R) {
                 return failed(R, "%s", err);
         if (!R->gpu && !R->gpu_hung) {
                 bool wait = R->job.gpu_require || R->job.gpu_idle > 0;
-                if (wait)
+                if (wait) {
                         waiter_status("waiting for the GPU driver%s", "");
+                        /* said in status.json while it lasts: a run in PREPARE for minutes says why */
+                        snprintf(R->waiting, sizeof R->waiting, "waiting for the GPU driver (NVML or nvidia-smi) to "
+                                 "answer, up to %lds (gpu.wait_seconds)", R->job.gpu_wait);
+                        push_status(R);
+                }
                 int r = gpu_probe(&R->w, wait ? R->job.gpu_wait : -1, &R->gpu, &R->gpu_inv, &R->have_gpu_inv, err,
                                   sizeof err);
+                R->waiting[0] = 0;
                 if (r == -ETIMEDOUT) {
                         R->gpu_hung = true;
                         log_error("%s; going on without GPU sampling", err);

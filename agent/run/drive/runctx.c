@@ -170,7 +170,8 @@ int build_status(struct run *R, bool final, char **ret) {
         struct status_parts p = { .job = &R->job, .st = &R->st, .inst = &R->inst, .results_uri = R->results_uri,
                                   .gpu = R->have_gpu_inv ? &R->gpu_inv : NULL, .gpu_hung = R->gpu_hung,
                                   .final = final, .cost = wrapup_cost_json(&R->wrap),
-                                  .ledger = R->ledger_ok ? &R->ledger : NULL, .records = all_records(R) };
+                                  .ledger = R->ledger_ok ? &R->ledger : NULL, .records = all_records(R),
+                                  .waiting = R->waiting };
         return status_build(&p, ret);
 }
 

@@ -3,6 +3,7 @@
 #include "run/fleet/ledger.h"
 
 #include <cjson/cJSON.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <sys/random.h>
 
@@ -144,13 +145,9 @@ static void str_field(const cJSON *o, const char *k, char *dst, size_t n) {
         snprintf(dst, n, "%s", v ? v : "");
 }
 
-static double num_field(const cJSON *o, const char *k) {
-        const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
-        return cJSON_IsNumber(v) ? v->valuedouble : 0;
-}
 
 static void read_exp_record(struct ledger_exp *e, const cJSON *o) {
-        e->attempts = (int)num_field(o, "attempts");
+        e->attempts = (int)json_int(o, "attempts", 0, INT_MAX, 0);
         e->n_instances = 0;
         const cJSON *x;
         cJSON_ArrayForEach(x, cJSON_GetObjectItemCaseSensitive(o, "instances")) {
@@ -265,14 +262,14 @@ static int ledger_refresh_locked(struct ledger *L, struct aws_result *out) {
                 if (l->seen_done[i] && !e->done && lkey(L, key, out, "done/%s.json", L->job->experiments[i].name) == 0 &&
                     get_json(L, &h, key, &o, NULL, out) == 0) {
                         e->done = true; /* a done record never changes: read once */
-                        e->exit_code = (int)num_field(o, "exit_code");
-                        e->signal = (int)num_field(o, "signal");
-                        e->start = (time_t)num_field(o, "start");
-                        e->end = (time_t)num_field(o, "end");
+                        e->exit_code = (int)json_int(o, "exit_code", -1, 255, -1);
+                        e->signal = (int)json_int(o, "signal", 0, 128, 0);
+                        e->start = (time_t)json_int(o, "start", 0, JSON_TIME_MAX, 0);
+                        e->end = (time_t)json_int(o, "end", 0, JSON_TIME_MAX, 0);
                         str_field(o, "reason", e->reason, sizeof e->reason);
                         str_field(o, "instance", e->done_by, sizeof e->done_by);
-                        if ((int)num_field(o, "attempts") > e->attempts)
-                                e->attempts = (int)num_field(o, "attempts");
+                        if ((int)json_int(o, "attempts", 0, INT_MAX, 0) > e->attempts)
+                                e->attempts = (int)json_int(o, "attempts", 0, INT_MAX, 0);
                 }
                 cJSON_Delete(o);
         }
@@ -415,7 +412,7 @@ static int ledger_claim_locked(struct ledger *L, int i, int max_attempts, struct
                 if (r == 0 && strcmp(etag, e->lease_etag))
                         r = -MF_EPRECOND; /* renewed meanwhile: its holder lives */
                 if (r == 0)
-                        generation = (long)num_field(o, "generation") + 1;
+                        generation = (long)json_int(o, "generation", 0, LONG_MAX - 1, 0) + 1;
                 cJSON_Delete(o);
                 if_match = e->lease_etag;
         }
@@ -699,10 +696,10 @@ int ledger_liveness(struct aws_ctx *c, const char *bucket, const char *prefix, s
                 if (s3cas_get(c, &h, bucket, b->keys[i], &body, etag, &o2) < 0)
                         continue;
                 _cleanup_(cjson_deletep) cJSON *j = cJSON_Parse(body);
-                time_t t = (time_t)num_field(j, "time");
+                time_t t = (time_t)json_int(j, "time", 0, JSON_TIME_MAX, 0);
                 if (t > ret->last_beat) {
                         ret->last_beat = t;
-                        ret->ttl = (long)num_field(j, "ttl") > 0 ? (long)num_field(j, "ttl") : LEDGER_DEFAULT_TTL;
+                        ret->ttl = (long)json_int(j, "ttl", 1, 86400, LEDGER_DEFAULT_TTL);
                         str_field(j, "instance", ret->last_instance, sizeof ret->last_instance);
                         str_field(j, "phase", ret->last_phase, sizeof ret->last_phase);
                 }

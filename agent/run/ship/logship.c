@@ -3,6 +3,8 @@
  * live/<stream>.<offset> objects; cost stays proportional to what the experiment writes. */
 #include "run/ship/logship.h"
 
+#include "caps.h"
+
 #include <fcntl.h>
 
 #include "aws/xferdir.h"
@@ -192,6 +194,16 @@ int shipper_restore_tail(struct shipper *s, const char *path, const char *name, 
                 for (size_t i = 0; r == 0 && i < c.n; i++) {
                         if (c.v[i].off > cur || c.v[i].off + c.v[i].size <= cur)
                                 continue; /* a gap (the chunk between was lost), or what the file has */
+                        if (c.v[i].size > CAP_LIVE_CHUNK || c.v[i].off + c.v[i].size > CAP_LOG_RESTORE) {
+                                /* never shipped by an agent (it ships at most CAP_LIVE_CHUNK at a time), or past
+                                 * what is brought back onto the disk: not restored, and nothing after it */
+                                errf(out->msg, sizeof out->msg, "live/%s.%012llu: %llu bytes, more than a live log "
+                                     "chunk may be (%u) or past %llu bytes of log: not restored", name,
+                                     (unsigned long long)c.v[i].off, (unsigned long long)c.v[i].size,
+                                     (unsigned)CAP_LIVE_CHUNK, (unsigned long long)CAP_LOG_RESTORE);
+                                r = -EFBIG;
+                                break;
+                        }
                         char key[S3_MAX_KEY + 1];
                         if ((size_t)snprintf(key, sizeof key, "%s%012llu", prefix, (unsigned long long)c.v[i].off) >=
                             sizeof key) {

@@ -174,21 +174,21 @@ static void load_instance(const cJSON *x, struct cost_instance *in) {
         get_str(x, "lifecycle", in->lifecycle, sizeof in->lifecycle);
         get_str(x, "source", in->source, sizeof in->source);
         get_str(x, "error", in->error, sizeof in->error);
-        in->boot = (time_t)get_num(x, "boot");
-        in->since = (time_t)get_num(x, "since");
-        in->last = (time_t)get_num(x, "last");
-        in->seconds_before = (long)get_num(x, "seconds_before");
+        in->boot = (time_t)json_int(x, "boot", 0, JSON_TIME_MAX, 0);
+        in->since = (time_t)json_int(x, "since", 0, JSON_TIME_MAX, 0);
+        in->last = (time_t)json_int(x, "last", 0, JSON_TIME_MAX, 0);
+        in->seconds_before = (long)json_int(x, "seconds_before", 0, JSON_TIME_MAX, 0);
         in->cost_before = get_num(x, "cost_before");
         in->unknown_before = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(x, "unknown_before"));
         in->have_price = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(x, "have_price"));
         in->hourly = get_num(x, "hourly");
-        in->price_as_of = (time_t)get_num(x, "price_as_of");
+        in->price_as_of = (time_t)json_int(x, "price_as_of", 0, JSON_TIME_MAX, 0);
         const cJSON *p;
         cJSON_ArrayForEach(p, cJSON_GetObjectItemCaseSensitive(x, "points")) {
                 if (in->n_points >= COST_MAX_POINTS || cJSON_GetArraySize(p) != 2)
                         break;
                 in->points[in->n_points++] = (struct price_point){
-                        .t = (time_t)cJSON_GetNumberValue(cJSON_GetArrayItem(p, 0)),
+                        .t = (time_t)json_int_value(cJSON_GetArrayItem(p, 0), 0, JSON_TIME_MAX, 0),
                         .usd_hour = cJSON_GetNumberValue(cJSON_GetArrayItem(p, 1)) };
         }
         if (in->have_price && !in->source[0])
@@ -341,7 +341,7 @@ static cJSON *entry_of(cJSON *instances, const char *id) {
 const char *cost_record_state(const struct cJSON *rec, time_t now, bool *ret_vanished) {
         bool ended = cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(rec, "ended"));
         bool notice = cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(rec, "interruption"));
-        double t = rec_num(rec, "time", 0), ttl = rec_num(rec, "ttl", 60);
+        double t = (double)json_int(rec, "time", 0, JSON_TIME_MAX, 0), ttl = (double)json_int(rec, "ttl", 1, 86400, 60);
         *ret_vanished = !ended && (double)now - t > ttl;
         if (notice && (ended || *ret_vanished))
                 return "interrupted";
@@ -369,7 +369,7 @@ static cJSON *peer_entry(const cJSON *rec, const char *id) {
 
 /* A vanished instance ran on, unseen, at most until its lease could be taken: its last heartbeat plus the TTL. */
 static void estimate(cJSON *e, const cJSON *rec) {
-        double ttl = rec_num(rec, "ttl", 60), t = rec_num(rec, "time", 0);
+        double ttl = (double)json_int(rec, "ttl", 1, 86400, 60), t = (double)json_int(rec, "time", 0, JSON_TIME_MAX, 0);
         double secs = rec_num(e, "seconds", 0), hourly = rec_num(e, "hourly_price", -1), usd = rec_num(e, "cost", -1);
         cJSON_ReplaceItemInObjectCaseSensitive(e, "seconds", cJSON_CreateNumber(secs + ttl));
         if (t > 0) {

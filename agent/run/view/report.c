@@ -6,6 +6,8 @@
 #include <math.h>
 #include <stdarg.h>
 
+#include "jsonx.h"
+
 /* ---------- output with a sticky error ---------- */
 
 struct out {
@@ -814,9 +816,9 @@ static void exp_title(const cJSON *x, const char *name, time_t a, time_t b, char
         double v;
         fmt_duration((double)(b - a), dur);
         if (jnum(x, "exit_code", &v))
-                snprintf(code, sizeof code, ", exit %d", (int)v);
+                snprintf(code, sizeof code, ", exit %.0f", v);
         else if (jnum(x, "signal", &v))
-                snprintf(code, sizeof code, ", signal %d", (int)v);
+                snprintf(code, sizeof code, ", signal %.0f", v);
         const char *rs = jstr(x, "reason"), *inst = jstr(x, "instance");
         snprintf(t, n, "%s: %s%s%s%s%s%s", name, dur, code, rs ? ", " : "", rs ? rs : "", inst ? " on " : "",
                  inst ? inst : "");
@@ -856,8 +858,8 @@ static void timeline_experiment(struct out *o, const struct span *sp, const cJSO
         }
         double att = 0;
         if (jnum(x, "attempts", &att) && att > 1 && last_end)
-                o_f(o, "<text class=\"attempts\" x=\"%.1f\" y=\"%d\">×%d</text>",
-                    MIN(xpos(sp, last_end) + 4, G_LEFT + G_WIDTH - 16.0), y + T_BAR - 3, (int)att);
+                o_f(o, "<text class=\"attempts\" x=\"%.1f\" y=\"%d\">×%.0f</text>",
+                    MIN(xpos(sp, last_end) + 4, G_LEFT + G_WIDTH - 16.0), y + T_BAR - 3, att);
 }
 
 /* The spot notice an instance had, on its lane (every instance's: a recovered run has one per lost instance). */
@@ -1109,9 +1111,9 @@ static void exp_row(struct out *o, const cJSON *x, time_t now) {
                 fmt_duration((double)((tb && !running ? tb : now) - ta), d);
         double v;
         if (jnum(x, "exit_code", &v))
-                snprintf(code, sizeof code, "exit %d", (int)v);
+                snprintf(code, sizeof code, "exit %.0f", v);
         else if (jnum(x, "signal", &v))
-                snprintf(code, sizeof code, "signal %d", (int)v);
+                snprintf(code, sizeof code, "signal %.0f", v);
         char cls[24];
         css_word(ta ? bar_state(x) : st, cls);
         o_s(o, "<tr><td>");
@@ -1121,7 +1123,7 @@ static void exp_row(struct out *o, const cJSON *x, time_t now) {
         o_s(o, "</td><td>");
         o_e(o, jstr(x, "reason"));
         o_f(o, "</td><td>%d</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>",
-            jnum(x, "attempts", &v) ? (int)v : 0, a, b, d, code);
+            (int)json_int(x, "attempts", 0, INT_MAX, 0), a, b, d, code);
         const cJSON *cmd = cJSON_GetObjectItemCaseSensitive(x, "command");
         const cJSON *arg, *argv = cJSON_IsArray(cmd) ? cmd : NULL;
         bool any = cJSON_IsString(cmd) ? *cmd->valuestring != 0 : cJSON_GetArraySize(argv) > 0;

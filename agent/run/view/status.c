@@ -134,7 +134,7 @@ static void add_history(cJSON *x, const char *name, const cJSON *records, time_t
                         cJSON_ReplaceItemInObjectCaseSensitive(c, "status", cJSON_CreateString("done"));
                         cJSON_DeleteItemFromObjectCaseSensitive(c, "reason");
                         cJSON_AddStringToObject(c, "reason", !strcmp(state, "interrupted") ? "interrupted" : "lost");
-                        iso(c, "end", (time_t)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(rec, "time")));
+                        iso(c, "end", (time_t)json_int(rec, "time", 0, JSON_TIME_MAX, 0));
                 }
         }
 }
@@ -150,6 +150,17 @@ static time_t run_started(const struct run_state *st, const cJSON *cost) {
                         t = since;
         }
         return t;
+}
+
+/* The instance that wrote this status. */
+static void add_instance(cJSON *o, const struct instance_info *inst) {
+        cJSON *in = cJSON_AddObjectToObject(o, "instance");
+        cJSON_AddStringToObject(in, "id", inst->id);
+        cJSON_AddStringToObject(in, "type", inst->type);
+        cJSON_AddStringToObject(in, "region", inst->region);
+        cJSON_AddStringToObject(in, "availability_zone", inst->az);
+        cJSON_AddStringToObject(in, "ami_id", inst->ami);
+        cJSON_AddStringToObject(in, "lifecycle", inst->lifecycle);
 }
 
 int status_build(const struct status_parts *p, char **ret) {
@@ -178,6 +189,8 @@ int status_build(const struct status_parts *p, char **ret) {
         cJSON_AddStringToObject(o, "phase", phase_name(st->phase));
         if (st->error[0])
                 cJSON_AddStringToObject(o, "error", st->error);
+        if (!ended && p->waiting && *p->waiting)
+                cJSON_AddStringToObject(o, "waiting", p->waiting);
         if (st->cancelled_by[0])
                 cJSON_AddStringToObject(o, "cancelled_by", st->cancelled_by);
         cJSON_AddStringToObject(o, "results", p->results_uri);
@@ -187,13 +200,7 @@ int status_build(const struct status_parts *p, char **ret) {
         iso(o, "updated", now);
         if (started)
                 cJSON_AddNumberToObject(o, "duration_seconds", (double)MAX(now - started, 0));
-        cJSON *in = cJSON_AddObjectToObject(o, "instance");
-        cJSON_AddStringToObject(in, "id", p->inst->id);
-        cJSON_AddStringToObject(in, "type", p->inst->type);
-        cJSON_AddStringToObject(in, "region", p->inst->region);
-        cJSON_AddStringToObject(in, "availability_zone", p->inst->az);
-        cJSON_AddStringToObject(in, "ami_id", p->inst->ami);
-        cJSON_AddStringToObject(in, "lifecycle", p->inst->lifecycle);
+        add_instance(o, p->inst);
         if (p->gpu) {
                 _cleanup_free_ char *g = NULL;
                 if (gpu_state_to_json(p->gpu, false, &g) == 0)

@@ -83,6 +83,7 @@ struct run {
         struct attempt_here attempts[RUN_MAX_ATTEMPTS_HERE];
         size_t n_attempts;
         bool ended_here;              /* this instance's part is over: its record's last word says so */
+        char waiting[200];            /* what the run waits for now (status.json's "waiting"), "" none */
         int rc;                       /* the process's exit code */
 };
 

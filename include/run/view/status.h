@@ -19,6 +19,7 @@ struct status_parts {
         const struct gpu_state *gpu;  /* NULL: no inventory */
         bool gpu_hung;                /* a GPU query has not returned */
         bool final;                   /* the final status, written once everything else is shipped */
+        const char *waiting;          /* what the run waits for now (the GPU driver), NULL or "": nothing */
         struct cJSON *cost;           /* the "cost" object (taken: freed by status_build), NULL: none */
         const struct ledger *ledger;  /* a run shared by instances: who ran what, the sweep's progress; NULL: none */
         struct cJSON *records;        /* ... and every instance's record (ledger/instances/<id>.json, this one's
