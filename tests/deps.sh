@@ -1,7 +1,8 @@
 #!/bin/sh
 # SPDX-License-Identifier: Apache-2.0
 # Installs the Debian packages a target needs when they are missing (root only); quiet when all are present.
-# test: also headless Chromium and tidy (report.html is rendered and validated), openssl (a webhook's test CA).
+# test: also headless Chromium and tidy (report.html is rendered and validated), openssl (a webhook's test CA), time
+# (GNU time: the peak RSS of a command reading hostile S3 answers).
 # vm (make test-vm): qemu (TCG), debootstrap for the guest image, netcat for the IMDS forward (qemu's guestfwd runs
 # `nc` per guest connection), e2fsprogs (mkfs.ext4 -d), without qemu's recommends (firmware, GUI).
 set -e
@@ -9,7 +10,7 @@ apt_opts=""
 want="libcurl4-openssl-dev libcjson-dev libexpat1-dev libssl-dev libsystemd-dev libarchive-dev libinih-dev libyaml-dev zlib1g-dev pkg-config gcc make"
 case "$1" in
   test)  want="$want curl faketime python3-yaml python3-jsonschema python3-jinja2 python3-configobj python3-jsonpatch \
-               python3-netifaces python3-oauthlib python3-requests python3-serial chromium tidy openssl" ;;
+               python3-netifaces python3-oauthlib python3-requests python3-serial chromium tidy openssl time" ;;
   demo)  want="$want curl" ;;
   bench) want="$want curl nginx-light time openssl" ;;
   vm)    want="$want qemu-system-x86 debootstrap netcat-openbsd e2fsprogs util-linux"; apt_opts="--no-install-recommends" ;;

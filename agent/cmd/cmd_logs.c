@@ -256,6 +256,8 @@ static cJSON *read_status(struct logs *g, struct aws_result *out) {
         if (r == 0)
                 st = cJSON_ParseWithLength(body, len);
         g->status_error = r == -EFBIG; /* out->msg says which and how big */
+        if (g->status_error)
+                return NULL;
         const cJSON *e;
         cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(st, "experiments"))
                 add_name(g, cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(e, "name")));
