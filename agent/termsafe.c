@@ -5,6 +5,21 @@
 #include <cjson/cJSON.h>
 #include <string.h>
 
+/* The length of the valid UTF-8 sequence at p (not overlong, no surrogate, at most U+10FFFF), 0 when invalid. */
+static size_t utf8_seq(const unsigned char *p, size_t n) {
+        unsigned char c = p[0];
+        size_t len = c >= 0xc2 && c <= 0xdf ? 2 : c >= 0xe0 && c <= 0xef ? 3 : c >= 0xf0 && c <= 0xf4 ? 4 : 0;
+        if (!len || len > n)
+                return 0;
+        for (size_t k = 1; k < len; k++)
+                if ((p[k] & 0xc0) != 0x80)
+                        return 0;
+        if ((c == 0xe0 && p[1] < 0xa0) || (c == 0xed && p[1] > 0x9f) || (c == 0xf0 && p[1] < 0x90) ||
+            (c == 0xf4 && p[1] > 0x8f))
+                return 0;
+        return len;
+}
+
 /* The end of the escape sequence that starts at in[i] (ESC), exclusive; *sgr when it is an SGR (colour). */
 static size_t escape_end(const unsigned char *in, size_t n, size_t i, bool *sgr) {
         *sgr = false;
@@ -50,8 +65,16 @@ size_t term_safe(const char *text, size_t n, bool log_mode, char *out) {
                                 o += e - i;
                         }
                         i = e;
-                } else if (c == 0xc2 && i + 1 < n && in[i + 1] >= 0x80 && in[i + 1] <= 0x9f) {
-                        i += 2; /* a C1 control (CSI, OSC, ... in their 8-bit form) */
+                } else if (c >= 0x80) {
+                        /* whole, valid UTF-8 sequences only (so that nothing removed joins what is left into a new
+                         * control), and no C1 control (U+0080 to U+009F: CSI, OSC, ... in their 8-bit form) */
+                        size_t len = utf8_seq(in + i, n - i);
+                        bool c1 = len == 2 && c == 0xc2 && in[i + 1] <= 0x9f;
+                        if (len && !c1) {
+                                memmove(out + o, in + i, len);
+                                o += len;
+                        }
+                        i += len ? len : 1;
                 } else if (c < 0x20 || c == 0x7f) {
                         if (log_mode && (c == '\n' || c == '\t' || c == '\r'))
                                 out[o++] = (char)c;

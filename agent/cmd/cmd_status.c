@@ -6,6 +6,7 @@
 #include "aws/autoscaling.h"
 #include "aws/ec2.h"
 #include "caps.h"
+#include "cmd/statusview.h"
 #include "termsafe.h"
 #include "cmd/cli.h"
 #include "jsonx.h"
@@ -37,18 +38,6 @@ static void print_report_link(struct aws_ctx *c, const char *bucket, const char 
                        url.data, (long)(until - now_wall() + 59) / 60, bucket, key);
         else
                 printf("report:   s3://%s/%s (cannot presign: %s)\n", bucket, key, err);
-}
-
-static void print_cost(const cJSON *cost) {
-        const cJSON *t = cJSON_GetObjectItem(cost, "total");
-        const cJSON *first = cJSON_GetArrayItem(cJSON_GetObjectItem(cost, "instances"), 0);
-        const char *why = cJSON_GetStringValue(cJSON_GetObjectItem(first, "price_unknown"));
-        if (cJSON_IsNumber(t))
-                printf("cost:     $%.4f %s (EC2 instance time)\n", t->valuedouble,
-                       cJSON_GetStringValue(cJSON_GetObjectItem(cost, "currency")) ?: "USD");
-        else if (cJSON_IsObject(cost))
-                printf("cost:     unknown (%s)\n",
-                       why ? why : cJSON_GetStringValue(cJSON_GetObjectItem(cost, "total_unknown")) ?: "no price");
 }
 
 /* A run shared by instances that has not ended: alive while its instances beat their heartbeat, else lost. */
@@ -198,52 +187,8 @@ static int print_launched(struct aws_ctx *c, struct http_client *h, const char *
 
 static const char *str_of(const cJSON *o, const char *k) { return cJSON_GetStringValue(cJSON_GetObjectItem(o, k)); }
 
-/* One experiment's state as a person reads it: an interrupted one that will resume says so. */
-static void experiment_state(const cJSON *e, bool run_goes_on, char *out, size_t n) {
-        const char *stt = str_of(e, "status"), *rs = str_of(e, "reason");
-        const cJSON *ec = cJSON_GetObjectItem(e, "exit_code"), *sg = cJSON_GetObjectItem(e, "signal");
-        const cJSON *at = cJSON_GetObjectItem(e, "attempts");
-        int attempts = cJSON_IsNumber(at) ? at->valueint : 0;
-        char code[32] = "";
-        if (cJSON_IsNumber(ec))
-                snprintf(code, sizeof code, "exit %d", ec->valueint);
-        else if (cJSON_IsNumber(sg))
-                snprintf(code, sizeof code, "signal %d", sg->valueint);
-        stt = stt ? stt : "?";
-        if (run_goes_on && rs && (!strcmp(rs, "interrupted") || !strcmp(rs, "lease-lost") || !strcmp(rs, "agent-stopped")))
-                snprintf(out, n, "interrupted (%s), will resume (attempt %d)", rs, attempts + 1);
-        else if (!strcmp(stt, "running"))
-                snprintf(out, n, "running%s", attempts > 1 ? " (attempt" : "");
-        else if (!strcmp(stt, "done"))
-                snprintf(out, n, "%s%s%s", rs && *rs && strcmp(rs, "exit") ? rs : "done", *code ? ", " : "", code);
-        else
-                snprintf(out, n, "%s%s%s", stt, rs && *rs ? ", " : "", rs && *rs ? rs : "");
-        if (!strcmp(stt, "running") && attempts > 1) {
-                size_t l = strlen(out);
-                snprintf(out + l, n - l, " %d)", attempts);
-        }
-}
-
 /* The run as a person reads it: the outcome first, the report link last. Exit 0 for a run that succeeded or goes
  * on, EXIT_RUN_FAILED for one that ended otherwise. */
-/* Every instance the run used (status.json's cost): its state, how long and what it cost. False when none. */
-static bool print_instances(const cJSON *st) {
-        const cJSON *x;
-        size_t n = 0;
-        cJSON_ArrayForEach(x, cJSON_GetObjectItem(cJSON_GetObjectItem(st, "cost"), "instances")) {
-                const cJSON *c = cJSON_GetObjectItem(x, "cost"), *secs = cJSON_GetObjectItem(x, "seconds");
-                char usd[32] = "cost unknown";
-                if (cJSON_IsNumber(c))
-                        snprintf(usd, sizeof usd, "$%.4f%s", c->valuedouble,
-                                 cJSON_IsTrue(cJSON_GetObjectItem(x, "estimate")) ? " (estimate)" : "");
-                printf("instance: %s %s %s %s  %-11s %6lds  %s\n", str_of(x, "id") ?: "?", str_of(x, "type") ?: "?",
-                       str_of(x, "lifecycle") ?: "?", str_of(x, "availability_zone") ?: "?",
-                       str_of(x, "state") ?: "", cJSON_IsNumber(secs) ? (long)secs->valuedouble : 0L, usd);
-                n++;
-        }
-        return n > 0;
-}
-
 static int print_status(struct aws_ctx *c, const char *bucket, const char *run, const cJSON *st, bool have_report) {
         const char *g, *outcome = str_of(st, "outcome");
         bool goes_on = outcome && !strcmp(outcome, "running");
@@ -255,32 +200,7 @@ static int print_status(struct aws_ctx *c, const char *bucket, const char *run, 
         if ((g = str_of(st, "cancelled_by")))
                 printf("cancelled by: %s\n", g);
         print_liveness(c, bucket, run, st);
-        if ((g = str_of(st, "progress")))
-                printf("progress: %s%s%s\n", g, str_of(st, "eta") ? ", ETA " : "", str_of(st, "eta") ?: "");
-        if ((g = str_of(st, "error")))
-                printf("error:    %s\n", g);
-        if (goes_on && (g = str_of(st, "waiting")))
-                printf("waiting:  %s\n", g);
-        const cJSON *gh = cJSON_GetObjectItem(st, "gpu_health");
-        if (gh && (g = str_of(gh, "message")))
-                printf("gpu:      %s\n", g);
-        if (!print_instances(st)) {
-                cJSON *in = cJSON_GetObjectItem(st, "instance");
-                printf("instance: %s (%s, %s)\n", str_of(in, "id") ?: "?", str_of(in, "type") ?: "?",
-                       str_of(in, "availability_zone") ?: "?");
-        }
-        cJSON *e;
-        cJSON_ArrayForEach(e, cJSON_GetObjectItem(st, "experiments")) {
-                char state[160];
-                experiment_state(e, goes_on, state, sizeof state);
-                const cJSON *at = cJSON_GetObjectItem(e, "attempts");
-                bool more = cJSON_IsNumber(at) && at->valueint > 1 && !strstr(state, "attempt");
-                printf("  %-20s %s", str_of(e, "name") ?: "?", state);
-                if (more)
-                        printf(" (%d attempts)", at->valueint);
-                putchar('\n');
-        }
-        print_cost(cJSON_GetObjectItem(st, "cost"));
+        status_print_body(stdout, st);
         print_report_link(c, bucket, run, have_report, false);
         return goes_on || (outcome && !strcmp(outcome, "succeeded")) ? EXIT_OK : EXIT_RUN_FAILED;
 }

@@ -3,10 +3,77 @@
  * to its parser again: no crash, and the answer keeps the harness's invariants. */
 #include <dirent.h>
 
+#include <cjson/cJSON.h>
+#include <stdlib.h>
+
+#include "cmd/logview.h"
+#include "cmd/statusview.h"
+#include "jsonx.h"
 #include "run/base/job.h"
+#include "run/view/cost.h"
+#include "termsafe.h"
 #include "test.h"
 #include "util.h"
 #include "aws/xml.h"
+
+/* No escape, C0 or C1 control in what a terminal gets (newline and, in a log, \r, tab and SGR aside). */
+static bool no_controls(const char *s, size_t n, bool log_mode) {
+        for (size_t i = 0; i < n; i++) {
+                unsigned char c = (unsigned char)s[i];
+                if (c == 0xc2 && i + 1 < n && (unsigned char)s[i + 1] <= 0x9f)
+                        return false;
+                if (c == 0x1b && !(log_mode && i + 1 < n && s[i + 1] == '['))
+                        return false;
+                if ((c < 0x20 || c == 0x7f) && c != '\n' && c != 0x1b && !(log_mode && (c == '\r' || c == '\t')))
+                        return false;
+        }
+        return true;
+}
+
+/* records-*: instances' records (an array, or one) joining a cost: no crash, no leak (under ASan). */
+static bool records_ok(const char *data, size_t len) {
+        _cleanup_(cjson_deletep) cJSON *in = cJSON_ParseWithLength(data, len);
+        _cleanup_(cjson_deletep) cJSON *cost = cJSON_Parse("{\"instances\": [], \"currency\": \"USD\"}");
+        if (!in)
+                return true;
+        _cleanup_(cjson_deletep) cJSON *arr = cJSON_IsArray(in) ? cJSON_Duplicate(in, true) : cJSON_CreateArray();
+        if (!cJSON_IsArray(in))
+                cJSON_AddItemToArray(arr, cJSON_Duplicate(in, true));
+        return cost_add_records(cost, arr, 1700000000) == 0;
+}
+
+/* laptop-*: status.json NUL record NUL log, through status' and logs' printers: nothing unsafe comes out. */
+static bool laptop_ok(const char *data, size_t len) {
+        const char *z1 = memchr(data, 0, len);
+        char *out = NULL;
+        size_t olen = 0;
+        FILE *f = open_memstream(&out, &olen);
+        _cleanup_(cjson_deletep) cJSON *st = cJSON_ParseWithLength(data, z1 ? (size_t)(z1 - data) : len);
+        if (cJSON_IsObject(st)) {
+                term_safe_json(st);
+                status_print_body(f, st);
+        }
+        fflush(f);
+        bool ok = no_controls(out, olen, false);
+        fclose(f);
+        free(out);
+        const char *z2 = z1 ? memchr(z1 + 1, 0, len - (size_t)(z1 - data) - 1) : NULL;
+        if (!z2)
+                return ok;
+        out = NULL;
+        f = open_memstream(&out, &olen);
+        static const char *const names[] = { "a", "b" };
+        struct logview v;
+        lv_init(&v, f, names, 2, 0);
+        lv_feed(&v, 0, 0, 0, z2 + 1, len - (size_t)(z2 + 1 - data));
+        lv_flush(&v);
+        lv_free(&v);
+        fflush(f);
+        ok &= no_controls(out, olen, true);
+        fclose(f);
+        free(out);
+        return ok;
+}
 
 int main(int argc, char **argv) {
         DIR *d = opendir("tests/fuzz/regressions");
@@ -38,6 +105,10 @@ int main(int argc, char **argv) {
                         struct aws_error e;
                         int r = aws_error_parse(data, len, &e);
                         t_result(name, r < 0 || e.code[0], "an error with an empty code was accepted");
+                } else if (str_has_prefix(de->d_name, "records-")) {
+                        t_result(name, records_ok(data, len), "the records were refused");
+                } else if (str_has_prefix(de->d_name, "laptop-")) {
+                        t_result(name, laptop_ok(data, len), "a control character reached the terminal");
                 } else if (str_has_prefix(de->d_name, "archive-"))
                         continue; /* test_archive extracts these */
                 else

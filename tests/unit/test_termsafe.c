@@ -35,6 +35,8 @@ int main(void) {
                 { "bell, backspace, DEL", "a\x07\x08\x7f" "b", true, "ab" },
                 { "DCS string", "a\x1bPq#0;2;0;0;0\x1b\\b", true, "ab" },
                 { "a cut-short escape at the end", "ok\x1b]52;c;AAAA", true, "ok" },
+                { "a removal never joins what is left into a C1 control", "\xc2\xc2\x8f\x8f!", true, "!" },
+                { "invalid UTF-8 dropped", "a\xff\xc3" "b\xe2\x9c", false, "ab" },
                 { "UTF-8 kept", "caf\xc3\xa9 \xe2\x9c\x93", false, "caf\xc3\xa9 \xe2\x9c\x93" },
         };
         for (size_t i = 0; i < ARRAY_SIZE(cases); i++)

@@ -171,9 +171,11 @@ static int get_duration(struct pctx *p, const cJSON *obj, const char *key, const
         snprintf(sub, sizeof sub, "%s.%s", path, key);
         long d;
         if (cJSON_IsNumber(v)) {
-                if (v->valuedouble != (double)(long)v->valuedouble || v->valuedouble < 0 || v->valuedouble > 3.2e9)
+                /* the range first: a double cast to long out of its range is undefined behaviour */
+                long long n = json_int_value(v, 0, 3200000000LL, -1);
+                if (n < 0)
                         return fail(p, sub, "must be a whole number of seconds", NULL);
-                d = (long)v->valuedouble;
+                d = (long)n;
         } else if (cJSON_IsString(v)) {
                 if (parse_duration(v->valuestring, &d) < 0)
                         return fail(p, sub, "is not a duration (e.g. 90, \"90s\", \"15m\", \"2h\")", NULL);
@@ -195,10 +197,10 @@ static int get_int(struct pctx *p, const cJSON *obj, const char *key, const char
         char sub[512], range[64];
         snprintf(sub, sizeof sub, "%s.%s", path, key);
         snprintf(range, sizeof range, "%d..%d", min, max);
-        if (!cJSON_IsNumber(v) || v->valuedouble != (double)(int)v->valuedouble || v->valuedouble < min ||
-            v->valuedouble > max)
+        long long n = json_int_value(v, min, max, (long long)min - 1);
+        if (n < min)
                 return fail(p, sub, "must be a whole number in %s", range);
-        *ret = (int)v->valuedouble;
+        *ret = (int)n;
         return 0;
 }
 
@@ -518,7 +520,7 @@ static int parse_sub(struct pctx *p, const cJSON *root, struct job *j) {
                 if (r < 0)
                         return r;
                 const cJSON *im = cJSON_GetObjectItemCaseSensitive(g, "idle_minutes");
-                if (im && (!cJSON_IsNumber(im) || im->valuedouble < 0 || im->valuedouble > 1e6))
+                if (im && (!cJSON_IsNumber(im) || !(im->valuedouble >= 0 && im->valuedouble <= 1e6)))
                         return fail(p, "$.gpu.idle_minutes", "must be a number of minutes >= 0 (0 = off)", NULL);
                 if (im)
                         j->gpu_idle = (long)(im->valuedouble * 60.0 + 0.5);

@@ -146,7 +146,7 @@ static void str_field(const cJSON *o, const char *k, char *dst, size_t n) {
 }
 
 
-static void read_exp_record(struct ledger_exp *e, const cJSON *o) {
+void ledger_read_exp(struct ledger_exp *e, const cJSON *o) {
         e->attempts = (int)json_int(o, "attempts", 0, INT_MAX, 0);
         e->n_instances = 0;
         const cJSON *x;
@@ -154,6 +154,18 @@ static void read_exp_record(struct ledger_exp *e, const cJSON *o) {
                 if (e->n_instances < LEDGER_MAX_INSTANCES && cJSON_IsString(x))
                         snprintf(e->instances[e->n_instances++], sizeof e->instances[0], "%s", x->valuestring);
         }
+}
+
+void ledger_read_done(struct ledger_exp *e, const cJSON *o) {
+        e->done = true;
+        e->exit_code = (int)json_int(o, "exit_code", -1, 255, -1);
+        e->signal = (int)json_int(o, "signal", 0, 128, 0);
+        e->start = (time_t)json_int(o, "start", 0, JSON_TIME_MAX, 0);
+        e->end = (time_t)json_int(o, "end", 0, JSON_TIME_MAX, 0);
+        str_field(o, "reason", e->reason, sizeof e->reason);
+        str_field(o, "instance", e->done_by, sizeof e->done_by);
+        if ((int)json_int(o, "attempts", 0, INT_MAX, 0) > e->attempts)
+                e->attempts = (int)json_int(o, "attempts", 0, INT_MAX, 0);
 }
 
 bool ledger_lease_overdue(double seen_since, double now, long ttl) {
@@ -254,22 +266,14 @@ static int ledger_refresh_locked(struct ledger *L, struct aws_result *out) {
                 if (l->seen_exp[i] && strcmp(L->exp_etag[i], l->exp_etag[i]) &&
                     lkey(L, key, out, "exp/%s.json", L->job->experiments[i].name) == 0 &&
                     get_json(L, &h, key, &o, NULL, out) == 0) {
-                        read_exp_record(e, o);
+                        ledger_read_exp(e, o);
                         snprintf(L->exp_etag[i], sizeof L->exp_etag[i], "%s", l->exp_etag[i]);
                 }
                 cJSON_Delete(o);
                 o = NULL;
                 if (l->seen_done[i] && !e->done && lkey(L, key, out, "done/%s.json", L->job->experiments[i].name) == 0 &&
                     get_json(L, &h, key, &o, NULL, out) == 0) {
-                        e->done = true; /* a done record never changes: read once */
-                        e->exit_code = (int)json_int(o, "exit_code", -1, 255, -1);
-                        e->signal = (int)json_int(o, "signal", 0, 128, 0);
-                        e->start = (time_t)json_int(o, "start", 0, JSON_TIME_MAX, 0);
-                        e->end = (time_t)json_int(o, "end", 0, JSON_TIME_MAX, 0);
-                        str_field(o, "reason", e->reason, sizeof e->reason);
-                        str_field(o, "instance", e->done_by, sizeof e->done_by);
-                        if ((int)json_int(o, "attempts", 0, INT_MAX, 0) > e->attempts)
-                                e->attempts = (int)json_int(o, "attempts", 0, INT_MAX, 0);
+                        ledger_read_done(e, o); /* a done record never changes: read once */
                 }
                 cJSON_Delete(o);
         }
@@ -365,7 +369,7 @@ static int count_attempt(struct ledger *L, struct http_client *h, int i, int max
                         break;
                 struct ledger_exp e = { 0 };
                 if (o)
-                        read_exp_record(&e, o);
+                        ledger_read_exp(&e, o);
                 cJSON_Delete(o);
                 if (max_attempts > 0 && e.attempts >= max_attempts) {
                         L->exps[i].attempts = e.attempts;

@@ -371,13 +371,15 @@ static cJSON *peer_entry(const cJSON *rec, const char *id) {
 static void estimate(cJSON *e, const cJSON *rec) {
         double ttl = (double)json_int(rec, "ttl", 1, 86400, 60), t = (double)json_int(rec, "time", 0, JSON_TIME_MAX, 0);
         double secs = rec_num(e, "seconds", 0), hourly = rec_num(e, "hourly_price", -1), usd = rec_num(e, "cost", -1);
-        cJSON_ReplaceItemInObjectCaseSensitive(e, "seconds", cJSON_CreateNumber(secs + ttl));
+        cJSON_DeleteItemFromObjectCaseSensitive(e, "seconds");
+        cJSON_AddNumberToObject(e, "seconds", secs + ttl);
         if (t > 0) {
                 cJSON_DeleteItemFromObjectCaseSensitive(e, "until");
                 add_time(e, "until", (time_t)(t + ttl));
         }
         if (usd >= 0 && hourly >= 0)
                 cJSON_ReplaceItemInObjectCaseSensitive(e, "cost", cJSON_CreateNumber(money(usd + hourly * ttl / 3600)));
+        /* (cost is there: usd >= 0 came from it) */
         cJSON_AddBoolToObject(e, "estimate", true);
         cJSON_AddStringToObject(e, "estimate_note", "it vanished: counted up to its last heartbeat plus the lease TTL");
 }

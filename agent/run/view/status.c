@@ -131,7 +131,8 @@ static void add_history(cJSON *x, const char *name, const cJSON *records, time_t
                         const char *st = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(c, "status"));
                         if (!vanished || !id || !on || strcmp(on, id) || !st || strcmp(st, "running"))
                                 continue;
-                        cJSON_ReplaceItemInObjectCaseSensitive(c, "status", cJSON_CreateString("done"));
+                        cJSON_DeleteItemFromObjectCaseSensitive(c, "status");
+                        cJSON_AddStringToObject(c, "status", "done");
                         cJSON_DeleteItemFromObjectCaseSensitive(c, "reason");
                         cJSON_AddStringToObject(c, "reason", !strcmp(state, "interrupted") ? "interrupted" : "lost");
                         iso(c, "end", (time_t)json_int(rec, "time", 0, JSON_TIME_MAX, 0));

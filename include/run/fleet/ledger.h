@@ -116,6 +116,11 @@ enum ledger_next { LEDGER_CLAIM, LEDGER_WAIT, LEDGER_NOTHING_LEFT, LEDGER_ALL_DO
 enum ledger_next ledger_pick(const struct ledger *L, bool sequential, int *ret_index);
 /* Pure: a lease whose ETag was first seen at seen_since is expired at now (both monotonic) for ttl. */
 bool ledger_lease_expired(double seen_since, double now, long ttl);
+struct cJSON;
+/* Pure: an experiment's exp record ({"attempts", "instances"}) and its done record into e; numbers out of range
+ * (whoever writes the prefix writes these) read as their defaults. */
+void ledger_read_exp(struct ledger_exp *e, const struct cJSON *o);
+void ledger_read_done(struct ledger_exp *e, const struct cJSON *o);
 /* Pure: the lease missed a renewal (unchanged for over ttl/2; renewed every ttl/3): EC2 is asked about its holder. */
 bool ledger_lease_overdue(double seen_since, double now, long ttl);
 /* Pure: an EC2 instance state in which a holder renews nothing any more (shutting-down, terminated, stopping,
