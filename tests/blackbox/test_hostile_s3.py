@@ -4,13 +4,15 @@ a 600 MiB live log chunk and ledger records with numbers of 1e308 and -1 get one
 `ls`, `logs` and `report`, naming the key and its size, a non-zero exit and a peak RSS under 64 MiB (`ls` lists the
 run as unreadable rather than hiding it); a forged status.json with OSC 52, title and cursor escapes reaches the
 terminal through none of `status`, `ls`; `logs` keeps a tqdm bar's carriage returns and colours and drops the
-rest."""
+rest; an agent resuming an experiment over planted records and a 600 MiB live chunk neither crashes nor brings
+the chunk onto its disk."""
 import json
 import os
 import subprocess
 import tempfile
 
 from harness import MAYFLY, Cloud, check, out
+from jobrun import JobRun, upload_source
 
 BUCKET = "mayfly-test"
 BIG = 600 << 20
@@ -108,3 +110,35 @@ def test_forged_escapes_never_reach_the_terminal(c):
     p = subprocess.run([MAYFLY, "logs", "--raw", "s3://%s/%s" % (BUCKET, run)], env=c.admin_env(),
                        capture_output=True, timeout=60)
     check(b"\x1b]52;" in p.stdout, "--raw did not print the bytes as stored: %r" % p.stdout)
+
+
+def test_an_agent_resuming_over_hostile_records_stays_within_its_caps(c):
+    s3 = c.boto("s3")
+    upload_source(c, "src/hres.tar.gz", {"ok.sh": "#!/bin/sh\necho resumed on attempt $MAYFLY_ATTEMPT\n"})
+    run_id = "hres-20260104T000000Z"
+    pre = "results/hres/%s/" % run_id
+    # attempt 1 of a ran elsewhere: this agent resumes it (attempt 2) and brings its logs back
+    s3.put_object(Bucket=BUCKET, Key=pre + "ledger/exp/a.json", Body=b'{"attempts": 1, "instances": ["i-0old"]}')
+    s3.put_object(Bucket=BUCKET, Key=pre + "ledger/instances/i-0old.json", Body=json.dumps(
+        {"instance": "i-0old", "time": 1e308, "ttl": -1, "cost": {"id": "i-0old", "seconds": 1e308, "cost": -1},
+         "attempts": [{"experiment": "a", "attempt": 1e308, "stdout_from": -1, "start": 1e308}]}).encode())
+    fd, path = tempfile.mkstemp(dir=c.dir)
+    os.ftruncate(fd, BIG)
+    os.close(fd)
+    s3.upload_file(path, BUCKET, pre + "live/a/stdout.000000000000")
+    os.unlink(path)
+    r = JobRun(c, {"name": "hres", "run_id": run_id, "source": "s3://%s/src/hres.tar.gz" % BUCKET,
+                   "experiments": [{"name": "a", "command": ["./ok.sh"]}]})
+    try:
+        rc = r.run(timeout=240)
+        check(rc == 0, "exit %d: %s" % (rc, r.stderr[-3000:]))
+        check("more than a live log chunk may be" in r.stderr and "not restored" in r.stderr,
+              "the oversized chunk was not refused by name: %s" % r.stderr[-3000:])
+        on_disk = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(os.path.join(r.dir, "logs"))
+                      for f in fs)
+        check(on_disk < 64 << 20, "the agent wrote %d bytes of logs" % on_disk)
+        st = r.status()
+        check(st["outcome"] == "succeeded" and st["experiments"][0]["attempts"] == 2, json.dumps(st)[:2000])
+        check(b"resumed on attempt 2" in r.get("logs/a/stdout.log"), r.get("logs/a/stdout.log")[:200])
+    finally:
+        r.close()
