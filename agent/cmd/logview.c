@@ -44,13 +44,28 @@ static void line(struct logview *v, int exp, char tag, const char *text, size_t 
         }
         if (v->prefix)
                 snprintf(head, sizeof head, "%-*.*s %c ", v->width, v->width, v->names[exp], tag);
-        if (!v->tailing) {
-                fprintf(v->out, "%s%.*s\n", head, (int)n, text);
+        /* a progress bar's \r goes back to the line's start: the prefix is written again after it */
+        char *l = NULL;
+        size_t ln = 0;
+        FILE *f = open_memstream(&l, &ln);
+        if (!f)
+                return;
+        fputs(head, f);
+        for (size_t i = 0; i < n; i++) {
+                fputc(text[i], f);
+                if (text[i] == '\r' && *head)
+                        fputs(head, f);
+        }
+        if (fclose(f) != 0 || !l) {
+                free(l);
                 return;
         }
-        char *l = NULL;
-        if (asprintf(&l, "%s%.*s", head, (int)n, text) < 0)
+        if (!v->tailing) {
+                fwrite(l, 1, ln, v->out); /* (--raw may hold a NUL) */
+                fputc('\n', v->out);
+                free(l);
                 return;
+        }
         free(v->ring[v->ring_at]);
         v->ring[v->ring_at] = l;
         v->ring_at = (v->ring_at + 1) % v->tail;

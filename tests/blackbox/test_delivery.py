@@ -349,7 +349,7 @@ def test_status_and_logs_read_a_run(c):
     p = mayfly("status", "s3://mayfly-test/results/job9b/i-0abc-20260102T000000Z/", "--link", env=env)
     check(p.returncode == 0 and "no report.html" in out(p), out(p))
     p = mayfly("logs", "s3://mayfly-test/results/job9/", env=env)  # two experiments: each line names its own
-    check(p.returncode == 0 and p.stdout == b"a | line 1\na | progress\r100%\na | line 3\n", repr(p.stdout))
+    check(p.returncode == 0 and p.stdout == b"a | line 1\na | progress\ra | 100%\na | line 3\n", repr(p.stdout))
     p = mayfly("logs", "s3://mayfly-test/results/job9/", "--experiment", "a", env=env)
     check(p.returncode == 0 and p.stdout == b"line 1\nprogress\r100%\nline 3\n", repr(p.stdout))
     p = mayfly("status", "s3://mayfly-test/results/nothing-here/", env=env)

@@ -50,6 +50,8 @@ static void test_interleave_and_markers(void) {
                      "a  | step 2\n"
                      "a  | -- attempt 2 on i-2 (resumed)\n"
                      "a  | resumed\n");
+        lv_feed(&v, 1, 0, 0, "10%\r50%\n", 8);
+        T_EXPECT("a progress bar's \\r keeps the prefix", strstr(cap_text(&c), "bb | 10%\rbb | 50%\n") != NULL);
         lv_mark(&v, 0, 3, "i-3", 5); /* learnt after its place was printed: said now */
         T_EXPECT("late marker said at once", strstr(cap_text(&c), "a  | -- attempt 3 on i-3 (resumed)\n") != NULL);
         lv_free(&v);
