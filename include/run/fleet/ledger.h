@@ -32,7 +32,8 @@
 #define LEDGER_DEFAULT_TTL 60         /* seconds: renewed every ttl/3; the worst-case takeover is ~ttl × 3 + a poll */
 #define LEDGER_MAX_INSTANCES 16       /* instances listed per experiment */
 #define LEDGER_MAX_PEERS 64           /* other instances' records read back (a sweep's, its replacements') */
-#define LEDGER_SELF_MAX 16384         /* this instance's own fields of its record (JSON text) */
+#define LEDGER_SELF_MAX 49152         /* this instance's own fields of its record (JSON text; the record is read back
+                                       * under CAP_LEDGER_RECORD, 64 KiB) */
 
 /* Another instance's record as last read (ledger/instances/<id>.json), read again only when its ETag changed. */
 struct ledger_peer {
