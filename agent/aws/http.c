@@ -192,7 +192,8 @@ static size_t on_header_status(char *p, size_t sz, size_t nm, void *ud) {
 
 int http_perform(struct http_client *c, const struct http_request *req, struct http_response *ret) {
         struct http_response *r = ret;
-        *r = (struct http_response){ .body = BUF_INIT(req->max_body ? req->max_body : HTTP_MAX_BODY),
+        /* (+1: the buffer keeps a NUL after the body, so that a body of exactly max_body fits) */
+        *r = (struct http_response){ .body = BUF_INIT((req->max_body ? req->max_body : HTTP_MAX_BODY) + 1),
                                      .content_length = -1 };
         struct xfer x = { .req = req, .res = r };
         CURL *h = c->curl;

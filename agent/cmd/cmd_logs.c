@@ -57,6 +57,7 @@ static const char *const stream_names[2] = { "stdout", "stderr" };
 
 struct chunk_ud {
         struct stream_list *l[2];
+        uint64_t at[2];               /* what is printed already: chunks wholly before it are not kept */
         size_t skip;
 };
 
@@ -67,7 +68,7 @@ static int on_chunk(void *ud, const struct s3_object *o) {
                 size_t sl = strlen(stream_names[k]);
                 uint64_t off;
                 if (strncmp(rel, stream_names[k], sl) || rel[sl] != '.' || parse_u64(rel + sl + 1, &off) < 0 ||
-                    u->l[k]->n >= LOGS_MAX_CHUNKS || !o->size)
+                    u->l[k]->n >= LOGS_MAX_CHUNKS || !o->size || off + o->size <= u->at[k] || off + o->size < off)
                         continue;
                 u->l[k]->v[u->l[k]->n++] = (struct piece){ .off = off, .size = o->size, .mtime = o->mtime };
         }
@@ -93,10 +94,11 @@ static int by_off(const void *a, const void *b) {
         return x->off < y->off ? -1 : x->off > y->off;
 }
 
-/* The live chunks and the complete logs of experiment i, listed again. */
-static int list_streams(struct logs *g, int i, struct aws_result *out) {
+/* The live chunks (from where shown experiment x is printed to) and the complete logs of experiment i, listed
+ * again. */
+static int list_streams(struct logs *g, size_t x, int i, struct aws_result *out) {
         char prefix[2600];
-        struct chunk_ud u = { .l = { g->lists[i][0], g->lists[i][1] } };
+        struct chunk_ud u = { .l = { g->lists[i][0], g->lists[i][1] }, .at = { g->v.s[x][0].at, g->v.s[x][1].at } };
         for (int k = 0; k < 2; k++) {
                 g->lists[i][k]->n = 0;
                 g->lists[i][k]->have_whole = false;
@@ -156,19 +158,27 @@ static int print_range(struct logs *g, int i, int k, const struct piece *p, stru
         /* in ranges: what is held in memory stays CAP_LOG_READ, whatever the object's size */
         _cleanup_close_ int fd = memfd_create("mayfly-logs", MFD_CLOEXEC);
         _cleanup_free_ char *buf = malloc(CAP_LOG_READ);
-        if (fd < 0 || !buf)
+        if (fd < 0 || !buf) {
+                errf(out->msg, sizeof out->msg, "reading %s: %s", key, fd < 0 ? strerror(errno) : "out of memory");
                 return fd < 0 ? -errno : -ENOMEM;
+        }
         uint64_t end = p->off + p->size;
         while (at < end) {
                 uint64_t len = MIN(end - at, (uint64_t)CAP_LOG_READ);
-                if (ftruncate(fd, 0) < 0)
+                if (ftruncate(fd, 0) < 0) {
+                        errf(out->msg, sizeof out->msg, "reading %s: %s", key, strerror(errno));
                         return -errno;
+                }
                 int r = s3_get_range(g->c, g->h, g->bucket, key, at - p->off, len, fd, 0, NULL, NULL, NULL, NULL, out);
+                if (r == -MF_ESIZE || r == -MF_ENOTFOUND || out->status == 416)
+                        return 0; /* replaced or gone since it was listed: listed again next round */
                 if (r < 0)
                         return r;
                 ssize_t got = pread(fd, buf, len, 0);
-                if (got <= 0)
+                if (got <= 0) {
+                        errf(out->msg, sizeof out->msg, "reading %s: %s", key, got < 0 ? strerror(errno) : "no bytes");
                         return got < 0 ? -errno : -EIO;
+                }
                 lv_feed(&g->v, si, k, at, buf, (size_t)got);
                 at += (uint64_t)got;
         }
@@ -179,7 +189,7 @@ static int print_range(struct logs *g, int i, int k, const struct piece *p, stru
  * pieces in their order). */
 static int print_round(struct logs *g, struct aws_result *out) {
         for (size_t x = 0; x < g->n_shown; x++) {
-                int r = list_streams(g, g->shown[x], out);
+                int r = list_streams(g, x, g->shown[x], out);
                 if (r < 0)
                         return r;
         }
@@ -313,8 +323,10 @@ static void read_records(struct logs *g, struct aws_result *out) {
                 struct aws_result o2 = { 0 };
                 if (s3_get_capped(g->c, g->h, g->bucket, u->keys[k], CAP_LEDGER_RECORD, "a ledger record", &body, &len,
                                   &o2) < 0) {
-                        if (o2.size > 0)
-                                log_warn("%s", o2.msg); /* a record nobody may write that big: left out */
+                        if (o2.size > 0) { /* a record nobody may write that big: left out */
+                                o2.msg[term_safe(o2.msg, strlen(o2.msg), false, o2.msg)] = 0;
+                                log_warn("%s", o2.msg);
+                        }
                         continue;
                 }
                 _cleanup_(cjson_deletep) cJSON *rec = cJSON_ParseWithLength(body, len);
@@ -401,6 +413,7 @@ static int follow_run(struct logs *g, const struct logs_opts *o, struct aws_resu
         for (bool first = true;; first = false) {
                 _cleanup_(cjson_deletep) cJSON *st = read_status(g, out);
                 if (g->status_error) {
+                        out->msg[term_safe(out->msg, strlen(out->msg), false, out->msg)] = 0;
                         log_error("%s", out->msg);
                         return EXIT_FAIL;
                 }
@@ -412,6 +425,7 @@ static int follow_run(struct logs *g, const struct logs_opts *o, struct aws_resu
                 if (g->started) {
                         read_records(g, out);
                         if ((r = print_round(g, out)) < 0) {
+                                out->msg[term_safe(out->msg, strlen(out->msg), false, out->msg)] = 0;
                                 log_error("%s", out->msg);
                                 return exit_code_for(r);
                         }
@@ -496,8 +510,13 @@ int cmd_logs(int argc, char **argv) {
         struct logs *g = calloc(1, sizeof *g);
         int rc = EXIT_FAIL, r = g ? http_client_init(&h) : -ENOMEM;
         if (g && r == 0) {
-                *g = (struct logs){ .c = &c, .h = &h, .streams = { streams[0], streams[1] }, .since = since, .ttl = 60,
-                                    .raw = raw };
+                g->c = &c; /* (field by field: the struct is megabytes, never a temporary on the stack) */
+                g->h = &h;
+                g->streams[0] = streams[0];
+                g->streams[1] = streams[1];
+                g->since = since;
+                g->ttl = 60;
+                g->raw = raw;
                 r = find_run(g, argv[optind], &bucket, &res);
                 if (r < 0)
                         log_error("%s", res.msg);

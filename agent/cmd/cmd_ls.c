@@ -324,8 +324,11 @@ int cmd_ls(int argc, char **argv) {
                 if (p.v[i].r == 0)
                         rows[n++] = &p.v[i];
                 else if (p.v[i].r != -MF_ENOTFOUND) {
-                        if (failed++ < 5)
-                                log_error("%s", p.v[i].err);
+                        if (failed++ < 5) { /* (it names a key from the listing: anyone's words) */
+                                char *e = p.v[i].err;
+                                e[term_safe(e, strlen(e), false, e)] = 0;
+                                log_error("%s", e);
+                        }
                         if (unreadable_row(&p.v[i]) == 0)
                                 rows[n++] = &p.v[i]; /* listed as unreadable, not hidden */
                 }

@@ -60,6 +60,9 @@ static void print_liveness(struct aws_ctx *c, const char *bucket, const char *ru
         struct aws_result res = { 0 };
         if (ledger_liveness(c, bucket, run, &lv, &res) < 0 || !lv.has_ledger || lv.ended || (o && strcmp(o, "running")))
                 return;
+        /* a heartbeat record is anyone's under the prefix: its words made safe for the terminal */
+        lv.last_instance[term_safe(lv.last_instance, strlen(lv.last_instance), false, lv.last_instance)] = 0;
+        lv.last_phase[term_safe(lv.last_phase, strlen(lv.last_phase), false, lv.last_phase)] = 0;
         char when[40] = "never";
         if (lv.last_beat) {
                 struct tm tm;

@@ -53,7 +53,7 @@ static void line(struct logview *v, int exp, char tag, const char *text, size_t 
         fputs(head, f);
         for (size_t i = 0; i < n; i++) {
                 fputc(text[i], f);
-                if (text[i] == '\r' && *head)
+                if (text[i] == '\r' && *head && !v->tailing) /* (held back: a line stays its own size) */
                         fputs(head, f);
         }
         if (fclose(f) != 0 || !l) {
@@ -83,6 +83,7 @@ static void marker_line(struct logview *v, struct lv_mark *m) {
         char t[160];
         int k = snprintf(t, sizeof t, "-- attempt %d on %s (resumed)", m->attempt, m->instance);
         end_part(v, m->exp, 0);
+        end_part(v, m->exp, 1); /* the earlier attempt's unended lines are its own */
         line(v, m->exp, '|', t, (size_t)MIN(k, (int)sizeof t - 1));
         m->shown = true;
 }
@@ -140,7 +141,7 @@ int lv_feed(struct logview *v, int exp, int err, uint64_t off, const char *bytes
         bytes += skip;
         n -= skip;
         while (n) {
-                struct lv_mark *m = err ? NULL : due(v, exp, s->at + n - 1);
+                struct lv_mark *m = err ? NULL : due(v, exp, s->at + n); /* (one that begins right after: now) */
                 if (!m) {
                         bytes_out(v, exp, err, bytes, n);
                         break;
@@ -171,6 +172,10 @@ void lv_flush(struct logview *v) {
         for (size_t i = 0; i < v->n; i++)
                 for (int e = 0; e < 2; e++)
                         end_part(v, (int)i, e);
+        /* an attempt whose stdout never came (it wrote only to stderr, or nothing): said at the end */
+        for (size_t k = 0; k < v->n_marks; k++)
+                if (!v->marks[k].shown && v->marks[k].off <= v->s[v->marks[k].exp][0].at)
+                        marker_line(v, &v->marks[k]);
 }
 
 void lv_tail_done(struct logview *v) {

@@ -27,7 +27,7 @@ static void experiment_state(const cJSON *e, bool run_goes_on, char *out, size_t
         const char *stt = str_of(e, "status"), *rs = str_of(e, "reason");
         const cJSON *ec = cJSON_GetObjectItem(e, "exit_code"), *sg = cJSON_GetObjectItem(e, "signal");
         const cJSON *at = cJSON_GetObjectItem(e, "attempts");
-        int attempts = cJSON_IsNumber(at) ? at->valueint : 0;
+        int attempts = (int)json_int_value(at, 0, INT_MAX - 1, 0); /* (the next one is attempts + 1) */
         char code[32] = "";
         if (cJSON_IsNumber(ec))
                 snprintf(code, sizeof code, "exit %d", ec->valueint);

@@ -194,6 +194,7 @@ static void metrics_file(struct run *R, const char *exp, char *env, size_t n) {
 int start_experiment(struct run *R, size_t i, bool resume) {
         const struct experiment *x = &R->job.experiments[i];
         struct exp_state *s = &R->st.exps[i];
+        close_attempt(R, i); /* an attempt here before: how it ended, before this one resets the state */
         char ckpt[4400] = "", outp[4200], errp[4200];
         if (R->job.checkpoint_dir && prepare_checkpoint(R, i, resume, ckpt, sizeof ckpt) == EV_FAILED)
                 return EV_FAILED;

@@ -51,7 +51,7 @@ void role_news(struct run *R, enum fleet_news n) {
 
 /* ---------- this instance's record in the ledger ---------- */
 
-void note_attempt(struct run *R, size_t i, uint64_t out_from, uint64_t err_from) {
+void close_attempt(struct run *R, size_t i) {
         const struct exp_state *s = &R->st.exps[i];
         for (size_t k = 0; k < R->n_attempts; k++) {
                 struct attempt_here *a = &R->attempts[k];
@@ -61,6 +61,11 @@ void note_attempt(struct run *R, size_t i, uint64_t out_from, uint64_t err_from)
                                                     .end = s->end, .exit_code = s->exit_code, .signal = s->signal,
                                                     .st = EXP_DONE, .reason = s->reason };
         }
+}
+
+void note_attempt(struct run *R, size_t i, uint64_t out_from, uint64_t err_from) {
+        const struct exp_state *s = &R->st.exps[i];
+        close_attempt(R, i); /* (already, before its state was reset for this one) */
         if (R->n_attempts == RUN_MAX_ATTEMPTS_HERE) /* the oldest goes */
                 memmove(R->attempts, R->attempts + 1, --R->n_attempts * sizeof R->attempts[0]);
         R->attempts[R->n_attempts++] = (struct attempt_here){ .exp = (int)i, .attempt = s->attempts, .start = s->start,

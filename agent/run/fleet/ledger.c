@@ -42,6 +42,7 @@ int ledger_init(struct ledger *L, struct aws_ctx *c, const char *bucket, const c
         pthread_mutexattr_settype(&ma, PTHREAD_MUTEX_RECURSIVE);
         pthread_mutex_init(&L->lock, &ma);
         pthread_mutexattr_destroy(&ma);
+        pthread_mutex_init(&L->beat_lock, NULL);
         pthread_condattr_t ca;
         pthread_condattr_init(&ca);
         pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -64,6 +65,7 @@ void ledger_free(struct ledger *L) {
                 free(L->peers[i].body);
         L->n_peers = 0;
         pthread_mutex_destroy(&L->lock);
+        pthread_mutex_destroy(&L->beat_lock);
         pthread_cond_destroy(&L->cond);
 }
 
@@ -622,7 +624,7 @@ int ledger_end(struct ledger *L, const char *outcome, const char *reason, struct
         return r;
 }
 
-int ledger_heartbeat(struct ledger *L, const char *phase, const char *experiment, struct aws_result *out) {
+static int heartbeat_locked(struct ledger *L, const char *phase, const char *experiment, struct aws_result *out) {
         char key[S3_MAX_KEY + 1];
         int r = lkey(L, key, out, "instances/%s.json", L->instance);
         if (r < 0)
@@ -652,6 +654,15 @@ int ledger_heartbeat(struct ledger *L, const char *phase, const char *experiment
         char tag[128];
         r = s3cas_put(L->c, &h, L->bucket, key, body, NULL, false, tag, out);
         http_client_free(&h);
+        return r;
+}
+
+/* Serialised: the snapshot of this instance's fields and its PUT go together, so that the last word (end_here) is
+ * never overwritten by a heartbeat that took its snapshot before it. */
+int ledger_heartbeat(struct ledger *L, const char *phase, const char *experiment, struct aws_result *out) {
+        pthread_mutex_lock(&L->beat_lock);
+        int r = heartbeat_locked(L, phase, experiment, out);
+        pthread_mutex_unlock(&L->beat_lock);
         return r;
 }
 

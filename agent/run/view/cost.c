@@ -350,8 +350,11 @@ const char *cost_record_state(const struct cJSON *rec, time_t now, bool *ret_van
 
 /* An instance known only from its record: what it says of itself (its cost up to its last word). */
 static cJSON *peer_entry(const cJSON *rec, const char *id) {
-        const cJSON *c = cJSON_GetObjectItemCaseSensitive(rec, "cost");
-        cJSON *e = cJSON_IsObject(c) ? cJSON_Duplicate(c, true) : cJSON_CreateObject();
+        static const char *const fields[] = { "id", "type", "availability_zone", "region", "lifecycle", "since", "until",
+                                              "seconds", "hourly_price", "price_source", "price_as_of", "price_note",
+                                              "cost", "price_unknown" };
+        /* by name, scalars only: a record anyone under the prefix may write never grows status.json past its cap */
+        cJSON *e = json_pick(cJSON_GetObjectItemCaseSensitive(rec, "cost"), fields, ARRAY_SIZE(fields), 256);
         if (!e)
                 return NULL;
         static const char *const keys[] = { "type", "availability_zone", "region", "lifecycle" };
@@ -371,6 +374,13 @@ static cJSON *peer_entry(const cJSON *rec, const char *id) {
 static void estimate(cJSON *e, const cJSON *rec) {
         double ttl = (double)json_int(rec, "ttl", 1, 86400, 60), t = (double)json_int(rec, "time", 0, JSON_TIME_MAX, 0);
         double secs = rec_num(e, "seconds", 0), hourly = rec_num(e, "hourly_price", -1), usd = rec_num(e, "cost", -1);
+        /* from where its own word stops (its cost's "until", maybe long before its last heartbeat) */
+        time_t until = 0;
+        const char *u = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(e, "until"));
+        if (!u || parse_iso8601(u, &until) < 0 || (double)until > t)
+                until = (time_t)t;
+        double extra = t > 0 ? t + ttl - (double)until : ttl;
+        ttl = extra; /* what is added below */
         cJSON_DeleteItemFromObjectCaseSensitive(e, "seconds");
         cJSON_AddNumberToObject(e, "seconds", secs + ttl);
         if (t > 0) {
@@ -426,9 +436,10 @@ int cost_add_records(struct cJSON *cost, const struct cJSON *records, time_t now
                 }
                 cJSON_DeleteItemFromObjectCaseSensitive(e, "state");
                 cJSON_AddStringToObject(e, "state", state);
+                static const char *const notice_fields[] = { "action", "time" };
                 const cJSON *notice = cJSON_GetObjectItemCaseSensitive(rec, "interruption");
                 if (cJSON_IsObject(notice) && !cJSON_HasObjectItem(e, "interruption"))
-                        cJSON_AddItemToObject(e, "interruption", cJSON_Duplicate(notice, true));
+                        cJSON_AddItemToObject(e, "interruption", json_pick(notice, notice_fields, 2, 64));
         }
         retotal(cost);
         return 0;

@@ -115,11 +115,10 @@ static void add_history(cJSON *x, const char *name, const cJSON *records, time_t
                 return;
         qsort(found, n, sizeof found[0], by_attempt);
         cJSON *h = cJSON_AddArrayToObject(x, "history");
-        for (size_t i = 0; h && i < n; i++) {
-                cJSON *c = cJSON_Duplicate(found[i], true);
-                cJSON_DeleteItemFromObjectCaseSensitive(c, "experiment");
-                cJSON_AddItemToArray(h, c);
-        }
+        static const char *const fields[] = { "attempt", "instance", "start", "end", "status", "exit_code", "signal",
+                                              "reason", "stdout_from", "stderr_from" };
+        for (size_t i = 0; h && i < n; i++) /* by name, scalars only (the records are anyone's under the prefix) */
+                cJSON_AddItemToArray(h, json_pick(found[i], fields, ARRAY_SIZE(fields), 128));
         /* an attempt still "running" on an instance that stopped beating ended with it, unseen */
         cJSON_ArrayForEach(rec, records) {
                 bool vanished;

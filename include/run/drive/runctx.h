@@ -94,6 +94,8 @@ int io(struct run *R, int (*fn)(struct run *R, void *arg), void *arg);
 /* What the ledger told this instance changes its part in the shared run (the role table); saved. */
 void role_news(struct run *R, enum fleet_news n);
 int build_status(struct run *R, bool final, char **ret);
+/* Experiment i's attempt that ran here before takes how it ended as its own (before a new attempt resets it). */
+void close_attempt(struct run *R, size_t i);
 /* An attempt of experiment i started here, its logs beginning at these offsets (its record says so). */
 void note_attempt(struct run *R, size_t i, uint64_t out_from, uint64_t err_from);
 /* This instance's record in the ledger brought up to date (beat: written at once, not at the next heartbeat). */

@@ -96,6 +96,7 @@ struct ledger {
         char phase[16], experiment[80];
         char exp_etag[256][128];      /* the exp records' ETags last read: read again only when changed */
         char *self;                   /* this instance's own fields of its record (a JSON object's text), NULL none */
+        pthread_mutex_t beat_lock;    /* one heartbeat PUT at a time: an older snapshot never lands after a newer */
         bool beat_soon;               /* the keeper beats at its next turn (what the record says changed) */
         struct ledger_peer peers[LEDGER_MAX_PEERS];
         size_t n_peers;
