@@ -213,8 +213,39 @@ static void test_every_instance(void) {
         job_free(&job);
 }
 
+/* A record anyone under the prefix may write: whatever it nests under "cost" or an attempt, status.json takes only
+ * the named scalars (a deep planted tree once grew it by depth squared, past what the laptop reads). */
+static void test_planted_record_stays_small(void) {
+        struct job job;
+        char err[256];
+        T_EXPECT("job", job_parse(JOB, strlen(JOB), &job, err, sizeof err) == 0);
+        struct run_state st = { .started = 1700000000, .phase = PH_RUN, .n = 2 };
+        st.exps[0].exit_code = st.exps[1].exit_code = -1;
+        size_t depth = 900; /* (cJSON parses at most CJSON_NESTING_LIMIT, 1000, levels) */
+        char *deep = malloc(2 * depth + 200);
+        size_t k = (size_t)sprintf(deep, "[{\"instance\": \"i-x\", \"cost\": {\"seconds\": 5, \"junk\": ");
+        for (size_t i = 0; i < depth; i++)
+                deep[k++] = '[';
+        for (size_t i = 0; i < depth; i++)
+                deep[k++] = ']';
+        sprintf(deep + k, "}, \"attempts\": [{\"experiment\": \"a\", \"attempt\": 1, \"x\": {\"y\": 1}}]}]");
+        struct instance_info inst = { .id = "i-self" };
+        struct status_parts p = { .job = &job, .st = &st, .inst = &inst, .results_uri = "s3://b/r/",
+                                  .cost = cJSON_Parse("{\"instances\": [], \"currency\": \"USD\"}"),
+                                  .records = cJSON_Parse(deep) };
+        T_EXPECT("planted", p.records != NULL);
+        char *txt = NULL;
+        T_EXPECT("built", status_build(&p, &txt) == 0);
+        T_EXPECT("status.json stays small (no planted subtree)", txt && strlen(txt) < 8192 && !strstr(txt, "junk") &&
+                                                                     !strstr(txt, "\"x\""));
+        free(txt);
+        free(deep);
+        job_free(&job);
+}
+
 int main(void) {
         test_every_instance();
+        test_planted_record_stays_small();
         test_outcomes();
         test_fields();
         test_bad_input();
