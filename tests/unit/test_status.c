@@ -170,6 +170,7 @@ static void test_every_instance(void) {
                  "\"hourly_price\": 3.6, \"cost\": 0.1}], \"total\": 0.1}", "2026-12-07T10:00:00Z");
         snprintf(recs, sizeof recs,
                  "[{\"instance\": \"i-old\", \"time\": %lld, \"ttl\": 60, \"ended\": %lld, \"type\": \"g5.xlarge\","
+                 "  \"started\": 1796637600,"
                  "  \"interruption\": {\"action\": \"terminate\", \"time\": \"2026-12-07T09:59:00Z\"},"
                  "  \"cost\": {\"id\": \"i-old\", \"since\": \"2026-12-07T09:50:00Z\", \"seconds\": 600, \"hourly_price\": 3.6, \"cost\": 0.6},"
                  "  \"attempts\": [{\"experiment\": \"a\", \"attempt\": 1, \"instance\": \"i-old\", \"status\": \"done\", \"reason\": \"interrupted\"}]},"
@@ -201,7 +202,7 @@ static void test_every_instance(void) {
                  cJSON_GetObjectItemCaseSensitive(gone, "seconds")->valuedouble == 160 &&
                  fabs(cJSON_GetObjectItemCaseSensitive(gone, "cost")->valuedouble - 0.16) < 1e-9);
         T_EXPECT("the total is their sum", fabs(cJSON_GetObjectItemCaseSensitive(cost, "total")->valuedouble - 0.86) < 1e-9);
-        T_EXPECT_STR("the run began with its first instance", s(o, "started"), "2026-12-07T09:50:00Z");
+        T_EXPECT_STR("the run began when its first instance began its part", s(o, "started"), "2026-12-07T10:00:00Z");
         const cJSON *a = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(o, "experiments"), 0);
         const cJSON *h = cJSON_GetObjectItemCaseSensitive(a, "history");
         T_EXPECT("a's history: attempt 1 on i-old, 2 here",

@@ -117,6 +117,7 @@ static cJSON *self_record(struct run *R) {
         cJSON_AddStringToObject(o, "instance", R->inst.id);
         cJSON_AddNumberToObject(o, "time", (double)now);
         cJSON_AddNumberToObject(o, "ttl", (double)R->ledger.ttl);
+        cJSON_AddNumberToObject(o, "started", (double)R->st.started); /* when this instance began its part */
         cJSON_AddStringToObject(o, "type", R->inst.type);
         cJSON_AddStringToObject(o, "availability_zone", R->inst.az);
         cJSON_AddStringToObject(o, "region", R->inst.region);

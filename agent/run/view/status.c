@@ -139,15 +139,15 @@ static void add_history(cJSON *x, const char *name, const cJSON *records, time_t
         }
 }
 
-/* The run began when its first instance did (the cost's instances), not when this one started its part. */
-static time_t run_started(const struct run_state *st, const cJSON *cost) {
+/* The run began when its first instance began its part (the instances' records), not when this one did. (Not
+ * when the first instance was launched: the cost counts from there, the run from its start.) */
+static time_t run_started(const struct run_state *st, const cJSON *records) {
         time_t t = st->started;
         const cJSON *x;
-        cJSON_ArrayForEach(x, cJSON_GetObjectItemCaseSensitive(cost, "instances")) {
-                time_t since;
-                const char *v = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(x, "since"));
-                if (v && parse_iso8601(v, &since) == 0 && since > 0 && (!t || since < t))
-                        t = since;
+        cJSON_ArrayForEach(x, records) {
+                time_t s = (time_t)json_int(x, "started", 1, JSON_TIME_MAX, 0);
+                if (s && (!t || s < t))
+                        t = s;
         }
         return t;
 }
@@ -195,7 +195,7 @@ int status_build(const struct status_parts *p, char **ret) {
                 cJSON_AddStringToObject(o, "cancelled_by", st->cancelled_by);
         cJSON_AddStringToObject(o, "results", p->results_uri);
         cJSON_AddStringToObject(o, "mayfly_version", MAYFLY_VERSION);
-        time_t started = run_started(st, p->cost);
+        time_t started = run_started(st, records);
         iso(o, "started", started);
         iso(o, "updated", now);
         if (started)
