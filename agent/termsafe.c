@@ -85,13 +85,15 @@ size_t term_safe(const char *text, size_t n, bool log_mode, char *out) {
         return o;
 }
 
+char *term_safe_str(char *s) {
+        s[term_safe(s, strlen(s), false, s)] = 0; /* only ever shorter: in place */
+        return s;
+}
+
 void term_safe_json(cJSON *o) {
         for (cJSON *x = o; x; x = x->next) {
-                if (cJSON_IsString(x) && x->valuestring) {
-                        size_t n = strlen(x->valuestring);
-                        n = term_safe(x->valuestring, n, false, x->valuestring); /* only ever shorter: in place */
-                        x->valuestring[n] = 0;
-                }
+                if (cJSON_IsString(x) && x->valuestring)
+                        term_safe_str(x->valuestring);
                 if (x->child)
                         term_safe_json(x->child);
         }

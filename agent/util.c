@@ -217,6 +217,14 @@ int format_iso8601_basic(time_t t, char out[17]) {
         return 0;
 }
 
+int format_iso8601(time_t t, char out[32]) {
+        struct tm tm;
+        out[0] = 0;
+        if (!gmtime_r(&t, &tm) || !strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm))
+                return -EINVAL;
+        return 0;
+}
+
 int parse_iso8601(const char *s, time_t *ret) {
         struct tm tm = { 0 };
         const char *e = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);

@@ -13,5 +13,7 @@ struct cJSON;
  * sequences (ESC [ digits ; m) are kept, as `less -R` shows them. Bytes that are not valid UTF-8 are dropped. Returns the length written (out is not
  * NUL-terminated past it unless there is room: out[len] = 0 when len < cap). */
 size_t term_safe(const char *in, size_t n, bool log_mode, char *out);
+/* A NUL-terminated string made safe (log_mode false), in place. Returns s. */
+char *term_safe_str(char *s);
 /* Every string in the tree made safe (log_mode false), in place: for what status and ls print. */
 void term_safe_json(struct cJSON *o);

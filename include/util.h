@@ -88,6 +88,7 @@ int parse_int(const char *s, long min, long max, long *ret);
 /* Times. */
 int format_iso8601_basic(time_t t, char out[17]);   /* 20150830T123600Z */
 int parse_iso8601(const char *s, time_t *ret);      /* 2015-08-30T12:36:00Z */
+int format_iso8601(time_t t, char out[32]);         /* 2015-08-30T12:36:00Z (UTC); -EINVAL for a time gmtime refuses */
 /* "600.0 MiB" (B, KiB, MiB, GiB, TiB): a size as a person reads it. */
 void fmt_bytes(uint64_t n, char out[32]);
 double now_mono(void);

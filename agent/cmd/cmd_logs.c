@@ -324,7 +324,7 @@ static void read_records(struct logs *g, struct aws_result *out) {
                 if (s3_get_capped(g->c, g->h, g->bucket, u->keys[k], CAP_LEDGER_RECORD, "a ledger record", &body, &len,
                                   &o2) < 0) {
                         if (o2.size > 0) { /* a record nobody may write that big: left out */
-                                o2.msg[term_safe(o2.msg, strlen(o2.msg), false, o2.msg)] = 0;
+                                term_safe_str(o2.msg);
                                 log_warn("%s", o2.msg);
                         }
                         continue;
@@ -413,7 +413,7 @@ static int follow_run(struct logs *g, const struct logs_opts *o, struct aws_resu
         for (bool first = true;; first = false) {
                 _cleanup_(cjson_deletep) cJSON *st = read_status(g, out);
                 if (g->status_error) {
-                        out->msg[term_safe(out->msg, strlen(out->msg), false, out->msg)] = 0;
+                        term_safe_str(out->msg);
                         log_error("%s", out->msg);
                         return EXIT_FAIL;
                 }
@@ -425,7 +425,7 @@ static int follow_run(struct logs *g, const struct logs_opts *o, struct aws_resu
                 if (g->started) {
                         read_records(g, out);
                         if ((r = print_round(g, out)) < 0) {
-                                out->msg[term_safe(out->msg, strlen(out->msg), false, out->msg)] = 0;
+                                term_safe_str(out->msg);
                                 log_error("%s", out->msg);
                                 return exit_code_for(r);
                         }

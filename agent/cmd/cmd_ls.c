@@ -326,7 +326,7 @@ int cmd_ls(int argc, char **argv) {
                 else if (p.v[i].r != -MF_ENOTFOUND) {
                         if (failed++ < 5) { /* (it names a key from the listing: anyone's words) */
                                 char *e = p.v[i].err;
-                                e[term_safe(e, strlen(e), false, e)] = 0;
+                                term_safe_str(e);
                                 log_error("%s", e);
                         }
                         if (unreadable_row(&p.v[i]) == 0)

@@ -61,8 +61,8 @@ static void print_liveness(struct aws_ctx *c, const char *bucket, const char *ru
         if (ledger_liveness(c, bucket, run, &lv, &res) < 0 || !lv.has_ledger || lv.ended || (o && strcmp(o, "running")))
                 return;
         /* a heartbeat record is anyone's under the prefix: its words made safe for the terminal */
-        lv.last_instance[term_safe(lv.last_instance, strlen(lv.last_instance), false, lv.last_instance)] = 0;
-        lv.last_phase[term_safe(lv.last_phase, strlen(lv.last_phase), false, lv.last_phase)] = 0;
+        term_safe_str(lv.last_instance);
+        term_safe_str(lv.last_phase);
         char when[40] = "never";
         if (lv.last_beat) {
                 struct tm tm;
@@ -278,10 +278,13 @@ int cmd_status(int argc, char **argv) {
                 const char *oc = cJSON_GetStringValue(cJSON_GetObjectItem(st, "outcome"));
                 if (oc && strcmp(oc, "running") && strcmp(oc, "succeeded"))
                         rc = EXIT_RUN_FAILED;
-        } else if ((term_safe_json(st), link_only))
-                print_report_link(&c, bucket, run, have_report, true);
-        else
-                rc = print_status(&c, bucket, run, st, have_report);
+        } else {
+                term_safe_json(st); /* what a person reads: made safe for the terminal */
+                if (link_only)
+                        print_report_link(&c, bucket, run, have_report, true);
+                else
+                        rc = print_status(&c, bucket, run, st, have_report);
+        }
         cJSON_Delete(st);
         aws_ctx_free(&c);
         return rc;

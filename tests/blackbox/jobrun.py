@@ -154,3 +154,14 @@ def tidy_errors(html_path):
         raise Skip("Debian's tidy is not installed (tests/deps.sh test installs it)")
     p = subprocess.run([exe, "-q", "-e", "-utf8", html_path], capture_output=True, timeout=60)
     return p.returncode, p.stderr.decode(errors="replace")
+
+
+def render_checked(d, html, name):
+    """The page written to D/NAME.html, valid for tidy (warnings allowed), rendered by headless Chromium (with a
+    screenshot D/NAME.png): the DOM it built."""
+    path = os.path.join(d, name + ".html")
+    with open(path, "wb") as f:
+        f.write(html)
+    rc, msg = tidy_errors(path)
+    check(rc in (0, 1), "%s: tidy found errors:\n%s" % (name, msg[-2000:]))
+    return browse(path, os.path.join(d, name + ".png"))

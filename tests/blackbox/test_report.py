@@ -13,7 +13,7 @@ import threading
 import time
 
 from harness import ROOT, Cloud, check, mayfly, out
-from jobrun import BUCKET, JobRun, browse, tidy_errors, upload_source
+from jobrun import BUCKET, JobRun, render_checked, upload_source
 
 SPOT_SH = """#!/bin/bash
 echo "$MAYFLY_EXPERIMENT resume=${MAYFLY_RESUME:-0}" >> runs.txt
@@ -55,12 +55,7 @@ def dom_checks(dom, what, want_plots, experiments, tails):
 
 
 def check_page(ctx, html, name, plots, experiments, tails):
-    path = os.path.join(ctx["dir"], name + ".html")
-    with open(path, "wb") as f:
-        f.write(html)
-    rc, msg = tidy_errors(path)
-    check(rc in (0, 1), "%s: tidy found errors:\n%s" % (name, msg[-2000:]))
-    dom = browse(path, os.path.join(ctx["dir"], name + ".png"))
+    dom = render_checked(ctx["dir"], html, name)
     dom_checks(dom, name, plots, experiments, tails)
     return dom
 

@@ -12,7 +12,7 @@ import tempfile
 import time
 
 from harness import Cloud, check, mayfly, out
-from jobrun import BUCKET, JobRun, browse, tidy_errors, upload_source
+from jobrun import BUCKET, JobRun, render_checked, upload_source
 
 TOGETHER = True
 
@@ -129,12 +129,7 @@ def test_tqdm_tail_shows_the_last_40_lines(ctx):
 
 
 def check_loss_svg(ctx, html, name):
-    path = os.path.join(ctx["dir"], name + ".html")
-    with open(path, "wb") as f:
-        f.write(html)
-    rc, msg = tidy_errors(path)
-    check(rc in (0, 1), "%s: tidy found errors:\n%s" % (name, msg[-2000:]))
-    dom = browse(path, os.path.join(ctx["dir"], name + ".png"))
+    dom = render_checked(ctx["dir"], html, name)
     check('<section id="xmetrics">' in dom and "<h3>train</h3>" in dom, name + ": no experiment metrics section")
     m = re.search(r'<svg class="xm-plot" id="xm-0-0" [^>]*data-key="loss"', dom)
     check(m, name + ": no loss plot")

@@ -8,40 +8,18 @@
 #include <cjson/cJSON.h>
 #include <stdlib.h>
 
+#include "fuzzinput.h"
 #include "cmd/logview.h"
 #include "cmd/statusview.h"
 #include "jsonx.h"
 #include "termsafe.h"
 #include "util.h"
 
-/* Only SGR sequences (ESC [ digits ; m) and \n \r \t among the controls. */
-static bool terminal_safe(const unsigned char *s, size_t n, bool log_mode) {
-        for (size_t i = 0; i < n; i++) {
-                if (s[i] == 0x1b) {
-                        if (!log_mode || i + 1 >= n || s[i + 1] != '[')
-                                return false;
-                        size_t j = i + 2;
-                        while (j < n && ((s[j] >= '0' && s[j] <= '9') || s[j] == ';'))
-                                j++;
-                        if (j >= n || s[j] != 'm')
-                                return false;
-                        i = j;
-                } else if (s[i] == 0xc2 && i + 1 < n && s[i + 1] >= 0x80 && s[i + 1] <= 0x9f)
-                        return false;
-                else if ((s[i] < 0x20 || s[i] == 0x7f) && !(log_mode && (s[i] == '\n' || s[i] == '\r' || s[i] == '\t')) &&
-                         !(!log_mode && s[i] == '\n'))
-                        return false;
-        }
-        return true;
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-        const char *p = (const char *)data, *end = p + size;
-        const char *z1 = memchr(p, 0, size), *z2 = z1 ? memchr(z1 + 1, 0, (size_t)(end - z1 - 1)) : NULL;
-        size_t slen = z1 ? (size_t)(z1 - p) : size;
-        const char *rec = z1 ? z1 + 1 : "", *log = z2 ? z2 + 1 : "";
-        size_t rlen = z1 ? (size_t)((z2 ? z2 : end) - rec) : 0, llen = z2 ? (size_t)(end - log) : 0;
+        struct parts3 in = split3((const char *)data, size);
+        const char *p = in.p[0], *rec = in.p[1], *log = in.p[2];
+        size_t slen = in.n[0], rlen = in.n[1], llen = in.n[2];
         char *out = NULL;
         size_t olen = 0;
         FILE *f = open_memstream(&out, &olen);

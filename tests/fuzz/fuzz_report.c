@@ -5,6 +5,7 @@
 #include <assert.h>
 #include <cjson/cJSON.h>
 
+#include "fuzzinput.h"
 #include "run/view/report.h"
 #include "util.h"
 
@@ -24,11 +25,9 @@ static bool valid_utf8(const unsigned char *s, size_t n) {
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-        const char *p = (const char *)data, *end = p + size;
-        const char *z1 = memchr(p, 0, size), *z2 = z1 ? memchr(z1 + 1, 0, (size_t)(end - z1 - 1)) : NULL;
-        size_t slen = z1 ? (size_t)(z1 - p) : size;
-        const char *metrics = z1 ? z1 + 1 : "", *log = z2 ? z2 + 1 : "";
-        size_t mlen = z1 ? (size_t)((z2 ? z2 : end) - metrics) : 0, llen = z2 ? (size_t)(end - log) : 0;
+        struct parts3 parts = split3((const char *)data, size);
+        const char *p = parts.p[0], *metrics = parts.p[1], *log = parts.p[2];
+        size_t slen = parts.n[0], mlen = parts.n[1], llen = parts.n[2];
         cJSON *st = cJSON_ParseWithLength(p, slen);
         if (!cJSON_IsObject(st)) {
                 cJSON_Delete(st);

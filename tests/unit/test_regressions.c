@@ -6,6 +6,7 @@
 #include <cjson/cJSON.h>
 #include <stdlib.h>
 
+#include "../fuzz/fuzzinput.h"
 #include "cmd/logview.h"
 #include "cmd/statusview.h"
 #include "jsonx.h"
@@ -15,20 +16,6 @@
 #include "test.h"
 #include "util.h"
 #include "aws/xml.h"
-
-/* No escape, C0 or C1 control in what a terminal gets (newline and, in a log, \r, tab and SGR aside). */
-static bool no_controls(const char *s, size_t n, bool log_mode) {
-        for (size_t i = 0; i < n; i++) {
-                unsigned char c = (unsigned char)s[i];
-                if (c == 0xc2 && i + 1 < n && (unsigned char)s[i + 1] <= 0x9f)
-                        return false;
-                if (c == 0x1b && !(log_mode && i + 1 < n && s[i + 1] == '['))
-                        return false;
-                if ((c < 0x20 || c == 0x7f) && c != '\n' && c != 0x1b && !(log_mode && (c == '\r' || c == '\t')))
-                        return false;
-        }
-        return true;
-}
 
 /* records-*: instances' records (an array, or one) joining a cost: no crash, no leak (under ASan). */
 static bool records_ok(const char *data, size_t len) {
@@ -44,32 +31,29 @@ static bool records_ok(const char *data, size_t len) {
 
 /* laptop-*: status.json NUL record NUL log, through status' and logs' printers: nothing unsafe comes out. */
 static bool laptop_ok(const char *data, size_t len) {
-        const char *z1 = memchr(data, 0, len);
+        struct parts3 in = split3(data, len);
         char *out = NULL;
         size_t olen = 0;
         FILE *f = open_memstream(&out, &olen);
-        _cleanup_(cjson_deletep) cJSON *st = cJSON_ParseWithLength(data, z1 ? (size_t)(z1 - data) : len);
+        _cleanup_(cjson_deletep) cJSON *st = cJSON_ParseWithLength(in.p[0], in.n[0]);
         if (cJSON_IsObject(st)) {
                 term_safe_json(st);
                 status_print_body(f, st);
         }
         fflush(f);
-        bool ok = no_controls(out, olen, false);
+        bool ok = terminal_safe((const unsigned char *)out, olen, false);
         fclose(f);
         free(out);
-        const char *z2 = z1 ? memchr(z1 + 1, 0, len - (size_t)(z1 - data) - 1) : NULL;
-        if (!z2)
-                return ok;
         out = NULL;
         f = open_memstream(&out, &olen);
         static const char *const names[] = { "a", "b" };
         struct logview v;
         lv_init(&v, f, names, 2, 0);
-        lv_feed(&v, 0, 0, 0, z2 + 1, len - (size_t)(z2 + 1 - data));
+        lv_feed(&v, 0, 0, 0, in.p[2], in.n[2]);
         lv_flush(&v);
         lv_free(&v);
         fflush(f);
-        ok &= no_controls(out, olen, true);
+        ok &= terminal_safe((const unsigned char *)out, olen, true);
         fclose(f);
         free(out);
         return ok;

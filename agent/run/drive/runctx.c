@@ -74,12 +74,8 @@ void note_attempt(struct run *R, size_t i, uint64_t out_from, uint64_t err_from)
 
 static void add_iso(cJSON *o, const char *k, time_t t) {
         char b[32];
-        struct tm tm;
-        if (!t)
-                return;
-        gmtime_r(&t, &tm);
-        strftime(b, sizeof b, "%Y-%m-%dT%H:%M:%SZ", &tm);
-        cJSON_AddStringToObject(o, k, b);
+        if (t && format_iso8601(t, b) == 0)
+                cJSON_AddStringToObject(o, k, b);
 }
 
 static cJSON *attempt_json(const struct run *R, const struct attempt_here *a) {

@@ -94,9 +94,7 @@ static double money(double usd) { return round(usd * 1e6) / 1e6; }
 
 static bool add_time(cJSON *o, const char *k, time_t t) {
         char b[32];
-        struct tm tm;
-        gmtime_r(&t, &tm);
-        strftime(b, sizeof b, "%Y-%m-%dT%H:%M:%SZ", &tm);
+        format_iso8601(t, b);
         return cJSON_AddStringToObject(o, k, b) != NULL;
 }
 
@@ -160,9 +158,10 @@ static void get_str(const cJSON *o, const char *k, char *dst, size_t n) {
         snprintf(dst, n, "%s", v ? v : "");
 }
 
-static double get_num(const cJSON *o, const char *k) {
+/* A finite number at key k, else dflt. */
+static double get_num(const cJSON *o, const char *k, double dflt) {
         const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
-        return cJSON_IsNumber(v) && isfinite(v->valuedouble) ? v->valuedouble : 0;
+        return cJSON_IsNumber(v) && isfinite(v->valuedouble) ? v->valuedouble : dflt;
 }
 
 static void load_instance(const cJSON *x, struct cost_instance *in) {
@@ -178,10 +177,10 @@ static void load_instance(const cJSON *x, struct cost_instance *in) {
         in->since = (time_t)json_int(x, "since", 0, JSON_TIME_MAX, 0);
         in->last = (time_t)json_int(x, "last", 0, JSON_TIME_MAX, 0);
         in->seconds_before = (long)json_int(x, "seconds_before", 0, JSON_TIME_MAX, 0);
-        in->cost_before = get_num(x, "cost_before");
+        in->cost_before = get_num(x, "cost_before", 0);
         in->unknown_before = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(x, "unknown_before"));
         in->have_price = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(x, "have_price"));
-        in->hourly = get_num(x, "hourly");
+        in->hourly = get_num(x, "hourly", 0);
         in->price_as_of = (time_t)json_int(x, "price_as_of", 0, JSON_TIME_MAX, 0);
         const cJSON *p;
         cJSON_ArrayForEach(p, cJSON_GetObjectItemCaseSensitive(x, "points")) {
@@ -323,11 +322,6 @@ int cost_lookup_price(struct aws_ctx *c, struct cost_instance *in, time_t now, c
 
 /* ---------- every instance of the run ---------- */
 
-static double rec_num(const cJSON *o, const char *k, double dflt) {
-        const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
-        return cJSON_IsNumber(v) && isfinite(v->valuedouble) ? v->valuedouble : dflt;
-}
-
 static cJSON *entry_of(cJSON *instances, const char *id) {
         cJSON *x;
         cJSON_ArrayForEach(x, instances) {
@@ -373,7 +367,7 @@ static cJSON *peer_entry(const cJSON *rec, const char *id) {
 /* A vanished instance ran on, unseen, at most until its lease could be taken: its last heartbeat plus the TTL. */
 static void estimate(cJSON *e, const cJSON *rec) {
         double ttl = (double)json_int(rec, "ttl", 1, 86400, 60), t = (double)json_int(rec, "time", 0, JSON_TIME_MAX, 0);
-        double secs = rec_num(e, "seconds", 0), hourly = rec_num(e, "hourly_price", -1), usd = rec_num(e, "cost", -1);
+        double secs = get_num(e, "seconds", 0), hourly = get_num(e, "hourly_price", -1), usd = get_num(e, "cost", -1);
         /* from where its own word stops (its cost's "until", maybe long before its last heartbeat) */
         time_t until = 0;
         const char *u = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(e, "until"));

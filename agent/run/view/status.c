@@ -15,9 +15,7 @@ static void iso(cJSON *o, const char *k, time_t t) {
                 return;
         }
         char b[32];
-        struct tm tm;
-        gmtime_r(&t, &tm);
-        strftime(b, sizeof b, "%Y-%m-%dT%H:%M:%SZ", &tm);
+        format_iso8601(t, b);
         cJSON_AddStringToObject(o, k, b);
 }
 
