@@ -191,7 +191,7 @@ static bool holder_gone(struct ledger *L, struct http_client *h, const char *hol
         struct aws_result out = { 0 };
         int r = ec2_describe_state(L->c, h, holder, state, sizeof state, &out);
         if (r == -MF_ENOTFOUND || (r < 0 && !strcmp(out.err.code, "InvalidInstanceID.NotFound")))
-                strcpy(state, "terminated"); /* long gone: EC2 no longer lists it */
+                snprintf(state, sizeof state, "terminated"); /* long gone: EC2 no longer lists it */
         else if (r < 0) {
                 if (out.status == 403 || strstr(out.err.code, "Unauthorized") != NULL) {
                         L->ec2_denied = true;
