@@ -34,6 +34,29 @@ int crypto_sha256_fd(int fd, unsigned char out[32]) {
         return r;
 }
 
+void crypto_md5(const void *data, size_t n, unsigned char out[16]) {
+        unsigned int len = 16;
+        EVP_Digest(data, n, out, &len, EVP_md5(), NULL);
+}
+
+static int md5_feed(void *ud, const void *b, size_t n) {
+        return EVP_DigestUpdate(ud, b, n) == 1 ? 0 : -EIO;
+}
+
+int crypto_md5_fd(int fd, off_t off, uint64_t len, unsigned char out[16]) {
+        EVP_MD_CTX *c = EVP_MD_CTX_new();
+        if (!c)
+                return -ENOMEM;
+        int r = EVP_DigestInit_ex(c, EVP_md5(), NULL) == 1 ? 0 : -EIO;
+        if (r == 0)
+                r = pread_each(fd, off, len, md5_feed, c);
+        unsigned int olen = 16;
+        if (r == 0 && EVP_DigestFinal_ex(c, out, &olen) != 1)
+                r = -EIO;
+        EVP_MD_CTX_free(c);
+        return r;
+}
+
 void crypto_hmac_sha256(const void *key, size_t klen, const void *msg, size_t n, unsigned char out[32]) {
         unsigned int len = 32;
         HMAC(EVP_sha256(), key, (int)klen, msg, n, out, &len);

@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <mbedtls/base64.h>
 #include <mbedtls/md.h>
+#include <mbedtls/md5.h>
 #include <mbedtls/platform_util.h>
 #include <mbedtls/sha256.h>
 #include <stdbool.h>
@@ -32,6 +33,24 @@ int crypto_sha256_fd(int fd, unsigned char out[32]) {
         if (r == 0 && mbedtls_sha256_finish_ret(&c, out) != 0)
                 r = -EIO;
         mbedtls_sha256_free(&c);
+        return r;
+}
+
+void crypto_md5(const void *data, size_t n, unsigned char out[16]) { mbedtls_md5_ret(data, n, out); }
+
+static int md5_feed(void *ud, const void *b, size_t n) {
+        return mbedtls_md5_update_ret(ud, b, n) == 0 ? 0 : -EIO;
+}
+
+int crypto_md5_fd(int fd, off_t off, uint64_t len, unsigned char out[16]) {
+        mbedtls_md5_context c;
+        mbedtls_md5_init(&c);
+        int r = mbedtls_md5_starts_ret(&c) == 0 ? 0 : -EIO;
+        if (r == 0)
+                r = pread_each(fd, off, len, md5_feed, &c);
+        if (r == 0 && mbedtls_md5_finish_ret(&c, out) != 0)
+                r = -EIO;
+        mbedtls_md5_free(&c);
         return r;
 }
 

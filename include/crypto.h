@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* crypto.h — the few primitives mayfly needs: SHA-256, HMAC-SHA256, base64, wiping (the CRC32
+/* crypto.h — the few primitives mayfly needs: SHA-256, HMAC-SHA256, MD5 (Content-MD5 for S3 stores that keep no
+ * flexible checksums: not for security), base64, wiping (the CRC32
  * checksums are zlib's, checksum.h).
  * OpenSSL libcrypto in the normal build (agent/crypto.c); mbedTLS in the static build (agent/crypto_mbedtls.c). */
 #pragma once
@@ -10,6 +11,9 @@
 void crypto_sha256(const void *data, size_t n, unsigned char out[32]);
 /* SHA-256 of what fd reads from where it is to its end. 0, or -errno. */
 int crypto_sha256_fd(int fd, unsigned char out[32]);
+void crypto_md5(const void *data, size_t n, unsigned char out[16]);
+/* MD5 of [off, off+len) of fd (pread: the offset is untouched). 0, or -errno. */
+int crypto_md5_fd(int fd, off_t off, uint64_t len, unsigned char out[16]);
 void crypto_hmac_sha256(const void *key, size_t klen, const void *msg, size_t n, unsigned char out[32]);
 /* Standard base64 with padding; out must hold 4*ceil(n/3)+1. Returns the length written. */
 size_t crypto_base64_encode(const unsigned char *in, size_t n, char *out);

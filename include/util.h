@@ -28,6 +28,7 @@ enum {
         MF_EPRECOND,      /* 412 PreconditionFailed: a conditional write lost (the object exists / changed) */
         MF_ECONFLICT,     /* 409 ConditionalRequestConflict: a concurrent conditional write; re-read and retry */
         MF_ECHECKSUM,     /* the bytes' CRC32 differs from the checksum S3 holds (a corrupt transfer) */
+        MF_ESTORE,        /* the S3 store refused a conditional write whose condition held (it bends AWS's rules) */
 };
 
 static inline void freep(void *p) { free(*(void **)p); }

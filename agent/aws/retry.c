@@ -12,8 +12,9 @@ static const char *const throttle_codes[] = {
         "RequestLimitExceeded", "BandwidthLimitExceeded", "LimitExceededException", "RequestThrottled",
         "SlowDown", "PriorRequestNotComplete", "EC2ThrottledException",
 };
+/* BadDigest: the body's Content-MD5 or checksum differed from what arrived: corrupted on the way, sent again */
 static const char *const transient_codes[] = {
-        "RequestTimeout", "RequestTimeoutException", "PriorRequestNotComplete", "InternalError",
+        "RequestTimeout", "RequestTimeoutException", "PriorRequestNotComplete", "InternalError", "BadDigest",
 };
 
 static bool in_list(const char *code, const char *const *list, size_t n) {

@@ -1,6 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* s3.c — GetObject, HeadObject, PutObject, multipart upload, ListObjectsV2. */
 #include "aws/s3.h"
+#include "log.h"
+#include "crypto.h"
+#include "aws/s3traits.h"
 
 #include "checksum.h"
 
@@ -318,6 +321,51 @@ int s3_get_capped(struct aws_ctx *c, struct http_client *h, const char *bucket, 
         }
 }
 
+/* A store that keeps no flexible checksums (s3traits.h) is sent Content-MD5 (which it checks) in their place. */
+static int body_md5(const void *mem, int fd, off_t off, uint64_t len, unsigned char md5[16]) {
+        if (mem) {
+                crypto_md5(mem, len, md5);
+                return 0;
+        }
+        return crypto_md5_fd(fd, off, len, md5);
+}
+
+bool s3_etag_is_md5(const char *etag, const unsigned char md5[16]) {
+        char bare[160], hex[33];
+        s3_etag_unquoted(etag, bare, sizeof bare);
+        hex_encode(md5, 16, hex);
+        return strlen(bare) == 32 && !strcasecmp(bare, hex);
+}
+
+/* A PUT's answer: one that echoes the CRC32 sent comes from a store that keeps it (it checked the bytes); one that
+ * echoes none teaches that the bucket's store does not, and the ETag, where it is an MD5 (a single PUT or a part),
+ * is checked against the bytes' MD5 instead: -MF_ECHECKSUM when they differ (corrupted on the way). */
+static int check_put_answer(struct aws_ctx *c, const char *bucket, const char *key, const char *op,
+                            const struct http_response *res, const unsigned char *sent_md5, const void *mem, int fd,
+                            off_t off, uint64_t len, struct aws_result *out) {
+        if (res->checksum_crc32[0]) {
+                s3traits_add(c, bucket, S3T_CRC_SEEN);
+                return 0;
+        }
+        if (!(s3traits_get(c, bucket) & S3T_CRC_SEEN) && s3traits_add(c, bucket, S3T_NO_CRC))
+                log_warn("s3://%s: this S3 store echoes no CRC32 checksum (it keeps none): uploads to it are sent "
+                         "with Content-MD5 and checked against their MD5 ETag from now on", bucket);
+        unsigned char md5[16];
+        if (sent_md5)
+                memcpy(md5, sent_md5, 16);
+        else if (body_md5(mem, fd, off, len, md5) < 0)
+                return 0; /* the source cannot be read again: the store's answer is all there is */
+        char bare[160];
+        s3_etag_unquoted(res->etag, bare, sizeof bare);
+        if (strlen(bare) != 32 || strchr(bare, '-') || s3_etag_is_md5(res->etag, md5))
+                return 0; /* no MD5 ETag to compare (or the same) */
+        char hex[33];
+        hex_encode(md5, 16, hex);
+        snprintf(out->msg, sizeof out->msg, "%s s3://%s/%s: the store's ETag %s is not the MD5 %s of the bytes sent "
+                 "(corrupted on the way)", op, bucket, key, bare, hex);
+        return -MF_ECHECKSUM;
+}
+
 int s3_put(struct aws_ctx *c, struct http_client *h, const char *bucket, const char *key, const void *mem, int fd,
            off_t off, uint64_t len, const char *content_type, void (*progress)(void *, int64_t), void *ud,
            struct aws_result *out) {
@@ -336,17 +384,35 @@ int s3_put(struct aws_ctx *c, struct http_client *h, const char *bucket, const c
         }
         char b64[CRC32_B64_LEN + 1];
         crc32_to_base64(crc, b64);
-        struct kv hdr[3] = { { "x-amz-checksum-crc32", b64 }, { "x-amz-sdk-checksum-algorithm", "CRC32" },
-                             { "Content-Type", content_type ? content_type : "" } };
-        struct aws_req q = { .op = "PutObject", .method = "PUT", .service = "s3", .endpoint = t.endpoint,
-                             .path = t.path.data, .headers = hdr, .n_headers = content_type ? 3 : 2,
-                             .body = mem ? mem : "", .body_len = len, .body_fd = mem ? -1 : fd, .body_off = off,
-                             .payload_hash = mem ? NULL : SIGV4_UNSIGNED_PAYLOAD, .out_fd = -1,
-                             .progress = progress, .progress_ud = ud };
-        struct http_response res;
-        r = aws_send(c, h, &q, &res, out);
-        http_response_free(&res);
-        return r;
+        for (int attempt = 1;; attempt++) {
+                unsigned char md5[16];
+                char md5_b64[32];
+                bool with_md5 = (s3traits_get(c, bucket) & S3T_NO_CRC) && body_md5(mem, fd, off, len, md5) == 0;
+                if (with_md5)
+                        crypto_base64_encode(md5, 16, md5_b64);
+                struct kv hdr[4] = { { "x-amz-checksum-crc32", b64 }, { "x-amz-sdk-checksum-algorithm", "CRC32" } };
+                size_t nh = 2;
+                if (content_type)
+                        hdr[nh++] = (struct kv){ "Content-Type", content_type };
+                if (with_md5)
+                        hdr[nh++] = (struct kv){ "Content-MD5", md5_b64 };
+                struct aws_req q = { .op = "PutObject", .method = "PUT", .service = "s3", .endpoint = t.endpoint,
+                                     .path = t.path.data, .headers = hdr, .n_headers = nh, .body = mem ? mem : "",
+                                     .body_len = len, .body_fd = mem ? -1 : fd, .body_off = off,
+                                     .payload_hash = mem ? NULL : SIGV4_UNSIGNED_PAYLOAD, .out_fd = -1,
+                                     .progress = progress, .progress_ud = ud };
+                struct http_response res;
+                r = aws_send(c, h, &q, &res, out);
+                if (r == 0)
+                        r = check_put_answer(c, bucket, key, "PutObject", &res, with_md5 ? md5 : NULL, mem, fd, off,
+                                             len, out);
+                http_response_free(&res);
+                if (r != -MF_ECHECKSUM || attempt >= c->max_attempts)
+                        return r;
+                atomic_fetch_add(&c->retries, 1);
+                if (progress)
+                        progress(ud, -(int64_t)len); /* sent again */
+        }
 }
 
 static int mpu_xml(struct aws_ctx *c, struct http_client *h, const char *op, const char *method, const char *bucket,
@@ -412,24 +478,39 @@ int s3_mpu_part(struct aws_ctx *c, struct http_client *h, const char *bucket, co
         snprintf(pn, sizeof pn, "%u", part);
         struct kv q[] = { { "partNumber", pn }, { "uploadId", upload_id } };
         crc32_to_base64(crc, b64);
-        struct kv hdr[] = { { "x-amz-checksum-crc32", b64 }, { "x-amz-sdk-checksum-algorithm", "CRC32" } };
-        struct aws_req rq = { .op = "UploadPart", .method = "PUT", .service = "s3", .endpoint = t.endpoint,
-                              .path = t.path.data, .query = q, .n_query = 2, .headers = hdr, .n_headers = 2,
-                              .body_len = len, .body_fd = fd, .body_off = off, .payload_hash = SIGV4_UNSIGNED_PAYLOAD,
-                              .out_fd = -1, .progress = progress, .progress_ud = ud };
-        struct http_response res;
-        r = aws_send(c, h, &rq, &res, out);
-        if (r == 0) {
-                if (!res.etag[0]) {
+        for (int attempt = 1;; attempt++) {
+                unsigned char md5[16];
+                char md5_b64[32];
+                bool with_md5 = (s3traits_get(c, bucket) & S3T_NO_CRC) && body_md5(NULL, fd, off, len, md5) == 0;
+                if (with_md5)
+                        crypto_base64_encode(md5, 16, md5_b64);
+                struct kv hdr[3] = { { "x-amz-checksum-crc32", b64 }, { "x-amz-sdk-checksum-algorithm", "CRC32" },
+                                     { "Content-MD5", md5_b64 } };
+                struct aws_req rq = { .op = "UploadPart", .method = "PUT", .service = "s3", .endpoint = t.endpoint,
+                                      .path = t.path.data, .query = q, .n_query = 2, .headers = hdr,
+                                      .n_headers = with_md5 ? 3 : 2, .body_len = len, .body_fd = fd, .body_off = off,
+                                      .payload_hash = SIGV4_UNSIGNED_PAYLOAD, .out_fd = -1, .progress = progress,
+                                      .progress_ud = ud };
+                struct http_response res;
+                r = aws_send(c, h, &rq, &res, out);
+                if (r == 0 && !res.etag[0]) {
                         snprintf(out->msg, sizeof out->msg, "UploadPart %u: no ETag in the answer", part);
                         r = -MF_EPARSE;
-                } else {
+                }
+                if (r == 0)
+                        r = check_put_answer(c, bucket, key, "UploadPart", &res, with_md5 ? md5 : NULL, NULL, fd, off,
+                                             len, out);
+                if (r == 0) {
                         snprintf(etag, 128, "%s", res.etag);
                         *ret_crc = crc;
                 }
+                http_response_free(&res);
+                if (r != -MF_ECHECKSUM || attempt >= c->max_attempts)
+                        return r;
+                atomic_fetch_add(&c->retries, 1);
+                if (progress)
+                        progress(ud, -(int64_t)len);
         }
-        http_response_free(&res);
-        return r;
 }
 
 int s3_mpu_complete(struct aws_ctx *c, struct http_client *h, const char *bucket, const char *key,

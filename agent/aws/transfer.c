@@ -3,6 +3,8 @@
 #include "aws/transfer.h"
 
 #include "checksum.h"
+#include "crypto.h"
+#include "aws/s3traits.h"
 
 #include <fcntl.h>
 #include <libgen.h>
@@ -317,6 +319,30 @@ static int composite_of_file(int fd, uint64_t size, uint64_t part_size, uint32_t
         return 0;
 }
 
+/* An object with no CRC32 on a store that keeps none (s3traits.h): its ETag, where it is an MD5 (not multipart), is
+ * checked against the bytes on the disk; -MF_ECHECKSUM when they differ. 0 when there is nothing to check. */
+static int etag_md5_check(struct aws_ctx *c, const char *bucket, const char *key, int fd, uint64_t size,
+                          const char *etag, int attempt, struct aws_result *out) {
+        char bare[160];
+        s3_etag_unquoted(etag, bare, sizeof bare);
+        if (!(s3traits_get(c, bucket) & S3T_NO_CRC) || strlen(bare) != 32 || strchr(bare, '-'))
+                return 0;
+        unsigned char md5[16];
+        int r = crypto_md5_fd(fd, 0, size, md5);
+        if (r < 0) {
+                snprintf(out->msg, sizeof out->msg, "s3://%s/%s: cannot read back what was written: %s", bucket, key,
+                         strerror(-r));
+                return r;
+        }
+        if (s3_etag_is_md5(etag, md5))
+                return 0;
+        char hex[33];
+        hex_encode(md5, 16, hex);
+        snprintf(out->msg, sizeof out->msg, "GetObject s3://%s/%s: the bytes' MD5 %s differs from the ETag %s (%d "
+                 "attempt%s)", bucket, key, hex, bare, attempt, attempt == 1 ? "" : "s");
+        return -MF_ECHECKSUM;
+}
+
 /* An object a listing said fits one part: one GET of the whole object, no HEAD; its answer carries the size and
  * (x-amz-checksum-mode) the CRC32 the streamed bytes are checked against. */
 static int fetch_whole(struct aws_ctx *c, struct http_client *h, const char *bucket, const char *key, int fd,
@@ -335,8 +361,14 @@ static int fetch_whole(struct aws_ctx *c, struct http_client *h, const char *buc
                 if (ftruncate(fd, (off_t)m.size) < 0) /* an object smaller than the listing said */
                         return -errno;
                 *ret_size = m.size;
-                if (!m.has_crc)
-                        return 0;
+                if (!m.has_crc) {
+                        r = etag_md5_check(c, bucket, key, fd, m.size, m.etag, attempt, out);
+                        if (r != -MF_ECHECKSUM || attempt >= c->max_attempts)
+                                return r;
+                        atomic_fetch_add(&c->retries, 1);
+                        xfer_progress_add(pg, -(int64_t)m.size);
+                        continue;
+                }
                 want = m.crc;
                 if (m.crc_either && crc == want)
                         return 0; /* the whole object's CRC32, read as a full-object checksum */
@@ -407,8 +439,16 @@ static int fetch_planned(struct aws_ctx *c, struct http_client *h, const char *b
                                          .want_crc = check, .progress = o ? o->progress : NULL };
                         r = run_parts(&j, clamp_concurrency(o), out);
                 }
-                if (r < 0 || !check)
+                if (r < 0)
                         return r;
+                if (!check) {
+                        r = etag_md5_check(c, bucket, key, fd, size, m->etag, attempt, out);
+                        if (r != -MF_ECHECKSUM || attempt >= c->max_attempts)
+                                return r;
+                        atomic_fetch_add(&c->retries, 1);
+                        xfer_progress_add(o ? o->progress : NULL, -(int64_t)size);
+                        continue;
+                }
                 uint32_t got = xfer_units_crc(units, nunits, m->crc_parts > 0);
                 if (got == m->crc || (m->crc_either && xfer_units_crc(units, nunits, false) == m->crc))
                         return 0;

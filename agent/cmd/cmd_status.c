@@ -70,10 +70,17 @@ static void print_liveness(struct aws_ctx *c, const char *bucket, const char *ru
                 strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
         }
         long quiet = lv.last_beat ? (long)(now_wall() - lv.last_beat) : -1;
-        if (quiet >= 0 && quiet < (long)(lv.ttl * LEDGER_SKEW))
+        time_t updated = 0;
+        const char *u = cJSON_GetStringValue(cJSON_GetObjectItem(st, "updated"));
+        if (quiet >= 0 && quiet < (long)(lv.ttl * LEDGER_SKEW)) {
                 printf("alive:    last heartbeat %lds ago (%s, %s, phase %s)\n", quiet, when, lv.last_instance,
                        lv.last_phase);
-        else
+                /* the instances beat, but the shared status.json stands still: its writes are refused */
+                if (u && parse_iso8601(u, &updated) == 0 && lv.last_beat - updated > (time_t)(lv.ttl * LEDGER_SKEW))
+                        printf("stale:    status.json was last written %lds before that heartbeat: what it shows is "
+                               "old (the agent's log says why its writes are refused)\n",
+                               (long)(lv.last_beat - updated));
+        } else
                 printf("LOST:     no instance has beaten the run's heartbeat since %s (%zu instances seen); nothing "
                        "runs it now. To go on (finished experiments are not run again):\n"
                        "          mayfly launch JOB --run-id %s (with the options it was launched with)\n"

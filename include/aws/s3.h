@@ -88,3 +88,7 @@ int s3_presign_get(struct aws_ctx *c, const char *bucket, const char *key, long 
 /* ListObjectsV2 with delimiter '/': the common prefixes ("name/") directly under prefix; cb returns <0 to stop. */
 int s3_list_dirs(struct aws_ctx *c, struct http_client *h, const char *bucket, const char *prefix,
                  int (*cb)(void *ud, const char *dir), void *ud, struct aws_result *out);
+
+/* Pure: is the ETag (quoted or not) the hex MD5 md5? (A single PUT's or a part's ETag on stores that keep no
+ * flexible checksums; never a multipart object's "...-N".) */
+bool s3_etag_is_md5(const char *etag, const unsigned char md5[16]);

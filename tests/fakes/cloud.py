@@ -442,7 +442,7 @@ class Cloud:
             self.fault_rules.extend(out)
         return out
 
-    def match_fault(self, method, path, query, service, action) -> dict | None:
+    def match_fault(self, method, path, query, service, action, headers=None) -> dict | None:
         dpath = urllib.parse.unquote(path)
         dquery = urllib.parse.unquote(query)
         with self.lock:
@@ -460,6 +460,8 @@ class Cloud:
                 if r.get("service") and r["service"] != service:
                     continue
                 if r.get("action") and r["action"] != action:
+                    continue
+                if r.get("header") and (headers is None or headers.get(r["header"]) is None):
                     continue
                 if r.get("after", 0) > r.setdefault("passed", 0):
                     r["passed"] += 1  # the first `after` matching requests go through
@@ -874,7 +876,8 @@ def make_moto_handler():
                 LOG.info("moto %s %s%s -> %s %s%s", method, raw_path, "?" + entry["query"] if query else "",
                          status_code, akid or "-", f" fault={fault}" if fault else "")
 
-            rule = None if internal else cloud.match_fault(method, raw_path, query, service, action)
+            rule = None if internal else cloud.match_fault(method, raw_path, query, service, action,
+                                                                  self.headers)
             truncate = None
             if rule:
                 kind = rule["kind"]

@@ -11,6 +11,7 @@ static void test_retry(void) {
                 { 503, "SlowDown", false, RETRY_THROTTLE, "503 SlowDown" },
                 { 503, "RequestLimitExceeded", false, RETRY_THROTTLE, "EC2 RequestLimitExceeded" },
                 { 400, "RequestTimeout", false, RETRY_TRANSIENT, "400 RequestTimeout" },
+                { 400, "BadDigest", false, RETRY_TRANSIENT, "400 BadDigest (corrupted on the way: sent again)" },
                 { 400, "Throttling", false, RETRY_THROTTLE, "400 Throttling" },
                 { 403, "RequestTimeTooSkewed", false, RETRY_SKEW, "403 RequestTimeTooSkewed" },
                 { 403, "SignatureDoesNotMatch", false, RETRY_NONE, "403 SignatureDoesNotMatch" },

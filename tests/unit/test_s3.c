@@ -4,6 +4,8 @@
 #include <cjson/cJSON.h>
 
 #include "aws/s3.h"
+#include "aws/s3traits.h"
+#include "crypto.h"
 #include "util.h"
 #include "test.h"
 #include "vectors.h"
@@ -62,9 +64,53 @@ static void test_uri(void) {
         T_EXPECT("not s3 uri", s3_parse_uri("http://x/y", &b, &k, err, sizeof err) == -EINVAL);
 }
 
+/* ETags with and without quotes; what a store was seen to do, per endpoint and bucket */
+static void test_etags_and_traits(void) {
+        char b[160];
+        s3_etag_unquoted("\"abc\"", b, sizeof b);
+        T_EXPECT("unquoted: quotes removed", !strcmp(b, "abc"));
+        s3_etag_unquoted("abc", b, sizeof b);
+        T_EXPECT("unquoted: bare kept", !strcmp(b, "abc"));
+        s3_etag_unquoted("\"", b, sizeof b);
+        T_EXPECT("unquoted: a lone quote kept", !strcmp(b, "\""));
+        T_EXPECT("same: quoted vs bare", s3_etag_same("\"e1\"", "e1") && s3_etag_same("e1", "\"e1\""));
+        T_EXPECT("same: different", !s3_etag_same("\"e1\"", "\"e2\""));
+        T_EXPECT("same: empty is never the same", !s3_etag_same("", "") && !s3_etag_same("\"\"", ""));
+        unsigned char md5[16];
+        crypto_md5("abc", 3, md5); /* RFC 1321 A.5 */
+        char hex[33];
+        hex_encode(md5, 16, hex);
+        T_EXPECT("md5 RFC 1321 vector", !strcmp(hex, "900150983cd24fb0d6963f7d28e17f72"));
+        T_EXPECT("etag is md5: quoted", s3_etag_is_md5("\"900150983cd24fb0d6963f7d28e17f72\"", md5));
+        T_EXPECT("etag is md5: upper case", s3_etag_is_md5("900150983CD24FB0D6963F7D28E17F72", md5));
+        T_EXPECT("etag is md5: multipart is not", !s3_etag_is_md5("\"900150983cd24fb0d6963f7d28e17f72-2\"", md5));
+        T_EXPECT("etag is md5: another", !s3_etag_is_md5("\"000150983cd24fb0d6963f7d28e17f72\"", md5));
+        struct aws_ctx a = { 0 }, other = { 0 };
+        snprintf(a.s3_endpoint, sizeof a.s3_endpoint, "http://127.0.0.1:1");
+        snprintf(other.s3_endpoint, sizeof other.s3_endpoint, "http://127.0.0.1:2");
+        s3traits_reset();
+        T_EXPECT("traits: none known", s3traits_get(&a, "b") == 0);
+        T_EXPECT("traits: new one said", s3traits_add(&a, "b", S3T_IFMATCH_UNQUOTED));
+        T_EXPECT("traits: known one not said again", !s3traits_add(&a, "b", S3T_IFMATCH_UNQUOTED));
+        T_EXPECT("traits: per bucket", s3traits_get(&a, "c") == 0);
+        T_EXPECT("traits: per endpoint", s3traits_get(&other, "b") == 0);
+        T_EXPECT("traits: kept", s3traits_get(&a, "b") == S3T_IFMATCH_UNQUOTED);
+        T_EXPECT("traits: removed", s3traits_del(&a, "b", S3T_IFMATCH_UNQUOTED) && s3traits_get(&a, "b") == 0);
+        T_EXPECT("traits: removing what is not there", !s3traits_del(&a, "b", S3T_NO_CRC));
+        char name[16];
+        for (int i = 0; i < S3_TRAITS_MAX + 4; i++) {
+                snprintf(name, sizeof name, "b%d", i);
+                s3traits_add(&other, name, S3T_NO_CRC);
+        }
+        snprintf(name, sizeof name, "b%d", S3_TRAITS_MAX + 3);
+        T_EXPECT("traits: bounded (past the table, nothing is learnt)", s3traits_get(&other, name) == 0);
+        s3traits_reset();
+}
+
 int main(int argc, char **argv) {
         t_vectors_from(argc, argv);
         test_list();
         test_uri();
+        test_etags_and_traits();
         return t_summary();
 }

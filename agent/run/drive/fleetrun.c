@@ -147,6 +147,10 @@ static int commit_experiment(struct run *R, size_t i) {
                         log_info("experiment %s committed (attempt %d)", R->job.experiments[i].name, s->attempts);
                         return 0;
                 }
+                if (r == -MF_ESTORE) {
+                        failed(R, "committing experiment %s: %s", R->job.experiments[i].name, l.out.msg);
+                        return r;
+                }
                 log_warn("experiment %s: its results are not all in S3 yet (%s); trying again",
                          R->job.experiments[i].name, r == -EIO ? "uploads failed" : l.out.msg);
                 /* the keeper may have given the claim up meanwhile: ledger_held reads it under the ledger's lock */
@@ -184,7 +188,10 @@ static int run_claimed(struct run *R, int i) {
         if (s->st != EXP_DONE)
                 return CLAIM_AGAIN; /* its claim was lost (another instance's now), or the run is over (shipped, then
                                      * given back) */
-        if (commit_experiment(R, (size_t)i) < 0) {
+        int c = commit_experiment(R, (size_t)i);
+        if (c == -MF_ESTORE)
+                return EV_FAILED;
+        if (c < 0) {
                 ev = pending_event(R);
                 return ev >= 0 ? ev : EV_EXP_ENDED;
         }
@@ -256,6 +263,8 @@ int fleet_start(struct run *R) {
                         continue;
                 }
                 refused = 0;
+                if (r == -MF_ESTORE) /* the store refuses what AWS accepts: no claim can ever take */
+                        return failed(R, "claiming experiment %s: %s", R->job.experiments[i].name, l.out.msg);
                 if (r == -E2BIG) {
                         log_error("experiment %s: max_attempts (%d) is spent", R->job.experiments[i].name,
                                   R->job.fleet.max_attempts);

@@ -42,6 +42,8 @@ int act_fetch(struct run *R) {
         /* in a shared run -EAGAIN (others kept writing it) is an answer too: the location takes writes */
         int w = build_status(R, false, &sp.js) == 0 ? io(R, do_put_status, &sp) : 0;
         free(sp.js);
+        if (w == -MF_ESTORE) /* it takes writes, but not a shared run's: ended here, its logs and status shipped */
+                return failed(R, "the results location %s: %s", R->results_uri, sp.res.msg);
         if (w < 0 && w != -EAGAIN) {
                 R->ship_ready = false; /* nothing can be shipped there */
                 return failed(R, "cannot write to the results location %s: %s", R->results_uri, sp.res.msg);

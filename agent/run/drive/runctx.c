@@ -264,6 +264,9 @@ int on_watch(struct run *R) {
         time_t when = R->watch.spot_time;
         pthread_mutex_unlock(&R->watch.lock);
         check_gpu_health(R);
+        char broken[1024];
+        if (R->ledger_ok && ledger_take_broken(&R->ledger, broken, sizeof broken))
+                return failed(R, "%s", broken); /* the experiment stops, ships, and the run ends in error */
         if (R->ledger_ok && ledger_take_lost(&R->ledger) && R->cur_idx >= 0) {
                 /* another instance may take it soon: no side effect of this one may outlive the claim */
                 log_error("the claim on experiment %s could not be renewed: stopping it (another instance takes it over)",

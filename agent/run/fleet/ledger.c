@@ -11,6 +11,7 @@
 #include "aws/ec2.h"
 #include "aws/s3.h"
 #include "aws/s3cas.h"
+#include "aws/s3traits.h"
 #include "log.h"
 #include "util.h"
 
@@ -115,6 +116,7 @@ static int on_item(void *ud, const struct s3_object *o) {
                         snprintf(e->lease_etag, sizeof e->lease_etag, "%s", etag);
                         e->seen_since = now_mono();
                         e->seen_holder = false;
+                        e->released = false;
                         e->holder[0] = 0;
                         e->holder_gone = false;
                 }
@@ -253,6 +255,7 @@ static int ledger_refresh_locked(struct ledger *L, struct aws_result *out) {
                     lkey(L, key, out, "lease/%s.json", L->job->experiments[i].name) == 0 &&
                     get_json(L, &h, key, &o, NULL, out) == 0) {
                         str_field(o, "holder", e->holder, sizeof e->holder);
+                        e->released = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "released"));
                         e->seen_holder = true;
                 }
                 cJSON_Delete(o);
@@ -264,7 +267,7 @@ static int ledger_refresh_locked(struct ledger *L, struct aws_result *out) {
                 if (e->held && !e->mine && !e->stale && e->holder[0] && !e->holder_gone &&
                     ledger_lease_overdue(e->seen_since, now, L->ttl))
                         e->holder_gone = holder_gone(L, &h, e->holder);
-                e->stale |= e->holder_gone;
+                e->stale |= e->holder_gone || (e->released && !e->mine);
                 if (l->seen_exp[i] && strcmp(L->exp_etag[i], l->exp_etag[i]) &&
                     lkey(L, key, out, "exp/%s.json", L->job->experiments[i].name) == 0 &&
                     get_json(L, &h, key, &o, NULL, out) == 0) {
@@ -338,8 +341,9 @@ static void nonce(char out[17]) {
         hex_encode(b, sizeof b, out);
 }
 
-/* The lease's body: unique per write, so that a lost answer can be recognised by reading it back. */
-static char *lease_body(const struct ledger *L, long generation, int attempt) {
+/* The lease's body: unique per write, so that a lost answer can be recognised by reading it back. released: given
+ * back (on a store that ignores If-Match on DELETE a claim is given back so, never deleted): free to take at once. */
+static char *lease_body_as(const struct ledger *L, long generation, int attempt, bool released) {
         char n[17];
         nonce(n);
         _cleanup_(cjson_deletep) cJSON *o = cJSON_CreateObject();
@@ -351,7 +355,13 @@ static char *lease_body(const struct ledger *L, long generation, int attempt) {
         cJSON_AddNumberToObject(o, "ttl", (double)L->ttl);
         cJSON_AddNumberToObject(o, "time", (double)now_wall());
         cJSON_AddStringToObject(o, "nonce", n);
+        if (released)
+                cJSON_AddTrueToObject(o, "released");
         return cJSON_PrintUnformatted(o);
+}
+
+static char *lease_body(const struct ledger *L, long generation, int attempt) {
+        return lease_body_as(L, generation, attempt, false);
 }
 
 /* attempts + 1 and this instance in the experiment's record (compare-and-swap, retried). The new count; -E2BIG,
@@ -407,6 +417,14 @@ static int ledger_claim_locked(struct ledger *L, int i, int max_attempts, struct
         struct http_client h;
         if ((r = http_client_init(&h)) < 0)
                 return r;
+        if (!L->probed) {
+                /* how this store gives a claim back: asked once, before the first claim */
+                char scratch[S3_MAX_KEY + 1];
+                struct aws_result o2 = { 0 };
+                if (lkey(L, scratch, &o2, "probe/%s.json", L->instance) == 0 &&
+                    s3cas_probe_delete(L->c, &h, L->bucket, scratch, &o2) >= 0)
+                        L->probed = true;
+        }
         long generation = 1;
         const char *if_match = NULL;
         if (e->held && L->held != i) {
@@ -461,17 +479,6 @@ double ledger_lease_left(const struct ledger *L) {
 }
 
 
-/* After a 412 on a renewal: whether the lease object still carries the ETag this instance wrote last (S3 does not
- * answer 412 to a matching If-Match, but a proxy or a confused retry may: then the write did not happen). */
-static bool lease_unchanged(struct ledger *L, struct http_client *h, const char *key) {
-        cJSON *o = NULL;
-        char etag[128];
-        struct aws_result out = { 0 };
-        bool same = get_json(L, h, key, &o, etag, &out) == 0 && !strcmp(etag, L->etag);
-        cJSON_Delete(o);
-        return same;
-}
-
 static int ledger_renew_locked(struct ledger *L, struct aws_result *out) {
         if (L->held < 0)
                 return -ENOENT;
@@ -486,14 +493,14 @@ static int ledger_renew_locked(struct ledger *L, struct aws_result *out) {
                 _cleanup_free_ char *body = lease_body(L, L->generation, L->attempt);
                 double t0 = now_mono();
                 char tag[128];
+                /* a 412 here is a lease another instance wrote: s3cas_put has read it back (a store that refused a
+                 * write whose condition held is -MF_ESTORE, not a loss) */
                 r = body ? s3cas_put(L->c, &h, L->bucket, key, body, L->etag, false, tag, out) : -ENOMEM;
                 if (r == 0) {
                         snprintf(L->etag, sizeof L->etag, "%s", tag);
                         L->renewed_at = t0;
                         break;
                 }
-                if (r == -MF_EPRECOND && lease_unchanged(L, &h, key))
-                        continue; /* the lease is still the one this instance wrote last: nothing was written, again */
                 if (r != -MF_ECONFLICT)
                         break; /* 412: taken; anything else: try at the next renewal */
         }
@@ -519,7 +526,14 @@ static int ledger_release_locked(struct ledger *L, struct aws_result *out) {
         int r = lkey(L, key, out, "lease/%s.json", L->job->experiments[L->held].name);
         struct http_client h;
         if (r == 0 && (r = http_client_init(&h)) == 0) {
-                r = s3cas_delete(L->c, &h, L->bucket, key, L->etag, out);
+                if (s3traits_get(L->c, L->bucket) & S3T_DELETE_IGNORES_IFMATCH) {
+                        /* a delete would not check the ETag: the lease is overwritten as released, on its ETag */
+                        _cleanup_free_ char *body = lease_body_as(L, L->generation, L->attempt, true);
+                        char tag[128];
+                        r = body ? s3cas_put(L->c, &h, L->bucket, key, body, L->etag, false, tag, out) : -ENOMEM;
+                } else {
+                        r = s3cas_delete(L->c, &h, L->bucket, key, L->etag, out);
+                }
                 http_client_free(&h);
         }
         if (r == 0 || r == -MF_EPRECOND)
@@ -776,6 +790,11 @@ static void *keeper(void *ud) {
                         int r = ledger_renew(L, &out); /* under the lock: the driver waits for it */
                         if (r == -MF_EPRECOND)
                                 lose(L);
+                        else if (r == -MF_ESTORE && !L->broken) {
+                                L->broken = true; /* the run cannot be kept on this store: the driver ends it */
+                                snprintf(L->broken_msg, sizeof L->broken_msg, "%s", out.msg);
+                                wake(L);
+                        }
                         else if (r < 0 && ledger_lease_left(L) < (double)L->ttl / 6)
                                 lose(L); /* cannot renew in time: give it up while no one can take it yet */
                 }
@@ -875,6 +894,17 @@ bool ledger_take_cancel(struct ledger *L, char *by, size_t n) {
         L->cancel_news = false;
         if (news)
                 snprintf(by, n, "%s", L->cancel_news_by);
+        pthread_mutex_unlock(&L->lock);
+        return news;
+}
+
+bool ledger_take_broken(struct ledger *L, char *msg, size_t n) {
+        pthread_mutex_lock(&L->lock);
+        bool news = L->broken && !L->broken_taken;
+        if (news) {
+                L->broken_taken = true;
+                snprintf(msg, n, "%s", L->broken_msg);
+        }
         pthread_mutex_unlock(&L->lock);
         return news;
 }

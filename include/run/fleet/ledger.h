@@ -50,6 +50,8 @@ struct ledger_exp {
         bool stale;                   /* ... and its ETag has not changed for ttl × LEDGER_SKEW here */
         bool alive;                   /* ... and its ETag changed while this instance watched: its holder renews */
         bool holder_gone;             /* ... and EC2 says its holder is going or gone: taken over at once (stale) */
+        bool released;                /* ... and its holder gave it back by overwriting it (a store that ignores
+                                       * If-Match on DELETE): taken at once (stale) */
         char lease_etag[128];
         double seen_since;            /* monotonic: when this instance first saw lease_etag */
         char holder[32];              /* the lease's holder (read once per ETag) */
@@ -101,6 +103,9 @@ struct ledger {
         struct ledger_peer peers[LEDGER_MAX_PEERS];
         size_t n_peers;
         bool ec2_denied;              /* DescribeInstances refused: vanished holders wait out their TTL */
+        bool probed;                  /* how the store treats If-Match on DELETE is known (s3cas_probe_delete) */
+        bool broken, broken_taken;    /* the store refused a renewal whose condition held (-MF_ESTORE) */
+        char broken_msg[1024];
 };
 
 int ledger_init(struct ledger *L, struct aws_ctx *c, const char *bucket, const char *prefix, const char *instance,
@@ -188,5 +193,7 @@ int ledger_held(struct ledger *L);
 bool ledger_take_over(struct ledger *L);
 /* The keeper found the run's cancel record (once; the news is cleared): who cancelled it into by. */
 bool ledger_take_cancel(struct ledger *L, char *by, size_t n);
+/* The store refused a renewal whose condition held (-MF_ESTORE): once, its one-line message into msg. */
+bool ledger_take_broken(struct ledger *L, char *msg, size_t n);
 /* The held lease was lost (the flag is cleared). */
 bool ledger_take_lost(struct ledger *L);

@@ -39,6 +39,7 @@ struct shipper {
         char *status_json;        /* pending status.json, NULL when shipped */
         bool status_shared;       /* a run shared by instances: status.json never over the final one (the ender's) */
         bool status_closed;       /* ... and the run is over: no more status.json from here */
+        unsigned long status_refused; /* shared status.json writes refused (412, or a store that bends the rules) */
         /* checkpoints: <ckpt_base>/<experiment>/ in the workdir → checkpoint/<experiment>/ */
         char ckpt_base[4096];     /* relative to the workdir; "" = none */
         const struct run_user *ckpt_user;
