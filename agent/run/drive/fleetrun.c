@@ -60,7 +60,11 @@ static void sync_from_ledger(struct run *R) {
 static void fleet_end(struct run *R, enum outcome o, const char *reason) {
         struct ledger_call l = { .outcome = outcome_name(o), .reason = reason };
         int r = io(R, do_end, &l);
-        if (r < 0) {
+        if (r == -MF_ESTORE) {
+                log_warn("cannot write the run's end record on a store that refuses conditional writes: ending it "
+                         "from here");
+                r = 1;
+        } else if (r < 0) {
                 log_warn("cannot write the run's end record (%s): ending it from here", l.out.msg);
                 r = 1;
         }

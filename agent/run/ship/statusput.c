@@ -61,14 +61,15 @@ static int put_shared_status(struct shipper *s, struct http_client *h, const cha
 }
 
 /* A shared status.json write that did not land: counted, and said the first time and every 100th (a store that
- * refuses them all would otherwise drop every view of the run without a word; `mayfly status` says it is stale). */
-static int count_refusal(struct shipper *s, int r, const struct aws_result *out) {
+ * refuses them all would otherwise drop every view of the run without a word; `mayfly status` says it is stale).
+ * say: false when the caller reports it itself. */
+static int count_refusal(struct shipper *s, int r, const struct aws_result *out, bool say) {
         if (r != -EAGAIN && r != -MF_EPRECOND && r != -MF_ESTORE)
                 return r;
         pthread_mutex_lock(&s->lock);
         unsigned long n = ++s->status_refused;
         pthread_mutex_unlock(&s->lock);
-        if (n == 1 || n % 100 == 0)
+        if (say && (n == 1 || n % 100 == 0))
                 log_warn("status.json not updated (%lu refused so far): %s", n, out->msg);
         return r;
 }
@@ -85,7 +86,7 @@ int shipper_put_status(struct shipper *s, const char *json, struct aws_result *o
         struct http_client h;
         if ((r = http_client_init(&h)) < 0)
                 return r;
-        r = count_refusal(s, put_shared_status(s, &h, key, json, out), out);
+        r = count_refusal(s, put_shared_status(s, &h, key, json, out), out, false);
         http_client_free(&h);
         return r;
 }
@@ -118,8 +119,14 @@ int shipper_put_file(struct shipper *s, const char *path, const char *rel, struc
 int shipper_status_write(struct shipper *s, struct http_client *h, const char *json, struct aws_result *out) {
         char key[S3_MAX_KEY + 1];
         int r = shipper_key(s, "status.json", key, out);
-        if (r == 0 && s->status_shared)
-                r = s->status_closed ? 0 : count_refusal(s, put_shared_status(s, h, key, json, out), out);
+        if (r == 0 && s->status_shared && !s->status_closed) {
+                /* a running view refused is counted and said, not a shipping failure: the next one may land, and
+                 * the final status is the ender's own (unconditional) write */
+                r = count_refusal(s, put_shared_status(s, h, key, json, out), out, true);
+                if (r == -EAGAIN || r == -MF_EPRECOND || r == -MF_ESTORE)
+                        r = 0;
+        } else if (r == 0 && s->status_shared)
+                r = 0;
         else if (r == 0)
                 r = s3_put(s->c, h, s->bucket, key, json, -1, 0, strlen(json), "application/json", NULL, NULL, out);
         return r;
