@@ -10,7 +10,7 @@ import os
 import signal
 import time
 
-from harness import check
+from harness import check, mayfly
 from test_run import with_run
 
 BENT = "this S3 store refuses conditional writes that AWS accepts"
@@ -122,3 +122,26 @@ def test_a_refusal_a_read_contradicts_is_retried_in_the_other_form_and_the_run_g
         check(st and st["outcome"] == "succeeded", json.dumps(st)[:1000])
         r.cloud.faults_done()
     with_run(_job("form", ["./long.sh", "6"]), body)
+
+
+def test_refused_shared_status_writes_are_counted_and_status_says_stale():
+    def body(r):
+        # the first status.json (If-None-Match) lands; every later one (If-Match) is refused
+        r.cloud.faults([_refuse("If-Match", "/status.json")])
+        r.start()
+        uri = "s3://mayfly-test/results/stale/stale-1/"
+        deadline = time.time() + 60
+        text = ""
+        while time.time() < deadline and "stale:" not in text:
+            time.sleep(2)
+            p = mayfly("status", uri, env=r.cloud.admin_env())
+            text = p.stdout.decode(errors="replace")
+        check("alive:" in text and "stale:" in text, "no stale line: %s" % text[-1500:])
+        r.proc.send_signal(signal.SIGTERM)
+        r.proc.communicate(timeout=60)
+        log = _agent_log(r)
+        said = [l for l in log.splitlines() if "status.json not updated (" in l]
+        check(said and "(1 refused so far)" in said[0], "the refusals were not said: %s" % log[-2000:])
+        check(len(said) <= 2, "said at every refusal: %d lines" % len(said))
+        r.cloud.faults_done()
+    with_run(_job("stale", ["./long.sh", "60"], log_interval=1), body)
