@@ -24,7 +24,25 @@ static void expect_env(const char *label, char **got, const char *const *want) {
         t_result(name, got && n == w, "got %zu, want %zu", n, w);
 }
 
+/* The groups an experiment does not get, and keep_groups */
+static void test_dropped_groups(void) {
+        char *keep[] = { "docker", NULL };
+        static const char *const admin[] = { "root", "sudo", "wheel", "admin", "adm", "docker", "lxd", "disk",
+                                             "systemd-journal" };
+        for (size_t i = 0; i < ARRAY_SIZE(admin); i++) {
+                char name[96];
+                snprintf(name, sizeof name, "group %s dropped", admin[i]);
+                T_EXPECT(name, run_group_dropped(admin[i], NULL));
+        }
+        T_EXPECT("an ordinary group kept", !run_group_dropped("video", NULL) && !run_group_dropped("users", NULL));
+        T_EXPECT("a kept group kept", !run_group_dropped("docker", keep));
+        T_EXPECT("keeping one keeps only it", run_group_dropped("sudo", keep));
+        T_EXPECT("a prefix is not the group", !run_group_dropped("dockers", NULL) && !run_group_dropped("ad", NULL));
+        T_EXPECT("no name", !run_group_dropped(NULL, NULL));
+}
+
 int main(void) {
+        test_dropped_groups();
         struct run_user u = { .uid = 1234, .gid = 1234, .switch_user = true };
         snprintf(u.name, sizeof u.name, "%s", "experimentuser1"); /* 15 characters */
         snprintf(u.home, sizeof u.home, "%s", "/home/experimentuser1/with/a/rather/long/home/directory");

@@ -487,6 +487,32 @@ static int parse_outputs(struct pctx *p, const cJSON *root, struct job *j) {
         return 0;
 }
 
+/* keep_groups: the administrators' groups a named run user keeps (each a way to root: documented so) */
+static int parse_keep_groups(struct pctx *p, const cJSON *root, struct job *j) {
+        const cJSON *o = cJSON_GetObjectItemCaseSensitive(root, "keep_groups");
+        if (!o)
+                return 0;
+        if (!cJSON_IsArray(o) || cJSON_GetArraySize(o) > JOB_MAX_KEEP_GROUPS)
+                return fail(p, "$.keep_groups", "must be an array of at most 16 group names", NULL);
+        if (!j->user)
+                return fail(p, "$.keep_groups", "needs \"user\": the default run user, mayfly, is in no such group",
+                            NULL);
+        j->keep_groups = calloc(JOB_MAX_KEEP_GROUPS + 1, sizeof(char *));
+        if (!j->keep_groups)
+                return -ENOMEM;
+        int i = 0;
+        for (const cJSON *c = o->child; c; c = c->next, i++) {
+                char sub[64];
+                snprintf(sub, sizeof sub, "$.keep_groups[%d]", i);
+                if (!cJSON_IsString(c) || !*c->valuestring || strlen(c->valuestring) > 64 ||
+                    strpbrk(c->valuestring, "/: \t\n"))
+                        return fail(p, sub, "must be a group name", NULL);
+                if (!(j->keep_groups[i] = strdup(c->valuestring)))
+                        return -ENOMEM;
+        }
+        return 0;
+}
+
 static int parse_sub(struct pctx *p, const cJSON *root, struct job *j) {
         const cJSON *ck = cJSON_GetObjectItemCaseSensitive(root, "checkpoint");
         int r = 0;
@@ -602,6 +628,9 @@ void job_free(struct job *j) {
         free(j->results);
         free(j->env_value);
         free(j->user);
+        for (char **g = j->keep_groups; g && *g; g++)
+                free(*g);
+        free(j->keep_groups);
         free(j->checkpoint_dir);
         free(j->notify.sns_topic);
         free(j->notify.webhook);
@@ -660,7 +689,7 @@ static int parse_name_and_places(struct pctx *p, const cJSON *root, struct job *
 
 static int parse_root(struct pctx *p, const cJSON *root, struct job *j) {
         static const char *const keys[] = { "name", "source", "workdir", "results", "env", "environment", "user",
-                                            "experiments", "continue_on_failure", "outputs", "checkpoint", "gpu",
+                                            "keep_groups", "experiments", "continue_on_failure", "outputs", "checkpoint", "gpu",
                                             "max_runtime", "log_interval", "on_exit", "on_error", "spot",
                                             "stop_grace", "ship_timeout", "notify", "run_id", "fleet", "lease_ttl",
                                             "$schema", NULL };
@@ -674,6 +703,7 @@ static int parse_root(struct pctx *p, const cJSON *root, struct job *j) {
         STEP(parse_experiments(p, root, j));
         STEP(get_bool(p, root, "continue_on_failure", "$", &j->continue_on_failure));
         STEP(parse_outputs(p, root, j));
+        STEP(parse_keep_groups(p, root, j));
         STEP(parse_sub(p, root, j));
         STEP(get_duration(p, root, "max_runtime", "$", 1, &j->max_runtime));
         STEP(get_duration(p, root, "log_interval", "$", 1, &j->log_interval));

@@ -325,12 +325,15 @@ int take_workdir(struct run *R, bool create) {
         if (R->workfd >= 0)
                 return 0;
         if (!R->user_ok) {
-                int r = run_user_resolve(R->job.user, &R->user, err, sizeof err);
+                int r = run_user_resolve(R->job.user, R->job.keep_groups, &R->user, err, sizeof err);
                 if (r < 0) {
                         failed(R, "%s", err);
                         return r;
                 }
                 R->user_ok = true;
+                if (R->user.dropped)
+                        log_info("run user %s: %d administrators' group%s not given to the experiment (keep_groups "
+                                 "keeps one by name)", R->user.name, R->user.dropped, R->user.dropped == 1 ? "" : "s");
         }
         if (!create && access(R->workdir, F_OK) != 0)
                 return -ENOENT;

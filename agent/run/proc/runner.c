@@ -29,13 +29,42 @@ static int fill_user(const struct passwd *pw, struct run_user *u) {
         return 0;
 }
 
+/* Groups that are a way to root (or to every user's files): an AMI's administrator is in them, an experiment is not,
+ * unless the job keeps them by name (keep_groups). */
+static const char *const admin_groups[] = { "root", "sudo", "wheel", "admin", "adm", "docker", "lxd", "disk",
+                                             "systemd-journal", NULL };
+
+bool run_group_dropped(const char *group, char *const *keep) {
+        if (!group)
+                return false;
+        for (char *const *k = keep; k && *k; k++)
+                if (!strcmp(*k, group))
+                        return false;
+        for (const char *const *a = admin_groups; *a; a++)
+                if (!strcmp(*a, group))
+                        return true;
+        return false;
+}
+
 /* Supplementary groups, looked up here rather than with initgroups() in the child: NSS is not async-signal-safe,
- * and the child of a multithreaded process may only make async-signal-safe calls. */
-static int resolve_groups(struct run_user *u) {
+ * and the child of a multithreaded process may only make async-signal-safe calls. The administrators' groups go
+ * (run_group_dropped); the primary group stays. */
+static int resolve_groups(struct run_user *u, char *const *keep) {
+        gid_t all[RUN_USER_MAX_GROUPS];
         int n = RUN_USER_MAX_GROUPS;
-        if (getgrouplist(u->name, u->gid, u->groups, &n) < 0)
+        if (getgrouplist(u->name, u->gid, all, &n) < 0)
                 return -E2BIG;
-        u->ngroups = n;
+        u->ngroups = 0;
+        for (int i = 0; i < n; i++) {
+                struct group gr, *res = NULL;
+                char buf[16384];
+                if (all[i] != u->gid && getgrgid_r(all[i], &gr, buf, sizeof buf, &res) == 0 && res &&
+                    run_group_dropped(res->gr_name, keep)) {
+                        u->dropped++;
+                        continue;
+                }
+                u->groups[u->ngroups++] = all[i];
+        }
         return 0;
 }
 
@@ -67,7 +96,7 @@ static int create_mayfly_user(char *err, size_t errlen) {
         return 0;
 }
 
-int run_user_resolve(const char *wanted, struct run_user *ret, char *err, size_t errlen) {
+int run_user_resolve(const char *wanted, char *const *keep_groups, struct run_user *ret, char *err, size_t errlen) {
         struct run_user u = { 0 };
         if (geteuid() != 0) {
                 struct passwd pw, *res = NULL;
@@ -98,7 +127,8 @@ int run_user_resolve(const char *wanted, struct run_user *ret, char *err, size_t
                         snprintf(err, errlen, "user '%s' does not exist", wanted);
                         return -ENOENT;
                 }
-        } else if (lookup("ec2-user", &u) < 0 && lookup("ubuntu", &u) < 0 && lookup("mayfly", &u) < 0) {
+        } else if (lookup("mayfly", &u) < 0) {
+                /* never the AMI's administrator (ec2-user, ubuntu: passwordless sudo, docker): a user of its own */
                 int r = create_mayfly_user(err, errlen);
                 if (r < 0)
                         return r;
@@ -107,7 +137,7 @@ int run_user_resolve(const char *wanted, struct run_user *ret, char *err, size_t
                         return -ENOENT;
                 }
         }
-        if (resolve_groups(&u) < 0) {
+        if (resolve_groups(&u, wanted ? keep_groups : NULL) < 0) {
                 snprintf(err, errlen, "user '%s' is in more than %d groups", u.name, RUN_USER_MAX_GROUPS);
                 return -E2BIG;
         }

@@ -6,6 +6,7 @@
 
 #define JOB_MAX_BYTES (256 * 1024)
 #define JOB_MAX_EXPERIMENTS 256
+#define JOB_MAX_KEEP_GROUPS 16
 #define JOB_MAX_OUTPUTS 64
 #define JOB_MAX_ENV 128
 #define JOB_DEFAULT_PATH "/etc/mayfly/job.json"
@@ -60,7 +61,8 @@ struct job {
         enum job_env env_kind;
         char *env_value;
         char **environment;   /* KEY=VALUE, NULL-terminated */
-        char *user;           /* NULL = choose an unprivileged user */
+        char *user;           /* NULL = the dedicated unprivileged `mayfly` user */
+        char **keep_groups;   /* administrators' groups a named user keeps (NULL-terminated; NULL: none) */
         struct experiment *experiments;
         size_t n_experiments;
         bool continue_on_failure;

@@ -16,11 +16,17 @@ struct run_user {
         char home[4096];
         char shell[4096];
         bool switch_user;     /* false when the agent is not root: run as ourselves */
+        int dropped;          /* administrators' groups it is in that the experiment does not get */
 };
 
-/* Picks the user: the spec's, else ec2-user, else ubuntu, else a dedicated `mayfly` system user (created).
- * Never root unless the spec names root. */
-int run_user_resolve(const char *wanted, struct run_user *ret, char *err, size_t errlen);
+/* Picks the user: the spec's, else a dedicated `mayfly` system user (created when missing; never the AMI's
+ * administrator). Never root unless the spec names root. A named user's supplementary groups lose the
+ * administrators' (run_group_dropped) unless keep_groups (NULL-terminated) names them; `mayfly` keeps none but its
+ * own. */
+int run_user_resolve(const char *wanted, char *const *keep_groups, struct run_user *ret, char *err, size_t errlen);
+/* Pure: whether a supplementary group is taken from the experiment: root, sudo, wheel, admin, adm, docker, lxd,
+ * disk and systemd-journal (ways to root, or to every file), unless keep names it. */
+bool run_group_dropped(const char *group, char *const *keep);
 
 struct spawn {
         char *const *argv;
