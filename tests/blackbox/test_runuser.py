@@ -55,3 +55,32 @@ def test_a_named_user_loses_the_administrators_groups_unless_kept():
     finally:
         user_del(user)
         _users_locked(["groupdel", grp])
+
+
+def test_an_environment_the_run_user_cannot_read_is_named_with_the_user():
+    """A venv (or a Conda) found by root in a home the run user cannot enter (~ubuntu/anaconda3 with the home 0700):
+    the run fails at PREPARE naming the file and the user; readable, it activates."""
+    import shutil
+    import tempfile
+    home = tempfile.mkdtemp(prefix="mayfly-home-")
+    try:
+        venv = os.path.join(home, "venv")
+        os.makedirs(os.path.join(venv, "bin"))
+        with open(os.path.join(venv, "bin", "activate"), "w") as f:
+            f.write('export VIRTUAL_ENV="%s"\n' % venv)
+        os.chmod(home, 0o700)
+
+        def refused(r):
+            rc = r.run()
+            check(rc != 0, "ran with an unreadable venv")
+            want = "%s/bin/activate: not readable by the run user %s" % (venv, r.job["user"])
+            check(want in r.stderr, "no line naming the file and the user: %s" % r.stderr[-1500:])
+        with_run({"env": {"venv": venv}, "experiments": [{"name": "a", "command": ["./ids.sh"]}]}, refused)
+        os.chmod(home, 0o755)
+
+        def activates(r):
+            rc = r.run()
+            check(rc == 0, r.stderr[-1500:])
+        with_run({"env": {"venv": venv}, "experiments": [{"name": "a", "command": ["./ids.sh"]}]}, activates)
+    finally:
+        shutil.rmtree(home, ignore_errors=True)

@@ -3,6 +3,8 @@
  * start and supervise the experiments one after another, stop the running one, ship everything. */
 #include "run/drive/phases.h"
 
+#include "run/proc/asuser.h"
+
 #include <fcntl.h>
 #include <systemd/sd-daemon.h>
 
@@ -65,6 +67,23 @@ int act_fetch(struct run *R) {
 
 /* ---------- PREPARE ---------- */
 
+struct readable {
+        const char *path;
+        int err;
+};
+
+/* On the run user's identity (as_user): whether the file can be opened for reading. */
+static int readable_by(void *arg) {
+        struct readable *rd = arg;
+        int fd = open(rd->path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+        if (fd < 0) {
+                rd->err = errno;
+                return -errno;
+        }
+        close(fd);
+        return 0;
+}
+
 int act_prepare(struct run *R) {
         char err[1024];
         if (take_workdir(R, true) < 0)
@@ -73,6 +92,11 @@ int act_prepare(struct run *R) {
         struct envact_search search = { .conda_exe = env_nonempty("CONDA_EXE"), .home = R->user.home };
         if (envact_resolve(&es, &search, &R->env, err, sizeof err) < 0)
                 return failed(R, "%s", err);
+        /* found by root; the run user must be able to read it (a Conda in another user's home, ~ubuntu/anaconda3) */
+        struct readable rd = { .path = R->env.kind == ENV_VENV ? R->env.activate : R->env.conda_sh, .err = EPERM };
+        if (rd.path[0] && as_user(&R->user, -1, readable_by, &rd) < 0)
+                return failed(R, "%s: not readable by the run user %s (%s): make it readable by that user, or name "
+                              "its owner in \"user\"", rd.path, R->user.name, strerror(rd.err));
         if (!R->gpu && !R->gpu_hung) {
                 bool wait = R->job.gpu_require || R->job.gpu_idle > 0;
                 if (wait) {
