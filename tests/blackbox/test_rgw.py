@@ -243,6 +243,11 @@ def test_run_with_run_id(g):
         check(len(statuses) >= 2, "status.json was never updated: %d versions seen" % len(statuses))
         s3log = r.get("logs/agent.log").decode(errors="replace")
         check("lease-lost" not in s3log and "succeeded" in s3log, s3log[-1500:])
+        # what the agent learnt of RGW 16.2, said once each: If-Match without quotes, DELETE ignoring If-Match
+        # (claims given back by a released overwrite), no CRC32 kept (Content-MD5)
+        for said in ("compares If-Match without", "ignores If-Match on DELETE", "echoes no CRC32 checksum"):
+            check(log.count(said) == 1, "%r said %d times: %s" % (said, log.count(said), log[-2500:]))
+        check("refuses conditional writes that AWS accepts" not in log, log[-2000:])
         check(r.get("logs/a/stdout.log").decode().endswith("step 9\n"), r.get("logs/a/stdout.log")[-200:])
         keys = [o["Key"][len(pre):] for o in s3.list_objects_v2(Bucket=BUCKET, Prefix=pre)["Contents"]]
         check("ledger/done/a.json" in keys and "ledger/end.json" in keys, repr(keys))
@@ -284,29 +289,47 @@ def test_the_flip_proxy_is_caught_by_content_md5(g):
     check(g.boto().get_object(Bucket=BUCKET, Key="md5/ctl.bin")["Body"].read() == body, "other bytes stored")
 
 
-def test_corrupt_upload_refused(g):
-    """One part of a 20 MiB upload (three parts) has a byte flipped on the wire: RGW answers 400 BadDigest (the part
-    carries Content-MD5; RGW ignores x-amz-checksum-crc32), mayfly sends the part again and the object ends
-    byte-exact."""
-    src = rand_file(g, "flip.bin", 20 << 20)
-    with FlipProxy(("127.0.0.1", g.port), flip=2) as proxy:
-        p = mayfly("cp", src, "s3://%s/flip/flip.bin" % BUCKET, env=g.env(endpoint=proxy.endpoint))
+def _flipped_upload(g, name, flip):
+    """A 20 MiB upload (three parts, one at a time) through a proxy that flips one byte of the flip-th PUT body:
+    what went through, and whether the object came back byte-exact."""
+    src = rand_file(g, name, 20 << 20)
+    with FlipProxy(("127.0.0.1", g.port), flip=flip) as proxy:
+        p = mayfly("cp", src, "s3://%s/flip/%s" % (BUCKET, name), "--concurrency", "1",
+                   env=g.env(endpoint=proxy.endpoint))
         puts = [(path.split("?", 1)[-1].split("&")[0], "content-md5" in h) for m, path, h in proxy.requests
                 if m == "PUT"]
         answers = [a for a in proxy.answers if a[0] == "PUT"]
         flipped = proxy.flipped
     check(flipped == 1, "the proxy changed %d bodies: %r" % (flipped, proxy.answers))
-    back = os.path.join(g.tmp, "flip-back.bin")
+    back = os.path.join(g.tmp, name + ".back")
     stored = None
-    if mayfly("cp", "s3://%s/flip/flip.bin" % BUCKET, back, env=g.env()).returncode == 0:
+    if mayfly("cp", "s3://%s/flip/%s" % (BUCKET, name), back, env=g.env()).returncode == 0:
         stored = "byte-exact" if sha(back) == sha(src) else "CORRUPT (sha256 %s, sent %s)" % (sha(back)[:16],
                                                                                             sha(src)[:16])
-    refused = [a for a in answers if a[2] == 400 and a[3] == "BadDigest"]
     why = "exit %d (%s); stored object: %s; PUTs (part, Content-MD5 sent): %r; answers: %r" % (
         p.returncode, out(p)[-500:], stored or "none", puts, [a[2:] for a in answers])
-    check(len(refused) == 1, "RGW refused %d PUTs with BadDigest, not 1: %s" % (len(refused), why))
     check(p.returncode == 0 and stored == "byte-exact", "the flipped part was not sent again: %s" % why)
+    return puts, answers, out(p), why
+
+
+def test_corrupt_upload_refused(g):
+    """Once mayfly knows the store keeps no CRC32 (part 1's answer echoes none), every part carries Content-MD5: the
+    part flipped on the wire gets 400 BadDigest from RGW, is sent again, and the object ends byte-exact."""
+    puts, answers, _, why = _flipped_upload(g, "flip.bin", 2)
+    refused = [a for a in answers if a[2] == 400 and a[3] == "BadDigest"]
+    check(len(refused) == 1, "RGW refused %d PUTs with BadDigest, not 1: %s" % (len(refused), why))
+    check([m for _, m in puts] == [False, True, True, True], "Content-MD5 from the second part on: %s" % why)
     check(len(answers) == 4 and [a[2] for a in answers].count(200) == 3, why)
+
+
+def test_corrupt_first_part_caught_by_its_md5_etag(g):
+    """The very first PUT, before mayfly knows what the store keeps, carries no Content-MD5: RGW stores the flipped
+    part, but its ETag (the MD5 of what arrived) is not the MD5 of what was sent: mayfly sends it again (with
+    Content-MD5 now) and the object ends byte-exact; the store's nature is said once."""
+    puts, answers, text, why = _flipped_upload(g, "flip1.bin", 1)
+    check(puts[0] == ("partNumber=1", False) and puts[1] == ("partNumber=1", True), why)
+    check(len(answers) == 4 and all(a[2] == 200 for a in answers), why)
+    check(text.count("echoes no CRC32 checksum") == 1, "the store's nature not said once: %s" % text[-800:])
 
 
 def test_a_gateway_of_its_own_starts_and_leaves_nothing():
