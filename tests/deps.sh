@@ -3,7 +3,10 @@
 # Installs the Debian packages a target needs when they are missing (root only); quiet when all are present.
 # test: also headless Chromium and tidy (report.html is rendered and validated), openssl (a webhook's test CA), time
 # (GNU time: the peak RSS of a command reading hostile S3 answers), and Ceph's mon, osd and RADOS Gateway
-# (tests/blackbox/rgw.py: a second, real S3 on loopback), those without their recommends (about 60 packages).
+# (tests/blackbox/rgw.py: a second, real S3 on loopback), those without their recommends (about 60 packages);
+# nftables (the agent closes IMDS to the run user with it) and Debian's python3-boto3 (an experiment's own AWS
+# client, as the run user: the machine's Python is under /root).
+# demo: nftables (the demo's experiment is kept from the instance role).
 # vm (make test-vm): qemu (TCG), debootstrap for the guest image, netcat for the IMDS forward (qemu's guestfwd runs
 # `nc` per guest connection), e2fsprogs (mkfs.ext4 -d), without qemu's recommends (firmware, GUI).
 set -e
@@ -12,9 +15,10 @@ bare=""   # installed in an apt call of their own, --no-install-recommends
 want="libcurl4-openssl-dev libcjson-dev libexpat1-dev libssl-dev libsystemd-dev libarchive-dev libinih-dev libyaml-dev zlib1g-dev pkg-config gcc make"
 case "$1" in
   test)  want="$want curl faketime python3-yaml python3-jsonschema python3-jinja2 python3-configobj python3-jsonpatch \
-               python3-netifaces python3-oauthlib python3-requests python3-serial chromium tidy openssl time"
+               python3-netifaces python3-oauthlib python3-requests python3-serial chromium tidy openssl time \
+               nftables python3-boto3"
          bare="radosgw ceph-mon ceph-osd" ;;
-  demo)  want="$want curl" ;;
+  demo)  want="$want curl nftables" ;;
   bench) want="$want curl nginx-light time openssl" ;;
   vm)    want="$want qemu-system-x86 debootstrap netcat-openbsd e2fsprogs util-linux"; apt_opts="--no-install-recommends" ;;
 esac

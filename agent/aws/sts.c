@@ -81,10 +81,15 @@ int sts_assume_role(struct aws_ctx *c, const struct aws_creds *source, const str
         char session[64], duration[24], ep[320];
         snprintf(session, sizeof session, "mayfly-%lld", (long long)now_wall());
         snprintf(duration, sizeof duration, "%ld", a->duration ? a->duration : STS_DEFAULT_DURATION);
-        struct kv p[4] = { { "RoleArn", a->role_arn }, { "RoleSessionName", a->session_name ? a->session_name : session },
-                           { "DurationSeconds", duration }, { "ExternalId", a->external_id } };
+        struct kv p[5] = { { "RoleArn", a->role_arn }, { "RoleSessionName", a->session_name ? a->session_name : session },
+                           { "DurationSeconds", duration } };
+        size_t np = 3;
+        if (a->external_id)
+                p[np++] = (struct kv){ "ExternalId", a->external_id };
+        if (a->policy)
+                p[np++] = (struct kv){ "Policy", a->policy };
         _cleanup_(buf_freep) struct buf body = BUF_INIT(16384);
-        int r = query_form("AssumeRole", STS_API_VERSION, p, a->external_id ? 4 : 3, &body);
+        int r = query_form("AssumeRole", STS_API_VERSION, p, np, &body);
         if (r < 0)
                 return r;
         struct aws_ctx sc;

@@ -10,6 +10,7 @@ struct sts_assume {
         const char *role_arn;
         const char *session_name;        /* NULL: mayfly-<unix time> */
         const char *external_id;         /* NULL: none */
+        const char *policy;              /* a session policy (JSON, at most 2048 bytes packed): NULL none */
         long duration;                   /* seconds, 900..43200; 0: STS_DEFAULT_DURATION */
 };
 

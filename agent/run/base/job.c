@@ -487,6 +487,36 @@ static int parse_outputs(struct pctx *p, const cJSON *root, struct job *j) {
         return 0;
 }
 
+/* experiment_credentials and experiment_role: what AWS credentials the experiment gets (expcreds.h) */
+static int parse_exp_credentials(struct pctx *p, const cJSON *root, struct job *j) {
+        _cleanup_free_ char *s = NULL;
+        int r = get_string(p, root, "experiment_credentials", "$", false, &s);
+        if (r == 0 && s) {
+                static const char *const names[] = { "scoped", "none", "instance-role" };
+                size_t i = 0;
+                while (i < ARRAY_SIZE(names) && strcmp(s, names[i]))
+                        i++;
+                if (i == ARRAY_SIZE(names))
+                        r = fail(p, "$.experiment_credentials", "must be one of scoped, none, instance-role (got '%s')",
+                                 s);
+                else
+                        j->exp_credentials = (enum exp_credentials)i;
+        }
+        int q = get_string(p, root, "experiment_role", "$", false, &j->experiment_role);
+        if (q == 0 && j->experiment_role) {
+                const char *a = j->experiment_role;
+                const char *iam = strstr(a, ":iam::");
+                if (!str_has_prefix(a, "arn:aws") || !iam || strlen(iam) < 6 + 12 + 6 ||
+                    strspn(iam + 6, "0123456789") != 12 || !str_has_prefix(iam + 18, ":role/") || strlen(a) > 2047)
+                        q = fail(p, "$.experiment_role", "must be a role ARN, arn:aws:iam::ACCOUNT:role/NAME (got '%s')",
+                                 a);
+                else if (j->exp_credentials != EXPC_SCOPED)
+                        q = fail(p, "$.experiment_role", "is for \"experiment_credentials\": \"scoped\" (the "
+                                 "default) only", NULL);
+        }
+        return r < 0 ? r : q;
+}
+
 /* keep_groups: the administrators' groups a named run user keeps (each a way to root: documented so) */
 static int parse_keep_groups(struct pctx *p, const cJSON *root, struct job *j) {
         const cJSON *o = cJSON_GetObjectItemCaseSensitive(root, "keep_groups");
@@ -628,6 +658,7 @@ void job_free(struct job *j) {
         free(j->results);
         free(j->env_value);
         free(j->user);
+        free(j->experiment_role);
         for (char **g = j->keep_groups; g && *g; g++)
                 free(*g);
         free(j->keep_groups);
@@ -689,7 +720,7 @@ static int parse_name_and_places(struct pctx *p, const cJSON *root, struct job *
 
 static int parse_root(struct pctx *p, const cJSON *root, struct job *j) {
         static const char *const keys[] = { "name", "source", "workdir", "results", "env", "environment", "user",
-                                            "keep_groups", "experiments", "continue_on_failure", "outputs", "checkpoint", "gpu",
+                                            "keep_groups", "experiment_credentials", "experiment_role", "experiments", "continue_on_failure", "outputs", "checkpoint", "gpu",
                                             "max_runtime", "log_interval", "on_exit", "on_error", "spot",
                                             "stop_grace", "ship_timeout", "notify", "run_id", "fleet", "lease_ttl",
                                             "$schema", NULL };
@@ -704,6 +735,7 @@ static int parse_root(struct pctx *p, const cJSON *root, struct job *j) {
         STEP(get_bool(p, root, "continue_on_failure", "$", &j->continue_on_failure));
         STEP(parse_outputs(p, root, j));
         STEP(parse_keep_groups(p, root, j));
+        STEP(parse_exp_credentials(p, root, j));
         STEP(parse_sub(p, root, j));
         STEP(get_duration(p, root, "max_runtime", "$", 1, &j->max_runtime));
         STEP(get_duration(p, root, "log_interval", "$", 1, &j->log_interval));

@@ -3,6 +3,7 @@
  * start and supervise the experiments one after another, stop the running one, ship everything. */
 #include "run/drive/phases.h"
 
+#include "run/drive/xcreds.h"
 #include "run/proc/asuser.h"
 
 #include <fcntl.h>
@@ -97,6 +98,8 @@ int act_prepare(struct run *R) {
         if (rd.path[0] && as_user(&R->user, -1, readable_by, &rd) < 0)
                 return failed(R, "%s: not readable by the run user %s (%s): make it readable by that user, or name "
                               "its owner in \"user\"", rd.path, R->user.name, strerror(rd.err));
+        if (prepare_credentials(R) == EV_FAILED)
+                return EV_FAILED;
         if (!R->gpu && !R->gpu_hung) {
                 bool wait = R->job.gpu_require || R->job.gpu_idle > 0;
                 if (wait) {
@@ -251,8 +254,11 @@ int start_experiment(struct run *R, size_t i, bool resume) {
         snprintf(e_type, sizeof e_type, "MAYFLY_INSTANCE_TYPE=%s", R->inst.type);
         snprintf(e_iid, sizeof e_iid, "MAYFLY_INSTANCE_ID=%s", R->inst.id);
         snprintf(e_gpus, sizeof e_gpus, "MAYFLY_GPU_COUNT=%d", R->have_gpu_inv ? R->gpu_inv.count : 0);
-        char *menv[11] = { e_run, e_exp, e_res, e_att, e_type, e_iid, e_gpus };
+        char e_cred[4][2400];
+        char *menv[15] = { e_run, e_exp, e_res, e_att, e_type, e_iid, e_gpus };
         size_t nm = 7;
+        for (size_t k = 0, nc = credentials_env(R, e_cred, sizeof e_cred[0]); k < nc; k++)
+                menv[nm++] = e_cred[k];
         metrics_file(R, x->name, e_xm, sizeof e_xm);
         if (e_xm[0])
                 menv[nm++] = e_xm;

@@ -4,6 +4,7 @@
  * goes STOPPING → SHIP → EXIT; nothing else ships or ends the instance. The state is saved at each step, so a
  * restarted agent resumes where it was. */
 #include "run/drive/run.h"
+#include "run/drive/xcreds.h"
 
 #include <cjson/cJSON.h>
 #include <systemd/sd-daemon.h>
@@ -338,6 +339,7 @@ static struct run *run_new(const char *job_path) {
 
 /* The end of the process: threads stopped, everything freed (or, with a worker still running, _exit). */
 static int run_free(struct run *R, bool failsafe) {
+        drop_credentials(R); /* the experiment is over: its credentials and the IMDS rule go */
         if (R->ledger_ok)
                 ledger_keeper_stop(&R->ledger);
         stop_watch(R);

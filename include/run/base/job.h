@@ -63,6 +63,12 @@ struct job {
         char **environment;   /* KEY=VALUE, NULL-terminated */
         char *user;           /* NULL = the dedicated unprivileged `mayfly` user */
         char **keep_groups;   /* administrators' groups a named user keeps (NULL-terminated; NULL: none) */
+        enum exp_credentials {
+                EXPC_SCOPED,          /* its own: experiment_role, else the instance role narrowed (the default) */
+                EXPC_NONE,            /* none at all */
+                EXPC_INSTANCE_ROLE,   /* the instance role, IMDS open to it (unsafe: today's behaviour) */
+        } exp_credentials;
+        char *experiment_role;  /* a role ARN to assume for the experiment, NULL: the instance role narrowed */
         struct experiment *experiments;
         size_t n_experiments;
         bool continue_on_failure;

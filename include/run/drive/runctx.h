@@ -11,6 +11,7 @@
 #include "run/base/wait.h"
 #include "run/fleet/ledger.h"
 #include "run/proc/envact.h"
+#include "run/proc/expcreds.h"
 #include "run/proc/runner.h"
 #include "run/proc/supervise.h"
 #include "run/ship/ship.h"
@@ -84,6 +85,11 @@ struct run {
         size_t n_attempts;
         bool ended_here;              /* this instance's part is over: its record's last word says so */
         char waiting[200];            /* what the run waits for now (status.json's "waiting"), "" none */
+        /* the experiment kept from the instance role (imdsblock.h), and its own credentials (expcreds.h) */
+        bool imds_blocked;
+        uid_t blocked_uid;
+        struct expcreds xcreds;
+        char token_path[2300];        /* the credentials' token, readable by the run user alone ("" none) */
         int rc;                       /* the process's exit code */
 };
 

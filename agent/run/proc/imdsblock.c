@@ -1,0 +1,148 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* imdsblock.c — the run user kept from IMDS by a netfilter rule on its uid (imdsblock.h). */
+#include "run/proc/imdsblock.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "child.h"
+#include "util.h"
+
+int imds_block_targets(const char *endpoint, struct imds_target t[2], char *err, size_t errlen) {
+        if (!endpoint || !*endpoint) {
+                t[0] = (struct imds_target){ .host = "169.254.169.254", .port = 80 };
+                t[1] = (struct imds_target){ .host = "fd00:ec2::254", .port = 80, .v6 = true };
+                return 2;
+        }
+        const char *p = strstr(endpoint, "://");
+        bool https = !strncmp(endpoint, "https://", 8);
+        p = p ? p + 3 : endpoint;
+        char host[64] = "";
+        int port = https ? 443 : 80;
+        const char *rest;
+        if (*p == '[') {
+                const char *close = strchr(p, ']');
+                if (!close || (size_t)(close - p - 1) >= sizeof host)
+                        goto bad;
+                snprintf(host, sizeof host, "%.*s", (int)(close - p - 1), p + 1);
+                rest = close + 1;
+        } else {
+                size_t n = strcspn(p, ":/");
+                if (n == 0 || n >= sizeof host)
+                        goto bad;
+                snprintf(host, sizeof host, "%.*s", (int)n, p);
+                rest = p + n;
+        }
+        if (*rest == ':') {
+                char *end;
+                long v = strtol(rest + 1, &end, 10);
+                if (end == rest + 1 || v <= 0 || v > 65535 || (*end && *end != '/'))
+                        goto bad;
+                port = (int)v;
+        } else if (*rest && *rest != '/')
+                goto bad;
+        unsigned char a[16];
+        bool v6 = inet_pton(AF_INET6, host, a) == 1;
+        if (!v6 && inet_pton(AF_INET, host, a) != 1) {
+                snprintf(err, errlen, "AWS_EC2_METADATA_SERVICE_ENDPOINT %s: its host is not an IP address, so the "
+                         "experiment cannot be kept from it", endpoint);
+                return -EINVAL;
+        }
+        t[0] = (struct imds_target){ .port = port, .v6 = v6 };
+        snprintf(t[0].host, sizeof t[0].host, "%s", host);
+        return 1;
+bad:
+        snprintf(err, errlen, "AWS_EC2_METADATA_SERVICE_ENDPOINT %s: not a URL mayfly can read", endpoint);
+        return -EINVAL;
+}
+
+int imds_block_nft(uid_t uid, const struct imds_target *t, int n, char *out, size_t outlen) {
+        /* add-then-delete-then-add: the table exists before it is deleted, so one transaction replaces it whatever
+         * was there (a rule from an earlier run of the same user) */
+        int w = snprintf(out, outlen, "add table inet mayfly_u%u; delete table inet mayfly_u%u; "
+                         "add table inet mayfly_u%u; add chain inet mayfly_u%u out { type filter hook output priority 0; "
+                         "policy accept; }; ", (unsigned)uid, (unsigned)uid, (unsigned)uid, (unsigned)uid);
+        for (int i = 0; i < n && w >= 0 && (size_t)w < outlen; i++)
+                w += snprintf(out + w, outlen - (size_t)w, "add rule inet mayfly_u%u out meta skuid %u %s daddr %s "
+                              "tcp dport %d reject with tcp reset; ", (unsigned)uid, (unsigned)uid,
+                              t[i].v6 ? "ip6" : "ip", t[i].host, t[i].port);
+        return w < 0 || (size_t)w >= outlen ? -ENOBUFS : 0;
+}
+
+/* Runs argv (looked up in PATH), its output to /dev/null. 0 on exit 0, -ENOENT when it is not installed, -EIO. */
+static int run_quiet(char *const *argv) {
+        _cleanup_close_ int null = open("/dev/null", O_WRONLY | O_CLOEXEC);
+        pid_t pid;
+        int st = 0;
+        int r = child_spawn(&(struct child_spec){ .path = argv[0], .argv = argv, .search = true, .out_fd = null,
+                                                  .err_fd = null }, &pid);
+        if (r < 0)
+                return r;
+        r = child_wait(pid, &st);
+        if (r < 0)
+                return r;
+        return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : WIFEXITED(st) && WEXITSTATUS(st) == 127 ? -ENOENT : -EIO;
+}
+
+/* iptables (or ip6tables) -w OP OUTPUT <the rule for uid and t> */
+static int iptables_rule(const char *op, uid_t uid, const struct imds_target *t) {
+        char port[16], owner[16];
+        snprintf(port, sizeof port, "%d", t->port);
+        snprintf(owner, sizeof owner, "%u", (unsigned)uid);
+        char *const argv[] = { t->v6 ? "ip6tables" : "iptables", "-w", (char *)op, "OUTPUT", "-p", "tcp", "-d",
+                               (char *)t->host, "--dport", port, "-m", "owner", "--uid-owner", owner, "-j", "REJECT",
+                               "--reject-with", "tcp-reset", NULL };
+        return run_quiet(argv);
+}
+
+int imds_block_apply(uid_t uid, const char *endpoint, char *err, size_t errlen) {
+        struct imds_target t[2];
+        int n = imds_block_targets(endpoint, t, err, errlen);
+        if (n < 0)
+                return n;
+        char cmd[1024];
+        int r = imds_block_nft(uid, t, n, cmd, sizeof cmd);
+        if (r == 0) {
+                char *const argv[] = { "nft", cmd, NULL };
+                r = run_quiet(argv);
+        }
+        if (r == 0)
+                return 0;
+        int nft = r;
+        /* no nftables: iptables' owner match, each rule once */
+        for (int i = 0; i < n; i++) {
+                r = iptables_rule("-C", uid, &t[i]) == 0 ? 0 : iptables_rule("-A", uid, &t[i]);
+                if (r < 0 && t[i].v6 && i > 0)
+                        r = 0; /* AWS's IPv6 address, on a host without ip6tables: IPv4 is what IMDS is reached on */
+                if (r < 0)
+                        break;
+        }
+        if (r == 0)
+                return 0;
+        snprintf(err, errlen, "cannot keep the experiment from the instance role's credentials (IMDS %s:%d): %s; "
+                 "install nftables, or set \"experiment_credentials\": \"instance-role\" to give the experiment the "
+                 "instance role (unsafe: it can then end the run, rewrite its results and use every permission of "
+                 "the role)", t[0].host, t[0].port,
+                 nft == -ENOENT && r == -ENOENT ? "neither nft nor iptables is installed" : "nft and iptables failed");
+        return r;
+}
+
+void imds_block_remove(uid_t uid, const char *endpoint) {
+        char cmd[128];
+        snprintf(cmd, sizeof cmd, "delete table inet mayfly_u%u", (unsigned)uid);
+        char *const argv[] = { "nft", cmd, NULL };
+        if (run_quiet(argv) == 0)
+                return;
+        struct imds_target t[2];
+        char err[256];
+        int n = imds_block_targets(endpoint, t, err, sizeof err);
+        for (int i = 0; i < n; i++)
+                while (iptables_rule("-D", uid, &t[i]) == 0)
+                        ;
+}
