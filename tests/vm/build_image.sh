@@ -18,7 +18,7 @@ MIRROR=${MAYFLY_VM_MIRROR:-http://deb.debian.org/debian}
 # cloud-init's ENI renderer and its ephemeral DHCP use, dbus so systemd-logind handles the ACPI power button
 # (how the harness "terminates" the instance), and mayfly's runtime libraries.
 INCLUDE=systemd,systemd-sysv,udev,dbus,cloud-init,python3-cffi-backend,curl,ca-certificates,iproute2,ifupdown
-INCLUDE=$INCLUDE,isc-dhcp-client,linux-image-amd64,netbase,sudo,procps
+INCLUDE=$INCLUDE,isc-dhcp-client,linux-image-amd64,netbase,sudo,procps,nftables
 INCLUDE=$INCLUDE,libcurl4,libcjson1,libexpat1,libarchive13,libssl3,libsystemd0,libinih1
 
 key=$(cat "$0" | sha256sum | cut -c1-16)
