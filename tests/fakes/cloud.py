@@ -1362,10 +1362,12 @@ def bootstrap(cloud: Cloud, args) -> None:
     iam = client("iam", cloud.admin_key, cloud.admin_secret)
     # One statement on purpose: moto's trust-policy check crashes (TypeError -> 500) on a
     # statement whose Principal has no "AWS" key, and it does not expand ":root".
+    # "AWS": "*": the role trusts itself (the agent assumes it, narrowed, for the experiment: docs/iam.md), and moto
+    # compares a trusted role's ARN with the caller's session ARN (assumed-role/NAME/SESSION) literally, so no
+    # narrower principal matches the instance's sessions.
     trust = {"Version": "2012-10-17", "Statement": [
         {"Effect": "Allow", "Action": "sts:AssumeRole",
-         "Principal": {"Service": "ec2.amazonaws.com",
-                       "AWS": [f"arn:aws:iam::{ACCOUNT_ID}:user/admin", f"arn:aws:iam::{ACCOUNT_ID}:root"]}},
+         "Principal": {"Service": "ec2.amazonaws.com", "AWS": "*"}},
     ]}
     iam.create_role(RoleName=ROLE_NAME, AssumeRolePolicyDocument=json.dumps(trust), MaxSessionDuration=43200)
     stmts = documented_role_statements()
