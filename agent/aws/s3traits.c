@@ -6,7 +6,7 @@
 #include <pthread.h>
 #include <string.h>
 
-#include "aws/s3.h"
+#include "util.h"
 
 static struct {
         pthread_mutex_t lock;
