@@ -67,6 +67,12 @@ static int write_token(struct run *R) {
 int prepare_credentials(struct run *R) {
         if (!R->user.switch_user)
                 return -1; /* not root: the experiment runs as the agent's own user, with what it has */
+        if (R->user.uid == 0) {
+                /* a rule on uid 0 would close IMDS to the agent itself; root has every key anyway */
+                log_warn("the experiment runs as root (\"user\": \"root\"): nothing on the instance is kept from it, "
+                         "the instance role's keys included");
+                return -1;
+        }
         if (R->job.exp_credentials == EXPC_INSTANCE_ROLE) {
                 log_warn("experiment_credentials is instance-role: the experiment can read the instance role's keys "
                          "from IMDS, and with them end the run, rewrite its results and use every permission of the "
