@@ -391,3 +391,42 @@ def test_failsafe():
         check(s.prefix() + "logs/agent.log" in s.keys(), "the failsafe did not ship the agent's log")
         check(s.instance_state() == "terminated", "instance is %s in moto" % s.instance_state())
         check(ended == "terminated", "the guest %s" % ended)
+
+
+SANDBOX = {
+    # as the default run user: IMDS (its real address, 169.254.169.254) is closed to it; two escapees, one that keeps
+    # the environment (the marker sweep sees it) and one that clears it (only the cgroup sweep sees it)
+    "escape.sh": """#!/bin/sh
+if curl -s -m 5 -X PUT -H 'X-aws-ec2-metadata-token-ttl-seconds: 60' http://169.254.169.254/latest/api/token \\
+   >/dev/null 2>&1; then echo "imds open"; else echo "imds closed"; fi > imds.txt
+setsid sh -c 'sh -c "while true; do sleep 0.5; done" & echo $! > escapee.pid' &
+setsid env -i /bin/sh -c 'echo $$ > escapee2.pid; exec sleep 600' &
+sleep 2
+""",
+    "check.sh": """#!/bin/sh
+mkdir -p outputs
+for f in escapee.pid escapee2.pid; do
+  if kill -0 "$(cat $f)" 2>/dev/null; then echo "$f alive"; else echo "$f gone"; fi
+done > outputs/sandbox.txt
+cat imds.txt >> outputs/sandbox.txt
+{ id -un; id -Gn; } >> outputs/sandbox.txt
+""",
+}
+
+
+def test_sandbox():
+    """The experiment's sandbox under real systemd: the default run user (`mayfly`, no supplementary group), IMDS
+    closed to it by the nftables rule while the agent's own IMDS calls go on, and both escapees of the first
+    experiment (setsid + fork, one with its environment cleared) gone before the second starts."""
+    job = {"experiments": [{"name": "escape", "command": ["./escape.sh"]}, {"name": "check", "command": ["./check.sh"]}],
+           "workdir": WORKDIR, "outputs": ["outputs/sandbox.txt"]}
+    with Scenario("sandbox", job, SANDBOX, _build("mayfly")) as s:
+        s.boot()
+        ended = s.finish()
+        st = s.status()
+        check(st and st["outcome"] == "succeeded", "outcome %s %s" % (st and st["outcome"], st and st.get("error")))
+        got = s.get(s.prefix() + "outputs/outputs/sandbox.txt").decode(errors="replace").splitlines()
+        check(got == ["escapee.pid gone", "escapee2.pid gone", "imds closed", "mayfly", "mayfly"], repr(got))
+        log = s.get(s.prefix() + "logs/agent.log").decode(errors="replace")
+        check("IMDS (169.254.169.254, fd00:ec2::254) is closed to the run user mayfly" in log, log[-2000:])
+        check(ended == "terminated", "the guest %s" % ended)
