@@ -301,7 +301,16 @@ int s3_get_capped(struct aws_ctx *c, struct http_client *h, const char *bucket, 
                 struct s3_meta m = { 0 };
                 s3_checksum_of(res.checksum_crc32, res.checksum_type, res.etag, &m);
                 uint32_t got = crc32_update(0, res.body.data, res.body.len);
-                if (!m.has_crc || m.crc_parts || got == m.crc) {
+                bool md5_bad = false;
+                if (!m.has_crc && (s3traits_get(c, bucket) & S3T_NO_CRC)) {
+                        /* a store that keeps no CRC32: a single PUT's ETag is the MD5 of its bytes */
+                        char bare[160];
+                        unsigned char md5[16];
+                        s3_etag_unquoted(res.etag, bare, sizeof bare);
+                        crypto_md5(res.body.data ? res.body.data : "", res.body.len, md5);
+                        md5_bad = strlen(bare) == 32 && !strchr(bare, '-') && !s3_etag_is_md5(res.etag, md5);
+                }
+                if (!md5_bad && (!m.has_crc || m.crc_parts || got == m.crc)) {
                         if (ret_len)
                                 *ret_len = res.body.len;
                         *ret = buf_steal(&res.body);
@@ -312,9 +321,13 @@ int s3_get_capped(struct aws_ctx *c, struct http_client *h, const char *bucket, 
                 char g[CRC32_B64_LEN + 1], w[CRC32_B64_LEN + 1];
                 crc32_to_base64(got, g);
                 crc32_to_base64(m.crc, w);
-                snprintf(out->msg, sizeof out->msg,
-                         "GetObject s3://%s/%s: the body's CRC32 %s differs from S3's %s (%d attempt%s)", bucket, key, g,
-                         w, attempt, attempt == 1 ? "" : "s");
+                if (md5_bad)
+                        snprintf(out->msg, sizeof out->msg, "GetObject s3://%s/%s: the body's MD5 differs from its "
+                                 "ETag (%d attempt%s)", bucket, key, attempt, attempt == 1 ? "" : "s");
+                else
+                        snprintf(out->msg, sizeof out->msg,
+                                 "GetObject s3://%s/%s: the body's CRC32 %s differs from S3's %s (%d attempt%s)", bucket,
+                                 key, g, w, attempt, attempt == 1 ? "" : "s");
                 if (attempt >= c->max_attempts)
                         return -MF_ECHECKSUM;
                 atomic_fetch_add(&c->retries, 1);
