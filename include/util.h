@@ -28,6 +28,7 @@ enum {
         MF_EPRECOND,      /* 412 PreconditionFailed: a conditional write lost (the object exists / changed) */
         MF_ECONFLICT,     /* 409 ConditionalRequestConflict: a concurrent conditional write; re-read and retry */
         MF_ECHECKSUM,     /* the bytes' CRC32 differs from the checksum S3 holds (a corrupt transfer) */
+        MF_ENOTREG,       /* a file of the experiment's to read is not a regular file (a FIFO, a socket, a device) */
 };
 
 static inline void freep(void *p) { free(*(void **)p); }

@@ -458,7 +458,14 @@ bool ship_begin(struct run *R) {
         stop_watch(R);
         if (!R->ship_ready)
                 return false; /* nowhere to ship to: nothing on this instance is worth keeping it for */
-        shipper_stop(&R->ship);
+        /* the live shipper may be stuck in a transfer: it gets at most half of ship_timeout to stop, then SHIP goes
+         * on without it (act_ship's deadline counts from here) and ships what it can */
+        R->ship_deadline = now_mono() + (double)R->job.ship_timeout;
+        if (shipper_stop(&R->ship, now_mono() + (double)R->job.ship_timeout / 2) < 0) {
+                log_error("the live log shipper did not stop within %lds (a stuck upload?): going on without it",
+                          R->job.ship_timeout / 2);
+                R->w.abandoned = true; /* it still uses the run's state: the process ends without freeing it */
+        }
         return true;
 }
 
@@ -475,7 +482,10 @@ int act_ship(struct run *R) {
         if (!sj)
                 return EV_INCOMPLETE;
         *sj = (struct ship_job){ .R = R, .plan = plan_of(R) };
-        int r = waiter_blocking(&R->w, ship_all, sj, now_mono() + (double)R->job.ship_timeout);
+        /* one ship_timeout for SHIP as a whole (from ship_begin), at least half of it for the final upload */
+        double deadline = R->ship_deadline > 0 ? MAX(R->ship_deadline, now_mono() + (double)R->job.ship_timeout / 2)
+                                               : now_mono() + (double)R->job.ship_timeout;
+        int r = waiter_blocking(&R->w, ship_all, sj, deadline);
         if (r == -ETIMEDOUT) {
                 log_error("the final upload did not finish within ship_timeout (%lds); results are kept under %s and %s",
                           R->job.ship_timeout, R->logs_dir, R->workdir);

@@ -152,6 +152,7 @@ void exptree_refusal(const struct xfer_batch *b, char *dst, size_t n) {
         snprintf(dst, n, "%s: %s", b->refused_path,
                  b->refused_rc == -EXDEV ? "a link out of the workdir"
                  : b->refused_rc == -ELOOP ? "a symbolic link (this kernel has no openat2: links are not followed)"
+                 : b->refused_rc == -MF_ENOTREG ? "not a regular file (a FIFO? not read)"
                                            : strerror(-b->refused_rc));
 }
 

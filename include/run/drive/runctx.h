@@ -72,6 +72,7 @@ struct run {
         struct exp_run cur;           /* the running experiment */
         int cur_idx;                  /* its index, -1 = none */
         double deadline;              /* max_runtime on the monotonic clock, 0 = none */
+        double ship_deadline;         /* SHIP's end (ship_begin + ship_timeout, monotonic), 0 = not begun */
         struct wrapup wrap;           /* cost ledger, report.html, the notification (wrapup.h) */
         /* a run shared by instances (the job names a run_id): the ledger in S3 is the truth */
         bool fleet;

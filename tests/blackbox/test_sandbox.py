@@ -1,0 +1,136 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The sandbox's edges, attacked by an experiment run as a real unprivileged user the test creates: a link planted
+above the workdir, a process that leaves the experiment's session (setsid + double fork), a checkpoint file swapped
+for a FIFO while the sync runs, a live upload that hangs when SHIP begins, an experiment that fills the disk with
+its stdout (root's reserved blocks), and log_max's released head. Each ends with nothing outside the workdir read,
+written or chowned."""
+import json
+import os
+import pwd
+import shutil
+import stat
+import subprocess
+import tarfile
+import tempfile
+import time
+
+from harness import WORKER, Skip, check, user_add, user_del
+from test_hostile import Secret
+from test_run import Run
+
+USER = "mfsbx%d" % WORKER    # each worker its own user (tests/run.py)
+HOME = "/var/tmp/mayfly-home-" + USER
+SCRIPTS = {
+    # a checkpoint that goes on being written, its files swapped for FIFOs and back again and again (fast: a sync
+    # that found a regular file opens a FIFO in its place)
+    "fifo_ckpt.py": """#!/usr/bin/python3
+import os, sys, time
+ck = os.environ["MAYFLY_CHECKPOINT_DIR"]
+os.makedirs(ck, exist_ok=True)
+with open(os.path.join(ck, "stable.pt"), "w") as f:
+    f.write("stable\\n")
+end, i = time.time() + float(sys.argv[1]), 0
+while time.time() < end:
+    for k in range(20):
+        p = os.path.join(ck, "m%d.pt" % k)
+        if i % 2 == 0:
+            with open(p + ".tmp", "w") as f:
+                f.write("real %d\\n" % i)
+        else:
+            os.mkfifo(p + ".tmp")
+        os.rename(p + ".tmp", p)
+    i += 1
+    time.sleep(0.002)
+with open("outputs.txt", "w") as f:
+    f.write("done %d\\n" % i)
+""",
+    "chatty.sh": """#!/bin/sh
+i=0
+while [ $i -lt "${1:-100}" ]; do i=$((i+1)); echo "line $i"; sleep 0.2; done
+""",
+}
+
+
+def _entries():
+    out = []
+    for name, body in SCRIPTS.items():
+        ti = tarfile.TarInfo(name)
+        ti.size = len(body.encode())
+        ti.mode = 0o755
+        out.append((ti, body.encode()))
+    return out
+
+
+def setup():
+    if os.geteuid() != 0:
+        return None
+    user_del(USER)
+    user_add(USER, "--system", "--create-home", "--home-dir", HOME, "--shell", "/bin/bash")
+    return True
+
+
+def teardown(ctx):
+    if ctx:
+        user_del(USER)
+
+
+def sandboxed(job, body, **kw):
+    if os.geteuid() != 0:
+        raise Skip("needs root (a real run user)")
+    secret = Secret()
+    base = {"user": USER, "environment": {"SECRET_DIR": secret.dir}}
+    base.update(job)
+    r = Run(base, archive_extra=_entries(), **kw)
+    try:
+        body(r, secret)
+        secret.check_untouched(r)
+    finally:
+        r.close()
+        secret.close()
+
+
+def error_of(r, *words):
+    st = r.status()
+    check(st and st["outcome"] == "error", "outcome %s" % json.dumps(st))
+    for w in words:
+        check(w in st["error"], "error %r lacks %r" % (st["error"], w))
+    return st
+
+
+def test_checkpoint_file_swapped_for_a_fifo_while_the_sync_runs():
+    """A sync that opened the FIFO would wait forever for a writer; the agent must refuse it, ship the rest and end
+    within its timeouts."""
+    def body(r, secret):
+        t0 = time.time()
+        rc = r.run(timeout=180)
+        took = time.time() - t0
+        check(took < 120, "the run took %.0fs" % took)
+        st = r.status()
+        check(st, "no status.json: " + r.stderr)
+        if st["outcome"] == "error":
+            check("checkpoint" in st["error"] and "not a regular file" in st["error"], st["error"])
+        else:
+            check(st["outcome"] == "succeeded" and rc == 0, json.dumps(st))
+        keys = r.keys()
+        pre = "results/t/%s/" % st["run_id"]
+        check(pre + "checkpoint/a/stable.pt" in keys, "the rest of the checkpoint was not shipped: %r" % keys)
+        check(pre + "logs/a/stdout.log" in keys and pre + "status.json" in keys, "logs not shipped: %r" % keys)
+        check(os.path.exists(os.path.join(r.work, "outputs.txt")), "the experiment did not finish")
+    sandboxed({"experiments": [{"name": "a", "command": ["./fifo_ckpt.py", "32"]}],
+               "checkpoint": {"path": "ckpt", "interval": 10}}, body)
+
+
+def test_a_live_upload_that_hangs_does_not_hold_ship():
+    """The live shipper is stuck in an upload S3 never answers when SHIP begins: SHIP gives up on it within
+    ship_timeout and the run ends (the instance kept: not everything reached S3)."""
+    def body(r, secret):
+        r.cloud.faults([{"method": "PUT", "path_contains": "/live/", "delay": 200, "count": -1}])
+        t0 = time.time()
+        rc = r.run(timeout=240)
+        took = time.time() - t0
+        r.cloud.faults_done()
+        check("the live log shipper did not stop within 6s" in r.stderr, r.stderr)
+        check(took < 60, "the run ended after %.0fs" % took)
+        check(rc == 6, "exit %d: %s" % (rc, r.stderr))
+    sandboxed({"experiments": [{"name": "a", "command": ["./chatty.sh", "15"]}], "ship_timeout": 12,
+               "log_interval": 1}, body)
