@@ -97,6 +97,46 @@ def error_of(r, *words):
     return st
 
 
+def test_link_planted_above_the_workdir_is_refused():
+    """The workdir is ~/runs/w: the experiment (the home's owner) replaced runs with a link to a root-only
+    directory. Root must neither create through it nor chown what it lands on; the error names the parent."""
+    def body(r, secret):
+        runs = os.path.join(HOME, "runs")
+        shutil.rmtree(runs, ignore_errors=True)
+        if os.path.islink(runs):
+            os.unlink(runs)
+        os.symlink(secret.dir, runs)
+        pw = pwd.getpwnam(USER)
+        os.lchown(runs, pw.pw_uid, pw.pw_gid)
+        try:
+            rc = r.run(timeout=120)
+            check(rc != 0, "exit 0: " + r.stderr)
+            st = error_of(r, "the workdir's parent %s is owned by the run user: refused" % HOME)
+            check("\n" not in st["error"], "more than one line: %r" % st["error"])
+            check(not os.path.exists(os.path.join(secret.dir, "w")), "created through the link")
+            check(os.stat(secret.dir).st_uid == 0, "the root-only directory changed owner")
+        finally:
+            os.unlink(runs)
+        # a link on a path only root can change is refused too, named
+        top = tempfile.mkdtemp(prefix="mayfly-sbx-")
+        try:
+            os.chmod(top, 0o755)
+            os.symlink(secret.dir, os.path.join(top, "link"))
+            r2 = Run({"user": USER, "workdir": os.path.join(top, "link", "w"),
+                      "experiments": [{"name": "a", "command": ["./ok.sh"]}]})
+            try:
+                rc = r2.run(timeout=120)
+                check(rc != 0, r2.stderr)
+                error_of(r2, "%s/link is a symbolic link" % top)
+                check(not os.path.exists(os.path.join(secret.dir, "w")), "created through the link")
+            finally:
+                r2.close()
+        finally:
+            shutil.rmtree(top, ignore_errors=True)
+    sandboxed({"workdir": os.path.join(HOME, "runs", "w"), "experiments": [{"name": "a", "command": ["./ok.sh"]}]},
+              body)
+
+
 def test_checkpoint_file_swapped_for_a_fifo_while_the_sync_runs():
     """A sync that opened the FIFO would wait forever for a writer; the agent must refuse it, ship the rest and end
     within its timeouts."""
