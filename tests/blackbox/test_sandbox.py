@@ -44,6 +44,32 @@ while time.time() < end:
 with open("outputs.txt", "w") as f:
     f.write("done %d\\n" % i)
 """,
+    # leaves the experiment's session and process group (setsid between two forks) and sleeps on
+    "escape.py": """#!/usr/bin/python3
+import os, time
+if os.fork() == 0:
+    os.setsid()
+    if os.fork() == 0:
+        with open("escapee.tmp", "w") as f:
+            f.write(str(os.getpid()))
+        os.rename("escapee.tmp", "escapee.pid")
+        time.sleep(300)
+    os._exit(0)
+while not os.path.exists("escapee.pid"):
+    time.sleep(0.05)
+print("escaped", open("escapee.pid").read(), flush=True)
+""",
+    # the next experiment: is the escapee there? (a zombie nobody reaped is gone)
+    "seen.py": """#!/usr/bin/python3
+def state(pid):
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return "gone"
+s = state(int(open("escapee.pid").read()))
+open("seen.txt", "w").write("gone" if s in ("gone", "Z", "X") else "alive " + s)
+""",
     "chatty.sh": """#!/bin/sh
 i=0
 while [ $i -lt "${1:-100}" ]; do i=$((i+1)); echo "line $i"; sleep 0.2; done
@@ -174,3 +200,36 @@ def test_a_live_upload_that_hangs_does_not_hold_ship():
         check(rc == 6, "exit %d: %s" % (rc, r.stderr))
     sandboxed({"experiments": [{"name": "a", "command": ["./chatty.sh", "15"]}], "ship_timeout": 12,
                "log_interval": 1}, body)
+
+
+def _alive(pid):
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except OSError:
+        return False
+
+
+def test_a_process_that_left_the_session_is_killed_before_the_next_experiment():
+    """setsid + double fork leaves the process group the agent kills; the marker in its environment does not leave
+    it. A process of the same user that is not the experiment's (no marker) lives on."""
+    def body(r, secret):
+        pw = pwd.getpwnam(USER)
+        def drop():
+            os.setgid(pw.pw_gid)
+            os.setuid(pw.pw_uid)
+        bystander = subprocess.Popen(["sleep", "300"], preexec_fn=drop, cwd="/")
+        try:
+            rc = r.run(timeout=120)
+            check(rc == 0, r.stderr)
+            pid = int(open(os.path.join(r.work, "escapee.pid")).read())
+            seen = open(os.path.join(r.work, "seen.txt")).read()
+            check(seen == "gone", "the next experiment saw the escapee %d: %s" % (pid, seen))
+            check(not _alive(pid), "the escapee %d outlived the run" % pid)
+            check("1 process it left running killed" in r.stderr, r.stderr)
+            check(bystander.poll() is None, "a process of the same user without the marker was killed")
+        finally:
+            bystander.kill()
+            bystander.wait()
+    sandboxed({"experiments": [{"name": "a", "command": ["./escape.py"]}, {"name": "b", "command": ["./seen.py"]}]},
+              body)

@@ -190,13 +190,31 @@ static void metrics_file(struct run *R, const char *exp, char *env, size_t n) {
         snprintf(env, n, "MAYFLY_METRICS_FILE=%s/%s", R->workdir, rel);
 }
 
+/* The attempt's marker (into marker: SWEEP_MARKER_LEN + 1 bytes or more) and its environment entry, once what the
+ * attempt before left running is gone (the next one never meets it). EV_FAILED when some of it survives, or there is
+ * no randomness. */
+static int new_marker(struct run *R, const char *exp, char *marker, char *env, size_t n) {
+        if (R->last_marker[0] && R->user_ok) {
+                int left = sweep_run(&R->w, R->user.uid, R->last_marker, SWEEP_SECONDS, NULL);
+                if (left > 0)
+                        return failed(R, "%d process%s the previous experiment left survive SIGKILL: %s is not started",
+                                      left, left == 1 ? "" : "es", exp);
+                R->last_marker[0] = 0;
+        }
+        if (sweep_new_marker(marker) < 0)
+                return failed(R, "experiment %s: no randomness for its marker", exp);
+        snprintf(env, n, "%s=%s", SWEEP_MARKER_VAR, marker);
+        return 0;
+}
+
 /* Starts experiment i (resume: again, after an interruption). EV_FAILED when it cannot start. */
 int start_experiment(struct run *R, size_t i, bool resume) {
         const struct experiment *x = &R->job.experiments[i];
         struct exp_state *s = &R->st.exps[i];
         close_attempt(R, i); /* an attempt here before: how it ended, before this one resets the state */
-        char ckpt[4400] = "", outp[4200], errp[4200];
-        if (R->job.checkpoint_dir && prepare_checkpoint(R, i, resume, ckpt, sizeof ckpt) == EV_FAILED)
+        char e_mark[96], ckpt[4400] = "", outp[4200], errp[4200];
+        if (new_marker(R, x->name, s->marker, e_mark, sizeof e_mark) == EV_FAILED ||
+            (R->job.checkpoint_dir && prepare_checkpoint(R, i, resume, ckpt, sizeof ckpt) == EV_FAILED))
                 return EV_FAILED;
         int out_log = open_log(R, x->name, "stdout", outp, sizeof outp);
         int err_log = out_log < 0 ? -1 : open_log(R, x->name, "stderr", errp, sizeof errp);
@@ -225,8 +243,8 @@ int start_experiment(struct run *R, size_t i, bool resume) {
         snprintf(e_type, sizeof e_type, "MAYFLY_INSTANCE_TYPE=%s", R->inst.type);
         snprintf(e_iid, sizeof e_iid, "MAYFLY_INSTANCE_ID=%s", R->inst.id);
         snprintf(e_gpus, sizeof e_gpus, "MAYFLY_GPU_COUNT=%d", R->have_gpu_inv ? R->gpu_inv.count : 0);
-        char *menv[11] = { e_run, e_exp, e_res, e_att, e_type, e_iid, e_gpus };
-        size_t nm = 7;
+        char *menv[12] = { e_mark, e_run, e_exp, e_res, e_att, e_type, e_iid, e_gpus };
+        size_t nm = 8;
         metrics_file(R, x->name, e_xm, sizeof e_xm);
         if (e_xm[0])
                 menv[nm++] = e_xm;
@@ -250,6 +268,7 @@ int start_experiment(struct run *R, size_t i, bool resume) {
         envact_free_argv(argv);
         if (r < 0)
                 return failed(R, "experiment %s: %s", x->name, err);
+        exp_mark(&R->cur, R->user.uid, s->marker);
         R->cur_idx = (int)i;
         s->st = EXP_RUNNING;
         s->start = now_wall();
@@ -276,6 +295,7 @@ static void finish_experiment(struct run *R) {
         struct exp_state *s = &R->st.exps[i];
         exp_finish(&R->cur, s);
         R->cur_idx = -1;
+        snprintf(R->last_marker, sizeof R->last_marker, "%s", s->marker); /* swept again before the next */
         char stream[300];
         if (pathf(stream, sizeof stream, "%s/%s", R->job.experiments[i].name, XMETRICS_STREAM) == 0)
                 shipper_mirror(&R->ship, stream); /* its last lines, before anything ships its logs */
@@ -331,7 +351,7 @@ int act_start(struct run *R) {
                         continue;
                 bool resume = s->st == EXP_RUNNING;
                 if (resume)
-                        exp_stop_leftover(&R->w, s->pid, s->pid_start, R->job.stop_grace);
+                        stop_leftover(R, i);
                 if (start_experiment(R, i, resume) == EV_FAILED)
                         return EV_FAILED;
                 return supervise(R);
@@ -393,7 +413,7 @@ int act_stop(struct run *R) {
                 struct exp_state *s = &R->st.exps[i];
                 if (s->st == EXP_RUNNING && s->reason != R_AGENT_STOPPED) {
                         /* interrupted before this agent restarted it: whatever it left still goes */
-                        exp_stop_leftover(&R->w, s->pid, s->pid_start, R->job.stop_grace);
+                        stop_leftover(R, i);
                         s->pid = 0;
                         s->pid_start = 0;
                         if (resumes)

@@ -62,6 +62,7 @@ struct run {
         struct watcher watch;
         struct run_user user;
         bool user_ok;
+        char last_marker[40];         /* the marker of the attempt that ended last: swept again before the next */
         struct envact_plan env;
         struct gpu *gpu;
         struct gpu_state gpu_inv;
@@ -120,3 +121,6 @@ void note_cancel(struct run *R, const char *by);
 int pending_event(struct run *R);
 /* The run user and the workdir (create: make the workdir if missing). */
 int take_workdir(struct run *R, bool create);
+/* Experiment i's attempt a previous agent left running, stopped, and what it started outside its group killed (by
+ * its marker, once the run user is known). Whatever survives keeps the next experiment from starting. */
+void stop_leftover(struct run *R, size_t i);
