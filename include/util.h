@@ -29,6 +29,7 @@ enum {
         MF_ECONFLICT,     /* 409 ConditionalRequestConflict: a concurrent conditional write; re-read and retry */
         MF_ECHECKSUM,     /* the bytes' CRC32 differs from the checksum S3 holds (a corrupt transfer) */
         MF_ESTORE,        /* the S3 store refused a conditional write whose condition held (it bends AWS's rules) */
+        MF_ENOTREG,       /* a file of the experiment's to read is not a regular file (a FIFO, a socket, a device) */
 };
 
 static inline void freep(void *p) { free(*(void **)p); }
@@ -113,7 +114,8 @@ int read_file_capped(const char *path, size_t cap, char **ret, size_t *ret_len);
 /* Environment variable, NULL when unset or empty. */
 const char *env_nonempty(const char *name);
 
-/* mkdir -p of path's parent directories (not path itself). */
+/* mkdir -p of path's parent directories (not path itself), by name: links are followed. For the agent's own
+ * directories only (state, logs, cache, `mayfly cp` on a laptop); the workdir is made by exptree_open. */
 int mkdir_parents(const char *path, mode_t mode);
 /* starttime of a live process (from /proc), 0 when it does not exist. */
 unsigned long long proc_start_time(pid_t pid);

@@ -78,13 +78,24 @@ void xfer_batch_refuse(struct xfer_batch *b, const char *path, int r) {
         pthread_mutex_unlock(&b->refuse_lock);
 }
 
-/* An upload beneath the tree: opened beneath its root, read from the fd. */
+/* An upload beneath the tree: opened beneath its root, read from the fd. Never blocking in open: a file swapped for
+ * a FIFO since the walk would park the thread until someone opened its other end (O_NONBLOCK), and whatever is not
+ * a regular file once open is refused (-MF_ENOTREG), as a link out of the tree is. O_NOFOLLOW is not added: the
+ * walk takes a link inside the tree to the file it names, and RESOLVE_BENEATH (or, without openat2, the
+ * per-component walk, which follows no link at all) keeps the open inside the tree. */
 static int upload_beneath(struct xfer_batch *b, const struct xfer_item *it, const struct xfer_opts *o,
                           struct aws_result *out) {
-        _cleanup_close_ int fd = beneath_open(b->rootfd, it->path, O_RDONLY | O_NOCTTY, 0);
+        _cleanup_close_ int fd = beneath_open(b->rootfd, it->path, O_RDONLY | O_NONBLOCK | O_NOCTTY, 0);
         if (fd < 0) {
                 snprintf(out->msg, sizeof out->msg, "cannot open %s: %s", it->path, strerror(-fd));
                 return fd;
+        }
+        struct stat st;
+        if (fstat(fd, &st) < 0)
+                return -errno;
+        if (!S_ISREG(st.st_mode)) {
+                snprintf(out->msg, sizeof out->msg, "%s is not a regular file", it->path);
+                return -MF_ENOTREG;
         }
         return xfer_upload_fd(b->c, fd, it->path, b->bucket, it->key, o, out);
 }
@@ -135,7 +146,7 @@ static int one(struct xfer_batch *b, const struct xfer_item *it, const struct xf
 static int one_or_refuse(struct xfer_batch *b, const struct xfer_item *it, const struct xfer_opts *o,
                          struct aws_result *out) {
         int r = one(b, it, o, out);
-        if (r < 0 && b->rootfd >= 0 && beneath_refused(r)) {
+        if (r < 0 && b->rootfd >= 0 && (beneath_refused(r) || r == -MF_ENOTREG)) {
                 xfer_batch_refuse(b, it->path, r);
                 return 0;
         }

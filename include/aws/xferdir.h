@@ -28,7 +28,7 @@ struct xfer_batch {
         pthread_mutex_t refuse_lock;
         size_t refused;
         char refused_path[512];
-        int refused_rc;               /* -EXDEV: a link out of the tree; -ELOOP: a link (no openat2) */
+        int refused_rc;               /* -EXDEV: a link out of the tree; -ELOOP: a link (no openat2); -MF_ENOTREG */
         /* walks and globs add a file only when keep (NULL: always) says so, e.g. not when it is in S3 already */
         bool (*keep)(void *ud, const char *key, const struct stat *st);
         void *keep_ud;
@@ -37,7 +37,8 @@ struct xfer_batch {
 int xfer_batch_init(struct xfer_batch *b, struct aws_ctx *c, const char *bucket, bool upload,
                     const struct xfer_opts *o);
 /* From now on item paths are relative to rootfd and every open, create and listing stays beneath it: a link
- * inside the tree is followed, one out of it is refused (noted in refused/refused_path, the rest goes on). The
+ * inside the tree is followed, one out of it is refused (noted in refused/refused_path, the rest goes on), and so is
+ * an upload's file that is not a regular file once opened (opened O_NONBLOCK: a FIFO never parks the thread). The
  * caller keeps rootfd open until the batch is freed. */
 void xfer_batch_beneath(struct xfer_batch *b, int rootfd);
 int xfer_batch_add(struct xfer_batch *b, const char *key, const char *path, uint64_t size);

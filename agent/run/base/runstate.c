@@ -90,6 +90,7 @@ int runstate_save(const char *path, const struct run_state *s) {
                 cJSON_AddNumberToObject(x, "attempts", e->attempts);
                 cJSON_AddNumberToObject(x, "pid", e->pid);
                 cJSON_AddNumberToObject(x, "pid_start", (double)e->pid_start);
+                cJSON_AddStringToObject(x, "marker", e->marker);
                 cJSON_AddItemToArray(a, x);
         }
         _cleanup_free_ char *txt = cJSON_Print(o);
@@ -166,6 +167,7 @@ int runstate_load(const char *path, struct run_state *ret) {
                 e->attempts = (int)num(x, "attempts");
                 e->pid = (pid_t)num(x, "pid");
                 e->pid_start = (unsigned long long)num(x, "pid_start");
+                str(x, "marker", e->marker, sizeof e->marker);
         }
         if (!s->run_id[0])
                 return -EBADMSG;

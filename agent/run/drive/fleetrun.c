@@ -171,7 +171,7 @@ static int run_claimed(struct run *R, int i) {
         struct exp_state *s = &R->st.exps[i];
         bool resume = R->ledger.attempt > 1;
         if (s->st == EXP_RUNNING)
-                exp_stop_leftover(&R->w, s->pid, s->pid_start, R->job.stop_grace);
+                stop_leftover(R, (size_t)i);
         s->attempts = R->ledger.attempt - 1; /* start_experiment counts this one */
         ledger_set_phase(&R->ledger, "RUN", R->job.experiments[i].name);
         struct restore_call rc = { .i = i };

@@ -219,13 +219,31 @@ static void metrics_file(struct run *R, const char *exp, char *env, size_t n) {
         snprintf(env, n, "MAYFLY_METRICS_FILE=%s/%s", R->workdir, rel);
 }
 
+/* The attempt's marker (into marker: SWEEP_MARKER_LEN + 1 bytes or more) and its environment entry, once what the
+ * attempt before left running is gone (the next one never meets it). EV_FAILED when some of it survives, or there is
+ * no randomness. */
+static int new_marker(struct run *R, const char *exp, char *marker, char *env, size_t n) {
+        if (R->last_marker[0] && R->user_ok) {
+                int left = sweep_run(&R->w, R->user.uid, R->last_marker, SWEEP_SECONDS, NULL);
+                if (left > 0)
+                        return failed(R, "%d process%s the previous experiment left survive SIGKILL: %s is not started",
+                                      left, left == 1 ? "" : "es", exp);
+                R->last_marker[0] = 0;
+        }
+        if (sweep_new_marker(marker) < 0)
+                return failed(R, "experiment %s: no randomness for its marker", exp);
+        snprintf(env, n, "%s=%s", SWEEP_MARKER_VAR, marker);
+        return 0;
+}
+
 /* Starts experiment i (resume: again, after an interruption). EV_FAILED when it cannot start. */
 int start_experiment(struct run *R, size_t i, bool resume) {
         const struct experiment *x = &R->job.experiments[i];
         struct exp_state *s = &R->st.exps[i];
         close_attempt(R, i); /* an attempt here before: how it ended, before this one resets the state */
-        char ckpt[4400] = "", outp[4200], errp[4200];
-        if (R->job.checkpoint_dir && prepare_checkpoint(R, i, resume, ckpt, sizeof ckpt) == EV_FAILED)
+        char e_mark[96], ckpt[4400] = "", outp[4200], errp[4200];
+        if (new_marker(R, x->name, s->marker, e_mark, sizeof e_mark) == EV_FAILED ||
+            (R->job.checkpoint_dir && prepare_checkpoint(R, i, resume, ckpt, sizeof ckpt) == EV_FAILED))
                 return EV_FAILED;
         int out_log = open_log(R, x->name, "stdout", outp, sizeof outp);
         int err_log = out_log < 0 ? -1 : open_log(R, x->name, "stderr", errp, sizeof errp);
@@ -255,8 +273,8 @@ int start_experiment(struct run *R, size_t i, bool resume) {
         snprintf(e_iid, sizeof e_iid, "MAYFLY_INSTANCE_ID=%s", R->inst.id);
         snprintf(e_gpus, sizeof e_gpus, "MAYFLY_GPU_COUNT=%d", R->have_gpu_inv ? R->gpu_inv.count : 0);
         char e_cred[4][2400];
-        char *menv[15] = { e_run, e_exp, e_res, e_att, e_type, e_iid, e_gpus };
-        size_t nm = 7;
+        char *menv[16] = { e_mark, e_run, e_exp, e_res, e_att, e_type, e_iid, e_gpus };
+        size_t nm = 8;
         for (size_t k = 0, nc = credentials_env(R, e_cred, sizeof e_cred[0]); k < nc; k++)
                 menv[nm++] = e_cred[k];
         metrics_file(R, x->name, e_xm, sizeof e_xm);
@@ -282,6 +300,7 @@ int start_experiment(struct run *R, size_t i, bool resume) {
         envact_free_argv(argv);
         if (r < 0)
                 return failed(R, "experiment %s: %s", x->name, err);
+        exp_mark(&R->cur, R->user.uid, s->marker);
         R->cur_idx = (int)i;
         s->st = EXP_RUNNING;
         s->start = now_wall();
@@ -308,6 +327,7 @@ static void finish_experiment(struct run *R) {
         struct exp_state *s = &R->st.exps[i];
         exp_finish(&R->cur, s);
         R->cur_idx = -1;
+        snprintf(R->last_marker, sizeof R->last_marker, "%s", s->marker); /* swept again before the next */
         char stream[300];
         if (pathf(stream, sizeof stream, "%s/%s", R->job.experiments[i].name, XMETRICS_STREAM) == 0)
                 shipper_mirror(&R->ship, stream); /* its last lines, before anything ships its logs */
@@ -363,7 +383,7 @@ int act_start(struct run *R) {
                         continue;
                 bool resume = s->st == EXP_RUNNING;
                 if (resume)
-                        exp_stop_leftover(&R->w, s->pid, s->pid_start, R->job.stop_grace);
+                        stop_leftover(R, i);
                 if (start_experiment(R, i, resume) == EV_FAILED)
                         return EV_FAILED;
                 return supervise(R);
@@ -425,7 +445,7 @@ int act_stop(struct run *R) {
                 struct exp_state *s = &R->st.exps[i];
                 if (s->st == EXP_RUNNING && s->reason != R_AGENT_STOPPED) {
                         /* interrupted before this agent restarted it: whatever it left still goes */
-                        exp_stop_leftover(&R->w, s->pid, s->pid_start, R->job.stop_grace);
+                        stop_leftover(R, i);
                         s->pid = 0;
                         s->pid_start = 0;
                         if (resumes)
@@ -490,7 +510,14 @@ bool ship_begin(struct run *R) {
         stop_watch(R);
         if (!R->ship_ready)
                 return false; /* nowhere to ship to: nothing on this instance is worth keeping it for */
-        shipper_stop(&R->ship);
+        /* the live shipper may be stuck in a transfer: it gets at most half of ship_timeout to stop, then SHIP goes
+         * on without it (act_ship's deadline counts from here) and ships what it can */
+        R->ship_deadline = now_mono() + (double)R->job.ship_timeout;
+        if (shipper_stop(&R->ship, now_mono() + (double)R->job.ship_timeout / 2) < 0) {
+                log_error("the live log shipper did not stop within %lds (a stuck upload?): going on without it",
+                          R->job.ship_timeout / 2);
+                R->w.abandoned = true; /* it still uses the run's state: the process ends without freeing it */
+        }
         return true;
 }
 
@@ -507,7 +534,10 @@ int act_ship(struct run *R) {
         if (!sj)
                 return EV_INCOMPLETE;
         *sj = (struct ship_job){ .R = R, .plan = plan_of(R) };
-        int r = waiter_blocking(&R->w, ship_all, sj, now_mono() + (double)R->job.ship_timeout);
+        /* one ship_timeout for SHIP as a whole (from ship_begin), at least half of it for the final upload */
+        double deadline = R->ship_deadline > 0 ? MAX(R->ship_deadline, now_mono() + (double)R->job.ship_timeout / 2)
+                                               : now_mono() + (double)R->job.ship_timeout;
+        int r = waiter_blocking(&R->w, ship_all, sj, deadline);
         if (r == -ETIMEDOUT) {
                 log_error("the final upload did not finish within ship_timeout (%lds); results are kept under %s and %s",
                           R->job.ship_timeout, R->logs_dir, R->workdir);

@@ -345,3 +345,11 @@ int take_workdir(struct run *R, bool create) {
         R->workfd = fd;
         return 0;
 }
+
+void stop_leftover(struct run *R, size_t i) {
+        struct exp_state *s = &R->st.exps[i];
+        int left = exp_stop_leftover(&R->w, s->pid, s->pid_start, R->job.stop_grace, R->user.uid,
+                                     R->user_ok ? s->marker : NULL);
+        if (left > 0 || !R->user_ok)
+                snprintf(R->last_marker, sizeof R->last_marker, "%s", s->marker);
+}

@@ -4,42 +4,162 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <sys/stat.h>
 
 #include "beneath.h"
 #include "run/proc/archive_x.h"
 #include "run/proc/asuser.h"
 
-int exptree_open(const char *path, const struct run_user *u, char *err, size_t errlen) {
-        int r = mkdir_parents(path, 0755);
-        if (r == 0 && mkdir(path, 0755) < 0 && errno != EEXIST)
-                r = -errno;
-        if (r < 0) {
-                snprintf(err, errlen, "cannot create the workdir %s: %s", path, strerror(-r));
-                return r;
+bool exptree_user_in_group(const struct run_user *u, gid_t g) {
+        if (g == u->gid)
+                return true;
+        for (int i = 0; i < u->ngroups && i < RUN_USER_MAX_GROUPS; i++)
+                if (u->groups[i] == g)
+                        return true;
+        return false;
+}
+
+enum ancestor_verdict exptree_ancestor(const struct stat *st, const struct run_user *u) {
+        if (!S_ISDIR(st->st_mode))
+                return ANC_NOT_DIR;
+        if (!u || !u->switch_user || u->uid == 0)
+                return ANC_OK; /* the agent runs as the user itself (not root), or the job asks for root */
+        if (st->st_uid == u->uid)
+                return ANC_OWNED;
+        bool gw = (st->st_mode & S_IWGRP) && exptree_user_in_group(u, st->st_gid);
+        bool ow = st->st_mode & S_IWOTH;
+        if (!gw && !ow)
+                return ANC_OK;
+        /* sticky and root's (/tmp, /var/tmp): the user may add entries but neither rename nor remove root's, and the
+         * entry below it is checked in its turn (a root-owned real directory, or one made now) */
+        if ((st->st_mode & S_ISVTX) && st->st_uid == 0)
+                return ANC_OK;
+        return ANC_WRITABLE;
+}
+
+const char *exptree_ancestor_why(enum ancestor_verdict v) {
+        switch (v) {
+        case ANC_OK: return "fine";
+        case ANC_NOT_DIR: return "not a directory";
+        case ANC_LINK: return "a symbolic link";
+        case ANC_OWNED: return "owned by the run user";
+        case ANC_WRITABLE: return "writable by the run user";
         }
-        int fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-        if (fd < 0) {
-                r = -errno;
-                snprintf(err, errlen, "cannot open the workdir %s: %s", path,
-                         r == -ELOOP || r == -ENOTDIR ? "it is not a directory (a symbolic link? give the real path)"
-                                                      : strerror(-r));
-                return r;
+        return "?";
+}
+
+/* One component below cur: opened, made (mode 0755, root's) when missing. *ret_made: made by this call. */
+static int step(int cur, const char *name, bool *ret_made) {
+        *ret_made = false;
+        for (int tries = 0; tries < 4; tries++) {
+                int fd = openat(cur, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                if (fd >= 0)
+                        return fd;
+                int e = errno;
+                struct stat st;
+                if ((e == ELOOP || e == ENOTDIR) && fstatat(cur, name, &st, AT_SYMLINK_NOFOLLOW) == 0)
+                        return S_ISLNK(st.st_mode) ? -ELOOP : -ENOTDIR;
+                if (e != ENOENT)
+                        return -e;
+                if (mkdirat(cur, name, 0755) == 0)
+                        *ret_made = true;
+                else if (errno != EEXIST)
+                        return -errno;
         }
+        return -EAGAIN; /* made and gone again, four times: someone races us */
+}
+
+/* The workdir alone, through its fd, and only when this start made it: one that exists is the run user's (an
+ * earlier start handed it over) or stays as it is. */
+static int hand_over(int fd, const char *path, bool made, const struct run_user *u, char *err, size_t errlen) {
         struct stat st;
         if (fstat(fd, &st) < 0) {
-                r = -errno;
-                close(fd);
-                snprintf(err, errlen, "cannot open the workdir %s: %s", path, strerror(-r));
-                return r;
+                snprintf(err, errlen, "cannot open the workdir %s: %s", path, strerror(errno));
+                return -errno;
         }
-        /* the directory alone, through its fd: a real directory made by root (now or by an earlier start) */
-        if (u && u->switch_user && st.st_uid == 0 && fchown(fd, u->uid, u->gid) < 0) {
-                r = -errno;
-                close(fd);
+        if (!u || !u->switch_user)
+                return 0;
+        if (made && fchown(fd, u->uid, u->gid) < 0) {
+                int r = -errno;
                 snprintf(err, errlen, "cannot hand the workdir %s to %s: %s", path, u->name, strerror(-r));
                 return r;
         }
+        if (!made && st.st_uid != u->uid) {
+                snprintf(err, errlen, "the workdir %s exists and is not %s's (owner uid %u): mayfly hands over only "
+                         "a workdir it creates", path, u->name, (unsigned)st.st_uid);
+                return -EPERM;
+        }
+        return 0;
+}
+
+int exptree_open(const char *path, const struct run_user *u, char *err, size_t errlen) {
+        if (path[0] != '/') {
+                snprintf(err, errlen, "the workdir %s is not an absolute path", path);
+                return -EINVAL;
+        }
+        _cleanup_close_ int cur = open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (cur < 0) {
+                snprintf(err, errlen, "cannot open /: %s", strerror(errno));
+                return -errno;
+        }
+        char sofar[4096] = "";
+        size_t len = 0;
+        bool made = false;
+        /* from / down, one real directory at a time through the fd of the one above (never a path resolved again):
+         * a link anywhere is refused, and so is an ancestor the run user could swap what lies below (sshd's
+         * StrictModes rule, docs/security.md) */
+        for (const char *p = path;;) {
+                while (*p == '/')
+                        p++;
+                if (!*p)
+                        break;
+                const char *e = strchrnul(p, '/');
+                size_t l = (size_t)(e - p);
+                if (l > NAME_MAX || len + 1 + l >= sizeof sofar) {
+                        snprintf(err, errlen, "the workdir %s: path too long", path);
+                        return -ENAMETOOLONG;
+                }
+                size_t plen = len; /* sofar[0..plen): the directory cur is */
+                sofar[len++] = '/';
+                memcpy(sofar + len, p, l);
+                len += l;
+                sofar[len] = 0;
+                if ((l == 1 && p[0] == '.') || (l == 2 && p[0] == '.' && p[1] == '.')) {
+                        snprintf(err, errlen, "the workdir %s: '.' and '..' are not allowed in it", path);
+                        return -EINVAL;
+                }
+                struct stat st;
+                if (fstat(cur, &st) < 0)
+                        return -errno;
+                enum ancestor_verdict v = exptree_ancestor(&st, u);
+                if (v != ANC_OK && !made) {
+                        snprintf(err, errlen, "the workdir's parent %.*s is %s: refused (the experiment could swap "
+                                 "what lies below it; choose a workdir whose parents only root can change)",
+                                 plen ? (int)plen : 1, plen ? sofar : "/", exptree_ancestor_why(v));
+                        return -EPERM;
+                }
+                char name[NAME_MAX + 1];
+                memcpy(name, p, l);
+                name[l] = 0;
+                int fd = step(cur, name, &made);
+                if (fd < 0) {
+                        snprintf(err, errlen, "cannot %s the workdir %s: %s%s", fd == -ELOOP ? "open" : "create", path,
+                                 sofar, fd == -ELOOP ? " is a symbolic link (give the real path; a link is never "
+                                                       "followed)" : fd == -ENOTDIR ? " is not a directory" : "");
+                        if (fd != -ELOOP && fd != -ENOTDIR)
+                                snprintf(err + strlen(err), errlen - strlen(err), ": %s", strerror(-fd));
+                        return fd;
+                }
+                close(cur);
+                cur = fd;
+                p = e;
+        }
+        int r = hand_over(cur, path, made, u, err, errlen);
+        if (r < 0)
+                return r;
+        int fd = cur;
+        cur = -1; /* taken */
         return fd;
 }
 
@@ -152,6 +272,7 @@ void exptree_refusal(const struct xfer_batch *b, char *dst, size_t n) {
         snprintf(dst, n, "%s: %s", b->refused_path,
                  b->refused_rc == -EXDEV ? "a link out of the workdir"
                  : b->refused_rc == -ELOOP ? "a symbolic link (this kernel has no openat2: links are not followed)"
+                 : b->refused_rc == -MF_ENOTREG ? "not a regular file (a FIFO? not read)"
                                            : strerror(-b->refused_rc));
 }
 

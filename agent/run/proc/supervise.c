@@ -95,15 +95,37 @@ void exp_signal(struct exp_run *E, int sig) {
                 runner_signal_group(E->ch.pid, sig);
 }
 
+void exp_mark(struct exp_run *E, uid_t uid, const char *marker) {
+        snprintf(E->marker, sizeof E->marker, "%s", marker ? marker : "");
+        E->uid = uid;
+}
+
+/* Every process of uid carrying the marker, killed; logged. How many remain. */
+static int sweep(struct waiter *w, const char *name, uid_t uid, const char *marker) {
+        size_t killed = 0;
+        int r = sweep_run(w, uid, marker, SWEEP_SECONDS, &killed);
+        if (killed)
+                log_info("experiment %s: %zu process%s it left running killed (SIGKILL: outside its process group, "
+                         "found by %s)", name, killed, killed == 1 ? "" : "es", SWEEP_MARKER_VAR);
+        if (r < 0)
+                log_error("experiment %s: cannot look for the processes it left: %s", name, strerror(-r));
+        else if (r > 0)
+                log_error("experiment %s: %d process%s it left survive SIGKILL after %.0fs", name, r, r == 1 ? "" : "es",
+                          SWEEP_SECONDS);
+        return r > 0 ? r : 0;
+}
+
 /* By pid: other children (nvidia-smi, the power-off command) are reaped by their own code. */
-static void reap(struct exp_run *E) {
+static void reap(struct exp_run *E, struct waiter *w) {
         int st;
         if (!E->exited && waitpid(E->ch.pid, &st, WNOHANG) == E->ch.pid) {
                 E->exited = true;
                 E->status = st;
                 E->exited_at = now_mono();
-                /* whatever the experiment left behind in its group goes with it */
+                /* whatever the experiment left behind in its group goes with it, and what left the group too */
                 runner_signal_group(E->ch.pid, SIGKILL);
+                if (E->marker[0])
+                        E->left = sweep(w, E->name, E->uid, E->marker);
         }
 }
 
@@ -126,7 +148,7 @@ enum exp_wake exp_wait(struct exp_run *E, struct waiter *w, int watch_fd, double
                                 for (int n = 0; n < 16 && pump(E, k); n++)
                                         ;
                 /* SIGCHLD only wakes the poll (it can also race the signalfd's set-up): look each time */
-                reap(E);
+                reap(E, w);
                 if (!E->exited) {
                         double now = now_mono();
                         if (E->timeout_at && now >= E->timeout_at)
@@ -169,13 +191,16 @@ void exp_finish(struct exp_run *E, struct exp_state *s) {
         s->reason = E->kill_reason != R_NONE ? E->kill_reason : R_EXIT;
 }
 
-void exp_stop_leftover(struct waiter *w, pid_t pid, unsigned long long pid_start, long grace) {
-        if (pid <= 0 || !pid_start || proc_start_time(pid) != pid_start)
-                return;
-        log_info("stopping the previous agent's experiment process group %d", (int)pid);
-        runner_signal_group(pid, SIGTERM);
-        double until = now_mono() + (double)MAX(grace, 1);
-        while (now_mono() < until && proc_start_time(pid) == pid_start)
-                waiter_poll(w, NULL, 0, 100);
-        runner_signal_group(pid, SIGKILL);
+int exp_stop_leftover(struct waiter *w, pid_t pid, unsigned long long pid_start, long grace, uid_t uid,
+                      const char *marker) {
+        if (pid > 0 && pid_start && proc_start_time(pid) == pid_start) {
+                log_info("stopping the previous agent's experiment process group %d", (int)pid);
+                runner_signal_group(pid, SIGTERM);
+                double until = now_mono() + (double)MAX(grace, 1);
+                while (now_mono() < until && proc_start_time(pid) == pid_start)
+                        waiter_poll(w, NULL, 0, 100);
+                runner_signal_group(pid, SIGKILL);
+        }
+        /* its leader gone or not, what it started outside its group may still run */
+        return marker && marker[0] ? sweep(w, "of the previous agent", uid, marker) : 0;
 }

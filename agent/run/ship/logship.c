@@ -324,13 +324,20 @@ static void *ship_thread(void *ud) {
                 }
         }
         http_client_free(&h);
+        pthread_mutex_lock(&s->lock);
+        s->exited = true;
+        pthread_cond_broadcast(&s->cond);
+        pthread_mutex_unlock(&s->lock);
         return NULL;
 }
 
 int shipper_start(struct shipper *s) {
         if (s->running)
                 return 0;
+        if (s->abandoned)
+                return -EBUSY; /* the old thread may still run */
         s->stop = false;
+        s->exited = false;
         int r = pthread_create(&s->th, NULL, ship_thread, s);
         if (r != 0)
                 return -r;
@@ -338,15 +345,29 @@ int shipper_start(struct shipper *s) {
         return 0;
 }
 
-void shipper_stop(struct shipper *s) {
+int shipper_stop(struct shipper *s, double deadline) {
         if (!s->running)
-                return;
+                return 0;
         pthread_mutex_lock(&s->lock);
         s->stop = true;
-        pthread_cond_signal(&s->cond);
+        pthread_cond_broadcast(&s->cond);
+        /* the thread may be in a transfer that hangs (an upload stuck on S3): waited for, within the deadline */
+        while (!s->exited && now_mono() < deadline) {
+                struct timespec ts;
+                clock_gettime(CLOCK_MONOTONIC, &ts);
+                ts.tv_sec += 1;
+                pthread_cond_timedwait(&s->cond, &s->lock, &ts);
+        }
+        bool exited = s->exited;
         pthread_mutex_unlock(&s->lock);
-        pthread_join(s->th, NULL);
         s->running = false;
+        if (!exited) {
+                pthread_detach(s->th);
+                s->abandoned = true;
+                return -ETIMEDOUT;
+        }
+        pthread_join(s->th, NULL);
+        return 0;
 }
 
 int shipper_flush(struct shipper *s, struct aws_result *out) {
@@ -365,7 +386,9 @@ int shipper_flush(struct shipper *s, struct aws_result *out) {
 }
 
 void shipper_free(struct shipper *s) {
-        shipper_stop(s);
+        shipper_stop(s, now_mono() + SHIPPER_FREE_WAIT);
+        if (s->abandoned)
+                return; /* still used by the thread: left for the process's end */
         for (size_t i = 0; i < s->n; i++) {
                 free(s->streams[i].path);
                 free(s->streams[i].name);

@@ -19,6 +19,7 @@ struct exp_state {
         int attempts;
         pid_t pid;
         unsigned long long pid_start;   /* /proc/PID/stat starttime, to recognise the same process */
+        char marker[40];        /* the last attempt's MAYFLY_RUN_MARKER (run/proc/sweep.h), "" = none */
 };
 
 struct run_state {

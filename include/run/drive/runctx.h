@@ -63,6 +63,7 @@ struct run {
         struct watcher watch;
         struct run_user user;
         bool user_ok;
+        char last_marker[40];         /* the marker of the attempt that ended last: swept again before the next */
         struct envact_plan env;
         struct gpu *gpu;
         struct gpu_state gpu_inv;
@@ -73,6 +74,7 @@ struct run {
         struct exp_run cur;           /* the running experiment */
         int cur_idx;                  /* its index, -1 = none */
         double deadline;              /* max_runtime on the monotonic clock, 0 = none */
+        double ship_deadline;         /* SHIP's end (ship_begin + ship_timeout, monotonic), 0 = not begun */
         struct wrapup wrap;           /* cost ledger, report.html, the notification (wrapup.h) */
         /* a run shared by instances (the job names a run_id): the ledger in S3 is the truth */
         bool fleet;
@@ -125,3 +127,6 @@ void note_cancel(struct run *R, const char *by);
 int pending_event(struct run *R);
 /* The run user and the workdir (create: make the workdir if missing). */
 int take_workdir(struct run *R, bool create);
+/* Experiment i's attempt a previous agent left running, stopped, and what it started outside its group killed (by
+ * its marker, once the run user is known). Whatever survives keeps the next experiment from starting. */
+void stop_leftover(struct run *R, size_t i);

@@ -6,13 +6,33 @@
  * (beneath.h). The experiment can plant links and swap files at any moment; the worst it gets is that the agent
  * does, as the run user and inside the workdir, what the experiment could have done itself. */
 #pragma once
+#include <sys/stat.h>
+
 #include "aws/xferdir.h"
 #include "run/proc/runner.h"
 
-/* Creates the workdir (and, as root, its parents: they are the job spec's, not the experiment's) and opens it.
- * The workdir itself must be a directory, not a link; a root-owned one is handed to the run user (that directory
- * alone: its contents are never chowned). Returns an O_DIRECTORY fd or -errno with err set. */
+/* Creates the workdir (and, as root, its parents: they are the job spec's, not the experiment's) and opens it,
+ * walking from / one component at a time through the fd of the directory above (openat/mkdirat, O_NOFOLLOW): a
+ * symbolic link anywhere on the path is refused (-ELOOP), and so is an existing parent the run user owns or may
+ * write to (exptree_ancestor; -EPERM), err naming it. Only a workdir this call created is handed (fchown of its fd)
+ * to the run user; an existing one must already be the user's (-EPERM otherwise). With the agent not root, or the
+ * run user root, there is no one to guard against: only links are refused. Returns an O_DIRECTORY fd or -errno with
+ * err set. */
 int exptree_open(const char *path, const struct run_user *u, char *err, size_t errlen);
+
+/* What an existing parent of the workdir is to the run user (sshd's StrictModes rule, inverted: the run user is the
+ * one who must not be able to change it). Pure. */
+enum ancestor_verdict {
+        ANC_OK,
+        ANC_NOT_DIR,
+        ANC_LINK,           /* (found by the walk, not by this function) */
+        ANC_OWNED,          /* the run user owns it: it could rename what lies below and plant a link */
+        ANC_WRITABLE,       /* group-writable with the user in the group, or other-writable, and not sticky root's */
+};
+enum ancestor_verdict exptree_ancestor(const struct stat *st, const struct run_user *u);
+const char *exptree_ancestor_why(enum ancestor_verdict v);
+/* Whether gid g is the user's primary group or one of its supplementary groups. Pure. */
+bool exptree_user_in_group(const struct run_user *u, gid_t g);
 
 /* mkdir -p of rel in the tree, as the run user. 0 or -errno (beneath_refused(): a link out of the workdir). */
 int exptree_mkdir(const struct run_user *u, int rootfd, const char *rel);

@@ -9,6 +9,7 @@
 #include "run/proc/runner.h"
 #include "run/base/runstate.h"
 #include "run/base/wait.h"
+#include "run/proc/sweep.h"
 
 struct exp_run {
         const char *name;
@@ -24,6 +25,10 @@ struct exp_run {
         int status;
         double exited_at;
         bool running;                 /* started and not finished */
+        /* the attempt's marker (run/proc/sweep.h): what it leaves running is killed when its process exits */
+        char marker[SWEEP_MARKER_LEN + 1];
+        uid_t uid;
+        int left;                     /* marked processes that survived the sweep (> 0: still there) */
 };
 
 /* Starts sp; out_log/err_log (taken: closed by exp_finish) receive its output. timeout: seconds from now, 0 = none.
@@ -43,6 +48,10 @@ enum exp_wake {
  * while the experiment is not being stopped. */
 enum exp_wake exp_wait(struct exp_run *E, struct waiter *w, int watch_fd, double deadline);
 
+/* After exp_start: the marker the attempt's environment carries and the uid it runs as; when its process exits,
+ * every process of uid carrying the marker is killed (sweep_run) before WAKE_ENDED. */
+void exp_mark(struct exp_run *E, uid_t uid, const char *marker);
+
 /* SIGTERM to the process group now, SIGKILL after grace seconds; the first stop's reason is kept. */
 void exp_stop(struct exp_run *E, enum exp_reason why, long grace);
 
@@ -53,5 +62,7 @@ void exp_signal(struct exp_run *E, int sig);
 void exp_finish(struct exp_run *E, struct exp_state *s);
 
 /* An experiment a previous agent left running (kill -9): its process group is stopped (SIGTERM, grace, SIGKILL)
- * when pid is still that process. */
-void exp_stop_leftover(struct waiter *w, pid_t pid, unsigned long long pid_start, long grace);
+ * when pid is still that process; then, with a marker (its attempt's, "" = none), every process of uid carrying it
+ * is killed. Returns how many marked processes remain (0: none). */
+int exp_stop_leftover(struct waiter *w, pid_t pid, unsigned long long pid_start, long grace, uid_t uid,
+                      const char *marker);

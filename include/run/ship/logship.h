@@ -9,9 +9,13 @@
 
 int shipper_init(struct shipper *s, struct aws_ctx *c, const char *bucket, const char *prefix, long interval);
 int shipper_start(struct shipper *s);
-/* Stops the thread (the final upload is then done by the caller with shipper_flush). */
-void shipper_stop(struct shipper *s);
+/* Stops the thread (the final upload is then done by the caller with shipper_flush), waiting for it until deadline
+ * (monotonic seconds): a thread stuck in a transfer is then detached and marked abandoned (its state is never
+ * freed) and -ETIMEDOUT returned; 0 once it has stopped. */
+int shipper_stop(struct shipper *s, double deadline);
+/* Stops the thread (waiting at most SHIPPER_FREE_WAIT seconds) and frees what an abandoned thread does not use. */
 void shipper_free(struct shipper *s);
+#define SHIPPER_FREE_WAIT 30.0
 /* A log to ship as it grows (again after a restart: its offset is kept). */
 int shipper_add_stream(struct shipper *s, const char *path, const char *name);
 /* A file the experiment writes (rel in the tree at rootfd: its $MAYFLY_METRICS_FILE) shipped as the log `name`: it

@@ -34,6 +34,8 @@ struct shipper {
         pthread_mutex_t mirror_lock; /* one mirror copy at a time (the thread, the driver's shipper_mirror) */
         pthread_cond_t cond;      /* on CLOCK_MONOTONIC */
         bool stop;
+        bool exited;              /* the thread has left its loop (set under lock, cond broadcast) */
+        bool abandoned;           /* it did not stop in time: detached, and the state it uses is never freed */
         struct logstream *streams; /* any number: two per experiment, metrics */
         size_t n, alloc;
         char *status_json;        /* pending status.json, NULL when shipped */
