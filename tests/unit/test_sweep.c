@@ -102,7 +102,19 @@ static void test_live(void) {
         T_EXPECT("live: a malformed marker is refused", sweep_once(getuid(), "short", NULL) == -EINVAL);
 }
 
+static void test_cgroup_is_unit(void) {
+        T_EXPECT("v2 service", cgroup_is_unit("0::/system.slice/mayfly.service\n"));
+        T_EXPECT("v1 name=systemd service", cgroup_is_unit("12:pids:/system.slice/mayfly.service\n"
+                                                           "1:name=systemd:/system.slice/mayfly.service\n"));
+        T_EXPECT("the root cgroup (a container)", !cgroup_is_unit("0::/\n"));
+        T_EXPECT("a user session", !cgroup_is_unit("0::/user.slice/user-1000.slice/session-3.scope\n"));
+        T_EXPECT("a service name inside the path is not the end", !cgroup_is_unit("0::/a.service/b\n"));
+        T_EXPECT("v1 without name=systemd", !cgroup_is_unit("3:cpu:/system.slice/mayfly.service\n"));
+        T_EXPECT("empty", !cgroup_is_unit(""));
+}
+
 int main(void) {
+        test_cgroup_is_unit();
         test_scan();
         test_uids();
         test_marker();

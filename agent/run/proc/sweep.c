@@ -138,6 +138,64 @@ static bool of_uid(int pfd, uid_t uid) {
         return status_uids(buf, len, u) == 0 && (u[0] == uid || u[1] == uid || u[2] == uid);
 }
 
+/* Up to n-1 bytes of a small /proc file (at dirfd, name) into buf, NUL-terminated: its length, or -errno. */
+static ssize_t read_small(int dirfd, const char *name, char *buf, size_t n) {
+        _cleanup_close_ int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+                return -errno;
+        size_t len = 0;
+        for (ssize_t r; len < n - 1; len += (size_t)r) {
+                r = read(fd, buf + len, n - 1 - len);
+                if (r < 0 && errno == EINTR) {
+                        r = 0;
+                        continue;
+                }
+                if (r < 0)
+                        return -errno;
+                if (r == 0)
+                        break;
+        }
+        buf[len] = 0;
+        return (ssize_t)len;
+}
+
+bool cgroup_is_unit(const char *text) {
+        for (const char *l = text; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL) {
+                size_t n = strcspn(l, "\n");
+                const char *path = NULL;
+                if (!strncmp(l, "0::", 3))
+                        path = l + 3;
+                else if (memmem(l, n, ":name=systemd:", 14))
+                        path = (const char *)memmem(l, n, ":name=systemd:", 14) + 14;
+                size_t pl = path ? n - (size_t)(path - l) : 0;
+                if (path && pl > 8 && !memcmp(path + pl - 8, ".service", 8))
+                        return true;
+        }
+        return false;
+}
+
+/* The agent's own cgroup(s) (/proc/self/cgroup), when systemd made them a service's: every process of the run user
+ * in there is the experiment's, whatever its environment says. "" otherwise (a container: the marker alone). */
+static const char *own_unit_cgroup(void) {
+        static char mine[SWEEP_CGROUP_MAX];
+        static bool read_once;
+        if (!read_once) {
+                read_once = true;
+                if (read_small(AT_FDCWD, "/proc/self/cgroup", mine, sizeof mine) <= 0 || !cgroup_is_unit(mine))
+                        mine[0] = 0;
+        }
+        return mine;
+}
+
+/* Whether the process of the directory pfd is in the agent's own service cgroup. */
+static bool in_my_unit(int pfd) {
+        const char *mine = own_unit_cgroup();
+        if (!mine[0])
+                return false;
+        char theirs[SWEEP_CGROUP_MAX];
+        return read_small(pfd, "cgroup", theirs, sizeof theirs) > 0 && !strcmp(theirs, mine);
+}
+
 /* SIGKILL to the process pid is (the pidfd, taken before its environ was read, names the one examined). */
 static bool kill_it(int pidfd, pid_t pid) {
         if (pidfd >= 0)
@@ -156,7 +214,9 @@ static int one(int procfd, pid_t pid, uid_t uid, const char *entry, size_t *unre
         _cleanup_close_ int pfd = openat(procfd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (pfd < 0 || !of_uid(pfd, uid))
                 return 0; /* gone meanwhile, or not the user's */
-        int m = has_marker(pfd, entry);
+        /* under systemd, the run user's processes in the agent's own unit are the experiment's: marked or not (one
+         * that cleared its environment is still there) */
+        int m = in_my_unit(pfd) ? 1 : has_marker(pfd, entry);
         if (m < 0 && m != -ESRCH) {
                 (*unreadable)++;
                 return 0;

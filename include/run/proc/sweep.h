@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* sweep.h — what an experiment leaves running, found and killed when it ends.
  *
- * Killing the experiment's process group misses a process that left it (setsid, a double fork). Without a cgroup
- * of its own (no systemd scope: the fallback, as in a container), each attempt gets a marker in its environment,
+ * Killing the experiment's process group misses a process that left it (setsid, a double fork). Under systemd every
+ * process of the run user in the agent's own service cgroup is the experiment's (cgroup_is_unit); besides (and
+ * alone, as in a container), each attempt gets a marker in its environment,
  * MAYFLY_RUN_MARKER=<128 random bits in hex>, which every process it starts inherits; when the attempt ends, every
  * process whose real, effective or saved uid is the run user's and whose /proc/PID/environ holds that exact entry
  * gets SIGKILL (through a pidfd: a pid reused meanwhile is not hit), scan after scan until none remain or the bound
@@ -21,6 +22,7 @@
 #define SWEEP_ENVIRON_MAX (16u << 20)      /* bytes of one process's environ read at most */
 #define SWEEP_STATUS_MAX 8192              /* bytes of /proc/PID/status read at most */
 #define SWEEP_SECONDS 10.0                 /* how long the scans go on while marked processes remain */
+#define SWEEP_CGROUP_MAX 4096              /* bytes of /proc/PID/cgroup read at most */
 
 /* A fresh marker (lowercase hex, SWEEP_MARKER_LEN digits). 0 or -errno (no randomness). */
 int sweep_new_marker(char ret[SWEEP_MARKER_LEN + 1]);
@@ -38,6 +40,11 @@ void envscan_feed(struct envscan *s, const char *buf, size_t n);
 bool envscan_found(struct envscan *s);
 /* The same over a whole block. Pure. */
 bool environ_has(const char *blk, size_t n, const char *entry);
+/* Whether a /proc/PID/cgroup text names a systemd service's cgroup (the v2 line "0::/….service", or v1's
+ * "name=systemd:/….service"). Pure. Under systemd the agent's unit holds only the agent and its experiment: every
+ * process of the run user in it is swept, its environment cleared or not; elsewhere (a container) the marker
+ * alone says which. */
+bool cgroup_is_unit(const char *text);
 /* The real, effective, saved and filesystem uids from a /proc/PID/status text. 0 or -EINVAL. Pure. */
 int status_uids(const char *text, size_t n, uid_t ret[4]);
 
