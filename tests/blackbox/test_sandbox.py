@@ -70,6 +70,11 @@ def state(pid):
 s = state(int(open("escapee.pid").read()))
 open("seen.txt", "w").write("gone" if s in ("gone", "Z", "X") else "alive " + s)
 """,
+    # bytes to stdout, as fast as the agent takes them
+    "flood.sh": """#!/bin/sh
+yes "a line of an experiment that prints without end, padded out to be long enough" | head -c "$1"
+echo finished > done.txt
+""",
     "chatty.sh": """#!/bin/sh
 i=0
 while [ $i -lt "${1:-100}" ]; do i=$((i+1)); echo "line $i"; sleep 0.2; done
@@ -233,3 +238,66 @@ def test_a_process_that_left_the_session_is_killed_before_the_next_experiment():
             bystander.wait()
     sandboxed({"experiments": [{"name": "a", "command": ["./escape.py"]}, {"name": "b", "command": ["./seen.py"]}]},
               body)
+
+
+def _loop_ext4(mnt, mib, reserve_pct):
+    """A small ext4 filesystem with root's reserved blocks (tmpfs has none), loop-mounted on mnt."""
+    img = mnt + ".img"
+    subprocess.run(["truncate", "-s", "%dM" % mib, img], check=True)
+    subprocess.run(["mkfs.ext4", "-q", "-F", "-m", str(reserve_pct), img], check=True)
+    os.makedirs(mnt, exist_ok=True)
+    p = subprocess.run(["mount", "-o", "loop", img, mnt], capture_output=True, text=True)
+    if p.returncode != 0:
+        os.unlink(img)
+        raise Skip("cannot loop-mount an ext4 image here: " + p.stderr.strip())
+
+
+def test_an_experiment_filling_the_disk_leaves_roots_reserve():
+    """The logs' filesystem fills up with the experiment's stdout: the writes are the run user's (fsuid, no
+    CAP_SYS_RESOURCE), so they stop where the user's blocks end and root's reserve is left whole."""
+    def body(r, secret):
+        logs = os.path.join(r.dir, "logs")
+        _loop_ext4(logs, 16, 10)
+        try:
+            before = os.statvfs(logs)
+            reserve = before.f_bfree - before.f_bavail
+            check(reserve > 100, "no reserve to keep: %r" % (before,))
+            rc = r.run(timeout=180)
+            after = os.statvfs(logs)
+            check(os.path.exists(os.path.join(r.work, "done.txt")), "the experiment was blocked: " + r.stderr)
+            check("cannot write the experiment's log" in r.stderr, "the disk never filled: " + r.stderr)
+            check(after.f_bavail * after.f_frsize < 256 << 10, "the user's blocks are not all used: %r" % (after,))
+            # root's own lines (agent.log) may take a little of it, the experiment none
+            check(after.f_bfree >= reserve * 0.9, "root's reserve went: %d of %d blocks left" % (after.f_bfree, reserve))
+            out = os.path.join(logs, "a", "stdout.log")
+            check(os.stat(out).st_uid == pwd.getpwnam(USER).pw_uid, "the log is not the run user's")
+            check(r.status()["experiments"][0]["exit_code"] == 0, json.dumps(r.status()))
+        finally:
+            subprocess.run(["umount", logs])
+            os.unlink(logs + ".img")
+    sandboxed({"experiments": [{"name": "a", "command": ["./flood.sh", "40000000"]}]}, body)
+
+
+def test_log_max_releases_the_head_and_keeps_offsets():
+    """Past log_max the log goes on growing in size, not on the disk: its head is released (reads as zeros), every
+    offset stays, and the log in S3 is as long as what the experiment wrote."""
+    def body(r, secret):
+        rc = r.run(timeout=180)
+        check(rc == 0, r.stderr)
+        out = os.path.join(r.dir, "logs", "a", "stdout.log")
+        st = os.stat(out)
+        check(st.st_size == 5 << 20, "size %d" % st.st_size)
+        check(st.st_blocks * 512 <= (2 << 20) + (64 << 10), "%d bytes on the disk" % (st.st_blocks * 512))
+        with open(out, "rb") as f:
+            head = f.read(4096)
+            f.seek((5 << 20) - 4096)
+            tail = f.read()
+        check(head == bytes(4096), "the head was not released")
+        line = b"a line of an experiment that prints without end, padded out to be long enough\n"
+        want_tail = (line * ((5 << 20) // len(line) + 1))[:5 << 20][-4096:]
+        check(tail == want_tail, "the tail moved: %r" % tail[-100:])
+        check(r.stderr.count("its stdout passed log_max (1.0 MiB)") == 1, r.stderr)
+        stt = r.status()
+        body_s3 = r.get("results/t/%s/logs/a/stdout.log" % stt["run_id"])
+        check(len(body_s3) == 5 << 20 and body_s3[-4096:] == want_tail, "the log in S3: %d bytes" % len(body_s3))
+    sandboxed({"experiments": [{"name": "a", "command": ["./flood.sh", str(5 << 20)]}], "log_max": "1MiB"}, body)

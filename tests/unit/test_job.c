@@ -54,8 +54,51 @@ static void test_all_errors(void) {
         job_free(&j);
 }
 
+static void test_sizes(void) {
+        static const struct {
+                const char *s;
+                int rc;
+                uint64_t want;
+        } cases[] = { { "0", 0, 0 },           { "1048576", 0, 1048576 },   { "512KiB", 0, 512ull << 10 },
+                      { "500MiB", 0, 500ull << 20 }, { "10GiB", 0, 10ull << 30 }, { "10G", 0, 10ull << 30 },
+                      { "2TiB", 0, 2ull << 40 }, { "1GB", 0, 1000000000 }, { "3KB", 0, 3000 },
+                      { "100B", 0, 100 },       { "", -EINVAL, 0 },         { "GiB", -EINVAL, 0 },
+                      { "-1", -EINVAL, 0 },     { " 1", -EINVAL, 0 },       { "1 GiB", -EINVAL, 0 },
+                      { "1gib", -EINVAL, 0 },   { "1.5GiB", -EINVAL, 0 },   { "1048577TiB", -EINVAL, 0 },
+                      { "99999999999999999999", -EINVAL, 0 } };
+        for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+                char name[120];
+                uint64_t v = 0;
+                int r = parse_size(cases[i].s, &v);
+                snprintf(name, sizeof name, "size '%s'", cases[i].s);
+                t_result(name, r == cases[i].rc && (r < 0 || v == cases[i].want), "rc %d, %llu", r,
+                         (unsigned long long)v);
+        }
+        const char *base = "{\"name\": \"ok\", \"source\": \"s3://my-bucket/s.tar.gz\", \"results\": \"s3://my-bucket/r/\","
+                           "\"experiments\": [{\"name\": \"a\", \"command\": \"true\"}]";
+        char spec[512];
+        struct job j;
+        struct job_errors e;
+        snprintf(spec, sizeof spec, "%s}", base);
+        T_EXPECT("log_max: 10 GiB by default", job_check(spec, strlen(spec), &j, &e) == 0 && j.log_max == 10ull << 30);
+        job_free(&j);
+        snprintf(spec, sizeof spec, "%s, \"log_max\": \"64MiB\"}", base);
+        T_EXPECT("log_max: a size", job_check(spec, strlen(spec), &j, &e) == 0 && j.log_max == 64ull << 20);
+        job_free(&j);
+        snprintf(spec, sizeof spec, "%s, \"log_max\": 2097152}", base);
+        T_EXPECT("log_max: bytes", job_check(spec, strlen(spec), &j, &e) == 0 && j.log_max == 2097152);
+        job_free(&j);
+        snprintf(spec, sizeof spec, "%s, \"log_max\": \"100KiB\"}", base);
+        T_EXPECT("log_max: less than 1 MiB refused", job_check(spec, strlen(spec), NULL, &e) == -EINVAL &&
+                                                             has(&e, "$.log_max: must be at least 1.0 MiB"));
+        snprintf(spec, sizeof spec, "%s, \"log_max\": \"lots\"}", base);
+        T_EXPECT("log_max: not a size", job_check(spec, strlen(spec), NULL, &e) == -EINVAL &&
+                                                has(&e, "$.log_max: is not a size"));
+}
+
 int main(void) {
         test_distance();
         test_all_errors();
+        test_sizes();
         return t_summary();
 }

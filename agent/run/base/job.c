@@ -92,6 +92,31 @@ int parse_duration(const char *s, long *ret) {
         return 0;
 }
 
+int parse_size(const char *s, uint64_t *ret) {
+        static const struct {
+                const char *unit;
+                uint64_t mul;
+        } units[] = { { "", 1 },         { "B", 1 },           { "K", 1ull << 10 },     { "KiB", 1ull << 10 },
+                      { "KB", 1000 },    { "M", 1ull << 20 },  { "MiB", 1ull << 20 },   { "MB", 1000000 },
+                      { "G", 1ull << 30 }, { "GiB", 1ull << 30 }, { "GB", 1000000000 }, { "T", 1ull << 40 },
+                      { "TiB", 1ull << 40 }, { "TB", 1000000000000ull } };
+        if (!s || !isdigit((unsigned char)s[0]))
+                return -EINVAL;
+        char *end;
+        errno = 0;
+        unsigned long long v = strtoull(s, &end, 10);
+        if (errno)
+                return -EINVAL;
+        for (size_t i = 0; i < ARRAY_SIZE(units); i++)
+                if (!strcmp(end, units[i].unit)) {
+                        if (v > (1ull << 60) / units[i].mul)
+                                return -EINVAL;
+                        *ret = v * units[i].mul;
+                        return 0;
+                }
+        return -EINVAL;
+}
+
 static bool good_name(const char *s) {
         size_t n = strlen(s);
         if (n == 0 || n > 64 || s[0] == '.' || s[0] == '-')
@@ -187,6 +212,32 @@ static int get_duration(struct pctx *p, const cJSON *obj, const char *key, const
                 return fail(p, sub, "must be at least %s seconds", m);
         }
         *ret = d;
+        return 0;
+}
+
+static int get_size(struct pctx *p, const cJSON *obj, const char *key, const char *path, uint64_t min, uint64_t *ret) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+        if (!v)
+                return 0;
+        char sub[512];
+        snprintf(sub, sizeof sub, "%s.%s", path, key);
+        uint64_t n;
+        if (cJSON_IsNumber(v)) {
+                long long x = json_int_value(v, 0, 1LL << 53, -1);
+                if (x < 0)
+                        return fail(p, sub, "must be a whole number of bytes", NULL);
+                n = (uint64_t)x;
+        } else if (cJSON_IsString(v)) {
+                if (parse_size(v->valuestring, &n) < 0)
+                        return fail(p, sub, "is not a size (e.g. 1073741824, \"500MiB\", \"10GiB\")", NULL);
+        } else
+                return fail(p, sub, "must be a size (bytes, or a string like \"10GiB\")", NULL);
+        if (n < min) {
+                char m[32];
+                fmt_bytes(min, m);
+                return fail(p, sub, "must be at least %s", m);
+        }
+        *ret = n;
         return 0;
 }
 
@@ -683,7 +734,8 @@ void job_free(struct job *j) {
 
 void job_defaults(struct job *j) {
         *j = (struct job){ .log_interval = 10, .spot_grace = 90, .stop_grace = 30, .checkpoint_interval = 600,
-                           .gpu_wait = 300, .ship_timeout = 600, .rebalance_sigusr1 = false };
+                           .gpu_wait = 300, .ship_timeout = 600, .rebalance_sigusr1 = false,
+                           .log_max = JOB_LOG_MAX_DEFAULT };
 }
 
 static int parse_name_and_places(struct pctx *p, const cJSON *root, struct job *j) {
@@ -722,7 +774,8 @@ static int parse_root(struct pctx *p, const cJSON *root, struct job *j) {
         static const char *const keys[] = { "name", "source", "workdir", "results", "env", "environment", "user",
                                             "keep_groups", "experiment_credentials", "experiment_role", "experiments", "continue_on_failure", "outputs", "checkpoint", "gpu",
                                             "max_runtime", "log_interval", "on_exit", "on_error", "spot",
-                                            "stop_grace", "ship_timeout", "notify", "run_id", "fleet", "lease_ttl",
+                                            "stop_grace", "ship_timeout", "log_max", "notify", "run_id", "fleet",
+                                            "lease_ttl",
                                             "$schema", NULL };
         /* every part on its own, in this order: a spec with several mistakes gets them all at once (job_check) */
         int r = 0;
@@ -741,6 +794,7 @@ static int parse_root(struct pctx *p, const cJSON *root, struct job *j) {
         STEP(get_duration(p, root, "log_interval", "$", 1, &j->log_interval));
         STEP(get_duration(p, root, "stop_grace", "$", 0, &j->stop_grace));
         STEP(get_duration(p, root, "ship_timeout", "$", 10, &j->ship_timeout));
+        STEP(get_size(p, root, "log_max", "$", JOB_LOG_MAX_MIN, &j->log_max));
         STEP(get_action(p, root, "on_exit", &j->on_exit));
         STEP(get_action(p, root, "on_error", &j->on_error));
         STEP(parse_notify(p, root, j));

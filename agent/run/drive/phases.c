@@ -195,8 +195,16 @@ static int open_log(struct run *R, const char *exp, const char *stream, char *pa
                 return -errno;
         if (pathf(path, n, "%s/%s/%s.log", R->logs_dir, exp, stream) < 0)
                 return -ENAMETOOLONG;
-        int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
-        return fd < 0 ? -errno : fd;
+        int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0640);
+        if (fd < 0)
+                return -errno;
+        /* the run user's bytes (written as the user: logwrite.h), so the user's file: in root's directory, out of
+         * the user's reach, handed over through the fd */
+        struct stat st;
+        if (R->user.switch_user && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_uid == 0 && st.st_nlink == 1 &&
+            fchown(fd, R->user.uid, R->user.gid) < 0)
+                log_warn("cannot hand %s to %s: %s", path, R->user.name, strerror(errno));
+        return fd;
 }
 
 /* $MAYFLY_METRICS_FILE: <workdir>/.mayfly/metrics/<experiment>.jsonl, its directory made as the run user; the agent
@@ -291,7 +299,8 @@ int start_experiment(struct run *R, size_t i, bool resume) {
         int r = envp && argv ? 0 : -ENOMEM;
         if (r == 0) {
                 struct spawn sp = { .argv = argv, .envp = envp, .cwd = R->workdir, .user = &R->user };
-                r = exp_start(&R->cur, x->name, &sp, out_log, err_log, x->timeout, R->job.stop_grace, err, sizeof err);
+                r = exp_start(&R->cur, x->name, &sp, out_log, err_log, R->job.log_max, x->timeout, R->job.stop_grace,
+                              err, sizeof err);
         } else {
                 close(out_log);
                 close(err_log);

@@ -3,6 +3,7 @@
  * the kernel; the raw system calls are used because libc's setgroups changes every thread of the process. */
 #include "run/proc/asuser.h"
 
+#include <linux/capability.h>
 #include <pthread.h>
 #include <sched.h>
 #include <sys/stat.h>
@@ -18,7 +19,20 @@ struct as_user_call {
         int rc;
 };
 
-static int take_identity(const struct run_user *u) {
+/* CAP_SYS_RESOURCE out of this thread's effective set (capset is per thread; the raw call, as libcap's would
+ * broadcast): with it, ext4 hands the thread root's reserved blocks and lets it past quotas whatever its fsuid. */
+static int drop_sys_resource(void) {
+        struct __user_cap_header_struct h = { .version = _LINUX_CAPABILITY_VERSION_3, .pid = 0 };
+        struct __user_cap_data_struct d[_LINUX_CAPABILITY_U32S_3];
+        if (syscall(SYS_capget, &h, d) < 0)
+                return -errno;
+        d[CAP_TO_INDEX(CAP_SYS_RESOURCE)].effective &= ~CAP_TO_MASK(CAP_SYS_RESOURCE);
+        return syscall(SYS_capset, &h, d) < 0 ? -errno : 0;
+}
+
+int as_user_take(const struct run_user *u) {
+        if (!u || !u->switch_user)
+                return 0;
         if (syscall(SYS_setgroups, (size_t)u->ngroups, u->groups) < 0)
                 return -errno;
         syscall(SYS_setfsgid, u->gid);
@@ -27,7 +41,7 @@ static int take_identity(const struct run_user *u) {
         syscall(SYS_setfsuid, u->uid);
         if ((uid_t)syscall(SYS_setfsuid, (uid_t)-1) != u->uid)
                 return -EPERM;
-        return 0;
+        return u->uid == 0 ? 0 : drop_sys_resource();
 }
 
 static void *as_user_main(void *ud) {
@@ -43,7 +57,7 @@ static void *as_user_main(void *ud) {
                 return NULL;
         }
         if (c->u && c->u->switch_user) {
-                int r = take_identity(c->u);
+                int r = as_user_take(c->u);
                 if (r < 0) {
                         c->rc = r;
                         return NULL;

@@ -4,6 +4,7 @@
 #include "run/proc/supervise.h"
 
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <systemd/sd-journal.h>
 
@@ -16,6 +17,29 @@ static void journal_line(const char *exp, int stream, const char *line, size_t n
         sd_journal_send("MESSAGE=%.*s", (int)n, line, "PRIORITY=%d", stream ? LOG_WARNING : LOG_INFO,
                         "MAYFLY_EXPERIMENT=%s", exp, "MAYFLY_STREAM=%s", stream ? "stderr" : "stdout",
                         "SYSLOG_IDENTIFIER=mayfly", NULL);
+}
+
+/* n more bytes in log k: past log_max its head is released (said once, when it first happens). */
+static void cap_log(struct exp_run *E, int k, int lf, uint64_t n) {
+        E->size[k] += n;
+        uint64_t upto = log_release_upto(E->size[k], E->log_max);
+        if (upto <= E->released[k])
+                return;
+        int r = log_release(lf, E->released[k], upto);
+        if (!E->capped[k]) {
+                char max[32];
+                fmt_bytes(E->log_max, max);
+                if (r < 0)
+                        log_error("experiment %s: its %s passed log_max (%s) but its head cannot be released: %s", E->name,
+                                  k ? "stderr" : "stdout", max, strerror(-r));
+                else
+                        log_warn("experiment %s: its %s passed log_max (%s): from here on its head is released as it "
+                                 "grows (its offsets stay; the bytes before the last %s read as zeros)", E->name,
+                                 k ? "stderr" : "stdout", max, max);
+                E->capped[k] = true;
+        }
+        if (r == 0)
+                E->released[k] = upto;
 }
 
 /* Copy what the experiment wrote, raw, into its log; mirror whole lines to the journal.
@@ -37,20 +61,16 @@ static bool pump(struct exp_run *E, int k) {
                 return false;
         }
         int lf = k ? E->err_log : E->out_log;
-        for (ssize_t done = 0; done < n;) {
-                ssize_t w = write(lf, buf + done, (size_t)(n - done));
-                if (w < 0 && errno == EINTR)
-                        continue;
-                if (w <= 0) {
-                        static bool warned;
-                        if (!warned)
-                                log_error("cannot write the experiment's log: %s (output kept flowing to the journal)",
-                                          strerror(errno));
-                        warned = true;
-                        break;
-                }
-                done += w;
+        ssize_t w = logw_write(&E->lw, lf, buf, (size_t)n);
+        if (w < n) {
+                static bool warned;
+                if (!warned)
+                        log_error("cannot write the experiment's log: %s (output kept flowing to the journal)",
+                                  strerror(errno));
+                warned = true;
         }
+        if (w > 0)
+                cap_log(E, k, lf, (uint64_t)w);
         for (ssize_t i = 0; i < n; i++) {
                 char c = buf[i];
                 if (c == '\n' || E->linelen[k] == sizeof E->linebuf[k]) {
@@ -64,11 +84,19 @@ static bool pump(struct exp_run *E, int k) {
         return true;
 }
 
-int exp_start(struct exp_run *E, const char *name, const struct spawn *sp, int out_log, int err_log, long timeout,
-              long stop_grace, char *err, size_t errlen) {
+int exp_start(struct exp_run *E, const char *name, const struct spawn *sp, int out_log, int err_log, uint64_t log_max,
+              long timeout, long stop_grace, char *err, size_t errlen) {
         *E = (struct exp_run){ .name = name, .out_log = out_log, .err_log = err_log, .stop_grace = stop_grace,
-                               .ch = { .out_fd = -1, .err_fd = -1 } };
-        int r = runner_spawn(sp, &E->ch, err, errlen);
+                               .ch = { .out_fd = -1, .err_fd = -1 }, .log_max = log_max };
+        struct stat st;
+        for (int k = 0; k < 2; k++)
+                E->size[k] = fstat(k ? err_log : out_log, &st) == 0 ? (uint64_t)st.st_size : 0;
+        int r = logw_start(&E->lw, sp->user);
+        if (r < 0)
+                snprintf(err, errlen, "cannot start the log writer as %s: %s", sp->user ? sp->user->name : "?",
+                         strerror(-r));
+        else if ((r = runner_spawn(sp, &E->ch, err, errlen)) < 0)
+                logw_stop(&E->lw);
         if (r < 0) {
                 close(out_log);
                 close(err_log);
@@ -172,6 +200,7 @@ void exp_finish(struct exp_run *E, struct exp_state *s) {
                 if (fd >= 0)
                         close(fd);
         }
+        logw_stop(&E->lw);
         if (E->out_log >= 0)
                 close(E->out_log);
         if (E->err_log >= 0)

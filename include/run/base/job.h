@@ -3,6 +3,7 @@
 #pragma once
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #define JOB_MAX_BYTES (256 * 1024)
 #define JOB_MAX_EXPERIMENTS 256
@@ -85,6 +86,7 @@ struct job {
         long stop_grace;      /* seconds between SIGTERM and SIGKILL on a timeout */
         bool rebalance_sigusr1;
         long ship_timeout;    /* bound on the final upload phase, seconds */
+        uint64_t log_max;     /* bytes of each experiment log kept on the disk (its head released past it) */
         enum exit_action on_exit, on_error;
         struct job_fleet fleet;
         struct job_notify notify;
@@ -108,8 +110,14 @@ void job_free(struct job *j);
 /* The defaults of every optional key, nothing else set (what a job that could not be parsed still runs with). */
 void job_defaults(struct job *j);
 const char *exit_action_name(enum exit_action a);
+#define JOB_LOG_MAX_DEFAULT (10ull << 30) /* log_max: 10 GiB */
+#define JOB_LOG_MAX_MIN (1u << 20)        /* log_max at least 1 MiB */
+
 /* "90", "90s", "15m", "2h", "1d" → seconds. */
 int parse_duration(const char *s, long *ret);
+/* "1048576", "512KiB", "500MiB", "10GiB", "1TiB" (K, M, G, T alone mean the same; KB, MB, GB, TB are powers of
+ * 1000; a B suffix is allowed) → bytes. -EINVAL when it is not a size or past 2^60. Pure. */
+int parse_size(const char *s, uint64_t *ret);
 /* s3://bucket/prefix/ + name/run-id/ */
 /* Pure: 1-128 characters of A-Z a-z 0-9 . _ - (a run id, and the name of its group: mayfly-<run id>). */
 bool job_run_id_ok(const char *s);

@@ -11,6 +11,11 @@
 #pragma once
 #include "run/proc/runner.h"
 
+/* The calling thread (one made for it: it never gives the identity back) takes u's filesystem uid and gid and
+ * supplementary groups, and drops CAP_SYS_RESOURCE from its effective set (so the kernel counts its writes against
+ * the user's blocks and quota, not root's reserve). u NULL or !u->switch_user: nothing to take. 0 or -errno. */
+int as_user_take(const struct run_user *u);
+
 /* Runs fn(arg) on a new thread with u's filesystem identity (u NULL or !u->switch_user: the agent's own), the
  * directory cwdfd (-1: unchanged) as its working directory and umask 022, and waits for it. Returns fn's
  * result, or -errno when the identity could not be taken (fn not run). */

@@ -9,6 +9,7 @@
 #include "run/proc/runner.h"
 #include "run/base/runstate.h"
 #include "run/base/wait.h"
+#include "run/proc/logwrite.h"
 #include "run/proc/sweep.h"
 
 struct exp_run {
@@ -29,12 +30,19 @@ struct exp_run {
         char marker[SWEEP_MARKER_LEN + 1];
         uid_t uid;
         int left;                     /* marked processes that survived the sweep (> 0: still there) */
+        /* its logs: written with the run user's identity (logwrite.h), their head released past log_max */
+        struct logwriter lw;
+        uint64_t log_max;             /* 0: no cap */
+        uint64_t size[2];             /* each log's size (what an earlier attempt wrote included) */
+        uint64_t released[2];         /* where its released head ends */
+        bool capped[2];               /* log_max reached (said once) */
 };
 
-/* Starts sp; out_log/err_log (taken: closed by exp_finish) receive its output. timeout: seconds from now, 0 = none.
- * On failure err says why (exec failures included) and both logs are closed. */
-int exp_start(struct exp_run *E, const char *name, const struct spawn *sp, int out_log, int err_log, long timeout,
-              long stop_grace, char *err, size_t errlen);
+/* Starts sp; out_log/err_log (taken: closed by exp_finish) receive its output, written as sp->user, each capped at
+ * log_max bytes on the disk (0: no cap). timeout: seconds from now, 0 = none. On failure err says why (exec
+ * failures included) and both logs are closed. */
+int exp_start(struct exp_run *E, const char *name, const struct spawn *sp, int out_log, int err_log, uint64_t log_max,
+              long timeout, long stop_grace, char *err, size_t errlen);
 
 enum exp_wake {
         WAKE_ENDED,                   /* the process is gone and its output drained */
