@@ -64,8 +64,8 @@ def schema_check(path):
 
 REALISTIC = {
     "name": "resnet-sweep", "source": "s3://my-bucket/jobs/resnet/experiment.tar.gz", "results": "s3://my-bucket/r/",
-    "workdir": "/home/ubuntu/work", "env": {"conda": "pytorch"},
-    "environment": {"WANDB_MODE": "offline", "OMP_NUM_THREADS": "8"}, "user": "ubuntu",
+    "workdir": "/srv/mayfly/work", "env": {"conda": "pytorch"},
+    "environment": {"WANDB_MODE": "offline", "OMP_NUM_THREADS": "8"},
     "experiments": [{"name": "lr-%d" % i, "command": ["python", "train.py", "--lr", "0.%d" % i], "timeout": "6h"}
                     for i in range(1, 9)],
     "continue_on_failure": True, "outputs": ["outputs/*", "model-*.pt"],
