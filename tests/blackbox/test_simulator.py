@@ -295,11 +295,19 @@ def test_stop_then_start_boots_the_same_root_again():
         c.__exit__(None, None, None)
 
 
+def _stderr(inst):
+    p = os.path.join(inst["root"], "console", "agent.stderr")
+    return open(p, errors="replace").read() if os.path.exists(p) else ""
+
+
 def test_a_crashed_agent_is_restarted_and_a_reboot_boots_the_root_again():
     c = start_cloud(restart_sec=1)
     try:
         [iid] = run_instances(c, c.userdata(job("simf", [{"name": "long", "command": ["./long.sh", "120"]}])))
-        inst = c.wait_instance(iid, lambda i: workdir_lines(i), timeout=60, what="the experiment runs")
+        # the agent has saved the experiment as running (its "started" line comes after the save), not only
+        # started it: a crash before the save restarts it afresh (resume=0), rightly
+        inst = c.wait_instance(iid, lambda i: workdir_lines(i) and "experiment long started" in _stderr(i),
+                               timeout=60, what="the experiment runs")
         os.kill(inst["agent_pid"], 9)  # the agent crashes: Restart=on-failure, RestartSec (1 s here)
         inst = c.wait_instance(iid, lambda i: len(workdir_lines(i)) == 2, timeout=30, what="restarted")
         check(inst["agent"]["starts"] == 2 and inst["agent_running"] and inst["boots"] == 1, repr(inst))

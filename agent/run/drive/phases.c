@@ -245,6 +245,35 @@ static int new_marker(struct run *R, const char *exp, char *marker, char *env, s
 }
 
 /* Starts experiment i (resume: again, after an interruption). EV_FAILED when it cannot start. */
+/* Experiment i's environment (runner_environment): the login variables, the job's, and mayfly's. NULL: no memory. */
+static char **experiment_environ(struct run *R, size_t i, bool resume, char *e_mark, const char *ckpt) {
+        const struct experiment *x = &R->job.experiments[i];
+        const struct exp_state *s = &R->st.exps[i];
+        char e_run[256], e_exp[128], e_res[1500], e_ck[4500], e_att[64];
+        snprintf(e_run, sizeof e_run, "MAYFLY_RUN_ID=%s", R->st.run_id);
+        snprintf(e_exp, sizeof e_exp, "MAYFLY_EXPERIMENT=%s", x->name);
+        snprintf(e_res, sizeof e_res, "MAYFLY_RESULTS=%s", R->results_uri);
+        snprintf(e_ck, sizeof e_ck, "MAYFLY_CHECKPOINT_DIR=%s", ckpt);
+        snprintf(e_att, sizeof e_att, "MAYFLY_ATTEMPT=%d", s->attempts + 1);
+        char e_type[96], e_iid[96], e_gpus[48], e_xm[4500];
+        snprintf(e_type, sizeof e_type, "MAYFLY_INSTANCE_TYPE=%s", R->inst.type);
+        snprintf(e_iid, sizeof e_iid, "MAYFLY_INSTANCE_ID=%s", R->inst.id);
+        snprintf(e_gpus, sizeof e_gpus, "MAYFLY_GPU_COUNT=%d", R->have_gpu_inv ? R->gpu_inv.count : 0);
+        char e_cred[4][2400];
+        char *menv[16] = { e_mark, e_run, e_exp, e_res, e_att, e_type, e_iid, e_gpus };
+        size_t nm = 8;
+        for (size_t k = 0, nc = credentials_env(R, e_cred, sizeof e_cred[0]); k < nc; k++)
+                menv[nm++] = e_cred[k];
+        metrics_file(R, x->name, e_xm, sizeof e_xm);
+        if (e_xm[0])
+                menv[nm++] = e_xm;
+        if (ckpt[0])
+                menv[nm++] = e_ck;
+        if (resume)
+                menv[nm++] = "MAYFLY_RESUME=1";
+        return runner_environment(&R->user, environ, R->job.environment, menv);
+}
+
 int start_experiment(struct run *R, size_t i, bool resume) {
         const struct experiment *x = &R->job.experiments[i];
         struct exp_state *s = &R->st.exps[i];
@@ -270,29 +299,7 @@ int start_experiment(struct run *R, size_t i, bool resume) {
         snprintf(stream, sizeof stream, "%s/stderr", x->name);
         shipper_add_stream(&R->ship, errp, stream);
 
-        char e_run[256], e_exp[128], e_res[1500], e_ck[4500], e_att[64];
-        snprintf(e_run, sizeof e_run, "MAYFLY_RUN_ID=%s", R->st.run_id);
-        snprintf(e_exp, sizeof e_exp, "MAYFLY_EXPERIMENT=%s", x->name);
-        snprintf(e_res, sizeof e_res, "MAYFLY_RESULTS=%s", R->results_uri);
-        snprintf(e_ck, sizeof e_ck, "MAYFLY_CHECKPOINT_DIR=%s", ckpt);
-        snprintf(e_att, sizeof e_att, "MAYFLY_ATTEMPT=%d", s->attempts + 1);
-        char e_type[96], e_iid[96], e_gpus[48], e_xm[4500];
-        snprintf(e_type, sizeof e_type, "MAYFLY_INSTANCE_TYPE=%s", R->inst.type);
-        snprintf(e_iid, sizeof e_iid, "MAYFLY_INSTANCE_ID=%s", R->inst.id);
-        snprintf(e_gpus, sizeof e_gpus, "MAYFLY_GPU_COUNT=%d", R->have_gpu_inv ? R->gpu_inv.count : 0);
-        char e_cred[4][2400];
-        char *menv[16] = { e_mark, e_run, e_exp, e_res, e_att, e_type, e_iid, e_gpus };
-        size_t nm = 8;
-        for (size_t k = 0, nc = credentials_env(R, e_cred, sizeof e_cred[0]); k < nc; k++)
-                menv[nm++] = e_cred[k];
-        metrics_file(R, x->name, e_xm, sizeof e_xm);
-        if (e_xm[0])
-                menv[nm++] = e_xm;
-        if (ckpt[0])
-                menv[nm++] = e_ck;
-        if (resume)
-                menv[nm++] = "MAYFLY_RESUME=1";
-        char **envp = runner_environment(&R->user, environ, R->job.environment, menv);
+        char **envp = experiment_environ(R, i, resume, e_mark, ckpt);
         char **argv = NULL;
         envact_exec_argv(&R->env, x->argv, x->shell, &argv);
         char err[512] = "out of memory";
