@@ -274,6 +274,40 @@ def check(cond, msg=""):
         raise AssertionError(msg)
 
 
+def file_sha256(path):
+    """The SHA-256 of a file, in hex (read in 1 MiB pieces)."""
+    import hashlib
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for b in iter(lambda: f.read(1 << 20), b""):
+            h.update(b)
+    return h.hexdigest()
+
+
+def random_file(directory, name, size):
+    """A file of size random bytes at directory/name (written 8 MiB at a time); its path."""
+    path = os.path.join(directory, name)
+    with open(path, "wb") as f:
+        left = size
+        while left:
+            n = min(left, 8 << 20)
+            f.write(os.urandom(n))
+            left -= n
+    return path
+
+
+def script_entries(scripts):
+    """Extra archive entries (TarInfo, bytes) for a job's source: each {name: text} as an executable file."""
+    import tarfile
+    entries = []
+    for name, body in scripts.items():
+        ti = tarfile.TarInfo(name)
+        ti.size = len(body.encode())
+        ti.mode = 0o755
+        entries.append((ti, body.encode()))
+    return entries
+
+
 def out(p):
     return (p.stdout.decode(errors="replace") + p.stderr.decode(errors="replace")).strip()
 

@@ -11,11 +11,10 @@ import shutil
 import signal
 import stat
 import subprocess
-import tarfile
 import tempfile
 import time
 
-from harness import ROOT, WORKER, Skip, check, user_add, user_del
+from harness import ROOT, WORKER, Skip, check, user_add, user_del, script_entries
 from test_run import FAKE_NVML, Run, with_run
 
 USER = "mfhostile%d" % WORKER    # each worker its own users (tests/run.py)
@@ -69,13 +68,7 @@ while true; do sleep 0.1; done
 
 
 def _entries():
-    out = []
-    for name, body in SCRIPTS.items():
-        ti = tarfile.TarInfo(name)
-        ti.size = len(body.encode())
-        ti.mode = 0o755
-        out.append((ti, body.encode()))
-    return out
+    return script_entries(SCRIPTS)
 
 
 def setup():

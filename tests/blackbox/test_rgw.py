@@ -18,7 +18,7 @@ import time
 import unicodedata
 import urllib.parse
 
-from harness import check, mayfly, out
+from harness import check, mayfly, out, file_sha256, random_file
 from jobrun import JobRun, upload_source
 from rgw import ACCESS_KEY, BUCKET, REGION, SECRET_KEY, FlipProxy, Rgw
 
@@ -40,18 +40,10 @@ def teardown(g):
 
 
 def rand_file(g, name, size):
-    path = os.path.join(g.tmp, name)
-    with open(path, "wb") as f:
-        f.write(os.urandom(size))
-    return path
+    return random_file(g.tmp, name, size)
 
 
-def sha(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for b in iter(lambda: f.read(1 << 20), b""):
-            h.update(b)
-    return h.hexdigest()
+sha = file_sha256
 
 
 def test_multipart_cp_both_ways_with_awscli_crosscheck(g):

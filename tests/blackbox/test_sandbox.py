@@ -10,11 +10,10 @@ import pwd
 import shutil
 import stat
 import subprocess
-import tarfile
 import tempfile
 import time
 
-from harness import WORKER, Skip, check, user_add, user_del
+from harness import WORKER, Skip, check, user_add, user_del, script_entries
 from test_hostile import Secret
 from test_run import Run
 
@@ -83,13 +82,7 @@ while [ $i -lt "${1:-100}" ]; do i=$((i+1)); echo "line $i"; sleep 0.2; done
 
 
 def _entries():
-    out = []
-    for name, body in SCRIPTS.items():
-        ti = tarfile.TarInfo(name)
-        ti.size = len(body.encode())
-        ti.mode = 0o755
-        out.append((ti, body.encode()))
-    return out
+    return script_entries(SCRIPTS)
 
 
 def setup():

@@ -1,7 +1,6 @@
 # SPDX-License-Identifier: Apache-2.0
 """The AWS wire against moto with signature checking on: cp both ways and cross-checked with awscli,
 retries on injected faults, credential errors, IMDS behaviour, terminate."""
-import hashlib
 import json
 import os
 import re
@@ -10,7 +9,7 @@ import socket
 import tempfile
 import time
 
-from harness import Cloud, check, mayfly, out
+from harness import Cloud, check, mayfly, out, file_sha256, random_file
 
 BUCKET = "mayfly-test"
 
@@ -26,22 +25,10 @@ def teardown(c):
 
 
 def rand_file(c, name, size):
-    path = os.path.join(c.tmp, name)
-    with open(path, "wb") as f:
-        left = size
-        while left:
-            n = min(left, 8 << 20)
-            f.write(os.urandom(n))
-            left -= n
-    return path
+    return random_file(c.tmp, name, size)
 
 
-def sha(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for b in iter(lambda: f.read(1 << 20), b""):
-            h.update(b)
-    return h.hexdigest()
+sha = file_sha256
 
 
 def test_roundtrip_200mib_with_awscli_crosscheck(c):
