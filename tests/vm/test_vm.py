@@ -102,14 +102,21 @@ def _build(*parts):
     return os.path.join(BUILD, *parts)
 
 
-def run_batch(name, artifact, route):
-    with Scenario(name, TWO_EXPERIMENTS, SCRIPTS, artifact, route=route) as s:
+def run_batch(name, artifact, route, sandbox=False):
+    """sandbox: two more experiments check the experiment's sandbox under real systemd (SANDBOX, below)."""
+    job, files = TWO_EXPERIMENTS, SCRIPTS
+    if sandbox:
+        job = dict(TWO_EXPERIMENTS, outputs=TWO_EXPERIMENTS["outputs"] + ["outputs/sandbox.txt"],
+                   experiments=TWO_EXPERIMENTS["experiments"] + [{"name": "escape", "command": ["./escape.sh"]},
+                                                                 {"name": "check", "command": ["./check.sh"]}])
+        files = dict(SCRIPTS, **SANDBOX)
+    with Scenario(name, job, files, artifact, route=route) as s:
         s.boot()
         ended = s.finish()
         st = s.status()
         check(st is not None, "no status.json in S3")
         check(st["outcome"] == "succeeded", "outcome %s %s" % (st["outcome"], st.get("error", "")))
-        check([e["exit_code"] for e in st["experiments"]] == [0, 0], repr(st["experiments"]))
+        check([e["exit_code"] for e in st["experiments"]] == [0] * len(job["experiments"]), repr(st["experiments"]))
         check(st["instance"]["id"] == s.cloud.info["instance_id"], repr(st["instance"]))
         check(st["exit_action"] == "terminate", repr(st.get("exit_action")))
         pre = s.prefix()
@@ -125,6 +132,11 @@ def run_batch(name, artifact, route):
         check("wider finished as mayfly" in out, "wider's log: %r" % out[-300:])
         check(s.get(pre + "outputs/outputs/wider-model.txt").startswith(b"experiment wider final loss"),
               "wider's output")
+        if sandbox:
+            got = s.get(pre + "outputs/outputs/sandbox.txt").decode(errors="replace").splitlines()
+            check(got == ["escapee.pid gone", "escapee2.pid gone", "imds closed", "mayfly", "mayfly"], repr(got))
+            log = s.get(pre + agent_log).decode(errors="replace")
+            check("IMDS (169.254.169.254, fd00:ec2::254) is closed to the run user mayfly" in log, log[-2000:])
         check(s.instance_state() == "terminated", "instance is %s in moto" % s.instance_state())
         check(ended == "terminated", "the guest %s instead of going down after TerminateInstances" % ended)
 
@@ -146,8 +158,11 @@ def _missing(path, how):
 def test_binary():
     """The dynamic build/mayfly (the guest has the runtime libraries), default workdir, with the user-data that
     `mayfly launch --install static=build/mayfly` gives: the binary uploaded next to the job's sources, fetched by the
-    guest's install script from S3 with the instance role (curl --aws-sigv4), its sha256 pinned."""
-    run_batch("binary", _build("mayfly"), "static")
+    guest's install script from S3 with the instance role (curl --aws-sigv4), its sha256 pinned. And the experiment's
+    sandbox under real systemd: the default run user `mayfly` (no supplementary group), IMDS closed to it by the
+    nftables rule while the agent's own IMDS calls go on, both escapees of an experiment (setsid + fork, one with its
+    environment cleared) gone before the next one starts."""
+    run_batch("binary", _build("mayfly"), "static", sandbox=True)
 
 
 def test_deb():
@@ -413,20 +428,3 @@ cat imds.txt >> outputs/sandbox.txt
 """,
 }
 
-
-def test_sandbox():
-    """The experiment's sandbox under real systemd: the default run user (`mayfly`, no supplementary group), IMDS
-    closed to it by the nftables rule while the agent's own IMDS calls go on, and both escapees of the first
-    experiment (setsid + fork, one with its environment cleared) gone before the second starts."""
-    job = {"experiments": [{"name": "escape", "command": ["./escape.sh"]}, {"name": "check", "command": ["./check.sh"]}],
-           "workdir": WORKDIR, "outputs": ["outputs/sandbox.txt"]}
-    with Scenario("sandbox", job, SANDBOX, _build("mayfly")) as s:
-        s.boot()
-        ended = s.finish()
-        st = s.status()
-        check(st and st["outcome"] == "succeeded", "outcome %s %s" % (st and st["outcome"], st and st.get("error")))
-        got = s.get(s.prefix() + "outputs/outputs/sandbox.txt").decode(errors="replace").splitlines()
-        check(got == ["escapee.pid gone", "escapee2.pid gone", "imds closed", "mayfly", "mayfly"], repr(got))
-        log = s.get(s.prefix() + "logs/agent.log").decode(errors="replace")
-        check("IMDS (169.254.169.254, fd00:ec2::254) is closed to the run user mayfly" in log, log[-2000:])
-        check(ended == "terminated", "the guest %s" % ended)

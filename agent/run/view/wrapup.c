@@ -231,6 +231,25 @@ static int render_put(struct aws_ctx *c, const char *bucket, const char *prefix,
 
 /* ---------- the background publisher ---------- */
 
+/* A run shared by instances whose end record exists: its final report.html is the ender's, and no running view
+ * from here may land over it (one HEAD before each live upload; the ender writes the end record long before its
+ * final page). */
+static bool shared_run_over(struct wrapup *w) {
+        if (!w->r.job || !w->r.job->run_id)
+                return false;
+        char key[1400];
+        uint64_t size;
+        struct aws_result out = { 0 };
+        if (pathf(key, sizeof key, "%sledger/end.json", w->prefix) < 0)
+                return false;
+        struct http_client h;
+        if (http_client_init(&h) < 0)
+                return false;
+        bool over = s3_head(w->c, &h, w->bucket, key, &size, NULL, &out) == 0;
+        http_client_free(&h);
+        return over;
+}
+
 static void *publisher(void *ud) {
         struct wrapup *w = ud;
         pthread_mutex_lock(&w->lock);
@@ -249,12 +268,18 @@ static void *publisher(void *ud) {
                 struct report_build x = { 0 };
                 struct aws_result res = { 0 };
                 int r = gather(&x, js, w->logs_dir, w->instance, false);
-                if (r == 0)
+                pthread_mutex_lock(&w->lock);
+                bool over = w->shared_over;
+                pthread_mutex_unlock(&w->lock);
+                over = r == 0 && (over || shared_run_over(w));
+                if (r == 0 && !over)
                         r = render_put(w->c, w->bucket, w->prefix, &x.in, &res);
                 report_build_free(&x);
                 free(js);
                 pthread_mutex_lock(&w->lock);
-                if (r == 0)
+                if (over)
+                        w->shared_over = true; /* the ender's page: nothing from here any more */
+                else if (r == 0)
                         w->published++;
                 else
                         w->failures++;

@@ -48,6 +48,7 @@ struct wrapup {
         char *pending;                   /* the status.json to render next, NULL when none */
         double last_put;                 /* monotonic */
         bool final;                      /* the final page is up: nothing older may replace it */
+        bool shared_over;                /* a shared run's end record exists: the live pages stop (under lock) */
         struct aws_ctx *c;
         char bucket[64], prefix[1200], logs_dir[2048], instance[64];
         unsigned long published, failures;
