@@ -149,7 +149,7 @@ test-tsan:
 	MAYFLY_SANITIZED=1 TSAN_OPTIONS=halt_on_error=1:exitcode=66:second_deadlock_stack=1 \
 	        python3 tests/run.py --build build-tsan
 
-# Each injected fault x the happy path of `mayfly run`, then a sweep under seeded chaos (seeds 2-5: make test runs 1), side by side (about 4
+# Each injected fault x the happy path of `mayfly run`, then a sweep under seeded chaos (seeds 1-5), side by side (about 4
 # minutes); writes docs/reliability.md. CI runs it.
 reliability: all
 	@sh tests/deps.sh test

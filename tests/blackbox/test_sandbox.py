@@ -39,7 +39,7 @@ while time.time() < end:
             os.mkfifo(p + ".tmp")
         os.rename(p + ".tmp", p)
     i += 1
-    time.sleep(0.002)
+    time.sleep(0.01)
 with open("outputs.txt", "w") as f:
     f.write("done %d\\n" % i)
 """,
@@ -180,7 +180,7 @@ def test_checkpoint_file_swapped_for_a_fifo_while_the_sync_runs():
         check(pre + "checkpoint/a/stable.pt" in keys, "the rest of the checkpoint was not shipped: %r" % keys)
         check(pre + "logs/a/stdout.log" in keys and pre + "status.json" in keys, "logs not shipped: %r" % keys)
         check(os.path.exists(os.path.join(r.work, "outputs.txt")), "the experiment did not finish")
-    sandboxed({"experiments": [{"name": "a", "command": ["./fifo_ckpt.py", "32"]}],
+    sandboxed({"experiments": [{"name": "a", "command": ["./fifo_ckpt.py", "12"]}],
                "checkpoint": {"path": "ckpt", "interval": 10}}, body)
 
 
@@ -196,7 +196,7 @@ def test_a_live_upload_that_hangs_does_not_hold_ship():
         check("the live log shipper did not stop within 6s" in r.stderr, r.stderr)
         check(took < 60, "the run ended after %.0fs" % took)
         check(rc == 6, "exit %d: %s" % (rc, r.stderr))
-    sandboxed({"experiments": [{"name": "a", "command": ["./chatty.sh", "15"]}], "ship_timeout": 12,
+    sandboxed({"experiments": [{"name": "a", "command": ["./chatty.sh", "8"]}], "ship_timeout": 12,
                "log_interval": 1}, body)
 
 

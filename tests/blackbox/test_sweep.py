@@ -177,14 +177,6 @@ def sweep_chaos(seed, n_exp=12, m=4, steps=20, dt=0.5, kills=2, every=20.0, time
         c.__exit__(None, None, None)
 
 
-def test_sweep_12_over_4_under_spot_notices_and_two_kills():
-    if os.environ.get("MAYFLY_SANITIZED"):
-        raise Skip("make test runs this sweep (seed 1) and make reliability seeds 2-5; under ASan the other sweep tests run")
-    seed = int(os.environ.get("MAYFLY_CHAOS_SEED", "1"))
-    got = sweep_chaos(seed)
-    print("sweep chaos: %s" % json.dumps(got))
-
-
 def shared_dir():
     """A directory every simulated instance's experiment (the worker's run user) can write."""
     d = tempfile.mkdtemp(prefix="mayfly-sweep-")
