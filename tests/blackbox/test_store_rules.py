@@ -53,8 +53,10 @@ def test_a_store_refusing_every_conditional_write_ends_the_run_in_error_at_once(
         check(rc != 0, "exit 0 on a store that refuses the run's ledger: %s" % r.stderr[-1500:])
         check(took < 60, "the run took %.0f s to give up" % took)
         said = [l for l in r.stderr.splitlines() if BENT in l]
-        check(len(said) <= 2 and said and said[0].startswith("mayfly: the results location s3://"),
-              "one clear error (and the run's end naming it), not %d lines: %r" % (len(said), r.stderr[-2500:]))
+        errors = [l for l in said if l.startswith("mayfly: the results location s3://")]
+        # one error; the live status writer's warning (when its write came first) and the run's end may name it too
+        check(len(errors) == 1 and len(said) <= 3, "one clear error, not %d lines (%d errors): %r" % (
+            len(said), len(errors), r.stderr[-2500:]))
         check("could not be uploaded" not in r.stderr, "refused status writes counted as lost results: %s" %
               r.stderr[-2000:])
         check("lease-lost" not in log and "another instance takes it over" not in log, log[-2000:])
