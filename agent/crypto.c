@@ -34,9 +34,9 @@ int crypto_sha256_fd(int fd, unsigned char out[32]) {
         return r;
 }
 
-void crypto_md5(const void *data, size_t n, unsigned char out[16]) {
+int crypto_md5(const void *data, size_t n, unsigned char out[16]) {
         unsigned int len = 16;
-        EVP_Digest(data, n, out, &len, EVP_md5(), NULL);
+        return EVP_Digest(data, n, out, &len, EVP_md5(), NULL) == 1 ? 0 : -EIO;
 }
 
 static int md5_feed(void *ud, const void *b, size_t n) {

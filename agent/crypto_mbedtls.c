@@ -36,7 +36,9 @@ int crypto_sha256_fd(int fd, unsigned char out[32]) {
         return r;
 }
 
-void crypto_md5(const void *data, size_t n, unsigned char out[16]) { mbedtls_md5_ret(data, n, out); }
+int crypto_md5(const void *data, size_t n, unsigned char out[16]) {
+        return mbedtls_md5_ret(data, n, out) == 0 ? 0 : -EIO;
+}
 
 static int md5_feed(void *ud, const void *b, size_t n) {
         return mbedtls_md5_update_ret(ud, b, n) == 0 ? 0 : -EIO;

@@ -11,7 +11,8 @@
 void crypto_sha256(const void *data, size_t n, unsigned char out[32]);
 /* SHA-256 of what fd reads from where it is to its end. 0, or -errno. */
 int crypto_sha256_fd(int fd, unsigned char out[32]);
-void crypto_md5(const void *data, size_t n, unsigned char out[16]);
+/* 0, or -EIO (no MD5 here: a FIPS provider) */
+int crypto_md5(const void *data, size_t n, unsigned char out[16]);
 /* MD5 of [off, off+len) of fd (pread: the offset is untouched). 0, or -errno. */
 int crypto_md5_fd(int fd, off_t off, uint64_t len, unsigned char out[16]);
 void crypto_hmac_sha256(const void *key, size_t klen, const void *msg, size_t n, unsigned char out[32]);

@@ -8,6 +8,15 @@
 
 int http_global_init(void) { return curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK ? 0 : -EIO; }
 
+/* SO_MARK on a new socket (needs CAP_NET_ADMIN: without it the socket goes unmarked, as any other) */
+static int mark_socket(void *ud, curl_socket_t fd, curlsocktype purpose) {
+        const struct http_client *c = ud;
+        unsigned mark = c->so_mark;
+        if (purpose == CURLSOCKTYPE_IPCXN)
+                setsockopt(fd, SOL_SOCKET, SO_MARK, &mark, sizeof mark);
+        return CURL_SOCKOPT_OK;
+}
+
 int http_client_init(struct http_client *c) {
         *c = (struct http_client){ .connect_timeout_ms = HTTP_CONNECT_TIMEOUT_MS, .low_speed_time = HTTP_LOW_SPEED_TIME };
         c->curl = curl_easy_init();
@@ -218,6 +227,10 @@ int http_perform(struct http_client *c, const struct http_request *req, struct h
         curl_easy_setopt(h, CURLOPT_HTTPHEADER, req->headers);
         curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
         curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
+        if (c->so_mark) {
+                curl_easy_setopt(h, CURLOPT_SOCKOPTFUNCTION, mark_socket);
+                curl_easy_setopt(h, CURLOPT_SOCKOPTDATA, c);
+        }
         if (c->bulk) {
                 curl_easy_setopt(h, CURLOPT_BUFFERSIZE, 256L * 1024);
                 curl_easy_setopt(h, CURLOPT_UPLOAD_BUFFERSIZE, 512L * 1024);

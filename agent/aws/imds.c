@@ -22,6 +22,7 @@ int imds_init(struct imds *m) {
                 return r;
         m->http.connect_timeout_ms = 1000;
         m->http.total_timeout_ms = 10000;
+        m->http.so_mark = IMDS_SO_MARK; /* through the run user's IMDS rule when this thread works as that user */
         return 0;
 }
 

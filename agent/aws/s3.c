@@ -307,8 +307,8 @@ int s3_get_capped(struct aws_ctx *c, struct http_client *h, const char *bucket, 
                         char bare[160];
                         unsigned char md5[16];
                         s3_etag_unquoted(res.etag, bare, sizeof bare);
-                        crypto_md5(res.body.data ? res.body.data : "", res.body.len, md5);
-                        md5_bad = strlen(bare) == 32 && !strchr(bare, '-') && !s3_etag_is_md5(res.etag, md5);
+                        md5_bad = crypto_md5(res.body.data ? res.body.data : "", res.body.len, md5) == 0 &&
+                                  strlen(bare) == 32 && !strchr(bare, '-') && !s3_etag_is_md5(res.etag, md5);
                 }
                 if (!md5_bad && (!m.has_crc || m.crc_parts || got == m.crc)) {
                         if (ret_len)
@@ -336,10 +336,8 @@ int s3_get_capped(struct aws_ctx *c, struct http_client *h, const char *bucket, 
 
 /* A store that keeps no flexible checksums (s3traits.h) is sent Content-MD5 (which it checks) in their place. */
 static int body_md5(const void *mem, int fd, off_t off, uint64_t len, unsigned char md5[16]) {
-        if (mem) {
-                crypto_md5(mem, len, md5);
-                return 0;
-        }
+        if (mem)
+                return crypto_md5(mem, len, md5);
         return crypto_md5_fd(fd, off, len, md5);
 }
 

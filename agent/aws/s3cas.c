@@ -138,19 +138,19 @@ int s3cas_put(struct aws_ctx *c, struct http_client *h, const char *bucket, cons
         a = after_refusal(c, h, bucket, key, body, if_match, etag);
         if (a != 2)
                 return a == 1 ? 0 : r;
-        if (if_match) {
-                /* once more as first sent: a refusal a proxy made up once is not the store's rule */
+        /* once more as first sent: a refusal a proxy made up once, or a lease created and deleted in between (under
+         * If-None-Match), is not the store's rule */
+        if (if_match)
                 if_match_form(if_match, unquoted, im);
-                r = put_once(c, h, bucket, key, body, im, false, etag, &o2);
-                if (r != -MF_EPRECOND) {
-                        if (r < 0)
-                                *out = o2;
-                        return r;
-                }
-                a = after_refusal(c, h, bucket, key, body, if_match, etag);
-                if (a != 2)
-                        return a == 1 ? 0 : r;
+        r = put_once(c, h, bucket, key, body, if_match ? im : NULL, if_none_match, etag, &o2);
+        if (r != -MF_EPRECOND) {
+                if (r < 0)
+                        *out = o2;
+                return r;
         }
+        a = after_refusal(c, h, bucket, key, body, if_match, etag);
+        if (a != 2)
+                return a == 1 ? 0 : r;
         errf(out->msg, sizeof out->msg, "this S3 store refuses conditional writes that AWS accepts: PUT s3://%s/%s "
              "with %s%s answered 412 PreconditionFailed while the object %s; a run shared through its ledger cannot "
              "be kept on it", bucket, key, if_match ? "If-Match " : "If-None-Match *", if_match ? if_match : "",

@@ -19,6 +19,7 @@ struct http_client {
         long total_timeout_ms;            /* 0 = none */
         long low_speed_time;
         bool bulk;                        /* large socket buffers for big transfers */
+        unsigned so_mark;                 /* SO_MARK on its sockets (0: none; set only where it can be) */
 };
 
 int http_client_init(struct http_client *c);

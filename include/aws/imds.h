@@ -8,6 +8,9 @@
 #include "aws/http.h"
 
 #define IMDS_DEFAULT_ENDPOINT "http://169.254.169.254"
+/* SO_MARK on the agent's IMDS sockets: the rule that closes IMDS to the run user lets them through (imdsblock.h);
+ * setting it needs CAP_NET_ADMIN, which the experiment never has ('mf') */
+#define IMDS_SO_MARK 0x6d66
 #define IMDS_TOKEN_TTL 21600
 #define IMDS_MAX_BODY (1u << 20)
 #define IMDS_ATTEMPTS 4

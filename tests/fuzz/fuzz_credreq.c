@@ -29,7 +29,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         }
         char *ep = z ? strndup(z + 1, size - rlen - 1) : NULL;
         if (ep) {
-                struct imds_target t[2];
+                struct imds_target t[3];
                 char err[512];
                 int n = imds_block_targets(ep, t, err, sizeof err);
                 unsigned char a[16];

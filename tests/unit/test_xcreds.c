@@ -11,17 +11,21 @@
 #include "test.h"
 
 static void test_targets(void) {
-        struct imds_target t[2];
+        struct imds_target t[3];
         char err[256];
         T_EXPECT("default: AWS's two addresses", imds_block_targets(NULL, t, err, sizeof err) == 2 &&
                  !strcmp(t[0].host, "169.254.169.254") && t[0].port == 80 && !t[0].v6 &&
                  !strcmp(t[1].host, "fd00:ec2::254") && t[1].v6);
-        T_EXPECT("endpoint with a port", imds_block_targets("http://127.0.0.1:36643", t, err, sizeof err) == 1 &&
-                 !strcmp(t[0].host, "127.0.0.1") && t[0].port == 36643);
-        T_EXPECT("endpoint with a path", imds_block_targets("http://10.0.0.5:8080/", t, err, sizeof err) == 1 &&
-                 t[0].port == 8080);
-        T_EXPECT("IPv6 endpoint", imds_block_targets("http://[fd00:ec2::254]/", t, err, sizeof err) == 1 &&
-                 t[0].v6 && !strcmp(t[0].host, "fd00:ec2::254") && t[0].port == 80);
+        T_EXPECT("another endpoint: AWS's two and it", imds_block_targets("http://127.0.0.1:36643", t, err,
+                                                                          sizeof err) == 3 &&
+                 !strcmp(t[0].host, "169.254.169.254") && !strcmp(t[2].host, "127.0.0.1") && t[2].port == 36643);
+        T_EXPECT("endpoint with a path", imds_block_targets("http://10.0.0.5:8080/", t, err, sizeof err) == 3 &&
+                 t[2].port == 8080);
+        T_EXPECT("AWS's IPv6 endpoint: IPv4 is refused as well",
+                 imds_block_targets("http://[fd00:ec2::254]/", t, err, sizeof err) == 2 &&
+                 !strcmp(t[0].host, "169.254.169.254") && t[1].v6);
+        T_EXPECT("AWS's IPv4 endpoint named: the two", imds_block_targets("http://169.254.169.254", t, err,
+                                                                          sizeof err) == 2);
         T_EXPECT("a host name is refused, named",
                  imds_block_targets("http://imds.local:80", t, err, sizeof err) == -EINVAL &&
                  strstr(err, "imds.local") && strstr(err, "not an IP address"));
@@ -30,16 +34,16 @@ static void test_targets(void) {
 }
 
 static void test_nft(void) {
-        struct imds_target t[2];
+        struct imds_target t[3];
         char err[256], cmd[1024];
         imds_block_targets(NULL, t, err, sizeof err);
         T_EXPECT("nft command fits", imds_block_nft(1001, t, 2, cmd, sizeof cmd) == 0);
-        T_EXPECT_STR("nft command: one table per uid, replaced in one transaction", cmd,
+        T_EXPECT_STR("nft command: one table per uid, replaced in one transaction; the agent's marked sockets pass", cmd,
                      "add table inet mayfly_u1001; delete table inet mayfly_u1001; add table inet mayfly_u1001; "
                      "add chain inet mayfly_u1001 out { type filter hook output priority 0; policy accept; }; "
-                     "add rule inet mayfly_u1001 out meta skuid 1001 ip daddr 169.254.169.254 tcp dport 80 reject "
-                     "with tcp reset; add rule inet mayfly_u1001 out meta skuid 1001 ip6 daddr fd00:ec2::254 tcp "
-                     "dport 80 reject with tcp reset; ");
+                     "add rule inet mayfly_u1001 out meta skuid 1001 meta mark != 0x6d66 ip daddr 169.254.169.254 "
+                     "tcp dport 80 reject with tcp reset; add rule inet mayfly_u1001 out meta skuid 1001 meta mark "
+                     "!= 0x6d66 ip6 daddr fd00:ec2::254 tcp dport 80 reject with tcp reset; ");
         char small[64];
         T_EXPECT("nft command too long for its buffer", imds_block_nft(1001, t, 2, small, sizeof small) == -ENOBUFS);
 }

@@ -176,12 +176,19 @@ static void reply(int fd, int status, const char *body) {
 }
 
 static void serve_one(struct expcreds *E, int fd) {
+        /* one deadline for the whole request (a peer that sends a byte at a time gets no more than this), and for
+         * the answer */
+        double deadline = now_mono() + 2.0;
         struct timeval tv = { .tv_sec = 2 };
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
         setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
         char req[EXPCREDS_MAX_REQUEST + 1];
         size_t got = 0;
+        req[0] = 0;
         while (got < EXPCREDS_MAX_REQUEST) {
+                int left = (int)((deadline - now_mono()) * 1000);
+                struct pollfd p = { .fd = fd, .events = POLLIN };
+                if (left <= 0 || poll(&p, 1, left) <= 0)
+                        break;
                 ssize_t n = read(fd, req + got, EXPCREDS_MAX_REQUEST - got);
                 if (n < 0 && errno == EINTR)
                         continue;

@@ -14,12 +14,13 @@
 #include "child.h"
 #include "util.h"
 
-int imds_block_targets(const char *endpoint, struct imds_target t[2], char *err, size_t errlen) {
-        if (!endpoint || !*endpoint) {
-                t[0] = (struct imds_target){ .host = "169.254.169.254", .port = 80 };
-                t[1] = (struct imds_target){ .host = "fd00:ec2::254", .port = 80, .v6 = true };
+int imds_block_targets(const char *endpoint, struct imds_target t[3], char *err, size_t errlen) {
+        /* AWS's two addresses always (an agent pointed at one still leaves the other reachable), and the agent's own
+         * endpoint when it is another */
+        t[0] = (struct imds_target){ .host = "169.254.169.254", .port = 80 };
+        t[1] = (struct imds_target){ .host = "fd00:ec2::254", .port = 80, .v6 = true };
+        if (!endpoint || !*endpoint)
                 return 2;
-        }
         const char *p = strstr(endpoint, "://");
         bool https = !strncmp(endpoint, "https://", 8);
         p = p ? p + 3 : endpoint;
@@ -54,9 +55,12 @@ int imds_block_targets(const char *endpoint, struct imds_target t[2], char *err,
                          "experiment cannot be kept from it", endpoint);
                 return -EINVAL;
         }
-        t[0] = (struct imds_target){ .port = port, .v6 = v6 };
-        snprintf(t[0].host, sizeof t[0].host, "%s", host);
-        return 1;
+        for (int i = 0; i < 2; i++)
+                if (t[i].port == port && t[i].v6 == v6 && !strcmp(t[i].host, host))
+                        return 2; /* one of AWS's */
+        t[2] = (struct imds_target){ .port = port, .v6 = v6 };
+        snprintf(t[2].host, sizeof t[2].host, "%s", host);
+        return 3;
 bad:
         snprintf(err, errlen, "AWS_EC2_METADATA_SERVICE_ENDPOINT %s: not a URL mayfly can read", endpoint);
         return -EINVAL;
@@ -69,9 +73,9 @@ int imds_block_nft(uid_t uid, const struct imds_target *t, int n, char *out, siz
                          "add table inet mayfly_u%u; add chain inet mayfly_u%u out { type filter hook output priority 0; "
                          "policy accept; }; ", (unsigned)uid, (unsigned)uid, (unsigned)uid, (unsigned)uid);
         for (int i = 0; i < n && w >= 0 && (size_t)w < outlen; i++)
-                w += snprintf(out + w, outlen - (size_t)w, "add rule inet mayfly_u%u out meta skuid %u %s daddr %s "
-                              "tcp dport %d reject with tcp reset; ", (unsigned)uid, (unsigned)uid,
-                              t[i].v6 ? "ip6" : "ip", t[i].host, t[i].port);
+                w += snprintf(out + w, outlen - (size_t)w, "add rule inet mayfly_u%u out meta skuid %u meta mark != "
+                              "0x%x %s daddr %s tcp dport %d reject with tcp reset; ", (unsigned)uid, (unsigned)uid,
+                              IMDS_SO_MARK, t[i].v6 ? "ip6" : "ip", t[i].host, t[i].port);
         return w < 0 || (size_t)w >= outlen ? -ENOBUFS : 0;
 }
 
@@ -92,17 +96,18 @@ static int run_quiet(char *const *argv) {
 
 /* iptables (or ip6tables) -w OP OUTPUT <the rule for uid and t> */
 static int iptables_rule(const char *op, uid_t uid, const struct imds_target *t) {
-        char port[16], owner[16];
+        char port[16], owner[16], mark[16];
         snprintf(port, sizeof port, "%d", t->port);
         snprintf(owner, sizeof owner, "%u", (unsigned)uid);
+        snprintf(mark, sizeof mark, "0x%x", IMDS_SO_MARK);
         char *const argv[] = { t->v6 ? "ip6tables" : "iptables", "-w", (char *)op, "OUTPUT", "-p", "tcp", "-d",
-                               (char *)t->host, "--dport", port, "-m", "owner", "--uid-owner", owner, "-j", "REJECT",
-                               "--reject-with", "tcp-reset", NULL };
+                               (char *)t->host, "--dport", port, "-m", "owner", "--uid-owner", owner, "-m", "mark",
+                               "!", "--mark", mark, "-j", "REJECT", "--reject-with", "tcp-reset", NULL };
         return run_quiet(argv);
 }
 
 int imds_block_apply(uid_t uid, const char *endpoint, char *err, size_t errlen) {
-        struct imds_target t[2];
+        struct imds_target t[3];
         int n = imds_block_targets(endpoint, t, err, errlen);
         if (n < 0)
                 return n;
@@ -118,7 +123,7 @@ int imds_block_apply(uid_t uid, const char *endpoint, char *err, size_t errlen) 
         /* no nftables: iptables' owner match, each rule once */
         for (int i = 0; i < n; i++) {
                 r = iptables_rule("-C", uid, &t[i]) == 0 ? 0 : iptables_rule("-A", uid, &t[i]);
-                if (r < 0 && t[i].v6 && i > 0)
+                if (r < 0 && t[i].v6)
                         r = 0; /* AWS's IPv6 address, on a host without ip6tables: IPv4 is what IMDS is reached on */
                 if (r < 0)
                         break;
@@ -139,7 +144,7 @@ void imds_block_remove(uid_t uid, const char *endpoint) {
         char *const argv[] = { "nft", cmd, NULL };
         if (run_quiet(argv) == 0)
                 return;
-        struct imds_target t[2];
+        struct imds_target t[3];
         char err[256];
         int n = imds_block_targets(endpoint, t, err, sizeof err);
         for (int i = 0; i < n; i++)

@@ -57,10 +57,11 @@ static int resolve_groups(struct run_user *u, char *const *keep) {
         u->ngroups = 0;
         for (int i = 0; i < n; i++) {
                 struct group gr, *res = NULL;
-                char buf[16384];
-                if (all[i] != u->gid && getgrgid_r(all[i], &gr, buf, sizeof buf, &res) == 0 && res &&
-                    run_group_dropped(res->gr_name, keep)) {
-                        u->dropped++;
+                _cleanup_free_ char *buf = malloc(1 << 20); /* an LDAP/SSSD group lists many members */
+                if (all[i] != u->gid &&
+                    (!buf || getgrgid_r(all[i], &gr, buf, 1 << 20, &res) != 0 || !res ||
+                     run_group_dropped(res->gr_name, keep))) {
+                        u->dropped++; /* an administrators' group, or one whose name cannot be read: not given */
                         continue;
                 }
                 u->groups[u->ngroups++] = all[i];

@@ -216,7 +216,8 @@ static int one(int procfd, pid_t pid, uid_t uid, const char *entry, size_t *unre
                 return 0; /* gone meanwhile, or not the user's */
         /* under systemd, the run user's processes in the agent's own unit are the experiment's: marked or not (one
          * that cleared its environment is still there) */
-        int m = in_my_unit(pfd) ? 1 : has_marker(pfd, entry);
+        /* (not when the run user is root or the agent's own user: the agent's helpers share the unit and the uid) */
+        int m = uid != 0 && uid != geteuid() && in_my_unit(pfd) ? 1 : has_marker(pfd, entry);
         if (m < 0 && m != -ESRCH) {
                 (*unreadable)++;
                 return 0;

@@ -297,8 +297,13 @@ static void tick(struct shipper *s, struct http_client *h, bool force) {
 static void *ship_thread(void *ud) {
         struct shipper *s = ud;
         struct http_client h;
-        if (http_client_init(&h) < 0)
+        if (http_client_init(&h) < 0) {
+                pthread_mutex_lock(&s->lock);
+                s->exited = true; /* nothing to wait for */
+                pthread_cond_broadcast(&s->cond);
+                pthread_mutex_unlock(&s->lock);
                 return NULL;
+        }
         for (;;) {
                 pthread_mutex_lock(&s->lock);
                 struct timespec ts;
