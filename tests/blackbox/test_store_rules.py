@@ -64,7 +64,8 @@ def test_a_store_refusing_every_conditional_write_ends_the_run_in_error_at_once(
         st = r.status()  # the final status is written without a condition by the instance that ends the run
         check(st and st["outcome"] == "error" and BENT in st.get("error", ""), json.dumps(st)[:1500])
         reqs = _ledger_requests(r)
-        check(len(reqs) < 40, "%d ledger/status requests: %r" % (len(reqs), reqs[:60]))
+        # bounded: each refused write is three tries and three reads (a spin made hundreds a second, for ever)
+        check(len(reqs) < 80, "%d ledger/status requests: %r" % (len(reqs), reqs[:60]))
         fired = r.cloud.faults_done(at_least=0)
         check(fired[1] >= 2, "If-None-Match refused %d times: the store's refusal was not met" % fired[1])
     with_run(_job("bent", ["./ok.sh"]), body)
