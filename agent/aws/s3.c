@@ -341,6 +341,16 @@ static int body_md5(const void *mem, int fd, off_t off, uint64_t len, unsigned c
         return crypto_md5_fd(fd, off, len, md5);
 }
 
+/* Whether a PUT of these bytes to bucket carries Content-MD5 (its store keeps no CRC32): the digest and its base64
+ * into md5 and b64 when it does. */
+static bool content_md5(const struct aws_ctx *c, const char *bucket, const void *mem, int fd, off_t off, uint64_t len,
+                        unsigned char md5[16], char b64[32]) {
+        if (!(s3traits_get(c, bucket) & S3T_NO_CRC) || body_md5(mem, fd, off, len, md5) < 0)
+                return false;
+        crypto_base64_encode(md5, 16, b64);
+        return true;
+}
+
 bool s3_etag_is_md5(const char *etag, const unsigned char md5[16]) {
         char bare[160], hex[33];
         s3_etag_unquoted(etag, bare, sizeof bare);
@@ -398,9 +408,7 @@ int s3_put(struct aws_ctx *c, struct http_client *h, const char *bucket, const c
         for (int attempt = 1;; attempt++) {
                 unsigned char md5[16];
                 char md5_b64[32];
-                bool with_md5 = (s3traits_get(c, bucket) & S3T_NO_CRC) && body_md5(mem, fd, off, len, md5) == 0;
-                if (with_md5)
-                        crypto_base64_encode(md5, 16, md5_b64);
+                bool with_md5 = content_md5(c, bucket, mem, fd, off, len, md5, md5_b64);
                 struct kv hdr[4] = { { "x-amz-checksum-crc32", b64 }, { "x-amz-sdk-checksum-algorithm", "CRC32" } };
                 size_t nh = 2;
                 if (content_type)
@@ -492,9 +500,7 @@ int s3_mpu_part(struct aws_ctx *c, struct http_client *h, const char *bucket, co
         for (int attempt = 1;; attempt++) {
                 unsigned char md5[16];
                 char md5_b64[32];
-                bool with_md5 = (s3traits_get(c, bucket) & S3T_NO_CRC) && body_md5(NULL, fd, off, len, md5) == 0;
-                if (with_md5)
-                        crypto_base64_encode(md5, 16, md5_b64);
+                bool with_md5 = content_md5(c, bucket, NULL, fd, off, len, md5, md5_b64);
                 struct kv hdr[3] = { { "x-amz-checksum-crc32", b64 }, { "x-amz-sdk-checksum-algorithm", "CRC32" },
                                      { "Content-MD5", md5_b64 } };
                 struct aws_req rq = { .op = "UploadPart", .method = "PUT", .service = "s3", .endpoint = t.endpoint,

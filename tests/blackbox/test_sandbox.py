@@ -14,7 +14,7 @@ import tempfile
 import time
 
 from harness import WORKER, Skip, check, user_add, user_del, script_entries
-from test_hostile import Secret
+from test_hostile import Secret, error_of
 from test_run import Run
 
 USER = "mfsbx%d" % WORKER    # each worker its own user (tests/run.py)
@@ -113,12 +113,6 @@ def sandboxed(job, body, **kw):
         secret.close()
 
 
-def error_of(r, *words):
-    st = r.status()
-    check(st and st["outcome"] == "error", "outcome %s" % json.dumps(st))
-    for w in words:
-        check(w in st["error"], "error %r lacks %r" % (st["error"], w))
-    return st
 
 
 def test_link_planted_above_the_workdir_is_refused():

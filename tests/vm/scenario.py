@@ -96,7 +96,7 @@ class Scenario(harness.ResultsView):
             shutil.copy(self.artifact, os.path.join(serve, fname))
             self.server = vmlib.FileServer(serve)
             args = ["userdata", job_path, "--install", "%s=%s" % (self.route, self.server.url(fname)),
-                    "--sha256", vmlib.sha256_file(self.artifact)] + env_args + self.userdata_args
+                    "--sha256", harness.file_sha256(self.artifact)] + env_args + self.userdata_args
             p = harness.mayfly(*args)
             if p.returncode != 0:
                 raise AssertionError("mayfly userdata failed: " + harness.out(p))

@@ -2,7 +2,6 @@
 """A simulated EC2 instance for `make test-vm`: a Debian 12 guest (tests/vm/build_image.sh) booted under qemu (TCG)
 whose real cloud-init picks DataSourceEc2 against the IMDS fake of tests/fakes/cloud.py, installs mayfly from a
 URL on the host, and lets systemd run the agent against moto. See tests/vm/README.md."""
-import hashlib
 import http.server
 import json
 import os
@@ -33,13 +32,6 @@ def image():
         _image = p.stdout.strip().splitlines()[-1]
     return _image
 
-
-def sha256_file(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 class FileServer:

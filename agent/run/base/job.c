@@ -538,7 +538,7 @@ static int parse_outputs(struct pctx *p, const cJSON *root, struct job *j) {
         return 0;
 }
 
-/* experiment_credentials and experiment_role: what AWS credentials the experiment gets (expcreds.h) */
+/* experiment_credentials and experiment_role: the AWS credentials given to the experiment (expcreds.h) */
 static int parse_exp_credentials(struct pctx *p, const cJSON *root, struct job *j) {
         _cleanup_free_ char *s = NULL;
         int r = get_string(p, root, "experiment_credentials", "$", false, &s);

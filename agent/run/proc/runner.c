@@ -55,9 +55,9 @@ static int resolve_groups(struct run_user *u, char *const *keep) {
         if (getgrouplist(u->name, u->gid, all, &n) < 0)
                 return -E2BIG;
         u->ngroups = 0;
+        _cleanup_free_ char *buf = malloc(1 << 20); /* an LDAP/SSSD group lists many members */
         for (int i = 0; i < n; i++) {
                 struct group gr, *res = NULL;
-                _cleanup_free_ char *buf = malloc(1 << 20); /* an LDAP/SSSD group lists many members */
                 if (all[i] != u->gid &&
                     (!buf || getgrgid_r(all[i], &gr, buf, 1 << 20, &res) != 0 || !res ||
                      run_group_dropped(res->gr_name, keep))) {
