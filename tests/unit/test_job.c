@@ -96,9 +96,70 @@ static void test_sizes(void) {
                                                 has(&e, "$.log_max: is not a size"));
 }
 
+static int parse_with(const char *extra, struct job *j, struct job_errors *e) {
+        char spec[2048];
+        snprintf(spec, sizeof spec, "{\"name\": \"ok\", \"source\": \"s3://my-bucket/s.tar.gz\", \"results\": "
+                 "\"s3://my-bucket/r/\", \"experiments\": [{\"name\": \"a\", \"command\": \"true\"}]%s}", extra);
+        return job_check(spec, strlen(spec), j, e);
+}
+
+static void test_inputs(void) {
+        struct job j;
+        struct job_errors e;
+        int r = parse_with(", \"scratch\": \"prefer-instance-store\", \"checkpoint\": {\"path\": \"scratch:ck\"},"
+                           "\"inputs\": [{\"name\": \"image-net\", \"source\": \"s3://data-b/in/\", \"path\": "
+                           "\"scratch:data/\", \"read_only\": true}, {\"name\": \"vocab\", \"source\": "
+                           "\"s3://data-b/v.txt\", \"sync\": false}]", &j, &e);
+        T_EXPECT("inputs: accepted", r == 0 && e.n == 0);
+        if (r == 0) {
+                T_EXPECT("a prefix, in the scratch directory, its '/' gone", j.n_inputs == 2 && j.inputs[0].prefix &&
+                                 j.inputs[0].scratch && !strcmp(j.inputs[0].path, "data") && j.inputs[0].read_only &&
+                                 j.inputs[0].sync);
+                T_EXPECT("one object: the default place is a directory named after it", !j.inputs[1].prefix &&
+                                 !j.inputs[1].scratch && !strcmp(j.inputs[1].path, "inputs/vocab/") &&
+                                 !j.inputs[1].sync);
+                T_EXPECT("the checkpoint in the scratch directory", j.checkpoint_scratch &&
+                                 !strcmp(j.checkpoint_dir, "ck") && j.scratch == JOB_SCRATCH_PREFER);
+                job_free(&j);
+        }
+        char v[JOB_INPUT_NAME_MAX + 1];
+        job_input_var("image-net_2", v, sizeof v);
+        T_EXPECT("the variable's suffix", !strcmp(v, "IMAGE_NET_2"));
+        static const struct {
+                const char *extra, *want;
+        } bad[] = {
+                { ", \"inputs\": [{\"name\": \"a\", \"source\": \"s3://b-b/x/\", \"path\": \"../up\"}]",
+                  "$.inputs[0].path: must be a path under the workdir" },
+                { ", \"inputs\": [{\"name\": \"a b\", \"source\": \"s3://b-b/x/\"}]", "$.inputs[0].name: must be" },
+                { ", \"inputs\": [{\"name\": \"a\", \"source\": \"http://x/\"}]", "$.inputs[0].source: must be an s3" },
+                { ", \"inputs\": [{\"name\": \"a\", \"source\": \"s3://b-b/x/\", \"path\": \"scratch:d\"}]",
+                  "$.inputs[0]: is in the scratch directory, which needs" },
+                { ", \"inputs\": [{\"name\": \"a-b\", \"source\": \"s3://b-b/x/\"}, {\"name\": \"A_B\", "
+                  "\"source\": \"s3://b-b/y/\"}]", "$.inputs[1]: has the same variable MAYFLY_INPUT_… as input 'a-b'" },
+                { ", \"inputs\": [{\"name\": \"a\", \"source\": \"s3://b-b/x/\", \"path\": \"d\"}, {\"name\": "
+                  "\"b\", \"source\": \"s3://b-b/y/\", \"path\": \"d/e\"}]", "$.inputs[1]: is staged where input 'a'" },
+                { ", \"inputs\": [{\"name\": \"a\", \"source\": \"s3://b-b/x/\", \"syncc\": false}]",
+                  "$.inputs[0].syncc: unknown key (did you mean 'sync'?)" },
+                { ", \"inputs\": {}", "$.inputs: must be an array" },
+                { ", \"scratch\": \"nvme\"", "$.scratch: must be instance-store or prefer-instance-store" },
+                { ", \"checkpoint\": {\"path\": \"scratch:ck\"}", "$.checkpoint.path: is in the scratch directory" },
+                { ", \"scratch\": \"instance-store\", \"checkpoint\": {\"path\": \"scratch:/abs\"}",
+                  "$.checkpoint.path: must be a directory under the workdir, or scratch:DIR" },
+        };
+        for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+                char name[200];
+                snprintf(name, sizeof name, "refused, named: %s", bad[i].want);
+                T_EXPECT(name, parse_with(bad[i].extra, NULL, &e) == -EINVAL && has(&e, bad[i].want));
+        }
+        T_EXPECT("inputs: data-b and data-bb are not nested", parse_with(", \"inputs\": [{\"name\": \"a\", \"source\": "
+                 "\"s3://b-b/x/\", \"path\": \"data\"}, {\"name\": \"b\", \"source\": \"s3://b-b/y/\", \"path\": "
+                 "\"database\"}]", NULL, &e) == 0);
+}
+
 int main(void) {
         test_distance();
         test_all_errors();
         test_sizes();
+        test_inputs();
         return t_summary();
 }

@@ -2,6 +2,7 @@
 /* job.c — job spec parsing with JSON-path error messages. */
 #include "run/base/job.h"
 #include "run/base/jobgrid.h"
+#include "run/base/jobparse.h"
 
 #include <cjson/cJSON.h>
 #include <ctype.h>
@@ -14,13 +15,7 @@
 #include "aws/sns.h"
 #include "util.h"
 
-struct pctx {
-        char *err;                    /* the first error */
-        size_t errlen;
-        struct job_errors *all;       /* every error (job_check), NULL: the first is enough */
-};
-
-static int fail(struct pctx *p, const char *path, const char *fmt, const char *detail) {
+int jp_fail(struct pctx *p, const char *path, const char *fmt, const char *detail) {
         char msg[256], line[JOB_ERROR_LEN];
         snprintf(msg, sizeof msg, fmt, detail ? detail : "");
         snprintf(line, sizeof line, "%s: %s", path, msg);
@@ -128,7 +123,7 @@ static bool good_name(const char *s) {
 }
 
 /* A relative path that stays below its root: no leading '/', no '..' component. */
-static bool safe_relative(const char *s) {
+bool jp_safe_relative(const char *s) {
         if (!*s || s[0] == '/')
                 return false;
         for (const char *p = s; *p;) {
@@ -141,7 +136,7 @@ static bool safe_relative(const char *s) {
 }
 
 /* Every key that is not allowed is one error (with the known key it may be a typo of). */
-static int check_keys(struct pctx *p, const cJSON *obj, const char *path, const char *const *allowed) {
+int jp_check_keys(struct pctx *p, const cJSON *obj, const char *path, const char *const *allowed) {
         int r = 0;
         for (const cJSON *c = obj->child; c; c = c->next) {
                 bool ok = false;
@@ -152,37 +147,37 @@ static int check_keys(struct pctx *p, const cJSON *obj, const char *path, const 
                 char sub[512];
                 snprintf(sub, sizeof sub, "%s.%s", path, c->string);
                 const char *near = nearest(c->string, allowed);
-                r = near ? fail(p, sub, "unknown key (did you mean '%s'?)", near) : fail(p, sub, "unknown key", NULL);
+                r = near ? jp_fail(p, sub, "unknown key (did you mean '%s'?)", near) : jp_fail(p, sub, "unknown key", NULL);
         }
         return r;
 }
 
-static int get_string(struct pctx *p, const cJSON *obj, const char *key, const char *path, bool required,
+int jp_get_string(struct pctx *p, const cJSON *obj, const char *key, const char *path, bool required,
                       char **ret) {
         const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
         char sub[512];
         snprintf(sub, sizeof sub, "%s.%s", path, key);
         if (!v) {
                 if (required)
-                        return fail(p, sub, "is required", NULL);
+                        return jp_fail(p, sub, "is required", NULL);
                 return 0;
         }
         if (!cJSON_IsString(v))
-                return fail(p, sub, "must be a string", NULL);
+                return jp_fail(p, sub, "must be a string", NULL);
         if (strlen(v->valuestring) > 4096)
-                return fail(p, sub, "is too long", NULL);
+                return jp_fail(p, sub, "is too long", NULL);
         *ret = strdup(v->valuestring);
         return *ret ? 0 : -ENOMEM;
 }
 
-static int get_bool(struct pctx *p, const cJSON *obj, const char *key, const char *path, bool *ret) {
+int jp_get_bool(struct pctx *p, const cJSON *obj, const char *key, const char *path, bool *ret) {
         const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
         if (!v)
                 return 0;
         char sub[512];
         snprintf(sub, sizeof sub, "%s.%s", path, key);
         if (!cJSON_IsBool(v))
-                return fail(p, sub, "must be true or false", NULL);
+                return jp_fail(p, sub, "must be true or false", NULL);
         *ret = cJSON_IsTrue(v);
         return 0;
 }
@@ -199,17 +194,17 @@ static int get_duration(struct pctx *p, const cJSON *obj, const char *key, const
                 /* the range first: a double cast to long out of its range is undefined behaviour */
                 long long n = json_int_value(v, 0, 3200000000LL, -1);
                 if (n < 0)
-                        return fail(p, sub, "must be a whole number of seconds", NULL);
+                        return jp_fail(p, sub, "must be a whole number of seconds", NULL);
                 d = (long)n;
         } else if (cJSON_IsString(v)) {
                 if (parse_duration(v->valuestring, &d) < 0)
-                        return fail(p, sub, "is not a duration (e.g. 90, \"90s\", \"15m\", \"2h\")", NULL);
+                        return jp_fail(p, sub, "is not a duration (e.g. 90, \"90s\", \"15m\", \"2h\")", NULL);
         } else
-                return fail(p, sub, "must be a duration (seconds, or a string like \"2h\")", NULL);
+                return jp_fail(p, sub, "must be a duration (seconds, or a string like \"2h\")", NULL);
         if (d < min) {
                 char m[32];
                 snprintf(m, sizeof m, "%ld", min);
-                return fail(p, sub, "must be at least %s seconds", m);
+                return jp_fail(p, sub, "must be at least %s seconds", m);
         }
         *ret = d;
         return 0;
@@ -225,17 +220,17 @@ static int get_size(struct pctx *p, const cJSON *obj, const char *key, const cha
         if (cJSON_IsNumber(v)) {
                 long long x = json_int_value(v, 0, 1LL << 53, -1);
                 if (x < 0)
-                        return fail(p, sub, "must be a whole number of bytes", NULL);
+                        return jp_fail(p, sub, "must be a whole number of bytes", NULL);
                 n = (uint64_t)x;
         } else if (cJSON_IsString(v)) {
                 if (parse_size(v->valuestring, &n) < 0)
-                        return fail(p, sub, "is not a size (e.g. 1073741824, \"500MiB\", \"10GiB\")", NULL);
+                        return jp_fail(p, sub, "is not a size (e.g. 1073741824, \"500MiB\", \"10GiB\")", NULL);
         } else
-                return fail(p, sub, "must be a size (bytes, or a string like \"10GiB\")", NULL);
+                return jp_fail(p, sub, "must be a size (bytes, or a string like \"10GiB\")", NULL);
         if (n < min) {
                 char m[32];
                 fmt_bytes(min, m);
-                return fail(p, sub, "must be at least %s", m);
+                return jp_fail(p, sub, "must be at least %s", m);
         }
         *ret = n;
         return 0;
@@ -250,14 +245,14 @@ static int get_int(struct pctx *p, const cJSON *obj, const char *key, const char
         snprintf(range, sizeof range, "%d..%d", min, max);
         long long n = json_int_value(v, min, max, (long long)min - 1);
         if (n < min)
-                return fail(p, sub, "must be a whole number in %s", range);
+                return jp_fail(p, sub, "must be a whole number in %s", range);
         *ret = (int)n;
         return 0;
 }
 
 static int get_action(struct pctx *p, const cJSON *obj, const char *key, enum exit_action *ret) {
         _cleanup_free_ char *s = NULL;
-        int r = get_string(p, obj, key, "$", false, &s);
+        int r = jp_get_string(p, obj, key, "$", false, &s);
         if (r < 0 || !s)
                 return r;
         static const char *const names[] = { "terminate", "stop", "poweroff", "keep" };
@@ -268,7 +263,7 @@ static int get_action(struct pctx *p, const cJSON *obj, const char *key, enum ex
                 }
         char sub[64];
         snprintf(sub, sizeof sub, "$.%s", key);
-        return fail(p, sub, "must be one of terminate, stop, poweroff, keep (got '%s')", s);
+        return jp_fail(p, sub, "must be one of terminate, stop, poweroff, keep (got '%s')", s);
 }
 
 const char *exit_action_name(enum exit_action a) {
@@ -276,16 +271,16 @@ const char *exit_action_name(enum exit_action a) {
         return (unsigned)a < ARRAY_SIZE(names) ? names[a] : "?";
 }
 
-static int check_s3(struct pctx *p, const char *path, const char *v, bool want_prefix) {
+int jp_check_s3(struct pctx *p, const char *path, const char *v, bool want_prefix) {
         if (!str_has_prefix(v, "s3://") || strlen(v) < 8)
-                return fail(p, path, "must be an s3://bucket/... URI (got '%s')", v);
+                return jp_fail(p, path, "must be an s3://bucket/... URI (got '%s')", v);
         const char *b = v + 5;
         size_t bl = strcspn(b, "/");
         if (bl < 3 || bl > 63)
-                return fail(p, path, "has an invalid bucket name", NULL);
+                return jp_fail(p, path, "has an invalid bucket name", NULL);
         for (size_t i = 0; i < bl; i++)
                 if (!(islower((unsigned char)b[i]) || isdigit((unsigned char)b[i]) || b[i] == '-' || b[i] == '.'))
-                        return fail(p, path, "has an invalid bucket name", NULL);
+                        return jp_fail(p, path, "has an invalid bucket name", NULL);
         if (want_prefix && !b[bl])
                 return 0;
         return 0;
@@ -294,7 +289,7 @@ static int check_s3(struct pctx *p, const char *path, const char *v, bool want_p
 static int parse_command(struct pctx *p, const cJSON *c, const char *path, struct experiment *e) {
         if (cJSON_IsString(c)) {
                 if (!*c->valuestring)
-                        return fail(p, path, "must not be empty", NULL);
+                        return jp_fail(p, path, "must not be empty", NULL);
                 e->shell = true;
                 e->argv = calloc(2, sizeof(char *));
                 if (!e->argv || !(e->argv[0] = strdup(c->valuestring)))
@@ -302,7 +297,7 @@ static int parse_command(struct pctx *p, const cJSON *c, const char *path, struc
                 return 0;
         }
         if (!cJSON_IsArray(c) || cJSON_GetArraySize(c) < 1 || cJSON_GetArraySize(c) > 4096)
-                return fail(p, path, "must be a non-empty array of strings or a shell string", NULL);
+                return jp_fail(p, path, "must be a non-empty array of strings or a shell string", NULL);
         int n = cJSON_GetArraySize(c);
         e->argv = calloc((size_t)n + 1, sizeof(char *));
         if (!e->argv)
@@ -312,9 +307,9 @@ static int parse_command(struct pctx *p, const cJSON *c, const char *path, struc
                 char sub[512];
                 snprintf(sub, sizeof sub, "%s[%d]", path, i);
                 if (!cJSON_IsString(a))
-                        return fail(p, sub, "must be a string", NULL);
+                        return jp_fail(p, sub, "must be a string", NULL);
                 if (i == 0 && !*a->valuestring)
-                        return fail(p, sub, "must not be empty", NULL);
+                        return jp_fail(p, sub, "must not be empty", NULL);
                 if (!(e->argv[i] = strdup(a->valuestring)))
                         return -ENOMEM;
         }
@@ -326,12 +321,12 @@ static int parse_after(struct pctx *p, const cJSON *arr, struct job *j, int n);
 static int parse_experiments(struct pctx *p, const cJSON *root, struct job *j) {
         const cJSON *arr = cJSON_GetObjectItemCaseSensitive(root, "experiments");
         if (!arr)
-                return fail(p, "$.experiments", "is required", NULL);
+                return jp_fail(p, "$.experiments", "is required", NULL);
         if (!cJSON_IsArray(arr) || cJSON_GetArraySize(arr) < 1)
-                return fail(p, "$.experiments", "must be a non-empty array", NULL);
+                return jp_fail(p, "$.experiments", "must be a non-empty array", NULL);
         int n = cJSON_GetArraySize(arr);
         if (n > JOB_MAX_EXPERIMENTS)
-                return fail(p, "$.experiments", "has too many entries", NULL);
+                return jp_fail(p, "$.experiments", "has too many entries", NULL);
         j->experiments = calloc((size_t)n, sizeof *j->experiments);
         if (!j->experiments)
                 return -ENOMEM;
@@ -343,23 +338,23 @@ static int parse_experiments(struct pctx *p, const cJSON *root, struct job *j) {
                 struct experiment *e = &j->experiments[i];
                 j->n_experiments = (size_t)i + 1;
                 if (!cJSON_IsObject(x))
-                        return fail(p, path, "must be an object", NULL);
-                int r = check_keys(p, x, path, keys);
+                        return jp_fail(p, path, "must be an object", NULL);
+                int r = jp_check_keys(p, x, path, keys);
                 if (r == 0)
-                        r = get_string(p, x, "name", path, true, &e->name);
+                        r = jp_get_string(p, x, "name", path, true, &e->name);
                 if (r < 0)
                         return r;
                 char sub[96];
                 snprintf(sub, sizeof sub, "%s.name", path);
                 if (!good_name(e->name))
-                        return fail(p, sub, "must be 1-64 characters of A-Z a-z 0-9 . _ - (got '%s')", e->name);
+                        return jp_fail(p, sub, "must be 1-64 characters of A-Z a-z 0-9 . _ - (got '%s')", e->name);
                 for (int k = 0; k < i; k++)
                         if (strcmp(j->experiments[k].name, e->name) == 0)
-                                return fail(p, sub, "duplicates an earlier experiment's name '%s'", e->name);
+                                return jp_fail(p, sub, "duplicates an earlier experiment's name '%s'", e->name);
                 const cJSON *cmd = cJSON_GetObjectItemCaseSensitive(x, "command");
                 snprintf(sub, sizeof sub, "%s.command", path);
                 if (!cmd)
-                        return fail(p, sub, "is required", NULL);
+                        return jp_fail(p, sub, "is required", NULL);
                 r = parse_command(p, cmd, sub, e);
                 if (r == 0)
                         r = get_duration(p, x, "timeout", path, 1, &e->timeout);
@@ -379,17 +374,17 @@ static int parse_after(struct pctx *p, const cJSON *arr, struct job *j, int n) {
                 if (!af)
                         continue;
                 if (!cJSON_IsArray(af) || cJSON_GetArraySize(af) > JOB_MAX_AFTER)
-                        return fail(p, sub, "must be an array of at most 16 experiment names", NULL);
+                        return jp_fail(p, sub, "must be an array of at most 16 experiment names", NULL);
                 struct experiment *e = &j->experiments[i];
                 for (const cJSON *a = af->child; a; a = a->next) {
                         int k = 0;
                         while (k < n && (!cJSON_IsString(a) || strcmp(j->experiments[k].name, a->valuestring)))
                                 k++;
                         if (k == n)
-                                return fail(p, sub, "names no experiment of this job ('%s')",
+                                return jp_fail(p, sub, "names no experiment of this job ('%s')",
                                             cJSON_IsString(a) ? a->valuestring : "not a string");
                         if (k == i)
-                                return fail(p, sub, "names the experiment itself ('%s')", e->name);
+                                return jp_fail(p, sub, "names the experiment itself ('%s')", e->name);
                         e->after[e->n_after++] = k;
                 }
         }
@@ -402,7 +397,7 @@ static int parse_after(struct pctx *p, const cJSON *arr, struct job *j, int n) {
                         for (size_t k = 0; k < j->experiments[v].n_after; k++) {
                                 int w = j->experiments[v].after[k];
                                 if (w == start)
-                                        return fail(p, "$.experiments", "their `after` lists wait in a circle "
+                                        return jp_fail(p, "$.experiments", "their `after` lists wait in a circle "
                                                                         "(through '%s')", j->experiments[start].name);
                                 if (!seen[w] && top < JOB_MAX_EXPERIMENTS) {
                                         seen[w] = 1;
@@ -426,27 +421,27 @@ bool job_run_id_ok(const char *s) {
 }
 
 static int parse_fleet(struct pctx *p, const cJSON *root, struct job *j) {
-        int r = get_string(p, root, "run_id", "$", false, &j->run_id);
+        int r = jp_get_string(p, root, "run_id", "$", false, &j->run_id);
         if (r == 0)
                 r = get_duration(p, root, "lease_ttl", "$", 5, &j->fleet.lease_ttl);
         if (r == 0 && j->fleet.lease_ttl && !j->run_id)
-                return fail(p, "$.lease_ttl", "needs $.run_id: only a run shared by instances has leases", NULL);
+                return jp_fail(p, "$.lease_ttl", "needs $.run_id: only a run shared by instances has leases", NULL);
         if (r == 0 && j->run_id && !job_run_id_ok(j->run_id))
-                return fail(p, "$.run_id", "must be 1-128 characters of A-Z a-z 0-9 . _ - (got '%s')", j->run_id);
+                return jp_fail(p, "$.run_id", "must be 1-128 characters of A-Z a-z 0-9 . _ - (got '%s')", j->run_id);
         const cJSON *f = cJSON_GetObjectItemCaseSensitive(root, "fleet");
         if (r < 0 || !f)
                 return r;
         static const char *const keys[] = { "group", "launch_template", "size", "max_attempts", NULL };
         if (!cJSON_IsObject(f))
-                return fail(p, "$.fleet", "must be an object {\"group\": NAME, \"launch_template\": NAME, "
+                return jp_fail(p, "$.fleet", "must be an object {\"group\": NAME, \"launch_template\": NAME, "
                                           "\"size\": N}", NULL);
         if (!j->run_id)
-                return fail(p, "$.fleet", "needs $.run_id: the fleet's instances share one run", NULL);
-        r = check_keys(p, f, "$.fleet", keys);
+                return jp_fail(p, "$.fleet", "needs $.run_id: the fleet's instances share one run", NULL);
+        r = jp_check_keys(p, f, "$.fleet", keys);
         if (r == 0)
-                r = get_string(p, f, "group", "$.fleet", true, &j->fleet.group);
+                r = jp_get_string(p, f, "group", "$.fleet", true, &j->fleet.group);
         if (r == 0)
-                r = get_string(p, f, "launch_template", "$.fleet", true, &j->fleet.launch_template);
+                r = jp_get_string(p, f, "launch_template", "$.fleet", true, &j->fleet.launch_template);
         if (r == 0)
                 r = get_int(p, f, "size", "$.fleet", 1, 64, &j->fleet.size);
         if (r == 0)
@@ -461,24 +456,24 @@ static int parse_env(struct pctx *p, const cJSON *root, struct job *j) {
         if (!env || cJSON_IsNull(env))
                 return 0;
         if (!cJSON_IsObject(env) || cJSON_GetArraySize(env) != 1)
-                return fail(p, "$.env", "must be one of {\"conda\": NAME}, {\"conda_prefix\": PATH}, {\"venv\": PATH}",
+                return jp_fail(p, "$.env", "must be one of {\"conda\": NAME}, {\"conda_prefix\": PATH}, {\"venv\": PATH}",
                             NULL);
         static const char *const keys[] = { "conda", "conda_prefix", "venv", NULL };
-        int r = check_keys(p, env, "$.env", keys);
+        int r = jp_check_keys(p, env, "$.env", keys);
         if (r < 0)
                 return r;
         const char *k = env->child->string;
         j->env_kind = strcmp(k, "conda") == 0 ? JOB_ENV_CONDA : strcmp(k, "conda_prefix") == 0 ? JOB_ENV_CONDA_PREFIX
                                                                                                : JOB_ENV_VENV;
-        r = get_string(p, env, k, "$.env", true, &j->env_value);
+        r = jp_get_string(p, env, k, "$.env", true, &j->env_value);
         if (r < 0)
                 return r;
         char sub[64];
         snprintf(sub, sizeof sub, "$.env.%s", k);
         if (j->env_kind == JOB_ENV_CONDA && !good_name(j->env_value))
-                return fail(p, sub, "is not a valid conda env name ('%s')", j->env_value);
+                return jp_fail(p, sub, "is not a valid conda env name ('%s')", j->env_value);
         if (j->env_kind != JOB_ENV_CONDA && j->env_value[0] != '/')
-                return fail(p, sub, "must be an absolute path", NULL);
+                return jp_fail(p, sub, "must be an absolute path", NULL);
         return 0;
 }
 
@@ -490,7 +485,7 @@ static int parse_environment(struct pctx *p, const cJSON *root, struct job *j) {
         if (!e)
                 return 0;
         if (!cJSON_IsObject(e))
-                return fail(p, "$.environment", "must be an object of NAME: \"value\"", NULL);
+                return jp_fail(p, "$.environment", "must be an object of NAME: \"value\"", NULL);
         size_t n = 0;
         for (const cJSON *c = e->child; c; c = c->next) {
                 char sub[512];
@@ -499,13 +494,13 @@ static int parse_environment(struct pctx *p, const cJSON *root, struct job *j) {
                 for (const char *s = c->string; *s && ok; s++)
                         ok = isalnum((unsigned char)*s) || *s == '_';
                 if (!ok)
-                        return fail(p, sub, "is not a valid variable name", NULL);
+                        return jp_fail(p, sub, "is not a valid variable name", NULL);
                 if (!cJSON_IsString(c))
-                        return fail(p, sub, "must be a string", NULL);
+                        return jp_fail(p, sub, "must be a string", NULL);
                 if (str_has_prefix(c->string, "MAYFLY_"))
-                        return fail(p, sub, "MAYFLY_* variables are set by mayfly", NULL);
+                        return jp_fail(p, sub, "MAYFLY_* variables are set by mayfly", NULL);
                 if (n >= JOB_MAX_ENV)
-                        return fail(p, "$.environment", "has too many variables", NULL);
+                        return jp_fail(p, "$.environment", "has too many variables", NULL);
                 size_t l = strlen(c->string) + strlen(c->valuestring) + 2;
                 if (!(j->environment[n] = malloc(l)))
                         return -ENOMEM;
@@ -522,15 +517,15 @@ static int parse_outputs(struct pctx *p, const cJSON *root, struct job *j) {
         if (!o)
                 return 0;
         if (!cJSON_IsArray(o) || cJSON_GetArraySize(o) > JOB_MAX_OUTPUTS)
-                return fail(p, "$.outputs", "must be an array of at most 64 paths or globs", NULL);
+                return jp_fail(p, "$.outputs", "must be an array of at most 64 paths or globs", NULL);
         int i = 0;
         for (const cJSON *c = o->child; c; c = c->next, i++) {
                 char sub[64];
                 snprintf(sub, sizeof sub, "$.outputs[%d]", i);
                 if (!cJSON_IsString(c))
-                        return fail(p, sub, "must be a string", NULL);
-                if (!safe_relative(c->valuestring))
-                        return fail(p, sub, "must be a path under the workdir (no leading '/', no '..'): '%s'",
+                        return jp_fail(p, sub, "must be a string", NULL);
+                if (!jp_safe_relative(c->valuestring))
+                        return jp_fail(p, sub, "must be a path under the workdir (no leading '/', no '..'): '%s'",
                                     c->valuestring);
                 if (!(j->outputs[i] = strdup(c->valuestring)))
                         return -ENOMEM;
@@ -541,28 +536,28 @@ static int parse_outputs(struct pctx *p, const cJSON *root, struct job *j) {
 /* experiment_credentials and experiment_role: the AWS credentials given to the experiment (expcreds.h) */
 static int parse_exp_credentials(struct pctx *p, const cJSON *root, struct job *j) {
         _cleanup_free_ char *s = NULL;
-        int r = get_string(p, root, "experiment_credentials", "$", false, &s);
+        int r = jp_get_string(p, root, "experiment_credentials", "$", false, &s);
         if (r == 0 && s) {
                 static const char *const names[] = { "scoped", "none", "instance-role" };
                 size_t i = 0;
                 while (i < ARRAY_SIZE(names) && strcmp(s, names[i]))
                         i++;
                 if (i == ARRAY_SIZE(names))
-                        r = fail(p, "$.experiment_credentials", "must be one of scoped, none, instance-role (got '%s')",
+                        r = jp_fail(p, "$.experiment_credentials", "must be one of scoped, none, instance-role (got '%s')",
                                  s);
                 else
                         j->exp_credentials = (enum exp_credentials)i;
         }
-        int q = get_string(p, root, "experiment_role", "$", false, &j->experiment_role);
+        int q = jp_get_string(p, root, "experiment_role", "$", false, &j->experiment_role);
         if (q == 0 && j->experiment_role) {
                 const char *a = j->experiment_role;
                 const char *iam = strstr(a, ":iam::");
                 if (!str_has_prefix(a, "arn:aws") || !iam || strlen(iam) < 6 + 12 + 6 ||
                     strspn(iam + 6, "0123456789") != 12 || !str_has_prefix(iam + 18, ":role/") || strlen(a) > 2047)
-                        q = fail(p, "$.experiment_role", "must be a role ARN, arn:aws:iam::ACCOUNT:role/NAME (got '%s')",
+                        q = jp_fail(p, "$.experiment_role", "must be a role ARN, arn:aws:iam::ACCOUNT:role/NAME (got '%s')",
                                  a);
                 else if (j->exp_credentials != EXPC_SCOPED)
-                        q = fail(p, "$.experiment_role", "is for \"experiment_credentials\": \"scoped\" (the "
+                        q = jp_fail(p, "$.experiment_role", "is for \"experiment_credentials\": \"scoped\" (the "
                                  "default) only", NULL);
         }
         return r < 0 ? r : q;
@@ -574,9 +569,9 @@ static int parse_keep_groups(struct pctx *p, const cJSON *root, struct job *j) {
         if (!o)
                 return 0;
         if (!cJSON_IsArray(o) || cJSON_GetArraySize(o) > JOB_MAX_KEEP_GROUPS)
-                return fail(p, "$.keep_groups", "must be an array of at most 16 group names", NULL);
+                return jp_fail(p, "$.keep_groups", "must be an array of at most 16 group names", NULL);
         if (!j->user)
-                return fail(p, "$.keep_groups", "needs \"user\": the default run user, mayfly, is in no such group",
+                return jp_fail(p, "$.keep_groups", "needs \"user\": the default run user, mayfly, is in no such group",
                             NULL);
         j->keep_groups = calloc(JOB_MAX_KEEP_GROUPS + 1, sizeof(char *));
         if (!j->keep_groups)
@@ -587,7 +582,7 @@ static int parse_keep_groups(struct pctx *p, const cJSON *root, struct job *j) {
                 snprintf(sub, sizeof sub, "$.keep_groups[%d]", i);
                 if (!cJSON_IsString(c) || !*c->valuestring || strlen(c->valuestring) > 64 ||
                     strpbrk(c->valuestring, "/: \t\n"))
-                        return fail(p, sub, "must be a group name", NULL);
+                        return jp_fail(p, sub, "must be a group name", NULL);
                 if (!(j->keep_groups[i] = strdup(c->valuestring)))
                         return -ENOMEM;
         }
@@ -600,12 +595,12 @@ static int parse_sub(struct pctx *p, const cJSON *root, struct job *j) {
         if (ck) {
                 static const char *const keys[] = { "path", "interval", NULL };
                 if (!cJSON_IsObject(ck))
-                        return fail(p, "$.checkpoint", "must be an object {\"path\": DIR, \"interval\": \"10m\"}", NULL);
-                r = check_keys(p, ck, "$.checkpoint", keys);
+                        return jp_fail(p, "$.checkpoint", "must be an object {\"path\": DIR, \"interval\": \"10m\"}", NULL);
+                r = jp_check_keys(p, ck, "$.checkpoint", keys);
                 if (r == 0)
-                        r = get_string(p, ck, "path", "$.checkpoint", true, &j->checkpoint_dir);
-                if (r == 0 && !safe_relative(j->checkpoint_dir))
-                        return fail(p, "$.checkpoint.path", "must be a directory under the workdir: '%s'",
+                        r = jp_get_string(p, ck, "path", "$.checkpoint", true, &j->checkpoint_dir);
+                if (r == 0 && !jp_safe_relative(j->checkpoint_dir))
+                        return jp_fail(p, "$.checkpoint.path", "must be a directory under the workdir: '%s'",
                                     j->checkpoint_dir);
                 if (r == 0)
                         r = get_duration(p, ck, "interval", "$.checkpoint", 10, &j->checkpoint_interval);
@@ -616,10 +611,10 @@ static int parse_sub(struct pctx *p, const cJSON *root, struct job *j) {
         if (g) {
                 static const char *const keys[] = { "require", "min_count", "wait_seconds", "idle_minutes", NULL };
                 if (!cJSON_IsObject(g))
-                        return fail(p, "$.gpu", "must be an object", NULL);
-                r = check_keys(p, g, "$.gpu", keys);
+                        return jp_fail(p, "$.gpu", "must be an object", NULL);
+                r = jp_check_keys(p, g, "$.gpu", keys);
                 if (r == 0)
-                        r = get_bool(p, g, "require", "$.gpu", &j->gpu_require);
+                        r = jp_get_bool(p, g, "require", "$.gpu", &j->gpu_require);
                 if (r == 0)
                         r = get_int(p, g, "min_count", "$.gpu", 0, 64, &j->gpu_min_count);
                 if (r == 0)
@@ -628,7 +623,7 @@ static int parse_sub(struct pctx *p, const cJSON *root, struct job *j) {
                         return r;
                 const cJSON *im = cJSON_GetObjectItemCaseSensitive(g, "idle_minutes");
                 if (im && (!cJSON_IsNumber(im) || !(im->valuedouble >= 0 && im->valuedouble <= 1e6)))
-                        return fail(p, "$.gpu.idle_minutes", "must be a number of minutes >= 0 (0 = off)", NULL);
+                        return jp_fail(p, "$.gpu.idle_minutes", "must be a number of minutes >= 0 (0 = off)", NULL);
                 if (im)
                         j->gpu_idle = (long)(im->valuedouble * 60.0 + 0.5);
                 if (j->gpu_min_count > 0)
@@ -640,16 +635,16 @@ static int parse_sub(struct pctx *p, const cJSON *root, struct job *j) {
         if (s) {
                 static const char *const keys[] = { "grace_seconds", "sigusr1_on_rebalance", NULL };
                 if (!cJSON_IsObject(s))
-                        return fail(p, "$.spot", "must be an object", NULL);
-                r = check_keys(p, s, "$.spot", keys);
+                        return jp_fail(p, "$.spot", "must be an object", NULL);
+                r = jp_check_keys(p, s, "$.spot", keys);
                 if (r == 0)
                         r = get_duration(p, s, "grace_seconds", "$.spot", 0, &j->spot_grace);
                 if (r == 0)
-                        r = get_bool(p, s, "sigusr1_on_rebalance", "$.spot", &j->rebalance_sigusr1);
+                        r = jp_get_bool(p, s, "sigusr1_on_rebalance", "$.spot", &j->rebalance_sigusr1);
                 if (r < 0)
                         return r;
                 if (j->spot_grace > 115)
-                        return fail(p, "$.spot.grace_seconds", "must leave time to upload before the 2-minute notice "
+                        return jp_fail(p, "$.spot.grace_seconds", "must leave time to upload before the 2-minute notice "
                                                                "ends (at most 115)", NULL);
         }
         return 0;
@@ -675,25 +670,25 @@ static int parse_notify(struct pctx *p, const cJSON *root, struct job *j) {
                 return 0;
         static const char *const keys[] = { "sns_topic", "webhook", "on_interrupt", NULL };
         if (!cJSON_IsObject(n))
-                return fail(p, "$.notify", "must be an object {\"sns_topic\": ARN, \"webhook\": URL}", NULL);
-        int r = check_keys(p, n, "$.notify", keys);
+                return jp_fail(p, "$.notify", "must be an object {\"sns_topic\": ARN, \"webhook\": URL}", NULL);
+        int r = jp_check_keys(p, n, "$.notify", keys);
         if (r == 0)
-                r = get_string(p, n, "sns_topic", "$.notify", false, &j->notify.sns_topic);
+                r = jp_get_string(p, n, "sns_topic", "$.notify", false, &j->notify.sns_topic);
         if (r == 0)
-                r = get_string(p, n, "webhook", "$.notify", false, &j->notify.webhook);
+                r = jp_get_string(p, n, "webhook", "$.notify", false, &j->notify.webhook);
         if (r == 0)
-                r = get_bool(p, n, "on_interrupt", "$.notify", &j->notify.on_interrupt);
+                r = jp_get_bool(p, n, "on_interrupt", "$.notify", &j->notify.on_interrupt);
         if (r < 0)
                 return r;
         struct sns_arn a;
         if (j->notify.sns_topic && sns_parse_arn(j->notify.sns_topic, &a) < 0)
-                return fail(p, "$.notify.sns_topic", "must be an SNS topic ARN, arn:aws:sns:REGION:ACCOUNT:NAME (got "
+                return jp_fail(p, "$.notify.sns_topic", "must be an SNS topic ARN, arn:aws:sns:REGION:ACCOUNT:NAME (got "
                                                      "'%s')", j->notify.sns_topic);
         if (j->notify.webhook && !good_webhook(j->notify.webhook))
-                return fail(p, "$.notify.webhook", "must be an https:// URL without spaces, quotes or user info",
+                return jp_fail(p, "$.notify.webhook", "must be an https:// URL without spaces, quotes or user info",
                             NULL);
         if (!j->notify.sns_topic && !j->notify.webhook)
-                return fail(p, "$.notify", "needs sns_topic or webhook (or both)", NULL);
+                return jp_fail(p, "$.notify", "needs sns_topic or webhook (or both)", NULL);
         return 0;
 }
 
@@ -714,6 +709,7 @@ void job_free(struct job *j) {
                 free(*g);
         free(j->keep_groups);
         free(j->checkpoint_dir);
+        jp_free_inputs(j);
         free(j->notify.sns_topic);
         free(j->notify.webhook);
         for (char **e = j->environment; e && *e; e++)
@@ -739,19 +735,19 @@ void job_defaults(struct job *j) {
 }
 
 static int parse_name_and_places(struct pctx *p, const cJSON *root, struct job *j) {
-        int r = get_string(p, root, "name", "$", true, &j->name);
+        int r = jp_get_string(p, root, "name", "$", true, &j->name);
         if (r == 0 && !good_name(j->name))
-                r = fail(p, "$.name", "must be 1-64 characters of A-Z a-z 0-9 . _ - (got '%s')", j->name);
-        int s = get_string(p, root, "source", "$", true, &j->source);
+                r = jp_fail(p, "$.name", "must be 1-64 characters of A-Z a-z 0-9 . _ - (got '%s')", j->name);
+        int s = jp_get_string(p, root, "source", "$", true, &j->source);
         if (s == 0)
-                s = check_s3(p, "$.source", j->source, true);
+                s = jp_check_s3(p, "$.source", j->source, true);
         if (s == 0 && !str_has_suffix(j->source, "/") && !str_has_suffix(j->source, ".tar") &&
             !str_has_suffix(j->source, ".tar.gz") && !str_has_suffix(j->source, ".tgz") &&
             !str_has_suffix(j->source, ".tar.zst") && !str_has_suffix(j->source, ".zip"))
-                s = fail(p, "$.source", "must end with .tar, .tar.gz, .tgz, .tar.zst, .zip or '/' (a prefix)", NULL);
-        int t = get_string(p, root, "results", "$", true, &j->results);
+                s = jp_fail(p, "$.source", "must end with .tar, .tar.gz, .tgz, .tar.zst, .zip or '/' (a prefix)", NULL);
+        int t = jp_get_string(p, root, "results", "$", true, &j->results);
         if (t == 0)
-                t = check_s3(p, "$.results", j->results, true);
+                t = jp_check_s3(p, "$.results", j->results, true);
         if (t == 0 && !str_has_suffix(j->results, "/")) {
                 size_t n = strlen(j->results) + 2;
                 char *x = malloc(n);
@@ -761,18 +757,19 @@ static int parse_name_and_places(struct pctx *p, const cJSON *root, struct job *
                 free(j->results);
                 j->results = x;
         }
-        int w = get_string(p, root, "workdir", "$", false, &j->workdir);
+        int w = jp_get_string(p, root, "workdir", "$", false, &j->workdir);
         if (w == 0 && j->workdir && (j->workdir[0] != '/' || strstr(j->workdir, "/..") || strcmp(j->workdir, "/") == 0))
-                w = fail(p, "$.workdir", "must be an absolute directory path other than / (got '%s')", j->workdir);
-        int u = get_string(p, root, "user", "$", false, &j->user);
+                w = jp_fail(p, "$.workdir", "must be an absolute directory path other than / (got '%s')", j->workdir);
+        int u = jp_get_string(p, root, "user", "$", false, &j->user);
         if (u == 0 && j->user && (!*j->user || strchr(j->user, '/') || strchr(j->user, ':')))
-                u = fail(p, "$.user", "is not a valid user name", NULL);
+                u = jp_fail(p, "$.user", "is not a valid user name", NULL);
         return r < 0 ? r : s < 0 ? s : t < 0 ? t : w < 0 ? w : u;
 }
 
 static int parse_root(struct pctx *p, const cJSON *root, struct job *j) {
         static const char *const keys[] = { "name", "source", "workdir", "results", "env", "environment", "user",
                                             "keep_groups", "experiment_credentials", "experiment_role", "experiments", "continue_on_failure", "outputs", "checkpoint", "gpu",
+                                            "inputs", "scratch",
                                             "max_runtime", "log_interval", "on_exit", "on_error", "spot",
                                             "stop_grace", "ship_timeout", "log_max", "notify", "run_id", "fleet",
                                             "lease_ttl",
@@ -780,16 +777,17 @@ static int parse_root(struct pctx *p, const cJSON *root, struct job *j) {
         /* every part on its own, in this order: a spec with several mistakes gets them all at once (job_check) */
         int r = 0;
 #define STEP(x) do { int r_ = (x); if (r_ < 0 && (r == 0 || r_ == -ENOMEM)) r = r_; } while (0)
-        STEP(check_keys(p, root, "$", keys));
+        STEP(jp_check_keys(p, root, "$", keys));
         STEP(parse_name_and_places(p, root, j));
         STEP(parse_env(p, root, j));
         STEP(parse_environment(p, root, j));
         STEP(parse_experiments(p, root, j));
-        STEP(get_bool(p, root, "continue_on_failure", "$", &j->continue_on_failure));
+        STEP(jp_get_bool(p, root, "continue_on_failure", "$", &j->continue_on_failure));
         STEP(parse_outputs(p, root, j));
         STEP(parse_keep_groups(p, root, j));
         STEP(parse_exp_credentials(p, root, j));
         STEP(parse_sub(p, root, j));
+        STEP(jp_parse_inputs(p, root, j)); /* after parse_sub: a checkpoint may be in the scratch directory */
         STEP(get_duration(p, root, "max_runtime", "$", 1, &j->max_runtime));
         STEP(get_duration(p, root, "log_interval", "$", 1, &j->log_interval));
         STEP(get_duration(p, root, "stop_grace", "$", 0, &j->stop_grace));
@@ -806,7 +804,7 @@ static int parse_root(struct pctx *p, const cJSON *root, struct job *j) {
 static int parse_all(const char *json, size_t len, struct job *ret, struct pctx *p) {
         p->err[0] = 0;
         if (len > JOB_MAX_BYTES)
-                return fail(p, "$", "the job spec is larger than 256 KiB", NULL);
+                return jp_fail(p, "$", "the job spec is larger than 256 KiB", NULL);
         _cleanup_(cjson_deletep) cJSON *root = cJSON_ParseWithLength(json, len);
         if (!root) {
                 const char *at = cJSON_GetErrorPtr();
@@ -820,10 +818,10 @@ static int parse_all(const char *json, size_t len, struct job *ret, struct pctx 
                 }
                 char where[96];
                 snprintf(where, sizeof where, "malformed JSON near line %zu, column %zu", line, col);
-                return fail(p, "$", "%s", where);
+                return jp_fail(p, "$", "%s", where);
         }
         if (!cJSON_IsObject(root))
-                return fail(p, "$", "the job spec must be a JSON object", NULL);
+                return jp_fail(p, "$", "the job spec must be a JSON object", NULL);
         char gerr[JOB_ERROR_LEN] = "";
         int r = job_expand_matrix(root, JOB_MAX_EXPERIMENTS, gerr, sizeof gerr);
         if (r == -ENOMEM)
@@ -832,7 +830,7 @@ static int parse_all(const char *json, size_t len, struct job *ret, struct pctx 
                 const char *colon = strchr(gerr, ':');
                 char path[200];
                 snprintf(path, sizeof path, "%.*s", colon ? (int)(colon - gerr) : 1, colon ? gerr : "$");
-                return fail(p, path, "%s", colon ? colon + 2 : gerr);
+                return jp_fail(p, path, "%s", colon ? colon + 2 : gerr);
         }
         struct job j;
         job_defaults(&j);

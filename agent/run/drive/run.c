@@ -312,6 +312,7 @@ static struct run *run_new(const char *job_path) {
         snprintf(R->job_path, sizeof R->job_path, "%s", job_path);
         R->metrics_fd = -1;
         R->workfd = -1;
+        R->scratchfd = -1;
         R->cur_idx = -1;
         R->rc = EXIT_FAIL;
         first_dir(R->state_dir, sizeof R->state_dir, "STATE_DIRECTORY", "/var/lib/mayfly");
@@ -364,6 +365,8 @@ static int run_free(struct run *R, bool failsafe) {
                 close(R->metrics_fd);
         if (R->workfd >= 0)
                 close(R->workfd);
+        if (R->scratchfd >= 0)
+                close(R->scratchfd);
         gpu_close(R->gpu);
         job_free(&R->job);
         aws_ctx_free(&R->c);

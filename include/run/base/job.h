@@ -19,6 +19,27 @@
 #define XMETRICS_STREAM "metrics"
 #define XMETRICS_MAX_COPY (256ull << 20) /* copied of one experiment's file at most */
 
+/* Data staged from S3 for the experiment before it starts (jobdata.c, run/proc/inputs.h). */
+#define JOB_MAX_INPUTS 32
+#define JOB_INPUT_NAME_MAX 48
+#define JOB_SCRATCH_PREFIX "scratch:"   /* a path in the scratch directory ("scratch"), not the workdir */
+struct job_input {
+        char *name;           /* 1-48 of A-Z a-z 0-9 _ -: $MAYFLY_INPUT_<NAME> (upper-cased, '-' as '_') */
+        char *source;         /* s3://bucket/prefix/ (every object under it) or s3://bucket/key (one object) */
+        char *path;           /* relative to the workdir, or to the scratch directory (scratch); for one object the
+                               * file itself, or the directory it goes in when the path ends with '/' */
+        bool scratch;         /* the path was "scratch:P" */
+        bool prefix;          /* the source ends with '/' */
+        bool read_only;       /* files 0444, directories 0555 */
+        bool sync;            /* checked against S3 at every start (false: staged once on this disk) */
+};
+/* "scratch": where scratch:… paths and $MAYFLY_SCRATCH live */
+enum job_scratch {
+        JOB_SCRATCH_NONE,             /* no scratch directory */
+        JOB_SCRATCH_INSTANCE_STORE,   /* the instance's NVMe instance store, or the run fails at PREPARE */
+        JOB_SCRATCH_PREFER,           /* the instance store, else a directory on the workdir's disk */
+};
+
 enum job_env { JOB_ENV_NONE, JOB_ENV_CONDA, JOB_ENV_CONDA_PREFIX, JOB_ENV_VENV };
 enum exit_action { EXIT_ACTION_TERMINATE, EXIT_ACTION_STOP, EXIT_ACTION_POWEROFF, EXIT_ACTION_KEEP };
 
@@ -74,7 +95,11 @@ struct job {
         size_t n_experiments;
         bool continue_on_failure;
         char **outputs;       /* globs relative to workdir, NULL-terminated */
-        char *checkpoint_dir; /* relative to workdir, NULL = none */
+        char *checkpoint_dir; /* relative to workdir (or the scratch directory: checkpoint_scratch), NULL = none */
+        bool checkpoint_scratch;
+        struct job_input *inputs;
+        size_t n_inputs;
+        enum job_scratch scratch;
         long checkpoint_interval;   /* seconds */
         bool gpu_require;
         int gpu_min_count;
@@ -112,6 +137,9 @@ void job_defaults(struct job *j);
 const char *exit_action_name(enum exit_action a);
 #define JOB_LOG_MAX_DEFAULT (10ull << 30) /* log_max: 10 GiB */
 #define JOB_LOG_MAX_MIN (1u << 20)        /* log_max at least 1 MiB */
+
+/* An input's name as its variable's suffix: "imagenet-1k" -> "IMAGENET_1K" ($MAYFLY_INPUT_IMAGENET_1K). Pure. */
+void job_input_var(const char *name, char *buf, size_t len);
 
 /* "90", "90s", "15m", "2h", "1d" → seconds. */
 int parse_duration(const char *s, long *ret);

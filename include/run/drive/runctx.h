@@ -50,6 +50,10 @@ struct run {
         char state_path[2200];
         char workdir[4096];
         int workfd;                   /* the workdir, once the run user is known (-1 before) */
+        /* the scratch directory ("scratch"): the run user's, on the instance store or the workdir's disk; made at
+         * PREPARE (xscratch.h), -1 / "" when the job has none */
+        int scratchfd;
+        char scratch_dir[2300];
         struct run_state st;
         struct aws_ctx c;
         struct instance_info inst;
