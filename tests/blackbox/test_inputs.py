@@ -191,3 +191,52 @@ def test_status_json_shows_the_staging_while_it_lasts():
         check(st["outcome"] == "succeeded" and "staging" not in st, json.dumps(st))
     with_run({"experiments": [{"name": "a", "command": ["./seen.sh", "0"]}], "inputs": INPUTS}, body,
              archive_extra=script_entries({"seen.sh": SEEN}))
+
+
+# counts steps into its checkpoint like fleetlib's counter.sh, and says what it found of its input when it starts
+FLEET_COUNTER = """#!/bin/bash
+name=$MAYFLY_EXPERIMENT
+ck="$MAYFLY_CHECKPOINT_DIR/step"
+step=0
+if [ "${MAYFLY_RESUME:-0}" = 1 ] && [ -f "$ck" ]; then step=$(cat "$ck"); fi
+sum=$(cd "$MAYFLY_INPUT_DATA" && find . -type f -print0 | sort -z | xargs -0 cat | sha256sum | cut -c1-16)
+echo "$name attempt=${MAYFLY_ATTEMPT:-?} resume=${MAYFLY_RESUME:-0} from=$step data=$sum" >> runs.txt
+save() { echo "$step" > "$ck.tmp" && mv -f "$ck.tmp" "$ck"; }
+trap 'save; exit 143' TERM
+while [ "$step" -lt "${1:-20}" ]; do step=$((step + 1)); save; echo "step $step"; sleep 0.5 & wait $!; done
+echo "$name done" >> runs.txt
+"""
+
+
+def test_a_replacement_after_a_spot_interruption_stages_the_inputs_again():
+    from fleetlib import TTL, job, launch, lines, running_of, start_cloud, step_of, the_run, wait_instance_line
+    from fleetlib import agent_log, wait_no_leftovers, wait_over
+    c = start_cloud({"count.sh": FLEET_COUNTER})
+    try:
+        s3 = c.boto("s3")
+        blobs = []
+        for i in range(40):
+            body = os.urandom(1000 + 97 * i)
+            s3.put_object(Bucket=BUCKET, Key="data/part-%02d/x.bin" % i, Body=body)
+            blobs.append(body)
+        want = hashlib.sha256(b"".join(blobs)).hexdigest()[:16]
+        j = job("inputs", [{"name": "a", "command": ["./count.sh", "30"]}], lease_ttl=TTL,
+                inputs=[{"name": "data", "source": "s3://%s/data/" % BUCKET, "read_only": True}])
+        run_id, _ = launch(c, j, "--spot", "--recover")
+        [i1] = [i["instance_id"] for i in c.wait_instances(lambda l: len(running_of(l)) == 1, 90, what="instance 1")]
+        inst = wait_instance_line(c, i1, r"^a attempt=1 resume=0 from=0 data=", 90, "a starts on instance 1")
+        check("a attempt=1 resume=0 from=0 data=" + want in lines(inst), repr(lines(inst)))
+        check("input data: 40 of 40 objects downloaded" in agent_log(inst), agent_log(inst)[-2000:])
+        c.wait_instance(i1, lambda i: step_of(i) >= 4, 60, "a counts on instance 1")
+        c.spot(i1, in_s=15)
+        got = c.wait_instances(lambda l: len(l) >= 2, 120, what="a replacement")
+        i2 = [i["instance_id"] for i in got if i["instance_id"] != i1][0]
+        inst2 = wait_instance_line(c, i2, r"^a attempt=2 resume=1 from=[1-9][0-9]* data=", 120, "a resumes on 2")
+        first = [l for l in lines(inst2) if l.startswith("a attempt=2")][0]
+        check(first.endswith(" data=" + want), "the resumed experiment found other data: %s" % first)
+        check("input data: 40 of 40 objects downloaded" in agent_log(inst2), agent_log(inst2)[-2000:])
+        st = wait_over(c, the_run(c, "inputs", run_id), 120)
+        check(st and st["outcome"] == "succeeded", json.dumps(st))
+        wait_no_leftovers(c, run_id)
+    finally:
+        c.__exit__(None, None, None)
