@@ -659,8 +659,17 @@ int cmd_launch(int argc, char **argv) {
         if (r == 0) {
                 /* before anything is uploaded or created: every refusal here costs nothing */
                 const char *source = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(job, "source"));
+                const char *inputs[JOB_MAX_INPUTS];
+                size_t n_inputs = 0;
+                const cJSON *ins = cJSON_GetObjectItemCaseSensitive(job, "inputs"), *in;
+                cJSON_ArrayForEach(in, ins) {
+                        const char *s = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(in, "source"));
+                        if (s && n_inputs < JOB_MAX_INPUTS)
+                                inputs[n_inputs++] = s;
+                }
                 struct preflight pf = { .results = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(job, "results")),
                                         .source = source && str_has_prefix(source, "s3://") ? source : NULL,
+                                        .inputs = inputs, .n_inputs = n_inputs,
                                         .profile = lo.profile, .image = lo.image, .types = lo.types,
                                         .n_types = lo.n_types, .subnets = lo.subnets, .n_subnets = lo.n_subnets,
                                         .zone = lo.zone, .group = wants_group(&lo), .install_given = install != NULL };
@@ -669,7 +678,7 @@ int cmd_launch(int argc, char **argv) {
                         if (code)
                                 log_error("%s", err);
                         else
-                                printf("preflight: ok (results, source, instance profile, image, instance types, "
+                                printf("preflight: ok (results, source, inputs, instance profile, image, instance types, "
                                        "permissions); --dry-run: nothing launched\n");
                         aws_ctx_free(&c);
                         return code;

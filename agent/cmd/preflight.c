@@ -87,6 +87,37 @@ static int check_source(struct aws_ctx *c, struct http_client *h, const char *so
         return 0;
 }
 
+static int first_object(void *ud, const struct s3_object *o) {
+        (void)ud, (void)o;
+        return -ECANCELED; /* one is enough */
+}
+
+static int check_input(struct aws_ctx *c, struct http_client *h, const char *uri, char *err, size_t errlen) {
+        _cleanup_free_ char *bucket = NULL, *key = NULL;
+        if (s3_parse_uri(uri, &bucket, &key, err, errlen) < 0)
+                return EXIT_USAGE;
+        struct aws_result out = { 0 };
+        int r;
+        if (str_has_suffix(uri, "/") || !*key) {
+                r = s3_list(c, h, bucket, key, first_object, NULL, &out);
+                if (r == 0)
+                        return refuse(err, errlen, EXIT_NOTFOUND, "the input %s holds no objects: upload the data, or "
+                                      "fix the input's source", uri);
+                if (r == -ECANCELED)
+                        return 0;
+        } else {
+                uint64_t size = 0;
+                r = s3_head(c, h, bucket, key, &size, NULL, &out);
+                if (r == 0)
+                        return 0;
+        }
+        if (r == -MF_ENOTFOUND || !strcmp(out.err.code, "NoSuchBucket"))
+                return refuse(err, errlen, EXIT_NOTFOUND, "the input %s does not exist: upload it, or fix the input's "
+                              "source", uri);
+        return refuse(err, errlen, code_of(&out), "cannot read the input %s (the instance role needs s3:GetObject and "
+                      "s3:ListBucket on it too: docs/iam.md): %s", uri, out.msg);
+}
+
 static int check_profile(struct aws_ctx *c, struct http_client *h, const char *profile, char *err, size_t errlen) {
         if (!profile)
                 return refuse(err, errlen, EXIT_USAGE, "no --iam-instance-profile: the instance writes its results and "
@@ -261,6 +292,8 @@ int preflight_run(struct aws_ctx *c, const struct preflight *p, char *err, size_
         int code = check_results(c, &h, p->results, err, errlen);
         if (!code && p->source)
                 code = check_source(c, &h, p->source, err, errlen);
+        for (size_t i = 0; !code && i < p->n_inputs; i++)
+                code = check_input(c, &h, p->inputs[i], err, errlen);
         if (!code)
                 code = check_profile(c, &h, p->profile, err, errlen);
         if (!code)

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* preflight.h — what `mayfly launch` checks before it uploads or creates anything (and all `launch --dry-run`
- * does): the install route, the results location (a probe written and deleted), the S3 source, the instance
+ * does): the install route, the results location (a probe written and deleted), the S3 source and every input's
+ * (a prefix holds an object, one object exists), the instance
  * profile, the image and its architecture against the instance types, each type offered where it would run, and
  * RunInstances or CreateLaunchTemplate with DryRun (the EC2 and iam:PassRole permissions). Each refusal is one line
  * that names the thing and what to do. */
@@ -13,6 +14,8 @@
 struct preflight {
         const char *results;            /* the job's results URI */
         const char *source;             /* the job's source when it is in S3 (NULL: a local folder, packed later) */
+        const char *const *inputs;      /* the sources of the job's inputs (s3://bucket/prefix/ or .../key) */
+        size_t n_inputs;
         const char *profile;            /* --iam-instance-profile (NULL: none) */
         const char *image;
         const char *const *types;

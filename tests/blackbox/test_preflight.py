@@ -76,6 +76,22 @@ def test_missing_source(c):
     check(ec2_state(c) == before, "EC2 changed")
 
 
+def test_missing_inputs(c):
+    """Every input's source is checked: an empty prefix, a missing object, a missing bucket; one that holds data
+    passes (one LIST of one page, whatever the prefix holds)."""
+    before = ec2_state(c)
+    c.boto("s3").put_object(Bucket=BUCKET, Key="data/ok/x.bin", Body=b"x")
+    good = {"name": "ok", "source": "s3://%s/data/ok/" % BUCKET}
+    for bad, want in (({"name": "e", "source": "s3://%s/data/empty/" % BUCKET}, "data/empty/ holds no objects"),
+                      ({"name": "o", "source": "s3://%s/data/nope.bin" % BUCKET}, "data/nope.bin does not exist"),
+                      ({"name": "b", "source": "s3://no-such-data-bucket/d/"}, "no-such-data-bucket/d/ does not exist")):
+        p = launch(c, "--recover", job=dict(JOB, inputs=[good, bad]))
+        refused(c, p, 3, "the input s3://", want)
+    p = launch(c, "--dry-run", job=dict(JOB, inputs=[good, {"name": "one", "source": "s3://%s/data/ok/x.bin" % BUCKET}]))
+    check(p.returncode == 0 and "inputs" in out(p), out(p))
+    check(ec2_state(c) == before, "EC2 changed")
+
+
 def test_missing_instance_profile(c):
     before = ec2_state(c)
     p = mayfly("launch", write_job(JOB), "--image-id", c.info["ami_id"], "--instance-type", "g5.xlarge", "--install",
