@@ -20,6 +20,7 @@ static const struct {
         { "report", cmd_report, "render a run's report.html from S3 (plots, timeline, cost, log tails)" },
         { "ls", cmd_ls, "list the runs under a results prefix, newest first" },
         { "cp", cmd_cp, "copy files between S3 and the local disk" },
+        { "stage", cmd_stage, "download a dataset as the agent stages inputs (again: only what changed)" },
         { "presign", cmd_presign, "print a presigned GET URL for an S3 object" },
         { "metadata", cmd_metadata, "print an instance metadata (IMDS) value" },
         { "terminate", cmd_terminate, "terminate the EC2 instance this runs on" },

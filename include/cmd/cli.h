@@ -7,6 +7,7 @@
 
 
 int cmd_cp(int argc, char **argv);
+int cmd_stage(int argc, char **argv);
 /* Where an object of a run's folder (rel: its key below the run) goes in `cp --recursive`'s copy, relative to the
  * directory, or NULL when it stays out: ledger/, live/ and checkpoint/ unless all; an output keeps its path below
  * outputs/ (outputs/outputs/x, what a glob outputs/... matched, lands at outputs/x). Pure. */

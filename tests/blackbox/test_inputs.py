@@ -108,7 +108,7 @@ def test_inputs_are_staged_byte_exact_as_the_run_user_and_a_restart_downloads_no
         check(seen(r, 1).get("files") == "302", repr(seen(r, 1)))
         st = r.status()
         check(st["outcome"] == "succeeded", json.dumps(st))
-    with_run({"experiments": [{"name": "a", "command": ["./seen.sh", "20"]}], "inputs": INPUTS}, body,
+    with_run({"experiments": [{"name": "a", "command": ["./seen.sh", "8"]}], "inputs": INPUTS}, body,
              archive_extra=script_entries({"seen.sh": SEEN}))
 
 
@@ -137,7 +137,7 @@ def test_a_changed_object_and_a_changed_file_are_downloaded_again_and_a_gone_one
         check("input data: 3 of 4 objects downloaded" in r.stderr and "1 kept, 1 removed" in r.stderr, r.stderr)
         gets = sorted(e["path"] for e in data_gets(r.cloud) if e["method"] == "GET")
         check(gets == ["/%s/data/f%d.txt" % (BUCKET, i) for i in (1, 3, 4)], repr(gets))
-    with_run({"experiments": [{"name": "a", "command": ["./seen.sh", "20"]}],
+    with_run({"experiments": [{"name": "a", "command": ["./seen.sh", "8"]}],
               "inputs": [dict(INPUTS[0], read_only=False), dict(INPUTS[1], sync=True)]}, body,
              archive_extra=script_entries({"seen.sh": SEEN}))
 
@@ -240,3 +240,34 @@ def test_a_replacement_after_a_spot_interruption_stages_the_inputs_again():
         wait_no_leftovers(c, run_id)
     finally:
         c.__exit__(None, None, None)
+
+
+def test_mayfly_stage_mirrors_a_prefix_and_a_second_run_downloads_only_what_changed():
+    """The laptop's side of the same code: `mayfly stage` into a local directory, then again."""
+    import tempfile
+    from harness import Cloud, mayfly, out
+    with Cloud() as c:
+        s3 = c.boto("s3")
+        for i in range(30):
+            s3.put_object(Bucket=BUCKET, Key="ds/p%d/f%02d.txt" % (i % 4, i), Body=b"row %d\n" % i)
+        d = os.path.join(tempfile.mkdtemp(prefix="mayfly-stage-"), "mirror")
+        p = mayfly("stage", "s3://%s/ds/" % BUCKET, d, env=c.admin_env())
+        check(p.returncode == 0 and "30 of 30 objects downloaded" in out(p), out(p))
+        check(open(os.path.join(d, "p3", "f07.txt"), "rb").read() == b"row 7\n", "p3/f07.txt")
+        check(os.path.exists(d + ".mayfly-manifest.jsonl"), "no manifest next to the directory")
+        s3.put_object(Bucket=BUCKET, Key="ds/p0/f00.txt", Body=b"row 0, again\n")
+        c.control("POST", "/stats/reset")
+        p = mayfly("stage", "s3://%s/ds/" % BUCKET, d, env=c.admin_env())
+        check(p.returncode == 0 and "1 of 30 objects downloaded" in out(p) and "29 kept" in out(p), out(p))
+        gets = [e["path"] for e in data_gets_of(c, "ds") if e["method"] == "GET"]
+        check(gets == ["/%s/ds/p0/f00.txt" % BUCKET], repr(gets))
+        p = mayfly("stage", "s3://%s/ds/p1/f01.txt" % BUCKET, d + "-one", env=c.admin_env())
+        check(p.returncode == 0 and open(os.path.join(d + "-one", "f01.txt"), "rb").read() == b"row 1\n", out(p))
+        p = mayfly("stage", "s3://%s/nothing-here/" % BUCKET, d + "-none", env=c.admin_env())
+        check(p.returncode == 3 and "s3://%s/nothing-here/ holds no objects" % BUCKET in out(p)
+              and len(out(p).strip().splitlines()) == 1, out(p))
+
+
+def data_gets_of(cloud, top):
+    return [e for e in cloud.stats()["moto_log"] if e["method"] in ("GET", "HEAD") and
+            e["path"].startswith("/%s/%s/" % (BUCKET, top))]
