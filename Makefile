@@ -92,7 +92,8 @@ demo: all
 	python3 tests/demo.py --build $(BUILD)
 
 # Downloads (bench.py), uploads, small files, TLS static vs dynamic and checkpoint sync (bench_up.py), the agent's
-# own overheads (bench_run.py), a sweep's makespan and a replacement's restore (bench_fleet.py); about 20 minutes
+# own overheads (bench_run.py), a sweep's makespan and a replacement's restore (bench_fleet.py), staging inputs
+# (bench_stage.py); about 20 minutes
 # on 2 CPUs. Not part of `make test`.
 bench: all static
 	@sh tests/deps.sh bench
@@ -100,6 +101,7 @@ bench: all static
 	python3 bench/bench_up.py --build $(BUILD)
 	python3 bench/bench_run.py --build $(BUILD)
 	python3 bench/bench_fleet.py --build $(BUILD)
+	python3 bench/bench_stage.py --build $(BUILD)
 
 # libFuzzer harnesses (clang), every agent module built with ASan+UBSan+fuzzer instrumentation.
 FUZZ_SECONDS ?= 60

@@ -161,7 +161,8 @@ class Stand:
         return "https://localhost:%d" % self.tls_port
 
     def add_listing(self, bucket, prefix, objects, page=1000):
-        """ListObjectsV2 pages for prefix: objects is [(key, size)], 1000 keys a page, tokens p2, p3, …"""
+        """ListObjectsV2 pages for prefix: objects is [(key, size)] or [(key, size, etag)] (the ETag nginx gives
+        the file, for clients that send it back in If-Match: etag_of), 1000 keys a page, tokens p2, p3, …"""
         name = "l%d" % len(self.lists)
         self.lists[prefix] = name
         esc = xml.sax.saxutils.escape
@@ -176,14 +177,21 @@ class Stand:
                 body.append("<ContinuationToken>p%d</ContinuationToken>" % (i + 1))
             if more:
                 body.append("<NextContinuationToken>p%d</NextContinuationToken>" % (i + 2))
-            for k, size in objs:
+            for o in objs:
+                k, size = o[0], o[1]
+                etag = o[2] if len(o) > 2 else '"d41d8cd98f00b204e9800998ecf8427e"'
                 body.append('<Contents><Key>%s</Key><LastModified>2026-01-01T00:00:00.000Z</LastModified>'
-                            '<ETag>"d41d8cd98f00b204e9800998ecf8427e"</ETag><Size>%d</Size>'
-                            '<StorageClass>STANDARD</StorageClass></Contents>' % (esc(k), size))
+                            '<ETag>%s</ETag><Size>%d</Size>'
+                            '<StorageClass>STANDARD</StorageClass></Contents>' % (esc(k), esc(etag), size))
             body.append("</ListBucketResult>")
             with open(os.path.join(self.root, ".lists", "%s.%s.xml" % (name, "1" if i == 0 else "p%d" % (i + 1))),
                       "w") as f:
                 f.write("".join(body))
+
+    def etag_of(self, bucket, key):
+        """The ETag nginx sends for a stored file: its mtime and size in hex."""
+        st = os.stat(self.object_path(bucket, key))
+        return '"%x-%x"' % (int(st.st_mtime), st.st_size)
 
     def _conf(self):
         user = ""
