@@ -271,3 +271,28 @@ def test_mayfly_stage_mirrors_a_prefix_and_a_second_run_downloads_only_what_chan
 def data_gets_of(cloud, top):
     return [e for e in cloud.stats()["moto_log"] if e["method"] in ("GET", "HEAD") and
             e["path"].startswith("/%s/%s/" % (BUCKET, top))]
+
+
+def test_a_stop_while_staging_ends_it_at_the_next_object_and_the_run_ships():
+    def body(r):
+        s3 = r.cloud.boto("s3")
+        for i in range(200):
+            s3.put_object(Bucket=BUCKET, Key="data/f%03d.bin" % i, Body=b"%d\n" % i)
+        s3.put_object(Bucket=BUCKET, Key="vocab/v.txt", Body=b"v\n")
+        # every object answers 3 s late: 200 of them, 16 at a time, would take 40 s
+        r.cloud.faults([{"method": "GET", "path_contains": "/%s/data/f" % BUCKET, "delay": 3, "count": -1}])
+        r.start()
+        wait_for(lambda: (r.status() or {}).get("staging", {}).get("objects_total"), 60, "the staging to begin")
+        t0 = time.time()
+        r.proc.send_signal(signal.SIGTERM)
+        _, e = r.proc.communicate(timeout=60)
+        took = time.time() - t0
+        r.cloud.faults_done()
+        err = e.decode(errors="replace")
+        check(took < 15, "the stop took %.1f s while staging" % took)
+        check(not seen(r), "the experiment started")
+        st = r.status()
+        check(st and st["outcome"] != "running" and "staging" not in st, json.dumps(st))
+        check("Traceback" not in err and "could not be uploaded" not in err, err)
+    with_run({"experiments": [{"name": "a", "command": ["./seen.sh", "0"]}], "inputs": INPUTS}, body,
+             archive_extra=script_entries({"seen.sh": SEEN}))
