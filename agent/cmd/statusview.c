@@ -66,6 +66,23 @@ static bool print_instances(FILE *f, const cJSON *st) {
         return n > 0;
 }
 
+/* "staging:  input imagenet (1 of 2): 400 of 1281167 objects, 45.0 GiB of 150.0 GiB, 1.2 GiB/s, ETA 90s" */
+static void print_staging(FILE *f, const cJSON *sg, const char *name) {
+        long long od = json_int(sg, "objects_done", 0, 1LL << 53, 0), ot = json_int(sg, "objects_total", 0, 1LL << 53, 0);
+        long long bd = json_int(sg, "bytes_done", 0, 1LL << 53, 0), bt = json_int(sg, "bytes_total", 0, 1LL << 53, 0);
+        long long rate = json_int(sg, "bytes_per_second", 0, 1LL << 53, 0), eta = json_int(sg, "eta_seconds", 0, 1LL << 40, -1);
+        long long i = json_int(sg, "inputs_done", 0, 1000, 0), n = json_int(sg, "inputs", 0, 1000, 0);
+        char d[32], t[32], r[32];
+        fmt_bytes((uint64_t)bd, d);
+        fmt_bytes((uint64_t)bt, t);
+        fmt_bytes((uint64_t)rate, r);
+        fprintf(f, "staging:  input %s (%lld of %lld): %lld of %lld objects, %s of %s, %s/s", name, i + 1, n, od, ot, d,
+                t, r);
+        if (eta >= 0)
+                fprintf(f, ", ETA %llds", eta);
+        fputc('\n', f);
+}
+
 /* Progress, error, what it waits for, GPU health, the instances, each experiment, the cost. */
 void status_print_body(FILE *f, const cJSON *st) {
         const char *g, *outcome = str_of(st, "outcome");
@@ -76,6 +93,9 @@ void status_print_body(FILE *f, const cJSON *st) {
                 fprintf(f, "error:    %s\n", g);
         if (goes_on && (g = str_of(st, "waiting")))
                 fprintf(f, "waiting:  %s\n", g);
+        const cJSON *sg = cJSON_GetObjectItem(st, "staging");
+        if (goes_on && cJSON_IsObject(sg) && (g = str_of(sg, "input")))
+                print_staging(f, sg, g);
         const cJSON *gh = cJSON_GetObjectItem(st, "gpu_health");
         if (gh && (g = str_of(gh, "message")))
                 fprintf(f, "gpu:      %s\n", g);

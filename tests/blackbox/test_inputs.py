@@ -184,6 +184,10 @@ def test_status_json_shows_the_staging_while_it_lasts():
         g = found[-1]
         check(g["input"] == "data" and g["objects_total"] == 6 and g["bytes_total"] == 6 * 4096 and
               g["inputs"] == 2 and 0 <= g["objects_done"] <= 6 and "bytes_per_second" in g, json.dumps(g))
+        from harness import mayfly, out
+        p = mayfly("status", "s3://%s/results/t/" % BUCKET, env=r.cloud.admin_env())
+        check(re.search(r"^staging:  input data \(1 of 2\): \d of 6 objects, [0-9.]+ \S+ of 24.0 KiB, ", out(p), re.M),
+              out(p))
         r.proc.communicate(timeout=120)
         check(r.proc.returncode == 0, "exit %d" % r.proc.returncode)
         r.cloud.faults_done()
