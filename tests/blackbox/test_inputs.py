@@ -23,7 +23,7 @@ SEEN = """#!/bin/bash
   echo "files=$(find "$MAYFLY_INPUT_DATA" -type f | wc -l)"
   echo "vocab_text=$(cat "$MAYFLY_INPUT_VOCAB")"
   echo "user=$(id -un)"
-} > seen-${MAYFLY_RESUME:-0}.txt
+} > seen.tmp && mv seen.tmp seen-${MAYFLY_RESUME:-0}.txt
 echo "$MAYFLY_EXPERIMENT resume=${MAYFLY_RESUME:-0}" >> runs.txt
 sleep "${1:-1}"
 """

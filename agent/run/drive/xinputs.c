@@ -61,7 +61,6 @@ int stage_inputs(struct run *R) {
         char dir[2200];
         if (pathf(dir, sizeof dir, "%s/inputs", R->state_dir) < 0 || (mkdir(dir, 0700) < 0 && errno != EEXIST))
                 return failed(R, "cannot make %s for the inputs' manifests: %s", dir, strerror(errno));
-        R->stage.bytes = xfer_progress_new(0, -1);
         R->stage_event = -1;
         int ev = -1;
         for (size_t i = 0; i < R->job.n_inputs && ev < 0; i++) {
@@ -77,6 +76,11 @@ int stage_inputs(struct run *R) {
                         ev = failed(R, "input %s: the manifest's path is too long", in->name);
                         break;
                 }
+                /* what status.json shows counts this input's objects and bytes */
+                xfer_progress_done(R->stage.bytes);
+                R->stage.bytes = xfer_progress_new(0, -1);
+                atomic_store(&R->stage.objects_done, 0);
+                atomic_store(&R->stage.objects_total, 0);
                 atomic_store(&R->stage.input, (int)i);
                 R->stage_start = now_mono();
                 waiter_status("staging input %s", in->name);

@@ -214,8 +214,11 @@ static int stage_fn(void *ud) {
                 errf(s->bad, sizeof s->bad, "%s holds no objects", s->in->source);
                 return -MF_ENOTFOUND;
         }
-        if (s->b.n && s->in->read_only)
-                modes_of(s, false);
+        size_t gone = 0;
+        for (size_t i = 0; i < s->old->n; i++)
+                gone += s->old->v[i].has_file && !s->old->v[i].seen;
+        if ((s->b.n || gone) && s->in->read_only)
+                modes_of(s, false); /* files are replaced and removed in directories that are 0555 */
         if (s->b.n) {
                 r = xfer_batch_run(&s->b, &s->res);
                 if (r == 0 && s->b.refused) {
