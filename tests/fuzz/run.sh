@@ -11,7 +11,7 @@ bin=${2:-build/fuzz}
 mkdir -p "$bin/crashes"
 fail=0
 printf '%-10s %14s %10s %8s %8s\n' harness executions exec/s coverage crashes
-for t in job xml imds sigv4 archive report records laptop profile credreq; do
+for t in job xml imds sigv4 archive report records laptop profile credreq manifest; do
   work="$bin/corpus-$t"
   mkdir -p "$work"
   # the regressions kept for this harness join its corpus: each is run first, every time

@@ -108,7 +108,7 @@ static int one_line(struct manifest *m, const cJSON *o, size_t line, bool *ended
         long long s = json_int_value(cJSON_GetObjectItemCaseSensitive(o, "s"), 0, 1LL << 53, -1);
         long long ls = json_int_value(cJSON_GetObjectItemCaseSensitive(o, "ls"), 0, 1LL << 53, -1);
         /* the mtime in seconds and nanoseconds: a double holds 2^53, not a time in nanoseconds */
-        long long lm = json_int_value(cJSON_GetObjectItemCaseSensitive(o, "lm"), -(1LL << 40), 1LL << 40, LLONG_MIN);
+        long long lm = json_int_value(cJSON_GetObjectItemCaseSensitive(o, "lm"), -(1LL << 33), 1LL << 33, LLONG_MIN);
         long long ln = json_int_value(cJSON_GetObjectItemCaseSensitive(o, "ln"), 0, 999999999, -1);
         if (!k || !e || s < 0 || ls < 0 || lm == LLONG_MIN || ln < 0)
                 return bad_line(line, "an object without its key, size, ETag or file", err, errlen);
