@@ -2,7 +2,6 @@
 /* runctx.c — what every part of the driver shares: the state saved at each step, the status pushed, a failure
  * recorded, the watcher's and the keeper's news read, and the one seam through which the driver waits (io). */
 #include "run/drive/runctx.h"
-#include "run/drive/xinputs.h"
 
 #include <cjson/cJSON.h>
 #include <signal.h>
@@ -169,12 +168,20 @@ static cJSON *all_records(struct run *R) {
         return a;
 }
 
+/* status.json's "staging" while an input is staged */
+static cJSON *staging_of(const struct run *R) {
+        int i = atomic_load(&R->stage.input);
+        if (!R->stage_start || i < 0 || (size_t)i >= R->job.n_inputs)
+                return NULL;
+        return stage_progress_json(&R->stage, R->job.inputs[i].name, (int)R->job.n_inputs);
+}
+
 int build_status(struct run *R, bool final, char **ret) {
         struct status_parts p = { .job = &R->job, .st = &R->st, .inst = &R->inst, .results_uri = R->results_uri,
                                   .gpu = R->have_gpu_inv ? &R->gpu_inv : NULL, .gpu_hung = R->gpu_hung,
                                   .final = final, .cost = wrapup_cost_json(&R->wrap),
                                   .ledger = R->ledger_ok ? &R->ledger : NULL, .records = all_records(R),
-                                  .waiting = R->waiting, .staging = staging_json(R) };
+                                  .waiting = R->waiting, .staging = staging_of(R) };
         return status_build(&p, ret);
 }
 

@@ -2,7 +2,6 @@
 /* xinputs.c — the job's inputs staged at PREPARE, their progress in status.json, their variables (xinputs.h). */
 #include "run/drive/xinputs.h"
 
-#include <cjson/cJSON.h>
 #include <sys/stat.h>
 
 #include "log.h"
@@ -77,11 +76,10 @@ int stage_inputs(struct run *R) {
                         break;
                 }
                 /* what status.json shows counts this input's objects and bytes */
-                xfer_progress_done(R->stage.bytes);
-                R->stage.bytes = xfer_progress_new(0, -1);
-                atomic_store(&R->stage.objects_done, 0);
-                atomic_store(&R->stage.objects_total, 0);
-                atomic_store(&R->stage.input, (int)i);
+                if (stage_progress_reset(&R->stage, (int)i) < 0) {
+                        ev = failed(R, "input %s: out of memory", in->name);
+                        break;
+                }
                 R->stage_start = now_mono();
                 waiter_status("staging input %s", in->name);
                 log_info("staging input %s: %s into %s/%s%s", in->name, in->source, root, in->path,
@@ -100,38 +98,9 @@ int stage_inputs(struct run *R) {
                                 ev = R->stage_event;
                 }
         }
-        atomic_store(&R->stage.input, -1);
+        stage_progress_end(&R->stage);
         R->stage_start = 0;
-        xfer_progress_done(R->stage.bytes);
-        R->stage.bytes = NULL;
-        atomic_store(&R->stage.objects_done, 0);
-        atomic_store(&R->stage.objects_total, 0);
-        atomic_store(&R->stage.cancel, false);
         return ev;
-}
-
-cJSON *staging_json(struct run *R) {
-        int i = atomic_load(&R->stage.input);
-        if (!R->stage_start || i < 0 || (size_t)i >= R->job.n_inputs)
-                return NULL;
-        uint64_t done, total;
-        double secs;
-        xfer_progress_read(R->stage.bytes, &done, &total, &secs);
-        cJSON *o = cJSON_CreateObject();
-        if (!o)
-                return NULL;
-        cJSON_AddStringToObject(o, "input", R->job.inputs[i].name);
-        cJSON_AddNumberToObject(o, "inputs_done", i);
-        cJSON_AddNumberToObject(o, "inputs", (double)R->job.n_inputs);
-        cJSON_AddNumberToObject(o, "objects_done", (double)atomic_load(&R->stage.objects_done));
-        cJSON_AddNumberToObject(o, "objects_total", (double)atomic_load(&R->stage.objects_total));
-        cJSON_AddNumberToObject(o, "bytes_done", (double)done);
-        cJSON_AddNumberToObject(o, "bytes_total", (double)total);
-        double rate = secs > 0 ? (double)done / secs : 0;
-        cJSON_AddNumberToObject(o, "bytes_per_second", (double)(uint64_t)rate);
-        if (rate > 0 && total >= done)
-                cJSON_AddNumberToObject(o, "eta_seconds", (double)(uint64_t)((double)(total - done) / rate + 0.5));
-        return o;
 }
 
 char **inputs_env(const struct run *R) {

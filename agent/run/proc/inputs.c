@@ -2,6 +2,7 @@
 /* inputs.c — an input staged from S3, as the run user beneath its tree, with only what changed downloaded again. */
 #include "run/proc/inputs.h"
 
+#include <cjson/cJSON.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -20,6 +21,49 @@
 #include "util.h"
 
 #define WALK_MAX_DEPTH 64
+
+int stage_progress_reset(struct stage_progress *pg, int input) {
+        xfer_progress_done(pg->bytes);
+        pg->bytes = xfer_progress_new(0, -1);
+        atomic_store(&pg->objects_done, 0);
+        atomic_store(&pg->objects_total, 0);
+        atomic_store(&pg->cancel, false);
+        atomic_store(&pg->input, input);
+        return pg->bytes ? 0 : -ENOMEM;
+}
+
+void stage_progress_end(struct stage_progress *pg) {
+        atomic_store(&pg->input, -1);
+        xfer_progress_done(pg->bytes);
+        pg->bytes = NULL;
+        atomic_store(&pg->objects_done, 0);
+        atomic_store(&pg->objects_total, 0);
+        atomic_store(&pg->cancel, false);
+}
+
+cJSON *stage_progress_json(const struct stage_progress *pg, const char *name, int n) {
+        int i = atomic_load(&pg->input);
+        if (i < 0 || !pg->bytes)
+                return NULL;
+        uint64_t done, total;
+        double secs;
+        xfer_progress_read(pg->bytes, &done, &total, &secs);
+        cJSON *o = cJSON_CreateObject();
+        if (!o)
+                return NULL;
+        cJSON_AddStringToObject(o, "input", name);
+        cJSON_AddNumberToObject(o, "inputs_done", i);
+        cJSON_AddNumberToObject(o, "inputs", n);
+        cJSON_AddNumberToObject(o, "objects_done", (double)atomic_load(&pg->objects_done));
+        cJSON_AddNumberToObject(o, "objects_total", (double)atomic_load(&pg->objects_total));
+        cJSON_AddNumberToObject(o, "bytes_done", (double)done);
+        cJSON_AddNumberToObject(o, "bytes_total", (double)total);
+        double rate = secs > 0 ? (double)done / secs : 0;
+        cJSON_AddNumberToObject(o, "bytes_per_second", (double)(uint64_t)rate);
+        if (rate > 0 && total >= done)
+                cJSON_AddNumberToObject(o, "eta_seconds", (double)(uint64_t)((double)(total - done) / rate + 0.5));
+        return o;
+}
 
 int inputs_place(const struct job_input *in, char *buf, size_t len) {
         if (in->prefix || !str_has_suffix(in->path, "/"))

@@ -190,10 +190,8 @@ int status_build(const struct status_parts *p, char **ret) {
                 cJSON_AddStringToObject(o, "error", st->error);
         if (!ended && p->waiting && *p->waiting)
                 cJSON_AddStringToObject(o, "waiting", p->waiting);
-        if (!ended && staging) {
-                cJSON_AddItemToObject(o, "staging", staging);
-                staging = NULL;
-        }
+        if (!ended && staging && cJSON_AddItemToObject(o, "staging", staging))
+                staging = NULL; /* taken */
         if (st->cancelled_by[0])
                 cJSON_AddStringToObject(o, "cancelled_by", st->cancelled_by);
         cJSON_AddStringToObject(o, "results", p->results_uri);

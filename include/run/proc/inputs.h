@@ -23,6 +23,14 @@ struct stage_progress {
         _Atomic bool cancel;               /* set by the driver on a stop: no further object is begun */
 };
 
+/* A new input begins: its counters from zero (the bytes' counter made on first use). 0 or -ENOMEM. */
+int stage_progress_reset(struct stage_progress *pg, int input);
+/* Staging over: the counters freed, input -1. */
+void stage_progress_end(struct stage_progress *pg);
+/* status.json's "staging" for the input staged now (name, and which of n it is): objects and bytes done and to
+ * do, the rate, the ETA; NULL when nothing is staged. */
+struct cJSON *stage_progress_json(const struct stage_progress *pg, const char *name, int n);
+
 struct stage_stats {
         size_t listed;                     /* objects S3 holds for the input */
         size_t fetched, kept, removed;     /* downloaded, found as staged, removed (no longer in S3) */
