@@ -4,6 +4,7 @@
 #include "run/drive/phases.h"
 
 #include "run/drive/xcreds.h"
+#include "run/drive/xscratch.h"
 #include "run/proc/asuser.h"
 
 #include <fcntl.h>
@@ -98,6 +99,8 @@ int act_prepare(struct run *R) {
         if (rd.path[0] && as_user(&R->user, -1, readable_by, &rd) < 0)
                 return failed(R, "%s: not readable by the run user %s (%s): make it readable by that user, or name "
                               "its owner in \"user\"", rd.path, R->user.name, strerror(rd.err));
+        if (prepare_scratch(R) == EV_FAILED)
+                return EV_FAILED;
         if (prepare_credentials(R) == EV_FAILED)
                 return EV_FAILED;
         if (!R->gpu && !R->gpu_hung) {
@@ -260,7 +263,8 @@ static char **experiment_environ(struct run *R, size_t i, bool resume, char *e_m
         snprintf(e_iid, sizeof e_iid, "MAYFLY_INSTANCE_ID=%s", R->inst.id);
         snprintf(e_gpus, sizeof e_gpus, "MAYFLY_GPU_COUNT=%d", R->have_gpu_inv ? R->gpu_inv.count : 0);
         char e_cred[4][2400];
-        char *menv[16] = { e_mark, e_run, e_exp, e_res, e_att, e_type, e_iid, e_gpus };
+        char e_scr[2400];
+        char *menv[18] = { e_mark, e_run, e_exp, e_res, e_att, e_type, e_iid, e_gpus };
         size_t nm = 8;
         for (size_t k = 0, nc = credentials_env(R, e_cred, sizeof e_cred[0]); k < nc; k++)
                 menv[nm++] = e_cred[k];
@@ -271,6 +275,8 @@ static char **experiment_environ(struct run *R, size_t i, bool resume, char *e_m
                 menv[nm++] = e_ck;
         if (resume)
                 menv[nm++] = "MAYFLY_RESUME=1";
+        if (scratch_env(R, e_scr, sizeof e_scr))
+                menv[nm++] = e_scr;
         return runner_environment(&R->user, environ, R->job.environment, menv);
 }
 
