@@ -2,6 +2,7 @@
 /* xscratch.c — the scratch directory: the instance store, or the state directory's disk (xscratch.h). */
 #include "run/drive/xscratch.h"
 
+#include <errno.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -9,33 +10,33 @@
 #include "log.h"
 #include "run/proc/scratch.h"
 
-struct scratch_call {
-        struct scratch_scan scan;
-        struct scratch_result res;
-        bool none;              /* no instance store to use */
-        char err[1024];
-};
+/* What `mayfly scratch` (ExecStartPre=+ of mayfly.service) did, from its record: 0; -ENOENT when there is none (the
+ * agent was not started by the unit), or it says the store is mounted but this namespace does not see it. */
+static int read_record(struct scratch_setup *ss) {
+        _cleanup_close_ int fd = open(SCRATCH_RECORD, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+        struct stat st;
+        if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_uid != 0)
+                return -ENOENT;
+        char text[SCRATCH_RECORD_MAX];
+        ssize_t n = read(fd, text, sizeof text - 1);
+        if (n <= 0)
+                return -ENOENT;
+        text[n] = 0;
+        if (scratch_record_parse(text, ss) < 0)
+                return -ENOENT;
+        if (ss->rc == 0 && !scratch_mounted("/proc/self/mountinfo", NULL, 0))
+                return -ENOENT;
+        return 0;
+}
 
-/* On a worker (io): the instance store found and mounted (or found mounted). */
+/* On a worker (io): what the unit's ExecStartPre did; without it (`mayfly run` started by hand, as root), the
+ * set-up itself. */
 static int mount_store(struct run *R, void *arg) {
-        struct scratch_call *sc = arg;
-        struct scratch_where w;
-        char holder[64] = "";
-        scratch_where_default(&w, holder, sizeof holder);
-        if (scratch_mounted(w.mountinfo, sc->res.device, sizeof sc->res.device))
-                return scratch_mount(&sc->scan, w.mountinfo, &sc->res, sc->err, sizeof sc->err);
-        int r = scratch_find(&w, &sc->scan);
-        if (r < 0) {
-                snprintf(sc->err, sizeof sc->err, "cannot list the NVMe devices in /sys/class/nvme: %s", strerror(-r));
-                return r;
-        }
-        if (sc->scan.n > 0 && (r = scratch_probe(&sc->scan, sc->err, sizeof sc->err)) < 0)
-                return r;
-        if (sc->scan.n == 0) {
-                sc->none = true;
-                return -ENODEV;
-        }
-        return scratch_mount(&sc->scan, w.mountinfo, &sc->res, sc->err, sizeof sc->err);
+        struct scratch_setup *ss = arg;
+        if (read_record(ss) == 0)
+                return ss->rc;
+        scratch_setup(ss);
+        return ss->rc;
 }
 
 /* The run user's directory beneath base (a directory only root writes), into R->scratchfd and R->scratch_dir. */
@@ -76,10 +77,10 @@ static int fallback_dir(struct run *R, const char *why) {
 int prepare_scratch(struct run *R) {
         if (R->job.scratch == JOB_SCRATCH_NONE || R->scratchfd >= 0)
                 return -1;
-        struct scratch_call *sc = calloc(1, sizeof *sc);
+        struct scratch_setup *sc = calloc(1, sizeof *sc);
         if (!sc)
                 return failed(R, "scratch: out of memory");
-        _cleanup_free_ struct scratch_call *owned = sc;
+        _cleanup_free_ struct scratch_setup *owned = sc;
         waiter_status("finding the instance store%s", "");
         int r = io(R, mount_store, sc);
         char other[96] = "";

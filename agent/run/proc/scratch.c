@@ -528,3 +528,87 @@ int scratch_user_dir(int basefd, const char *name, uid_t uid, gid_t gid, char *e
         fd = -1;
         return ret;
 }
+
+/* ---------- the whole set-up, and its record ---------- */
+
+void scratch_setup(struct scratch_setup *ret) {
+        struct scratch_setup *ss = ret;
+        memset(ss, 0, sizeof *ss);
+        struct scratch_where w;
+        char holder[64] = "";
+        scratch_where_default(&w, holder, sizeof holder);
+        if (scratch_mounted(w.mountinfo, NULL, 0)) {
+                ss->rc = scratch_mount(&ss->scan, w.mountinfo, &ss->res, ss->err, sizeof ss->err);
+                return;
+        }
+        ss->rc = scratch_find(&w, &ss->scan);
+        if (ss->rc < 0) {
+                errf(ss->err, sizeof ss->err, "cannot list the NVMe devices in /sys/class/nvme: %s", strerror(-ss->rc));
+                return;
+        }
+        if (ss->scan.n > 0 && (ss->rc = scratch_probe(&ss->scan, ss->err, sizeof ss->err)) < 0)
+                return;
+        if (ss->scan.n == 0) {
+                ss->none = true;
+                ss->rc = -ENODEV;
+                return;
+        }
+        ss->rc = scratch_mount(&ss->scan, w.mountinfo, &ss->res, ss->err, sizeof ss->err);
+}
+
+int scratch_record_format(const struct scratch_setup *s, char *out, size_t outlen) {
+        char devs[SCRATCH_MAX_DEVS * 33] = "";
+        for (size_t i = 0, n = 0; i < s->scan.n && n + 1 < sizeof devs; i++)
+                n += (size_t)snprintf(devs + n, sizeof devs - n, "%s%s", i ? " " : "", s->scan.dev[i].name);
+        int w = snprintf(out, outlen, "rc=%d\nnone=%d\nwhat=%s\ndevice=%s\nbytes=%llu\ndevices=%s\nother=%zu\n"
+                         "skipped=%s\nerror=%s\n", s->rc, s->none ? 1 : 0, s->res.what ? s->res.what : "",
+                         s->res.device, (unsigned long long)s->res.bytes, devs, s->scan.other, s->scan.skipped, s->err);
+        return w < 0 || (size_t)w >= outlen ? -ENOBUFS : 0;
+}
+
+int scratch_record_parse(const char *text, struct scratch_setup *ret) {
+        struct scratch_setup s = { 0 };
+        bool have_rc = false;
+        for (const char *p = text; p && *p;) {
+                const char *e = strchr(p, '\n');
+                size_t n = e ? (size_t)(e - p) : strlen(p);
+                char line[1200];
+                snprintf(line, sizeof line, "%.*s", (int)(n < sizeof line ? n : sizeof line - 1), p);
+                p = e ? e + 1 : NULL;
+                char *v = strchr(line, '=');
+                if (!v)
+                        continue;
+                *v++ = 0;
+                long l;
+                uint64_t u;
+                if (!strcmp(line, "rc") && parse_int(v, -4096, 0, &l) == 0) {
+                        s.rc = (int)l;
+                        have_rc = true;
+                } else if (!strcmp(line, "none"))
+                        s.none = !strcmp(v, "1");
+                else if (!strcmp(line, "what"))
+                        s.res.what = !strcmp(v, "formatted") ? "formatted" : !strcmp(v, "reused") ? "reused"
+                                   : !strcmp(v, "already mounted") ? "already mounted" : NULL;
+                else if (!strcmp(line, "device"))
+                        str_copy(s.res.device, sizeof s.res.device, v);
+                else if (!strcmp(line, "bytes") && parse_u64(v, &u) == 0)
+                        s.res.bytes = u;
+                else if (!strcmp(line, "other") && parse_u64(v, &u) == 0)
+                        s.scan.other = (size_t)u;
+                else if (!strcmp(line, "skipped"))
+                        str_copy(s.scan.skipped, sizeof s.scan.skipped, v);
+                else if (!strcmp(line, "error"))
+                        str_copy(s.err, sizeof s.err, v);
+                else if (!strcmp(line, "devices"))
+                        for (char *t = v, *sp; t && *t && s.scan.n < SCRATCH_MAX_DEVS; t = sp) {
+                                sp = strchr(t, ' ');
+                                if (sp)
+                                        *sp++ = 0;
+                                str_copy(s.scan.dev[s.scan.n++].name, sizeof s.scan.dev[0].name, t);
+                        }
+        }
+        if (!have_rc || (s.rc == 0 && !s.res.what))
+                return -EINVAL;
+        *ret = s;
+        return 0;
+}

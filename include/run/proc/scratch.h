@@ -86,3 +86,24 @@ int scratch_mount(const struct scratch_scan *s, const char *mountinfo, struct sc
  * is uid's already; a link, a non-directory or another owner's is refused. Its fd (O_DIRECTORY, O_CLOEXEC), or
  * -errno with err. By root, beneath a directory only root writes. */
 int scratch_user_dir(int basefd, const char *name, uid_t uid, gid_t gid, char *err, size_t errlen);
+
+/* ---------- the whole set-up, and its record ---------- */
+
+/* Where `mayfly scratch` (mayfly.service's ExecStartPre=+, outside the agent's sandbox: it needs CAP_SYS_ADMIN, the
+ * block devices and a writable /sys, which the agent's unit does not give) leaves what it did, for the agent. */
+#define SCRATCH_RECORD "/run/mayfly-scratch"
+#define SCRATCH_RECORD_MAX 8192
+
+struct scratch_setup {
+        struct scratch_scan scan;
+        struct scratch_result res;
+        bool none;              /* no instance store to use (scan.skipped and scan.other say what was seen) */
+        int rc;                 /* 0 mounted, else -errno (err) */
+        char err[1024];
+};
+/* The instance store found mounted at SCRATCH_MOUNT, or found, probed and mounted there (the real roots). */
+void scratch_setup(struct scratch_setup *ret);
+/* Pure: the record's text (key=value lines) of a set-up, into out. -ENOBUFS when it does not fit. */
+int scratch_record_format(const struct scratch_setup *s, char *out, size_t outlen);
+/* Pure: a record's text back into *ret (device names only in scan.dev). -EINVAL when it is not one. */
+int scratch_record_parse(const char *text, struct scratch_setup *ret);
