@@ -5,6 +5,7 @@
 #include <strings.h>
 
 #include "checksum.h"
+#include "util.h"
 
 int http_global_init(void) { return curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK ? 0 : -EIO; }
 
@@ -86,14 +87,19 @@ static size_t on_header(char *p, size_t sz, size_t nm, void *ud) {
                 r->etag[0] = r->request_id[0] = r->bucket_region[0] = r->content_range[0] = 0;
                 r->checksum_crc32[0] = r->checksum_type[0] = 0;
                 r->parts_count = 0;
+                r->etag_opaque = false;
                 r->content_length = -1;
                 return n;
         }
-        char cl[32] = "", pc[16] = "";
+        char cl[32] = "", pc[16] = "", sse[32] = "", ssec[32] = "";
         header_value(p, n, "ETag", r->etag, sizeof r->etag);
         header_value(p, n, "x-amz-checksum-crc32", r->checksum_crc32, sizeof r->checksum_crc32);
         header_value(p, n, "x-amz-checksum-type", r->checksum_type, sizeof r->checksum_type);
         header_value(p, n, "x-amz-mp-parts-count", pc, sizeof pc);
+        header_value(p, n, "x-amz-server-side-encryption", sse, sizeof sse);
+        header_value(p, n, "x-amz-server-side-encryption-customer-algorithm", ssec, sizeof ssec);
+        if (str_has_prefix(sse, "aws:kms") || ssec[0])
+                r->etag_opaque = true;
         header_value(p, n, "x-amz-request-id", r->request_id, sizeof r->request_id);
         header_value(p, n, "x-amz-bucket-region", r->bucket_region, sizeof r->bucket_region);
         header_value(p, n, "Content-Range", r->content_range, sizeof r->content_range);

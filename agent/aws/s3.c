@@ -132,7 +132,8 @@ static int stat_once(struct aws_ctx *c, struct http_client *h, const char *bucke
                         snprintf(out->msg, sizeof out->msg, "HeadObject: no Content-Length for s3://%s/%s", bucket, key);
                         r = -MF_EPARSE;
                 } else {
-                        struct s3_meta m = { .size = (uint64_t)res.content_length, .parts_count = res.parts_count };
+                        struct s3_meta m = { .size = (uint64_t)res.content_length, .parts_count = res.parts_count,
+                                             .etag_opaque = res.etag_opaque };
                         snprintf(m.etag, sizeof m.etag, "%s", res.etag);
                         s3_checksum_of(res.checksum_crc32, res.checksum_type, res.etag, &m);
                         *ret = m;
@@ -249,7 +250,7 @@ int s3_get_object(struct aws_ctx *c, struct http_client *h, const char *bucket, 
                                  key, (unsigned long long)res.written, (long long)res.content_length);
                         r = -MF_ESIZE;
                 } else {
-                        struct s3_meta m = { .size = res.written };
+                        struct s3_meta m = { .size = res.written, .etag_opaque = res.etag_opaque };
                         snprintf(m.etag, sizeof m.etag, "%s", res.etag);
                         s3_checksum_of(res.checksum_crc32, res.checksum_type, res.etag, &m);
                         *ret_meta = m;

@@ -23,7 +23,7 @@ struct xfer_progress {
 };
 
 struct xfer_progress *xfer_progress_new(uint64_t total, int fd) {
-        if (!isatty(fd))
+        if (fd >= 0 && !isatty(fd))
                 return NULL;
         struct xfer_progress *p = calloc(1, sizeof *p);
         if (!p)
@@ -36,6 +36,8 @@ struct xfer_progress *xfer_progress_new(uint64_t total, int fd) {
 }
 
 static void progress_print(struct xfer_progress *p, bool final) {
+        if (p->fd < 0)
+                return; /* a counter (status.json reads it) */
         double t = now_mono() - p->start;
         double mib = (double)atomic_load(&p->done) / 1048576.0;
         char line[160];
@@ -62,6 +64,13 @@ void xfer_progress_add(void *ud, int64_t n) {
 void xfer_progress_expect(struct xfer_progress *p, uint64_t n) {
         if (p)
                 atomic_fetch_add(&p->total, n);
+}
+
+void xfer_progress_read(struct xfer_progress *p, uint64_t *ret_done, uint64_t *ret_total, double *ret_seconds) {
+        int64_t d = p ? atomic_load(&p->done) : 0;
+        *ret_done = d > 0 ? (uint64_t)d : 0;
+        *ret_total = p ? atomic_load(&p->total) : 0;
+        *ret_seconds = p ? now_mono() - p->start : 0;
 }
 
 void xfer_progress_done(struct xfer_progress *p) {
@@ -319,13 +328,16 @@ static int composite_of_file(int fd, uint64_t size, uint64_t part_size, uint32_t
         return 0;
 }
 
-/* An object with no CRC32 on a store that keeps none (s3traits.h): its ETag, where it is an MD5 (not multipart), is
- * checked against the bytes on the disk; -MF_ECHECKSUM when they differ. 0 when there is nothing to check. */
+/* An object with no CRC32 on a store that keeps none (s3traits.h), or any object without one when the caller asks
+ * (o->md5_etag): its ETag, where it is an MD5 (not multipart, neither SSE-KMS nor SSE-C), is checked against the
+ * bytes on the disk; -MF_ECHECKSUM when they differ. 0 when there is nothing to check. */
 static int etag_md5_check(struct aws_ctx *c, const char *bucket, const char *key, int fd, uint64_t size,
-                          const char *etag, int attempt, struct aws_result *out) {
+                          const struct s3_meta *m, const struct xfer_opts *o, int attempt, struct aws_result *out) {
         char bare[160];
+        const char *etag = m->etag;
         s3_etag_unquoted(etag, bare, sizeof bare);
-        if (!(s3traits_get(c, bucket) & S3T_NO_CRC) || strlen(bare) != 32 || strchr(bare, '-'))
+        bool asked = (o && o->md5_etag) || (s3traits_get(c, bucket) & S3T_NO_CRC);
+        if (!asked || m->etag_opaque || strlen(bare) != 32 || strchr(bare, '-'))
                 return 0;
         unsigned char md5[16];
         int r = crypto_md5_fd(fd, 0, size, md5);
@@ -362,7 +374,7 @@ static int fetch_whole(struct aws_ctx *c, struct http_client *h, const char *buc
                         return -errno;
                 *ret_size = m.size;
                 if (!m.has_crc) {
-                        r = etag_md5_check(c, bucket, key, fd, m.size, m.etag, attempt, out);
+                        r = etag_md5_check(c, bucket, key, fd, m.size, &m, o, attempt, out);
                         if (r != -MF_ECHECKSUM || attempt >= c->max_attempts)
                                 return r;
                         atomic_fetch_add(&c->retries, 1);
@@ -442,7 +454,7 @@ static int fetch_planned(struct aws_ctx *c, struct http_client *h, const char *b
                 if (r < 0)
                         return r;
                 if (!check) {
-                        r = etag_md5_check(c, bucket, key, fd, size, m->etag, attempt, out);
+                        r = etag_md5_check(c, bucket, key, fd, size, m, o, attempt, out);
                         if (r != -MF_ECHECKSUM || attempt >= c->max_attempts)
                                 return r;
                         atomic_fetch_add(&c->retries, 1);

@@ -39,6 +39,7 @@ int xfer_batch_add(struct xfer_batch *b, const char *key, const char *path, uint
         it->path = strdup(path);
         it->size = size;
         it->mtime_ns = 0;
+        it->tag = b->n;
         if (!it->key || !it->path) {
                 free(it->key);
                 free(it->path);
@@ -145,11 +146,17 @@ static int one(struct xfer_batch *b, const struct xfer_item *it, const struct xf
  * failure of the batch. */
 static int one_or_refuse(struct xfer_batch *b, const struct xfer_item *it, const struct xfer_opts *o,
                          struct aws_result *out) {
+        if (b->cancel && atomic_load(b->cancel)) {
+                snprintf(out->msg, sizeof out->msg, "stopped before %s", it->path);
+                return -ECANCELED;
+        }
         int r = one(b, it, o, out);
         if (r < 0 && b->rootfd >= 0 && (beneath_refused(r) || r == -MF_ENOTREG)) {
                 xfer_batch_refuse(b, it->path, r);
                 return 0;
         }
+        if (r == 0 && b->done)
+                b->done(b->done_ud, it);
         return r;
 }
 
@@ -189,13 +196,14 @@ int xfer_batch_run(struct xfer_batch *b, struct aws_result *out) {
         uint64_t part = xfer_part_size(0, b->opts.part_size);
         /* the small files share the big batch's tree and refusal record */
         struct xfer_batch small = { .c = b->c, .bucket = b->bucket, .upload = b->upload, .opts = b->opts,
-                                    .rootfd = b->rootfd, .refuse_lock = PTHREAD_MUTEX_INITIALIZER };
+                                    .rootfd = b->rootfd, .refuse_lock = PTHREAD_MUTEX_INITIALIZER,
+                                    .done = b->done, .done_ud = b->done_ud, .cancel = b->cancel };
         int r = 0;
         for (size_t i = 0; i < b->n && r == 0; i++) {
                 if (b->items[i].size > part || b->n == 1)
                         r = one_or_refuse(b, &b->items[i], &b->opts, out);
-                else
-                        r = xfer_batch_add(&small, b->items[i].key, b->items[i].path, b->items[i].size);
+                else if ((r = xfer_batch_add(&small, b->items[i].key, b->items[i].path, b->items[i].size)) == 0)
+                        small.items[small.n - 1].tag = b->items[i].tag;
         }
         if (r == 0 && small.n) {
                 struct pool p = { .b = &small };

@@ -62,6 +62,7 @@ struct http_response {
         char checksum_crc32[64];           /* x-amz-checksum-crc32 (S3 sends it with x-amz-checksum-mode) */
         char checksum_type[32];            /* x-amz-checksum-type: FULL_OBJECT | COMPOSITE */
         unsigned parts_count;              /* x-amz-mp-parts-count (HEAD/GET with partNumber) */
+        bool etag_opaque;                  /* SSE-KMS or SSE-C: the ETag is not the bytes' MD5 whatever its form */
         uint32_t crc;                      /* want_crc: CRC32 of what was written to out_fd */
 };
 

@@ -30,6 +30,7 @@ struct s3_meta {
         unsigned crc_parts;            /* 0: crc is the whole object's; N: the composite "<base64>-N" */
         bool crc_either;               /* N taken from a multipart ETag (no -N, no type): either reading may hold */
         unsigned parts_count;          /* x-amz-mp-parts-count, with a part number */
+        bool etag_opaque;              /* SSE-KMS or SSE-C: the ETag is no MD5 of the bytes */
 };
 
 /* HeadObject with x-amz-checksum-mode: ENABLED; part_number > 0 asks about that part (its size, parts_count). */

@@ -16,6 +16,8 @@ struct xfer_opts {
         bool size_unknown;               /* downloads: add each object's size (from HEAD) to progress's total */
         bool size_known;                 /* downloads: known_size is the object's size as a listing gave it; */
         uint64_t known_size;             /* one that fits one part is fetched by one GET, without a HEAD */
+        bool md5_etag;                   /* downloads: an object S3 holds no CRC32 for is checked against its ETag
+                                          * where that is an MD5 (not multipart, not SSE-KMS/SSE-C), on any store */
 };
 
 /* Default parallel connections: 2 per CPU, 4..16 (more threads than that fight over one file's
@@ -56,8 +58,10 @@ int xfer_upload(struct aws_ctx *c, const char *src, const char *bucket, const ch
 int xfer_upload_fd(struct aws_ctx *c, int fd, const char *src, const char *bucket, const char *key,
                    const struct xfer_opts *o, struct aws_result *out);
 
-/* A progress line on a TTY ("\r12.0 MiB / 200.0 MiB  85.1 MiB/s"); quiet otherwise. */
+/* A progress line on a TTY ("\r12.0 MiB / 200.0 MiB  85.1 MiB/s"); quiet otherwise (NULL). fd -1: a counter that
+ * prints nothing, read with xfer_progress_read (from any thread). */
 struct xfer_progress *xfer_progress_new(uint64_t total, int fd);
+void xfer_progress_read(struct xfer_progress *p, uint64_t *ret_done, uint64_t *ret_total, double *ret_seconds);
 void xfer_progress_add(void *p, int64_t n);
 void xfer_progress_expect(struct xfer_progress *p, uint64_t n);
 void xfer_progress_done(struct xfer_progress *p);

@@ -13,6 +13,7 @@ struct xfer_item {
         char *path;
         uint64_t size;
         int64_t mtime_ns;             /* a file found by a walk or a glob: its mtime (0: not known) */
+        size_t tag;                   /* its index when added (what done() is told) */
 };
 
 struct xfer_batch {
@@ -32,6 +33,11 @@ struct xfer_batch {
         /* walks and globs add a file only when keep (NULL: always) says so, e.g. not when it is in S3 already */
         bool (*keep)(void *ud, const char *key, const struct stat *st);
         void *keep_ud;
+        /* told of each item transferred (from the transfer threads; NULL: nobody) */
+        void (*done)(void *ud, const struct xfer_item *it);
+        void *done_ud;
+        /* set (by another thread): no further item is begun, and the batch ends -ECANCELED; NULL: never */
+        const _Atomic bool *cancel;
 };
 
 int xfer_batch_init(struct xfer_batch *b, struct aws_ctx *c, const char *bucket, bool upload,

@@ -106,6 +106,11 @@ static void *blocking_main(void *ud) {
 }
 
 int waiter_blocking(struct waiter *w, int (*fn)(void *arg), void *arg, double deadline) {
+        return waiter_blocking_ticks(w, fn, arg, deadline, NULL, NULL, 0);
+}
+
+int waiter_blocking_ticks(struct waiter *w, int (*fn)(void *arg), void *arg, double deadline,
+                          void (*tick)(void *ud), void *tick_ud, double every) {
         struct blocking *b = calloc(1, sizeof *b);
         if (!b)
                 return fn(arg);
@@ -118,7 +123,12 @@ int waiter_blocking(struct waiter *w, int (*fn)(void *arg), void *arg, double de
                 return fn(arg);
         }
         sd_notify(0, "EXTEND_TIMEOUT_USEC=60000000");
+        double next_tick = now_mono() + every;
         while (!__atomic_load_n(&b->done, __ATOMIC_ACQUIRE)) {
+                if (tick && now_mono() >= next_tick) {
+                        tick(tick_ud);
+                        next_tick = now_mono() + every;
+                }
                 if (deadline > 0 && now_mono() >= deadline) {
                         pthread_detach(th);
                         w->abandoned = true;

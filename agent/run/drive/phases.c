@@ -4,6 +4,7 @@
 #include "run/drive/phases.h"
 
 #include "run/drive/xcreds.h"
+#include "run/drive/xinputs.h"
 #include "run/drive/xscratch.h"
 #include "run/proc/asuser.h"
 
@@ -139,6 +140,9 @@ int act_prepare(struct run *R) {
         }
         if (R->gpu)
                 watcher_add_gpu(&R->watch, R->gpu, R->metrics_fd, R->job.gpu_idle);
+        int sev = stage_inputs(R); /* last: the data in place, the experiment starts */
+        if (sev >= 0)
+                return sev;
         int ev = pending_event(R);
         return ev >= 0 ? ev : EV_DONE;
 }
@@ -264,8 +268,13 @@ static char **experiment_environ(struct run *R, size_t i, bool resume, char *e_m
         snprintf(e_gpus, sizeof e_gpus, "MAYFLY_GPU_COUNT=%d", R->have_gpu_inv ? R->gpu_inv.count : 0);
         char e_cred[4][2400];
         char e_scr[2400];
-        char *menv[18] = { e_mark, e_run, e_exp, e_res, e_att, e_type, e_iid, e_gpus };
+        _cleanup_(strv_freep) char **e_in = inputs_env(R);
+        if (!e_in)
+                return NULL;
+        char *menv[17 + JOB_MAX_INPUTS + 1] = { e_mark, e_run, e_exp, e_res, e_att, e_type, e_iid, e_gpus };
         size_t nm = 8;
+        for (char **e = e_in; *e; e++)
+                menv[nm++] = *e;
         for (size_t k = 0, nc = credentials_env(R, e_cred, sizeof e_cred[0]); k < nc; k++)
                 menv[nm++] = e_cred[k];
         metrics_file(R, x->name, e_xm, sizeof e_xm);

@@ -2,6 +2,7 @@
 /* runctx.c — what every part of the driver shares: the state saved at each step, the status pushed, a failure
  * recorded, the watcher's and the keeper's news read, and the one seam through which the driver waits (io). */
 #include "run/drive/runctx.h"
+#include "run/drive/xinputs.h"
 
 #include <cjson/cJSON.h>
 #include <signal.h>
@@ -173,7 +174,7 @@ int build_status(struct run *R, bool final, char **ret) {
                                   .gpu = R->have_gpu_inv ? &R->gpu_inv : NULL, .gpu_hung = R->gpu_hung,
                                   .final = final, .cost = wrapup_cost_json(&R->wrap),
                                   .ledger = R->ledger_ok ? &R->ledger : NULL, .records = all_records(R),
-                                  .waiting = R->waiting };
+                                  .waiting = R->waiting, .staging = staging_json(R) };
         return status_build(&p, ret);
 }
 

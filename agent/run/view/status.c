@@ -163,6 +163,7 @@ static void add_instance(cJSON *o, const struct instance_info *inst) {
 
 int status_build(const struct status_parts *p, char **ret) {
         _cleanup_(cjson_deletep) cJSON *records = p->records;
+        _cleanup_(cjson_deletep) cJSON *staging = p->staging;
         if (!p->job || !p->st) {
                 cJSON_Delete(p->cost);
                 return -EINVAL;
@@ -189,6 +190,10 @@ int status_build(const struct status_parts *p, char **ret) {
                 cJSON_AddStringToObject(o, "error", st->error);
         if (!ended && p->waiting && *p->waiting)
                 cJSON_AddStringToObject(o, "waiting", p->waiting);
+        if (!ended && staging) {
+                cJSON_AddItemToObject(o, "staging", staging);
+                staging = NULL;
+        }
         if (st->cancelled_by[0])
                 cJSON_AddStringToObject(o, "cancelled_by", st->cancelled_by);
         cJSON_AddStringToObject(o, "results", p->results_uri);

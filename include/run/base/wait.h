@@ -25,6 +25,9 @@ bool waiter_sleep(struct waiter *w, double seconds);
 /* Runs fn(arg) on a worker thread while waiting (signals noted, watchdog fed). deadline: monotonic seconds, 0 = none;
  * past it the worker is abandoned (w->abandoned) and -ETIMEDOUT returned. */
 int waiter_blocking(struct waiter *w, int (*fn)(void *arg), void *arg, double deadline);
+/* The same, and tick(tick_ud) on the calling thread every `every` seconds while fn runs (status, a stop). */
+int waiter_blocking_ticks(struct waiter *w, int (*fn)(void *arg), void *arg, double deadline,
+                          void (*tick)(void *ud), void *tick_ud, double every);
 /* The one sleep of a thread that is not the driver's (a worker under waiter_blocking, the watcher, the keeper):
  * the driver itself only ever waits through waiter_poll/waiter_sleep/waiter_blocking, which read signals and feed
  * the watchdog. No other sleep is called in agent/run/ (tests/blackbox/test_layout.py checks). */

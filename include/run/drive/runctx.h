@@ -12,6 +12,7 @@
 #include "run/fleet/ledger.h"
 #include "run/proc/envact.h"
 #include "run/proc/expcreds.h"
+#include "run/proc/inputs.h"
 #include "run/proc/runner.h"
 #include "run/proc/supervise.h"
 #include "run/ship/ship.h"
@@ -96,6 +97,10 @@ struct run {
         uid_t blocked_uid;
         struct expcreds xcreds;
         char token_path[2300];        /* the credentials' token, readable by the run user alone ("" none) */
+        /* the inputs being staged (xinputs.h): status.json's "staging" while it lasts */
+        struct stage_progress stage;
+        double stage_start;           /* monotonic; 0: not staging */
+        int stage_event;              /* a stop or a notice that came while staging, -1: none */
         int rc;                       /* the process's exit code */
 };
 

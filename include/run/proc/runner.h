@@ -50,3 +50,4 @@ int runner_signal_group(pid_t pgid, int sig);
  * NULL-terminated, free with strv_free; NULL on allocation failure. Pure: env is passed in. */
 char **runner_environment(const struct run_user *u, char *const *env, char *const *job_env, char *const *mayfly_env);
 void strv_free(char **v);
+static inline void strv_freep(char ***v) { strv_free(*v); }

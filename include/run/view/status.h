@@ -21,6 +21,7 @@ struct status_parts {
         bool final;                   /* the final status, written once everything else is shipped */
         const char *waiting;          /* what the run waits for now (the GPU driver), NULL or "": nothing */
         struct cJSON *cost;           /* the "cost" object (taken: freed by status_build), NULL: none */
+        struct cJSON *staging;        /* the inputs being staged ("staging": taken), NULL: none */
         const struct ledger *ledger;  /* a run shared by instances: who ran what, the sweep's progress; NULL: none */
         struct cJSON *records;        /* ... and every instance's record (ledger/instances/<id>.json, this one's
                                        * included): the cost, start and attempts of all of them (taken), NULL none */
