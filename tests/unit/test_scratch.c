@@ -11,6 +11,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <sys/wait.h>
+
+#include "child.h"
 #include "run/proc/scratch.h"
 #include "test.h"
 #include "util.h"
@@ -212,6 +215,41 @@ static void test_user_dir(void) {
         close(bfd);
 }
 
+static void test_record(void) {
+        struct scratch_setup a = { .rc = 0, .res = { .device = "/dev/md/mayfly-scratch", .what = "reused",
+                                                     .bytes = 1ULL << 40 } };
+        a.scan.n = 2;
+        strcpy(a.scan.dev[0].name, "nvme1n1");
+        strcpy(a.scan.dev[1].name, "nvme2n1");
+        a.scan.other = 1;
+        strcpy(a.scan.skipped, "nvme3n1 (mounted at /data)");
+        char text[SCRATCH_RECORD_MAX];
+        struct scratch_setup b;
+        T_EXPECT("record: round trip", scratch_record_format(&a, text, sizeof text) == 0 &&
+                                       scratch_record_parse(text, &b) == 0 && b.rc == 0 && !strcmp(b.res.what, "reused") &&
+                                       b.res.bytes == 1ULL << 40 && b.scan.n == 2 &&
+                                       !strcmp(b.scan.dev[1].name, "nvme2n1") && b.scan.other == 1 &&
+                                       !strcmp(b.scan.skipped, a.scan.skipped) && !strcmp(b.res.device, a.res.device));
+        struct scratch_setup c = { .rc = -ENODEV, .none = true };
+        T_EXPECT("record: none", scratch_record_format(&c, text, sizeof text) == 0 &&
+                                 scratch_record_parse(text, &b) == 0 && b.none && b.rc == -ENODEV);
+        T_EXPECT("record: not one", scratch_record_parse("hello\n", &b) == -EINVAL &&
+                                    scratch_record_parse("rc=0\nwhat=eaten\n", &b) == -EINVAL);
+}
+
+static void test_child_run(void) {
+        char out[64], err[64];
+        int st = -1;
+        char *const a[] = { "sh", "-c", "echo out; echo first >&2; echo second >&2; exit 3", NULL };
+        int r = child_run(a, 10, out, sizeof out, err, sizeof err, &st);
+        T_EXPECT("child_run: status, stdout, stderr on one line", r == 0 && WEXITSTATUS(st) == 3 &&
+                                                                  !strcmp(out, "out\n") && !strcmp(err, "first; second"));
+        char *const b[] = { "sleep", "5", NULL };
+        T_EXPECT("child_run: killed at its time", child_run(b, 0.2, NULL, 0, NULL, 0, &st) == -ETIMEDOUT);
+        char *const c[] = { "mayfly-no-such-program", NULL };
+        T_EXPECT("child_run: not installed", child_run(c, 5, NULL, 0, err, sizeof err, &st) == -ENOENT);
+}
+
 int main(void) {
         snprintf(root, sizeof root, "/tmp/mayfly-test-scratch-XXXXXX");
         if (!mkdtemp(root))
@@ -220,6 +258,8 @@ int main(void) {
         test_pure();
         test_find();
         test_user_dir();
+        test_record();
+        test_child_run();
         nftw(root, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
         return t_summary();
 }
