@@ -79,8 +79,8 @@ int cmd_scratch(int argc, char **argv) {
         const char *job;
         int rc;
         if (parse(argc, argv, &job,
-                  "usage: mayfly scratch [--job FILE]\n\n  Run as root by mayfly.service (ExecStartPre=+) before the "
-                  "agent: when the job\n  (default %s) has \"scratch\", the instance store's NVMe devices\n  (model "
+                  "usage: mayfly scratch [--job FILE]\n\n  Run as root by mayfly-scratch.service before the agent: when "
+                  "the job\n  (default %s) has \"scratch\", the instance store's NVMe devices\n  (model "
                   "$" SCRATCH_MODEL_ENV ", default '" SCRATCH_MODEL_DEFAULT "')\n  made into one ext4 file "
                   "system (mdadm RAID 0 for several) or found, and mounted\n  at " SCRATCH_MOUNT "; what it did is "
                   "left in " SCRATCH_RECORD " for the agent.\n  Exits 0 whatever happened: the agent fails the run if "

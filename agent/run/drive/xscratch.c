@@ -10,7 +10,7 @@
 #include "log.h"
 #include "run/proc/scratch.h"
 
-/* What `mayfly scratch` (ExecStartPre=+ of mayfly.service) did, from its record: 0; -ENOENT when there is none (the
+/* What `mayfly scratch` (mayfly-scratch.service, before the agent) did, from its record: 0; -ENOENT when there is none (the
  * agent was not started by the unit), or it says the store is mounted but this namespace does not see it. */
 static int read_record(struct scratch_setup *ss) {
         _cleanup_close_ int fd = open(SCRATCH_RECORD, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
@@ -29,7 +29,7 @@ static int read_record(struct scratch_setup *ss) {
         return 0;
 }
 
-/* On a worker (io): what the unit's ExecStartPre did; without it (`mayfly run` started by hand, as root), the
+/* On a worker (io): what mayfly-scratch.service did; without it (`mayfly run` started by hand, as root), the
  * set-up itself. */
 static int mount_store(struct run *R, void *arg) {
         struct scratch_setup *ss = arg;

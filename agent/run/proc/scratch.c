@@ -331,8 +331,16 @@ static int run_cmd(char *const *argv, bool ok2, char *out, size_t outlen, char *
         return -EIO;
 }
 
-/* TYPE and LABEL of what is on dev ("" nothing). */
+/* TYPE and LABEL of what is on dev ("" nothing). The device is opened first: blkid says "nothing found" (exit 2)
+ * for a device it cannot read too, and a device that cannot be read must never count as blank. */
 static int probe_dev(const char *dev, char *type, size_t tlen, char *label, size_t llen, char *err, size_t errlen) {
+        int fd = open(dev, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+        if (fd < 0) {
+                int r = -errno;
+                errf(err, errlen, "cannot read %s: %s", dev, strerror(-r));
+                return r;
+        }
+        close(fd);
         char out[2048];
         char *const argv[] = { "blkid", "-p", "-o", "export", (char *)dev, NULL };
         int r = run_cmd(argv, true, out, sizeof out, err, errlen);
@@ -541,6 +549,11 @@ void scratch_setup(struct scratch_setup *ret) {
                 ss->rc = scratch_mount(&ss->scan, w.mountinfo, &ss->res, ss->err, sizeof ss->err);
                 return;
         }
+        /* udev's own work first (an array it is assembling at boot, links in /dev/md): settled, or 30 s */
+        char *const settle[] = { "udevadm", "settle", "--timeout=30", NULL };
+        int st;
+        child_run(settle, 40, NULL, 0, NULL, 0, &st);
+        scratch_where_default(&w, holder, sizeof holder);
         ss->rc = scratch_find(&w, &ss->scan);
         if (ss->rc < 0) {
                 errf(ss->err, sizeof ss->err, "cannot list the NVMe devices in /sys/class/nvme: %s", strerror(-ss->rc));

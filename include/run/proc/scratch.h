@@ -89,8 +89,9 @@ int scratch_user_dir(int basefd, const char *name, uid_t uid, gid_t gid, char *e
 
 /* ---------- the whole set-up, and its record ---------- */
 
-/* Where `mayfly scratch` (mayfly.service's ExecStartPre=+, outside the agent's sandbox: it needs CAP_SYS_ADMIN, the
- * block devices and a writable /sys, which the agent's unit does not give) leaves what it did, for the agent. */
+/* Where `mayfly scratch` (mayfly-scratch.service, before mayfly.service and outside its sandbox: it needs
+ * CAP_SYS_ADMIN, the block devices and a writable /sys, which the agent's unit does not give) leaves what it did, for
+ * the agent. */
 #define SCRATCH_RECORD "/run/mayfly-scratch"
 #define SCRATCH_RECORD_MAX 8192
 
