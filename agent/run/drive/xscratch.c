@@ -65,7 +65,9 @@ static int fallback_dir(struct run *R, const char *why) {
         char base[2100];
         if (pathf(base, sizeof base, "%s/scratch", R->state_dir) < 0)
                 return failed(R, "scratch: %s/scratch: path too long", R->state_dir);
-        if (mkdir(base, 0711) < 0 && errno != EEXIST)
+        if (mkdir(base, 0711) == 0)
+                chmod(base, 0711); /* the unit's UMask=0027 would leave the run user no way through */
+        else if (errno != EEXIST)
                 return failed(R, "scratch: cannot make %s: %s", base, strerror(errno));
         if (user_dir(R, base) == EV_FAILED)
                 return EV_FAILED;
