@@ -79,8 +79,8 @@ int cmd_scratch(int argc, char **argv) {
         const char *job;
         int rc;
         if (parse(argc, argv, &job,
-                  "usage: mayfly scratch [--job FILE]\n\n  Run as root by mayfly-scratch.service before the agent: when "
-                  "the job\n  (default %s) has \"scratch\", the instance store's NVMe devices\n  (model "
+                  "usage: mayfly scratch [--job FILE]\n\n  Run as root by mayfly-scratch.service before the agent: "
+                  "when the job\n  (default %s) has \"scratch\", the instance store's NVMe devices\n  (model "
                   "$" SCRATCH_MODEL_ENV ", default '" SCRATCH_MODEL_DEFAULT "')\n  made into one ext4 file "
                   "system (mdadm RAID 0 for several) or found, and mounted\n  at " SCRATCH_MOUNT "; what it did is "
                   "left in " SCRATCH_RECORD " for the agent.\n  Exits 0 whatever happened: the agent fails the run if "
@@ -92,9 +92,9 @@ int cmd_scratch(int argc, char **argv) {
         size_t len = 0;
         struct job j = { 0 };
         char err[1024];
-        if (read_file_capped(job, JOB_MAX_BYTES, &text, &len) < 0 || job_parse(text, len, &j, err, sizeof err) < 0)
-                return EXIT_OK; /* the agent reports a missing or bad job */
-        enum job_scratch want = j.scratch;
+        bool ok = read_file_capped(job, JOB_MAX_BYTES, &text, &len) == 0 &&
+                  job_parse(text, len, &j, err, sizeof err) == 0;
+        enum job_scratch want = ok ? j.scratch : JOB_SCRATCH_NONE; /* the agent reports a missing or bad job */
         job_free(&j);
         if (want == JOB_SCRATCH_NONE)
                 return EXIT_OK;

@@ -226,8 +226,8 @@ static void test_record(void) {
         char text[SCRATCH_RECORD_MAX];
         struct scratch_setup b;
         T_EXPECT("record: round trip", scratch_record_format(&a, text, sizeof text) == 0 &&
-                                       scratch_record_parse(text, &b) == 0 && b.rc == 0 && !strcmp(b.res.what, "reused") &&
-                                       b.res.bytes == 1ULL << 40 && b.scan.n == 2 &&
+                                       scratch_record_parse(text, &b) == 0 && b.rc == 0 &&
+                                       !strcmp(b.res.what, "reused") && b.res.bytes == 1ULL << 40 && b.scan.n == 2 &&
                                        !strcmp(b.scan.dev[1].name, "nvme2n1") && b.scan.other == 1 &&
                                        !strcmp(b.scan.skipped, a.scan.skipped) && !strcmp(b.res.device, a.res.device));
         struct scratch_setup c = { .rc = -ENODEV, .none = true };
@@ -242,8 +242,8 @@ static void test_child_run(void) {
         int st = -1;
         char *const a[] = { "sh", "-c", "echo out; echo first >&2; echo second >&2; exit 3", NULL };
         int r = child_run(a, 10, out, sizeof out, err, sizeof err, &st);
-        T_EXPECT("child_run: status, stdout, stderr on one line", r == 0 && WEXITSTATUS(st) == 3 &&
-                                                                  !strcmp(out, "out\n") && !strcmp(err, "first; second"));
+        T_EXPECT("child_run: status, stdout, stderr on one line",
+                 r == 0 && WEXITSTATUS(st) == 3 && !strcmp(out, "out\n") && !strcmp(err, "first; second"));
         char *const b[] = { "sleep", "5", NULL };
         T_EXPECT("child_run: killed at its time", child_run(b, 0.2, NULL, 0, NULL, 0, &st) == -ETIMEDOUT);
         char *const c[] = { "mayfly-no-such-program", NULL };

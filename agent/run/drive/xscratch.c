@@ -10,8 +10,8 @@
 #include "log.h"
 #include "run/proc/scratch.h"
 
-/* What `mayfly scratch` (mayfly-scratch.service, before the agent) did, from its record: 0; -ENOENT when there is none (the
- * agent was not started by the unit), or it says the store is mounted but this namespace does not see it. */
+/* What `mayfly scratch` (mayfly-scratch.service, before the agent) did, from its record: 0; -ENOENT when there is
+ * none (the agent was not started by the unit), or it says the store is mounted but this namespace does not see it. */
 static int read_record(struct scratch_setup *ss) {
         _cleanup_close_ int fd = open(SCRATCH_RECORD, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
         struct stat st;

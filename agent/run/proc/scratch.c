@@ -288,7 +288,8 @@ int scratch_find(const struct scratch_where *w, struct scratch_scan *ret) {
                         continue;
                 }
                 size_t found = 0;
-                r = pathf(q, sizeof q, "%s/%s", p, de->d_name) < 0 ? -ENAMETOOLONG : take_namespaces_in(w, q, s, &found);
+                r = pathf(q, sizeof q, "%s/%s", p, de->d_name) < 0 ? -ENAMETOOLONG
+                                                                     : take_namespaces_in(w, q, s, &found);
                 if (r == 0 && found == 0)
                         r = take_subsystem_namespaces(w, de->d_name, s, &found);
         }
