@@ -163,7 +163,7 @@ UNITDIR    ?= $(PREFIX)/lib/systemd/system
 MANDIR     ?= $(PREFIX)/share/man
 DOCDIR     ?= $(PREFIX)/share/doc/mayfly
 SYSCONFDIR ?= /etc
-UNIT_FILES := mayfly.service mayfly-failsafe.service mayfly-backstop.service mayfly-backstop.timer
+UNIT_FILES := mayfly.service mayfly-failsafe.service mayfly-scratch.service mayfly-backstop.service mayfly-backstop.timer
 MAN_PAGES  := man1/mayfly.1 man5/mayfly-job.5
 DOC_FILES  := README.md LICENSE docs/job-spec.md docs/job-schema.json docs/iam.md
 

@@ -19,3 +19,10 @@ struct child_spec {
 int child_spawn(const struct child_spec *c, pid_t *ret_pid);
 /* Waits for pid (EINTR retried); its status into *ret_status. 0 or -errno. */
 int child_wait(pid_t pid, int *ret_status);
+
+/* Runs argv (looked up in PATH) to its end, for at most timeout_s seconds (then SIGKILL): its stdout into out
+ * (NUL-terminated, cut at outlen - 1; out NULL: dropped) and its stderr, on one line (newlines become "; ", cut at
+ * errlen - 1), into err (NULL: dropped). 0 with its wait status in *ret_status; -ENOENT when the program is not
+ * installed (spawn failed or exit 127), -ETIMEDOUT when it was killed for the time, other -errno. */
+int child_run(char *const *argv, double timeout_s, char *out, size_t outlen, char *err, size_t errlen,
+              int *ret_status);

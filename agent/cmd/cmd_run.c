@@ -1,10 +1,15 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* cmd_run.c — `mayfly run` and `mayfly failsafe`: their command lines; the lifecycle is run/run.c. */
+/* cmd_run.c — `mayfly run`, `mayfly failsafe` and `mayfly scratch`: their command lines; the lifecycle is run/run.c,
+ * the instance store run/proc/scratch.c. */
+#include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
+#include <unistd.h>
 
 #include "cmd/cli.h"
 #include "run/base/job.h"
 #include "run/drive/run.h"
+#include "run/proc/scratch.h"
 
 /* --job FILE (default JOB_DEFAULT_PATH) and --help; the job path in *job. -1 when done (help printed: ret_rc). */
 static int parse(int argc, char **argv, const char **job, const char *usage, int *ret_rc) {
@@ -54,4 +59,58 @@ int cmd_failsafe(int argc, char **argv) {
                   &rc) < 0)
                 return rc;
         return run_main(job, true);
+}
+
+/* The record written whole or not at all (a temporary file renamed over it). */
+static int write_record(const char *text) {
+        char tmp[sizeof SCRATCH_RECORD + 8];
+        snprintf(tmp, sizeof tmp, "%s.tmp", SCRATCH_RECORD);
+        unlink(tmp);
+        _cleanup_close_ int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+        if (fd < 0)
+                return -errno;
+        size_t n = strlen(text);
+        if (write(fd, text, n) != (ssize_t)n)
+                return -EIO;
+        return rename(tmp, SCRATCH_RECORD) < 0 ? -errno : 0;
+}
+
+int cmd_scratch(int argc, char **argv) {
+        const char *job;
+        int rc;
+        if (parse(argc, argv, &job,
+                  "usage: mayfly scratch [--job FILE]\n\n  Run as root by mayfly-scratch.service before the agent: "
+                  "when the job\n  (default %s) has \"scratch\", the instance store's NVMe devices\n  (model "
+                  "$" SCRATCH_MODEL_ENV ", default '" SCRATCH_MODEL_DEFAULT "')\n  made into one ext4 file "
+                  "system (mdadm RAID 0 for several) or found, and mounted\n  at " SCRATCH_MOUNT "; what it did is "
+                  "left in " SCRATCH_RECORD " for the agent.\n  Exits 0 whatever happened: the agent fails the run if "
+                  "it must.\n",
+                  &rc) < 0)
+                return rc;
+        unlink(SCRATCH_RECORD);
+        _cleanup_free_ char *text = NULL;
+        size_t len = 0;
+        struct job j = { 0 };
+        char err[1024];
+        bool ok = read_file_capped(job, JOB_MAX_BYTES, &text, &len) == 0 &&
+                  job_parse(text, len, &j, err, sizeof err) == 0;
+        enum job_scratch want = ok ? j.scratch : JOB_SCRATCH_NONE; /* the agent reports a missing or bad job */
+        job_free(&j);
+        if (want == JOB_SCRATCH_NONE)
+                return EXIT_OK;
+        _cleanup_free_ struct scratch_setup *ss = calloc(1, sizeof *ss);
+        _cleanup_free_ char *rec = malloc(SCRATCH_RECORD_MAX);
+        if (!ss || !rec)
+                return EXIT_FAIL;
+        scratch_setup(ss);
+        if (ss->rc == 0)
+                log_info("scratch: %s %s at %s", ss->res.device, ss->res.what, SCRATCH_MOUNT);
+        else
+                log_warn("scratch: %s", ss->none ? "no instance store to use" : ss->err);
+        int r = scratch_record_format(ss, rec, SCRATCH_RECORD_MAX);
+        if (r == 0)
+                r = write_record(rec);
+        if (r < 0)
+                log_warn("scratch: cannot write %s: %s", SCRATCH_RECORD, strerror(-r));
+        return EXIT_OK;
 }

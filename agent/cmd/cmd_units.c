@@ -6,7 +6,7 @@
 
 #include "cmd/cli.h"
 
-extern const char mayfly_unit_service[], mayfly_unit_failsafe[], mayfly_unit_backstop_service[],
+extern const char mayfly_unit_service[], mayfly_unit_failsafe[], mayfly_unit_scratch[], mayfly_unit_backstop_service[],
         mayfly_unit_backstop_timer[];
 
 #define UNITS_DEFAULT_DIR "/etc/systemd/system"
@@ -47,6 +47,7 @@ int cmd_install_units(int argc, char **argv) {
         static const struct { const char *name; const char *text; } units[] = {
                 { "mayfly.service", mayfly_unit_service },
                 { "mayfly-failsafe.service", mayfly_unit_failsafe },
+                { "mayfly-scratch.service", mayfly_unit_scratch },
                 { "mayfly-backstop.service", mayfly_unit_backstop_service },
                 { "mayfly-backstop.timer", mayfly_unit_backstop_timer },
         };
@@ -55,7 +56,8 @@ int cmd_install_units(int argc, char **argv) {
                 fprintf(help ? stdout : stderr,
                         "usage: mayfly install-units [DIR]\n\n"
                         "  Writes the systemd units built into this binary (mayfly.service, mayfly-failsafe.service,\n"
-                        "  mayfly-backstop.service, mayfly-backstop.timer; ExecStart=/usr/bin/mayfly) to DIR (default\n"
+                        "  mayfly-scratch.service, mayfly-backstop.service, mayfly-backstop.timer;\n"
+                        "  ExecStart=/usr/bin/mayfly) to DIR (default\n"
                         "  %s), for images where no package installed them. Enables and starts nothing:\n"
                         "  run systemctl daemon-reload, as the user-data's install script does.\n", UNITS_DEFAULT_DIR);
                 return help ? EXIT_OK : EXIT_USAGE;

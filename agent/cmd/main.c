@@ -11,6 +11,7 @@ static const struct {
 } commands[] = {
         { "run", cmd_run, "run the job: fetch, experiments, ship results, exit action" },
         { "check", cmd_check, "validate a job spec offline" },
+        { "scratch", cmd_scratch, "mount the instance store for the job's \"scratch\" (run by mayfly-scratch.service)" },
         { "failsafe", cmd_failsafe, "ship what exists and end the instance (run by mayfly-failsafe.service)" },
         { "userdata", cmd_userdata, "print EC2 user-data (#cloud-config) that installs mayfly and runs a job" },
         { "launch", cmd_launch, "launch instances that run a job and end themselves" },

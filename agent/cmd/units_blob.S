@@ -2,6 +2,7 @@
  * on an AMI where no package installed them. Paths are relative to the repository root (the Makefile passes it with -Wa,-I). */
         .section .rodata
         .global mayfly_unit_service, mayfly_unit_failsafe, mayfly_unit_backstop_service, mayfly_unit_backstop_timer
+        .global mayfly_unit_scratch
 mayfly_unit_service:
         .incbin "units/mayfly.service"
         .byte 0
@@ -13,5 +14,8 @@ mayfly_unit_backstop_service:
         .byte 0
 mayfly_unit_backstop_timer:
         .incbin "units/mayfly-backstop.timer"
+        .byte 0
+mayfly_unit_scratch:
+        .incbin "units/mayfly-scratch.service"
         .byte 0
         .section .note.GNU-stack,"",@progbits

@@ -23,6 +23,7 @@ int cmd_cancel(int argc, char **argv);
 int cmd_check(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_failsafe(int argc, char **argv);
+int cmd_scratch(int argc, char **argv);
 int cmd_install_units(int argc, char **argv);
 int cmd_report(int argc, char **argv);
 int cmd_ls(int argc, char **argv);

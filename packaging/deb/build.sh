@@ -41,7 +41,7 @@ install -D -m 0755 "$binary" "$root/usr/bin/mayfly"
 strip --remove-section=.comment --remove-section=.note "$root/usr/bin/mayfly"
 
 # systemd units: /lib/systemd/system on Debian 12 (usrmerge keeps the path valid).
-for u in mayfly.service mayfly-failsafe.service mayfly-backstop.service mayfly-backstop.timer; do
+for u in mayfly.service mayfly-failsafe.service mayfly-scratch.service mayfly-backstop.service mayfly-backstop.timer; do
 	install -D -m 0644 "units/$u" "$root/lib/systemd/system/$u"
 done
 

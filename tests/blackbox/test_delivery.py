@@ -13,7 +13,8 @@ import tempfile
 from harness import ROOT, Cloud, check, mayfly, out
 
 CLOUD_INIT = "/var/cache/mayfly-test/cloud-init"
-UNITS = ["mayfly.service", "mayfly-failsafe.service", "mayfly-backstop.service", "mayfly-backstop.timer"]
+UNITS = ["mayfly.service", "mayfly-failsafe.service", "mayfly-scratch.service", "mayfly-backstop.service",
+         "mayfly-backstop.timer"]
 SHA = "ab" * 32
 
 

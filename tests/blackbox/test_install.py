@@ -10,7 +10,8 @@ import tempfile
 
 from harness import ROOT, check, out
 
-UNITS = ("mayfly.service", "mayfly-failsafe.service", "mayfly-backstop.service", "mayfly-backstop.timer")
+UNITS = ("mayfly.service", "mayfly-failsafe.service", "mayfly-scratch.service", "mayfly-backstop.service",
+         "mayfly-backstop.timer")
 
 
 def make(*args):

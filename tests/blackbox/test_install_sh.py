@@ -102,7 +102,8 @@ def test_binary_from_s3_with_the_instance_role(c):
         check(p.returncode == 0, "rc %d: %s" % (p.returncode, p.stderr[-1500:]))
         with open(s.upper("/usr") + "/bin/mayfly", "rb") as f:
             check(hashlib.sha256(f.read()).hexdigest() == c.sha, "installed binary differs")
-        for u in ("mayfly.service", "mayfly-failsafe.service", "mayfly-backstop.service", "mayfly-backstop.timer"):
+        for u in ("mayfly.service", "mayfly-failsafe.service", "mayfly-scratch.service", "mayfly-backstop.service",
+                  "mayfly-backstop.timer"):
             with open(os.path.join(ROOT, "units", u)) as f, open(s.upper("/etc") + "/systemd/system/" + u) as g:
                 check(f.read() == g.read(), "%s not written by install-units" % u)
         check(s.calls() == STARTS, repr(s.calls()))

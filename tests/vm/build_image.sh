@@ -16,10 +16,11 @@ SUITE=bookworm
 MIRROR=${MAYFLY_VM_MIRROR:-http://deb.debian.org/debian}
 # Boot, cloud-init (python3-cffi-backend named: minbase does not resolve virtual packages), the network tools
 # cloud-init's ENI renderer and its ephemeral DHCP use, dbus so systemd-logind handles the ACPI power button
-# (how the harness "terminates" the instance), and mayfly's runtime libraries.
+# (how the harness "terminates" the instance), mayfly's runtime libraries, and mdadm (the instance store's RAID 0,
+# "scratch": "instance-store").
 INCLUDE=systemd,systemd-sysv,udev,dbus,cloud-init,python3-cffi-backend,curl,ca-certificates,iproute2,ifupdown
 INCLUDE=$INCLUDE,isc-dhcp-client,linux-image-amd64,netbase,sudo,procps,nftables
-INCLUDE=$INCLUDE,libcurl4,libcjson1,libexpat1,libarchive13,libssl3,libsystemd0,libinih1
+INCLUDE=$INCLUDE,libcurl4,libcjson1,libexpat1,libarchive13,libssl3,libsystemd0,libinih1,mdadm
 
 key=$(cat "$0" | sha256sum | cut -c1-16)
 out="$CACHE/vm-$key"
@@ -75,6 +76,34 @@ TTYPath=/dev/ttyS1
 MaxLevelConsole=info
 Storage=volatile
 EOF
+# qemu 7.2 cannot set an NVMe controller's model string: every qemu NVMe device reads "QEMU NVMe Ctrl". To play
+# an EBS volume, a controller whose serial starts with "vol" (as EBS's do) gets the model EBS reports, bind-mounted
+# over its sysfs model file before mayfly starts (the agent reads the model from sysfs, as on EC2).
+mkdir -p "$root/usr/local/sbin"
+cat >"$root/usr/local/sbin/mayfly-vm-ebs-model" <<'EOF'
+#!/bin/sh
+printf 'Amazon Elastic Block Store              \n' >/run/mayfly-vm-ebs-model
+for c in /sys/class/nvme/nvme*; do
+  case "$(cat "$c/serial" 2>/dev/null)" in
+    vol*) mount --bind /run/mayfly-vm-ebs-model "$c/model" && echo "$c plays an EBS volume" ;;
+  esac
+done
+exit 0
+EOF
+chmod 0755 "$root/usr/local/sbin/mayfly-vm-ebs-model"
+cat >"$root/etc/systemd/system/mayfly-vm-ebs-model.service" <<'EOF'
+[Unit]
+Description=test guest: NVMe devices with a vol* serial read as EBS volumes
+After=systemd-udev-settle.service local-fs.target
+Before=mayfly.service cloud-final.service
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStart=/usr/local/sbin/mayfly-vm-ebs-model
+[Install]
+WantedBy=multi-user.target
+EOF
+chroot "$root" systemctl enable mayfly-vm-ebs-model.service >/dev/null 2>&1
 # No root password (the console is for reading only); no getty on the serial console competing with boot output.
 chroot "$root" passwd -d root >/dev/null
 chroot "$root" systemctl mask serial-getty@ttyS0.service serial-getty@ttyS1.service getty@tty1.service >/dev/null 2>&1

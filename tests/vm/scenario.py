@@ -144,14 +144,15 @@ class Scenario(harness.ResultsView):
         return False
 
     # ---- the boot ----
-    def boot(self):
-        """A boot of a fresh disk (a second call: another instance's first boot, once IMDS speaks for it)."""
+    def boot(self, nvme=()):
+        """A boot of a fresh disk (a second call: another instance's first boot, once IMDS speaks for it); nvme:
+        (file, serial) NVMe devices that keep their contents from boot to boot (vmlib.Guest)."""
         if self.guest:
             self.guest.kill()
         self.ended = None
         self.events = {}
         self.guest = vmlib.Guest(self.dir, int(self.cloud.info["imds_endpoint"].rsplit(":", 1)[1]),
-                                 instance_type=self.cloud.info["instance_type"]).start()
+                                 instance_type=self.cloud.info["instance_type"], nvme=nvme).start()
         return self
 
     def t(self):

@@ -2,12 +2,14 @@
 """`make test-vm`: mayfly on a simulated EC2 instance, one boot per scenario (see tests/vm/README.md)."""
 import calendar
 import glob
+import json
 import os
 import time
 
+import harness
 from harness import Skip, check
 import vmlib
-from scenario import Scenario, log
+from scenario import BUCKET, Scenario, log
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BUILD = os.environ.get("MAYFLY_BUILD", os.path.join(ROOT, "build"))
@@ -428,3 +430,85 @@ cat imds.txt >> outputs/sandbox.txt
 """,
 }
 
+
+
+# As the run user: where $MAYFLY_SCRATCH is, whose it is, what is mounted there, what the input staged under it holds;
+# a file written on the first boot found on the second.
+SCRATCH_SH = """#!/bin/sh
+mkdir -p outputs
+{
+  echo "scratch=$MAYFLY_SCRATCH me=$(id -un) owner=$(stat -c %U:%a "$MAYFLY_SCRATCH")"
+  echo "mount=$(findmnt -n -r -o TARGET,FSTYPE,SOURCE --target "$MAYFLY_SCRATCH")"
+  echo "input=$MAYFLY_INPUT_DATA $(cat "$MAYFLY_INPUT_DATA/a.txt") $(stat -c %U "$MAYFLY_INPUT_DATA/a.txt")"
+  if [ -f "$MAYFLY_SCRATCH/kept.txt" ]; then echo "kept=$(cat "$MAYFLY_SCRATCH/kept.txt")"; else echo "kept=none"; fi
+  grep -o '^md[0-9]* : active raid0 .*' /proc/mdstat
+} > outputs/scratch.txt 2>&1
+[ -f "$MAYFLY_SCRATCH/kept.txt" ] || echo "written on $MAYFLY_INSTANCE_ID" > "$MAYFLY_SCRATCH/kept.txt"
+"""
+
+
+def test_scratch():
+    """"scratch": "instance-store" on a guest with two qemu NVMe devices as its instance store
+    (MAYFLY_INSTANCE_STORE_MODEL set to qemu's model, which qemu 7.2 cannot change) and a third NVMe device playing an
+    EBS volume (serial vol…, its sysfs model bind-mounted to EBS's by the image): the two striped (mdadm RAID 0),
+    formatted ext4 and mounted at /mnt/mayfly-scratch by `mayfly scratch` (ExecStartPre=+); $MAYFLY_SCRATCH owned by
+    the run user `mayfly` (0700) and on that mount; an input staged under it (scratch:data). A second boot of the same
+    NVMe disks (a new root disk, a new instance) reassembles the array and reuses the file system: the file the first
+    run wrote is there, the log says "reused". The EBS volume's bytes are the same after both boots."""
+    job = {"experiments": [{"name": "scratch", "command": ["./scratch.sh"]}], "workdir": WORKDIR,
+           "scratch": "instance-store", "outputs": ["outputs/*"],
+           "inputs": [{"name": "data", "source": "s3://%s/data/" % BUCKET, "path": "scratch:data"}]}
+    with Scenario("scratch", job, dict(SCRIPTS, **{"scratch.sh": SCRATCH_SH}), _build("mayfly"),
+                  userdata_args=("--env", "MAYFLY_INSTANCE_STORE_MODEL=QEMU NVMe Ctrl")) as s:
+        data = os.path.join(s.dir, "a.txt")
+        with open(data, "w") as f:
+            f.write("staged\n")
+        s.cloud.aws("s3", "cp", data, "s3://%s/data/a.txt" % BUCKET)
+        disks = []
+        for name, serial, mib in (("is0", "AWS1111", 256), ("is1", "AWS2222", 256), ("ebs", "vol0ebs0001", 64)):
+            path = os.path.join(s.dir, name + ".img")
+            with open(path, "wb") as f:
+                f.truncate(mib << 20)
+            disks.append((path, serial))
+        ebs = disks[2][0]
+        with open(ebs, "r+b") as f:  # an EBS volume with data on it: a file system's worth of bytes
+            f.write(os.urandom(1 << 20))
+        ebs_sha = harness.file_sha256(ebs)
+
+        def one_boot(n):
+            s.boot(nvme=disks)
+            ended = s.finish()
+            j = "\n".join(s.guest.journal_lines())
+            check("plays an EBS volume" in j, "the image did not make the vol… device read as EBS")
+            runs = sorted(k for k in s.keys("results/scratch/") if k.endswith("/status.json"))
+            check(len(runs) == n, "runs: %r" % runs)
+            pre = [r for r in runs if r not in seen][0][:-len("status.json")]
+            seen.append(pre + "status.json")
+            st = json.loads(s.get(pre + "status.json"))
+            check(st["outcome"] == "succeeded", "boot %d: outcome %s %s" % (n, st["outcome"], st.get("error", "")))
+            out = s.get(pre + "outputs/outputs/scratch.txt").decode(errors="replace")
+            agent = s.get(pre + "logs/agent.log").decode(errors="replace")
+            line = [l for l in agent.splitlines() if "scratch: " in l]
+            log("boot %d: %s" % (n, line[-1] if line else "(no scratch line in the agent's log)"))
+            log("boot %d: the experiment saw: %s" % (n, out.strip().replace("\n", " | ")))
+            check(ended == "terminated", "boot %d: the guest %s" % (n, ended))
+            return out, agent
+
+        seen = []
+        out, agent = one_boot(1)
+        want = "scratch=/mnt/mayfly-scratch/mayfly me=mayfly owner=mayfly:700"
+        check(want in out, "boot 1: %r" % out)
+        check("mount=/mnt/mayfly-scratch ext4 /dev/md" in out, "boot 1: not the array's ext4: %r" % out)
+        check("input=/mnt/mayfly-scratch/mayfly/data staged mayfly" in out, "boot 1: the input: %r" % out)
+        check("kept=none" in out and "active raid0 nvme" in out, "boot 1: %r" % out)
+        check("formatted at /mnt/mayfly-scratch" in agent and "RAID 0" in agent, "boot 1: not formatted")
+        check("1 NVMe device of another model (EBS) not touched" in agent, "boot 1: the EBS device: %r" % agent)
+        check(harness.file_sha256(ebs) == ebs_sha, "the EBS volume's bytes changed")
+
+        second = s.cloud.control("POST", "/instance/replace", {})["instance_id"]
+        s.cloud.info["instance_id"] = second
+        out, agent = one_boot(2)
+        check(want in out and "mount=/mnt/mayfly-scratch ext4 /dev/md" in out, "boot 2: %r" % out)
+        check("kept=written on i-" in out, "boot 2: the first boot's file is gone: %r" % out)
+        check("reused at /mnt/mayfly-scratch" in agent, "boot 2: the file system was not reused")
+        check(harness.file_sha256(ebs) == ebs_sha, "the EBS volume's bytes changed on the second boot")

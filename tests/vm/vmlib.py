@@ -70,7 +70,9 @@ class Guest:
     """One boot of the image: qemu with a throw-away overlay (snapshot=on), the serial console and the guest's
     journal (forwarded to ttyS1) in files, QMP for the power button."""
 
-    def __init__(self, workdir, imds_port, instance_type="p3.2xlarge", memory=1536, smp=2):
+    def __init__(self, workdir, imds_port, instance_type="p3.2xlarge", memory=1536, smp=2, nvme=()):
+        """nvme: (raw image file, serial) pairs, each a qemu NVMe controller with one namespace (model "QEMU NVMe
+        Ctrl": qemu 7.2 cannot set it), kept across boots (no snapshot): the instance store, or an EBS volume."""
         img = image()
         self.dir = workdir
         self.console = os.path.join(workdir, "console.log")
@@ -92,6 +94,9 @@ class Guest:
             "-uuid", uid,
             "-smbios", "type=1,manufacturer=Amazon EC2,product=%s,serial=%s" % (instance_type, uid),
         ]
+        for k, (path, serial) in enumerate(nvme):
+            self.argv += ["-drive", "file=%s,format=raw,if=none,id=nvm%d,cache=unsafe" % (path, k),
+                          "-device", "nvme,serial=%s,drive=nvm%d" % (serial, k)]
         self.proc = None
         self.t0 = None
         self.exited_at = None

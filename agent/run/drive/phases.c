@@ -5,6 +5,7 @@
 
 #include "run/drive/xcreds.h"
 #include "run/drive/xinputs.h"
+#include "run/drive/xscratch.h"
 #include "run/proc/asuser.h"
 
 #include <fcntl.h>
@@ -99,6 +100,8 @@ int act_prepare(struct run *R) {
         if (rd.path[0] && as_user(&R->user, -1, readable_by, &rd) < 0)
                 return failed(R, "%s: not readable by the run user %s (%s): make it readable by that user, or name "
                               "its owner in \"user\"", rd.path, R->user.name, strerror(rd.err));
+        if (prepare_scratch(R) == EV_FAILED)
+                return EV_FAILED;
         if (prepare_credentials(R) == EV_FAILED)
                 return EV_FAILED;
         if (!R->gpu && !R->gpu_hung) {
@@ -268,10 +271,11 @@ static char **experiment_environ(struct run *R, size_t i, bool resume, char *e_m
         snprintf(e_iid, sizeof e_iid, "MAYFLY_INSTANCE_ID=%s", R->inst.id);
         snprintf(e_gpus, sizeof e_gpus, "MAYFLY_GPU_COUNT=%d", R->have_gpu_inv ? R->gpu_inv.count : 0);
         char e_cred[4][2400];
+        char e_scr[2400];
         _cleanup_(strv_freep) char **e_in = inputs_env(R);
         if (!e_in)
                 return NULL;
-        char *menv[16 + JOB_MAX_INPUTS + 1] = { e_mark, e_run, e_exp, e_res, e_att, e_type, e_iid, e_gpus };
+        char *menv[17 + JOB_MAX_INPUTS + 1] = { e_mark, e_run, e_exp, e_res, e_att, e_type, e_iid, e_gpus };
         size_t nm = 8;
         for (char **e = e_in; *e; e++)
                 menv[nm++] = *e;
@@ -284,6 +288,8 @@ static char **experiment_environ(struct run *R, size_t i, bool resume, char *e_m
                 menv[nm++] = e_ck;
         if (resume)
                 menv[nm++] = "MAYFLY_RESUME=1";
+        if (scratch_env(R, e_scr, sizeof e_scr))
+                menv[nm++] = e_scr;
         return runner_environment(&R->user, environ, R->job.environment, menv);
 }
 
