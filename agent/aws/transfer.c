@@ -175,6 +175,7 @@ struct job {
         char (*etags)[128];
         uint32_t *crcs;
         struct xfer_progress *progress;
+        const _Atomic bool *cancel;   /* set: no further part is begun */
         pthread_mutex_t lock;
         struct aws_result first_error;
         int first_rc;
@@ -204,6 +205,12 @@ static void *worker(void *ud) {
                 unsigned i = atomic_fetch_add(&j->next, 1);
                 if (i >= j->nparts || atomic_load(&j->failed))
                         break;
+                if (j->cancel && atomic_load(j->cancel)) {
+                        res = (struct aws_result){ 0 };
+                        snprintf(res.msg, sizeof res.msg, "stopped in the middle of s3://%s/%s", j->bucket, j->key);
+                        job_fail(j, -ECANCELED, &res);
+                        break;
+                }
                 int r;
                 if (j->upload) {
                         uint64_t off = (uint64_t)i * j->part;
@@ -448,7 +455,8 @@ static int fetch_planned(struct aws_ctx *c, struct http_client *h, const char *b
                 } else {
                         struct job j = { .c = c, .bucket = bucket, .key = key, .fd = fd, .size = size,
                                          .nparts = (unsigned)nunits, .etag = m->etag, .units = units,
-                                         .want_crc = check, .progress = o ? o->progress : NULL };
+                                         .want_crc = check, .progress = o ? o->progress : NULL,
+                                         .cancel = o ? o->cancel : NULL };
                         r = run_parts(&j, clamp_concurrency(o), out);
                 }
                 if (r < 0)

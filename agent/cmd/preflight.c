@@ -88,8 +88,8 @@ static int check_source(struct aws_ctx *c, struct http_client *h, const char *so
 }
 
 static int first_object(void *ud, const struct s3_object *o) {
-        (void)ud, (void)o;
-        return -ECANCELED; /* one is enough */
+        (void)ud;
+        return str_has_suffix(o->key, "/") ? 0 : -ECANCELED; /* one is enough (a folder marker is none) */
 }
 
 static int check_input(struct aws_ctx *c, struct http_client *h, const char *uri, char *err, size_t errlen) {

@@ -8,6 +8,7 @@ import json
 import os
 import pwd
 import re
+import shutil
 import signal
 import stat
 import time
@@ -128,39 +129,49 @@ def test_a_changed_object_and_a_changed_file_are_downloaded_again_and_a_gone_one
         with open(os.path.join(data, "f3.txt"), "w") as f:  # the experiment (or anyone) changed a staged file
             f.write("changed here\n")
         os.unlink(os.path.join(data, "f4.txt"))
+        s3.delete_object(Bucket=BUCKET, Key="data/f0.txt")  # an object that becomes a folder: f0.txt/inner.txt
+        s3.put_object(Bucket=BUCKET, Key="data/f0.txt/inner.txt", Body=b"inner\n")
+        shutil.rmtree(os.path.join(r.work, "inputs", "vocab"))  # "sync": false, but no longer there
         r.cloud.control("POST", "/stats/reset")
         rc = r.run(timeout=120)
         check(rc == 0, r.stderr)
-        got = {n: open(os.path.join(data, n), "rb").read() for n in sorted(os.listdir(data))}
-        check(got == {"f0.txt": b"v1 0\n", "f1.txt": b"v2 changed in S3\n", "f3.txt": b"v1 3\n", "f4.txt": b"v1 4\n"},
-              repr(got))
-        check("input data: 3 of 4 objects downloaded" in r.stderr and "1 kept, 1 removed" in r.stderr, r.stderr)
-        gets = sorted(e["path"] for e in data_gets(r.cloud) if e["method"] == "GET")
-        check(gets == ["/%s/data/f%d.txt" % (BUCKET, i) for i in (1, 3, 4)], repr(gets))
+        got = {os.path.relpath(os.path.join(d, n), data): open(os.path.join(d, n), "rb").read()
+               for d, _, files in os.walk(data) for n in files}
+        check(got == {"f0.txt/inner.txt": b"inner\n", "f1.txt": b"v2 changed in S3\n", "f3.txt": b"v1 3\n",
+                      "f4.txt": b"v1 4\n"}, repr(got))
+        check("input data: 4 of 4 objects downloaded" in r.stderr and "0 kept, 2 removed" in r.stderr, r.stderr)
+        check("input vocab: 1 of 1 object downloaded" in r.stderr, r.stderr)
+        check(open(os.path.join(r.work, "inputs", "vocab", "v.txt"), "rb").read() == b"v\n", "vocab not staged again")
+        gets = sorted(e["path"] for e in data_gets(r.cloud) if e["method"] == "GET" and "/data/" in e["path"])
+        check(gets == ["/%s/data/f0.txt/inner.txt" % BUCKET] + ["/%s/data/f%d.txt" % (BUCKET, i) for i in (1, 3, 4)],
+              repr(gets))
     with_run({"experiments": [{"name": "a", "command": ["./seen.sh", "8"]}],
-              "inputs": [dict(INPUTS[0], read_only=False), dict(INPUTS[1], sync=True)]}, body,
+              "inputs": [dict(INPUTS[0], read_only=False), INPUTS[1]]}, body,
              archive_extra=script_entries({"seen.sh": SEEN}))
 
 
 def test_a_key_that_would_land_outside_the_input_fails_the_run_naming_it():
-    def body(r):
+    for bad in ("data/x/../../../../escaped", "data//ok.txt"):
+        with_run({"experiments": [{"name": "a", "command": ["./seen.sh"]}], "inputs": INPUTS[:1]},
+                 lambda r: _hostile_key(r, bad), archive_extra=script_entries({"seen.sh": SEEN}))
+
+
+def _hostile_key(r, bad):
+    if True:
         s3 = r.cloud.boto("s3")
         s3.put_object(Bucket=BUCKET, Key="data/ok.txt", Body=b"fine\n")
-        s3.put_object(Bucket=BUCKET, Key="data/x/../../../../escaped", Body=b"evil\n")
+        s3.put_object(Bucket=BUCKET, Key=bad, Body=b"evil\n")
         keys = [o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET, Prefix="data/")["Contents"]]
-        check("data/x/../../../../escaped" in keys, "moto did not keep the key as sent: %r" % keys)
+        check(bad in keys, "moto did not keep the key as sent: %r" % keys)
         rc = r.run(timeout=120)
         check(rc != 0, "exit 0 with a hostile key")
-        check("input data: refusing the key 'data/x/../../../../escaped': it would land outside datasets/data"
-              in r.stderr, r.stderr)
+        check("input data: refusing the key '%s': it would land outside datasets/data" % bad in r.stderr, r.stderr)
         st = r.status()
         check(st["outcome"] == "error" and "refusing the key" in st["error"], json.dumps(st))
         check(not seen(r), "the experiment ran")
         for top in (r.dir, os.path.dirname(r.dir)):
             check(not os.path.exists(os.path.join(top, "escaped")), "wrote outside the workdir")
         check(not os.path.exists(os.path.join(r.work, "datasets", "data", "ok.txt")), "staged part of a refused input")
-    with_run({"experiments": [{"name": "a", "command": ["./seen.sh"]}], "inputs": INPUTS[:1]}, body,
-             archive_extra=script_entries({"seen.sh": SEEN}))
 
 
 def test_status_json_shows_the_staging_while_it_lasts():
@@ -298,5 +309,32 @@ def test_a_stop_while_staging_ends_it_at_the_next_object_and_the_run_ships():
         st = r.status()
         check(st and st["outcome"] != "running" and "staging" not in st, json.dumps(st))
         check("Traceback" not in err and "could not be uploaded" not in err, err)
+    with_run({"experiments": [{"name": "a", "command": ["./seen.sh", "0"]}], "inputs": INPUTS}, body,
+             archive_extra=script_entries({"seen.sh": SEEN}))
+
+
+def test_a_staging_killed_midway_leaves_no_temporary_file_behind_the_next_start():
+    def body(r):
+        s3 = r.cloud.boto("s3")
+        big = os.urandom(40 << 20)
+        s3.put_object(Bucket=BUCKET, Key="data/big.bin", Body=big)
+        s3.put_object(Bucket=BUCKET, Key="vocab/v.txt", Body=b"v\n")
+        # the big object's ranges answer 30 s late: the agent is killed while it downloads them
+        r.cloud.faults([{"method": "GET", "path_contains": "/%s/data/big.bin" % BUCKET, "delay": 30, "count": -1}])
+        r.start()
+        data = os.path.join(r.work, "datasets", "data")
+
+        def temps():
+            return [n for n in (os.listdir(data) if os.path.isdir(data) else []) if ".mayfly-" in n]
+        wait_for(temps, 60, "the download's temporary file")
+        left = temps()
+        r.proc.send_signal(signal.SIGKILL)
+        r.proc.wait()
+        r.cloud.control("DELETE", "/faults")
+        rc = r.run(timeout=120)
+        check(rc == 0, r.stderr)
+        check(not temps(), "left behind: %r (was %r)" % (temps(), left))
+        check(hashlib.sha256(open(os.path.join(data, "big.bin"), "rb").read()).digest() == hashlib.sha256(big).digest(),
+              "big.bin differs")
     with_run({"experiments": [{"name": "a", "command": ["./seen.sh", "0"]}], "inputs": INPUTS}, body,
              archive_extra=script_entries({"seen.sh": SEEN}))

@@ -142,6 +142,13 @@ static void test_inputs(void) {
                   "$.inputs[0].syncc: unknown key (did you mean 'sync'?)" },
                 { ", \"inputs\": {}", "$.inputs: must be an array" },
                 { ", \"scratch\": \"nvme\"", "$.scratch: must be instance-store or prefer-instance-store" },
+                { ", \"inputs\": [{\"name\": \"a\", \"source\": \"s3://b-b/x/\", \"path\": \"./data\"}]",
+                  "$.inputs[0].path: must be a path under the workdir" },
+                { ", \"inputs\": [{\"name\": \"a\", \"source\": \"s3://b-b/x/\", \"path\": \"d//e\"}]",
+                  "$.inputs[0].path: must be a path under the workdir" },
+                { ", \"inputs\": [{\"name\": \"a\", \"source\": \"s3://b-b/x/v.txt\", \"path\": \"d/\"}, "
+                  "{\"name\": \"b\", \"source\": \"s3://b-b/y/v.txt\", \"path\": \"d/\"}]",
+                  "$.inputs[1]: is staged where input 'a'" },
                 { ", \"checkpoint\": {\"path\": \"scratch:ck\"}", "$.checkpoint.path: is in the scratch directory" },
                 { ", \"scratch\": \"instance-store\", \"checkpoint\": {\"path\": \"scratch:/abs\"}",
                   "$.checkpoint.path: must be a directory under the workdir, or scratch:DIR" },
@@ -151,6 +158,9 @@ static void test_inputs(void) {
                 snprintf(name, sizeof name, "refused, named: %s", bad[i].want);
                 T_EXPECT(name, parse_with(bad[i].extra, NULL, &e) == -EINVAL && has(&e, bad[i].want));
         }
+        T_EXPECT("inputs: two objects into one directory", parse_with(", \"inputs\": [{\"name\": \"a\", \"source\": "
+                 "\"s3://b-b/x/v.txt\", \"path\": \"d/\"}, {\"name\": \"b\", \"source\": \"s3://b-b/y/w.txt\", "
+                 "\"path\": \"d/\"}]", NULL, &e) == 0);
         T_EXPECT("inputs: data-b and data-bb are not nested", parse_with(", \"inputs\": [{\"name\": \"a\", \"source\": "
                  "\"s3://b-b/x/\", \"path\": \"data\"}, {\"name\": \"b\", \"source\": \"s3://b-b/y/\", \"path\": "
                  "\"database\"}]", NULL, &e) == 0);

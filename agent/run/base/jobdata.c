@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "beneath.h"
 #include "run/base/jobparse.h"
 #include "util.h"
 
@@ -28,6 +29,13 @@ void job_input_var(const char *name, char *buf, size_t len) {
         buf[len ? i : 0] = 0;
 }
 
+/* Where an input lands: its path, or for one object into a directory (a path ending in '/') the file in it. */
+static void place_of(const struct job_input *in, char *buf, size_t len) {
+        const char *base = strrchr(in->source + 5, '/');
+        bool into = !in->prefix && str_has_suffix(in->path, "/");
+        snprintf(buf, len, "%s%s", in->path, into && base ? base + 1 : "");
+}
+
 /* Whether a is b or a directory above it (as paths: "data" holds "data/x", not "database"). */
 static bool path_holds(const char *a, const char *b) {
         size_t n = strlen(a);
@@ -40,7 +48,12 @@ static bool path_holds(const char *a, const char *b) {
 static int split_place(struct pctx *p, const char *sub, const char *v, bool dir_only, char **ret, bool *scratch) {
         *scratch = str_has_prefix(v, JOB_SCRATCH_PREFIX);
         const char *rest = *scratch ? v + strlen(JOB_SCRATCH_PREFIX) : v;
-        if (!jp_safe_relative(rest) || !strcmp(rest, ".") || !strcmp(rest, "./"))
+        char bare[4097];
+        snprintf(bare, sizeof bare, "%s", rest);
+        if (strlen(bare) > 1 && str_has_suffix(bare, "/"))
+                bare[strlen(bare) - 1] = 0;
+        /* the form staging resolves beneath the tree: no empty, '.' or '..' segment */
+        if (!beneath_rel_ok(bare))
                 return jp_fail(p, sub, dir_only ? "must be a directory under the workdir, or scratch:DIR (no leading "
                                "'/', no '..'): '%s'" : "must be a path under the workdir, or scratch:PATH (no leading "
                                "'/', no '..'): '%s'", v);
@@ -88,6 +101,13 @@ static int parse_input(struct pctx *p, const cJSON *x, const char *at, struct jo
         int u = jp_get_bool(p, x, "read_only", at, &in->read_only);
         int v = jp_get_bool(p, x, "sync", at, &in->sync);
         return r < 0 ? r : q < 0 ? q : s < 0 ? s : t < 0 ? t : u < 0 ? u : v;
+}
+
+static bool places_meet(const struct job_input *a, const struct job_input *b) {
+        char pa[4400], pb[4400];
+        place_of(a, pa, sizeof pa);
+        place_of(b, pb, sizeof pb);
+        return path_holds(pa, pb) || path_holds(pb, pa);
 }
 
 static int parse_scratch(struct pctx *p, const cJSON *root, struct job *j) {
@@ -145,8 +165,7 @@ int jp_parse_inputs(struct pctx *p, const cJSON *root, struct job *j) {
                                 continue;
                         if (!strcmp(v1, v2))
                                 q = jp_fail(p, at, "has the same variable MAYFLY_INPUT_… as input '%s'", o->name);
-                        else if (in->scratch == o->scratch && (path_holds(in->path, o->path) ||
-                                                               path_holds(o->path, in->path)))
+                        else if (in->scratch == o->scratch && places_meet(in, o))
                                 q = jp_fail(p, at, "is staged where input '%s' is, or inside it or around it: give "
                                             "each input a place of its own", o->name);
                 }

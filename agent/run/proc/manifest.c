@@ -69,10 +69,19 @@ struct staged *manifest_find(struct manifest *m, const char *key) {
         return m->n ? bsearch(&k, m->v, m->n, sizeof *m->v, by_key) : NULL;
 }
 
+bool manifest_mtime(const struct stat *st, int64_t *ret) {
+        int64_t ns;
+        if (__builtin_mul_overflow((int64_t)st->st_mtim.tv_sec, (int64_t)1000000000, &ns) ||
+            __builtin_add_overflow(ns, (int64_t)st->st_mtim.tv_nsec, &ns))
+                return false;
+        *ret = ns;
+        return true;
+}
+
 bool manifest_unchanged(const struct staged *e, uint64_t size, const char *etag, const struct stat *st) {
+        int64_t ns;
         return e && e->has_file && e->size == size && s3_etag_same(e->etag, etag) && S_ISREG(st->st_mode) &&
-               (uint64_t)st->st_size == e->lsize &&
-               (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec == e->lmtime;
+               (uint64_t)st->st_size == e->lsize && manifest_mtime(st, &ns) && ns == e->lmtime;
 }
 
 static const char *json_str(const cJSON *o, const char *k) {

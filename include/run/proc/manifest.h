@@ -40,6 +40,8 @@ long manifest_add(struct manifest *m, const char *key, uint64_t size, const char
                   int64_t lmtime, bool has_file);
 /* Sorts by key (bytes, as S3 lists) once, then finds key: the entry or NULL. */
 struct staged *manifest_find(struct manifest *m, const char *key);
+/* st's mtime in nanoseconds into *ret; false when it does not fit (a time past 2262). Pure. */
+bool manifest_mtime(const struct stat *st, int64_t *ret);
 /* Whether the file st (its own: lstat) is still what was staged as e for S3's entry (size, etag): a regular file of
  * the size and mtime recorded, for an object of the same size and ETag. Pure. */
 bool manifest_unchanged(const struct staged *e, uint64_t size, const char *etag, const struct stat *st);
