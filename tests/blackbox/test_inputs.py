@@ -338,3 +338,31 @@ def test_a_staging_killed_midway_leaves_no_temporary_file_behind_the_next_start(
               "big.bin differs")
     with_run({"experiments": [{"name": "a", "command": ["./seen.sh", "0"]}], "inputs": INPUTS}, body,
              archive_extra=script_entries({"seen.sh": SEEN}))
+
+
+def test_an_input_and_the_checkpoint_in_the_scratch_directory():
+    """prefer-instance-store on an instance without one: the scratch directory on the state disk holds the input
+    (scratch:data) and the checkpoint (scratch:ck), which is synced to S3 as any checkpoint."""
+    script = """#!/bin/bash
+case "$MAYFLY_INPUT_DATA" in "$MAYFLY_SCRATCH"/data) ;; *) echo "input not in scratch: $MAYFLY_INPUT_DATA"; exit 3;; esac
+case "$MAYFLY_CHECKPOINT_DIR" in "$MAYFLY_SCRATCH"/ck/*) ;; *) echo "checkpoint not in scratch"; exit 4;; esac
+cat "$MAYFLY_INPUT_DATA/x.txt" > "$MAYFLY_CHECKPOINT_DIR/from-input.txt"
+echo ok >> runs.txt
+"""
+
+    def body(r):
+        s3 = r.cloud.boto("s3")
+        s3.put_object(Bucket=BUCKET, Key="data/x.txt", Body=b"from the input\n")
+        rc = r.run(timeout=120)
+        check(rc == 0, r.stderr)
+        check(r.runs_txt() == ["ok"], r.stderr)
+        st = r.status()
+        check(st["outcome"] == "succeeded", json.dumps(st))
+        got = r.get("results/t/%s/checkpoint/a/from-input.txt" % st["run_id"])
+        check(got == b"from the input\n", repr(got))
+        scratch = os.path.join(r.dir, "state", "scratch", RUN_USER)
+        check(os.path.isfile(os.path.join(scratch, "data", "x.txt")), "the input is not in %s" % scratch)
+    with_run({"experiments": [{"name": "a", "command": ["./sc.sh"]}], "scratch": "prefer-instance-store",
+              "checkpoint": {"path": "scratch:ck", "interval": 60},
+              "inputs": [{"name": "data", "source": "s3://%s/data/" % BUCKET, "path": "scratch:data"}]}, body,
+             archive_extra=script_entries({"sc.sh": script}))
