@@ -11,6 +11,7 @@
 #include "cmd/statusview.h"
 #include "jsonx.h"
 #include "run/base/job.h"
+#include "run/proc/manifest.h"
 #include "run/view/cost.h"
 #include "termsafe.h"
 #include "test.h"
@@ -93,6 +94,16 @@ int main(int argc, char **argv) {
                         t_result(name, records_ok(data, len), "the records were refused");
                 } else if (str_has_prefix(de->d_name, "laptop-")) {
                         t_result(name, laptop_ok(data, len), "a control character reached the terminal");
+                } else if (str_has_prefix(de->d_name, "manifest-")) {
+                        struct manifest m;
+                        char err[200] = "";
+                        bool ok = manifest_init(&m, "s", "p") == 0;
+                        int r = ok ? manifest_parse(&m, data, len, err, sizeof err) : 0;
+                        for (size_t i = 0; ok && r == 0 && i < m.n; i++)
+                                ok = manifest_find(&m, m.v[i].key) != NULL;
+                        manifest_free(&m);
+                        t_result(name, ok && (r == 0 || !strncmp(err, "line ", 5)), "an error that names no line: %s",
+                                 err);
                 } else if (str_has_prefix(de->d_name, "archive-"))
                         continue; /* test_archive extracts these */
                 else
