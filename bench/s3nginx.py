@@ -133,7 +133,7 @@ def free_port():
 
 
 def make_cert(d):
-    """A self-signed certificate for localhost (mbedTLS 2.28 checks no IP SANs: clients use the name)."""
+    """A self-signed certificate for localhost (clients use the name, as they do on S3)."""
     key, crt = os.path.join(d, "tls.key"), os.path.join(d, "tls.crt")
     subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", crt,
                     "-days", "2", "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost"],
