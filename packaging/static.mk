@@ -7,7 +7,8 @@
 STATIC_DIR     := $(BUILD)/static
 STATIC_CC      := musl-gcc
 STATIC_PKGS    := libcurl libcrypto libcjson expat libarchive zlib
-STATIC_CFLAGS  ?= -Os -fstack-protector-strong
+# no unwind tables, as the libraries (packaging/static/deps.sh): nothing unwinds C frames
+STATIC_CFLAGS  ?= -Os -fstack-protector-strong -fno-asynchronous-unwind-tables -fno-unwind-tables
 STATIC_OBJS    := $(SRCS:agent/%.c=$(STATIC_DIR)/agent/%.o) $(BLOBS:agent/%.S=$(STATIC_DIR)/agent/%.o)
 STATIC_HDRS    := $(HDRS) $(wildcard packaging/static/include/systemd/*.h)
 

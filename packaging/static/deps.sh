@@ -20,7 +20,8 @@ JOBS=${JOBS:-$(nproc)}
 SOURCES="curl=7.88.1-10+deb12u15 openssl=3.0.20-1~deb12u2 expat=2.5.0-1+deb12u2 libarchive=3.6.2-1+deb12u5
 zlib=1:1.2.13.dfsg-1 cjson=1.7.15-1+deb12u4 libzstd=1.5.4+dfsg2-5"
 TOOLS="musl-tools musl-dev linux-libc-dev autoconf automake libtool quilt cmake pkgconf dpkg-dev make patch perl"
-DEP_CFLAGS="-Os -fPIC -ffunction-sections -fdata-sections"
+# No unwind tables (.eh_frame, ~10 % of the binary): C throws nothing, and nothing in mayfly prints a backtrace.
+DEP_CFLAGS="-Os -fPIC -ffunction-sections -fdata-sections -fno-asynchronous-unwind-tables -fno-unwind-tables"
 # OpenSSL trimmed to what a TLS 1.2/1.3 client of S3 and EC2 needs (ECDHE/DHE with RSA or ECDSA certificates,
 # AES-GCM, ChaCha20-Poly1305, AES-CBC for old TLS 1.2 servers) and what agent/crypto.c uses (SHA-256, HMAC, MD5,
 # base64). Its default provider lists every algorithm compiled in, so --gc-sections drops none of them: what is not
