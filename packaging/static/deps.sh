@@ -193,6 +193,7 @@ build_curl() {
         QUILT_PATCHES=debian/patches quilt pop
         QUILT_PATCHES=debian/patches quilt pop
         patch -p1 <"$HERE/patches/curl-ca-bundle-search.patch"
+        patch -p1 <"$HERE/patches/curl-keep-tls-buffers.patch"
         autoreconf -fi
         # the bundle below is only the fallback: curl-ca-bundle-search.patch picks the first one present at run time
         ./configure --host=x86_64-linux-musl --prefix="$P" --disable-dependency-tracking --disable-shared \
