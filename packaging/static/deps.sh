@@ -25,7 +25,7 @@ DEP_CFLAGS="-Os -fPIC -ffunction-sections -fdata-sections -fno-asynchronous-unwi
 # OpenSSL trimmed to what a TLS 1.2/1.3 client of S3 and EC2 needs (ECDHE/DHE with RSA or ECDSA certificates,
 # AES-GCM, ChaCha20-Poly1305, AES-CBC for old TLS 1.2 servers) and what agent/crypto.c uses (SHA-256, HMAC, MD5,
 # base64). Its default provider lists every algorithm compiled in, so --gc-sections drops none of them: what is not
-# needed is left out here. The assembler stays: AES-NI/VAES GCM and SHA are why the static build uses OpenSSL.
+# needed is left out here. The assembler stays: its stitched AES-NI/PCLMULQDQ GCM is why the static build uses it.
 OPENSSL_NO="no-shared no-tests no-module no-dso no-engine no-legacy no-comp no-async no-autoload-config
 no-secure-memory no-ssl3 no-tls1 no-tls1_1 no-dtls no-srp no-psk no-srtp no-nextprotoneg no-ssl-trace no-ui-console
 no-ocsp no-cms no-ts no-ct no-cmp no-rfc3779 no-camellia no-aria no-seed no-sm2 no-sm3 no-sm4 no-idea no-whirlpool
@@ -138,7 +138,7 @@ build_zlib() {
         make install
 }
 
-# OpenSSL 3.0 with its assembler (AES-NI/VAES GCM, SHA-NI). OPENSSLDIR names no directory on any distribution:
+# OpenSSL 3.0 with its assembler (AES-NI GCM, SHA extensions). OPENSSLDIR names no directory on any distribution:
 # the static binary reads no system openssl.cnf (each distribution's names its own providers, engines and crypto
 # policies), and curl gives it the CA bundle it finds (curl-ca-bundle-search.patch). Only the libraries are built
 # (build_libs, install_dev): no openssl program, no manual.
