@@ -1,6 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* crypto.c — the primitives of crypto.h on OpenSSL libcrypto. */
-#ifndef MAYFLY_STATIC
+/* crypto.c — the primitives of crypto.h on OpenSSL libcrypto (the system's, or the static build's own 3.0). */
 #include "crypto.h"
 #include "fdio.h"
 
@@ -79,4 +78,3 @@ ssize_t crypto_base64_decode(const char *in, size_t n, unsigned char *out) {
 }
 
 void crypto_wipe(void *p, size_t n) { OPENSSL_cleanse(p, n); }
-#endif

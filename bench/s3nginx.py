@@ -19,6 +19,10 @@ apart by method and query in a `map` and answered with what nginx has:
   ListObjectsV2            GET /BUCKET?list-type=2&prefix=P  pages written beforehand by Stand.add_listing()
   GetObject / HeadObject   GET/HEAD /BUCKET/KEY            static files (Range, If-Match, sendfile)
 
+PUTs answer with the request's x-amz-checksum-crc32, as S3 does (S3 computes it; this stand-in only echoes it: the
+bench checks every upload's bytes itself). A store that echoes none is sent Content-MD5 and its ETags are checked
+as MD5s (agent/aws/s3.c), which the fixed ETag here would fail.
+
 One server listens on HTTP and, with a certificate, on HTTPS (TLS 1.2/1.3, nginx's default ciphers) for the
 same locations, so a client's TLS cost is measured against the same server work.  Every request is logged
 (method, URI, body length, status) in PREFIX/access.log for request and byte counts.
@@ -97,12 +101,14 @@ http {
             dav_methods PUT DELETE;
             create_full_put_path on;
             dav_access user:rw;
+            add_header x-amz-checksum-crc32 $http_x_amz_checksum_crc32 always;
         }
         location /.parts/ {
             internal;
             dav_methods PUT;
             create_full_put_path on;
             add_header ETag '%(etag)s' always;
+            add_header x-amz-checksum-crc32 $http_x_amz_checksum_crc32 always;
         }
         location /.lists/ {
             internal;
@@ -127,7 +133,7 @@ def free_port():
 
 
 def make_cert(d):
-    """A self-signed certificate for localhost (mbedTLS 2.28 checks no IP SANs: clients use the name)."""
+    """A self-signed certificate for localhost (clients use the name, as they do on S3)."""
     key, crt = os.path.join(d, "tls.key"), os.path.join(d, "tls.crt")
     subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", crt,
                     "-days", "2", "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost"],

@@ -1,8 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* crypto.h — the few primitives mayfly needs: SHA-256, HMAC-SHA256, MD5 (Content-MD5 for S3 stores that keep no
- * flexible checksums: not for security), base64, wiping (the CRC32
- * checksums are zlib's, checksum.h).
- * OpenSSL libcrypto in the normal build (agent/crypto.c); mbedTLS in the static build (agent/crypto_mbedtls.c). */
+ * flexible checksums: not for security), base64, wiping (the CRC32 checksums are zlib's, checksum.h). On OpenSSL
+ * libcrypto (agent/crypto.c), in the static build too. */
 #pragma once
 #include <stddef.h>
 #include <stdint.h>

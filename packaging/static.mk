@@ -1,12 +1,14 @@
 # SPDX-License-Identifier: Apache-2.0
-# static.mk — `make static`: $(BUILD)/static/mayfly, one fully static, stripped x86_64 binary (musl, curl on
-# mbedTLS, no OpenSSL, no libsystemd) for any Linux AMI. Included by the top Makefile, whose SRCS, WARN and VERSION
-# it uses. The libraries come from packaging/static/deps.sh: built once from Debian 12 source packages into
-# /var/cache/mayfly-static (MAYFLY_STATIC_CACHE), which prints their prefix. Recipe and pitfalls: STATIC.md in shared/.
+# static.mk — `make static`: $(BUILD)/static/mayfly, one fully static, stripped x86_64 binary (musl, curl and
+# agent/crypto.c on OpenSSL 3.0 built for musl, no libsystemd) for any Linux AMI. Included by the top Makefile, whose
+# SRCS, WARN and VERSION it uses. The libraries come from packaging/static/deps.sh: built once from Debian 12 source
+# packages into /var/cache/mayfly-static (MAYFLY_STATIC_CACHE), which prints their prefix. Recipe and pitfalls:
+# STATIC.md in shared/.
 STATIC_DIR     := $(BUILD)/static
 STATIC_CC      := musl-gcc
-STATIC_PKGS    := libcurl libcjson expat libarchive zlib
-STATIC_CFLAGS  ?= -Os -fstack-protector-strong
+STATIC_PKGS    := libcurl libcrypto libcjson expat libarchive zlib
+# no unwind tables, as the libraries (packaging/static/deps.sh): nothing unwinds C frames
+STATIC_CFLAGS  ?= -Os -fstack-protector-strong -fno-asynchronous-unwind-tables -fno-unwind-tables
 STATIC_OBJS    := $(SRCS:agent/%.c=$(STATIC_DIR)/agent/%.o) $(BLOBS:agent/%.S=$(STATIC_DIR)/agent/%.o)
 STATIC_HDRS    := $(HDRS) $(wildcard packaging/static/include/systemd/*.h)
 

@@ -1,9 +1,10 @@
 #!/bin/sh
 # SPDX-License-Identifier: Apache-2.0
-# deps.sh — builds the libraries of mayfly's static binary (curl + mbedTLS, cJSON, expat, libarchive, zlib, zstd)
+# deps.sh — builds the libraries of mayfly's static binary (curl + OpenSSL 3.0, cJSON, expat, libarchive, zlib, zstd)
 # with musl-gcc from Debian 12 source packages, into a cache outside the repository, and prints the install prefix.
-# The recipe, its pitfalls and its numbers: shared/platform/STATIC.md. Run as root (it installs the build tools and
-# enables deb-src in apt for as long as `apt-get source` runs). A cached run takes well under a second.
+# The recipe, its pitfalls and its numbers: shared/platform/STATIC.md (written for mbedTLS; OpenSSL replaced it for
+# its AES-NI GCM, see build_openssl). Run as root (it installs the build tools and enables deb-src in apt for as long
+# as `apt-get source` runs). A cached run takes well under a second.
 #
 #   MAYFLY_STATIC_CACHE  cache directory (default /var/cache/mayfly-static); one deps-<key>/ per set of versions,
 #                        flags, patches and toolchain, with prefix/, logs/ and the stamp `ok`
@@ -14,24 +15,22 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 CACHE=${MAYFLY_STATIC_CACHE:-/var/cache/mayfly-static}
 JOBS=${JOBS:-$(nproc)}
 
-# Debian 12 source packages (STATIC.md: expat's +deb12u5 is listed but missing from the mirror).
-SOURCES="curl=7.88.1-10+deb12u15 mbedtls=2.28.3-1 expat=2.5.0-1+deb12u2 libarchive=3.6.2-1+deb12u5
+# Debian 12 source packages (STATIC.md: expat's +deb12u5 is listed but missing from the mirror; so is openssl's
+# 3.0.22-1~deb12u2 from bookworm-security, the dynamic build's libssl3: the static one takes bookworm's 3.0.20).
+SOURCES="curl=7.88.1-10+deb12u15 openssl=3.0.20-1~deb12u2 expat=2.5.0-1+deb12u2 libarchive=3.6.2-1+deb12u5
 zlib=1:1.2.13.dfsg-1 cjson=1.7.15-1+deb12u4 libzstd=1.5.4+dfsg2-5"
-TOOLS="musl-tools musl-dev linux-libc-dev autoconf automake libtool quilt cmake pkgconf dpkg-dev make patch"
-DEP_CFLAGS="-Os -fPIC -ffunction-sections -fdata-sections"
-# mbedTLS trimmed to a TLS 1.2 client (STATIC.md step 2); MD5, SHA-256, HMAC and base64 stay for crypto_mbedtls.c.
-MBEDTLS_UNSET="SSL_PROTO_TLS1 SSL_PROTO_TLS1_1 SSL_CBC_RECORD_SPLITTING SSL_PROTO_DTLS SSL_DTLS_ANTI_REPLAY
-SSL_DTLS_HELLO_VERIFY SSL_DTLS_CLIENT_PORT_REUSE SSL_DTLS_BADMAC_LIMIT SSL_COOKIE_C SSL_SRV_C SSL_CACHE_C
-SSL_TICKET_C CAMELLIA_C ARIA_C DES_C BLOWFISH_C XTEA_C ARC4_C RIPEMD160_C X509_CRT_WRITE_C X509_CSR_WRITE_C
-X509_CREATE_C X509_CSR_PARSE_C PEM_WRITE_C DEBUG_C SELF_TEST"
-
-MBEDTLS_SUITES="MBEDTLS_TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,MBEDTLS_TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,\
-MBEDTLS_TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,MBEDTLS_TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,\
-MBEDTLS_TLS_DHE_RSA_WITH_AES_128_GCM_SHA256,MBEDTLS_TLS_DHE_RSA_WITH_AES_256_GCM_SHA384,\
-MBEDTLS_TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,MBEDTLS_TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,\
-MBEDTLS_TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256,MBEDTLS_TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA256,\
-MBEDTLS_TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA,MBEDTLS_TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA,\
-MBEDTLS_TLS_RSA_WITH_AES_128_GCM_SHA256,MBEDTLS_TLS_RSA_WITH_AES_256_GCM_SHA384"
+TOOLS="musl-tools musl-dev linux-libc-dev autoconf automake libtool quilt cmake pkgconf dpkg-dev make patch perl"
+# No unwind tables (.eh_frame, ~10 % of the binary): C throws nothing, and nothing in mayfly prints a backtrace.
+DEP_CFLAGS="-Os -fPIC -ffunction-sections -fdata-sections -fno-asynchronous-unwind-tables -fno-unwind-tables"
+# OpenSSL trimmed to what a TLS 1.2/1.3 client of S3 and EC2 needs (ECDHE/DHE with RSA or ECDSA certificates,
+# AES-GCM, ChaCha20-Poly1305, AES-CBC for old TLS 1.2 servers) and what agent/crypto.c uses (SHA-256, HMAC, MD5,
+# base64). Its default provider lists every algorithm compiled in, so --gc-sections drops none of them: what is not
+# needed is left out here. The assembler stays: its stitched AES-NI/PCLMULQDQ GCM is why the static build uses it.
+OPENSSL_NO="no-shared no-tests no-module no-dso no-engine no-legacy no-comp no-async no-autoload-config
+no-secure-memory no-ssl3 no-tls1 no-tls1_1 no-dtls no-srp no-psk no-srtp no-nextprotoneg no-ssl-trace no-ui-console
+no-ocsp no-cms no-ts no-ct no-cmp no-rfc3779 no-camellia no-aria no-seed no-sm2 no-sm3 no-sm4 no-idea no-whirlpool
+no-rc2 no-rc4 no-rc5 no-md4 no-mdc2 no-des no-bf no-cast no-rmd160 no-gost no-siphash no-siv no-ocb no-scrypt
+no-blake2 no-dsa no-ec2m"
 
 say() { echo "static deps: $*" >&2; }
 die() { say "$*"; exit 1; }
@@ -54,7 +53,7 @@ ensure_tools() {
 
 # Everything the result depends on; its hash names the cache entry.
 manifest() {
-        echo "$SOURCES" "$DEP_CFLAGS" "$MBEDTLS_UNSET" "$MBEDTLS_SUITES"
+        echo "$SOURCES" "$DEP_CFLAGS" "$OPENSSL_NO"
         dpkg-query -W -f='${Package} ${Version}\n' musl-dev gcc binutils
         cat "$HERE/deps.sh" "$HERE"/patches/*.patch
 }
@@ -130,29 +129,28 @@ cmake_build() {  # cmake_build SOURCE_DIR EXTRA_ARGS...
                 -DCMAKE_INSTALL_PREFIX="$P" -DCMAKE_INSTALL_LIBDIR=lib "$@"
 }
 
+# zlib at Debian's -O3 -DUNALIGNED_OK (debian/rules on amd64), not -Os: its crc32_z checks every upload and download
+# (the CRC32 checksums) and runs 2x faster so; at -Os it was a quarter of a static upload's CPU over TLS.
 build_zlib() {
         cd "$(srcdir zlib)"
-        ./configure --static --prefix="$P"
+        CFLAGS="$DEP_CFLAGS -O3 -DUNALIGNED_OK" ./configure --static --prefix="$P"
         make -j"$JOBS" libz.a
         make install
 }
 
-build_mbedtls() {
-        cd "$(srcdir mbedtls)"
-        patch -p1 <"$HERE/patches/mbedtls-getrandom-musl.patch"
-        scripts/config.py set MBEDTLS_THREADING_C
-        scripts/config.py set MBEDTLS_THREADING_PTHREAD
-        # The client's order decides where the server follows it (nginx's default): AES-GCM, which AES-NI and
-        # PCLMULQDQ run in hardware on every x86 EC2 instance, before ChaCha20-Poly1305, which mbedTLS 2.28 runs in
-        # portable C at a quarter of the speed (bench/bench_up.py, docs/performance.md).
-        scripts/config.py set MBEDTLS_SSL_CIPHERSUITES "$MBEDTLS_SUITES"
-        for o in $MBEDTLS_UNSET; do
-                scripts/config.py unset "MBEDTLS_$o"
-        done
-        cmake_build . -DUSE_STATIC_MBEDTLS_LIBRARY=ON -DUSE_SHARED_MBEDTLS_LIBRARY=OFF -DENABLE_PROGRAMS=OFF \
-                -DENABLE_TESTING=OFF -DMBEDTLS_FATAL_WARNINGS=OFF
-        make -j"$JOBS"
-        make install
+# OpenSSL 3.0 with its assembler (AES-NI GCM, SHA extensions). OPENSSLDIR names no directory on any distribution:
+# the static binary reads no system openssl.cnf (each distribution's names its own providers, engines and crypto
+# policies), and curl gives it the CA bundle it finds (curl-ca-bundle-search.patch). Only the libraries are built
+# (build_libs, install_dev): no openssl program, no manual.
+# Configure reads LDFLAGS without -static: seeing it, OpenSSL 3.0 quietly turns off threads (no OPENSSL_THREADS: its
+# locks do nothing), and curl's transfer threads then corrupt its heap.
+build_openssl() {
+        cd "$(srcdir openssl)"
+        LDFLAGS="-L$P/lib" ./Configure linux-x86_64 --prefix="$P" --libdir=lib \
+                --openssldir=/nonexistent/mayfly-static/ssl --with-rand-seed=os $OPENSSL_NO
+        grep -q '^# *define OPENSSL_THREADS$' include/openssl/configuration.h
+        make -j"$JOBS" build_libs
+        make install_dev
 }
 
 build_expat() {
@@ -195,10 +193,11 @@ build_curl() {
         QUILT_PATCHES=debian/patches quilt pop
         QUILT_PATCHES=debian/patches quilt pop
         patch -p1 <"$HERE/patches/curl-ca-bundle-search.patch"
+        patch -p1 <"$HERE/patches/curl-keep-tls-buffers.patch"
         autoreconf -fi
         # the bundle below is only the fallback: curl-ca-bundle-search.patch picks the first one present at run time
         ./configure --host=x86_64-linux-musl --prefix="$P" --disable-dependency-tracking --disable-shared \
-                --enable-static --with-mbedtls="$P" --with-zlib="$P" \
+                --enable-static --with-openssl="$P" --with-zlib="$P" \
                 --with-ca-bundle=/etc/ssl/certs/ca-certificates.crt --without-ca-path --without-ca-fallback \
                 --enable-threaded-resolver --enable-ipv6 --disable-ftp --disable-file --disable-ldap --disable-ldaps \
                 --disable-rtsp --disable-dict --disable-telnet --disable-tftp --disable-pop3 --disable-imap \
@@ -208,7 +207,7 @@ build_curl() {
                 --without-ngtcp2 --without-nghttp3 --without-quiche --without-zstd --without-brotli --without-librtmp \
                 --without-libssh2 --without-libssh --without-wolfssh --without-libgsasl --without-gssapi \
                 --without-hyper
-        grep -q '^#define USE_MBEDTLS 1' lib/curl_config.h
+        grep -q '^#define USE_OPENSSL 1' lib/curl_config.h
         make -j"$JOBS" -C lib
         make -C lib install
         make -C include install
@@ -237,7 +236,7 @@ build_all() {
                 LDFLAGS="-L$P/lib -static" PKG_CONFIG_PATH="$P/lib/pkgconfig" PKG_CONFIG_LIBDIR="$P/lib/pkgconfig"
         unset MAKEFLAGS MFLAGS MAKELEVEL
         step zlib build_zlib
-        step mbedtls build_mbedtls
+        step openssl build_openssl
         step expat build_expat
         step cjson build_cjson
         step zstd build_zstd

@@ -1,7 +1,8 @@
 # SPDX-License-Identifier: Apache-2.0
-"""The static binary (`make static`: build/static/mayfly, musl + mbedTLS): size, linkage, an empty chroot (no libc, no
-/etc but a CA bundle) for --version, cp against moto over HTTP and over HTTPS with each distribution's CA bundle path,
-mayfly check, the nvidia-smi fallback (no dlopen in a static binary), and the sd_notify shim. Builds nothing."""
+"""The static binary (`make static`: build/static/mayfly, musl, curl and libcrypto on OpenSSL 3.0): size, linkage,
+an empty chroot (no libc, no /etc but a CA bundle) for --version, cp against moto over HTTP and over HTTPS with each
+distribution's CA bundle path, mayfly check, the nvidia-smi fallback (no dlopen in a static binary), and the
+sd_notify shim. Builds nothing."""
 import datetime
 import json
 import os
