@@ -451,7 +451,7 @@ def test_scratch():
     """"scratch": "instance-store" on a guest with two qemu NVMe devices as its instance store
     (MAYFLY_INSTANCE_STORE_MODEL set to qemu's model, which qemu 7.2 cannot change) and a third NVMe device playing an
     EBS volume (serial vol…, its sysfs model bind-mounted to EBS's by the image): the two striped (mdadm RAID 0),
-    formatted ext4 and mounted at /mnt/mayfly-scratch by `mayfly scratch` (ExecStartPre=+); $MAYFLY_SCRATCH owned by
+    formatted ext4 and mounted at /mnt/mayfly-scratch by `mayfly scratch` (mayfly-scratch.service); $MAYFLY_SCRATCH owned by
     the run user `mayfly` (0700) and on that mount; an input staged under it (scratch:data). A second boot of the same
     NVMe disks (a new root disk, a new instance) reassembles the array and reuses the file system: the file the first
     run wrote is there, the log says "reused". The EBS volume's bytes are the same after both boots."""
