@@ -18,7 +18,8 @@ struct xfer_progress {
         _Atomic int64_t done;
         _Atomic uint64_t total;
         int fd;
-        double start, last;
+        double start;
+        _Atomic double last;       /* read by every transfer thread, written by the one that prints */
         pthread_mutex_t lock;
 };
 
@@ -30,7 +31,8 @@ struct xfer_progress *xfer_progress_new(uint64_t total, int fd) {
                 return NULL;
         p->total = total;
         p->fd = fd;
-        p->start = p->last = now_mono();
+        p->start = now_mono();
+        atomic_store(&p->last, p->start);
         pthread_mutex_init(&p->lock, NULL);
         return p;
 }
@@ -53,9 +55,11 @@ void xfer_progress_add(void *ud, int64_t n) {
         if (!p)
                 return;
         atomic_fetch_add(&p->done, n);
+        if (p->fd < 0)
+                return; /* a counter: nothing to print */
         double now = now_mono();
-        if (now - p->last >= 0.5 && pthread_mutex_trylock(&p->lock) == 0) {
-                p->last = now;
+        if (now - atomic_load(&p->last) >= 0.5 && pthread_mutex_trylock(&p->lock) == 0) {
+                atomic_store(&p->last, now);
                 progress_print(p, false);
                 pthread_mutex_unlock(&p->lock);
         }

@@ -199,8 +199,8 @@ def test_status_json_shows_the_staging_while_it_lasts():
         p = mayfly("status", "s3://%s/results/t/" % BUCKET, env=r.cloud.admin_env())
         check(re.search(r"^staging:  input data \(1 of 2\): \d of 6 objects, [0-9.]+ \S+ of 24.0 KiB, ", out(p), re.M),
               out(p))
-        r.proc.communicate(timeout=120)
-        check(r.proc.returncode == 0, "exit %d" % r.proc.returncode)
+        _, e = r.proc.communicate(timeout=120)
+        check(r.proc.returncode == 0, "exit %d: %s" % (r.proc.returncode, e.decode(errors="replace")[-6000:]))
         r.cloud.faults_done()
         st = r.status()
         check(st["outcome"] == "succeeded" and "staging" not in st, json.dumps(st))
