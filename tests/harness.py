@@ -86,6 +86,8 @@ class Cloud:
             args += ["--simulate-instances", "--mayfly", mayfly or MAYFLY]
             for k, v in (extra_env or {}).items():
                 args += ["--agent-env", "%s=%s" % (k, v)]
+            # each instance's private IPv4 on this worker's own loopback /24 (worker_loopback keeps to 127.X.0.x)
+            args += ["--sim-private-net", "127.%d.1" % (10 + WORKER)]
             for opt, v in (("--sim-grace", grace), ("--sim-boot-delay", boot_delay), ("--sim-restart-sec", restart_sec)):
                 if v is not None:
                     args += [opt, str(v)]

@@ -7,11 +7,13 @@ instance alone and is acted on at its time; a stop and start boots the same root
 import base64
 import json
 import os
+import socket
 import time
 
 import boto3
 
 import fleetlib
+import harness
 from harness import RUN_USER, RunResults, check
 
 BUCKET = "mayfly-test"
@@ -168,6 +170,7 @@ def test_autoscaling_replacement_boots_a_fresh_root_and_deleting_the_group_ends_
         check(c.imds(i1, "meta-data/tags/instance/mayfly:run") == (200, b"run-1"), "propagated tag")
         check(c.imds(i1, "meta-data/tags/instance/from-template") == (200, b"yes"), "template tag")
         check(c.imds(i1, "meta-data/instance-life-cycle") == (200, b"spot"), "lifecycle")
+        ip1 = c.imds(i1, "meta-data/local-ipv4")[1].decode()
         check(c.imds(i1, "user-data") == (200, ud), "user-data")
         check(c.imds(i1, "meta-data/spot/instance-action")[0] == 404, "a notice nobody sent")
         doc = json.loads(c.imds(i1, "dynamic/instance-identity/document")[1])
@@ -194,6 +197,20 @@ def test_autoscaling_replacement_boots_a_fresh_root_and_deleting_the_group_ends_
         r1 = RunResults.find(c, results="results/simb/", instance_id=i1)
         check(len(r1) == 1 and r1[0].status()["outcome"] == "interrupted", "i1's run: %r" % [r.status() for r in r1])
         check(c.imds(i2, "meta-data/instance-id") == (200, i2.encode()), "replacement's IMDS")
+        # each instance has a private IPv4 of its own on this worker's loopback /24 (issue 25: members really
+        # connect), in local-ipv4 and the identity document, and the agent reports it in status.json
+        net = "127.%d.1." % (10 + harness.WORKER)
+        ip2 = c.imds(i2, "meta-data/local-ipv4")[1].decode()
+        check(ip1.startswith(net) and ip2.startswith(net) and ip1 != ip2, "addresses: %s %s" % (ip1, ip2))
+        doc2 = json.loads(c.imds(i2, "dynamic/instance-identity/document")[1])
+        check(doc2["privateIp"] == ip2, repr(doc2))
+        check(r1[0].status()["instance"].get("private_ip") == ip1, repr(r1[0].status()["instance"]))
+        srv = socket.socket()
+        srv.bind((ip2, 0))
+        srv.listen(1)
+        cli = socket.create_connection((ip2, srv.getsockname()[1]), timeout=5)
+        cli.close()
+        srv.close()
 
         asg.delete_auto_scaling_group(AutoScalingGroupName="sim-group", ForceDelete=True)
         got = c.wait_instances(lambda l: all(i["state"] == "terminated" and not i["agent_running"] for i in l),

@@ -400,6 +400,10 @@ def add_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--sim-boot-delay", type=float, default=0.5,
                    help="seconds an instance stays pending before its agent starts (default 0.5)")
     g.add_argument("--sim-restart-sec", type=float, default=5.0, help="RestartSec of the simulated unit")
+    g.add_argument("--sim-private-net", default=None, metavar="127.A.B",
+                   help="a loopback /24 (its first three octets) from which each simulated instance gets its own "
+                        "private IPv4 (IMDS local-ipv4), kept across its reboots, so that instances really reach "
+                        "each other (default: moto's 10.x address, which nothing here answers)")
     g.add_argument("--agent-env", action="append", default=[], metavar="KEY=VALUE",
                    help="extra environment for every agent (after everything else; repeatable)")
 
@@ -410,6 +414,8 @@ def check_args(p: argparse.ArgumentParser, a) -> None:
     if not a.mayfly or not os.access(a.mayfly, os.X_OK):
         p.error("--simulate-instances needs --mayfly PATH, an executable mayfly binary")
     a.mayfly = os.path.abspath(a.mayfly)
+    if a.sim_private_net and not re.fullmatch(r"127\.\d{1,3}\.\d{1,3}", a.sim_private_net):
+        p.error("--sim-private-net must be 127.A.B (a loopback /24)")
     for kv in a.agent_env:
         if not _ENV_KEY.fullmatch(kv.partition("=")[0]) or "=" not in kv:
             p.error(f"--agent-env {kv!r} is not KEY=VALUE")
@@ -443,6 +449,7 @@ class Rec:
         self.lifecycle = "on-demand"
         self.meta: dict = {}
         self.group: str | None = None  # the Auto Scaling group it is a member of
+        self.private_ip: str | None = None  # from --sim-private-net, for the instance's whole life
 
 
 class Simulator:
@@ -454,6 +461,8 @@ class Simulator:
         self.grace = float(args.sim_grace)
         self.boot_delay = max(0.0, float(args.sim_boot_delay))
         self.restart_sec = float(args.sim_restart_sec)
+        self.private_net = args.sim_private_net
+        self.next_host = 2  # .1 is left to the test's own servers
         self.dir = os.path.abspath(args.instances_dir or os.path.join(args.state_dir, "instances"))
         self.agent_env = dict(kv.split("=", 1) for kv in args.agent_env)
         self.boot_envs: collections.deque = collections.deque()
@@ -815,6 +824,16 @@ class Simulator:
             return True
         return (self._launch_data(inst).get("MetadataOptions") or {}).get("InstanceMetadataTags") == "enabled"
 
+    def _private_ip(self, rec: Rec) -> str | None:
+        """The instance's own loopback address from --sim-private-net (assigned once: EC2 keeps a private IPv4
+        across stop and start)."""
+        if self.private_net and rec.private_ip is None:
+            if self.next_host > 254:
+                raise RuntimeError("--sim-private-net: more than 253 instances")
+            rec.private_ip = "%s.%d" % (self.private_net, self.next_host)
+            self.next_host += 1
+        return rec.private_ip
+
     def _start_imds(self, rec: Rec, inst) -> None:
         if rec.server is not None:
             return
@@ -833,7 +852,7 @@ class Simulator:
             "ami_id": inst.image_id,
             "instance_type": inst.instance_type,
             "az": inst._placement.zone,
-            "private_ip": inst.private_ip or "10.0.0.10",
+            "private_ip": self._private_ip(rec) or inst.private_ip or "10.0.0.10",
             "hostname": inst.private_dns_name,
             "mac": mac,
             "reservation_id": reservation,

@@ -159,6 +159,8 @@ static void add_instance(cJSON *o, const struct instance_info *inst) {
         cJSON_AddStringToObject(in, "availability_zone", inst->az);
         cJSON_AddStringToObject(in, "ami_id", inst->ami);
         cJSON_AddStringToObject(in, "lifecycle", inst->lifecycle);
+        if (inst->private_ip[0])
+                cJSON_AddStringToObject(in, "private_ip", inst->private_ip);
 }
 
 int status_build(const struct status_parts *p, char **ret) {

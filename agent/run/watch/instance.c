@@ -2,6 +2,8 @@
 /* instance.c — the instance identity document and meta-data. */
 #include "run/watch/instance.h"
 
+#include <arpa/inet.h>
+
 #include <cjson/cJSON.h>
 
 #include "run/watch/watch.h"
@@ -35,6 +37,7 @@ int instance_load(struct imds *m, struct instance_info *ret, char *err, size_t e
                 doc_field(doc, "region", in.region, sizeof in.region);
                 doc_field(doc, "availabilityZone", in.az, sizeof in.az);
                 doc_field(doc, "imageId", in.ami, sizeof in.ami);
+                doc_field(doc, "privateIp", in.private_ip, sizeof in.private_ip);
                 cJSON_Delete(doc);
         }
         if (!in.id[0] && (r = imds_value(m, "meta-data/instance-id", in.id, sizeof in.id)) < 0) {
@@ -42,6 +45,9 @@ int instance_load(struct imds *m, struct instance_info *ret, char *err, size_t e
                 return r;
         }
         (void)imds_value(m, "meta-data/instance-life-cycle", in.lifecycle, sizeof in.lifecycle);
+        struct in_addr a;
+        if (in.private_ip[0] && inet_pton(AF_INET, in.private_ip, &a) != 1)
+                in.private_ip[0] = 0; /* not an address: none */
         *ret = in;
         return 0;
 }

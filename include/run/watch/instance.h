@@ -8,6 +8,7 @@
 /* What the agent learnt of its instance from IMDS ("" where it did not). */
 struct instance_info {
         char id[64], type[64], region[64], az[64], ami[64], lifecycle[32];
+        char private_ip[16];          /* the primary private IPv4 ("" when the instance has none: IPv6-only) */
 };
 
 /* The identity document (id, type, region, AZ, AMI) and the lifecycle (spot / on-demand); fields IMDS did not give
