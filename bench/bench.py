@@ -225,6 +225,19 @@ def clean_env(extra):
     return env
 
 
+def stand_env(work, endpoint, ca=None):
+    """A client's environment against a bench stand-in: fixed keys, no config files, no IMDS (bench_up, bench_stage)."""
+    e = clean_env({"AWS_ACCESS_KEY_ID": "AKIABENCHBENCHBENCH0", "AWS_SECRET_ACCESS_KEY": "bench" * 8,
+                   "AWS_REGION": "us-east-1", "AWS_DEFAULT_REGION": "us-east-1",
+                   "AWS_ENDPOINT_URL": endpoint, "AWS_EC2_METADATA_DISABLED": "true"})
+    empty = os.path.join(work, "aws-empty-config")
+    open(empty, "w").close()
+    e.update({"AWS_CONFIG_FILE": empty, "AWS_SHARED_CREDENTIALS_FILE": empty, "AWS_PAGER": ""})
+    if ca:
+        e["AWS_CA_BUNDLE"] = ca
+    return e
+
+
 def version(cmd):
     try:
         r = subprocess.run(cmd, capture_output=True, text=True, timeout=60)

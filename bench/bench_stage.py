@@ -24,21 +24,13 @@ import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-import bench as B  # noqa: E402
+import bench as B  # noqa: E402  (it puts tests/ on the path)
+from harness import file_sha256  # noqa: E402
 import s3nginx  # noqa: E402
 
 BUCKET = "mayfly-bench"
 GOAL_AWS, GOAL_CEIL = 3.0, 0.80
 MIB = 1 << 20
-
-
-def file_sha(path):
-    import hashlib
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for b in iter(lambda: f.read(MIB), b""):
-            h.update(b)
-    return h.hexdigest()
 
 
 def log(msg):
@@ -54,15 +46,6 @@ class Bench:
         self.work = tempfile.mkdtemp(prefix="mayfly-bench-stage-", dir=a.tmp)
         self.store = tempfile.mkdtemp(prefix="mayfly-bench-stage-store-", dir=shm)
         self.out = []
-
-    def env(self, endpoint):
-        e = B.clean_env({"AWS_ACCESS_KEY_ID": "AKIABENCHBENCHBENCH0", "AWS_SECRET_ACCESS_KEY": "bench" * 8,
-                         "AWS_REGION": "us-east-1", "AWS_DEFAULT_REGION": "us-east-1",
-                         "AWS_ENDPOINT_URL": endpoint, "AWS_EC2_METADATA_DISABLED": "true"})
-        empty = os.path.join(self.work, "aws-empty-config")
-        open(empty, "w").close()
-        e.update({"AWS_CONFIG_FILE": empty, "AWS_SHARED_CREDENTIALS_FILE": empty, "AWS_PAGER": ""})
-        return e
 
     def populate(self, st):
         a = self.a
@@ -89,7 +72,7 @@ class Bench:
             p = os.path.join(dest, key[len(strip):])
             if not os.path.exists(p) or os.path.getsize(p) != size:
                 return "missing or wrong size: %s" % p
-            if i % max(1, len(objs) // 16) == 0 and file_sha(p) != file_sha(st.object_path(BUCKET, key)):
+            if i % max(1, len(objs) // 16) == 0 and file_sha256(p) != file_sha256(st.object_path(BUCKET, key)):
                 return "differs: %s" % p
         return None
 
@@ -103,7 +86,7 @@ class Bench:
 
     def measure(self, st):
         a = self.a
-        env = self.env(st.endpoint)
+        env = B.stand_env(self.work, st.endpoint)
         res = {}
         for name in ("big", "small"):
             prefix = "stage/%s/" % name

@@ -144,15 +144,7 @@ class Bench:
         self.out.append(line)
 
     def env_for(self, endpoint, ca=None):
-        e = B.clean_env({"AWS_ACCESS_KEY_ID": "AKIABENCHBENCHBENCH0", "AWS_SECRET_ACCESS_KEY": "bench" * 8,
-                         "AWS_REGION": "us-east-1", "AWS_DEFAULT_REGION": "us-east-1",
-                         "AWS_ENDPOINT_URL": endpoint, "AWS_EC2_METADATA_DISABLED": "true"})
-        empty = os.path.join(self.work, "aws-empty-config")
-        open(empty, "w").close()
-        e.update({"AWS_CONFIG_FILE": empty, "AWS_SHARED_CREDENTIALS_FILE": empty, "AWS_PAGER": ""})
-        if ca:
-            e["AWS_CA_BUNDLE"] = ca
-        return e
+        return B.stand_env(self.work, endpoint, ca)
 
     def aws_cmd(self, src, dst, endpoint, *extra):
         return [self.aws, "s3", "cp", src, dst, "--endpoint-url", endpoint, "--only-show-errors", *extra]

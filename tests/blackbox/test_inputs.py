@@ -50,6 +50,14 @@ def upload_dataset(cloud, small=300, big=2, big_mib=48):
     return want
 
 
+def put_objects(cloud, objects):
+    """{key: body} into the test bucket, and vocab/v.txt (INPUTS' second input); the S3 client."""
+    s3 = cloud.boto("s3")
+    for key, body in dict(objects, **{"vocab/v.txt": b"v\n"}).items():
+        s3.put_object(Bucket=BUCKET, Key=key, Body=body)
+    return s3
+
+
 INPUTS = [{"name": "data", "source": "s3://%s/data/" % BUCKET, "path": "datasets/data", "read_only": True},
           {"name": "vocab", "source": "s3://%s/vocab/v.txt" % BUCKET, "sync": False}]
 
@@ -115,10 +123,7 @@ def test_inputs_are_staged_byte_exact_as_the_run_user_and_a_restart_downloads_no
 
 def test_a_changed_object_and_a_changed_file_are_downloaded_again_and_a_gone_one_removed():
     def body(r):
-        s3 = r.cloud.boto("s3")
-        for i in range(5):
-            s3.put_object(Bucket=BUCKET, Key="data/f%d.txt" % i, Body=b"v1 %d\n" % i)
-        s3.put_object(Bucket=BUCKET, Key="vocab/v.txt", Body=b"v\n")
+        s3 = put_objects(r.cloud, {"data/f%d.txt" % i: b"v1 %d\n" % i for i in range(5)})
         r.start()
         wait_for(lambda: seen(r), 60, "the experiment to start")
         r.proc.send_signal(signal.SIGKILL)
@@ -290,10 +295,7 @@ def data_gets_of(cloud, top):
 
 def test_a_stop_while_staging_ends_it_at_the_next_object_and_the_run_ships():
     def body(r):
-        s3 = r.cloud.boto("s3")
-        for i in range(200):
-            s3.put_object(Bucket=BUCKET, Key="data/f%03d.bin" % i, Body=b"%d\n" % i)
-        s3.put_object(Bucket=BUCKET, Key="vocab/v.txt", Body=b"v\n")
+        put_objects(r.cloud, {"data/f%03d.bin" % i: b"%d\n" % i for i in range(200)})
         # every object answers 3 s late: 200 of them, 16 at a time, would take 40 s
         r.cloud.faults([{"method": "GET", "path_contains": "/%s/data/f" % BUCKET, "delay": 3, "count": -1}])
         r.start()
