@@ -1,13 +1,12 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* cmd_run.c — `mayfly run`, `mayfly failsafe` and `mayfly scratch`: their command lines; the lifecycle is run/run.c,
  * the instance store run/proc/scratch.c. */
-#include <errno.h>
-#include <fcntl.h>
 #include <getopt.h>
 #include <unistd.h>
 
 #include "cmd/cli.h"
 #include "run/base/job.h"
+#include "run/base/runstate.h"
 #include "run/drive/run.h"
 #include "run/proc/scratch.h"
 
@@ -61,28 +60,14 @@ int cmd_failsafe(int argc, char **argv) {
         return run_main(job, true);
 }
 
-/* The record written whole or not at all (a temporary file renamed over it). */
-static int write_record(const char *text) {
-        char tmp[sizeof SCRATCH_RECORD + 8];
-        snprintf(tmp, sizeof tmp, "%s.tmp", SCRATCH_RECORD);
-        unlink(tmp);
-        _cleanup_close_ int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
-        if (fd < 0)
-                return -errno;
-        size_t n = strlen(text);
-        if (write(fd, text, n) != (ssize_t)n)
-                return -EIO;
-        return rename(tmp, SCRATCH_RECORD) < 0 ? -errno : 0;
-}
-
 int cmd_scratch(int argc, char **argv) {
         const char *job;
         int rc;
         if (parse(argc, argv, &job,
                   "usage: mayfly scratch [--job FILE]\n\n  Run as root by mayfly-scratch.service before the agent: "
                   "when the job\n  (default %s) has \"scratch\", the instance store's NVMe devices\n  (model "
-                  "$" SCRATCH_MODEL_ENV ", default '" SCRATCH_MODEL_DEFAULT "')\n  made into one ext4 file "
-                  "system (mdadm RAID 0 for several) or found, and mounted\n  at " SCRATCH_MOUNT "; what it did is "
+                  "$" SCRATCH_MODEL_ENV ", default '" SCRATCH_MODEL_DEFAULT "')\n  made into one ext4 "
+                  "filesystem (mdadm RAID 0 for several) or found, and mounted\n  at " SCRATCH_MOUNT "; what it did is "
                   "left in " SCRATCH_RECORD " for the agent.\n  Exits 0 whatever happened: the agent fails the run if "
                   "it must.\n",
                   &rc) < 0)
@@ -109,7 +94,7 @@ int cmd_scratch(int argc, char **argv) {
                 log_warn("scratch: %s", ss->none ? "no instance store to use" : ss->err);
         int r = scratch_record_format(ss, rec, SCRATCH_RECORD_MAX);
         if (r == 0)
-                r = write_record(rec);
+                r = write_file_atomic(SCRATCH_RECORD, rec, strlen(rec), 0644); /* whole or not at all */
         if (r < 0)
                 log_warn("scratch: cannot write %s: %s", SCRATCH_RECORD, strerror(-r));
         return EXIT_OK;

@@ -4,12 +4,10 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
-#include <unistd.h>
 
 #include "child.h"
 #include "util.h"
@@ -79,19 +77,14 @@ int imds_block_nft(uid_t uid, const struct imds_target *t, int n, char *out, siz
         return w < 0 || (size_t)w >= outlen ? -ENOBUFS : 0;
 }
 
-/* Runs argv (looked up in PATH), its output to /dev/null. 0 on exit 0, -ENOENT when it is not installed, -EIO. */
+/* Runs argv (looked up in PATH), its output dropped, for at most 30 s. 0 on exit 0, -ENOENT when it is not
+ * installed, -ETIMEDOUT, -EIO. */
 static int run_quiet(char *const *argv) {
-        _cleanup_close_ int null = open("/dev/null", O_WRONLY | O_CLOEXEC);
-        pid_t pid;
         int st = 0;
-        int r = child_spawn(&(struct child_spec){ .path = argv[0], .argv = argv, .search = true, .out_fd = null,
-                                                  .err_fd = null }, &pid);
+        int r = child_run(argv, 30, NULL, 0, NULL, 0, &st);
         if (r < 0)
                 return r;
-        r = child_wait(pid, &st);
-        if (r < 0)
-                return r;
-        return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : WIFEXITED(st) && WEXITSTATUS(st) == 127 ? -ENOENT : -EIO;
+        return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -EIO;
 }
 
 /* iptables (or ip6tables) -w OP OUTPUT <the rule for uid and t> */
