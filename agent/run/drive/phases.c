@@ -131,8 +131,8 @@ int act_prepare(struct run *R) {
                 return failed(R, "GPU required: found %d, need at least %d", R->have_gpu_inv ? R->gpu_inv.count : 0,
                               R->job.gpu_min_count);
         if (R->job.checkpoint_dir && !R->ship.ckpt_since)
-                shipper_set_checkpoint(&R->ship, &R->user, ckpt_tree(R, NULL), R->job.checkpoint_dir, R->st.n,
-                                       R->job.checkpoint_interval);
+                shipper_set_checkpoint(&R->ship, &R->user, run_tree(R, R->job.checkpoint_scratch, NULL),
+                                       R->job.checkpoint_dir, R->st.n, R->job.checkpoint_interval);
         if (R->metrics_fd < 0) {
                 R->metrics_fd = open(R->metrics_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
                 if (R->metrics_fd >= 0)
@@ -162,8 +162,8 @@ static int restore_checkpoint(void *arg) {
         struct restore *rs = arg;
         struct run *R = rs->R;
         struct aws_result res = { 0 };
-        int r = exptree_restore(&R->c, R->bucket, rs->prefix, &R->user, ckpt_tree(R, NULL), rs->dir, &rs->n, rs->refused,
-                                sizeof rs->refused, &res);
+        int r = exptree_restore(&R->c, R->bucket, rs->prefix, &R->user, run_tree(R, R->job.checkpoint_scratch, NULL),
+                                rs->dir, &rs->n, rs->refused, sizeof rs->refused, &res);
         if (r < 0)
                 log_warn("checkpoint restore from s3://%s/%s failed: %s", R->bucket, rs->prefix, res.msg);
         return r;
@@ -174,7 +174,7 @@ static int prepare_checkpoint(struct run *R, size_t i, bool resume, char *abs, s
         const char *name = R->job.experiments[i].name;
         struct restore rs = { .R = R };
         const char *top;
-        int tree = ckpt_tree(R, &top);
+        int tree = run_tree(R, R->job.checkpoint_scratch, &top);
         if (tree < 0)
                 return failed(R, "the checkpoint directory is in the scratch directory, which this start has not got");
         if (pathf(rs.dir, sizeof rs.dir, "%s/%s", R->job.checkpoint_dir, name) < 0 ||
@@ -562,7 +562,8 @@ int act_ship(struct run *R) {
         if (R->workfd < 0 && !R->bad_spec)
                 take_workdir(R, false);
         if (R->job.checkpoint_dir && !R->ship.ckpt_since)
-                shipper_set_checkpoint(&R->ship, &R->user, ckpt_tree(R, NULL), R->job.checkpoint_dir, R->st.n, 0);
+                shipper_set_checkpoint(&R->ship, &R->user, run_tree(R, R->job.checkpoint_scratch, NULL),
+                                       R->job.checkpoint_dir, R->st.n, 0);
         /* stopped by systemd: its stop timeout must cover the final upload */
         sd_notifyf(0, "EXTEND_TIMEOUT_USEC=%llu", (unsigned long long)(R->job.ship_timeout + 30) * 1000000ULL);
         struct ship_job *sj = calloc(1, sizeof *sj); /* an abandoned worker may still use it */

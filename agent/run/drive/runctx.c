@@ -328,10 +328,10 @@ int pending_event(struct run *R) {
 
 /* The run user and the workdir, before anything touches the workdir; on every start, as neither is persisted.
  * create: make the workdir if it is missing (not when only shipping what exists). */
-int ckpt_tree(const struct run *R, const char **ret_path) {
+int run_tree(const struct run *R, bool scratch, const char **ret_path) {
         if (ret_path)
-                *ret_path = R->job.checkpoint_scratch ? R->scratch_dir : R->workdir;
-        return R->job.checkpoint_scratch ? R->scratchfd : R->workfd;
+                *ret_path = scratch ? R->scratch_dir : R->workdir;
+        return scratch ? R->scratchfd : R->workfd;
 }
 
 int take_workdir(struct run *R, bool create) {

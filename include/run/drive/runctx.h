@@ -134,9 +134,9 @@ int on_watch(struct run *R);
 void note_cancel(struct run *R, const char *by);
 /* A stop, a spot notice or max_runtime that came meanwhile; -1: none. */
 int pending_event(struct run *R);
-/* The tree the checkpoint directory is in: the scratch directory's fd for a scratch:… checkpoint, else the
- * workdir's (-1: not open); its path in *ret_path (may be NULL). */
-int ckpt_tree(const struct run *R, const char **ret_path);
+/* The tree a place of the job is in (the checkpoint directory, an input): the scratch directory's fd for a
+ * scratch:… place, else the workdir's (-1: not open); its path in *ret_path (may be NULL). */
+int run_tree(const struct run *R, bool scratch, const char **ret_path);
 /* The run user and the workdir (create: make the workdir if missing). */
 int take_workdir(struct run *R, bool create);
 /* Experiment i's attempt a previous agent left running, stopped, and what it started outside its group killed (by
