@@ -146,7 +146,7 @@ static int one(struct xfer_batch *b, const struct xfer_item *it, const struct xf
  * failure of the batch. */
 static int one_or_refuse(struct xfer_batch *b, const struct xfer_item *it, const struct xfer_opts *o,
                          struct aws_result *out) {
-        if (b->cancel && atomic_load(b->cancel)) {
+        if (o->cancel && atomic_load(o->cancel)) {
                 snprintf(out->msg, sizeof out->msg, "stopped before %s", it->path);
                 return -ECANCELED;
         }
@@ -197,7 +197,7 @@ int xfer_batch_run(struct xfer_batch *b, struct aws_result *out) {
         /* the small files share the big batch's tree and refusal record */
         struct xfer_batch small = { .c = b->c, .bucket = b->bucket, .upload = b->upload, .opts = b->opts,
                                     .rootfd = b->rootfd, .refuse_lock = PTHREAD_MUTEX_INITIALIZER,
-                                    .done = b->done, .done_ud = b->done_ud, .cancel = b->cancel };
+                                    .done = b->done, .done_ud = b->done_ud };
         int r = 0;
         for (size_t i = 0; i < b->n && r == 0; i++) {
                 if (b->items[i].size > part || b->n == 1)

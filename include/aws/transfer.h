@@ -18,8 +18,8 @@ struct xfer_opts {
         uint64_t known_size;             /* one that fits one part is fetched by one GET, without a HEAD */
         bool md5_etag;                   /* downloads: an object S3 holds no CRC32 for is checked against its ETag
                                           * where that is an MD5 (not multipart, not SSE-KMS/SSE-C), on any store */
-        const _Atomic bool *cancel;      /* downloads: set (by another thread), a big object's next part is not
-                                          * begun: -ECANCELED (NULL: never) */
+        const _Atomic bool *cancel;      /* downloads: set (by another thread), neither a batch's next item nor a
+                                          * big object's next part is begun: -ECANCELED (NULL: never) */
 };
 
 /* Default parallel connections: 2 per CPU, 4..16 (more threads than that fight over one file's

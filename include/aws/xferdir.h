@@ -36,8 +36,6 @@ struct xfer_batch {
         /* told of each item transferred (from the transfer threads; NULL: nobody) */
         void (*done)(void *ud, const struct xfer_item *it);
         void *done_ud;
-        /* set (by another thread): no further item is begun, and the batch ends -ECANCELED; NULL: never */
-        const _Atomic bool *cancel;
 };
 
 int xfer_batch_init(struct xfer_batch *b, struct aws_ctx *c, const char *bucket, bool upload,

@@ -29,11 +29,11 @@ void job_input_var(const char *name, char *buf, size_t len) {
         buf[len ? i : 0] = 0;
 }
 
-/* Where an input lands: its path, or for one object into a directory (a path ending in '/') the file in it. */
-static void place_of(const struct job_input *in, char *buf, size_t len) {
-        const char *base = strrchr(in->source + 5, '/');
-        bool into = !in->prefix && str_has_suffix(in->path, "/");
-        snprintf(buf, len, "%s%s", in->path, into && base ? base + 1 : "");
+int job_input_place(const struct job_input *in, char *buf, size_t len) {
+        if (in->prefix || !str_has_suffix(in->path, "/"))
+                return pathf(buf, len, "%s", in->path);
+        const char *base = strrchr(in->source + 5, '/'); /* the key's last part (a single object's key has a '/') */
+        return pathf(buf, len, "%s%s", in->path, base ? base + 1 : "");
 }
 
 /* Whether a is b or a directory above it (as paths: "data" holds "data/x", not "database"). */
@@ -104,10 +104,9 @@ static int parse_input(struct pctx *p, const cJSON *x, const char *at, struct jo
 }
 
 static bool places_meet(const struct job_input *a, const struct job_input *b) {
-        char pa[4400], pb[4400];
-        place_of(a, pa, sizeof pa);
-        place_of(b, pb, sizeof pb);
-        return path_holds(pa, pb) || path_holds(pb, pa);
+        char pa[8400], pb[8400];
+        return job_input_place(a, pa, sizeof pa) == 0 && job_input_place(b, pb, sizeof pb) == 0 &&
+               (path_holds(pa, pb) || path_holds(pb, pa));
 }
 
 static int parse_scratch(struct pctx *p, const cJSON *root, struct job *j) {

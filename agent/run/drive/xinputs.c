@@ -6,12 +6,6 @@
 
 #include "log.h"
 
-/* the tree an input is staged in: the workdir, or the scratch directory (scratch:…) */
-static int tree_of(const struct run *R, const struct job_input *in, const char **ret_path) {
-        *ret_path = in->scratch ? R->scratch_dir : R->workdir;
-        return in->scratch ? R->scratchfd : R->workfd;
-}
-
 struct stage_call {
         struct run *R;
         const struct job_input *in;
@@ -24,7 +18,7 @@ static int stage_one(void *arg) {
         struct stage_call *sc = arg;
         struct run *R = sc->R;
         const char *root;
-        int fd = tree_of(R, sc->in, &root);
+        int fd = run_tree(R, sc->in->scratch, &root);
         return inputs_stage(&R->c, sc->in, &R->user, fd, root, sc->manifest, &R->stage, &sc->st, sc->err,
                             sizeof sc->err);
 }
@@ -65,7 +59,7 @@ int stage_inputs(struct run *R) {
         for (size_t i = 0; i < R->job.n_inputs && ev < 0; i++) {
                 const struct job_input *in = &R->job.inputs[i];
                 const char *root;
-                if (tree_of(R, in, &root) < 0) {
+                if (run_tree(R, in->scratch, &root) < 0) {
                         ev = failed(R, "input %s: it goes in the scratch directory, which this start has not got",
                                     in->name);
                         break;
@@ -109,10 +103,10 @@ char **inputs_env(const struct run *R) {
                 const struct job_input *in = &R->job.inputs[i];
                 const char *root;
                 char var[JOB_INPUT_NAME_MAX + 1], place[4096];
-                tree_of(R, in, &root);
+                run_tree(R, in->scratch, &root);
                 job_input_var(in->name, var, sizeof var);
                 size_t n = strlen(var) + strlen(root) + sizeof place + 32;
-                if (inputs_place(in, place, sizeof place) < 0 || !(v[i] = malloc(n))) {
+                if (job_input_place(in, place, sizeof place) < 0 || !(v[i] = malloc(n))) {
                         strv_free(v);
                         return NULL;
                 }

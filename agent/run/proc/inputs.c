@@ -23,16 +23,6 @@
 
 #define WALK_MAX_DEPTH 64
 
-int stage_progress_reset(struct stage_progress *pg, int input) {
-        xfer_progress_done(pg->bytes);
-        pg->bytes = xfer_progress_new(0, -1);
-        atomic_store(&pg->objects_done, 0);
-        atomic_store(&pg->objects_total, 0);
-        atomic_store(&pg->cancel, false);
-        atomic_store(&pg->input, input);
-        return pg->bytes ? 0 : -ENOMEM;
-}
-
 void stage_progress_end(struct stage_progress *pg) {
         atomic_store(&pg->input, -1);
         xfer_progress_done(pg->bytes);
@@ -40,6 +30,13 @@ void stage_progress_end(struct stage_progress *pg) {
         atomic_store(&pg->objects_done, 0);
         atomic_store(&pg->objects_total, 0);
         atomic_store(&pg->cancel, false);
+}
+
+int stage_progress_reset(struct stage_progress *pg, int input) {
+        stage_progress_end(pg);
+        pg->bytes = xfer_progress_new(0, -1);
+        atomic_store(&pg->input, input);
+        return pg->bytes ? 0 : -ENOMEM;
 }
 
 cJSON *stage_progress_json(const struct stage_progress *pg, const char *name, int n) {
@@ -64,14 +61,6 @@ cJSON *stage_progress_json(const struct stage_progress *pg, const char *name, in
         if (rate > 0 && total >= done)
                 cJSON_AddNumberToObject(o, "eta_seconds", (double)(uint64_t)((double)(total - done) / rate + 0.5));
         return o;
-}
-
-int inputs_place(const struct job_input *in, char *buf, size_t len) {
-        if (in->prefix || !str_has_suffix(in->path, "/"))
-                return pathf(buf, len, "%s", in->path);
-        const char *key = strchr(in->source + 5, '/');
-        const char *base = strrchr(key ? key : "", '/');
-        return pathf(buf, len, "%s%s", in->path, base ? base + 1 : "");
 }
 
 struct stage {
@@ -186,7 +175,6 @@ static int fetch_pending(struct stage *s) {
                 xfer_batch_beneath(&b, s->rootfd);
                 b.done = on_fetched;
                 b.done_ud = s;
-                b.cancel = &s->pg->cancel;
                 for (; i < s->now->n && b.n < STAGE_CHUNK && r == 0; i++) {
                         const struct staged *e = &s->now->v[i];
                         char path[8192];
@@ -438,7 +426,7 @@ int inputs_stage(struct aws_ctx *c, const struct job_input *in, const struct run
                 return -ENOMEM;
         *s = (struct stage){ .c = c, .in = in, .rootfd = rootfd, .bucket = bucket, .key = key, .pg = pg, .st = st };
         char place[8192];
-        if (inputs_place(in, s->place, sizeof s->place) < 0 ||
+        if (job_input_place(in, s->place, sizeof s->place) < 0 ||
             pathf(place, sizeof place, "%s/%s", root_path, s->place) < 0) {
                 errf(err, errlen, "input %s: its path is too long", in->name);
                 return -ENAMETOOLONG;
@@ -471,7 +459,8 @@ int inputs_stage(struct aws_ctx *c, const struct job_input *in, const struct run
                 goto out;
         }
         if (r < 0)
-                errf(err, errlen, "input %s: %s", in->name, s->bad[0] ? s->bad : s->res.msg[0] ? s->res.msg : strerror(-r));
+                errf(err, errlen, "input %s: %s", in->name,
+                     s->bad[0] ? s->bad : s->res.msg[0] ? s->res.msg : strerror(-r));
         if (s->listed_all) {
                 /* what was staged is kept, even when the staging failed: the next start goes on from there */
                 now.complete = r == 0;

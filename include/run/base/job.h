@@ -138,6 +138,9 @@ const char *exit_action_name(enum exit_action a);
 #define JOB_LOG_MAX_DEFAULT (10ull << 30) /* log_max: 10 GiB */
 #define JOB_LOG_MAX_MIN (1u << 20)        /* log_max at least 1 MiB */
 
+/* Where an input lands, relative to its tree: its path, or for one object going into a directory (a path ending in
+ * '/') the file in it, named after the key's last part. 0 or -ENAMETOOLONG. Pure. */
+int job_input_place(const struct job_input *in, char *buf, size_t len);
 /* An input's name as its variable's suffix: "imagenet-1k" -> "IMAGENET_1K" ($MAYFLY_INPUT_IMAGENET_1K). Pure. */
 void job_input_var(const char *name, char *buf, size_t len);
 

@@ -38,8 +38,6 @@ struct stage_stats {
         bool skipped;                      /* "sync": false and staged before: not looked at */
 };
 
-/* Where the input is, relative to its tree: the prefix's directory, or the one object's file. 0 or -ENAMETOOLONG. */
-int inputs_place(const struct job_input *in, char *buf, size_t len);
 /* Stages input in beneath rootfd (the tree at root_path) as u; the manifest at manifest_path (the agent's). On
  * failure -errno with err saying why in one line ("input NAME: ..."). */
 int inputs_stage(struct aws_ctx *c, const struct job_input *in, const struct run_user *u, int rootfd,
