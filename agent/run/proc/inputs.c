@@ -446,7 +446,8 @@ int inputs_stage(struct aws_ctx *c, const struct job_input *in, const struct run
                 manifest_init(&old, in->source, place);
         }
         s->skip = !in->sync && old.complete && old.n;
-        if (!s->skip && marker(manifest_path, true, &s->sweep) < 0)
+        /* also when skipped: a place that is gone is staged again, and may be cut short */
+        if (marker(manifest_path, true, &s->sweep) < 0)
                 log_warn("input %s: cannot mark the staging as under way", in->name);
         s->opts = (struct xfer_opts){ .concurrency = MIN(XFER_MAX_CONCURRENCY, MAX(16, 2 * xfer_default_concurrency())),
                                       .progress = pg->bytes, .md5_etag = true, .cancel = &pg->cancel };
@@ -454,6 +455,7 @@ int inputs_stage(struct aws_ctx *c, const struct job_input *in, const struct run
         st->fetched = atomic_load(&s->fetched);
         st->bytes = atomic_load(&s->fetched_bytes);
         if (r == 0 && s->skip) {
+                marker(manifest_path, false, NULL);
                 st->skipped = true;
                 st->kept = st->listed = old.n;
                 goto out;
