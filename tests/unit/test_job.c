@@ -149,6 +149,8 @@ static void test_inputs(void) {
                 { ", \"inputs\": [{\"name\": \"a\", \"source\": \"s3://b-b/x/v.txt\", \"path\": \"d/\"}, "
                   "{\"name\": \"b\", \"source\": \"s3://b-b/y/v.txt\", \"path\": \"d/\"}]",
                   "$.inputs[1]: is staged where input 'a'" },
+                { ", \"inputs\": [{\"source\": \"s3://b-b/x/\"}, {\"name\": \"b\", \"source\": \"s3://b-b/y/\"}]",
+                  "$.inputs[0].name: " },
                 { ", \"checkpoint\": {\"path\": \"scratch:ck\"}", "$.checkpoint.path: is in the scratch directory" },
                 { ", \"scratch\": \"instance-store\", \"checkpoint\": {\"path\": \"scratch:/abs\"}",
                   "$.checkpoint.path: must be a directory under the workdir, or scratch:DIR" },

@@ -157,11 +157,11 @@ int jp_parse_inputs(struct pctx *p, const cJSON *root, struct job *j) {
                                     "\"prefer-instance-store\"", NULL);
                 for (size_t k = 0; q == 0 && k + 1 < j->n_inputs; k++) {
                         const struct job_input *o = &j->inputs[k];
+                        if (!o->name || !o->path) /* an input already found wrong */
+                                continue;
                         char v1[JOB_INPUT_NAME_MAX + 1], v2[JOB_INPUT_NAME_MAX + 1];
                         job_input_var(in->name, v1, sizeof v1);
                         job_input_var(o->name, v2, sizeof v2);
-                        if (!o->name || !o->path)
-                                continue;
                         if (!strcmp(v1, v2))
                                 q = jp_fail(p, at, "has the same variable MAYFLY_INPUT_… as input '%s'", o->name);
                         else if (in->scratch == o->scratch && places_meet(in, o))
