@@ -168,10 +168,53 @@ static void test_inputs(void) {
                  "\"database\"}]", NULL, &e) == 0);
 }
 
+static int parse_spec(const char *spec, struct job *j, struct job_errors *e) {
+        return job_check(spec, strlen(spec), j, e);
+}
+
+static void test_gang(void) {
+        struct job j;
+        struct job_errors e;
+        const char *fleet = "\"run_id\": \"r1\", \"fleet\": {\"group\": \"g\", \"launch_template\": \"t\", \"size\": 2}";
+        char spec[1024];
+        snprintf(spec, sizeof spec, "{\"name\": \"ok\", \"source\": \"s3://my-bucket/s.tar.gz\", \"results\": "
+                 "\"s3://my-bucket/r/\", %s, \"rendezvous_port\": 29600, \"gang_timeout\": \"2m\", \"experiments\": "
+                 "[{\"name\": \"a\", \"command\": \"true\", \"nodes\": 2}, {\"name\": \"b\", \"command\": \"true\"}]}", fleet);
+        int r = parse_spec(spec, &j, &e);
+        T_EXPECT("a gang of 2 in a group of 2: accepted", r == 0 && e.n == 0);
+        if (r == 0) {
+                T_EXPECT("nodes 2, and 1 by default", j.experiments[0].nodes == 2 && j.experiments[1].nodes == 1);
+                T_EXPECT("rendezvous_port and gang_timeout", j.rendezvous_port == 29600 && j.gang_timeout == 120);
+                job_free(&j);
+        }
+        r = parse_with("", &j, &e);
+        T_EXPECT("defaults: port 29500, gang_timeout 15 min", r == 0 && j.rendezvous_port == 29500 &&
+                         j.gang_timeout == 900 && j.experiments[0].nodes == 1);
+        if (r == 0)
+                job_free(&j);
+        snprintf(spec, sizeof spec, "{\"name\": \"ok\", \"source\": \"s3://my-bucket/s.tar.gz\", \"results\": "
+                 "\"s3://my-bucket/r/\", %s, \"experiments\": [{\"name\": \"a\", \"command\": \"true\", \"nodes\": 3}]}",
+                 fleet);
+        r = parse_spec(spec, &j, &e);
+        T_EXPECT("nodes past the group's size: refused, named", r == -EINVAL &&
+                         has(&e, "$.experiments[0].nodes: is more than the group's 2 instances"));
+        static const struct { const char *extra, *want; } bad[] = {
+                { ", \"rendezvous_port\": 80", "$.rendezvous_port: must be a whole number in 1024..65535" },
+                { ", \"gang_timeout\": 2", "$.gang_timeout: must be at least 10 seconds" },
+        };
+        for (size_t i = 0; i < ARRAY_SIZE(bad); i++)
+                T_EXPECT(bad[i].want, parse_with(bad[i].extra, NULL, &e) == -EINVAL && has(&e, bad[i].want));
+        const char *alone = "{\"name\": \"ok\", \"source\": \"s3://my-bucket/s.tar.gz\", \"results\": "
+                            "\"s3://my-bucket/r/\", \"experiments\": [{\"name\": \"a\", \"command\": \"true\", \"nodes\": 2}]}";
+        T_EXPECT("a gang without a shared run: refused, named", parse_spec(alone, NULL, &e) == -EINVAL &&
+                         has(&e, "$.experiments[0].nodes: needs a run shared by instances"));
+}
+
 int main(void) {
         test_distance();
         test_all_errors();
         test_sizes();
         test_inputs();
+        test_gang();
         return t_summary();
 }

@@ -183,7 +183,7 @@ int jp_get_bool(struct pctx *p, const cJSON *obj, const char *key, const char *p
 }
 
 /* A duration: a whole number of seconds or a string such as "90s", "15m", "2h", "1d". */
-static int get_duration(struct pctx *p, const cJSON *obj, const char *key, const char *path, long min, long *ret) {
+int jp_get_duration(struct pctx *p, const cJSON *obj, const char *key, const char *path, long min, long *ret) {
         const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
         if (!v)
                 return 0;
@@ -236,7 +236,7 @@ static int get_size(struct pctx *p, const cJSON *obj, const char *key, const cha
         return 0;
 }
 
-static int get_int(struct pctx *p, const cJSON *obj, const char *key, const char *path, int min, int max, int *ret) {
+int jp_get_int(struct pctx *p, const cJSON *obj, const char *key, const char *path, int min, int max, int *ret) {
         const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
         if (!v)
                 return 0;
@@ -330,12 +330,13 @@ static int parse_experiments(struct pctx *p, const cJSON *root, struct job *j) {
         j->experiments = calloc((size_t)n, sizeof *j->experiments);
         if (!j->experiments)
                 return -ENOMEM;
-        static const char *const keys[] = { "name", "command", "timeout", "after", NULL };
+        static const char *const keys[] = { "name", "command", "timeout", "after", "nodes", NULL };
         int i = 0;
         for (const cJSON *x = arr->child; x; x = x->next, i++) {
                 char path[64];
                 snprintf(path, sizeof path, "$.experiments[%d]", i);
                 struct experiment *e = &j->experiments[i];
+                e->nodes = 1;
                 j->n_experiments = (size_t)i + 1;
                 if (!cJSON_IsObject(x))
                         return jp_fail(p, path, "must be an object", NULL);
@@ -357,7 +358,7 @@ static int parse_experiments(struct pctx *p, const cJSON *root, struct job *j) {
                         return jp_fail(p, sub, "is required", NULL);
                 r = parse_command(p, cmd, sub, e);
                 if (r == 0)
-                        r = get_duration(p, x, "timeout", path, 1, &e->timeout);
+                        r = jp_get_duration(p, x, "timeout", path, 1, &e->timeout);
                 if (r < 0)
                         return r;
         }
@@ -423,7 +424,7 @@ bool job_run_id_ok(const char *s) {
 static int parse_fleet(struct pctx *p, const cJSON *root, struct job *j) {
         int r = jp_get_string(p, root, "run_id", "$", false, &j->run_id);
         if (r == 0)
-                r = get_duration(p, root, "lease_ttl", "$", 5, &j->fleet.lease_ttl);
+                r = jp_get_duration(p, root, "lease_ttl", "$", 5, &j->fleet.lease_ttl);
         if (r == 0 && j->fleet.lease_ttl && !j->run_id)
                 return jp_fail(p, "$.lease_ttl", "needs $.run_id: only a run shared by instances has leases", NULL);
         if (r == 0 && j->run_id && !job_run_id_ok(j->run_id))
@@ -443,9 +444,9 @@ static int parse_fleet(struct pctx *p, const cJSON *root, struct job *j) {
         if (r == 0)
                 r = jp_get_string(p, f, "launch_template", "$.fleet", true, &j->fleet.launch_template);
         if (r == 0)
-                r = get_int(p, f, "size", "$.fleet", 1, 64, &j->fleet.size);
+                r = jp_get_int(p, f, "size", "$.fleet", 1, 64, &j->fleet.size);
         if (r == 0)
-                r = get_int(p, f, "max_attempts", "$.fleet", 0, 1000, &j->fleet.max_attempts);
+                r = jp_get_int(p, f, "max_attempts", "$.fleet", 0, 1000, &j->fleet.max_attempts);
         if (r == 0 && !j->fleet.size)
                 j->fleet.size = 1;
         return r;
@@ -603,7 +604,7 @@ static int parse_sub(struct pctx *p, const cJSON *root, struct job *j) {
                         return jp_fail(p, "$.checkpoint.path", "must be a directory under the workdir: '%s'",
                                     j->checkpoint_dir);
                 if (r == 0)
-                        r = get_duration(p, ck, "interval", "$.checkpoint", 10, &j->checkpoint_interval);
+                        r = jp_get_duration(p, ck, "interval", "$.checkpoint", 10, &j->checkpoint_interval);
                 if (r < 0)
                         return r;
         }
@@ -616,9 +617,9 @@ static int parse_sub(struct pctx *p, const cJSON *root, struct job *j) {
                 if (r == 0)
                         r = jp_get_bool(p, g, "require", "$.gpu", &j->gpu_require);
                 if (r == 0)
-                        r = get_int(p, g, "min_count", "$.gpu", 0, 64, &j->gpu_min_count);
+                        r = jp_get_int(p, g, "min_count", "$.gpu", 0, 64, &j->gpu_min_count);
                 if (r == 0)
-                        r = get_duration(p, g, "wait_seconds", "$.gpu", 0, &j->gpu_wait);
+                        r = jp_get_duration(p, g, "wait_seconds", "$.gpu", 0, &j->gpu_wait);
                 if (r < 0)
                         return r;
                 const cJSON *im = cJSON_GetObjectItemCaseSensitive(g, "idle_minutes");
@@ -638,7 +639,7 @@ static int parse_sub(struct pctx *p, const cJSON *root, struct job *j) {
                         return jp_fail(p, "$.spot", "must be an object", NULL);
                 r = jp_check_keys(p, s, "$.spot", keys);
                 if (r == 0)
-                        r = get_duration(p, s, "grace_seconds", "$.spot", 0, &j->spot_grace);
+                        r = jp_get_duration(p, s, "grace_seconds", "$.spot", 0, &j->spot_grace);
                 if (r == 0)
                         r = jp_get_bool(p, s, "sigusr1_on_rebalance", "$.spot", &j->rebalance_sigusr1);
                 if (r < 0)
@@ -731,7 +732,8 @@ void job_free(struct job *j) {
 void job_defaults(struct job *j) {
         *j = (struct job){ .log_interval = 10, .spot_grace = 90, .stop_grace = 30, .checkpoint_interval = 600,
                            .gpu_wait = 300, .ship_timeout = 600, .rebalance_sigusr1 = false,
-                           .log_max = JOB_LOG_MAX_DEFAULT };
+                           .log_max = JOB_LOG_MAX_DEFAULT, .rendezvous_port = JOB_RENDEZVOUS_PORT,
+                           .gang_timeout = JOB_GANG_TIMEOUT };
 }
 
 static int parse_name_and_places(struct pctx *p, const cJSON *root, struct job *j) {
@@ -772,7 +774,7 @@ static int parse_root(struct pctx *p, const cJSON *root, struct job *j) {
                                             "inputs", "scratch",
                                             "max_runtime", "log_interval", "on_exit", "on_error", "spot",
                                             "stop_grace", "ship_timeout", "log_max", "notify", "run_id", "fleet",
-                                            "lease_ttl",
+                                            "lease_ttl", "rendezvous_port", "gang_timeout",
                                             "$schema", NULL };
         /* every part on its own, in this order: a spec with several mistakes gets them all at once (job_check) */
         int r = 0;
@@ -788,15 +790,16 @@ static int parse_root(struct pctx *p, const cJSON *root, struct job *j) {
         STEP(parse_exp_credentials(p, root, j));
         STEP(parse_sub(p, root, j));
         STEP(jp_parse_inputs(p, root, j)); /* after parse_sub: a checkpoint may be in the scratch directory */
-        STEP(get_duration(p, root, "max_runtime", "$", 1, &j->max_runtime));
-        STEP(get_duration(p, root, "log_interval", "$", 1, &j->log_interval));
-        STEP(get_duration(p, root, "stop_grace", "$", 0, &j->stop_grace));
-        STEP(get_duration(p, root, "ship_timeout", "$", 10, &j->ship_timeout));
+        STEP(jp_get_duration(p, root, "max_runtime", "$", 1, &j->max_runtime));
+        STEP(jp_get_duration(p, root, "log_interval", "$", 1, &j->log_interval));
+        STEP(jp_get_duration(p, root, "stop_grace", "$", 0, &j->stop_grace));
+        STEP(jp_get_duration(p, root, "ship_timeout", "$", 10, &j->ship_timeout));
         STEP(get_size(p, root, "log_max", "$", JOB_LOG_MAX_MIN, &j->log_max));
         STEP(get_action(p, root, "on_exit", &j->on_exit));
         STEP(get_action(p, root, "on_error", &j->on_error));
         STEP(parse_notify(p, root, j));
         STEP(parse_fleet(p, root, j));
+        STEP(jp_parse_gang(p, root, j)); /* after the experiments and the fleet: a gang needs a run_id and a group */
 #undef STEP
         return r;
 }

@@ -184,3 +184,32 @@ void jp_free_inputs(struct job *j) {
         j->inputs = NULL;
         j->n_inputs = 0;
 }
+
+/* "nodes" on each experiment (1..JOB_MAX_NODES, at most the group's size; more than 1 needs a run shared by
+ * instances), "rendezvous_port" (1024..65535: the run user binds it) and "gang_timeout". */
+int jp_parse_gang(struct pctx *p, const cJSON *root, struct job *j) {
+        int r = jp_get_int(p, root, "rendezvous_port", "$", 1024, 65535, &j->rendezvous_port);
+        int t = jp_get_duration(p, root, "gang_timeout", "$", 10, &j->gang_timeout);
+        if (r == 0)
+                r = t;
+        const cJSON *arr = cJSON_GetObjectItemCaseSensitive(root, "experiments");
+        size_t i = 0;
+        for (const cJSON *x = cJSON_IsArray(arr) ? arr->child : NULL; x && i < j->n_experiments; x = x->next, i++) {
+                struct experiment *e = &j->experiments[i];
+                char at[48], sub[64], size[16];
+                snprintf(at, sizeof at, "$.experiments[%zu]", i);
+                snprintf(sub, sizeof sub, "%s.nodes", at);
+                e->nodes = 1;
+                int q = cJSON_IsObject(x) ? jp_get_int(p, x, "nodes", at, 1, JOB_MAX_NODES, &e->nodes) : 0;
+                snprintf(size, sizeof size, "%d", j->fleet.size);
+                if (q == 0 && e->nodes > 1 && !j->run_id)
+                        q = jp_fail(p, sub, "needs a run shared by instances: launch it with mayfly launch "
+                                    "--instances N (N at least nodes)", NULL);
+                else if (q == 0 && e->nodes > 1 && j->fleet.group && e->nodes > j->fleet.size)
+                        q = jp_fail(p, sub, "is more than the group's %s instances: the gang could never form",
+                                    size);
+                if (q < 0 && (r == 0 || q == -ENOMEM))
+                        r = q;
+        }
+        return r;
+}

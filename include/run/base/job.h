@@ -53,7 +53,12 @@ struct experiment {
         long timeout;         /* seconds, 0 = none */
         int after[JOB_MAX_AFTER];   /* indexes of the experiments it waits for (a sweep's `after`) */
         size_t n_after;
+        int nodes;            /* instances that run it at once, as one gang (1: an experiment of one instance) */
 };
+
+#define JOB_MAX_NODES 64            /* a gang's instances (the largest group mayfly launches) */
+#define JOB_RENDEZVOUS_PORT 29500   /* torchrun's default --master_port */
+#define JOB_GANG_TIMEOUT 900        /* seconds a gang may take to form before its attempt ends in error */
 
 /* The Auto Scaling group that runs this job (written by `mayfly launch --recover/--instances`): its instances
  * share the run (run_id) through the ledger in S3, and the one that ends the run deletes the group. */
@@ -114,6 +119,8 @@ struct job {
         uint64_t log_max;     /* bytes of each experiment log kept on the disk (its head released past it) */
         enum exit_action on_exit, on_error;
         struct job_fleet fleet;
+        int rendezvous_port;  /* $.rendezvous_port: MASTER_PORT for a gang (JOB_RENDEZVOUS_PORT) */
+        long gang_timeout;    /* $.gang_timeout: seconds (JOB_GANG_TIMEOUT) */
         struct job_notify notify;
 };
 

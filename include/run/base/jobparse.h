@@ -21,9 +21,15 @@ bool jp_safe_relative(const char *s);
 int jp_check_keys(struct pctx *p, const cJSON *obj, const char *path, const char *const *allowed);
 int jp_get_string(struct pctx *p, const cJSON *obj, const char *key, const char *path, bool required, char **ret);
 int jp_get_bool(struct pctx *p, const cJSON *obj, const char *key, const char *path, bool *ret);
+/* A duration (seconds, or "90s", "15m", "2h") of at least min; an int in min..max. Absent: *ret untouched. */
+int jp_get_duration(struct pctx *p, const cJSON *obj, const char *key, const char *path, long min, long *ret);
+int jp_get_int(struct pctx *p, const cJSON *obj, const char *key, const char *path, int min, int max, int *ret);
 /* An s3://bucket/... URI with a valid bucket name. */
 int jp_check_s3(struct pctx *p, const char *path, const char *v, bool want_prefix);
 
 /* jobdata.c: "inputs" and "scratch" (the data staged for the experiment, and the instance store). */
 int jp_parse_inputs(struct pctx *p, const cJSON *root, struct job *j);
 void jp_free_inputs(struct job *j);
+/* jobdata.c: "nodes" on experiments, "rendezvous_port" and "gang_timeout" (an experiment run by a gang of
+ * instances); after the experiments and the fleet are parsed. */
+int jp_parse_gang(struct pctx *p, const cJSON *root, struct job *j);
