@@ -34,7 +34,7 @@ static void experiment_state(const cJSON *e, bool run_goes_on, char *out, size_t
         else if (cJSON_IsNumber(sg))
                 snprintf(code, sizeof code, "signal %d", sg->valueint);
         stt = stt ? stt : "?";
-        if (run_goes_on && rs && (!strcmp(rs, "interrupted") || !strcmp(rs, "lease-lost") || !strcmp(rs, "agent-stopped")))
+        if (run_goes_on && rs && (!strcmp(rs, "interrupted") || !strcmp(rs, "lease-lost") || !strcmp(rs, "gang-stopped") || !strcmp(rs, "agent-stopped")))
                 snprintf(out, n, "interrupted (%s), will resume (attempt %d)", rs, attempts + 1);
         else if (!strcmp(stt, "running"))
                 snprintf(out, n, "running%s", attempts > 1 ? " (attempt" : "");

@@ -23,6 +23,72 @@ static void expect_pick(const char *name, const struct ledger *L, bool sequentia
                  pick_name(want), want_i);
 }
 
+/* A gang of 2 (experiment "g", nodes 2): rank 0 is its lease, rank 1 a slot. */
+static void test_gang(void) {
+        struct experiment x[1] = { { .name = "g", .nodes = 2 } };
+        struct job j = job_of(x, 1);
+        struct ledger_slot slots[2];
+        struct ledger_exp e[1];
+        struct ledger L = { .job = &j, .n = 1, .exps = e, .ttl = 60, .held = -1 };
+        snprintf(L.instance, sizeof L.instance, "i-here");
+        snprintf(L.ip, sizeof L.ip, "127.11.1.3");
+        memset(e, 0, sizeof e);
+        memset(slots, 0, sizeof slots);
+        e[0].slots = slots;
+        T_EXPECT("gang: nobody there: rank 0 (its lease)", ledger_gang_rank(&L, 0) == 0);
+        expect_pick("gang: a new gang's lease is claimed", &L, false, LEDGER_CLAIM, 0);
+
+        e[0] = (struct ledger_exp){ .held = true, .alive = true, .lease_attempt = 1, .slots = slots };
+        snprintf(e[0].holder, sizeof e[0].holder, "i-zero");
+        snprintf(e[0].lease_ip, sizeof e[0].lease_ip, "127.11.1.2");
+        T_EXPECT("gang: rank 0 alive, slot 1 free: rank 1", ledger_gang_rank(&L, 0) == 1);
+        expect_pick("gang: a free slot is claimed beside a live rank 0", &L, false, LEDGER_CLAIM, 0);
+
+        slots[1] = (struct ledger_slot){ .held = true, .attempt = 1, .mine = true };
+        snprintf(slots[1].ip, sizeof slots[1].ip, "127.11.1.3");
+        struct gang_view v;
+        ledger_gang_view(&L, 0, 1, 1, &v);
+        T_EXPECT("gang: whole from rank 1's side, addresses by rank", v.present == 2 && !v.broken &&
+                         !strcmp(v.ips[0], "127.11.1.2") && !strcmp(v.ips[1], "127.11.1.3"));
+        slots[1].mine = false;
+        snprintf(slots[1].holder, sizeof slots[1].holder, "i-one");
+        T_EXPECT("gang: full: no rank for a third instance", ledger_gang_rank(&L, 0) == -1);
+        T_EXPECT("gang: whole", ledger_gang_whole(&L, 0));
+        expect_pick("gang: whole and at work: a spare instance of a sweep may leave", &L, false, LEDGER_NOTHING_LEFT,
+                    -1);
+
+        e[0].lease_formed = true;
+        slots[1].released = slots[1].stale = true;
+        slots[1].stop = (struct ledger_stop){ .set = true, .reason = "exit", .exit_code = 3 };
+        T_EXPECT("gang: formed, rank 1 gave its place back: not taken again in that attempt",
+                 ledger_gang_rank(&L, 0) == -1);
+        expect_pick("gang: broken: its instances stay for the next attempt", &L, false, LEDGER_WAIT, -1);
+        ledger_gang_view(&L, 0, 1, 0, &v);
+        T_EXPECT("gang: rank 0 sees the member's own words", v.broken && v.n_missing == 1 && v.missing[0] == 1 &&
+                         v.stop.set && v.stop.exit_code == 3 && strstr(v.why, "rank 1 (i-one) exited with code 3"));
+
+        e[0].lease_stop = (struct ledger_stop){ .set = true, .reason = "gang-stopped" };
+        T_EXPECT("gang: rank 0 stopping: no place", ledger_gang_rank(&L, 0) == -1);
+        e[0].lease_stop.set = false;
+        e[0].lease_attempt = 2;
+        e[0].lease_formed = false;
+        T_EXPECT("gang: the next attempt: the slot given back in the last is free", ledger_gang_rank(&L, 0) == 1);
+
+        slots[1] = (struct ledger_slot){ .held = true, .attempt = 2, .finished = true };
+        snprintf(slots[1].holder, sizeof slots[1].holder, "i-one");
+        T_EXPECT("gang: rank 1 finished in this attempt: its place is not taken again", ledger_gang_rank(&L, 0) == -1);
+        ledger_gang_view(&L, 0, 2, 0, &v);
+        T_EXPECT("gang: a finished rank still counts while rank 0 works", v.present == 2 && !v.broken);
+
+        slots[1] = (struct ledger_slot){ .held = true, .attempt = 2, .stale = true, .gone = true };
+        snprintf(slots[1].holder, sizeof slots[1].holder, "i-one");
+        e[0].lease_formed = true;
+        ledger_gang_view(&L, 0, 2, 0, &v);
+        T_EXPECT("gang: a vanished member breaks it, named", v.broken && strstr(v.why, "rank 1 (i-one) is gone"));
+        e[0].stale = true;
+        T_EXPECT("gang: rank 0 gone: its lease is taken (rank 0)", ledger_gang_rank(&L, 0) == 0);
+}
+
 int main(void) {
         struct experiment x[4] = { { .name = "a" }, { .name = "b" }, { .name = "c" }, { .name = "d" } };
         struct job j = job_of(x, 4);
@@ -77,5 +143,6 @@ int main(void) {
         T_EXPECT("a lease unchanged for less than ttl x skew is alive", !ledger_lease_expired(100.0, 100.0 + 179.9, 60));
         T_EXPECT("a lease unchanged for ttl x skew is expired", ledger_lease_expired(100.0, 100.0 + 180.0, 60));
         T_EXPECT("the observer's own clock counts: a lease first seen now is alive", !ledger_lease_expired(5000.0, 5000.0, 1));
+        test_gang();
         return t_summary();
 }

@@ -142,7 +142,7 @@ static const char *const outcome_names[OUT__MAX] = { "running", "succeeded", "fa
                                                      "interrupted", "error", "cancelled" };
 static const char *const reason_names[R__MAX] = { "", "exit", "timeout", "gpu-idle", "interrupted", "max-runtime",
                                                   "agent-stopped", "skipped", "error", "lease-lost",
-                                                  "run-over", "cancelled" };
+                                                  "run-over", "cancelled", "gang-stopped" };
 
 static const char *name_of(const char *const *t, size_t n, int v) {
         return v >= 0 && (size_t)v < n ? t[v] : NULL;

@@ -9,11 +9,12 @@
 #include "run/proc/exptree.h"
 #include "run/fleet/group.h"
 
+#include "run/drive/gangrun.h"
 #include "run/drive/phases.h"
 
 /* The ledger's calls, through the seam: each takes its own arguments */
 struct ledger_call {
-        int i, max_attempts;                    /* claim */
+        int i, max_attempts, rank;              /* claim (rank > 0: a gang's slot) */
         const struct ledger_done *done;         /* commit */
         const char *outcome, *reason;           /* end */
         struct aws_result out;
@@ -23,7 +24,8 @@ static int do_refresh(struct run *R, void *a) { return ledger_refresh(&R->ledger
 static int do_release(struct run *R, void *a) { return ledger_release(&R->ledger, &((struct ledger_call *)a)->out); }
 static int do_claim(struct run *R, void *a) {
         struct ledger_call *l = a;
-        return ledger_claim(&R->ledger, l->i, l->max_attempts, &l->out);
+        return l->rank > 0 ? ledger_claim_slot(&R->ledger, l->i, l->rank, &l->out)
+                           : ledger_claim(&R->ledger, l->i, l->max_attempts, &l->out);
 }
 static int do_commit(struct run *R, void *a) {
         struct ledger_call *l = a;
@@ -75,6 +77,7 @@ static void fleet_end(struct run *R, enum outcome o, const char *reason) {
 
 struct restore_call {
         int i;
+        char name[160];                         /* where its logs go (gang_log_name) */
         char msg[600];
 };
 
@@ -85,7 +88,7 @@ static int restore_logs(struct run *R, void *arg) {
         static const char *const streams[] = { "stdout", "stderr", XMETRICS_STREAM };
         static const char *const files[] = { "stdout.log", "stderr.log", XMETRICS_FILE };
         struct restore_call *rc = arg;
-        const char *name = R->job.experiments[rc->i].name;
+        const char *name = rc->name;
         for (size_t k = 0; k < ARRAY_SIZE(streams); k++) {
                 char path[4200], key[S3_MAX_KEY + 1];
                 struct aws_result out = { 0 };
@@ -93,8 +96,8 @@ static int restore_logs(struct run *R, void *arg) {
                     pathf(key, sizeof key, "%slogs/%s/%s", R->prefix, name, files[k]) < 0 || access(path, F_OK) == 0)
                         continue;
                 char dir[4200];
-                if (pathf(dir, sizeof dir, "%s/%s", R->logs_dir, name) == 0)
-                        mkdir(dir, 0750);
+                if (pathf(dir, sizeof dir, "%s/%s/x", R->logs_dir, name) == 0)
+                        mkdir_parents(dir, 0750);
                 uint64_t size = 0;
                 struct http_client h;
                 int hr = http_client_init(&h);
@@ -163,18 +166,23 @@ static int commit_experiment(struct run *R, size_t i) {
         }
 }
 
-/* The next experiment the ledger lets this instance have: claimed, started, supervised, committed. */
-#define CLAIM_AGAIN (-2) /* run_claimed's answer: the claim was lost while it ran; the next one is looked for */
-
 /* The experiment this instance just claimed (its attempt in R->ledger): started or resumed, supervised, committed. */
 static int run_claimed(struct run *R, int i) {
         struct exp_state *s = &R->st.exps[i];
-        bool resume = R->ledger.attempt > 1;
+        bool resume = R->ledger.attempt > 1, gang = R->job.experiments[i].nodes > 1;
         if (s->st == EXP_RUNNING)
                 stop_leftover(R, (size_t)i);
         s->attempts = R->ledger.attempt - 1; /* start_experiment counts this one */
         ledger_set_phase(&R->ledger, "RUN", R->job.experiments[i].name);
+        if (!gang)
+                R->gang.exp = -1;
+        int g = gang ? gang_form(R, i) : 0;
+        if (g != 0)
+                return g;
         struct restore_call rc = { .i = i };
+        const char *logs = gang_log_name(R, (size_t)i, rc.name, sizeof rc.name);
+        if (logs != rc.name)
+                snprintf(rc.name, sizeof rc.name, "%s", logs);
         if (resume && io(R, restore_logs, &rc) == -EFBIG) {
                 struct ledger_call l = { 0 };
                 io(R, do_release, &l);
@@ -185,10 +193,16 @@ static int run_claimed(struct run *R, int i) {
                 io(R, do_release, &l);
                 return EV_FAILED;
         }
+        if (gang)
+                ledger_gang_watch(&R->ledger, true);
         int ev = supervise(R);
+        if (gang)
+                ledger_gang_watch(&R->ledger, false);
         if (ev != EV_EXP_ENDED)
                 return ev; /* a stop, a notice, max_runtime: the claim is given back once shipped */
         ledger_set_phase(&R->ledger, "RUN", NULL);
+        if (gang && (ev = gang_part_ended(R, i)) != GANG_COMMIT)
+                return ev;
         if (s->st != EXP_DONE)
                 return CLAIM_AGAIN; /* its claim was lost (another instance's now), or the run is over (shipped, then
                                      * given back) */
@@ -252,7 +266,8 @@ int fleet_start(struct run *R) {
                         continue;
                 case LEDGER_CLAIM: break;
                 }
-                l = (struct ledger_call){ .i = i, .max_attempts = R->job.fleet.max_attempts };
+                l = (struct ledger_call){ .i = i, .max_attempts = R->job.fleet.max_attempts,
+                                          .rank = ledger_gang_rank(&R->ledger, (size_t)i) };
                 int r = io(R, do_claim, &l);
                 if (r == -MF_EPRECOND) {
                         /* another instance won it: the next look comes at once; a store that keeps refusing the

@@ -3,6 +3,8 @@
  * start and supervise the experiments one after another, stop the running one, ship everything. */
 #include "run/drive/phases.h"
 
+#include "run/drive/gangrun.h"
+
 #include "run/drive/xcreds.h"
 #include "run/drive/xinputs.h"
 #include "run/drive/xscratch.h"
@@ -200,10 +202,11 @@ static int prepare_checkpoint(struct run *R, size_t i, bool resume, char *abs, s
 }
 
 static int open_log(struct run *R, const char *exp, const char *stream, char *path, size_t n) {
-        if (pathf(path, n, "%s/%s", R->logs_dir, exp) < 0)
+        if (pathf(path, n, "%s/%s/x", R->logs_dir, exp) < 0)
                 return -ENAMETOOLONG;
-        if (mkdir(path, 0750) < 0 && errno != EEXIST)
-                return -errno;
+        int r = mkdir_parents(path, 0750); /* <experiment>/, or a gang rank's <experiment>/node-<r>/ */
+        if (r < 0)
+                return r;
         if (pathf(path, n, "%s/%s/%s.log", R->logs_dir, exp, stream) < 0)
                 return -ENAMETOOLONG;
         int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0640);
@@ -220,12 +223,12 @@ static int open_log(struct run *R, const char *exp, const char *stream, char *pa
 
 /* $MAYFLY_METRICS_FILE: <workdir>/.mayfly/metrics/<experiment>.jsonl, its directory made as the run user; the agent
  * copies it (as the run user, beneath the workdir) into the experiment's logs directory and ships it as a log. */
-static void metrics_file(struct run *R, const char *exp, char *env, size_t n) {
+static void metrics_file(struct run *R, const char *exp, const char *logs, char *env, size_t n) {
         char rel[300], copy[4300], stream[300];
         env[0] = 0;
         if (pathf(rel, sizeof rel, "%s/%s.jsonl", XMETRICS_DIR, exp) < 0 ||
-            pathf(copy, sizeof copy, "%s/%s/%s", R->logs_dir, exp, XMETRICS_FILE) < 0 ||
-            pathf(stream, sizeof stream, "%s/%s", exp, XMETRICS_STREAM) < 0)
+            pathf(copy, sizeof copy, "%s/%s/%s", R->logs_dir, logs, XMETRICS_FILE) < 0 ||
+            pathf(stream, sizeof stream, "%s/%s", logs, XMETRICS_STREAM) < 0)
                 return;
         int r = exptree_mkdir(&R->user, R->workfd, XMETRICS_DIR);
         if (r == 0)
@@ -272,16 +275,21 @@ static char **experiment_environ(struct run *R, size_t i, bool resume, char *e_m
         snprintf(e_gpus, sizeof e_gpus, "MAYFLY_GPU_COUNT=%d", R->have_gpu_inv ? R->gpu_inv.count : 0);
         char e_cred[4][2400];
         char e_scr[2400];
+        char e_gang[GANG_ENV_N][GANG_ENV_LEN];
         _cleanup_(strv_freep) char **e_in = inputs_env(R);
         if (!e_in)
                 return NULL;
-        char *menv[17 + JOB_MAX_INPUTS + 1] = { e_mark, e_run, e_exp, e_res, e_att, e_type, e_iid, e_gpus };
+        char *menv[17 + JOB_MAX_INPUTS + GANG_ENV_N + 1] = { e_mark, e_run, e_exp, e_res, e_att, e_type, e_iid,
+                                                             e_gpus };
         size_t nm = 8;
         for (char **e = e_in; *e; e++)
                 menv[nm++] = *e;
+        for (size_t k = 0, ng = gang_env(R, i, e_gang); k < ng; k++)
+                menv[nm++] = e_gang[k];
         for (size_t k = 0, nc = credentials_env(R, e_cred, sizeof e_cred[0]); k < nc; k++)
                 menv[nm++] = e_cred[k];
-        metrics_file(R, x->name, e_xm, sizeof e_xm);
+        char logs[160];
+        metrics_file(R, x->name, gang_log_name(R, i, logs, sizeof logs), e_xm, sizeof e_xm);
         if (e_xm[0])
                 menv[nm++] = e_xm;
         if (ckpt[0])
@@ -297,12 +305,13 @@ int start_experiment(struct run *R, size_t i, bool resume) {
         const struct experiment *x = &R->job.experiments[i];
         struct exp_state *s = &R->st.exps[i];
         close_attempt(R, i); /* an attempt here before: how it ended, before this one resets the state */
-        char e_mark[96], ckpt[4400] = "", outp[4200], errp[4200];
+        char e_mark[96], ckpt[4400] = "", outp[4200], errp[4200], lb[160];
         if (new_marker(R, x->name, s->marker, e_mark, sizeof e_mark) == EV_FAILED ||
             (R->job.checkpoint_dir && prepare_checkpoint(R, i, resume, ckpt, sizeof ckpt) == EV_FAILED))
                 return EV_FAILED;
-        int out_log = open_log(R, x->name, "stdout", outp, sizeof outp);
-        int err_log = out_log < 0 ? -1 : open_log(R, x->name, "stderr", errp, sizeof errp);
+        const char *logs = gang_log_name(R, i, lb, sizeof lb); /* a gang's rank > 0: <name>/node-<rank> */
+        int out_log = open_log(R, logs, "stdout", outp, sizeof outp);
+        int err_log = out_log < 0 ? -1 : open_log(R, logs, "stderr", errp, sizeof errp);
         if (out_log < 0 || err_log < 0) {
                 int e = out_log < 0 ? out_log : err_log;
                 if (out_log >= 0)
@@ -313,9 +322,9 @@ int start_experiment(struct run *R, size_t i, bool resume) {
         uint64_t out_from = fstat(out_log, &so) == 0 ? (uint64_t)so.st_size : 0;
         uint64_t err_from = fstat(err_log, &se) == 0 ? (uint64_t)se.st_size : 0;
         char stream[300];
-        snprintf(stream, sizeof stream, "%s/stdout", x->name);
+        snprintf(stream, sizeof stream, "%s/stdout", logs);
         shipper_add_stream(&R->ship, outp, stream);
-        snprintf(stream, sizeof stream, "%s/stderr", x->name);
+        snprintf(stream, sizeof stream, "%s/stderr", logs);
         shipper_add_stream(&R->ship, errp, stream);
 
         char **envp = experiment_environ(R, i, resume, e_mark, ckpt);
@@ -348,7 +357,7 @@ int start_experiment(struct run *R, size_t i, bool resume) {
         push_status(R);
         share_self(R, true); /* `mayfly logs` marks where this attempt begins */
         watcher_experiment(&R->watch, true);
-        if (R->job.checkpoint_dir)
+        if (R->job.checkpoint_dir && gang_rank_of(R, i) == 0) /* a gang's checkpoint is rank 0's */
                 shipper_checkpoint_current(&R->ship, (int)i, x->name);
         waiter_status("running %s", x->name);
         log_info("experiment %s started (pid %d%s)", x->name, (int)R->cur.ch.pid, resume ? ", resumed" : "");
@@ -363,13 +372,13 @@ static void finish_experiment(struct run *R) {
         exp_finish(&R->cur, s);
         R->cur_idx = -1;
         snprintf(R->last_marker, sizeof R->last_marker, "%s", s->marker); /* swept again before the next */
-        char stream[300];
-        if (pathf(stream, sizeof stream, "%s/%s", R->job.experiments[i].name, XMETRICS_STREAM) == 0)
+        char stream[300], lb[160];
+        if (pathf(stream, sizeof stream, "%s/%s", gang_log_name(R, i, lb, sizeof lb), XMETRICS_STREAM) == 0)
                 shipper_mirror(&R->ship, stream); /* its last lines, before anything ships its logs */
         watcher_experiment(&R->watch, false);
         shipper_checkpoint_current(&R->ship, -1, NULL);
         s->st = s->reason == R_AGENT_STOPPED                             ? EXP_RUNNING
-                : s->reason == R_LEASE_LOST || s->reason == R_RUN_OVER ? EXP_PENDING
+                : s->reason == R_LEASE_LOST || s->reason == R_RUN_OVER || s->reason == R_GANG_STOPPED ? EXP_PENDING
                                                                         : EXP_DONE;
         log_info("experiment %s ended: %s %d (%s)", R->job.experiments[i].name, s->signal ? "signal" : "exit code",
                  s->signal ? s->signal : s->exit_code, exp_reason_name(s->reason));
@@ -440,7 +449,9 @@ struct ship_plan plan_of(struct run *R) {
                 for (size_t i = 0; i < R->job.n_experiments && i < JOB_MAX_EXPERIMENTS; i++)
                         R->ship_mask[i] = (int)i == held;
                 p.only = R->ship_mask;
-                p.no_outputs = held < 0;
+                /* a gang's rank > 0: its own logs (logs/<experiment>/node-<rank>/), rank 0 ships the rest */
+                p.node_rank = held >= 0 ? gang_rank_of(R, (size_t)held) : 0;
+                p.no_outputs = held < 0 || p.node_rank > 0;
         }
         /* several instances write into one run: each its own agent log and metrics */
         if (R->fleet && R->inst.id[0]) {

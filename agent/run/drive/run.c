@@ -216,6 +216,7 @@ static int join_the_fleet(struct run *R) {
         if (ledger_init(&R->ledger, &R->c, R->bucket, R->prefix, R->inst.id, &R->job, R->job.fleet.lease_ttl) < 0)
                 return failed(R, "cannot set up the run's ledger");
         R->ledger_ok = true;
+        snprintf(R->ledger.ip, sizeof R->ledger.ip, "%s", R->inst.private_ip); /* a gang's members meet there */
         struct aws_result out = { 0 };
         if (ledger_refresh(&R->ledger, &out) < 0)
                 log_warn("reading the run's ledger: %s", out.msg);
@@ -314,6 +315,7 @@ static struct run *run_new(const char *job_path) {
         R->workfd = -1;
         R->scratchfd = -1;
         R->cur_idx = -1;
+        R->gang.exp = -1;
         R->rc = EXIT_FAIL;
         first_dir(R->state_dir, sizeof R->state_dir, "STATE_DIRECTORY", "/var/lib/mayfly");
         first_dir(R->logs_dir, sizeof R->logs_dir, "LOGS_DIRECTORY", "/var/log/mayfly");

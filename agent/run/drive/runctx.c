@@ -3,6 +3,8 @@
  * recorded, the watcher's and the keeper's news read, and the one seam through which the driver waits (io). */
 #include "run/drive/runctx.h"
 
+#include "run/drive/gangrun.h"
+
 #include <cjson/cJSON.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -286,6 +288,7 @@ int on_watch(struct run *R) {
                          R->job.experiments[R->cur_idx].name);
                 exp_stop(&R->cur, R_RUN_OVER, R->job.stop_grace);
         }
+        gang_on_watch(R, spot && !R->st.spot_action[0]);
         char by[160];
         if (R->ledger_ok && ledger_take_cancel(&R->ledger, by, sizeof by)) {
                 note_cancel(R, by);

@@ -98,6 +98,25 @@ int fleet_detach(struct aws_ctx *c, const struct job_fleet *f, const char *insta
         return r;
 }
 
+int fleet_size_now(struct aws_ctx *c, const struct job_fleet *f, int *max, int *desired, char *msg, size_t msglen) {
+        *max = *desired = 0;
+        if (!f->group)
+                return -ENOENT;
+        struct http_client h;
+        int r = http_client_init(&h);
+        if (r < 0)
+                return r;
+        struct aws_result out = { 0 };
+        struct asg_info info;
+        r = asg_describe(c, &h, f->group, &info, &out);
+        http_client_free(&h);
+        if (r < 0)
+                errf(msg, msglen, "DescribeAutoScalingGroups %s: %s", f->group, out.msg);
+        else if (info.exists)
+                *max = info.max, *desired = info.desired;
+        return r;
+}
+
 bool fleet_last_member(struct aws_ctx *c, const struct job_fleet *f) {
         if (!f->group)
                 return true;

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* ledger.c — the run's shared records in S3: leases, attempts, done records, the end, heartbeats. */
 #include "run/fleet/ledger.h"
+#include "run/fleet/ledgerint.h"
 
 #include <cjson/cJSON.h>
 #include <limits.h>
@@ -18,9 +19,7 @@
 #define CAS_TRIES 6
 
 /* prefix + "ledger/" + the rest; -ENAMETOOLONG with out->msg. */
-static int lkey(const struct ledger *L, char key[S3_MAX_KEY + 1], struct aws_result *out, const char *fmt, ...)
-        __attribute__((format(printf, 4, 5)));
-static int lkey(const struct ledger *L, char key[S3_MAX_KEY + 1], struct aws_result *out, const char *fmt, ...) {
+int ledger_key(const struct ledger *L, char key[S3_MAX_KEY + 1], struct aws_result *out, const char *fmt, ...) {
         char rest[512];
         va_list ap;
         va_start(ap, fmt);
@@ -53,11 +52,12 @@ int ledger_init(struct ledger *L, struct aws_ctx *c, const char *bucket, const c
             pathf(L->instance, sizeof L->instance, "%s", instance && *instance ? instance : "local") < 0)
                 return -ENAMETOOLONG;
         L->exps = calloc(L->n ? L->n : 1, sizeof *L->exps);
-        return L->exps ? 0 : -ENOMEM;
+        return L->exps ? gang_init(L) : -ENOMEM;
 }
 
 void ledger_free(struct ledger *L) {
         ledger_keeper_stop(L);
+        gang_free(L);
         free(L->exps);
         L->exps = NULL;
         free(L->self);
@@ -120,7 +120,9 @@ static int on_item(void *ud, const struct s3_object *o) {
                         e->holder[0] = 0;
                         e->holder_gone = false;
                 }
-        } else if ((i = parse_rel(l->L, rel, "done")) >= 0 && i < 256)
+        } else if (str_has_prefix(rel, "slot/"))
+                gang_on_item(l->L, rel, o->etag ? o->etag : "");
+        else if ((i = parse_rel(l->L, rel, "done")) >= 0 && i < 256)
                 l->seen_done[i] = true;
         else if ((i = parse_rel(l->L, rel, "exp")) >= 0 && i < 256) {
                 l->seen_exp[i] = true;
@@ -129,7 +131,7 @@ static int on_item(void *ud, const struct s3_object *o) {
         return 0;
 }
 
-static int get_json(struct ledger *L, struct http_client *h, const char *key, cJSON **ret, char *etag,
+int ledger_get_json(struct ledger *L, struct http_client *h, const char *key, cJSON **ret, char *etag,
                     struct aws_result *out) {
         _cleanup_free_ char *body = NULL;
         char tag[128];
@@ -144,7 +146,7 @@ static int get_json(struct ledger *L, struct http_client *h, const char *key, cJ
         return 0;
 }
 
-static void str_field(const cJSON *o, const char *k, char *dst, size_t n) {
+void ledger_str_field(const cJSON *o, const char *k, char *dst, size_t n) {
         const char *v = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, k));
         snprintf(dst, n, "%s", v ? v : "");
 }
@@ -166,8 +168,8 @@ void ledger_read_done(struct ledger_exp *e, const cJSON *o) {
         e->signal = (int)json_int(o, "signal", 0, 128, 0);
         e->start = (time_t)json_int(o, "start", 0, JSON_TIME_MAX, 0);
         e->end = (time_t)json_int(o, "end", 0, JSON_TIME_MAX, 0);
-        str_field(o, "reason", e->reason, sizeof e->reason);
-        str_field(o, "instance", e->done_by, sizeof e->done_by);
+        ledger_str_field(o, "reason", e->reason, sizeof e->reason);
+        ledger_str_field(o, "instance", e->done_by, sizeof e->done_by);
         if ((int)json_int(o, "attempts", 0, INT_MAX, 0) > e->attempts)
                 e->attempts = (int)json_int(o, "attempts", 0, INT_MAX, 0);
 }
@@ -186,7 +188,7 @@ bool ledger_instance_gone(const char *ec2_state) {
 
 /* Whether EC2 says the lease's holder is going or gone (DescribeInstances): its experiment is taken over at once,
  * not after ttl × LEDGER_SKEW. Without ec2:DescribeInstances (said once), only the TTL counts. */
-static bool holder_gone(struct ledger *L, struct http_client *h, const char *holder) {
+bool ledger_holder_gone(struct ledger *L, struct http_client *h, const char *holder) {
         if (L->ec2_denied || strncmp(holder, "i-", 2))
                 return false;
         char state[32] = "";
@@ -213,25 +215,25 @@ static void read_end_and_cancel(struct ledger *L, struct http_client *h, const s
                                 struct aws_result *out) {
         char key[S3_MAX_KEY + 1];
         cJSON *o = NULL;
-        if (l->end && !L->ended && lkey(L, key, out, "end.json") == 0 && get_json(L, h, key, &o, NULL, out) == 0) {
+        if (l->end && !L->ended && ledger_key(L, key, out, "end.json") == 0 && ledger_get_json(L, h, key, &o, NULL, out) == 0) {
                 L->ended = true;
-                str_field(o, "outcome", L->end_outcome, sizeof L->end_outcome);
-                str_field(o, "reason", L->end_reason, sizeof L->end_reason);
-                str_field(o, "instance", L->end_by, sizeof L->end_by);
+                ledger_str_field(o, "outcome", L->end_outcome, sizeof L->end_outcome);
+                ledger_str_field(o, "reason", L->end_reason, sizeof L->end_reason);
+                ledger_str_field(o, "instance", L->end_by, sizeof L->end_by);
         }
         cJSON_Delete(o);
         o = NULL;
-        if (l->cancel && !L->cancelled && lkey(L, key, out, "cancel.json") == 0 &&
-            get_json(L, h, key, &o, NULL, out) == 0) {
+        if (l->cancel && !L->cancelled && ledger_key(L, key, out, "cancel.json") == 0 &&
+            ledger_get_json(L, h, key, &o, NULL, out) == 0) {
                 L->cancelled = true;
-                str_field(o, "by", L->cancel_by, sizeof L->cancel_by);
+                ledger_str_field(o, "by", L->cancel_by, sizeof L->cancel_by);
         }
         cJSON_Delete(o);
 }
 
 static int ledger_refresh_locked(struct ledger *L, struct aws_result *out) {
         char prefix[S3_MAX_KEY + 1];
-        int r = lkey(L, prefix, out, "%s", "");
+        int r = ledger_key(L, prefix, out, "%s", "");
         if (r < 0)
                 return r;
         struct http_client h;
@@ -244,6 +246,7 @@ static int ledger_refresh_locked(struct ledger *L, struct aws_result *out) {
         }
         l->L = L;
         l->skip = strlen(prefix);
+        gang_list_begin(L);
         r = s3_list(L->c, &h, L->bucket, prefix, on_item, l, out);
         double now = now_mono();
         for (size_t i = 0; r == 0 && i < L->n && i < 256; i++) {
@@ -252,10 +255,11 @@ static int ledger_refresh_locked(struct ledger *L, struct aws_result *out) {
                 char key[S3_MAX_KEY + 1];
                 cJSON *o = NULL;
                 if (e->held && !e->seen_holder &&
-                    lkey(L, key, out, "lease/%s.json", L->job->experiments[i].name) == 0 &&
-                    get_json(L, &h, key, &o, NULL, out) == 0) {
-                        str_field(o, "holder", e->holder, sizeof e->holder);
+                    ledger_key(L, key, out, "lease/%s.json", L->job->experiments[i].name) == 0 &&
+                    ledger_get_json(L, &h, key, &o, NULL, out) == 0) {
+                        ledger_str_field(o, "holder", e->holder, sizeof e->holder);
                         e->released = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "released"));
+                        gang_read_lease(e, o);
                         e->seen_holder = true;
                 }
                 cJSON_Delete(o);
@@ -266,18 +270,25 @@ static int ledger_refresh_locked(struct ledger *L, struct aws_result *out) {
                 e->stale = e->held && !e->mine && ledger_lease_expired(e->seen_since, now, L->ttl);
                 if (e->held && !e->mine && !e->stale && e->holder[0] && !e->holder_gone &&
                     ledger_lease_overdue(e->seen_since, now, L->ttl))
-                        e->holder_gone = holder_gone(L, &h, e->holder);
+                        e->holder_gone = ledger_holder_gone(L, &h, e->holder);
                 e->stale |= e->holder_gone || (e->released && !e->mine);
+                if (!e->held) {
+                        e->lease_stop.set = e->lease_formed = false;
+                        e->lease_attempt = 0;
+                        e->lease_ip[0] = 0;
+                }
+                if (e->slots)
+                        gang_refresh(L, &h, i, now);
                 if (l->seen_exp[i] && strcmp(L->exp_etag[i], l->exp_etag[i]) &&
-                    lkey(L, key, out, "exp/%s.json", L->job->experiments[i].name) == 0 &&
-                    get_json(L, &h, key, &o, NULL, out) == 0) {
+                    ledger_key(L, key, out, "exp/%s.json", L->job->experiments[i].name) == 0 &&
+                    ledger_get_json(L, &h, key, &o, NULL, out) == 0) {
                         ledger_read_exp(e, o);
                         snprintf(L->exp_etag[i], sizeof L->exp_etag[i], "%s", l->exp_etag[i]);
                 }
                 cJSON_Delete(o);
                 o = NULL;
-                if (l->seen_done[i] && !e->done && lkey(L, key, out, "done/%s.json", L->job->experiments[i].name) == 0 &&
-                    get_json(L, &h, key, &o, NULL, out) == 0) {
+                if (l->seen_done[i] && !e->done && ledger_key(L, key, out, "done/%s.json", L->job->experiments[i].name) == 0 &&
+                    ledger_get_json(L, &h, key, &o, NULL, out) == 0) {
                         ledger_read_done(e, o); /* a done record never changes: read once */
                 }
                 cJSON_Delete(o);
@@ -310,7 +321,7 @@ static bool waits_done(const struct ledger *L, bool sequential, size_t i) {
 enum ledger_next ledger_pick(const struct ledger *L, bool sequential, int *ret_index) {
         if (L->ended)
                 return LEDGER_ALL_DONE;
-        bool all_done = true, can_come = false, unproven = false;
+        bool all_done = true, can_come = false, unproven = false, gang_waits = false;
         for (size_t i = 0; i < L->n; i++) {
                 const struct ledger_exp *e = &L->exps[i];
                 if (e->done)
@@ -320,18 +331,21 @@ enum ledger_next ledger_pick(const struct ledger *L, bool sequential, int *ret_i
                         can_come = true; /* after something still to finish */
                         continue;
                 }
-                if (!e->held || e->stale || e->mine) {
-                        *ret_index = (int)i;
+                if (!e->held || e->stale || e->mine || (e->slots && ledger_gang_rank(L, i) > 0)) {
+                        *ret_index = (int)i; /* its lease, or a gang's free slot (ledger_gang_rank) */
                         return LEDGER_CLAIM;
                 }
                 can_come = true; /* held by a live instance: it may give it back */
                 unproven |= !e->alive; /* ... or by one that vanished: not seen renewing yet */
+                /* a gang between attempts, or whose rank 0 is still at work after this one's part finished: its
+                 * members stay for the next attempt */
+                gang_waits |= e->slots && !ledger_gang_whole(L, i);
         }
         if (all_done)
                 return LEDGER_ALL_DONE;
         /* in a run, it waits for the holder; in a sweep, it leaves only once every holder of what is left has been
          * seen renewing (one that vanished would leave its experiment to nobody): until then it watches */
-        return (sequential && can_come) || unproven ? LEDGER_WAIT : LEDGER_NOTHING_LEFT;
+        return (sequential && can_come) || unproven || gang_waits ? LEDGER_WAIT : LEDGER_NOTHING_LEFT;
 }
 
 static void nonce(char out[17]) {
@@ -343,7 +357,7 @@ static void nonce(char out[17]) {
 
 /* The lease's body: unique per write, so that a lost answer can be recognised by reading it back. released: given
  * back (on a store that ignores If-Match on DELETE a claim is given back so, never deleted): free to take at once. */
-static char *lease_body_as(const struct ledger *L, long generation, int attempt, bool released) {
+char *ledger_lease_body(const struct ledger *L, long generation, int attempt, bool released) {
         char n[17];
         nonce(n);
         _cleanup_(cjson_deletep) cJSON *o = cJSON_CreateObject();
@@ -357,22 +371,23 @@ static char *lease_body_as(const struct ledger *L, long generation, int attempt,
         cJSON_AddStringToObject(o, "nonce", n);
         if (released)
                 cJSON_AddTrueToObject(o, "released");
+        gang_lease_fields(L, o);
         return cJSON_PrintUnformatted(o);
 }
 
 static char *lease_body(const struct ledger *L, long generation, int attempt) {
-        return lease_body_as(L, generation, attempt, false);
+        return ledger_lease_body(L, generation, attempt, false);
 }
 
 /* attempts + 1 and this instance in the experiment's record (compare-and-swap, retried). The new count; -E2BIG,
  * with nothing written, when max_attempts (> 0) are spent. */
 static int count_attempt(struct ledger *L, struct http_client *h, int i, int max_attempts, struct aws_result *out) {
         char key[S3_MAX_KEY + 1];
-        int r = lkey(L, key, out, "exp/%s.json", L->job->experiments[i].name);
+        int r = ledger_key(L, key, out, "exp/%s.json", L->job->experiments[i].name);
         for (int t = 0; r >= 0 && t < CAS_TRIES; t++) {
                 cJSON *o = NULL;
                 char etag[128] = "";
-                r = get_json(L, h, key, &o, etag, out);
+                r = ledger_get_json(L, h, key, &o, etag, out);
                 if (r == -MF_ENOTFOUND) {
                         r = 0;
                         etag[0] = 0;
@@ -411,7 +426,7 @@ static int count_attempt(struct ledger *L, struct http_client *h, int i, int max
 static int ledger_claim_locked(struct ledger *L, int i, int max_attempts, struct aws_result *out) {
         struct ledger_exp *e = &L->exps[i];
         char key[S3_MAX_KEY + 1];
-        int r = lkey(L, key, out, "lease/%s.json", L->job->experiments[i].name);
+        int r = ledger_key(L, key, out, "lease/%s.json", L->job->experiments[i].name);
         if (r < 0)
                 return r;
         struct http_client h;
@@ -421,18 +436,21 @@ static int ledger_claim_locked(struct ledger *L, int i, int max_attempts, struct
                 /* how this store gives a claim back: asked once, before the first claim */
                 char scratch[S3_MAX_KEY + 1];
                 struct aws_result o2 = { 0 };
-                if (lkey(L, scratch, &o2, "probe/%s.json", L->instance) == 0 &&
+                if (ledger_key(L, scratch, &o2, "probe/%s.json", L->instance) == 0 &&
                     s3cas_probe_delete(L->c, &h, L->bucket, scratch, &o2) >= 0)
                         L->probed = true;
         }
         long generation = 1;
         const char *if_match = NULL;
+        L->rank = 0;
+        L->stopping = (struct ledger_stop){ 0 };
+        L->gang_formed = false;
         if (e->held && L->held != i) {
                 /* a stale lease, or this instance's own from before a restart: taken over on the very ETag that was
                  * watched, one generation on */
                 cJSON *o = NULL;
                 char etag[128];
-                r = get_json(L, &h, key, &o, etag, out);
+                r = ledger_get_json(L, &h, key, &o, etag, out);
                 if (r == 0 && strcmp(etag, e->lease_etag))
                         r = -MF_EPRECOND; /* renewed meanwhile: its holder lives */
                 if (r == 0)
@@ -440,7 +458,8 @@ static int ledger_claim_locked(struct ledger *L, int i, int max_attempts, struct
                 cJSON_Delete(o);
                 if_match = e->lease_etag;
         }
-        _cleanup_free_ char *body = r == 0 ? lease_body(L, generation, e->attempts + 1) : NULL;
+        int guess = e->attempts + 1;
+        _cleanup_free_ char *body = r == 0 ? lease_body(L, generation, guess) : NULL;
         double t0 = now_mono();
         char tag[128];
         if (r == 0)
@@ -457,8 +476,10 @@ static int ledger_claim_locked(struct ledger *L, int i, int max_attempts, struct
                         r = a;
                 else
                         L->attempt = a;
+                struct aws_result o2 = { 0 };
+                if (a > 0 && a != guess && e->slots)
+                        ledger_renew(L, &o2); /* a gang joins the attempt its lease names: the counted one */
                 if (r < 0) {
-                        struct aws_result o2 = { 0 };
                         s3cas_delete(L->c, &h, L->bucket, key, L->etag, &o2);
                         L->held = -1;
                 }
@@ -483,7 +504,7 @@ static int ledger_renew_locked(struct ledger *L, struct aws_result *out) {
         if (L->held < 0)
                 return -ENOENT;
         char key[S3_MAX_KEY + 1];
-        int r = lkey(L, key, out, "lease/%s.json", L->job->experiments[L->held].name);
+        int r = gang_held_key(L, key, out);
         if (r < 0)
                 return r;
         struct http_client h;
@@ -522,13 +543,15 @@ int ledger_renew(struct ledger *L, struct aws_result *out) {
 static int ledger_release_locked(struct ledger *L, struct aws_result *out) {
         if (L->held < 0)
                 return 0;
+        if (L->rank > 0)
+                return ledger_slot_release(L, false, out);
         char key[S3_MAX_KEY + 1];
-        int r = lkey(L, key, out, "lease/%s.json", L->job->experiments[L->held].name);
+        int r = ledger_key(L, key, out, "lease/%s.json", L->job->experiments[L->held].name);
         struct http_client h;
         if (r == 0 && (r = http_client_init(&h)) == 0) {
                 if (s3traits_get(L->c, L->bucket) & S3T_DELETE_IGNORES_IFMATCH) {
                         /* a delete would not check the ETag: the lease is overwritten as released, on its ETag */
-                        _cleanup_free_ char *body = lease_body_as(L, L->generation, L->attempt, true);
+                        _cleanup_free_ char *body = ledger_lease_body(L, L->generation, L->attempt, true);
                         char tag[128];
                         r = body ? s3cas_put(L->c, &h, L->bucket, key, body, L->etag, false, tag, out) : -ENOMEM;
                 } else {
@@ -553,7 +576,7 @@ static int ledger_commit_locked(struct ledger *L, const struct ledger_done *d, s
                 return -ENOENT;
         int i = L->held;
         char key[S3_MAX_KEY + 1];
-        int r = lkey(L, key, out, "done/%s.json", L->job->experiments[i].name);
+        int r = ledger_key(L, key, out, "done/%s.json", L->job->experiments[i].name);
         if (r < 0)
                 return r;
         _cleanup_(cjson_deletep) cJSON *o = cJSON_CreateObject();
@@ -599,7 +622,7 @@ int ledger_commit(struct ledger *L, const struct ledger_done *d, struct aws_resu
 
 static int ledger_end_locked(struct ledger *L, const char *outcome, const char *reason, struct aws_result *out) {
         char key[S3_MAX_KEY + 1];
-        int r = lkey(L, key, out, "end.json");
+        int r = ledger_key(L, key, out, "end.json");
         if (r < 0)
                 return r;
         _cleanup_(cjson_deletep) cJSON *o = cJSON_CreateObject();
@@ -640,7 +663,7 @@ int ledger_end(struct ledger *L, const char *outcome, const char *reason, struct
 
 static int heartbeat_locked(struct ledger *L, const char *phase, const char *experiment, struct aws_result *out) {
         char key[S3_MAX_KEY + 1];
-        int r = lkey(L, key, out, "instances/%s.json", L->instance);
+        int r = ledger_key(L, key, out, "instances/%s.json", L->instance);
         if (r < 0)
                 return r;
         _cleanup_(cjson_deletep) cJSON *o = cJSON_CreateObject();
@@ -729,8 +752,8 @@ int ledger_liveness(struct aws_ctx *c, const char *bucket, const char *prefix, s
                 if (t > ret->last_beat) {
                         ret->last_beat = t;
                         ret->ttl = (long)json_int(j, "ttl", 1, 86400, LEDGER_DEFAULT_TTL);
-                        str_field(j, "instance", ret->last_instance, sizeof ret->last_instance);
-                        str_field(j, "phase", ret->last_phase, sizeof ret->last_phase);
+                        ledger_str_field(j, "instance", ret->last_instance, sizeof ret->last_instance);
+                        ledger_str_field(j, "phase", ret->last_phase, sizeof ret->last_phase);
                 }
         }
         http_client_free(&h);
@@ -745,7 +768,7 @@ int ledger_liveness(struct aws_ctx *c, const char *bucket, const char *prefix, s
 static int record_exists(struct ledger *L, const char *name, char **ret) {
         char key[S3_MAX_KEY + 1];
         struct aws_result out = { 0 };
-        int r = lkey(L, key, &out, "%s", name);
+        int r = ledger_key(L, key, &out, "%s", name);
         struct http_client h;
         if (r < 0 || (r = http_client_init(&h)) < 0)
                 return r;
@@ -765,7 +788,7 @@ static void cancel_by_of(const char *body, char *by, size_t n) {
         snprintf(by, n, "%s", v ? v : "");
 }
 
-static void wake(struct ledger *L) {
+void ledger_wake(struct ledger *L) {
         if (L->wake_fd >= 0) {
                 uint64_t one = 1;
                 ssize_t n = write(L->wake_fd, &one, sizeof one);
@@ -776,7 +799,7 @@ static void wake(struct ledger *L) {
 static void lose(struct ledger *L) {
         L->lost = true;
         L->held = -1;
-        wake(L);
+        ledger_wake(L);
 }
 
 static void *keeper(void *ud) {
@@ -793,11 +816,13 @@ static void *keeper(void *ud) {
                         else if (r == -MF_ESTORE && !L->broken) {
                                 L->broken = true; /* the run cannot be kept on this store: the driver ends it */
                                 snprintf(L->broken_msg, sizeof L->broken_msg, "%s", out.msg);
-                                wake(L);
+                                ledger_wake(L);
                         }
                         else if (r < 0 && ledger_lease_left(L) < (double)L->ttl / 6)
                                 lose(L); /* cannot renew in time: give it up while no one can take it yet */
                 }
+                if (L->gang_watch && L->held >= 0 && now >= L->gang_next)
+                        gang_keeper_turn(L); /* under the lock; wakes the driver when the gang broke */
                 if (now >= next_beat || L->beat_soon) {
                         L->beat_soon = false;
                         char phase[16], exp[80];
@@ -817,13 +842,13 @@ static void *keeper(void *ud) {
                         if (over) {
                                 L->over = true;
                                 L->over_news = true;
-                                wake(L);
+                                ledger_wake(L);
                         }
                         if (cancelled) {
                                 L->cancel_seen = true;
                                 L->cancel_news = true;
                                 cancel_by_of(cancel, L->cancel_news_by, sizeof L->cancel_news_by);
-                                wake(L);
+                                ledger_wake(L);
                         }
                         next_beat = now_mono() + (double)L->ttl / 3;
                 }

@@ -115,10 +115,15 @@ static int put_if_there(struct ship_plan *p, const char *path, const char *rel, 
 static void ship_logs(struct ship_plan *p, size_t i, int *failures) {
         static const char *const files[] = { "stdout.log", "stderr.log", XMETRICS_FILE };
         const struct job *j = p->job;
+        char name[160];
+        if (p->node_rank > 0)
+                snprintf(name, sizeof name, "%s/node-%d", j->experiments[i].name, p->node_rank);
+        else
+                snprintf(name, sizeof name, "%s", j->experiments[i].name);
         for (size_t k = 0; k < ARRAY_SIZE(files); k++) {
                 char path[4200], rel[512];
-                if (pathf(path, sizeof path, "%s/%s/%s", p->logs_dir, j->experiments[i].name, files[k]) < 0 ||
-                    pathf(rel, sizeof rel, "logs/%s/%s", j->experiments[i].name, files[k]) < 0) {
+                if (pathf(path, sizeof path, "%s/%s/%s", p->logs_dir, name, files[k]) < 0 ||
+                    pathf(rel, sizeof rel, "logs/%s/%s", name, files[k]) < 0) {
                         log_warn("shipping the logs of %s: path too long", j->experiments[i].name);
                         (*failures)++;
                         continue;
@@ -130,7 +135,7 @@ static void ship_logs(struct ship_plan *p, size_t i, int *failures) {
 static void ship_checkpoint(struct ship_plan *p, size_t i, int *failures) {
         struct aws_result res = { 0 };
         const struct job *j = p->job;
-        if (p->workfd < 0 || !j->checkpoint_dir)
+        if (p->workfd < 0 || !j->checkpoint_dir || p->node_rank > 0)
                 return;
         if (shipper_sync_checkpoint(p->ship, (int)i, j->experiments[i].name, &res) < 0) {
                 log_warn("shipping the checkpoint of %s: %s", j->experiments[i].name, res.msg);
@@ -149,7 +154,8 @@ static void ship_outputs(struct ship_plan *p, int *failures) {
 int ship_experiment(struct ship_plan *p, size_t i) {
         int failures = 0;
         ship_logs(p, i, &failures);
-        ship_outputs(p, &failures);
+        if (!p->no_outputs)
+                ship_outputs(p, &failures);
         ship_checkpoint(p, i, &failures);
         char m[700];
         if (shipper_refusal(p->ship, m, sizeof m))

@@ -77,6 +77,7 @@ enum exp_reason {
         R_LEASE_LOST,   /* another instance took the experiment over (this one could not renew its claim in time) */
         R_RUN_OVER,     /* another instance ended the run (a failure with continue_on_failure false): stopped here */
         R_CANCELLED,    /* the run was cancelled (`mayfly cancel`): stopped, or never started */
+        R_GANG_STOPPED, /* another member of its gang stopped, failed or vanished: this part stopped with it */
         R__MAX
 };
 

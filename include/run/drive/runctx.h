@@ -101,6 +101,13 @@ struct run {
         struct stage_progress stage;
         double stage_start;           /* monotonic; 0: not staging */
         int stage_event;              /* a stop or a notice that came while staging, -1: none */
+        /* this instance's part in a gang (gangrun.h): its experiment (-1: none), its rank, the members' addresses */
+        struct gang_part {
+                int exp, rank, nodes, attempt;
+                char ips[JOB_MAX_NODES * 16];
+                char master[16];
+                struct ledger_stop stop;      /* why the gang broke, in the member's own words (when it wrote them) */
+        } gang;
         int rc;                       /* the process's exit code */
 };
 

@@ -42,6 +42,26 @@ struct ledger_peer {
         char *body;
 };
 
+/* Why a gang member stopped its part (written into its lease or slot, read by the others). */
+struct ledger_stop {
+        bool set;
+        char reason[24];              /* an exp_reason name: exit, interrupted, lease-lost, ... */
+        int exit_code, signal;
+};
+
+/* A gang's slot r >= 1 (ledger/slot/<experiment>/<r>.json) as last read; rank 0 is the experiment's lease. */
+struct ledger_slot {
+        bool held, seen_now;          /* the object exists (seen in the last listing) */
+        bool mine, stale, released, finished, read;
+        bool gone;                    /* EC2 says its holder is going or gone (asked once per ETag) */
+        char etag[128];
+        double seen_since;            /* monotonic: when this instance first saw etag */
+        char holder[32];
+        char ip[16];
+        int attempt;                  /* the gang attempt (rank 0's) it was claimed for */
+        struct ledger_stop stop;
+};
+
 /* One experiment as the ledger shows it. */
 struct ledger_exp {
         bool done;
@@ -64,6 +84,12 @@ struct ledger_exp {
         char reason[24];
         time_t start, end;
         char done_by[32];
+        /* its lease's body (read once per ETag): the attempt, the holder's private address, why it stops */
+        int lease_attempt;
+        char lease_ip[16];
+        struct ledger_stop lease_stop;
+        bool lease_formed;            /* a gang's rank 0 saw the gang whole: no slot of its attempt is taken again */
+        struct ledger_slot *slots;    /* a gang's (nodes > 1): nodes entries, [0] unused; NULL otherwise */
 };
 
 struct ledger {
@@ -84,6 +110,16 @@ struct ledger {
         char etag[128];
         long generation;
         int attempt;
+        int rank;                     /* 0: the experiment's lease (a gang's rank 0); r: a gang's slot r */
+        struct ledger_stop stopping;  /* why this instance stops its part of a gang (in its lease from now on) */
+        bool part_finished;           /* its part of the gang exited 0: its slot is given back "finished" */
+        bool gang_formed;             /* rank 0: the gang is whole ("formed" in its lease from now on) */
+        char ip[16];                  /* this instance's private IPv4, in its leases ("" = none) */
+        bool gang_watch;              /* the keeper watches the held experiment's gang (it runs) */
+        bool gang_news;               /* ... and found it broken (news: not yet taken) */
+        char gang_why[200];
+        struct ledger_stop gang_stop; /* ... the member's own words, when it wrote why */
+        double gang_next;             /* monotonic: the keeper's next look at the gang */
         double renewed_at;            /* monotonic instant taken before the last renewal that took */
         /* the keeper: a thread that renews the held lease every ttl/3 and beats the heartbeat */
         pthread_mutex_t lock;         /* over the held lease's fields, between the keeper and the driver */
@@ -197,3 +233,50 @@ bool ledger_take_cancel(struct ledger *L, char *by, size_t n);
 bool ledger_take_broken(struct ledger *L, char *msg, size_t n);
 /* The held lease was lost (the flag is cleared). */
 bool ledger_take_lost(struct ledger *L);
+
+/* ---------- gangs (gang.c): an experiment with nodes > 1, run by that many instances at once ----------
+ *
+ * Rank 0 holds the experiment's lease like any experiment: it claims it, counts the attempt, restores and ships the
+ * checkpoint, commits the done record. Ranks 1..K-1 hold slot leases for rank 0's attempt:
+ *
+ *   ledger/slot/<experiment>/<r>.json  {"holder", "generation", "attempt", "ttl", "ip", ["stop"], ["released"],
+ *                                       ["finished"]}                          If-None-Match to claim, If-Match after
+ *
+ * renewed by the keeper like the lease. The gang runs when rank 0's lease and every slot are held for one attempt.
+ * A member that stops its part writes why ("stop": {"reason", "exit_code", "signal"}) into its lease or slot; every
+ * member's keeper watches the others while the gang runs, and a member stopped, gone (its lease stale, EC2 says its
+ * instance is gone) or given back stops the whole gang. A slot given back stays, "released" (free to take at once),
+ * with why it stopped, or "finished" (its part exited 0: not taken again for that attempt). */
+
+/* Pure: the rank this instance would take in experiment i: 0 (its lease is free, stale or this instance's), a free
+ * slot (rank 0's lease alive and not stopping), or -1 (the gang is full, or rank 0 is stopping). */
+int ledger_gang_rank(const struct ledger *L, size_t i);
+/* Pure: whether experiment i's gang is whole and at work for its attempt (rank 0 alive and not stopping, every slot
+ * held for that attempt, or finished in it): an instance with no place in it may leave a sweep; else it stays. */
+bool ledger_gang_whole(const struct ledger *L, size_t i);
+/* Rank 0 saw the gang whole: "formed" goes into its lease now. */
+int ledger_gang_formed(struct ledger *L, struct aws_result *out);
+/* Claims slot r (>= 1) of experiment i for rank 0's attempt as last read. 0 with L->held = i, L->rank = r and
+ * L->attempt; -MF_EPRECOND when another instance won it. */
+int ledger_claim_slot(struct ledger *L, int i, int r, struct aws_result *out);
+/* Pure: the gang of experiment i for attempt as last read: how many of its nodes are held for it (present), the
+ * ranks missing (missing[], n_missing), the members' addresses by rank (ips: nodes × 16 bytes), and whether it is
+ * broken (a member stopped, gone, or held for another attempt: why, and the member's stop when it wrote one). */
+struct gang_view {
+        int present, nodes;
+        int missing[JOB_MAX_NODES];
+        int n_missing;
+        char ips[JOB_MAX_NODES][16];
+        bool broken, done;
+        char why[200];
+        struct ledger_stop stop;
+};
+void ledger_gang_view(const struct ledger *L, size_t i, int attempt, int self_rank, struct gang_view *v);
+/* Writes why this instance stops its part into its held lease or slot now (and at every renewal after). */
+int ledger_gang_stop(struct ledger *L, const struct ledger_stop *s, struct aws_result *out);
+/* Gives the held slot back: "finished" (its part exited 0) or released with its stop. Rank 0: ledger_release. */
+int ledger_slot_release(struct ledger *L, bool finished, struct aws_result *out);
+/* The keeper watches the gang of the held experiment from now on (false: no more). */
+void ledger_gang_watch(struct ledger *L, bool on);
+/* The keeper found the gang broken (once; the news is cleared): why, and the member's stop. */
+bool ledger_take_gang(struct ledger *L, char *why, size_t n, struct ledger_stop *stop);

@@ -31,6 +31,8 @@ struct ship_plan {
         struct shipped_files *outputs_done; /* the outputs shipped before: skipped when unchanged (NULL: none) */
         const bool *only;             /* ship_results: per experiment, its logs and checkpoint go (NULL: all) */
         bool no_outputs;              /* ship_results: not the outputs */
+        int node_rank;                /* > 0: this instance is that rank of a gang (ledger.h): its experiment's logs
+                                       * go to logs/<experiment>/node-<rank>/, its checkpoint and outputs not at all */
         char agent_log_rel[128];      /* the agent log's key in the run ("" = logs/agent.log) */
         char metrics_rel[128];        /* metrics' ("" = metrics.jsonl) */
         char refused[700];            /* out: the first path of the experiment's that was refused, "" if none */

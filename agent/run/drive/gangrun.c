@@ -1,0 +1,244 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* gangrun.c — this instance's part in a gang: formed, started with the gang's variables, stopped with the gang, and
+ * what the end of one part means for the whole (gangrun.h; the ledger's side is gang.c). */
+#include "run/drive/gangrun.h"
+
+#include "log.h"
+#include "run/fleet/group.h"
+#include "run/drive/phases.h"
+
+#define GANG_LOOK 1 /* seconds between looks at the ledger while the gang forms */
+
+struct gang_call {
+        int max, desired;
+        bool finished;
+        struct ledger_stop stop;
+        char msg[600];
+        struct aws_result out;
+};
+
+static int do_refresh(struct run *R, void *a) { return ledger_refresh(&R->ledger, &((struct gang_call *)a)->out); }
+static int do_release(struct run *R, void *a) {
+        struct gang_call *g = a;
+        return R->ledger.rank > 0 ? ledger_slot_release(&R->ledger, g->finished, &g->out)
+                                  : ledger_release(&R->ledger, &g->out);
+}
+static int do_stop(struct run *R, void *a) {
+        struct gang_call *g = a;
+        return ledger_gang_stop(&R->ledger, &g->stop, &g->out);
+}
+static int do_formed(struct run *R, void *a) {
+        return ledger_gang_formed(&R->ledger, &((struct gang_call *)a)->out);
+}
+static int do_size(struct run *R, void *a) {
+        struct gang_call *g = a;
+        return fleet_size_now(&R->c, &R->job.fleet, &g->max, &g->desired, g->msg, sizeof g->msg);
+}
+
+int gang_rank_of(const struct run *R, size_t i) {
+        return R->gang.exp == (int)i ? R->gang.rank : 0;
+}
+
+const char *gang_log_name(const struct run *R, size_t i, char *buf, size_t n) {
+        const char *name = R->job.experiments[i].name;
+        if (gang_rank_of(R, i) > 0 && pathf(buf, n, "%s/node-%d", name, R->gang.rank) == 0)
+                return buf;
+        return name;
+}
+
+size_t gang_env(const struct run *R, size_t i, char env[GANG_ENV_N][GANG_ENV_LEN]) {
+        const struct gang_part *g = &R->gang;
+        if (g->exp != (int)i)
+                return 0;
+        snprintf(env[0], GANG_ENV_LEN, "MAYFLY_NODE_RANK=%d", g->rank);
+        snprintf(env[1], GANG_ENV_LEN, "MAYFLY_NNODES=%d", g->nodes);
+        snprintf(env[2], GANG_ENV_LEN, "MAYFLY_NODE_IPS=%s", g->ips);
+        snprintf(env[3], GANG_ENV_LEN, "MASTER_ADDR=%s", g->master);
+        snprintf(env[4], GANG_ENV_LEN, "MASTER_PORT=%d", R->job.rendezvous_port);
+        snprintf(env[5], GANG_ENV_LEN, "NODE_RANK=%d", g->rank);
+        /* one process per node scripts (init_method="env://"); torchrun sets its own for its workers */
+        snprintf(env[6], GANG_ENV_LEN, "WORLD_SIZE=%d", g->nodes);
+        snprintf(env[7], GANG_ENV_LEN, "RANK=%d", g->rank);
+        return GANG_ENV_N;
+}
+
+/* The place this instance holds in experiment i's gang given back (finished: its part exited 0). */
+static void give_back(struct run *R, bool finished) {
+        struct gang_call g = { .finished = finished };
+        if (io(R, do_release, &g) < 0)
+                log_warn("giving the gang's place back: %s (it expires on its own)", g.out.msg);
+}
+
+/* "1, 3" */
+static void ranks_text(const struct gang_view *v, char *buf, size_t n) {
+        size_t at = 0;
+        buf[0] = 0;
+        for (int k = 0; k < v->n_missing && at < n; k++)
+                at += (size_t)snprintf(buf + at, n - at, "%s%d", k ? ", " : "", v->missing[k]);
+}
+
+/* gang_timeout spent: the attempt ends in error, naming the missing ranks and what the group can hold. */
+static int timed_out(struct run *R, int i, const struct gang_view *v) {
+        const struct experiment *x = &R->job.experiments[i];
+        struct gang_call g = { 0 };
+        char ranks[200], size[300] = "";
+        ranks_text(v, ranks, sizeof ranks);
+        if (R->job.fleet.group && io(R, do_size, &g) == 0) {
+                if (g.max < x->nodes)
+                        snprintf(size, sizeof size, "; the group %s holds at most %d instance%s, fewer than its %d "
+                                 "nodes", R->job.fleet.group, g.max, g.max == 1 ? "" : "s", x->nodes);
+                else
+                        snprintf(size, sizeof size, "; the group %s wants %d of at most %d instances (a launch that "
+                                 "fails shows in mayfly status)", R->job.fleet.group, g.desired, g.max);
+        }
+        give_back(R, false);
+        return failed(R, "experiment %s: its gang did not form within gang_timeout (%lds): %d of %d nodes, rank%s %s "
+                      "missing%s", x->name, R->job.gang_timeout, v->present, x->nodes, v->n_missing == 1 ? "" : "s",
+                      ranks, size);
+}
+
+/* The gang is whole: its members' addresses, rank 0's the rendezvous. */
+static void formed(struct run *R, int i, const struct gang_view *v) {
+        struct gang_part *g = &R->gang;
+        size_t at = 0;
+        g->ips[0] = 0;
+        for (int r = 0; r < v->nodes && at < sizeof g->ips; r++)
+                at += (size_t)snprintf(g->ips + at, sizeof g->ips - at, "%s%s", r ? "," : "", v->ips[r]);
+        snprintf(g->master, sizeof g->master, "%s", v->ips[0]);
+        R->waiting[0] = 0;
+        struct gang_call c = { 0 };
+        if (g->rank == 0 && io(R, do_formed, &c) < 0)
+                log_warn("marking the gang of %s formed: %s", R->job.experiments[i].name, c.out.msg);
+        log_info("the gang of experiment %s is whole (attempt %d, %d nodes, rank 0 at %s): rank %d starts",
+                 R->job.experiments[i].name, g->attempt, g->nodes, g->master[0] ? g->master : "?", g->rank);
+}
+
+/* While the gang forms, a slot's holder finds rank 0 moved on (stopping, another attempt, gone): its place goes. */
+static bool rank0_moved_on(const struct run *R, int i) {
+        const struct ledger_exp *e = &R->ledger.exps[i];
+        return R->gang.rank > 0 && (!e->held || e->stale || e->lease_stop.set || e->lease_attempt != R->gang.attempt);
+}
+
+int gang_form(struct run *R, int i) {
+        const struct experiment *x = &R->job.experiments[i];
+        R->gang = (struct gang_part){ .exp = i, .rank = R->ledger.rank, .nodes = x->nodes,
+                                      .attempt = R->ledger.attempt };
+        double t0 = now_mono();
+        int said = -1;
+        for (;;) {
+                int ev = pending_event(R);
+                if (ev >= 0)
+                        return ev; /* the place is given back with the claim, after SHIP */
+                struct gang_call g = { 0 };
+                if (io(R, do_refresh, &g) < 0)
+                        log_warn("reading the run's ledger: %s", g.out.msg);
+                else if (ledger_held(&R->ledger) != i)
+                        return CLAIM_AGAIN; /* lost while waiting */
+                else if (R->ledger.ended || R->ledger.cancelled || rank0_moved_on(R, i)) {
+                        give_back(R, false);
+                        return CLAIM_AGAIN; /* the run's end, or the attempt's, is seen by fleet_start */
+                } else {
+                        struct gang_view v;
+                        ledger_gang_view(&R->ledger, (size_t)i, R->gang.attempt, R->gang.rank, &v);
+                        if (v.present == v.nodes) {
+                                formed(R, i, &v);
+                                return 0;
+                        }
+                        if (now_mono() - t0 >= (double)R->job.gang_timeout)
+                                return timed_out(R, i, &v);
+                        if (v.present != said) {
+                                char ranks[200];
+                                ranks_text(&v, ranks, sizeof ranks);
+                                snprintf(R->waiting, sizeof R->waiting, "gang %d/%d of experiment %s (attempt %d, "
+                                         "rank %d here): waiting for rank%s %.60s", v.present, v.nodes, x->name,
+                                         R->gang.attempt, R->gang.rank, v.n_missing == 1 ? "" : "s", ranks);
+                                log_info("%s", R->waiting);
+                                push_status(R);
+                                said = v.present;
+                        }
+                }
+                if (!waiter_sleep(&R->w, GANG_LOOK))
+                        return EV_SIGTERM;
+        }
+}
+
+struct part_ship {
+        struct run *R;
+        size_t i;
+};
+
+static int ship_part(void *arg) {
+        struct part_ship *ps = arg;
+        struct ship_plan p = plan_of(ps->R);
+        return ship_experiment(&p, ps->i);
+}
+
+/* This part's logs (rank 0: and the checkpoint, the experiment's) in S3, then its place given back. */
+static int leave_attempt(struct run *R, int i, bool finished) {
+        struct part_ship ps = { .R = R, .i = (size_t)i };
+        if (waiter_blocking(&R->w, ship_part, &ps, 0) < 0)
+                log_warn("experiment %s: not all of rank %d's part reached S3 before its place was given back",
+                         R->job.experiments[i].name, R->gang.rank);
+        give_back(R, finished);
+        R->st.exps[i].st = EXP_PENDING; /* done only once rank 0 commits it (sync_from_ledger) */
+        save_state(R);
+        return CLAIM_AGAIN;
+}
+
+/* Why this part stops goes into its lease or slot now: the others stop with it. */
+static void say_stop(struct run *R, const char *reason, int exit_code, int sig) {
+        struct gang_call g = { .stop = { .set = true, .exit_code = exit_code, .signal = sig } };
+        snprintf(g.stop.reason, sizeof g.stop.reason, "%s", reason);
+        if (io(R, do_stop, &g) < 0)
+                log_warn("telling the gang why rank %d stops: %s", R->gang.rank, g.out.msg);
+}
+
+int gang_part_ended(struct run *R, int i) {
+        struct exp_state *s = &R->st.exps[i];
+        const struct gang_part *g = &R->gang;
+        const char *name = R->job.experiments[i].name;
+        /* a failure is tried again only within max_attempts (none set: never, a gang that fails would loop) */
+        bool last = R->job.fleet.max_attempts <= 0 || R->ledger.attempt >= R->job.fleet.max_attempts;
+        if (s->st == EXP_DONE) {
+                bool ok = s->exit_code == 0 && !s->signal;
+                if (g->rank == 0 && (ok || last))
+                        return GANG_COMMIT;
+                if (ok) {
+                        log_info("rank %d of experiment %s finished; rank 0 commits the experiment", g->rank, name);
+                        return leave_attempt(R, i, true);
+                }
+                log_info("rank %d of experiment %s %s %d: the gang's attempt %d ends%s", g->rank, name,
+                         s->signal ? "was killed by signal" : "exited with code", s->signal ? s->signal : s->exit_code,
+                         g->attempt, last ? "" : " and is tried again");
+                say_stop(R, "exit", s->exit_code, s->signal);
+                return leave_attempt(R, i, false);
+        }
+        if (s->reason != R_GANG_STOPPED)
+                return CLAIM_AGAIN; /* its lease lost, or the run over: nothing of it is this instance's to ship */
+        if (g->rank == 0 && g->stop.set && !strcmp(g->stop.reason, "exit") && last) {
+                /* a member's failure with no attempt left is the experiment's */
+                s->st = EXP_DONE;
+                s->exit_code = g->stop.exit_code;
+                s->signal = g->stop.signal;
+                s->reason = R_EXIT;
+                return GANG_COMMIT;
+        }
+        if (g->rank == 0)
+                say_stop(R, "gang-stopped", 0, 0); /* members still waiting or running stop at once */
+        return leave_attempt(R, i, false);
+}
+
+void gang_on_watch(struct run *R, bool spot) {
+        if (!R->ledger_ok || R->gang.exp < 0)
+                return;
+        char why[200];
+        struct ledger_stop stop;
+        if (ledger_take_gang(&R->ledger, why, sizeof why, &stop) && R->cur_idx == R->gang.exp) {
+                R->gang.stop = stop;
+                log_info("the gang of experiment %s broke: %s; rank %d's part stops (attempt %d)",
+                         R->job.experiments[R->cur_idx].name, why, R->gang.rank, R->gang.attempt);
+                exp_stop(&R->cur, R_GANG_STOPPED, R->job.stop_grace);
+        }
+        if (spot && ledger_held(&R->ledger) == R->gang.exp)
+                say_stop(R, "interrupted", 0, 0);
+}
