@@ -16,7 +16,7 @@ want="libcurl4-openssl-dev libcjson-dev libexpat1-dev libssl-dev libsystemd-dev 
 case "$1" in
   test)  want="$want curl faketime python3-yaml python3-jsonschema python3-jinja2 python3-configobj python3-jsonpatch \
                python3-netifaces python3-oauthlib python3-requests python3-serial chromium tidy openssl time \
-               nftables python3-boto3"
+               nftables python3-boto3 python3-torch"
          bare="radosgw ceph-mon ceph-osd" ;;
   demo)  want="$want curl nftables" ;;
   bench) want="$want curl nginx-light time openssl" ;;

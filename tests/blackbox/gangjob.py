@@ -3,51 +3,56 @@
 
 TRAIN_PY is train.py, the experiment's script (TRAIN_ARCHIVE_FILES packs it into the experiment's archive, e.g.
 jobrun.upload_source(cloud, key, scripts=TRAIN_ARCHIVE_FILES)); make_venv(path) makes the venv it runs in (Debian's
-python3-torch 1.13 through --system-site-packages; the job spec's "env": {"venv": path}).
+python3-torch through --system-site-packages; the job spec's "env": {"venv": path}); have_torch() says whether
+python3-torch is installed (tests/deps.sh does not install it: skip without it).
 
     python train.py [STEPS=30] [SLEEP=0.5]
 
-It reads the gang's env (MASTER_ADDR, MASTER_PORT, WORLD_SIZE, RANK through init_method "env://"; MAYFLY_NODE_RANK,
-MAYFLY_NNODES, MAYFLY_NODE_IPS are printed only; MAYFLY_CHECKPOINT_DIR, MAYFLY_ATTEMPT, MAYFLY_RESUME) and:
-  - trains nn.Linear(16, 4) (torch.manual_seed(0)) with SGD + momentum, in DistributedDataParallel (gradients
-    all-reduced over gloo), each rank on its own batch per step, drawn from a generator seeded by (rank, step):
-    the data do not depend on where a run resumed, so an interrupted and resumed gang ends with the same weights,
-    bit for bit, as one never interrupted (verified);
-  - prints "step N" after each step and sleeps SLEEP seconds; rank 0 saves {model, optim, step} to
+It reads the gang's env (MASTER_ADDR, MASTER_PORT, WORLD_SIZE, RANK through init_method "env://"; MAYFLY_NODE_IPS
+and MAYFLY_RESUME are only printed; MAYFLY_CHECKPOINT_DIR, default ./checkpoint; MAYFLY_ATTEMPT, default 1) and:
+  - trains nn.Linear(16, 4) (torch.manual_seed(0)) with SGD + momentum in DistributedDataParallel (gradients
+    all-reduced over gloo), each rank on its own batch per step, drawn from a generator seeded by (rank, step): the
+    data do not depend on where a run resumed, so a gang stopped and resumed ends with the same weights, bit for
+    bit, as one never stopped (on the same machine and torch);
+  - prints "step N" after each step, then sleeps SLEEP s; rank 0 saves {model, optim, step} to
     $MAYFLY_CHECKPOINT_DIR/ckpt.pt after every step (ckpt.pt.tmp, then os.replace);
-  - on start loads ckpt.pt where it exists (every rank: the agent restores rank 0's directory onto each member) and
-    prints "resumed from step N", else "starts at step 0"; the ranks compare their steps (an all-reduce) and when
-    they differ (a member's directory was not restored) every rank prints "checkpoint mismatch: ..." and exits 3,
-    rather than train out of step;
-  - runs.txt (cwd): "train rank=R attempt=A from=S at=TIME" at the start, "done rank=R attempt=A step=N at=TIME" at
-    the end, "stopped rank=R attempt=A step=N at=TIME" on SIGTERM;
-  - at the end: outputs/weights-rank<R>.txt, "sha256=<hex of the parameters' bytes> step=<N>" (equal on every rank),
-    prints "done at step N", exits 0;
-  - SIGTERM: waited for by a thread of its own (sigwait, SIGTERM blocked in every other thread), so it is seen even
-    while the main thread is blocked in gloo (rendezvous, all-reduce); the main thread stops before its next step,
-    rank 0 saves, every rank prints "stopped at step N" and exits 143. A peer's death that fails a collective is
-    taken as the gang's stop when SIGTERM follows within 10 s (the agent stops the whole gang): exit 143, else 1. A
-    main thread still blocked 20 s after SIGTERM is ended by that thread with os._exit(143) (ckpt.pt is then the
-    last finished step's).
-  - OMP_NUM_THREADS=1 and torch.set_num_threads(1): one thread per process (the test machine has 2 CPUs);
-  - GLOO_SOCKET_IFNAME=lo (setdefault) when MASTER_ADDR is a loopback address (127.*) only: gloo's device then binds
-    127.0.0.1 whatever the machine's hostname resolves to. Never on a real multi-host gang (each rank would
-    advertise 127.0.0.1).
-  - init_process_group's timeout is 60 s (rendezvous and each collective): a gang missing a member fails in a
-    minute, not in torch's default 30 min.
+  - on start every rank loads ckpt.pt where it exists (the agent restores rank 0's directory onto each member):
+    "resumed from step N", else "starts at step 0"; the ranks then compare their steps (an all-reduce) and when
+    they differ (a member's directory was not restored) every rank prints "checkpoint mismatch: ..." and exits 3;
+  - runs.txt (cwd), one line each: "train rank=R attempt=A from=S at=TIME" once started, "done rank=R attempt=A
+    step=N at=TIME" at the end, "stopped rank=R attempt=A step=N at=TIME" on SIGTERM;
+  - at the end: outputs/weights-rank<R>.txt, "sha256=<hex> step=<N>" (SHA-256 of the state dict's names and
+    bytes: equal on every rank), prints "done at step N", exits 0;
+  - SIGTERM once the gang is up (after init_process_group): the main thread stops before its next step, rank 0
+    saves, every rank prints "stopped at step N" and exits 143. A peer's death that fails a collective (the peer
+    got SIGTERM first) counts as the gang's stop when SIGTERM comes within 10 s: exit 143, else exit 1. A thread
+    woken by the signal's wakeup fd ends a main thread still stuck (a hung peer) 20 s after SIGTERM: os._exit(143),
+    ckpt.pt then being the last finished step's. SIGTERM before the gang is up (import, rendezvous: torch 1.13's
+    TCPStore waits for the others holding the GIL, so no Python handler could run) ends the process by the
+    default action at once: killed by signal 15, not exit 143;
+  - one thread per process: OMP_NUM_THREADS=1 (setdefault, before import torch) and torch.set_num_threads(1);
+  - GLOO_SOCKET_IFNAME=lo (setdefault) only when MASTER_ADDR is a loopback address (127.*): gloo's device then
+    binds 127.0.0.1 whatever the hostname resolves to; never on a real multi-host gang (each rank would advertise
+    127.0.0.1);
+  - init_process_group(timeout=60 s; TRAIN_TIMEOUT_S in the env changes it): the rendezvous and each collective. A
+    member that never comes makes the others fail after twice that (the TCPStore's wait, then gloo's): ~125 s.
 
-Verified on Debian 12 (2 CPUs, python3-torch 1.13.1+dfsg-4, torch.__version__ "1.13.0a0"), two processes as one
-user, MASTER_ADDR=127.11.1.2 (Linux routes 127/8 to lo; binding 127.11.1.2 works without any address added):
-  - 30 steps x 0.5 s: both ranks "done at step 30", equal hashes; about 21 s wall per run (import torch ~1.5 s,
-    init_process_group ~0.1 s once both are up);
-  - SIGTERM to both at step 12: exit 143 both, ckpt.pt at step 12; restarted with MAYFLY_RESUME=1 and rank 0's
-    checkpoint copied into rank 1's directory: "resumed from step 12", "done at step 30", equal hashes, and the
-    same hash as the uninterrupted run;
-  - without GLOO_SOCKET_IFNAME it works too where the hostname resolves to a bindable address (here 127.0.0.1);
-  - rank 1's directory left empty on resume: rank 1 exits 3 ("checkpoint mismatch"), rank 0 fails its next
-    collective (exit 1).
-  - the TCPStore server (rank 0) listens on MASTER_PORT on every address (0.0.0.0 and ::), not on MASTER_ADDR only:
-    two gangs (or tests) on one machine need distinct MASTER_PORTs.
+Verified on Debian 12 with 2 CPUs (python3-torch 1.13.1+dfsg-4: torch.__version__ "1.13.0a0"), two processes on
+one machine, MASTER_ADDR=127.11.1.2 (Linux routes 127/8 to lo: nothing to add), as root and as nobody
+(HOME=/nonexistent: nothing is written there), in a make_venv venv:
+  - import torch ~1.1-1.5 s, ~240 MB RSS per process; init_process_group ~1 s when both start together (0.02-0.15 s
+    when the other is already waiting); a whole 30-step run (0.5 s sleeps) ~17 s wall; 18 resumed steps ~10-11 s;
+  - 30 steps: rc 0 both, "done at step 30", equal hashes;
+  - SIGTERM to rank 1 at its step 12, then to rank 0 0.2 s (or 3 s) later: rc 143 both, ckpt.pt at step 12 (with
+    3 s rank 0's step 13 all-reduce fails first: "collective failed", then the stop); restarted with MAYFLY_RESUME=1,
+    MAYFLY_ATTEMPT=2, the same MASTER_PORT and rank 0's ckpt.pt copied to rank 1: "resumed from step 12", rc 0
+    both, "done at step 30", equal hashes, and the hash of the run never stopped;
+  - restarted without rank 1's copy: "checkpoint mismatch" on both, rc 3 both, in ~1.5 s;
+  - rank 1 SIGSTOPped, rank 0 SIGTERMed: rank 0 exits 143 20 s later; rank 0 alone, SIGTERM during the rendezvous:
+    killed by signal 15 at once; rank 0 alone, no SIGTERM: RuntimeError "Socket Timeout", rc 1 after ~125 s;
+  - GLOO_SOCKET_IFNAME="" (torch's "unset"): works too here, the hostname resolving to 127.0.0.1;
+  - rank 0's TCPStore listens on *:MASTER_PORT (every address, v4 and v6), not on MASTER_ADDR: gangs (or tests)
+    at once on one machine need distinct MASTER_PORTs; a port is reusable at once by the next attempt.
 """
 import os
 import stat
@@ -60,31 +65,46 @@ TRAIN_PY = r'''#!/usr/bin/env python3
 import datetime
 import hashlib
 import os
+import select
 import signal
 import sys
 import threading
 import time
 
 STOP = threading.Event()
-TRAINING = threading.Event()  # set once the gang is up and the start step is known
 GRACE_S = 20.0
+TIMEOUT_S = float(os.environ.get("TRAIN_TIMEOUT_S", "60"))  # rendezvous and each collective
 
 
-def _sigterm_waiter():
-    signal.sigwait({signal.SIGTERM})
+def _on_sigterm(signum, frame):  # runs in the main thread, between two bytecodes
+    STOP.set()
+
+
+def _watch(r):
+    """Wakes on SIGTERM even while the main thread waits in gloo (the signal's C handler writes to the wakeup fd)."""
+    while True:
+        select.select([r], [], [])
+        try:
+            if signal.SIGTERM in os.read(r, 64):
+                break
+        except BlockingIOError:
+            pass
     STOP.set()
     print("SIGTERM", flush=True)
-    if not TRAINING.is_set():  # still importing or in the rendezvous: nothing to save
-        print("stopped before training", flush=True)
-        os._exit(143)
     time.sleep(GRACE_S)  # the main thread exits first unless it is stuck in a collective
     print("still running %.0f s after SIGTERM: exit" % GRACE_S, flush=True)
     os._exit(143)
 
 
-# before any other thread (torch's, gloo's) starts: they inherit the mask, so SIGTERM reaches the waiter only
-signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
-threading.Thread(target=_sigterm_waiter, daemon=True).start()
+def catch_sigterm():
+    """From here SIGTERM stops the job between steps. Before (import, rendezvous: torch's TCPStore waits for the
+    others holding the GIL, no Python handler would run), SIGTERM's default action ends the process at once."""
+    r, w = os.pipe()
+    os.set_blocking(w, False)
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    signal.set_wakeup_fd(w, warn_on_full_buffer=False)
+    threading.Thread(target=_watch, args=(r,), daemon=True).start()
+
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 if os.environ.get("MASTER_ADDR", "").startswith("127."):
@@ -126,7 +146,8 @@ print("gang rank=%d of %d master=%s:%s node_ips=%s resume=%s attempt=%s" % (
     RANK, WORLD, os.environ.get("MASTER_ADDR"), os.environ.get("MASTER_PORT"), os.environ.get("MAYFLY_NODE_IPS"),
     os.environ.get("MAYFLY_RESUME", "0"), ATTEMPT), flush=True)
 t0 = time.monotonic()
-dist.init_process_group("gloo", init_method="env://", timeout=datetime.timedelta(seconds=60))
+dist.init_process_group("gloo", init_method="env://", timeout=datetime.timedelta(seconds=TIMEOUT_S))
+catch_sigterm()
 print("init_process_group %.2f s" % (time.monotonic() - t0), flush=True)
 
 torch.manual_seed(0)
@@ -150,7 +171,6 @@ if int(span[0]) != -int(span[1]):
                                                                               int(span[0])), flush=True)
     leave(3)
 note("train", **{"from": step})
-TRAINING.set()
 ddp = DDP(model)  # broadcasts rank 0's parameters
 
 
@@ -188,7 +208,7 @@ while step < STEPS:
         leave(1)
     step += 1
     save(step)
-    print("step %d loss %.6f" % (step, loss.item()), flush=True)
+    print("step %d" % step, flush=True)
     time.sleep(SLEEP)
 
 h = hashlib.sha256()

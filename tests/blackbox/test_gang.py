@@ -5,8 +5,11 @@ really meet at MASTER_ADDR:MASTER_PORT (a port of this worker's own, harness.wor
 that says who it is, meets rank 0 over TCP, counts, and fails on one rank when told; the torch job is a real
 data-parallel training with torch.distributed over gloo (gangjob.py)."""
 import json
+import os
 import re
 import time
+
+import gangjob
 
 from fleetlib import (BUCKET, SCRIPTS, TTL, agent_log, launch, leftovers, lines, running_of, start_cloud, the_run,
                       wait_no_leftovers, wait_over)
@@ -116,5 +119,53 @@ def test_a_gang_that_cannot_form_ends_in_error_within_gang_timeout():
         check(took < 90, "took %.0f s" % took)
         check(not any(members(i) for i in c.instances() if i.get("root")), "a member ran alone")
         wait_no_leftovers(c, run_id)
+    finally:
+        c.__exit__(None, None, None)
+
+
+def local_log(inst, rel):
+    """A file of the instance's agent logs directory (the simulator's root volume), "" when absent."""
+    p = os.path.join(inst.get("root") or "/nonexistent", "logs", rel)
+    return open(p, errors="replace").read() if os.path.exists(p) else ""
+
+
+def test_a_two_node_ddp_job_resumes_as_a_gang_after_a_spot_notice_on_rank_1():
+    """The issue's must-show: real torch.distributed (gloo) data-parallel training on two instances; a spot notice on
+    rank 1's instance at step 12 stops the whole gang (rank 0 saves its checkpoint, which goes to S3), the group's
+    replacement joins the survivor, the gang resumes from the checkpoint (not from step 0) and finishes with equal
+    weights on both ranks; the run succeeds and nothing of it is left in EC2."""
+    check(gangjob.have_torch(), "Debian's python3-torch is missing (tests/deps.sh test installs it)")
+    c = start_cloud(scripts=gangjob.TRAIN_ARCHIVE_FILES)
+    try:
+        venv = gangjob.make_venv(os.path.join(c.dir, "venv"))
+        os.chmod(c.dir, 0o755)
+        j = gang_job("ddp", ["python", "train.py", "30", "0.5"], worker_ports()[2], env={"venv": venv},
+                     checkpoint={"path": "ck", "interval": "10s"}, outputs=["outputs/*"])
+        t0 = time.time()
+        run_id, printed = launch(c, j, "--spot", "--recover", "--instances", "2")
+        # rank 1's instance, at step 12
+        def rank1(l):
+            return [i for i in l if i["state"] == "running" and "step 12" in local_log(i, "g/node-1/stdout.log")]
+        [i1] = rank1(c.wait_instances(rank1, 180, what="rank 1 at step 12"))
+        c.spot(i1["instance_id"], in_s=20)
+        r = the_run(c, "ddp", run_id)
+        st = wait_over(c, r, 300)
+        check(st and st["outcome"] == "succeeded", json.dumps(st))
+        [g] = st["experiments"]
+        check(g["attempts"] == 2 and g["exit_code"] == 0, json.dumps(g))
+        log0 = r.get("logs/g/stdout.log").decode()
+        log1 = r.get("logs/g/node-1/stdout.log").decode()
+        m = re.search(r"resumed from step (\d+)", log0)
+        check(m and int(m.group(1)) >= 12, "rank 0 did not resume from its checkpoint: %s" % log0[-1500:])
+        check("resumed from step %s" % m.group(1) in log1, "rank 1 did not resume from rank 0's checkpoint: %s" %
+              log1[-1500:])
+        check("done at step 30" in log0 and "done at step 30" in log1, log0[-500:] + log1[-500:])
+        # equal weights: rank 0's through its outputs in S3, rank 1's on the replacement's disk
+        w0 = r.get("outputs/outputs/weights-rank0.txt").decode().strip()
+        insts = [i for i in c.instances() if i.get("root")]
+        w1 = [l for i in insts for l in lines(i, "outputs/weights-rank1.txt")]
+        check(w1 and w1[-1].strip() == w0 and "step=30" in w0, "weights differ: %r vs %r" % (w0, w1))
+        wait_no_leftovers(c, run_id)
+        print("2-node DDP with a spot interruption: %.0f s" % (time.time() - t0))
     finally:
         c.__exit__(None, None, None)
