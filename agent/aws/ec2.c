@@ -187,8 +187,16 @@ int ec2_launch_template_params(const struct asg_template *t, const char *user_da
                 asg_param(a, t->iam_instance_profile, "%sIamInstanceProfile.%s", d,
                           str_has_prefix(t->iam_instance_profile, "arn:") ? "Arn" : "Name");
         asg_param(a, t->key_name, "%sKeyName", d);
+        /* a template with network interfaces names its groups on them (EC2 refuses both) */
         for (size_t i = 0; i < t->n_security_groups; i++)
-                asg_param(a, t->security_groups[i], "%sSecurityGroupId.%zu", d, i + 1);
+                asg_param(a, t->security_groups[i], t->efa ? "%sNetworkInterface.1.SecurityGroupId.%zu"
+                                                            : "%sSecurityGroupId.%zu", d, i + 1);
+        if (t->efa) {
+                asg_param(a, "0", "%sNetworkInterface.1.DeviceIndex", d);
+                asg_param(a, "efa", "%sNetworkInterface.1.InterfaceType", d);
+                asg_param(a, "true", "%sNetworkInterface.1.DeleteOnTermination", d);
+        }
+        asg_param(a, t->placement_group, "%sPlacement.GroupName", d);
         asg_param(a, "terminate", "%sInstanceInitiatedShutdownBehavior", d);
         asg_param(a, "required", "%sMetadataOptions.HttpTokens", d);
         asg_param(a, "enabled", "%sMetadataOptions.HttpEndpoint", d);

@@ -8,6 +8,7 @@
 
 #include "aws/autoscaling.h"
 #include "aws/ec2.h"
+#include "aws/gangnet.h"
 #include "aws/s3.h"
 #include "aws/s3cas.h"
 #include "aws/sts.h"
@@ -19,6 +20,7 @@
 
 #define CANCEL_WAIT_MAX (30 * 60) /* seconds --wait waits for the final status at most */
 #define CANCEL_POLL 3
+#define CANCEL_NET_WAIT 300       /* seconds the placement group and security group wait for the instances to end */
 
 /* A run as the laptop finds it under its URI: launch.json (what was launched), else status.json, else a ledger. */
 struct run_ref {
@@ -28,6 +30,8 @@ struct run_ref {
         char group[JOB_RUN_ID_MAX + 16];  /* the Auto Scaling group and launch template: "mayfly-<run id>" */
         char instances[16][32];           /* what RunInstances started (launch.json; no group) */
         size_t n_instances;
+        char placement_group[JOB_RUN_ID_MAX + 16]; /* launch.json: --placement-group's, "" when none */
+        char security_group[32];          /* launch.json: --gang-sg's id, "" when none */
 };
 
 static void str_of(const cJSON *o, const char *k, char *dst, size_t n) {
@@ -57,6 +61,8 @@ static int find_run(struct aws_ctx *c, struct http_client *h, const char *uri, s
                 _cleanup_(cjson_deletep) cJSON *o = cJSON_ParseWithLength(body, len);
                 str_of(o, "run_id", ref->run_id, sizeof ref->run_id);
                 str_of(o, "group", ref->group, sizeof ref->group);
+                str_of(o, "placement_group", ref->placement_group, sizeof ref->placement_group);
+                str_of(o, "security_group", ref->security_group, sizeof ref->security_group);
                 const cJSON *x;
                 cJSON_ArrayForEach(x, cJSON_GetObjectItemCaseSensitive(o, "instances"))
                         if (cJSON_IsString(x) && ref->n_instances < ARRAY_SIZE(ref->instances))
@@ -147,6 +153,28 @@ static int final_status(struct aws_ctx *c, struct http_client *h, const struct r
         return s3_put(c, h, ref->bucket, key, text, -1, 0, strlen(text), "application/json", NULL, NULL, out);
 }
 
+/* The run's placement group and security group (launch.json names them), once its instances have left them: EC2
+ * refuses while one is in them, so the deletes are tried again until CANCEL_NET_WAIT. */
+static int end_gang_net(struct aws_ctx *c, struct http_client *h, const struct run_ref *ref) {
+        if (!ref->placement_group[0] && !ref->security_group[0])
+                return 0;
+        struct gangnet net = { .placement_group = ref->placement_group[0] ? ref->placement_group : NULL,
+                               .security_group = ref->security_group[0] ? ref->security_group : NULL,
+                               .run_id = ref->security_group[0] ? ref->run_id : NULL };
+        char msg[2048];
+        printf("deleting the run's %s once its instances have left %s (at most %d minutes)\n",
+               net.placement_group && net.security_group ? "placement group and security group"
+               : net.placement_group ? "placement group" : "security group",
+               net.placement_group && net.security_group ? "them" : "it", CANCEL_NET_WAIT / 60);
+        fflush(stdout);
+        int r = gangnet_delete(c, h, &net, CANCEL_NET_WAIT, msg, sizeof msg);
+        if (r < 0)
+                log_error("%s", msg);
+        else
+                printf("%s\n", msg);
+        return r;
+}
+
 /* No instance of the run is alive: what is left of it goes from here, and its end and final status are written. */
 static int end_from_here(struct aws_ctx *c, struct http_client *h, const struct run_ref *ref, const char *by) {
         struct aws_result out = { 0 };
@@ -194,6 +222,8 @@ static int end_from_here(struct aws_ctx *c, struct http_client *h, const struct 
                 log_error("writing the final status.json: %s", out.msg);
                 return r;
         }
+        if ((r = end_gang_net(c, h, ref)) < 0)
+                return r;
         printf("the run is cancelled; nothing of it is left in EC2\n");
         return 0;
 }
@@ -259,7 +289,7 @@ static int cancel_run(struct aws_ctx *c, struct http_client *h, const char *uri,
                 str_of(end, "outcome", oc, sizeof oc);
                 str_of(end, "reason", reason, sizeof reason);
                 printf("run %s has ended already: %s (%s); nothing to cancel\n", ref.run_id, oc, reason);
-                return 0;
+                return end_gang_net(c, h, &ref); /* the ending instance cannot: it is in them */
         }
         char arn[600], err[512];
         if (sts_caller_arn(c, arn, sizeof arn, err, sizeof err) < 0) {
@@ -277,7 +307,13 @@ static int cancel_run(struct aws_ctx *c, struct http_client *h, const char *uri,
         printf("%zu instance(s) of the run see it within %lds (their next heartbeat): the running experiments get "
                "SIGTERM and their stop grace, checkpoints and logs ship, nothing more starts; the group goes\n",
                lv.instances, lv.ttl / 3);
-        return wait ? wait_final(c, h, &ref) : 0;
+        if (!wait && (ref.placement_group[0] || ref.security_group[0]))
+                printf("its placement group and security group go once its instances have: `mayfly cancel %s` again "
+                       "then (or cancel with --wait)\n", uri);
+        if (!wait)
+                return 0;
+        r = wait_final(c, h, &ref);
+        return r < 0 ? r : end_gang_net(c, h, &ref);
 }
 
 int cmd_cancel(int argc, char **argv) {
@@ -289,6 +325,9 @@ int cmd_cancel(int argc, char **argv) {
                 "  starts, the run ends `cancelled`, its Auto Scaling group and launch template are deleted and\n"
                 "  every instance ends. A run with no live instance (lost, or launched but never booted) is ended\n"
                 "  from here. Cancelling a cancelled or ended run says so and exits 0.\n"
+                "  A run launched with --placement-group or --gang-sg: its placement group and security group are\n"
+                "  deleted once its instances have left them (EC2 refuses before), tried again for at most 5\n"
+                "  minutes: by a cancel that ends the run from here, with --wait, or by cancelling an ended run.\n"
                 "  --wait: until the run's final status (at most 30 minutes).\n";
         static const struct option opts[] = { { "wait", no_argument, NULL, 'w' }, { "help", no_argument, NULL, 'h' },
                                               { 0, 0, 0, 0 } };

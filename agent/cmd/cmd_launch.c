@@ -14,6 +14,7 @@
 #include "cmd/preflight.h"
 #include "aws/autoscaling.h"
 #include "aws/ec2.h"
+#include "aws/gangnet.h"
 #include "aws/s3.h"
 #include "aws/s3cas.h"
 #include "aws/sts.h"
@@ -26,6 +27,8 @@
 #define LAUNCH_MAX_GROUP_NAME 128   /* a launch template's name: "mayfly-<run id>" */
 #define LAUNCH_MAX_BINARY (512u << 20)
 #define LAUNCH_HOP_LIMIT 1      /* IMDS answers only the instance itself, not its containers (a hop each) */
+#define LAUNCH_UNDO_WAIT 180    /* seconds a failed launch waits for the group's instances to leave its placement
+                                 * group and security group before it names them as left */
 
 /* Where launch puts what the instance fetches: <results>[/]<name>/sources/ (the role reads the results prefix). */
 static int sources_prefix(cJSON *job, char **ret_bucket, char *key, size_t n, char *err, size_t errlen) {
@@ -173,6 +176,9 @@ struct launch_opts {
         bool spot, recover;
         const char *run_id;     /* --run-id: continue that run (its ledger: finished experiments are not redone) */
         bool dry_run;           /* --dry-run: the preflight only */
+        const char *placement;  /* --placement-group STRATEGY: "cluster" (the only one); NULL: none */
+        bool gang_sg;           /* --gang-sg: a security group of the run's own, all traffic between its members */
+        bool efa;               /* --efa: the primary interface an Elastic Fabric Adapter */
 };
 
 /* An Auto Scaling group runs the job: --recover, or --instances (even 1). */
@@ -288,15 +294,21 @@ static int set_run(cJSON *job, const struct launch_opts *lo, char *run_id, size_
         return 0;
 }
 
-/* What a failed launch created is deleted again; what cannot be is named, with the command that deletes it. */
-static void undo(struct aws_ctx *c, struct http_client *h, const char *group, const char *template) {
+/* What a failed launch created is deleted again; what cannot be is named, with the command that deletes it. The
+ * placement group and security group last: a group deleted with ForceDelete terminates its instances first. */
+static void undo(struct aws_ctx *c, struct http_client *h, const char *group, const char *template,
+                 const struct gangnet *net) {
         struct aws_result res;
+        char msg[1024];
         if (group && asg_delete(c, h, group, &res) < 0)
                 log_error("the Auto Scaling group %s is left (%s): aws autoscaling delete-auto-scaling-group "
                           "--force-delete --auto-scaling-group-name %s", group, res.msg, group);
         if (template && ec2_delete_launch_template(c, h, template, &res) < 0)
                 log_error("the launch template %s is left (%s): aws ec2 delete-launch-template "
                           "--launch-template-name %s", template, res.msg, template);
+        if (net && (net->placement_group || net->security_group) &&
+            gangnet_delete(c, h, net, group ? LAUNCH_UNDO_WAIT : 0, msg, sizeof msg) < 0)
+                log_error("%s", msg);
 }
 
 /* The launch template and the group (MinSize 0, Max = Desired = size), AZRebalance suspended. */
@@ -330,20 +342,102 @@ static int replace_leftovers(struct aws_ctx *c, struct http_client *h, const cha
         return 0;
 }
 
+/* --placement-group cluster and --gang-sg: the run's placement group and security group (both "mayfly-<run id>"),
+ * before the template that names them; what was made is in *net (a failure undoes what came before it). */
+static int make_gang_net(struct aws_ctx *c, struct http_client *h, const struct launch_opts *lo, const char *group,
+                         const char *run_id, const char *name, struct gangnet *net, char *sg_id, size_t sg_len,
+                         char *err, size_t errlen) {
+        struct aws_result res = { 0 };
+        char vpc[64];
+        int r = 0;
+        if (lo->placement) {
+                r = ec2_create_placement_group(c, h, group, run_id, name, &res);
+                if (r < 0) {
+                        errf(err, errlen, "creating the placement group %s: %s", group, res.msg);
+                        return r;
+                }
+                net->placement_group = group;
+        }
+        if (!lo->gang_sg)
+                return 0;
+        net->run_id = run_id; /* a group made whose rule was refused is found by its tag */
+        r = ec2_vpc_of(c, h, lo->n_subnets ? lo->subnets[0] : NULL, vpc, sizeof vpc, &res);
+        if (r == 0)
+                r = ec2_create_gang_sg(c, h, group, vpc, run_id, name, sg_id, sg_len, &res);
+        if (r == 0) {
+                net->security_group = sg_id;
+                return 0;
+        }
+        errf(err, errlen, "creating the security group %s: %s", group, res.msg);
+        log_error("%s", err);
+        err[0] = 0;   /* said; what follows is the clean-up */
+        undo(c, h, NULL, NULL, net);
+        return r;
+}
+
+/* The template, the group, AZRebalance suspended; a failure undoes what was made (net included). */
+static int make_group(struct aws_ctx *c, struct http_client *h, const struct asg_template *t,
+                      const struct asg_group *g, const struct gangnet *net, char *lt_id, size_t lt_len, char *err,
+                      size_t errlen) {
+        struct aws_result res = { 0 };
+        int r = ec2_create_launch_template(c, h, t, lt_id, lt_len, &res);
+        if (r == -EEXIST)
+                return r;
+        if (r < 0) {
+                errf(err, errlen, "creating the launch template %s: %s", t->name, res.msg);
+                if (net->placement_group || net->security_group) {
+                        log_error("%s", err);
+                        err[0] = 0;
+                        undo(c, h, NULL, NULL, net);
+                }
+                return r;
+        }
+        r = asg_create(c, h, g, &res);
+        if (r == 0) {
+                r = asg_suspend(c, h, g->name, "AZRebalance", &res);
+                if (r < 0)
+                        errf(err, errlen, "suspending AZRebalance on the group %s: %s", g->name, res.msg);
+        } else
+                errf(err, errlen, "creating the Auto Scaling group %s: %s", g->name, res.msg);
+        if (r < 0) {
+                log_error("%s", err);
+                err[0] = 0;   /* said; what follows is the clean-up */
+                undo(c, h, g->name, t->name, net);
+        }
+        return r;
+}
+
+static void print_group(const struct launch_opts *lo, const char *run_id, const struct asg_group *g,
+                        const char *lt_id, const struct gangnet *net) {
+        printf("run:      %s\ngroup:    %s (%d x ", run_id, g->name, g->size);
+        for (size_t i = 0; i < lo->n_types; i++)
+                printf("%s%s", i ? " or " : "", lo->types[i]);
+        printf("%s, launch template %s%s)\n", lo->spot ? ", spot" : "", lt_id, lo->efa ? ", EFA" : "");
+        if (net->placement_group)
+                printf("placement group: %s (%s)\n", net->placement_group, GANGNET_STRATEGY);
+        if (net->security_group)
+                printf("security group:  %s (all traffic between the run's instances)\n", net->security_group);
+}
+
 static int launch_group(struct aws_ctx *c, const struct launch_opts *lo, const char *name, const char *run_id,
-                        bool continuing, const char *group, const char *ud, size_t udlen, char *err, size_t errlen) {
+                        bool continuing, const char *group, const char *ud, size_t udlen, char *sg_id, size_t sg_len,
+                        char *err, size_t errlen) {
         struct asg_group g = { .name = group, .launch_template = group, .size = lo->instances ? (int)lo->instances : 1,
                                .instance_types = lo->types, .n_types = lo->n_types, .subnets = lo->subnets,
                                .n_subnets = lo->n_subnets, .availability_zone = lo->zone, .spot = lo->spot,
                                .run_id = run_id };
+        const char *sgs[LAUNCH_MAX_SG + 1];
+        for (size_t i = 0; i < lo->n_sg; i++)
+                sgs[i] = lo->sg[i];
         /* a mixed policy asks for spot in its instances distribution; AWS refuses a template that asks too */
         struct asg_template t = { .name = group, .image_id = lo->image, .instance_type = lo->types[0], .user_data = ud,
                                   .user_data_len = udlen, .iam_instance_profile = lo->profile, .key_name = lo->key_name,
-                                  .security_groups = lo->sg, .n_security_groups = lo->n_sg,
+                                  .security_groups = sgs, .n_security_groups = lo->n_sg,
                                   .imds_hop_limit = (int)lo->hop_limit, .spot = lo->spot && !asg_is_mixed(&g),
-                                  .run_id = run_id, .job = name };
+                                  .run_id = run_id, .job = name, .placement_group = lo->placement ? group : NULL,
+                                  .efa = lo->efa };
+        struct gangnet net = { 0 };
         struct http_client h;
-        struct aws_result res = { 0 };
         char lt_id[64] = "";
         int r = http_client_init(&h);
         if (r < 0) {
@@ -352,31 +446,14 @@ static int launch_group(struct aws_ctx *c, const struct launch_opts *lo, const c
         }
         r = continuing ? replace_leftovers(c, &h, group, run_id, err, errlen) : 0;
         if (r == 0)
-                r = ec2_create_launch_template(c, &h, &t, lt_id, sizeof lt_id, &res);
-        if (r == -EEXIST)
-                ;
-        else if (r == 0) {
-                r = asg_create(c, &h, &g, &res);
-                if (r == 0) {
-                        r = asg_suspend(c, &h, group, "AZRebalance", &res);
-                        if (r < 0)
-                                errf(err, errlen, "suspending AZRebalance on the group %s: %s", group, res.msg);
-                } else
-                        errf(err, errlen, "creating the Auto Scaling group %s: %s", group, res.msg);
-                if (r < 0) {
-                        log_error("%s", err);
-                        err[0] = 0;   /* said; what follows is the clean-up */
-                        undo(c, &h, g.name, t.name);
-                }
-        } else
-                errf(err, errlen, "creating the launch template %s: %s", group, res.msg);
+                r = make_gang_net(c, &h, lo, group, run_id, name, &net, sg_id, sg_len, err, errlen);
+        if (r == 0 && net.security_group)
+                sgs[t.n_security_groups++] = net.security_group;
+        if (r == 0)
+                r = make_group(c, &h, &t, &g, &net, lt_id, sizeof lt_id, err, errlen);
         http_client_free(&h);
-        if (r == 0) {
-                printf("run:      %s\ngroup:    %s (%d x ", run_id, group, g.size);
-                for (size_t i = 0; i < lo->n_types; i++)
-                        printf("%s%s", i ? " or " : "", lo->types[i]);
-                printf("%s, launch template %s)\n", lo->spot ? ", spot" : "", lt_id);
-        }
+        if (r == 0)
+                print_group(lo, run_id, &g, lt_id, &net);
         return r;
 }
 
@@ -393,6 +470,19 @@ static int check_opts(const struct launch_opts *lo) {
         }
         if (lo->zone && lo->n_subnets) {
                 log_error("--availability-zone and --subnet-id: the subnets decide the zones, drop one");
+                return -EINVAL;
+        }
+        if (lo->placement && strcmp(lo->placement, GANGNET_STRATEGY)) {
+                log_error("--placement-group %s: only cluster is supported (the instances close together in one "
+                          "zone, for a gang's network)", lo->placement);
+                return -EINVAL;
+        }
+        if (!wants_group(lo) && (lo->placement || lo->gang_sg || lo->efa)) {
+                log_error("--placement-group, --gang-sg and --efa are for a gang of instances: add --instances N");
+                return -EINVAL;
+        }
+        if (lo->gang_sg && lo->n_sg >= LAUNCH_MAX_SG) {
+                log_error("--gang-sg adds a security group: at most %d --security-group-id with it", LAUNCH_MAX_SG - 1);
                 return -EINVAL;
         }
         return 0;
@@ -414,6 +504,8 @@ static int parse_launch_args(int argc, char **argv, struct launch_opts *lo, stru
                 { "max-attempts", required_argument, NULL, 'M' },
                 { "availability-zone", required_argument, NULL, 'z' },
                 { "run-id", required_argument, NULL, 'r' },     { "dry-run", no_argument, NULL, 'D' },
+                { "placement-group", required_argument, NULL, 'P' }, { "gang-sg", no_argument, NULL, 'G' },
+                { "efa", no_argument, NULL, 'E' },
                 { "help", no_argument, NULL, 'h' },             { 0 } };
         int ch;
         optind = 1;
@@ -422,6 +514,9 @@ static int parse_launch_args(int argc, char **argv, struct launch_opts *lo, stru
                 case 'a': lo->image = optarg; break;
                 case 'r': lo->run_id = optarg; break;
                 case 'D': lo->dry_run = true; break;
+                case 'P': lo->placement = optarg; break;
+                case 'G': lo->gang_sg = true; break;
+                case 'E': lo->efa = true; break;
                 case 't':
                         if (lo->n_types >= ASG_MAX_TYPES) {
                                 log_error("at most %d --instance-type", ASG_MAX_TYPES);
@@ -516,7 +611,8 @@ static int check_not_ended(struct aws_ctx *c, const cJSON *job, const char *run_
 /* launch.json under the run's prefix: the run is visible (status, logs, cancel) before its first instance
  * reports. What was launched, by whom, when. */
 static int write_launch_json(struct aws_ctx *c, const cJSON *job, const struct launch_opts *lo, const char *run_id,
-                             const char *group, const struct xml_node *instances, char *err, size_t errlen) {
+                             const char *group, const char *sg_id, const struct xml_node *instances, char *err,
+                             size_t errlen) {
         const char *results = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(job, "results"));
         const char *name = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(job, "name"));
         _cleanup_free_ char *bucket = NULL, *prefix = NULL;
@@ -547,6 +643,13 @@ static int write_launch_json(struct aws_ctx *c, const cJSON *job, const struct l
                 cJSON_AddStringToObject(o, "group", group);
                 cJSON_AddStringToObject(o, "launch_template", group);
                 cJSON_AddNumberToObject(o, "size", lo->instances > 0 ? (double)lo->instances : 1);
+                /* what `mayfly cancel` deletes once the instances are gone */
+                if (lo->placement)
+                        cJSON_AddStringToObject(o, "placement_group", group);
+                if (sg_id && *sg_id)
+                        cJSON_AddStringToObject(o, "security_group", sg_id);
+                if (lo->efa)
+                        cJSON_AddBoolToObject(o, "efa", true);
         } else {
                 cJSON *ids = cJSON_AddArrayToObject(o, "instances");
                 for (const struct xml_node *it = xml_child(xml_child(instances, "instancesSet"), "item"); it;
@@ -568,6 +671,23 @@ static int write_launch_json(struct aws_ctx *c, const cJSON *job, const struct l
         return r;
 }
 
+/* Before anything is asked of AWS: every experiment's gang fits the instances launched (one line naming the
+ * experiment and both numbers), and a gang without --gang-sg is told what its security groups must allow. */
+static int gang_checks(const cJSON *job, const struct launch_opts *lo) {
+        char err[512];
+        int code = preflight_gang_fits(job, lo->instances, err, sizeof err);
+        if (code) {
+                log_error("%s", err);
+                return code;
+        }
+        const cJSON *port = cJSON_GetObjectItemCaseSensitive(job, "rendezvous_port");
+        if (preflight_max_nodes(job) > 1 && !lo->gang_sg)
+                fprintf(stderr, "mayfly: note: a gang's instances talk to each other: the security groups must allow "
+                        "traffic between them (rendezvous_port %d, and the NCCL/gloo ports), or add --gang-sg\n",
+                        cJSON_IsNumber(port) ? port->valueint : JOB_RENDEZVOUS_PORT);
+        return 0;
+}
+
 int cmd_launch(int argc, char **argv) {
         static const char usage[] =
                 "usage: mayfly launch JOB --image-id AMI --instance-type TYPE... [--spot] [--subnet-id ID]...\n"
@@ -575,7 +695,7 @@ int cmd_launch(int argc, char **argv) {
                 "       [--security-group-id ID]... [--iam-instance-profile NAME|ARN] [--key-name NAME]\n"
                 "       [--install preinstalled|static[=PATH]|deb=SRC|rpm=SRC|binary=SRC [--sha256 HEX]]\n"
                 "       [--env KEY=VALUE]... [--backstop-margin DURATION] [--imds-hop-limit N] [--run-id ID]\n"
-                "       [--dry-run]\n\n"
+                "       [--placement-group cluster] [--gang-sg] [--efa] [--dry-run]\n\n"
                 "  Launches what runs JOB and ends itself: a local directory as `source` is packed and uploaded\n"
                 "  first, the job gets a run id (its results go to <results><name>/<run id>/), and the rendered\n"
                 "  user-data starts instances with InstanceInitiatedShutdownBehavior=terminate, IMDSv2 required\n"
@@ -594,6 +714,13 @@ int cmd_launch(int argc, char **argv) {
                 "  type is offered, and the EC2 permissions (DryRun); --dry-run does only that.\n"
                 "  --run-id ID continues that run (a LOST one, say): its finished experiments are not run again,\n"
                 "  an interrupted one resumes from its checkpoint; a group and template it left are replaced.\n"
+                "  A gang (an experiment's \"nodes\": K) needs --instances K or more, checked first. With --instances:\n"
+                "  --placement-group cluster puts the instances in a cluster placement group mayfly-<run id> (close\n"
+                "  together in one zone); --gang-sg makes a security group mayfly-<run id> that lets the run's\n"
+                "  instances reach each other (all traffic from its members), besides any --security-group-id;\n"
+                "  --efa makes the primary interface an Elastic Fabric Adapter (every type must have one). They go\n"
+                "  once the run's instances are gone: `mayfly cancel` deletes them (EC2 keeps them while an\n"
+                "  instance is in them).\n"
                 "  --install static uploads the static build (this binary when it is one, else static/mayfly\n"
                 "  next to it, or PATH) next to the job's sources and pins its sha256; the instance fetches it\n"
                 "  with its role.\n";
@@ -641,10 +768,13 @@ int cmd_launch(int argc, char **argv) {
                           "the instance role provide credentials", what);
                 return EXIT_USAGE;
         }
+        rc = gang_checks(job, &lo);
+        if (rc)
+                return rc;
         struct aws_ctx c;
         if (cli_aws_init(&c) < 0)
                 return EXIT_FAIL;
-        char err[1024] = "", note[256] = "", run_id[JOB_RUN_ID_MAX + 1], group[JOB_RUN_ID_MAX + 16];
+        char err[1024] = "", note[256] = "", run_id[JOB_RUN_ID_MAX + 1], group[JOB_RUN_ID_MAX + 16], sg_id[32] = "";
         _cleanup_free_ char *ud = NULL, *b64 = NULL, *jtext = NULL, *gz = NULL;
         size_t udlen = 0, gzlen = 0;
         struct aws_result res = { 0 };
@@ -672,7 +802,8 @@ int cmd_launch(int argc, char **argv) {
                                         .inputs = inputs, .n_inputs = n_inputs,
                                         .profile = lo.profile, .image = lo.image, .types = lo.types,
                                         .n_types = lo.n_types, .subnets = lo.subnets, .n_subnets = lo.n_subnets,
-                                        .zone = lo.zone, .group = wants_group(&lo), .install_given = install != NULL };
+                                        .zone = lo.zone, .group = wants_group(&lo), .install_given = install != NULL,
+                                        .cluster = lo.placement != NULL, .gang_sg = lo.gang_sg, .efa = lo.efa };
                 int code = preflight_run(&c, &pf, err, sizeof err);
                 if (code || lo.dry_run) {
                         if (code)
@@ -707,8 +838,8 @@ int cmd_launch(int argc, char **argv) {
         }
         const char *name = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(job, "name"));
         if (r == 0 && wants_group(&lo))
-                r = launch_group(&c, &lo, name, run_id, continuing, group, gz ? gz : ud, gz ? gzlen : udlen, err,
-                                 sizeof err);
+                r = launch_group(&c, &lo, name, run_id, continuing, group, gz ? gz : ud, gz ? gzlen : udlen, sg_id,
+                                 sizeof sg_id, err, sizeof err);
         else if (r == 0) {
                 r = base64_encode((const unsigned char *)(gz ? gz : ud), gz ? gzlen : udlen, &b64);
                 if (r == 0)
@@ -721,7 +852,7 @@ int cmd_launch(int argc, char **argv) {
                 if (r == 0)
                         printf("run:      %s\n", run_id);
         }
-        if (r == 0 && write_launch_json(&c, job, &lo, run_id, group, x, err, sizeof err) < 0) {
+        if (r == 0 && write_launch_json(&c, job, &lo, run_id, group, sg_id, x, err, sizeof err) < 0) {
                 /* launched all the same: only the view before the first status is missing */
                 log_error("warning: %s", err);
                 err[0] = 0;

@@ -6,14 +6,17 @@
 #include <sys/random.h>
 
 #include "aws/ec2.h"
+#include "aws/gangnet.h"
 #include "aws/iam.h"
 #include "aws/s3.h"
 #include "aws/s3cas.h"
 #include "aws/xml.h"
 #include "exitcode.h"
+#include "jsonx.h"
 #include "log.h"
 
 #define PF_MAX_ZONES 16
+#define JOB_MAX_NODES_CAP 1000000 /* a "nodes" past this is the spec check's to refuse */
 
 int preflight_arch_mismatch(const char *image_arch, const char *const *type_archs, size_t n) {
         for (size_t i = 0; i < n; i++) {
@@ -36,6 +39,37 @@ static int refuse(char *err, size_t errlen, int code, const char *fmt, ...) {
         vsnprintf(err, errlen, fmt, ap);
         va_end(ap);
         return code;
+}
+
+int preflight_max_nodes(const cJSON *job) {
+        int most = 1;
+        const cJSON *e;
+        cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(job, "experiments")) {
+                const cJSON *n = cJSON_GetObjectItemCaseSensitive(e, "nodes");
+                if (cJSON_IsNumber(n) && n->valuedouble > most && n->valuedouble <= JOB_MAX_NODES_CAP)
+                        most = (int)n->valuedouble;
+        }
+        return most;
+}
+
+int preflight_gang_fits(const cJSON *job, long instances, char *err, size_t errlen) {
+        long have = instances > 0 ? instances : 1;
+        size_t i = 0;
+        const cJSON *e;
+        cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(job, "experiments")) {
+                const cJSON *n = cJSON_GetObjectItemCaseSensitive(e, "nodes");
+                const char *name = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(e, "name"));
+                char given[48];
+                snprintf(given, sizeof given, instances > 0 ? "--instances %ld" : "no --instances: one instance",
+                         instances);
+                if (cJSON_IsNumber(n) && n->valuedouble > (double)have)
+                        return refuse(err, errlen, EXIT_USAGE, "experiment %s ($.experiments[%zu]) needs %.0f instances "
+                                      "at once (\"nodes\": %.0f) and this launch starts %ld (%s): the gang could "
+                                      "never form; launch it with --instances %.0f or more", name ? name : "?", i,
+                                      n->valuedouble, n->valuedouble, have, given, n->valuedouble);
+                i++;
+        }
+        return 0;
 }
 
 /* An AWS refusal's exit code: missing permissions 4, anything else 1. */
@@ -135,7 +169,22 @@ static int check_profile(struct aws_ctx *c, struct http_client *h, const char *p
         return 0;
 }
 
-/* The image exists here, and every instance type runs its architecture. */
+/* The first of the first n types whose DescribeInstanceTypes entry does not say EfaSupported, or -1. */
+static int efa_missing(const struct xml_node *t, const struct preflight *p, size_t n) {
+        for (size_t i = 0; i < n; i++) {
+                bool ok = false;
+                for (const struct xml_node *it = xml_child(xml_child(t, "instanceTypeSet"), "item"); it;
+                     it = xml_next_named(it)) {
+                        const char *name = xml_text(it, "instanceType"), *efa = xml_text(it, "networkInfo/efaSupported");
+                        ok = ok || (name && efa && !strcmp(name, p->types[i]) && !strcmp(efa, "true"));
+                }
+                if (!ok)
+                        return (int)i;
+        }
+        return -1;
+}
+
+/* The image exists here, and every instance type runs its architecture (and has EFA, for --efa). */
 static int check_image(struct aws_ctx *c, struct http_client *h, const struct preflight *p, char *err, size_t errlen) {
         struct kv ip[] = { { "ImageId.1", p->image } };
         _cleanup_(xml_freep) struct xml_node *x = NULL;
@@ -184,6 +233,11 @@ static int check_image(struct aws_ctx *c, struct http_client *h, const struct pr
         if (bad >= 0)
                 return refuse(err, errlen, EXIT_USAGE, "%s runs %s, and the image %s is %s: pick an image or a type "
                               "of the same architecture", p->types[bad], archs[bad], p->image, arch);
+        bad = p->efa ? efa_missing(t, p, n) : -1;
+        if (bad >= 0)
+                return refuse(err, errlen, EXIT_USAGE, "--efa: %s has no Elastic Fabric Adapter (DescribeInstanceTypes: "
+                              "NetworkInfo.EfaSupported is not true): pick a type with EFA (p4d.24xlarge, "
+                              "p5.48xlarge, g5.48xlarge…) or drop --efa", p->types[bad]);
         return 0;
 }
 
@@ -223,6 +277,11 @@ static int check_offered(struct aws_ctx *c, struct http_client *h, const struct 
         int code = zones_of(c, h, p, zones, why, &nz, err, errlen);
         if (code)
                 return code;
+        for (size_t z = 1; p->cluster && z < nz; z++)
+                if (strcmp(zones[z], zones[0]))
+                        return refuse(err, errlen, EXIT_USAGE, "--placement-group cluster keeps the instances in one "
+                                      "availability zone, and %s is in %s, %s in %s: give subnets of one zone",
+                                      why[0], zones[0], why[z], zones[z]);
         for (size_t t = 0; t < p->n_types; t++)
                 for (size_t z = 0; z < MAX(nz, (size_t)1); z++) {
                         struct kv op[] = { { "LocationType", nz ? "availability-zone" : "region" },
@@ -280,6 +339,35 @@ static int check_dry_run(struct aws_ctx *c, struct http_client *h, const struct 
         return refuse(err, errlen, code_of(&out), "%s would be refused (DryRun): %s", action, out.msg);
 }
 
+/* --placement-group cluster, --gang-sg: CreatePlacementGroup and CreateSecurityGroup with DryRun (the
+ * permissions), and a VPC to make the group in (the first subnet's, else the default one). */
+static int check_gang_net(struct aws_ctx *c, struct http_client *h, const struct preflight *p, char *err,
+                          size_t errlen) {
+        struct asg_params a;
+        struct aws_result out = { 0 };
+        char vpc[64] = "";
+        if (p->gang_sg) {
+                int r = ec2_vpc_of(c, h, p->n_subnets ? p->subnets[0] : NULL, vpc, sizeof vpc, &out);
+                if (r == -MF_ENOTFOUND)
+                        return refuse(err, errlen, EXIT_USAGE, "--gang-sg: %s", out.msg);
+                if (r < 0)
+                        return refuse(err, errlen, code_of(&out), "--gang-sg: cannot find the VPC: %s", out.msg);
+        }
+        for (int i = 0; i < 2; i++) {
+                const char *action = i == 0 ? "CreatePlacementGroup" : "CreateSecurityGroup";
+                if (!(i == 0 ? p->cluster : p->gang_sg))
+                        continue;
+                int r = i == 0 ? gangnet_pg_params("mayfly-preflight", "preflight", NULL, true, &a)
+                               : gangnet_sg_params("mayfly-preflight", vpc, "preflight", NULL, true, &a);
+                out = (struct aws_result){ 0 };
+                if (r == 0)
+                        r = ec2_call(c, h, action, a.p, a.n, NULL, &out);
+                if (r < 0 && strcmp(out.err.code, "DryRunOperation"))
+                        return refuse(err, errlen, code_of(&out), "%s would be refused (DryRun): %s", action, out.msg);
+        }
+        return 0;
+}
+
 int preflight_run(struct aws_ctx *c, const struct preflight *p, char *err, size_t errlen) {
         if (!p->install_given)
                 return refuse(err, errlen, EXIT_USAGE, "how does mayfly get onto the instance? --install static (the "
@@ -302,6 +390,8 @@ int preflight_run(struct aws_ctx *c, const struct preflight *p, char *err, size_
                 code = check_offered(c, &h, p, err, errlen);
         if (!code)
                 code = check_dry_run(c, &h, p, err, errlen);
+        if (!code)
+                code = check_gang_net(c, &h, p, err, errlen);
         http_client_free(&h);
         return code;
 }

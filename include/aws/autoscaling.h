@@ -34,6 +34,10 @@ struct asg_template {
         const char *run_id;
         size_t user_data_len;         /* 0: strlen(user_data); gzipped user-data has NUL bytes */
         const char *job;              /* the job's name: also tags mayfly:run and Name (as RunInstances); NULL: not */
+        const char *placement_group;  /* Placement.GroupName (a cluster placement group); NULL: none */
+        bool efa;                     /* the primary interface an EFA (NetworkInterface 1: DeviceIndex 0, InterfaceType
+                                       * efa, the security groups on it rather than the instance; the group's subnets
+                                       * decide the subnet) */
 };
 /* CreateLaunchTemplate; its id (lt-…) into id. */
 int ec2_create_launch_template(struct aws_ctx *c, struct http_client *h, const struct asg_template *t, char *id,

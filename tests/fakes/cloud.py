@@ -35,6 +35,7 @@ import urllib.parse
 import uuid
 
 import instances  # the instance simulator, beside this file (tests/fakes/instances.py)
+import placement  # EC2 placement groups, which moto lacks (tests/fakes/placement.py)
 
 LOG = logging.getLogger("fakecloud")
 
@@ -64,6 +65,7 @@ REASONS = {
     403: "Forbidden",
     404: "Not Found",
     405: "Method Not Allowed",
+    412: "Precondition Failed",
     429: "Too Many Requests",
     500: "Internal Server Error",
     501: "Not Implemented",
@@ -300,6 +302,7 @@ class Cloud:
         self.instance: dict = {}
         self.sts = None  # boto3 STS client with admin creds (internal)
         self.sim = None  # the instance simulator (instances.py), with --simulate-instances
+        self.placement = placement.PlacementGroups(ACCOUNT_ID, args.region)
 
     # ---- IMDS tokens ----
     def new_token(self, ttl: int) -> str:
@@ -1016,6 +1019,15 @@ def make_moto_handler():
 
             code = int(status.split(" ", 1)[0])
             note = None
+            # moto 5.2.1 has no placement groups: once it has checked the signature and the policy (it does that
+            # before it finds no such action, and answers 500), placement.py answers as EC2 does
+            if service == "ec2" and action in placement.ACTIONS and code == 500:
+                code, rbody = cloud.placement.answer(action, params)
+                status = "%d %s" % (code, REASONS.get(code, "Error"))
+                headers = [("Content-Type", "text/xml;charset=UTF-8")]
+                note = "placement-group"
+            if service == "ec2" and action == "CreateLaunchTemplate" and code == 200:
+                cloud.placement.learn_template(params, rbody)
             if not internal and service == "s3" and 200 <= code < 300:
                 alg = self.headers.get("x-amz-checksum-algorithm")
                 if method == "POST" and "uploads" in mpu_q and alg:
