@@ -35,33 +35,6 @@ static int do_size(struct run *R, void *a) {
         return fleet_size_now(&R->c, &R->job.fleet, &g->max, &g->desired, g->msg, sizeof g->msg);
 }
 
-int gang_rank_of(const struct run *R, size_t i) {
-        return R->gang.exp == (int)i ? R->gang.rank : 0;
-}
-
-const char *gang_log_name(const struct run *R, size_t i, char *buf, size_t n) {
-        const char *name = R->job.experiments[i].name;
-        if (gang_rank_of(R, i) > 0 && pathf(buf, n, "%s/node-%d", name, R->gang.rank) == 0)
-                return buf;
-        return name;
-}
-
-size_t gang_env(const struct run *R, size_t i, char env[GANG_ENV_N][GANG_ENV_LEN]) {
-        const struct gang_part *g = &R->gang;
-        if (g->exp != (int)i)
-                return 0;
-        snprintf(env[0], GANG_ENV_LEN, "MAYFLY_NODE_RANK=%d", g->rank);
-        snprintf(env[1], GANG_ENV_LEN, "MAYFLY_NNODES=%d", g->nodes);
-        snprintf(env[2], GANG_ENV_LEN, "MAYFLY_NODE_IPS=%s", g->ips);
-        snprintf(env[3], GANG_ENV_LEN, "MASTER_ADDR=%s", g->master);
-        snprintf(env[4], GANG_ENV_LEN, "MASTER_PORT=%d", R->job.rendezvous_port);
-        snprintf(env[5], GANG_ENV_LEN, "NODE_RANK=%d", g->rank);
-        /* one process per node scripts (init_method="env://"); torchrun sets its own for its workers */
-        snprintf(env[6], GANG_ENV_LEN, "WORLD_SIZE=%d", g->nodes);
-        snprintf(env[7], GANG_ENV_LEN, "RANK=%d", g->rank);
-        return GANG_ENV_N;
-}
-
 /* The place this instance holds in experiment i's gang given back (finished: its part exited 0). */
 static void give_back(struct run *R, bool finished) {
         struct gang_call g = { .finished = finished };
@@ -226,19 +199,4 @@ int gang_part_ended(struct run *R, int i) {
         if (g->rank == 0)
                 say_stop(R, "gang-stopped", 0, 0); /* members still waiting or running stop at once */
         return leave_attempt(R, i, false);
-}
-
-void gang_on_watch(struct run *R, bool spot) {
-        if (!R->ledger_ok || R->gang.exp < 0)
-                return;
-        char why[200];
-        struct ledger_stop stop;
-        if (ledger_take_gang(&R->ledger, why, sizeof why, &stop) && R->cur_idx == R->gang.exp) {
-                R->gang.stop = stop;
-                log_info("the gang of experiment %s broke: %s; rank %d's part stops (attempt %d)",
-                         R->job.experiments[R->cur_idx].name, why, R->gang.rank, R->gang.attempt);
-                exp_stop(&R->cur, R_GANG_STOPPED, R->job.stop_grace);
-        }
-        if (spot && ledger_held(&R->ledger) == R->gang.exp)
-                say_stop(R, "interrupted", 0, 0);
 }

@@ -3,8 +3,6 @@
  * start and supervise the experiments one after another, stop the running one, ship everything. */
 #include "run/drive/phases.h"
 
-#include "run/drive/gangrun.h"
-
 #include "run/drive/xcreds.h"
 #include "run/drive/xinputs.h"
 #include "run/drive/xscratch.h"

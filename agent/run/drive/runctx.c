@@ -3,8 +3,6 @@
  * recorded, the watcher's and the keeper's news read, and the one seam through which the driver waits (io). */
 #include "run/drive/runctx.h"
 
-#include "run/drive/gangrun.h"
-
 #include <cjson/cJSON.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -265,6 +263,59 @@ void note_cancel(struct run *R, const char *by) {
                  R->st.cancelled_by);
 }
 
+int gang_rank_of(const struct run *R, size_t i) {
+        return R->gang.exp == (int)i ? R->gang.rank : 0;
+}
+
+const char *gang_log_name(const struct run *R, size_t i, char *buf, size_t n) {
+        const char *name = R->job.experiments[i].name;
+        if (gang_rank_of(R, i) > 0 && pathf(buf, n, "%s/node-%d", name, R->gang.rank) == 0)
+                return buf;
+        return name;
+}
+
+size_t gang_env(const struct run *R, size_t i, char env[GANG_ENV_N][GANG_ENV_LEN]) {
+        const struct gang_part *g = &R->gang;
+        if (g->exp != (int)i)
+                return 0;
+        snprintf(env[0], GANG_ENV_LEN, "MAYFLY_NODE_RANK=%d", g->rank);
+        snprintf(env[1], GANG_ENV_LEN, "MAYFLY_NNODES=%d", g->nodes);
+        snprintf(env[2], GANG_ENV_LEN, "MAYFLY_NODE_IPS=%s", g->ips);
+        snprintf(env[3], GANG_ENV_LEN, "MASTER_ADDR=%s", g->master);
+        snprintf(env[4], GANG_ENV_LEN, "MASTER_PORT=%d", R->job.rendezvous_port);
+        snprintf(env[5], GANG_ENV_LEN, "NODE_RANK=%d", g->rank);
+        /* one process per node scripts (init_method="env://"); torchrun sets its own for its workers */
+        snprintf(env[6], GANG_ENV_LEN, "WORLD_SIZE=%d", g->nodes);
+        snprintf(env[7], GANG_ENV_LEN, "RANK=%d", g->rank);
+        return GANG_ENV_N;
+}
+
+/* A gang's part in the watch: the keeper found the gang broken (this part stops with it); spot: a notice came here
+ * (why it stops goes into its lease at once, so that the others stop too). */
+static int do_gang_stop(struct run *R, void *a) {
+        struct aws_result out = { 0 };
+        int r = ledger_gang_stop(&R->ledger, a, &out);
+        if (r < 0)
+                log_warn("telling the gang why rank %d stops: %s", R->gang.rank, out.msg);
+        return r;
+}
+
+static void gang_watch(struct run *R, bool spot) {
+        if (!R->ledger_ok || R->gang.exp < 0)
+                return;
+        char why[200];
+        struct ledger_stop stop;
+        if (ledger_take_gang(&R->ledger, why, sizeof why, &stop) && R->cur_idx == R->gang.exp) {
+                R->gang.stop = stop;
+                log_info("the gang of experiment %s broke: %s; rank %d's part stops (attempt %d)",
+                         R->job.experiments[R->cur_idx].name, why, R->gang.rank, R->gang.attempt);
+                exp_stop(&R->cur, R_GANG_STOPPED, R->job.stop_grace);
+        }
+        struct ledger_stop s = { .set = true, .reason = "interrupted" };
+        if (spot && ledger_held(&R->ledger) == R->gang.exp)
+                io(R, do_gang_stop, &s);
+}
+
 int on_watch(struct run *R) {
         watcher_ack(&R->watch);
         pthread_mutex_lock(&R->watch.lock);
@@ -288,7 +339,7 @@ int on_watch(struct run *R) {
                          R->job.experiments[R->cur_idx].name);
                 exp_stop(&R->cur, R_RUN_OVER, R->job.stop_grace);
         }
-        gang_on_watch(R, spot && !R->st.spot_action[0]);
+        gang_watch(R, spot && !R->st.spot_action[0]);
         char by[160];
         if (R->ledger_ok && ledger_take_cancel(&R->ledger, by, sizeof by)) {
                 note_cancel(R, by);

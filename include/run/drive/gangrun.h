@@ -8,24 +8,12 @@
 #define CLAIM_AGAIN (-2) /* the claim is given back or lost: the next one is looked for (fleet_start) */
 #define GANG_COMMIT (-3) /* gang_part_ended: rank 0 commits the experiment's done record (it finished, or failed for
                           * good) */
-#define GANG_ENV_N 8
-#define GANG_ENV_LEN (JOB_MAX_NODES * 16 + 32)
 
 /* After a claim of experiment i (its lease: rank 0, or a slot): waits until the gang is whole for the attempt
  * (status.json's "waiting": "gang 1/2 …"), at most gang_timeout. 0: it runs (R->gang says how); CLAIM_AGAIN: it
  * fell apart while forming (the place given back); EV_FAILED: it did not form in time (naming the missing ranks and
  * the group's size); another event (a stop, a notice). */
 int gang_form(struct run *R, int i);
-/* Experiment i's gang variables (MAYFLY_NODE_RANK, MAYFLY_NNODES, MAYFLY_NODE_IPS, MASTER_ADDR, MASTER_PORT,
- * NODE_RANK, WORLD_SIZE, RANK) into env; how many (0: i is not this instance's gang). */
-size_t gang_env(const struct run *R, size_t i, char env[GANG_ENV_N][GANG_ENV_LEN]);
-/* Where experiment i's logs go: its name, or "<name>/node-<rank>" for a gang's rank > 0 (logs/<that>/ in S3). */
-const char *gang_log_name(const struct run *R, size_t i, char *buf, size_t n);
-/* This instance's rank in experiment i's gang (0 also when it is no gang's). */
-int gang_rank_of(const struct run *R, size_t i);
 /* The part ended (supervise gave EV_EXP_ENDED): GANG_COMMIT (rank 0: finished, or a failure with no attempt left),
  * or CLAIM_AGAIN (its logs, and rank 0's checkpoint, shipped; its place given back; the next attempt looked for). */
 int gang_part_ended(struct run *R, int i);
-/* on_watch's part: the keeper found the gang broken (this part stops with it); spot: a notice came here (why it
- * stops goes into its lease at once, so that the others stop too). */
-void gang_on_watch(struct run *R, bool spot);

@@ -111,6 +111,16 @@ struct run {
         int rc;                       /* the process's exit code */
 };
 
+#define GANG_ENV_N 8
+#define GANG_ENV_LEN (JOB_MAX_NODES * 16 + 32)
+/* Experiment i's gang variables (MAYFLY_NODE_RANK, MAYFLY_NNODES, MAYFLY_NODE_IPS, MASTER_ADDR, MASTER_PORT,
+ * NODE_RANK, WORLD_SIZE, RANK) into env; how many (0: i is not this instance's gang). */
+size_t gang_env(const struct run *R, size_t i, char env[GANG_ENV_N][GANG_ENV_LEN]);
+/* Where experiment i's logs go: its name, or "<name>/node-<rank>" for a gang's rank > 0 (logs/<that>/ in S3). */
+const char *gang_log_name(const struct run *R, size_t i, char *buf, size_t n);
+/* This instance's rank in experiment i's gang (0 also when it is no gang's). */
+int gang_rank_of(const struct run *R, size_t i);
+
 /* The state to state.json (a warning when it cannot be written). */
 void save_state(struct run *R);
 /* The one seam: fn runs on a worker thread while the driver reads signals and feeds the watchdog (wait.h). */
