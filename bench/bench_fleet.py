@@ -9,6 +9,9 @@ instance moto starts boots the agent; S3 is moto behind the fake cloud, signatur
   replacement        a spot notice takes the instance of an experiment with a 256 MiB checkpoint; the group's
                      replacement boots: from its agent's start to the experiment exec'd again with the checkpoint
                      restored, next to `aws s3 cp --recursive` restoring the same bytes from the same S3.
+  gang               a gang of 2 ("nodes": 2 on --instances 2): a spot notice on rank 1's instance; from the
+                     replacement's agent start to the gang running again (both members' commands exec'd for attempt
+                     2), next to the same for an experiment of one instance (--recover): what forming a gang costs.
 
 Numbers are printed, nothing is asserted."""
 import argparse
@@ -97,15 +100,79 @@ def replacement(fleetlib):
         c.__exit__(None, None, None)
 
 
+def _replacement_start(inst):
+    with open(os.path.join(inst["root"], "console", "agents.jsonl")) as f:
+        return [json.loads(l)["t"] for l in f if '"event": "start"' in l][0]
+
+
+def _gang_rejoin(fleetlib, test_gang):
+    """gang.sh on 2 instances; a spot notice on rank 1's; from the replacement's agent start to both members'
+    commands exec'd for attempt 2, and to the replacement's own."""
+    c = fleetlib.start_cloud(scripts={"gang.sh": test_gang.GANG_SH})
+    try:
+        from harness import worker_ports
+        j = test_gang.gang_job("benchgang", ["./gang.sh", "400", "0.5"], worker_ports()[3])
+        j["spot"] = {"grace_seconds": 10}
+        fleetlib.launch(c, j, "--spot", "--recover", "--instances", "2")
+
+        def member(inst, attempt, rank=None):
+            return [m for m in test_gang.members(inst) if m["attempt"] == attempt and rank in (None, m["rank"])]
+
+        got = c.wait_instances(lambda l: any(member(i, "1", "1") for i in l), 180, what="rank 1 running")
+        c.spot([i for i in got if member(i, "1", "1")][0]["instance_id"], in_s=15)
+        got = c.wait_instances(lambda l: sum(len(member(i, "2")) for i in l) >= 2, 300, what="attempt 2 whole")
+        repl = [i for i in got if member(i, "2") and not member(i, "1")][0]  # the survivor ran attempt 1 too
+        start = _replacement_start(repl)
+        return (max(float(m["at"]) for i in got for m in member(i, "2")) - start,
+                float(member(repl, "2")[0]["at"]) - start)
+    finally:
+        c.__exit__(None, None, None)
+
+
+def _solo_rejoin(fleetlib):
+    """counter.sh on one instance (--recover); a spot notice; from the replacement's agent start to the experiment
+    exec'd for attempt 2."""
+    c = fleetlib.start_cloud()
+    try:
+        j = fleetlib.job("benchsolo", [{"name": "a", "command": ["./counter.sh", "400", "0.5"]}],
+                         lease_ttl=fleetlib.TTL)
+        j["spot"] = {"grace_seconds": 10}
+        fleetlib.launch(c, j, "--spot", "--recover")
+        [i1] = [i["instance_id"] for i in c.wait_instances(lambda l: len(fleetlib.running_of(l)) == 1, 120)]
+        fleetlib.wait_instance_line(c, i1, r"^a attempt=1", 120, "attempt 1")
+        c.spot(i1, in_s=15)
+        got = c.wait_instances(lambda l: len(l) >= 2, 300, what="the replacement")
+        i2 = [i["instance_id"] for i in got if i["instance_id"] != i1][0]
+        inst = fleetlib.wait_instance_line(c, i2, r"^a attempt=2", 300, "attempt 2")
+        at = float(re.search(r"at=([\d.]+)", [l for l in fleetlib.lines(inst) if "attempt=2" in l][0]).group(1))
+        return at - _replacement_start(inst)
+    finally:
+        c.__exit__(None, None, None)
+
+
+def gang(fleetlib, test_gang):
+    g_all, g_own = _gang_rejoin(fleetlib, test_gang)
+    s_all = _solo_rejoin(fleetlib)
+    print("\ngang: a spot notice on rank 1 of a gang of 2; the group's replacement joins the survivor")
+    print("%-66s %9s" % ("measure", "seconds"))
+    print("%-66s %9.2f" % ("agent start on the replacement -> the gang running again", g_all))
+    print("%-66s %9.2f" % ("  ... -> the replacement's own part exec'd", g_own))
+    print("%-66s %9.2f" % ("one instance (--recover): agent start -> experiment exec'd (baseline)", s_all))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--build", default=os.path.join(ROOT, "build"))
+    ap.add_argument("--only", choices=("sweep", "replacement", "gang"), help="one part alone")
     a = ap.parse_args()
     os.environ["MAYFLY_BUILD"] = os.path.abspath(a.build)
     import fleetlib
+    import test_gang
     import test_sweep
-    sweep(test_sweep)
-    replacement(fleetlib)
+    for part, run in (("sweep", lambda: sweep(test_sweep)), ("replacement", lambda: replacement(fleetlib)),
+                      ("gang", lambda: gang(fleetlib, test_gang))):
+        if a.only in (None, part):
+            run()
 
 
 if __name__ == "__main__":
