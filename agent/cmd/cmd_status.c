@@ -5,6 +5,7 @@
 
 #include "aws/autoscaling.h"
 #include "aws/ec2.h"
+#include "aws/gangnet.h"
 #include "caps.h"
 #include "cmd/statusview.h"
 #include "termsafe.h"
@@ -215,6 +216,41 @@ static int print_status(struct aws_ctx *c, const char *bucket, const char *run, 
         return goes_on || (outcome && !strcmp(outcome, "succeeded")) ? EXIT_OK : EXIT_RUN_FAILED;
 }
 
+/* A run that has ended: the placement group and security group its launch made for a gang (launch.json names them),
+ * deleted once its instances have left them. The instance that ended the run could not (it was in them); a status
+ * asked after the end does it, or says it waits for the last instance (EC2 refuses while one is in them). */
+static void tidy_gang_net(struct aws_ctx *c, const char *bucket, const char *run) {
+        char key[2200], pg[JOB_RUN_ID_MAX + 16] = "", sg[32] = "", run_id[JOB_RUN_ID_MAX + 1] = "";
+        _cleanup_free_ char *body = NULL;
+        size_t len = 0;
+        struct aws_result out = { 0 };
+        struct http_client h;
+        if (pathf(key, sizeof key, "%slaunch.json", run) < 0 || http_client_init(&h) < 0)
+                return;
+        if (s3_get_capped(c, &h, bucket, key, CAP_STATUS_JSON, "a launch.json", &body, &len, &out) == 0) {
+                _cleanup_(cjson_deletep) cJSON *o = cJSON_ParseWithLength(body, len);
+                const char *v;
+                if ((v = str_of(o, "placement_group")) && strlen(v) < sizeof pg)
+                        snprintf(pg, sizeof pg, "%s", v);
+                if ((v = str_of(o, "security_group")) && strlen(v) < sizeof sg)
+                        snprintf(sg, sizeof sg, "%s", v);
+                if ((v = str_of(o, "run_id")) && strlen(v) < sizeof run_id)
+                        snprintf(run_id, sizeof run_id, "%s", v);
+        }
+        char msg[2048];
+        struct gangnet net = { .placement_group = pg[0] ? pg : NULL, .security_group = sg[0] ? sg : NULL,
+                               .run_id = sg[0] && run_id[0] ? run_id : NULL };
+        int r = pg[0] || sg[0] ? gangnet_delete(c, &h, &net, 0, msg, sizeof msg) : 1;
+        http_client_free(&h);
+        if (r == 0 && strstr(msg, "deleted"))
+                printf("%s (the run is over and its instances are gone)\n", msg);
+        else if (r == -EBUSY)
+                printf("the run's %s goes once its last instance has ended: mayfly status deletes it then\n",
+                       pg[0] ? "placement group" : "security group");
+        else if (r < 0)
+                log_warn("%s", msg);
+}
+
 int cmd_status(int argc, char **argv) {
         static const char usage[] = "usage: mayfly status RESULTS_URI [--json | --link]\n\n"
                                     "  The state of a run from its status.json: s3://bucket/prefix/NAME/RUN-ID/, or\n"
@@ -291,6 +327,9 @@ int cmd_status(int argc, char **argv) {
                         print_report_link(&c, bucket, run, have_report, true);
                 else
                         rc = print_status(&c, bucket, run, st, have_report);
+                const char *oc = cJSON_GetStringValue(cJSON_GetObjectItem(st, "outcome"));
+                if (!link_only && oc && strcmp(oc, "running"))
+                        tidy_gang_net(&c, bucket, run);
         }
         cJSON_Delete(st);
         aws_ctx_free(&c);

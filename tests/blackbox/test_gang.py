@@ -13,7 +13,7 @@ import gangjob
 
 from fleetlib import (BUCKET, SCRIPTS, TTL, agent_log, launch, leftovers, lines, running_of, start_cloud, the_run,
                       wait_no_leftovers, wait_over)
-from harness import RUN_USER, check, worker_ports
+from harness import RUN_USER, check, mayfly, worker_ports
 
 GANG_SH = r"""#!/bin/bash
 # gang.sh STEPS SLEEP FAIL_RANK EXIT_CODE: says who it is, meets rank 0 at MASTER_ADDR:MASTER_PORT, then rank
@@ -142,7 +142,11 @@ def test_a_two_node_ddp_job_resumes_as_a_gang_after_a_spot_notice_on_rank_1():
         j = gang_job("ddp", ["python", "train.py", "30", "0.5"], worker_ports()[2], env={"venv": venv},
                      checkpoint={"path": "ck", "interval": "10s"}, outputs=["outputs/*"])
         t0 = time.time()
-        run_id, printed = launch(c, j, "--spot", "--recover", "--instances", "2")
+        run_id, printed = launch(c, j, "--spot", "--recover", "--instances", "2", "--placement-group", "cluster",
+                                 "--gang-sg")
+        ec2 = c.boto("ec2")
+        check([g["GroupName"] for g in ec2.describe_placement_groups()["PlacementGroups"]] == ["mayfly-" + run_id],
+              "no placement group")
         # rank 1's instance, at step 12
         def rank1(l):
             return [i for i in l if i["state"] == "running" and "step 12" in local_log(i, "g/node-1/stdout.log")]
@@ -166,6 +170,14 @@ def test_a_two_node_ddp_job_resumes_as_a_gang_after_a_spot_notice_on_rank_1():
         w1 = [l for i in insts for l in lines(i, "outputs/weights-rank1.txt")]
         check(w1 and w1[-1].strip() == w0 and "step=30" in w0, "weights differ: %r vs %r" % (w0, w1))
         wait_no_leftovers(c, run_id)
+        # the instance that ended the run was in its placement group and security group: the laptop's next look
+        # at the run deletes them
+        p = mayfly("status", "s3://%s/results/ddp/%s/" % (BUCKET, run_id), env=c.admin_env())
+        said = p.stdout.decode()
+        check("deleted the placement group mayfly-%s" % run_id in said and "deleted the security group" in said, said)
+        check(ec2.describe_placement_groups()["PlacementGroups"] == [], "the placement group is left")
+        sgs = ec2.describe_security_groups(Filters=[{"Name": "tag:mayfly:run-id", "Values": [run_id]}])
+        check(sgs["SecurityGroups"] == [], "the security group is left: %r" % sgs["SecurityGroups"])
         print("2-node DDP with a spot interruption: %.0f s" % (time.time() - t0))
     finally:
         c.__exit__(None, None, None)
