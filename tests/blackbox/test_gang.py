@@ -123,6 +123,36 @@ def test_a_gang_that_cannot_form_ends_in_error_within_gang_timeout():
         c.__exit__(None, None, None)
 
 
+def test_rank_0_lost_without_a_word_the_survivor_takes_rank_0_and_the_replacement_joins():
+    c = start_cloud(scripts={"gang.sh": GANG_SH})
+    try:
+        j = gang_job("ganglost", ["./gang.sh", "16", "0.5"], worker_ports()[3])
+        run_id, printed = launch(c, j, "--spot", "--recover", "--instances", "2")
+
+        def with_member(l, attempt, rank):
+            return [i for i in l if any(m["attempt"] == attempt and m["rank"] == rank for m in members(i))]
+
+        got = c.wait_instances(lambda l: with_member(l, "1", "0") and with_member(l, "1", "1"), 120, what="attempt 1")
+        [rank0], [rank1] = with_member(got, "1", "0"), with_member(got, "1", "1")
+        c.kill(rank0["instance_id"])  # no notice, no last word: its lease just stops being renewed
+        r = the_run(c, "ganglost", run_id)
+        st = wait_over(c, r, 240)
+        check(st and st["outcome"] == "succeeded", json.dumps(st))
+        [g] = st["experiments"]
+        check(g["attempts"] == 2, json.dumps(g))
+        got = [i for i in c.instances() if i.get("root")]
+        # the survivor took rank 0 of attempt 2; the group's replacement is rank 1
+        check(with_member(got, "2", "0") == [i for i in got if i["instance_id"] == rank1["instance_id"]],
+              "the survivor is not rank 0 of attempt 2: %r" % [(i["instance_id"], members(i)) for i in got])
+        [repl] = with_member(got, "2", "1")
+        check(repl["instance_id"] not in (rank0["instance_id"], rank1["instance_id"]), repl["instance_id"])
+        logs = agent_log(next(i for i in got if i["instance_id"] == rank1["instance_id"]))
+        check("rank 0 (%s) is gone" % rank0["instance_id"] in logs, logs[-3000:])
+        wait_no_leftovers(c, run_id)
+    finally:
+        c.__exit__(None, None, None)
+
+
 def local_log(inst, rel):
     """A file of the instance's agent logs directory (the simulator's root volume), "" when absent."""
     p = os.path.join(inst.get("root") or "/nonexistent", "logs", rel)
