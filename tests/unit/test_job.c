@@ -151,6 +151,8 @@ static void test_inputs(void) {
                   "$.inputs[1]: is staged where input 'a'" },
                 { ", \"inputs\": [{\"source\": \"s3://b-b/x/\"}, {\"name\": \"b\", \"source\": \"s3://b-b/y/\"}]",
                   "$.inputs[0].name: " },
+                { ", \"inputs\": [{\"name\": \"a\", \"source\": \"x/\"}, {\"name\": \"b\", \"source\": \"s3://b-b/y/\"}]",
+                  "$.inputs[0].source: must be an s3" },
                 { ", \"checkpoint\": {\"path\": \"scratch:ck\"}", "$.checkpoint.path: is in the scratch directory" },
                 { ", \"scratch\": \"instance-store\", \"checkpoint\": {\"path\": \"scratch:/abs\"}",
                   "$.checkpoint.path: must be a directory under the workdir, or scratch:DIR" },

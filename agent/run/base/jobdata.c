@@ -32,7 +32,8 @@ void job_input_var(const char *name, char *buf, size_t len) {
 int job_input_place(const struct job_input *in, char *buf, size_t len) {
         if (in->prefix || !str_has_suffix(in->path, "/"))
                 return pathf(buf, len, "%s", in->path);
-        const char *base = strrchr(in->source + 5, '/'); /* the key's last part (a single object's key has a '/') */
+        /* the key's last part (a single object's key has a '/'; a source already refused has none) */
+        const char *base = str_has_prefix(in->source, "s3://") ? strrchr(in->source + 5, '/') : NULL;
         return pathf(buf, len, "%s%s", in->path, base ? base + 1 : "");
 }
 
@@ -147,6 +148,7 @@ int jp_parse_inputs(struct pctx *p, const cJSON *root, struct job *j) {
         if (!j->inputs)
                 return -ENOMEM;
         int i = 0;
+        bool ok[JOB_MAX_INPUTS] = { false }; /* parsed without an error: compared with the ones after it */
         for (const cJSON *x = a->child; x; x = x->next, i++) {
                 char at[32];
                 snprintf(at, sizeof at, "$.inputs[%d]", i);
@@ -157,7 +159,7 @@ int jp_parse_inputs(struct pctx *p, const cJSON *root, struct job *j) {
                                     "\"prefer-instance-store\"", NULL);
                 for (size_t k = 0; q == 0 && k + 1 < j->n_inputs; k++) {
                         const struct job_input *o = &j->inputs[k];
-                        if (!o->name || !o->path) /* an input already found wrong */
+                        if (!ok[k]) /* an input already found wrong */
                                 continue;
                         char v1[JOB_INPUT_NAME_MAX + 1], v2[JOB_INPUT_NAME_MAX + 1];
                         job_input_var(in->name, v1, sizeof v1);
@@ -168,6 +170,7 @@ int jp_parse_inputs(struct pctx *p, const cJSON *root, struct job *j) {
                                 q = jp_fail(p, at, "is staged where input '%s' is, or inside it or around it: give "
                                             "each input a place of its own", o->name);
                 }
+                ok[i] = q == 0;
                 if (q < 0 && (r == 0 || q == -ENOMEM))
                         r = q;
         }
