@@ -397,6 +397,34 @@ static void test_exit(void) {
         }
 }
 
+/* A gang member's part ended: every cell answered, and what each means. */
+static void test_gang_plan(void) {
+        bool total = true;
+        for (int h = 0; h < GE__MAX; h++)
+                for (int r0 = 0; r0 < 2; r0++)
+                        for (int l = 0; l < 2; l++)
+                                total &= gang_plan((enum gang_end)h, r0, l) != GS_HOLE &&
+                                         gang_step_name(gang_plan((enum gang_end)h, r0, l)) != NULL;
+        T_EXPECT("gang: the table is total, every step named", total && gang_plan(GE__MAX, true, true) == GS_HOLE);
+        T_EXPECT("gang: rank 0 done: the experiment's done record", gang_plan(GE_EXIT_OK, true, false) == GS_COMMIT);
+        T_EXPECT("gang: rank 1 done first: its slot given back finished, rank 0 commits",
+                 gang_plan(GE_EXIT_OK, false, true) == GS_FINISHED);
+        T_EXPECT("gang: a failure with attempts left stops every member and is tried again",
+                 gang_plan(GE_EXIT_FAILED, true, false) == GS_STOP_ALL &&
+                         gang_plan(GE_EXIT_FAILED, false, false) == GS_STOP_ALL);
+        T_EXPECT("gang: rank 0's failure with none left is the experiment's",
+                 gang_plan(GE_EXIT_FAILED, true, true) == GS_COMMIT);
+        T_EXPECT("gang: rank 1's failure with none left: it stops the gang, rank 0 commits the member's failure",
+                 gang_plan(GE_EXIT_FAILED, false, true) == GS_STOP_ALL &&
+                         gang_plan(GE_MEMBER_FAILED, true, true) == GS_COMMIT_MEMBER);
+        T_EXPECT("gang: stopped with the gang: rank 0 says so in its lease, the others leave",
+                 gang_plan(GE_GANG_STOPPED, true, false) == GS_STOP_ALL &&
+                         gang_plan(GE_GANG_STOPPED, false, true) == GS_LEAVE);
+        T_EXPECT("gang: a lost lease ships nothing", gang_plan(GE_LOST, true, true) == GS_NOTHING);
+        T_EXPECT("gang: names", !strcmp(gang_end_name(GE_MEMBER_FAILED), "member-failed") &&
+                         !strcmp(gang_step_name(GS_STOP_ALL), "stop-all"));
+}
+
 int main(void) {
         test_paths();
         test_every_ending_ships_first();
@@ -404,6 +432,7 @@ int main(void) {
         test_every_start_event_ends_well();
         test_fleet_role();
         test_fleet_end_plan();
+        test_gang_plan();
         test_names();
         test_outcome();
         test_exit();

@@ -266,3 +266,28 @@ enum fleet_plan fleet_end_plan(const struct fleet_facts *f) {
         /* a spot notice or a stop: the run goes on, on a replacement or after the restart */
         return FP_NOTHING;
 }
+
+/* ---------- a gang's member ---------- */
+
+static const char *const gang_end_names[GE__MAX] = { "exit-ok", "exit-failed", "gang-stopped", "member-failed", "lost" };
+static const char *const gang_step_names[GS__MAX] = { "", "commit", "commit-member", "finished", "stop-all", "leave",
+                                                      "nothing" };
+
+const char *gang_end_name(enum gang_end e) { return name_of(gang_end_names, GE__MAX, (int)e); }
+const char *gang_step_name(enum gang_step s) { return name_of(gang_step_names, GS__MAX, (int)s); }
+
+/* [how][rank 0][last] */
+static const enum gang_step gang_table[GE__MAX][2][2] = {
+        /*                    rank > 0: more, last             rank 0: more, last */
+        [GE_EXIT_OK] =       { { GS_FINISHED, GS_FINISHED }, { GS_COMMIT, GS_COMMIT } },
+        [GE_EXIT_FAILED] =   { { GS_STOP_ALL, GS_STOP_ALL }, { GS_STOP_ALL, GS_COMMIT } },
+        [GE_GANG_STOPPED] =  { { GS_LEAVE, GS_LEAVE }, { GS_STOP_ALL, GS_STOP_ALL } },
+        [GE_MEMBER_FAILED] = { { GS_LEAVE, GS_LEAVE }, { GS_STOP_ALL, GS_COMMIT_MEMBER } },
+        [GE_LOST] =          { { GS_NOTHING, GS_NOTHING }, { GS_NOTHING, GS_NOTHING } },
+};
+
+enum gang_step gang_plan(enum gang_end how, bool rank0, bool last) {
+        if ((int)how < 0 || how >= GE__MAX)
+                return GS_HOLE;
+        return gang_table[how][rank0][last];
+}

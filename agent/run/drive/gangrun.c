@@ -166,37 +166,48 @@ static void say_stop(struct run *R, const char *reason, int exit_code, int sig) 
                 log_warn("telling the gang why rank %d stops: %s", R->gang.rank, g.out.msg);
 }
 
+/* How this part ended, for the table (gang_plan). */
+static enum gang_end how_it_ended(const struct run *R, const struct exp_state *s) {
+        if (s->st == EXP_DONE)
+                return s->exit_code == 0 && !s->signal ? GE_EXIT_OK : GE_EXIT_FAILED;
+        if (s->reason != R_GANG_STOPPED)
+                return GE_LOST;
+        return R->gang.stop.set && !strcmp(R->gang.stop.reason, "exit") ? GE_MEMBER_FAILED : GE_GANG_STOPPED;
+}
+
 int gang_part_ended(struct run *R, int i) {
         struct exp_state *s = &R->st.exps[i];
         const struct gang_part *g = &R->gang;
         const char *name = R->job.experiments[i].name;
         /* a failure is tried again only within max_attempts (none set: never, a gang that fails would loop) */
         bool last = R->job.fleet.max_attempts <= 0 || R->ledger.attempt >= R->job.fleet.max_attempts;
-        if (s->st == EXP_DONE) {
-                bool ok = s->exit_code == 0 && !s->signal;
-                if (g->rank == 0 && (ok || last))
-                        return GANG_COMMIT;
-                if (ok) {
-                        log_info("rank %d of experiment %s finished; rank 0 commits the experiment", g->rank, name);
-                        return leave_attempt(R, i, true);
-                }
+        enum gang_end how = how_it_ended(R, s);
+        enum gang_step step = gang_plan(how, g->rank == 0, last);
+        if (how == GE_EXIT_FAILED)
                 log_info("rank %d of experiment %s %s %d: the gang's attempt %d ends%s", g->rank, name,
                          s->signal ? "was killed by signal" : "exited with code", s->signal ? s->signal : s->exit_code,
                          g->attempt, last ? "" : " and is tried again");
-                say_stop(R, "exit", s->exit_code, s->signal);
-                return leave_attempt(R, i, false);
-        }
-        if (s->reason != R_GANG_STOPPED)
-                return CLAIM_AGAIN; /* its lease lost, or the run over: nothing of it is this instance's to ship */
-        if (g->rank == 0 && g->stop.set && !strcmp(g->stop.reason, "exit") && last) {
+        switch (step) {
+        case GS_COMMIT: return GANG_COMMIT;
+        case GS_COMMIT_MEMBER:
                 /* a member's failure with no attempt left is the experiment's */
                 s->st = EXP_DONE;
                 s->exit_code = g->stop.exit_code;
                 s->signal = g->stop.signal;
                 s->reason = R_EXIT;
                 return GANG_COMMIT;
+        case GS_FINISHED:
+                log_info("rank %d of experiment %s finished; rank 0 commits the experiment", g->rank, name);
+                return leave_attempt(R, i, true);
+        case GS_STOP_ALL:
+                /* why, into its lease: members still waiting or running stop at once */
+                if (how == GE_EXIT_FAILED)
+                        say_stop(R, "exit", s->exit_code, s->signal);
+                else
+                        say_stop(R, "gang-stopped", 0, 0);
+                return leave_attempt(R, i, false);
+        case GS_LEAVE: return leave_attempt(R, i, false);
+        case GS_NOTHING: case GS_HOLE: case GS__MAX: break;
         }
-        if (g->rank == 0)
-                say_stop(R, "gang-stopped", 0, 0); /* members still waiting or running stop at once */
-        return leave_attempt(R, i, false);
+        return CLAIM_AGAIN; /* its lease lost, or the run over: nothing of it is this instance's to ship */
 }

@@ -178,6 +178,34 @@ enum fleet_plan fleet_end_plan(const struct fleet_facts *f);
 bool fleet_plan_needs_members(const struct fleet_facts *f);
 const char *fleet_plan_name(enum fleet_plan p);
 
+/* ---------- a gang's member (gangrun.c): what the end of this instance's part means for the gang ---------- */
+
+enum gang_end {
+        GE_EXIT_OK,       /* its command exited 0 */
+        GE_EXIT_FAILED,   /* ... exited non-zero, or was killed by a signal */
+        GE_GANG_STOPPED,  /* another member stopped or vanished: this part was stopped with the gang */
+        GE_MEMBER_FAILED, /* ... because that member's command failed (its own words, in its lease) */
+        GE_LOST,          /* its lease lost, or the run over: nothing of it is this instance's any more */
+        GE__MAX
+};
+
+enum gang_step {
+        GS_HOLE,          /* no answer written: never in the table */
+        GS_COMMIT,        /* rank 0: the experiment is finished (or failed for good): its done record, as any */
+        GS_COMMIT_MEMBER, /* rank 0: the member's failure, with no attempt left, is the experiment's: its done record */
+        GS_FINISHED,      /* rank > 0: its logs shipped, its slot given back "finished"; it waits for rank 0 */
+        GS_STOP_ALL,      /* why it stops into its lease (every member stops), its part shipped, its place given back */
+        GS_LEAVE,         /* its part shipped, its place given back: the next attempt */
+        GS_NOTHING,       /* nothing to ship or give back: the next claim */
+        GS__MAX
+};
+
+/* The table: how the part ended × rank 0 or not × whether a failure has no attempt left (max_attempts spent, or
+ * none set) → step. Total (every cell written out); out of range: GS_HOLE. */
+enum gang_step gang_plan(enum gang_end how, bool rank0, bool last);
+const char *gang_end_name(enum gang_end e);
+const char *gang_step_name(enum gang_step s);
+
 /* The exit decision. shipped: the final upload completed. When it did not and the action would end the instance
  * with its volume (terminate, poweroff), the instance is stopped instead so that its disk keeps the only copy;
  * the next start ships, then acts. */
