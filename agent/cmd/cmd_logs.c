@@ -302,7 +302,8 @@ static void record_marks(struct logs *g, const cJSON *rec) {
                 const char *e = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(a, "experiment"));
                 int n = (int)json_int(a, "attempt", 0, INT_MAX, 0);
                 long long off = json_int(a, "stdout_from", 0, 1LL << 53, -1);
-                int i = e ? index_of(g, e) : -1;
+                /* a gang's rank > 0 wrote its own log (logs/<experiment>/node-<r>/): no mark in rank 0's */
+                int i = e && json_int(a, "node", 0, INT_MAX, 0) == 0 ? index_of(g, e) : -1;
                 for (size_t x = 0; i >= 0 && x < g->n_shown; x++)
                         if (g->shown[x] == i && n > 0 && off >= 0)
                                 lv_mark(&g->v, (int)x, n, inst, (uint64_t)off);

@@ -70,6 +70,9 @@ def test_a_gang_meets_at_rank_0_and_a_failing_member_is_tried_again_within_max_a
         check(st and st["outcome"] == "failed", json.dumps(st))
         [g] = st["experiments"]
         check(g["attempts"] == 2 and g["exit_code"] == 3, json.dumps(g))
+        # the history has both nodes' parts of each attempt; rank 1's say so (their log offsets are node-1's)
+        parts = sorted((h["attempt"], h.get("node", 0)) for h in g.get("history", []))
+        check(parts == [(1, 0), (1, 1), (2, 0), (2, 1)], json.dumps(g.get("history")))
         insts = [i for i in c.instances() if i.get("root")]
         seen = [m for i in insts for m in members(i)]
         # each attempt: rank 0 and rank 1, the same addresses in the same order, MASTER_ADDR rank 0's

@@ -57,7 +57,8 @@ void close_attempt(struct run *R, size_t i) {
                 struct attempt_here *a = &R->attempts[k];
                 if (a->exp == (int)i && !a->closed) /* an earlier attempt here: how it ended is its own now */
                         *a = (struct attempt_here){ .exp = a->exp, .attempt = a->attempt, .start = a->start,
-                                                    .out_from = a->out_from, .err_from = a->err_from, .closed = true,
+                                                    .out_from = a->out_from, .err_from = a->err_from, .node = a->node,
+                                                    .closed = true,
                                                     .end = s->end, .exit_code = s->exit_code, .signal = s->signal,
                                                     .st = EXP_DONE, .reason = s->reason };
         }
@@ -69,7 +70,8 @@ void note_attempt(struct run *R, size_t i, uint64_t out_from, uint64_t err_from)
         if (R->n_attempts == RUN_MAX_ATTEMPTS_HERE) /* the oldest goes */
                 memmove(R->attempts, R->attempts + 1, --R->n_attempts * sizeof R->attempts[0]);
         R->attempts[R->n_attempts++] = (struct attempt_here){ .exp = (int)i, .attempt = s->attempts, .start = s->start,
-                                                              .out_from = out_from, .err_from = err_from };
+                                                              .out_from = out_from, .err_from = err_from,
+                                                              .node = gang_rank_of(R, i) };
 }
 
 static void add_iso(cJSON *o, const char *k, time_t t) {
@@ -100,6 +102,8 @@ static cJSON *attempt_json(const struct run *R, const struct attempt_here *a) {
                 cJSON_AddStringToObject(o, "reason", exp_reason_name(rs));
         cJSON_AddNumberToObject(o, "stdout_from", (double)a->out_from);
         cJSON_AddNumberToObject(o, "stderr_from", (double)a->err_from);
+        if (a->node > 0) /* its offsets are in logs/<experiment>/node-<node>/'s, not the experiment's log */
+                cJSON_AddNumberToObject(o, "node", a->node);
         return o;
 }
 

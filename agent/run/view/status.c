@@ -114,7 +114,7 @@ static void add_history(cJSON *x, const char *name, const cJSON *records, time_t
         qsort(found, n, sizeof found[0], by_attempt);
         cJSON *h = cJSON_AddArrayToObject(x, "history");
         static const char *const fields[] = { "attempt", "instance", "start", "end", "status", "exit_code", "signal",
-                                              "reason", "stdout_from", "stderr_from" };
+                                              "reason", "stdout_from", "stderr_from", "node" };
         for (size_t i = 0; h && i < n; i++) /* by name, scalars only (the records are anyone's under the prefix) */
                 cJSON_AddItemToArray(h, json_pick(found[i], fields, ARRAY_SIZE(fields), 128));
         /* an attempt still "running" on an instance that stopped beating ended with it, unseen */

@@ -34,6 +34,7 @@
  * experiment starts here, how it ended. */
 struct attempt_here {
         int exp, attempt;
+        int node;                     /* a gang's rank > 0: the attempt's part on that node (its own logs) */
         time_t start;
         uint64_t out_from, err_from;
         bool closed;                  /* the fields below are its own (else the experiment's state is) */
