@@ -113,6 +113,9 @@ void status_print_body(FILE *f, const cJSON *st) {
                 fprintf(f, "  %-20s %s", str_of(e, "name") ?: "?", state);
                 if (more)
                         fprintf(f, " (%d attempts)", at->valueint);
+                long long nodes = json_int(e, "nodes", 0, 64, 0);
+                if (nodes > 1)
+                        fprintf(f, " [gang of %lld nodes]", nodes);
                 fputc('\n', f);
         }
         print_cost(f, cJSON_GetObjectItem(st, "cost"));

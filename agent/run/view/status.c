@@ -85,6 +85,8 @@ static cJSON *experiment_json(const struct experiment *e, const struct exp_state
                 cJSON_AddNullToObject(x, "signal");
         cJSON_AddStringToObject(x, "reason", exp_reason_name(s->reason));
         cJSON_AddNumberToObject(x, "attempts", s->attempts);
+        if (e->nodes > 1) /* a gang: its attempts are the gang's, its history has each node's part */
+                cJSON_AddNumberToObject(x, "nodes", e->nodes);
         if (le)
                 add_fleet_exp(x, le);
         return x;
