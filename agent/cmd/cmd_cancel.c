@@ -282,7 +282,8 @@ static int cancel_run(struct aws_ctx *c, struct http_client *h, const char *uri,
                 free(ref.bucket);
                 return r;
         }
-        _cleanup_free_ char *bucket = ref.bucket;
+        _cleanup_free_ char *bucket = ref.bucket; /* freed on every way out */
+        (void)bucket;
         _cleanup_(cjson_deletep) cJSON *end = NULL;
         if (get_record(c, h, &ref, "end.json", &end, &out) == 0) {
                 char oc[32] = "?", reason[80] = "";

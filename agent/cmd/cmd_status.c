@@ -200,6 +200,8 @@ static const char *str_of(const cJSON *o, const char *k) { return cJSON_GetStrin
 
 /* The run as a person reads it: the outcome first, the report link last. Exit 0 for a run that succeeded or goes
  * on, EXIT_RUN_FAILED for one that ended otherwise. */
+static void tidy_gang_net(struct aws_ctx *c, const char *bucket, const char *run);
+
 static int print_status(struct aws_ctx *c, const char *bucket, const char *run, const cJSON *st, bool have_report) {
         const char *g, *outcome = str_of(st, "outcome");
         bool goes_on = outcome && !strcmp(outcome, "running");
@@ -213,6 +215,8 @@ static int print_status(struct aws_ctx *c, const char *bucket, const char *run, 
         print_liveness(c, bucket, run, st);
         status_print_body(stdout, st);
         print_report_link(c, bucket, run, have_report, false);
+        if (!goes_on && outcome)
+                tidy_gang_net(c, bucket, run); /* what the instance that ended it could not delete */
         return goes_on || (outcome && !strcmp(outcome, "succeeded")) ? EXIT_OK : EXIT_RUN_FAILED;
 }
 
@@ -327,9 +331,6 @@ int cmd_status(int argc, char **argv) {
                         print_report_link(&c, bucket, run, have_report, true);
                 else
                         rc = print_status(&c, bucket, run, st, have_report);
-                const char *oc = cJSON_GetStringValue(cJSON_GetObjectItem(st, "outcome"));
-                if (!link_only && oc && strcmp(oc, "running"))
-                        tidy_gang_net(&c, bucket, run);
         }
         cJSON_Delete(st);
         aws_ctx_free(&c);

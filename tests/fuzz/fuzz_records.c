@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* fuzz_records.c — the ledger's records as anyone who can write the run's prefix may write them: an experiment's
- * exp and done records, and instances' records (a JSON array of them) through what status.json makes of them (every
- * instance's cost, state and the experiments' history). Never a crash, never undefined behaviour (numbers of any
- * size), the cost's total the sum of what it lists. */
+ * exp and done records, a lease's body as a gang reads it, and instances' records (a JSON array of them) through what
+ * status.json makes of them (every instance's cost, state and the experiments' history). Never a crash, never
+ * undefined behaviour (numbers of any size), the cost's total the sum of what it lists. */
 #include <assert.h>
 #include <cjson/cJSON.h>
 #include <math.h>
@@ -10,6 +10,7 @@
 
 #include "jsonx.h"
 #include "run/fleet/ledger.h"
+#include "run/fleet/ledgerint.h"
 #include "run/view/cost.h"
 #include "run/view/status.h"
 #include "util.h"
@@ -27,6 +28,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         ledger_read_exp(&e, in);
         ledger_read_done(&e, in);
         assert(e.attempts >= 0 && e.n_instances <= LEDGER_MAX_INSTANCES && e.exit_code >= -1 && e.exit_code <= 255);
+        /* a lease's body as a gang reads it: the attempt, the holder's address, why it stops */
+        gang_read_lease(&e, in);
+        assert(e.lease_attempt >= 0 && strlen(e.lease_ip) < sizeof e.lease_ip && e.lease_stop.exit_code >= -1 &&
+               e.lease_stop.exit_code <= 255 && e.lease_stop.signal >= 0 && e.lease_stop.signal <= 128 &&
+               strlen(e.lease_stop.reason) < sizeof e.lease_stop.reason);
         static struct job job;
         static bool have_job;
         char err[256];

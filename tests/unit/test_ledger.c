@@ -58,6 +58,12 @@ static void test_gang(void) {
                     -1);
 
         e[0].lease_formed = true;
+        slots[1].mine = true; /* this instance's slot of the attempt that went on without it (a restart) */
+        T_EXPECT("gang: formed: its own slot of that attempt is not taken back", ledger_gang_rank(&L, 0) == -1);
+        snprintf(slots[1].holder, sizeof slots[1].holder, "i-here");
+        expect_pick("gang: ... and it stays in the group for the next attempt", &L, false, LEDGER_WAIT, -1);
+        slots[1].mine = false;
+        snprintf(slots[1].holder, sizeof slots[1].holder, "i-one");
         slots[1].released = slots[1].stale = true;
         slots[1].stop = (struct ledger_stop){ .set = true, .reason = "exit", .exit_code = 3 };
         T_EXPECT("gang: formed, rank 1 gave its place back: not taken again in that attempt",

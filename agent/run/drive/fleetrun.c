@@ -77,6 +77,7 @@ static void fleet_end(struct run *R, enum outcome o, const char *reason) {
 
 struct restore_call {
         int i;
+        bool gang;                              /* a gang's: a log here is replaced by S3's when S3's is longer */
         char name[160];                         /* where its logs go (gang_log_name) */
         char msg[600];
 };
@@ -92,8 +93,11 @@ static int restore_logs(struct run *R, void *arg) {
         for (size_t k = 0; k < ARRAY_SIZE(streams); k++) {
                 char path[4200], key[S3_MAX_KEY + 1];
                 struct aws_result out = { 0 };
+                struct stat here;
+                bool have = false;
                 if (pathf(path, sizeof path, "%s/%s/%s", R->logs_dir, name, files[k]) < 0 ||
-                    pathf(key, sizeof key, "%slogs/%s/%s", R->prefix, name, files[k]) < 0 || access(path, F_OK) == 0)
+                    pathf(key, sizeof key, "%slogs/%s/%s", R->prefix, name, files[k]) < 0 ||
+                    ((have = stat(path, &here) == 0) && !rc->gang))
                         continue;
                 char dir[4200];
                 if (pathf(dir, sizeof dir, "%s/%s/x", R->logs_dir, name) == 0)
@@ -112,6 +116,9 @@ static int restore_logs(struct run *R, void *arg) {
                              "instance may be (%s): %s not resumed", R->bucket, key, sz, lim, name);
                         return -EFBIG;
                 }
+                /* a gang member whose rank moved: what the others appended meanwhile is in S3's, the longer */
+                if (have && (hr != 0 || size <= (uint64_t)here.st_size))
+                        continue;
                 struct xfer_opts o = { .concurrency = 2 };
                 if (xfer_download(&R->c, R->bucket, key, path, &o, &out) < 0 && out.status != 404)
                         log_warn("the earlier log of %s: %s", name, out.msg);
@@ -179,7 +186,7 @@ static int run_claimed(struct run *R, int i) {
         int g = gang ? gang_form(R, i) : 0;
         if (g != 0)
                 return g;
-        struct restore_call rc = { .i = i };
+        struct restore_call rc = { .i = i, .gang = gang };
         const char *logs = gang_log_name(R, (size_t)i, rc.name, sizeof rc.name);
         if (logs != rc.name)
                 snprintf(rc.name, sizeof rc.name, "%s", logs);

@@ -35,11 +35,21 @@ static int do_size(struct run *R, void *a) {
         return fleet_size_now(&R->c, &R->job.fleet, &g->max, &g->desired, g->msg, sizeof g->msg);
 }
 
-/* The place this instance holds in experiment i's gang given back (finished: its part exited 0). */
+#define GIVE_BACK_TRIES 5 /* 2 + 4 + 8 + 16 s between them */
+
+/* The place this instance holds in experiment i's gang given back (finished: its part exited 0): tried again while S3
+ * refuses, since the others read why from it; in the end dropped here (no longer renewed, it expires). */
 static void give_back(struct run *R, bool finished) {
-        struct gang_call g = { .finished = finished };
-        if (io(R, do_release, &g) < 0)
-                log_warn("giving the gang's place back: %s (it expires on its own)", g.out.msg);
+        for (int t = 0; t < GIVE_BACK_TRIES; t++) {
+                struct gang_call g = { .finished = finished };
+                if (io(R, do_release, &g) == 0)
+                        return;
+                log_warn("giving the gang's place back: %s%s", g.out.msg,
+                         t + 1 < GIVE_BACK_TRIES ? "; trying again" : "; dropped here (it expires)");
+                if (t + 1 < GIVE_BACK_TRIES && !waiter_sleep(&R->w, 2 << t))
+                        break;
+        }
+        ledger_drop(&R->ledger);
 }
 
 /* "1, 3" */
@@ -78,6 +88,7 @@ static void formed(struct run *R, int i, const struct gang_view *v) {
         for (int r = 0; r < v->nodes && at < sizeof g->ips; r++)
                 at += (size_t)snprintf(g->ips + at, sizeof g->ips - at, "%s%s", r ? "," : "", v->ips[r]);
         snprintf(g->master, sizeof g->master, "%s", v->ips[0]);
+        g->ran = true;
         R->waiting[0] = 0;
         struct gang_call c = { 0 };
         if (g->rank == 0 && io(R, do_formed, &c) < 0)
@@ -94,8 +105,9 @@ static bool rank0_moved_on(const struct run *R, int i) {
 
 int gang_form(struct run *R, int i) {
         const struct experiment *x = &R->job.experiments[i];
+        bool fresh = R->gang.exp == i && R->gang.ran && R->gang.rank == 0 && R->gang.attempt == R->ledger.attempt - 1;
         R->gang = (struct gang_part){ .exp = i, .rank = R->ledger.rank, .nodes = x->nodes,
-                                      .attempt = R->ledger.attempt };
+                                      .attempt = R->ledger.attempt, .ckpt_here = fresh && R->ledger.rank == 0 };
         double t0 = now_mono();
         int said = -1;
         for (;;) {
@@ -103,8 +115,17 @@ int gang_form(struct run *R, int i) {
                 if (ev >= 0)
                         return ev; /* the place is given back with the claim, after SHIP */
                 struct gang_call g = { 0 };
-                if (io(R, do_refresh, &g) < 0)
+                if (io(R, do_refresh, &g) < 0) {
                         log_warn("reading the run's ledger: %s", g.out.msg);
+                        if (now_mono() - t0 >= (double)R->job.gang_timeout) {
+                                struct gang_view none = { .nodes = x->nodes };
+                                for (int r = 0; r < x->nodes; r++)
+                                        if (r != R->gang.rank)
+                                                none.missing[none.n_missing++] = r;
+                                none.present = 1;
+                                return timed_out(R, i, &none);
+                        }
+                }
                 else if (ledger_held(&R->ledger) != i)
                         return CLAIM_AGAIN; /* lost while waiting */
                 else if (R->ledger.ended || R->ledger.cancelled || rank0_moved_on(R, i)) {
@@ -175,6 +196,31 @@ static enum gang_end how_it_ended(const struct run *R, const struct exp_state *s
         return R->gang.stop.set && !strcmp(R->gang.stop.reason, "exit") ? GE_MEMBER_FAILED : GE_GANG_STOPPED;
 }
 
+#define GANG_EVIDENCE_MAX 60 /* seconds rank 0 looks for another member's stop before its failure is final */
+
+/* Rank 0's failure with no attempt left is the experiment's only when no other member was interrupted or vanished: a
+ * peer that dies makes every collective fail. The ledger is looked at for a while: a member's notice is there at
+ * once, a vanished member's lease is found unrenewed after ttl / 2 (then EC2 is asked). */
+static enum gang_end confirm_failure(struct run *R, int i, enum gang_end how) {
+        double wait = MIN((double)R->ledger.ttl * 0.75, GANG_EVIDENCE_MAX), t0 = now_mono();
+        for (;;) {
+                struct gang_call g = { 0 };
+                if (io(R, do_refresh, &g) == 0) {
+                        struct gang_view v;
+                        ledger_gang_view(&R->ledger, (size_t)i, R->gang.attempt, R->gang.rank, &v);
+                        if (v.n_missing > 0 && !(v.stop.set && !strcmp(v.stop.reason, "exit"))) {
+                                log_info("experiment %s: rank 0's part ended because the gang broke (%s): not a "
+                                         "failure of its own", R->job.experiments[i].name, v.why);
+                                return GE_GANG_STOPPED;
+                        }
+                        if (v.n_missing > 0 || how == GE_MEMBER_FAILED)
+                                return how; /* members failed (their own words): a failure */
+                }
+                if (now_mono() - t0 >= wait || !waiter_sleep(&R->w, 1))
+                        return how;
+        }
+}
+
 int gang_part_ended(struct run *R, int i) {
         struct exp_state *s = &R->st.exps[i];
         const struct gang_part *g = &R->gang;
@@ -182,6 +228,8 @@ int gang_part_ended(struct run *R, int i) {
         /* a failure is tried again only within max_attempts (none set: never, a gang that fails would loop) */
         bool last = R->job.fleet.max_attempts <= 0 || R->ledger.attempt >= R->job.fleet.max_attempts;
         enum gang_end how = how_it_ended(R, s);
+        if (g->rank == 0 && last && (how == GE_EXIT_FAILED || how == GE_MEMBER_FAILED))
+                how = confirm_failure(R, i, how);
         enum gang_step step = gang_plan(how, g->rank == 0, last);
         if (how == GE_EXIT_FAILED)
                 log_info("rank %d of experiment %s %s %d: the gang's attempt %d ends%s", g->rank, name,

@@ -189,7 +189,10 @@ static int prepare_checkpoint(struct run *R, size_t i, bool resume, char *abs, s
                 log_warn("cannot create the checkpoint directory %s as %s: %s", abs, R->user.name, strerror(-r));
                 return -1;
         }
-        if (!resume || !exptree_empty(&R->user, tree, rs.dir))
+        /* a gang's member gets rank 0's directory from S3 at each attempt, unless it was rank 0 here the attempt
+         * before (it shipped it: what it has is the newest) */
+        bool refresh = R->gang.exp == (int)i && !R->gang.ckpt_here;
+        if (!resume || (!refresh && !exptree_empty(&R->user, tree, rs.dir)))
                 return -1;
         r = waiter_blocking(&R->w, restore_checkpoint, &rs, 0);
         if (rs.refused[0])

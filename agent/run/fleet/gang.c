@@ -156,8 +156,10 @@ int ledger_gang_rank(const struct ledger *L, size_t i) {
                 return 0;
         if (!e->slots || e->lease_stop.set)
                 return -1;
+        /* its own slot back (a restart while the gang formed, or a slot of an earlier attempt): never into an
+         * attempt that was whole, which went on without it (a second part of that rank would join it) */
         for (int r = 1; r < nodes_of(L, i); r++)
-                if (e->slots[r].mine)
+                if (e->slots[r].mine && (!e->lease_formed || e->slots[r].attempt != e->lease_attempt))
                         return r;
         /* once the gang was whole, a place given back or gone in its attempt is not taken again: that attempt is
          * over (rank 0 stops it), and the next one has the places */
@@ -170,6 +172,16 @@ int ledger_gang_rank(const struct ledger *L, size_t i) {
                         return r;
         }
         return -1;
+}
+
+bool ledger_gang_place_here(const struct ledger *L, size_t i) {
+        const struct ledger_exp *e = &L->exps[i];
+        if (e->held && !e->released && !strcmp(e->holder, L->instance))
+                return true;
+        for (int r = 1; e->slots && r < nodes_of(L, i); r++)
+                if (e->slots[r].held && !e->slots[r].released && !strcmp(e->slots[r].holder, L->instance))
+                        return true;
+        return false;
 }
 
 bool ledger_gang_whole(const struct ledger *L, size_t i) {
@@ -271,6 +283,13 @@ int ledger_slot_release(struct ledger *L, bool finished, struct aws_result *out)
         return r;
 }
 
+void ledger_drop(struct ledger *L) {
+        pthread_mutex_lock(&L->lock);
+        L->held = -1;
+        L->rank = 0;
+        pthread_mutex_unlock(&L->lock);
+}
+
 int ledger_gang_stop(struct ledger *L, const struct ledger_stop *s, struct aws_result *out) {
         pthread_mutex_lock(&L->lock);
         L->stopping = *s;
@@ -280,12 +299,15 @@ int ledger_gang_stop(struct ledger *L, const struct ledger_stop *s, struct aws_r
         return r;
 }
 
-/* Why rank r is not in the gang of attempt (into why, when it is the first such): stopped, gone, given back. */
+/* Why rank r is not in the gang of attempt (into why): stopped, gone, given back. A member's own failure is the gang's
+ * cause only while nothing else is: a member interrupted or gone makes the others' collectives fail too. */
 static void member_missing(struct gang_view *v, int r, const char *holder, const struct ledger_stop *stop,
                            const char *what) {
         v->missing[v->n_missing++] = r;
-        if (v->why[0])
-                return;
+        bool failure = stop && stop->set && !strcmp(stop->reason, "exit");
+        if (v->why[0] && (failure || !(v->stop.set && !strcmp(v->stop.reason, "exit"))))
+                return; /* a cause already, and this one is no better */
+        v->stop = (struct ledger_stop){ 0 };
         if (stop && stop->set) {
                 v->stop = *stop;
                 if (!strcmp(stop->reason, "exit") && stop->signal)
@@ -327,14 +349,70 @@ void ledger_gang_view(const struct ledger *L, size_t i, int attempt, int self_ra
         v->broken = v->present < v->nodes;
 }
 
+/* A copy of L for the keeper: its experiments and slots its own, nothing of L's threads or peers. */
+static struct ledger *shadow_new(const struct ledger *L) {
+        struct ledger *S = malloc(sizeof *S);
+        if (!S)
+                return NULL;
+        memcpy(S, L, sizeof *S);
+        S->self = NULL;
+        S->n_peers = 0;
+        S->shadow = NULL;
+        S->keeping = false;
+        S->exps = calloc(L->n ? L->n : 1, sizeof *S->exps);
+        bool ok = S->exps != NULL;
+        for (size_t i = 0; ok && i < L->n; i++) {
+                size_t bytes = (size_t)nodes_of(L, i) * sizeof(struct ledger_slot);
+                S->exps[i] = L->exps[i];
+                S->exps[i].slots = L->exps[i].slots ? malloc(bytes) : NULL;
+                if (S->exps[i].slots)
+                        memcpy(S->exps[i].slots, L->exps[i].slots, bytes);
+                ok = !L->exps[i].slots || S->exps[i].slots;
+        }
+        if (!ok) {
+                if (S->exps)
+                        gang_free(S); /* the slots copied so far (free(NULL) for the rest) */
+                free(S->exps);
+                free(S);
+                return NULL;
+        }
+        return S;
+}
+
+void gang_shadow_free(struct ledger *L) {
+        struct ledger *S = L->shadow;
+        if (!S)
+                return;
+        gang_free(S);
+        free(S->exps);
+        free(S);
+        L->shadow = NULL;
+}
+
 void gang_keeper_turn(struct ledger *L) {
         L->gang_next = now_mono() + MIN(GANG_POLL, (double)L->ttl / 3);
-        struct aws_result out = { 0 };
-        if (ledger_refresh(L, &out) < 0 || L->held < 0 || L->gang_news)
+        if (L->held < 0 || L->gang_news)
                 return;
+        if (L->shadow_reset)
+                gang_shadow_free(L);
+        L->shadow_reset = false;
+        if (!L->shadow && !(L->shadow = shadow_new(L)))
+                return;
+        struct ledger *S = L->shadow;
+        /* what changed since: the held place and its ETag */
+        int i = S->held = L->held, attempt = S->attempt = L->attempt, rank = S->rank = L->rank;
+        memcpy(S->etag, L->etag, sizeof S->etag);
+        /* S3 is asked without the lock: the driver never waits on it for this look */
+        pthread_mutex_unlock(&L->lock);
+        struct aws_result out = { 0 };
         struct gang_view v;
-        ledger_gang_view(L, (size_t)L->held, L->attempt, L->rank, &v);
-        if (!v.broken && !(v.done && L->rank > 0))
+        int r = ledger_refresh_locked(S, &out);
+        if (r == 0)
+                ledger_gang_view(S, (size_t)i, attempt, rank, &v);
+        pthread_mutex_lock(&L->lock);
+        if (r < 0 || L->held != i || L->attempt != attempt || !L->gang_watch || L->gang_news)
+                return;
+        if (!v.broken && !(v.done && rank > 0))
                 return;
         L->gang_news = true;
         L->gang_watch = false;
@@ -346,6 +424,7 @@ void gang_keeper_turn(struct ledger *L) {
 void ledger_gang_watch(struct ledger *L, bool on) {
         pthread_mutex_lock(&L->lock);
         L->gang_watch = on;
+        L->shadow_reset = on; /* the keeper's copy is made again from what the driver saw last */
         L->gang_news = false;
         L->gang_next = 0;
         pthread_mutex_unlock(&L->lock);

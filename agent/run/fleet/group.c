@@ -98,8 +98,9 @@ int fleet_detach(struct aws_ctx *c, const struct job_fleet *f, const char *insta
         return r;
 }
 
-int fleet_size_now(struct aws_ctx *c, const struct job_fleet *f, int *max, int *desired, char *msg, size_t msglen) {
-        *max = *desired = 0;
+int fleet_size_now(struct aws_ctx *c, const struct job_fleet *f, int *ret_max, int *ret_desired, char *msg,
+                   size_t msglen) {
+        *ret_max = *ret_desired = 0; /* gone, or not known */
         if (!f->group)
                 return -ENOENT;
         struct http_client h;
@@ -113,7 +114,7 @@ int fleet_size_now(struct aws_ctx *c, const struct job_fleet *f, int *max, int *
         if (r < 0)
                 errf(msg, msglen, "DescribeAutoScalingGroups %s: %s", f->group, out.msg);
         else if (info.exists)
-                *max = info.max, *desired = info.desired;
+                *ret_max = info.max, *ret_desired = info.desired;
         return r;
 }
 

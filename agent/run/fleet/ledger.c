@@ -57,6 +57,7 @@ int ledger_init(struct ledger *L, struct aws_ctx *c, const char *bucket, const c
 
 void ledger_free(struct ledger *L) {
         ledger_keeper_stop(L);
+        gang_shadow_free(L);
         gang_free(L);
         free(L->exps);
         L->exps = NULL;
@@ -231,7 +232,7 @@ static void read_end_and_cancel(struct ledger *L, struct http_client *h, const s
         cJSON_Delete(o);
 }
 
-static int ledger_refresh_locked(struct ledger *L, struct aws_result *out) {
+int ledger_refresh_locked(struct ledger *L, struct aws_result *out) {
         char prefix[S3_MAX_KEY + 1];
         int r = ledger_key(L, prefix, out, "%s", "");
         if (r < 0)
@@ -339,7 +340,7 @@ enum ledger_next ledger_pick(const struct ledger *L, bool sequential, int *ret_i
                 unproven |= !e->alive; /* ... or by one that vanished: not seen renewing yet */
                 /* a gang between attempts, or whose rank 0 is still at work after this one's part finished: its
                  * members stay for the next attempt */
-                gang_waits |= e->slots && !ledger_gang_whole(L, i);
+                gang_waits |= e->slots && (!ledger_gang_whole(L, i) || ledger_gang_place_here(L, i));
         }
         if (all_done)
                 return LEDGER_ALL_DONE;
@@ -544,7 +545,7 @@ static int ledger_release_locked(struct ledger *L, struct aws_result *out) {
         if (L->held < 0)
                 return 0;
         if (L->rank > 0)
-                return ledger_slot_release(L, false, out);
+                return ledger_slot_release(L, L->part_finished, out); /* a part that finished stays "finished" */
         char key[S3_MAX_KEY + 1];
         int r = ledger_key(L, key, out, "lease/%s.json", L->job->experiments[L->held].name);
         struct http_client h;
@@ -822,7 +823,9 @@ static void *keeper(void *ud) {
                                 lose(L); /* cannot renew in time: give it up while no one can take it yet */
                 }
                 if (L->gang_watch && L->held >= 0 && now >= L->gang_next)
-                        gang_keeper_turn(L); /* under the lock; wakes the driver when the gang broke */
+                        gang_keeper_turn(L); /* looks without the lock; wakes the driver when the gang broke */
+                else if (!L->gang_watch)
+                        gang_shadow_free(L);
                 if (now >= next_beat || L->beat_soon) {
                         L->beat_soon = false;
                         char phase[16], exp[80];

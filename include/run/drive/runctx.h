@@ -105,6 +105,9 @@ struct run {
         /* this instance's part in a gang (gangrun.h): its experiment (-1: none), its rank, the members' addresses */
         struct gang_part {
                 int exp, rank, nodes, attempt;
+                bool ran;                     /* it formed and its part started here */
+                bool ckpt_here;               /* this instance was rank 0 of the attempt before (and shipped the
+                                               * checkpoint): its directory is the newest; else S3's is restored */
                 char ips[JOB_MAX_NODES * 16];
                 char master[16];
                 struct ledger_stop stop;      /* why the gang broke, in the member's own words (when it wrote them) */

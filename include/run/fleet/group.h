@@ -19,6 +19,7 @@ int fleet_leave(struct aws_ctx *c, const char *instance, char *msg, size_t msgle
 /* DetachInstances(instance, no decrement): out of the group (which launches a replacement to go on with the run). */
 int fleet_detach(struct aws_ctx *c, const struct job_fleet *f, const char *instance, char *msg, size_t msglen);
 /* The group's MaxSize and DesiredCapacity now (0 each when it is gone); 0, or -errno with msg. */
-int fleet_size_now(struct aws_ctx *c, const struct job_fleet *f, int *max, int *desired, char *msg, size_t msglen);
+int fleet_size_now(struct aws_ctx *c, const struct job_fleet *f, int *ret_max, int *ret_desired, char *msg,
+                   size_t msglen);
 /* Whether this instance is the group's last member (its desired capacity is 1 or less). */
 bool fleet_last_member(struct aws_ctx *c, const struct job_fleet *f);

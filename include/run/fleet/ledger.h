@@ -120,6 +120,8 @@ struct ledger {
         char gang_why[200];
         struct ledger_stop gang_stop; /* ... the member's own words, when it wrote why */
         double gang_next;             /* monotonic: the keeper's next look at the gang */
+        struct ledger *shadow;        /* the keeper's own copy for that look (its thread's alone; NULL: none) */
+        bool shadow_reset;            /* a new watch: the copy is made again from this ledger */
         double renewed_at;            /* monotonic instant taken before the last renewal that took */
         /* the keeper: a thread that renews the held lease every ttl/3 and beats the heartbeat */
         pthread_mutex_t lock;         /* over the held lease's fields, between the keeper and the driver */
@@ -254,6 +256,9 @@ int ledger_gang_rank(const struct ledger *L, size_t i);
 /* Pure: whether experiment i's gang is whole and at work for its attempt (rank 0 alive and not stopping, every slot
  * held for that attempt, or finished in it): an instance with no place in it may leave a sweep; else it stays. */
 bool ledger_gang_whole(const struct ledger *L, size_t i);
+/* Pure: this instance holds a place in experiment i's gang, or gave one back "finished" (it waits for rank 0): it
+ * stays in the group. */
+bool ledger_gang_place_here(const struct ledger *L, size_t i);
 /* Rank 0 saw the gang whole: "formed" goes into its lease now. */
 int ledger_gang_formed(struct ledger *L, struct aws_result *out);
 /* Claims slot r (>= 1) of experiment i for rank 0's attempt as last read. 0 with L->held = i, L->rank = r and
@@ -276,6 +281,8 @@ void ledger_gang_view(const struct ledger *L, size_t i, int attempt, int self_ra
 int ledger_gang_stop(struct ledger *L, const struct ledger_stop *s, struct aws_result *out);
 /* Gives the held slot back: "finished" (its part exited 0) or released with its stop. Rank 0: ledger_release. */
 int ledger_slot_release(struct ledger *L, bool finished, struct aws_result *out);
+/* The held place is dropped here without a word to S3 (a give-back that could not be written: it expires). */
+void ledger_drop(struct ledger *L);
 /* The keeper watches the gang of the held experiment from now on (false: no more). */
 void ledger_gang_watch(struct ledger *L, bool on);
 /* The keeper found the gang broken (once; the news is cleared): why, and the member's stop. */

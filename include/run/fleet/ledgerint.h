@@ -19,6 +19,9 @@ bool ledger_holder_gone(struct ledger *L, struct http_client *h, const char *hol
 /* The held lease's or slot's body (unique per write); released: given back. */
 char *ledger_lease_body(const struct ledger *L, long generation, int attempt, bool released);
 
+/* ledger_refresh's work, the caller holding L->lock, or L being a copy no other thread sees (the keeper's). */
+int ledger_refresh_locked(struct ledger *L, struct aws_result *out);
+
 /* gang.c's part in ledger.c's work */
 int gang_init(struct ledger *L);
 void gang_free(struct ledger *L);
@@ -28,6 +31,10 @@ void gang_refresh(struct ledger *L, struct http_client *h, size_t i, double now)
 void gang_read_lease(struct ledger_exp *e, const cJSON *o);
 void gang_lease_fields(const struct ledger *L, cJSON *o);
 int gang_held_key(const struct ledger *L, char key[S3_MAX_KEY + 1], struct aws_result *out);
+/* The keeper's look at the gang it is in (L->lock held once): on its own copy of the ledger, refreshed without the
+ * lock; the news, and a wake, when the gang broke. */
 void gang_keeper_turn(struct ledger *L);
+/* The keeper's copy freed (the keeper's thread, or after it stopped). */
+void gang_shadow_free(struct ledger *L);
 /* Writes the wake eventfd (under the lock). */
 void ledger_wake(struct ledger *L);
