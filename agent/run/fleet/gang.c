@@ -80,7 +80,10 @@ static void read_ip(const cJSON *o, char ip[16]) {
         char v[64];
         ledger_str_field(o, "ip", v, sizeof v);
         struct in_addr a;
-        snprintf(ip, 16, "%s", v[0] && strlen(v) < 16 && inet_pton(AF_INET, v, &a) == 1 ? v : "");
+        size_t n = strlen(v);
+        ip[0] = 0;
+        if (n && n < 16 && inet_pton(AF_INET, v, &a) == 1)
+                memcpy(ip, v, n + 1); /* an IPv4 address, or nothing */
 }
 
 void gang_read_lease(struct ledger_exp *e, const cJSON *o) {
