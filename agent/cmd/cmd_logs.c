@@ -12,6 +12,7 @@
 #include "termsafe.h"
 #include "exitcode.h"
 #include "jsonx.h"
+#include "run/base/job.h"
 #include "aws/s3.h"
 
 #define LOGS_FOLLOW_SECONDS 2
@@ -378,6 +379,15 @@ static int find_run(struct logs *g, const char *uri, char **bucket, struct aws_r
 static int choose(struct logs *g, const char *exp, size_t tail) {
         if (exp) {
                 int i = index_of(g, exp);
+                const char *node = strstr(exp, "/node-");
+                if (i < 0 && node) { /* a gang's rank > 0 (logs/<experiment>/node-<r>/): its experiment's */
+                        char base[256];
+                        snprintf(base, sizeof base, "%.*s", (int)(node - exp), exp);
+                        if (index_of(g, base) >= 0) {
+                                add_name(g, exp);
+                                i = index_of(g, exp);
+                        }
+                }
                 if (i < 0) {
                         char list[1024] = "";
                         for (size_t k = 0; k < g->n_names; k++)
@@ -452,56 +462,87 @@ static int follow_run(struct logs *g, const struct logs_opts *o, struct aws_resu
         }
 }
 
-int cmd_logs(int argc, char **argv) {
-        static const char usage[] =
-                "usage: mayfly logs RESULTS_URI [--experiment NAME] [--stdout|--stderr] [--follow] [--since WHEN]\n"
-                "                   [--tail N] [--raw]\n\n"
-                "  Prints a run's logs from S3: every experiment's stdout and stderr, interleaved in the order they\n"
-                "  reached S3, each line prefixed with its experiment ('|' stdout, '!' stderr) unless --experiment\n"
-                "  chooses one; '-- attempt N on INSTANCE (resumed)' where an attempt began on another instance.\n"
-                "  --follow starts as soon as the run is launched and returns once the run has ended: 0 when it\n"
-                "  succeeded, 6 otherwise. --since 10m (or 2h, 1d, a UTC time); --tail N: the last N lines.\n"
-                "  Escape sequences other than colours are dropped (the logs are the experiment's words, and it\n"
-                "  may not drive your terminal); --raw prints the bytes as stored.\n";
+static const char logs_usage[] =
+        "usage: mayfly logs RESULTS_URI [--experiment NAME [--node R]] [--stdout|--stderr] [--follow]\n"
+        "                   [--since WHEN] [--tail N] [--raw]\n\n"
+        "  Prints a run's logs from S3: every experiment's stdout and stderr, interleaved in the order they\n"
+        "  reached S3, each line prefixed with its experiment ('|' stdout, '!' stderr) unless --experiment\n"
+        "  chooses one; '-- attempt N on INSTANCE (resumed)' where an attempt began on another instance.\n"
+        "  --follow starts as soon as the run is launched and returns once the run has ended: 0 when it\n"
+        "  succeeded, 6 otherwise. --since 10m (or 2h, 1d, a UTC time); --tail N: the last N lines.\n"
+        "  Escape sequences other than colours are dropped (the logs are the experiment's words, and it\n"
+        "  may not drive your terminal); --raw prints the bytes as stored. --node R: rank R's logs of a gang\n"
+        "  (an experiment with \"nodes\"; without it, rank 0's).\n";
+
+/* What the command line asks for. */
+struct logs_args {
+        struct logs_opts o;
+        bool streams[2], raw;
+        time_t since;
+        uint64_t tail, node;
+        char exp_node[300];
+};
+
+/* -1: go on; else the exit code (usage, or --help). */
+static int logs_parse(int argc, char **argv, struct logs_args *a) {
         static const struct option opts[] = { { "experiment", required_argument, NULL, 'x' },
                                               { "stderr", no_argument, NULL, 'E' }, { "stdout", no_argument, NULL, 'O' },
                                               { "follow", no_argument, NULL, 'f' }, { "since", required_argument, NULL, 's' },
                                               { "tail", required_argument, NULL, 'n' }, { "raw", no_argument, NULL, 'R' },
+                                              { "node", required_argument, NULL, 'N' },
                                               { "help", no_argument, NULL, 'h' }, { 0 } };
-        struct logs_opts o = { 0 };
-        bool streams[2] = { true, true }, raw = false;
-        time_t since = 0;
-        uint64_t tail = 0;
+        *a = (struct logs_args){ .streams = { true, true } };
         int ch;
         optind = 1;
         while ((ch = getopt_long(argc, argv, "fhn:", opts, NULL)) != -1) {
                 switch (ch) {
-                case 'x': o.exp = optarg; break;
-                case 'E': streams[0] = false; break;
-                case 'O': streams[1] = false; break;
-                case 'f': o.follow = true; break;
-                case 'R': raw = true; break;
+                case 'x': a->o.exp = optarg; break;
+                case 'E': a->streams[0] = false; break;
+                case 'O': a->streams[1] = false; break;
+                case 'f': a->o.follow = true; break;
+                case 'R': a->raw = true; break;
                 case 's':
-                        if (parse_since(optarg, &since) < 0) {
+                        if (parse_since(optarg, &a->since) < 0) {
                                 log_error("--since %s: not a duration (90s, 10m, 2h, 1d) or a UTC time", optarg);
                                 return EXIT_USAGE;
                         }
                         break;
                 case 'n':
-                        if (parse_u64(optarg, &tail) < 0 || tail > 1000000) {
+                        if (parse_u64(optarg, &a->tail) < 0 || a->tail > 1000000) {
                                 log_error("--tail %s: not a number of lines (at most 1000000)", optarg);
                                 return EXIT_USAGE;
                         }
                         break;
-                case 'h': fputs(usage, stdout); return EXIT_OK;
-                default: fputs(usage, stderr); return EXIT_USAGE;
+                case 'N':
+                        if (parse_u64(optarg, &a->node) < 0 || a->node >= JOB_MAX_NODES) {
+                                log_error("--node %s: not a rank (0..%d)", optarg, JOB_MAX_NODES - 1);
+                                return EXIT_USAGE;
+                        }
+                        break;
+                case 'h': fputs(logs_usage, stdout); return EXIT_OK;
+                default: fputs(logs_usage, stderr); return EXIT_USAGE;
                 }
         }
-        if (argc - optind != 1 || (!streams[0] && !streams[1])) {
-                fputs(usage, stderr);
+        if (argc - optind != 1 || (!a->streams[0] && !a->streams[1]) || (a->node && !a->o.exp)) {
+                fputs(logs_usage, stderr);
                 return EXIT_USAGE;
         }
-        o.tail = (size_t)tail;
+        if (a->node) { /* rank R's own logs: logs/<experiment>/node-<R>/ */
+                snprintf(a->exp_node, sizeof a->exp_node, "%s/node-%llu", a->o.exp, (unsigned long long)a->node);
+                a->o.exp = a->exp_node;
+        }
+        a->o.tail = (size_t)a->tail;
+        return -1;
+}
+
+int cmd_logs(int argc, char **argv) {
+        struct logs_args args;
+        int pr = logs_parse(argc, argv, &args);
+        if (pr >= 0)
+                return pr;
+        struct logs_opts o = args.o;
+        bool *streams = args.streams, raw = args.raw;
+        time_t since = args.since;
         struct aws_ctx c;
         if (cli_aws_init(&c) < 0)
                 return EXIT_FAIL;

@@ -92,6 +92,10 @@ def test_a_gang_meets_at_rank_0_and_a_failing_member_is_tried_again_within_max_a
         for k in ("logs/g/stdout.log", "logs/g/node-1/stdout.log", "ledger/done/g.json"):
             check(k in keys, "missing %s: %r" % (k, keys))
         check(b"rank 1 fails" in r.get("logs/g/node-1/stdout.log"), r.get("logs/g/node-1/stdout.log")[-300:])
+        uri = "s3://%s/results/gangfail/%s/" % (BUCKET, run_id)
+        p = mayfly("logs", uri, "--experiment", "g", "--node", "1", env=c.admin_env())
+        check(p.returncode == 0 and "rank 1 fails" in p.stdout.decode() and "rank 0 step" not in p.stdout.decode(),
+              p.stdout.decode()[-600:] + p.stderr.decode()[-300:])
         check(b"rank 0 step 1" in r.get("logs/g/stdout.log") and b"rank 0 done" not in r.get("logs/g/stdout.log"),
               r.get("logs/g/stdout.log")[-300:])
         logs = "".join(agent_log(i) for i in insts)
