@@ -3,6 +3,9 @@
  * what the end of one part means for the whole (gangrun.h; the ledger's side is gang.c). */
 #include "run/drive/gangrun.h"
 
+#include <cjson/cJSON.h>
+
+#include "jsonx.h"
 #include "log.h"
 #include "run/fleet/group.h"
 #include "run/drive/phases.h"
@@ -60,9 +63,34 @@ static void ranks_text(const struct gang_view *v, char *buf, size_t n) {
                 at += (size_t)snprintf(buf + at, n - at, "%s%d", k ? ", " : "", v->missing[k]);
 }
 
-/* gang_timeout spent: the attempt ends in error, naming the missing ranks and what the group can hold. */
+/* Other instances of the run at work on other experiments now (their records: beating, not ended, on another). */
+static int busy_elsewhere(struct run *R, const char *name) {
+        _cleanup_(cjson_deletep) cJSON *peers = ledger_peers_json(&R->ledger);
+        time_t now = now_wall();
+        int n = 0;
+        const cJSON *p;
+        cJSON_ArrayForEach(p, peers) {
+                const char *e = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(p, "experiment"));
+                time_t t = (time_t)json_int(p, "time", 0, JSON_TIME_MAX, 0);
+                n += e && strcmp(e, name) && !cJSON_GetObjectItemCaseSensitive(p, "ended") &&
+                     t + R->ledger.ttl * 3 >= now;
+        }
+        return n;
+}
+
+/* gang_timeout spent: the attempt ends in error, naming the missing ranks and what the group can hold; in a sweep
+ * whose other instances are at work on other experiments (they may yet come), its place is given back instead, and
+ * the gang is tried again. */
 static int timed_out(struct run *R, int i, const struct gang_view *v) {
         const struct experiment *x = &R->job.experiments[i];
+        int busy = R->sweep ? busy_elsewhere(R, x->name) : 0;
+        if (busy && v->present + busy >= x->nodes) {
+                log_info("experiment %s: its gang did not form within gang_timeout (%lds), but %d instance%s of the run "
+                         "%s at work on other experiments: its place is given back, and it waits for them", x->name,
+                         R->job.gang_timeout, busy, busy == 1 ? "" : "s", busy == 1 ? "is" : "are");
+                give_back(R, false);
+                return waiter_sleep(&R->w, FLEET_WAIT) ? CLAIM_AGAIN : EV_SIGTERM;
+        }
         struct gang_call g = { 0 };
         char ranks[200], size[300] = "";
         ranks_text(v, ranks, sizeof ranks);
