@@ -272,7 +272,7 @@ def test_a_group_over_two_types_and_two_subnets_goes_on_after_a_notice():
                       key=lambda s: s["AvailabilityZone"])[:2]
         ids = [s["SubnetId"] for s in subs]
         names = ["m%d" % k for k in range(1, 5)]
-        j = job("mixed", [{"name": n, "command": ["./counter.sh", "40", "0.5"]} for n in names], lease_ttl=TTL)
+        j = job("mixed", [{"name": n, "command": ["./counter.sh", "20", "0.5"]} for n in names], lease_ttl=TTL)
         run_id, _ = launch(c, j, "--spot", "--recover", "--instances", "2", "--instance-type", "g4dn.xlarge",
                            "--subnet-id", ids[0], "--subnet-id", ids[1])
         name = "mayfly-" + run_id
@@ -284,7 +284,7 @@ def test_a_group_over_two_types_and_two_subnets_goes_on_after_a_notice():
         check(g["VPCZoneIdentifier"] == ",".join(ids), repr(g["VPCZoneIdentifier"]))
         got = c.wait_instances(lambda l: len(running_of(l)) == 2 and all(busy(i) for i in running_of(l)), 120,
                                what="both instances at work")
-        c.spot(got[0]["instance_id"], in_s=35)
+        c.spot(got[0]["instance_id"], in_s=15)
         r = the_run(c, "mixed", run_id)
         st = wait_over(c, r, 240)
         check(st and st["outcome"] == "succeeded", json.dumps(st)[:3000])
