@@ -152,7 +152,7 @@ def test_max_attempts_spent_ends_the_run_interrupted_and_the_group_goes():
             iid = [i["instance_id"] for i in got if i["instance_id"] not in seen][0]
             seen.append(iid)
             wait_line(c, iid, r"^a attempt=%d resume=%d" % (n, n > 1), 120, "a attempt %d" % n)
-            c.spot(iid, in_s=20)
+            c.spot(iid, in_s=12)
         r = the_run(c, "tries", run_id)
         st = wait_over(c, r, 180)
         check(st and st["outcome"] == "interrupted", json.dumps(st))
