@@ -241,7 +241,7 @@ def test_holders_ec2_reports_gone_are_taken_over_at_once():
     middle of their experiments. The lease's TTL alone would keep those two waiting ttl x 3 (90 s here) after their
     last renewals; EC2 says their holders are terminated, so they are taken over at once, and the run ends within
     30 s of the surviving experiment's commit plus the orphans' own run time."""
-    ttl, steps, dt = 30, 24, 0.5
+    ttl, steps, dt = 30, 16, 0.5
     run_s = steps * dt
     c = start_cloud()
     try:
