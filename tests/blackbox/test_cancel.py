@@ -69,7 +69,7 @@ def test_cancel_a_sweep_mid_training():
 
 
 def test_cancel_while_a_replacement_boots():
-    c = start_cloud(boot_delay=8)
+    c = start_cloud(boot_delay=5)
     try:
         j = job("cxr", [{"name": "a", "command": ["./counter.sh", "400", "0.5"]}], lease_ttl=TTL)
         run_id, _ = launch(c, j, "--recover")
