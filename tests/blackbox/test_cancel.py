@@ -113,8 +113,12 @@ def test_cancel_a_lost_run():
         [i1] = [i["instance_id"] for i in c.wait_instances(lambda l: len(running_of(l)) == 1 and
                                                            step_of(running_of(l)[0]) >= 2, 120, what="a trains")]
         c.kill(i1)
-        time.sleep(TTL * 3 + 2)  # no heartbeat for ttl x 3: LOST
-        p = mayfly("status", "s3://%s/results/cxl/%s/" % (BUCKET, run_id), env=c.admin_env())
+        deadline = time.time() + TTL * 3 + 2  # no heartbeat for ttl x 3: LOST (by then at the latest)
+        while True:
+            p = mayfly("status", "s3://%s/results/cxl/%s/" % (BUCKET, run_id), env=c.admin_env())
+            if "LOST" in out(p) or time.time() > deadline:
+                break
+            time.sleep(1)
         check("LOST" in out(p), out(p))
         p = cancel(c, run_id, "cxl")
         check(p.returncode == 0 and "nothing of it is left" in out(p), out(p))
