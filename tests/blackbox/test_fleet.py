@@ -199,9 +199,10 @@ def test_409_and_412_on_lease_writes_are_never_ownership():
 
 
 def test_an_instance_lost_without_a_word_shows_as_lost():
+    ttl = 5  # the least lease_ttl: LOST after 15 s without a heartbeat
     c = start_cloud()
     try:
-        j = job("lost", [{"name": "a", "command": ["./counter.sh", "400", "0.5"]}], lease_ttl=TTL)
+        j = job("lost", [{"name": "a", "command": ["./counter.sh", "400", "0.5"]}], lease_ttl=ttl)
         run_id, _ = launch(c, j)  # RunInstances: no group to replace it
         [i1] = [i["instance_id"] for i in c.wait_instances(lambda l: len(running_of(l)) == 1, 90, what="instance 1")]
         c.wait_instance(i1, lambda i: step_of(i) >= 2, 90, "a counts")
@@ -217,7 +218,7 @@ def test_an_instance_lost_without_a_word_shows_as_lost():
         c.kill(i1)
         killed = time.time()
         c.wait_instance(i1, lambda i: i["state"] == "terminated", 60, "the instance is gone")
-        deadline = killed + TTL * 3 + 30
+        deadline = killed + ttl * 3 + 30
         while True:
             p = mayfly("status", uri, env=c.admin_env())
             if "LOST:" in p.stdout.decode() or time.time() > deadline:
@@ -228,9 +229,9 @@ def test_an_instance_lost_without_a_word_shows_as_lost():
                       text, re.M)
         check(p.returncode == 0 and m, out(p))
         beat = calendar.timegm(time.strptime(m.group(1), "%Y-%m-%dT%H:%M:%SZ"))
-        check(killed - TTL - 5 <= beat <= killed + 1, "the last heartbeat %s is not the instance's last (killed at %s)"
+        check(killed - ttl - 5 <= beat <= killed + 1, "the last heartbeat %s is not the instance's last (killed at %s)"
               % (m.group(1), time.strftime("%H:%M:%S", time.gmtime(killed))))
-        check(time.time() - beat >= TTL * 3 - 1, "called lost before ttl x 3: %.1f s" % (time.time() - beat))
+        check(time.time() - beat >= ttl * 3 - 1, "called lost before ttl x 3: %.1f s" % (time.time() - beat))
         check(m.group(2) == "1" and "running" in text, text)
     finally:
         c.__exit__(None, None, None)
