@@ -106,14 +106,15 @@ def test_cancel_a_run_that_never_booted():
 
 
 def test_cancel_a_lost_run():
+    ttl = 5  # the least lease_ttl: LOST after 15 s without a heartbeat
     c = start_cloud()
     try:
-        j = job("cxl", [{"name": "a", "command": ["./counter.sh", "400", "0.5"]}], lease_ttl=TTL)
+        j = job("cxl", [{"name": "a", "command": ["./counter.sh", "400", "0.5"]}], lease_ttl=ttl)
         run_id, _ = launch(c, j)  # RunInstances: nothing replaces it
         [i1] = [i["instance_id"] for i in c.wait_instances(lambda l: len(running_of(l)) == 1 and
                                                            step_of(running_of(l)[0]) >= 2, 120, what="a trains")]
         c.kill(i1)
-        deadline = time.time() + TTL * 3 + 2  # no heartbeat for ttl x 3: LOST (by then at the latest)
+        deadline = time.time() + ttl * 3 + 2  # no heartbeat for ttl x 3: LOST (by then at the latest)
         while True:
             p = mayfly("status", "s3://%s/results/cxl/%s/" % (BUCKET, run_id), env=c.admin_env())
             if "LOST" in out(p) or time.time() > deadline:
