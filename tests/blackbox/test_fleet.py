@@ -25,7 +25,7 @@ def test_spot_losses_resume_from_the_checkpoint_and_the_group_goes():
         [i1] = [i["instance_id"] for i in c.wait_instances(lambda l: len(running_of(l)) == 1, 90, what="instance 1")]
         inst = wait_line(c, i1, r"^a attempt=1 resume=0 from=0", 90, "a starts on instance 1")
         c.wait_instance(i1, lambda i: step_of(i) >= 6, 60, "a counts on instance 1")
-        c.spot(i1, in_s=15)
+        c.spot(i1, in_s=12)
         # instance 2 (the group's replacement): a again from its checkpoint, attempt 2
         got = c.wait_instances(lambda l: len(l) >= 2, 120, what="a replacement")
         i2 = [i["instance_id"] for i in got if i["instance_id"] != i1][0]
@@ -37,7 +37,7 @@ def test_spot_losses_resume_from_the_checkpoint_and_the_group_goes():
         wait_line(c, i2, r"^b attempt=1 resume=0", 120, "b starts on instance 2")
         c.wait_instance(i2, lambda i: step_of(i) >= 4 and any(l.startswith("a done") for l in lines(i)), 60,
                         "b counts on instance 2")
-        c.spot(i2, in_s=15)
+        c.spot(i2, in_s=12)
         got = c.wait_instances(lambda l: len(l) >= 3, 120, what="a second replacement")
         i3 = [i["instance_id"] for i in got if i["instance_id"] not in (i1, i2)][0]
         inst3 = wait_line(c, i3, r"^b attempt=2 resume=1 from=([1-9][0-9]*)", 120, "b resumes on instance 3")
