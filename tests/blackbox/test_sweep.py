@@ -284,7 +284,7 @@ def test_a_group_over_two_types_and_two_subnets_goes_on_after_a_notice():
         check(g["VPCZoneIdentifier"] == ",".join(ids), repr(g["VPCZoneIdentifier"]))
         got = c.wait_instances(lambda l: len(running_of(l)) == 2 and all(busy(i) for i in running_of(l)), 120,
                                what="both instances at work")
-        c.spot(got[0]["instance_id"], in_s=15)
+        c.spot(got[0]["instance_id"], in_s=12)
         r = the_run(c, "mixed", run_id)
         st = wait_over(c, r, 240)
         check(st and st["outcome"] == "succeeded", json.dumps(st)[:3000])
