@@ -211,7 +211,7 @@ def test_clocks_skewed_five_minutes_never_run_an_experiment_twice_at_once():
         check(sorted(round(v / 60) for v in beats.values()) == [-5, 5], "the clocks are not skewed: %r" % beats)
         # the +5 min instance gets a spot notice: its experiment is taken up by the other or the replacement
         plus = [i["instance_id"] for i in got if beats.get(i["instance_id"], 0) > 0][0]
-        c.spot(plus, in_s=15)
+        c.spot(plus, in_s=12)
         st = wait_over(c, r, 300)
         check(st and st["outcome"] == "succeeded", json.dumps(st)[:3000])
         ov = os.path.join(locks, "overlaps")
