@@ -29,7 +29,8 @@ def upload_source(cloud, key, scripts=None, tree=None):
             ti.size = len(data)
             ti.mode = 0o755
             t.addfile(ti, io.BytesIO(data))
-    cloud.aws("s3", "cp", tgz, "s3://%s/%s" % (BUCKET, key))
+    from test_run import s3_upload
+    s3_upload(cloud, tgz, key, BUCKET)
     shutil.rmtree(d, ignore_errors=True)
 
 

@@ -69,7 +69,7 @@ def test_cancel_a_sweep_mid_training():
 
 
 def test_cancel_while_a_replacement_boots():
-    c = start_cloud(boot_delay=8)
+    c = start_cloud(boot_delay=5)
     try:
         j = job("cxr", [{"name": "a", "command": ["./counter.sh", "400", "0.5"]}], lease_ttl=TTL)
         run_id, _ = launch(c, j, "--recover")
@@ -106,15 +106,20 @@ def test_cancel_a_run_that_never_booted():
 
 
 def test_cancel_a_lost_run():
+    ttl = 5  # the least lease_ttl: LOST after 15 s without a heartbeat
     c = start_cloud()
     try:
-        j = job("cxl", [{"name": "a", "command": ["./counter.sh", "400", "0.5"]}], lease_ttl=TTL)
+        j = job("cxl", [{"name": "a", "command": ["./counter.sh", "400", "0.5"]}], lease_ttl=ttl)
         run_id, _ = launch(c, j)  # RunInstances: nothing replaces it
         [i1] = [i["instance_id"] for i in c.wait_instances(lambda l: len(running_of(l)) == 1 and
                                                            step_of(running_of(l)[0]) >= 2, 120, what="a trains")]
         c.kill(i1)
-        time.sleep(TTL * 3 + 2)  # no heartbeat for ttl x 3: LOST
-        p = mayfly("status", "s3://%s/results/cxl/%s/" % (BUCKET, run_id), env=c.admin_env())
+        deadline = time.time() + ttl * 3 + 2  # no heartbeat for ttl x 3: LOST (by then at the latest)
+        while True:
+            p = mayfly("status", "s3://%s/results/cxl/%s/" % (BUCKET, run_id), env=c.admin_env())
+            if "LOST" in out(p) or time.time() > deadline:
+                break
+            time.sleep(1)
         check("LOST" in out(p), out(p))
         p = cancel(c, run_id, "cxl")
         check(p.returncode == 0 and "nothing of it is left" in out(p), out(p))

@@ -25,7 +25,7 @@ def test_spot_losses_resume_from_the_checkpoint_and_the_group_goes():
         [i1] = [i["instance_id"] for i in c.wait_instances(lambda l: len(running_of(l)) == 1, 90, what="instance 1")]
         inst = wait_line(c, i1, r"^a attempt=1 resume=0 from=0", 90, "a starts on instance 1")
         c.wait_instance(i1, lambda i: step_of(i) >= 6, 60, "a counts on instance 1")
-        c.spot(i1, in_s=25)
+        c.spot(i1, in_s=12)
         # instance 2 (the group's replacement): a again from its checkpoint, attempt 2
         got = c.wait_instances(lambda l: len(l) >= 2, 120, what="a replacement")
         i2 = [i["instance_id"] for i in got if i["instance_id"] != i1][0]
@@ -37,7 +37,7 @@ def test_spot_losses_resume_from_the_checkpoint_and_the_group_goes():
         wait_line(c, i2, r"^b attempt=1 resume=0", 120, "b starts on instance 2")
         c.wait_instance(i2, lambda i: step_of(i) >= 4 and any(l.startswith("a done") for l in lines(i)), 60,
                         "b counts on instance 2")
-        c.spot(i2, in_s=25)
+        c.spot(i2, in_s=12)
         got = c.wait_instances(lambda l: len(l) >= 3, 120, what="a second replacement")
         i3 = [i["instance_id"] for i in got if i["instance_id"] not in (i1, i2)][0]
         inst3 = wait_line(c, i3, r"^b attempt=2 resume=1 from=([1-9][0-9]*)", 120, "b resumes on instance 3")
@@ -152,7 +152,7 @@ def test_max_attempts_spent_ends_the_run_interrupted_and_the_group_goes():
             iid = [i["instance_id"] for i in got if i["instance_id"] not in seen][0]
             seen.append(iid)
             wait_line(c, iid, r"^a attempt=%d resume=%d" % (n, n > 1), 120, "a attempt %d" % n)
-            c.spot(iid, in_s=20)
+            c.spot(iid, in_s=12)
         r = the_run(c, "tries", run_id)
         st = wait_over(c, r, 180)
         check(st and st["outcome"] == "interrupted", json.dumps(st))
@@ -199,9 +199,10 @@ def test_409_and_412_on_lease_writes_are_never_ownership():
 
 
 def test_an_instance_lost_without_a_word_shows_as_lost():
+    ttl = 5  # the least lease_ttl: LOST after 15 s without a heartbeat
     c = start_cloud()
     try:
-        j = job("lost", [{"name": "a", "command": ["./counter.sh", "400", "0.5"]}], lease_ttl=TTL)
+        j = job("lost", [{"name": "a", "command": ["./counter.sh", "400", "0.5"]}], lease_ttl=ttl)
         run_id, _ = launch(c, j)  # RunInstances: no group to replace it
         [i1] = [i["instance_id"] for i in c.wait_instances(lambda l: len(running_of(l)) == 1, 90, what="instance 1")]
         c.wait_instance(i1, lambda i: step_of(i) >= 2, 90, "a counts")
@@ -217,7 +218,7 @@ def test_an_instance_lost_without_a_word_shows_as_lost():
         c.kill(i1)
         killed = time.time()
         c.wait_instance(i1, lambda i: i["state"] == "terminated", 60, "the instance is gone")
-        deadline = killed + TTL * 3 + 30
+        deadline = killed + ttl * 3 + 30
         while True:
             p = mayfly("status", uri, env=c.admin_env())
             if "LOST:" in p.stdout.decode() or time.time() > deadline:
@@ -228,9 +229,9 @@ def test_an_instance_lost_without_a_word_shows_as_lost():
                       text, re.M)
         check(p.returncode == 0 and m, out(p))
         beat = calendar.timegm(time.strptime(m.group(1), "%Y-%m-%dT%H:%M:%SZ"))
-        check(killed - TTL - 5 <= beat <= killed + 1, "the last heartbeat %s is not the instance's last (killed at %s)"
+        check(killed - ttl - 5 <= beat <= killed + 1, "the last heartbeat %s is not the instance's last (killed at %s)"
               % (m.group(1), time.strftime("%H:%M:%S", time.gmtime(killed))))
-        check(time.time() - beat >= TTL * 3 - 1, "called lost before ttl x 3: %.1f s" % (time.time() - beat))
+        check(time.time() - beat >= ttl * 3 - 1, "called lost before ttl x 3: %.1f s" % (time.time() - beat))
         check(m.group(2) == "1" and "running" in text, text)
     finally:
         c.__exit__(None, None, None)
@@ -241,7 +242,7 @@ def test_holders_ec2_reports_gone_are_taken_over_at_once():
     middle of their experiments. The lease's TTL alone would keep those two waiting ttl x 3 (90 s here) after their
     last renewals; EC2 says their holders are terminated, so they are taken over at once, and the run ends within
     30 s of the surviving experiment's commit plus the orphans' own run time."""
-    ttl, steps, dt = 30, 24, 0.5
+    ttl, steps, dt = 30, 16, 0.5
     run_s = steps * dt
     c = start_cloud()
     try:

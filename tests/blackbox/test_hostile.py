@@ -15,7 +15,7 @@ import tempfile
 import time
 
 from harness import ROOT, WORKER, Skip, check, user_add, user_del, script_entries
-from test_run import FAKE_NVML, Run, with_run
+from test_run import FAKE_NVML, Run, s3_upload, with_run
 
 USER = "mfhostile%d" % WORKER    # each worker its own users (tests/run.py)
 LONG_USER = "mayflyenvuser%02d" % WORKER   # 15 characters: the length that once cut HOME to /home/ub
@@ -286,8 +286,7 @@ def test_hostile_archives_refused():
         secret = Secret()
         r = Run({"user": USER, "experiments": [{"name": "a", "command": ["./ok.sh"]}]}, upload=False)
         try:
-            r.cloud.aws("s3", "cp", os.path.join(ROOT, "tests", "fuzz", "regressions", name),
-                        "s3://%s/src/exp.tar.gz" % r.BUCKET)
+            s3_upload(r.cloud, os.path.join(ROOT, "tests", "fuzz", "regressions", name), "src/exp.tar.gz", r.BUCKET)
             rc = r.run(timeout=120)
             check(rc != 0, "%s: exit 0" % name)
             lines = [l for l in r.stderr.splitlines() if "refusing archive entry " + entry in l]

@@ -248,7 +248,7 @@ def test_a_replacement_after_a_spot_interruption_stages_the_inputs_again():
         check("a attempt=1 resume=0 from=0 data=" + want in lines(inst), repr(lines(inst)))
         check("input data: 40 of 40 objects downloaded" in agent_log(inst), agent_log(inst)[-2000:])
         c.wait_instance(i1, lambda i: step_of(i) >= 4, 60, "a counts on instance 1")
-        c.spot(i1, in_s=15)
+        c.spot(i1, in_s=12)
         got = c.wait_instances(lambda l: len(l) >= 2, 120, what="a replacement")
         i2 = [i["instance_id"] for i in got if i["instance_id"] != i1][0]
         inst2 = wait_instance_line(c, i2, r"^a attempt=2 resume=1 from=[1-9][0-9]* data=", 120, "a resumes on 2")

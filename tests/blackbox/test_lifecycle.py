@@ -329,7 +329,7 @@ def _notify_listener(r, watchdog_s):
 
 def test_watchdog_fed_through_an_s3_stall_at_commit_and_the_enders_teardown():
     """A run with a run_id and a group of others that do not leave at once: S3 holds the done record's PUT for 45 s
-    as the experiment ends, then the ender waits out its teardown (~40 s) for the others to leave. From READY=1 to
+    as the experiment ends, then the ender waits out its teardown (~30 s) for the others to leave. From READY=1 to
     the exit, WATCHDOG=1 is never more than 3/4 of WATCHDOG_USEC apart (the agent pings at 1/2)."""
     wd = 20.0
     def body(r):
@@ -351,7 +351,7 @@ def test_watchdog_fed_through_an_s3_stall_at_commit_and_the_enders_teardown():
         _wait(lambda: os.path.exists(log) and "other instance(s) of " + name in open(log).read(), 180,
               "the ender's wait for the others")
         c.faults_done()
-        time.sleep(40)  # the teardown waits: two watchdog intervals
+        time.sleep(30)  # the teardown waits: 1.5 watchdog intervals
         asg.detach_instances(InstanceIds=others, AutoScalingGroupName=name, ShouldDecrementDesiredCapacity=True)
         o, e = r.proc.communicate(timeout=180)
         t_exit = time.monotonic()

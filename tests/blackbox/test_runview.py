@@ -38,12 +38,12 @@ def test_three_instances_two_notices_counted_drawn_and_followed():
         inst1 = wait_line(c, i1, r"^a attempt=1 resume=0", 90, "a starts on instance 1")
         t_first = float(re.search(r" at=([\d.]+)$", [l for l in lines(inst1) if l.startswith("a attempt=1")][0]).group(1))
         c.wait_instance(i1, lambda i: step_of(i) >= 6, 60, "a counts on instance 1")
-        c.spot(i1, in_s=25)
+        c.spot(i1, in_s=12)
         got = c.wait_instances(lambda l: len(l) >= 2, 120, what="a replacement")
         i2 = [i["instance_id"] for i in got if i["instance_id"] != i1][0]
         wait_line(c, i2, r"^b attempt=1 resume=0", 180, "b starts on instance 2")
         c.wait_instance(i2, lambda i: step_of(i) >= 4, 60, "b counts on instance 2")
-        c.spot(i2, in_s=25)
+        c.spot(i2, in_s=12)
         got = c.wait_instances(lambda l: len(l) >= 3, 120, what="a second replacement")
         i3 = [i["instance_id"] for i in got if i["instance_id"] not in (i1, i2)][0]
         wait_line(c, i3, r"^b attempt=2 resume=1", 120, "b resumes on instance 3")

@@ -257,8 +257,8 @@ def test_spot_notice_reaches_one_instance_and_is_acted_on_at_its_time():
         i1, i2 = run_instances(c, c.userdata(j), count=2)
         c.wait_instances(lambda l: len(l) == 2 and all(workdir_lines(i) for i in l), timeout=60,
                          what="both experiments run")
-        notice = c.spot(i1, in_s=30)
-        notice_at = time.time() + 30
+        notice = c.spot(i1, in_s=20)
+        notice_at = time.time() + 20
         check(c.imds(i1, "meta-data/spot/instance-action")[0] == 200, "no notice on i1")
         check(json.loads(c.imds(i1, "meta-data/spot/instance-action")[1]) ==
               {"action": "terminate", "time": notice["time"]}, "notice body")
@@ -268,7 +268,7 @@ def test_spot_notice_reaches_one_instance_and_is_acted_on_at_its_time():
             runs = RunResults.find(c, results="results/simd/", instance_id=i1)
             st = runs[0].status() if runs else None
             return st if st and st["outcome"] == "interrupted" else None
-        st = wait_for("i1's interrupted status", interrupted, timeout=28)
+        st = wait_for("i1's interrupted status", interrupted, timeout=18)
         check(time.time() < notice_at and ec2_state(c, i1)[0] == "running", "i1 ended before its notice time")
         check(st["interruption"]["action"] == "terminate" and st["experiments"][0]["reason"] == "interrupted",
               json.dumps(st))

@@ -211,7 +211,7 @@ def test_clocks_skewed_five_minutes_never_run_an_experiment_twice_at_once():
         check(sorted(round(v / 60) for v in beats.values()) == [-5, 5], "the clocks are not skewed: %r" % beats)
         # the +5 min instance gets a spot notice: its experiment is taken up by the other or the replacement
         plus = [i["instance_id"] for i in got if beats.get(i["instance_id"], 0) > 0][0]
-        c.spot(plus, in_s=40)
+        c.spot(plus, in_s=12)
         st = wait_over(c, r, 300)
         check(st and st["outcome"] == "succeeded", json.dumps(st)[:3000])
         ov = os.path.join(locks, "overlaps")
@@ -272,7 +272,7 @@ def test_a_group_over_two_types_and_two_subnets_goes_on_after_a_notice():
                       key=lambda s: s["AvailabilityZone"])[:2]
         ids = [s["SubnetId"] for s in subs]
         names = ["m%d" % k for k in range(1, 5)]
-        j = job("mixed", [{"name": n, "command": ["./counter.sh", "40", "0.5"]} for n in names], lease_ttl=TTL)
+        j = job("mixed", [{"name": n, "command": ["./counter.sh", "20", "0.5"]} for n in names], lease_ttl=TTL)
         run_id, _ = launch(c, j, "--spot", "--recover", "--instances", "2", "--instance-type", "g4dn.xlarge",
                            "--subnet-id", ids[0], "--subnet-id", ids[1])
         name = "mayfly-" + run_id
@@ -284,7 +284,7 @@ def test_a_group_over_two_types_and_two_subnets_goes_on_after_a_notice():
         check(g["VPCZoneIdentifier"] == ",".join(ids), repr(g["VPCZoneIdentifier"]))
         got = c.wait_instances(lambda l: len(running_of(l)) == 2 and all(busy(i) for i in running_of(l)), 120,
                                what="both instances at work")
-        c.spot(got[0]["instance_id"], in_s=35)
+        c.spot(got[0]["instance_id"], in_s=12)
         r = the_run(c, "mixed", run_id)
         st = wait_over(c, r, 240)
         check(st and st["outcome"] == "succeeded", json.dumps(st)[:3000])
