@@ -188,7 +188,7 @@ def test_a_two_node_ddp_job_resumes_as_a_gang_after_a_spot_notice_on_rank_1():
         def rank1(l):
             return [i for i in l if i["state"] == "running" and "step 12" in local_log(i, "g/node-1/stdout.log")]
         [i1] = rank1(c.wait_instances(rank1, 180, what="rank 1 at step 12"))
-        c.spot(i1["instance_id"], in_s=20)
+        c.spot(i1["instance_id"], in_s=12)
         r = the_run(c, "ddp", run_id)
         st = wait_over(c, r, 300)
         check(st and st["outcome"] == "succeeded", json.dumps(st))
