@@ -131,7 +131,7 @@ static bool rank0_moved_on(const struct run *R, int i) {
         return R->gang.rank > 0 && (!e->held || e->stale || e->lease_stop.set || e->lease_attempt != R->gang.attempt);
 }
 
-int gang_form(struct run *R, int i) {
+static int form_wait(struct run *R, int i) {
         const struct experiment *x = &R->job.experiments[i];
         bool fresh = R->gang.exp == i && R->gang.ran && R->gang.rank == 0 && R->gang.attempt == R->ledger.attempt - 1;
         R->gang = (struct gang_part){ .exp = i, .rank = R->ledger.rank, .nodes = x->nodes,
@@ -182,6 +182,12 @@ int gang_form(struct run *R, int i) {
                 if (!waiter_sleep(&R->w, GANG_LOOK))
                         return EV_SIGTERM;
         }
+}
+
+int gang_form(struct run *R, int i) {
+        int r = form_wait(R, i);
+        R->waiting[0] = 0; /* formed, given up, or stopped: status.json waits for the gang no more */
+        return r;
 }
 
 struct part_ship {
