@@ -311,9 +311,12 @@ static void gang_watch(struct run *R, bool spot) {
         struct ledger_stop stop;
         if (ledger_take_gang(&R->ledger, why, sizeof why, &stop) && R->cur_idx == R->gang.exp) {
                 R->gang.stop = stop;
-                log_info("the gang of experiment %s broke: %s; rank %d's part stops (attempt %d)",
-                         R->job.experiments[R->cur_idx].name, why, R->gang.rank, R->gang.attempt);
-                exp_stop(&R->cur, R_GANG_STOPPED, R->job.stop_grace);
+                /* a member's spot notice: the notice's grace, so that rank 0 has the time to save */
+                long grace = stop.set && !strcmp(stop.reason, "interrupted") ? MAX(R->job.stop_grace, R->job.spot_grace)
+                                                                             : R->job.stop_grace;
+                log_info("the gang of experiment %s broke: %s; rank %d's part stops (attempt %d, %lds to end)",
+                         R->job.experiments[R->cur_idx].name, why, R->gang.rank, R->gang.attempt, grace);
+                exp_stop(&R->cur, R_GANG_STOPPED, grace);
         }
         struct ledger_stop s = { .set = true, .reason = "interrupted" };
         if (spot && ledger_held(&R->ledger) == R->gang.exp)
