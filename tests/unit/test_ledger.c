@@ -83,6 +83,13 @@ static void test_gang(void) {
         slots[1] = (struct ledger_slot){ .held = true, .attempt = 2, .finished = true };
         snprintf(slots[1].holder, sizeof slots[1].holder, "i-one");
         T_EXPECT("gang: rank 1 finished in this attempt: its place is not taken again", ledger_gang_rank(&L, 0) == -1);
+        slots[1].released = true; /* a slot given back finished says both */
+        snprintf(slots[1].holder, sizeof slots[1].holder, "i-here");
+        T_EXPECT("gang: this instance's part finished: it stays in the group for rank 0",
+                 ledger_gang_place_here(&L, 0));
+        e[0].alive = true;
+        expect_pick("gang: ... a sweep does not let it leave", &L, false, LEDGER_WAIT, -1);
+        snprintf(slots[1].holder, sizeof slots[1].holder, "i-one");
         ledger_gang_view(&L, 0, 2, 0, &v);
         T_EXPECT("gang: a finished rank still counts while rank 0 works", v.present == 2 && !v.broken);
 

@@ -181,9 +181,12 @@ bool ledger_gang_place_here(const struct ledger *L, size_t i) {
         const struct ledger_exp *e = &L->exps[i];
         if (e->held && !e->released && !strcmp(e->holder, L->instance))
                 return true;
-        for (int r = 1; e->slots && r < nodes_of(L, i); r++)
-                if (e->slots[r].held && !e->slots[r].released && !strcmp(e->slots[r].holder, L->instance))
+        for (int r = 1; e->slots && r < nodes_of(L, i); r++) {
+                const struct ledger_slot *s = &e->slots[r];
+                /* given back "finished" (it is "released" too): its part is done, rank 0's may yet fail */
+                if (s->held && (!s->released || s->finished) && !strcmp(s->holder, L->instance))
                         return true;
+        }
         return false;
 }
 
