@@ -221,15 +221,8 @@ static int claim_slot_locked(struct ledger *L, int i, int r, struct aws_result *
         long generation = 1;
         const char *if_match = NULL;
         if (s->held) {
-                /* given back, stale, or this instance's from before a restart: taken on the ETag that was watched */
-                cJSON *o = NULL;
-                char etag[128];
-                q = ledger_get_json(L, &h, key, &o, etag, out);
-                if (q == 0 && strcmp(etag, s->etag))
-                        q = -MF_EPRECOND;
-                if (q == 0)
-                        generation = (long)json_int(o, "generation", 0, LONG_MAX - 1, 0) + 1;
-                cJSON_Delete(o);
+                /* given back, stale, or this instance's from before a restart */
+                q = ledger_takeover_generation(L, &h, key, s->etag, &generation, out);
                 if_match = s->etag;
         }
         L->rank = r; /* the body is this slot's */

@@ -382,6 +382,19 @@ static char *lease_body(const struct ledger *L, long generation, int attempt) {
 
 /* attempts + 1 and this instance in the experiment's record (compare-and-swap, retried). The new count; -E2BIG,
  * with nothing written, when max_attempts (> 0) are spent. */
+int ledger_takeover_generation(struct ledger *L, struct http_client *h, const char *key, const char *watched,
+                               long *ret_generation, struct aws_result *out) {
+        cJSON *o = NULL;
+        char etag[128];
+        int r = ledger_get_json(L, h, key, &o, etag, out);
+        if (r == 0 && strcmp(etag, watched))
+                r = -MF_EPRECOND; /* renewed meanwhile: its holder lives */
+        if (r == 0)
+                *ret_generation = (long)json_int(o, "generation", 0, LONG_MAX - 1, 0) + 1;
+        cJSON_Delete(o);
+        return r;
+}
+
 static int count_attempt(struct ledger *L, struct http_client *h, int i, int max_attempts, struct aws_result *out) {
         char key[S3_MAX_KEY + 1];
         int r = ledger_key(L, key, out, "exp/%s.json", L->job->experiments[i].name);
@@ -447,16 +460,8 @@ static int ledger_claim_locked(struct ledger *L, int i, int max_attempts, struct
         L->stopping = (struct ledger_stop){ 0 };
         L->gang_formed = false;
         if (e->held && L->held != i) {
-                /* a stale lease, or this instance's own from before a restart: taken over on the very ETag that was
-                 * watched, one generation on */
-                cJSON *o = NULL;
-                char etag[128];
-                r = ledger_get_json(L, &h, key, &o, etag, out);
-                if (r == 0 && strcmp(etag, e->lease_etag))
-                        r = -MF_EPRECOND; /* renewed meanwhile: its holder lives */
-                if (r == 0)
-                        generation = (long)json_int(o, "generation", 0, LONG_MAX - 1, 0) + 1;
-                cJSON_Delete(o);
+                /* a stale lease, or this instance's own from before a restart */
+                r = ledger_takeover_generation(L, &h, key, e->lease_etag, &generation, out);
                 if_match = e->lease_etag;
         }
         int guess = e->attempts + 1;

@@ -16,6 +16,10 @@ int ledger_get_json(struct ledger *L, struct http_client *h, const char *key, cJ
 void ledger_str_field(const cJSON *o, const char *k, char *dst, size_t n);
 /* Whether EC2 says holder is going or gone. */
 bool ledger_holder_gone(struct ledger *L, struct http_client *h, const char *holder);
+/* A lease or slot taken over on the very ETag that was watched (watched), one generation on: its generation + 1
+ * into *ret_generation; -MF_EPRECOND when it changed meanwhile (its holder lives). */
+int ledger_takeover_generation(struct ledger *L, struct http_client *h, const char *key, const char *watched,
+                               long *ret_generation, struct aws_result *out);
 /* The held lease's or slot's body (unique per write); released: given back. */
 char *ledger_lease_body(const struct ledger *L, long generation, int attempt, bool released);
 
