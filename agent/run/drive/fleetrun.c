@@ -136,24 +136,12 @@ static int restore_logs(struct run *R, void *arg) {
         return 0;
 }
 
-struct commit {
-        struct run *R;
-        size_t i;
-};
-
-static int ship_one(void *arg) {
-        struct commit *cm = arg;
-        struct ship_plan p = plan_of(cm->R);
-        return ship_experiment(&p, cm->i);
-}
-
 /* A finished experiment: its logs, outputs and checkpoint in S3, then its done record (once), the claim given back.
  * While S3 cannot take them, it waits (the claim renewed): committing without them would lose them. */
 static int commit_experiment(struct run *R, size_t i) {
         const struct exp_state *s = &R->st.exps[i];
-        struct commit cm = { .R = R, .i = i };
         for (int attempt = 0;; attempt++) {
-                int r = waiter_blocking(&R->w, ship_one, &cm, 0);
+                int r = ship_held(R, i);
                 struct ledger_done d = { .exit_code = s->exit_code, .signal = s->signal,
                                          .reason = exp_reason_name(s->reason), .start = s->start, .end = s->end };
                 struct ledger_call l = { .done = &d };

@@ -15,7 +15,6 @@
 struct gang_call {
         int max, desired;
         bool finished;
-        struct ledger_stop stop;
         char msg[600];
         struct aws_result out;
 };
@@ -25,10 +24,6 @@ static int do_release(struct run *R, void *a) {
         struct gang_call *g = a;
         return R->ledger.rank > 0 ? ledger_slot_release(&R->ledger, g->finished, &g->out)
                                   : ledger_release(&R->ledger, &g->out);
-}
-static int do_stop(struct run *R, void *a) {
-        struct gang_call *g = a;
-        return ledger_gang_stop(&R->ledger, &g->stop, &g->out);
 }
 static int do_formed(struct run *R, void *a) {
         return ledger_gang_formed(&R->ledger, &((struct gang_call *)a)->out);
@@ -190,35 +185,15 @@ int gang_form(struct run *R, int i) {
         return r;
 }
 
-struct part_ship {
-        struct run *R;
-        size_t i;
-};
-
-static int ship_part(void *arg) {
-        struct part_ship *ps = arg;
-        struct ship_plan p = plan_of(ps->R);
-        return ship_experiment(&p, ps->i);
-}
-
 /* This part's logs (rank 0: and the checkpoint, the experiment's) in S3, then its place given back. */
 static int leave_attempt(struct run *R, int i, bool finished) {
-        struct part_ship ps = { .R = R, .i = (size_t)i };
-        if (waiter_blocking(&R->w, ship_part, &ps, 0) < 0)
+        if (ship_held(R, (size_t)i) < 0)
                 log_warn("experiment %s: not all of rank %d's part reached S3 before its place was given back",
                          R->job.experiments[i].name, R->gang.rank);
         give_back(R, finished);
         R->st.exps[i].st = EXP_PENDING; /* done only once rank 0 commits it (sync_from_ledger) */
         save_state(R);
         return CLAIM_AGAIN;
-}
-
-/* Why this part stops goes into its lease or slot now: the others stop with it. */
-static void say_stop(struct run *R, const char *reason, int exit_code, int sig) {
-        struct gang_call g = { .stop = { .set = true, .exit_code = exit_code, .signal = sig } };
-        snprintf(g.stop.reason, sizeof g.stop.reason, "%s", reason);
-        if (io(R, do_stop, &g) < 0)
-                log_warn("telling the gang why rank %d stops: %s", R->gang.rank, g.out.msg);
 }
 
 /* How this part ended, for the table (gang_plan). */
@@ -284,9 +259,9 @@ int gang_part_ended(struct run *R, int i) {
         case GS_STOP_ALL:
                 /* why, into its lease: members still waiting or running stop at once */
                 if (how == GE_EXIT_FAILED)
-                        say_stop(R, "exit", s->exit_code, s->signal);
+                        gang_say_stop(R, "exit", s->exit_code, s->signal);
                 else
-                        say_stop(R, "gang-stopped", 0, 0);
+                        gang_say_stop(R, "gang-stopped", 0, 0);
                 return leave_attempt(R, i, false);
         case GS_LEAVE: return leave_attempt(R, i, false);
         case GS_NOTHING: case GS_HOLE: case GS__MAX: break;

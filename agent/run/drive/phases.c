@@ -463,6 +463,22 @@ struct ship_plan plan_of(struct run *R) {
         return p;
 }
 
+struct held_ship {
+        struct run *R;
+        size_t i;
+};
+
+static int ship_held_work(void *arg) {
+        struct held_ship *hs = arg;
+        struct ship_plan p = plan_of(hs->R);
+        return ship_experiment(&p, hs->i);
+}
+
+int ship_held(struct run *R, size_t i) {
+        struct held_ship hs = { .R = R, .i = i };
+        return waiter_blocking(&R->w, ship_held_work, &hs, 0);
+}
+
 /* Stop the running experiment the way the end asks: for a spot notice within what the notice leaves. */
 int act_stop(struct run *R) {
         static const enum exp_reason why[END__MAX] = { [END_SPOT] = R_INTERRUPTED, [END_STOPPED] = R_AGENT_STOPPED,

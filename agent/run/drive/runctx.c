@@ -294,8 +294,6 @@ size_t gang_env(const struct run *R, size_t i, char env[GANG_ENV_N][GANG_ENV_LEN
         return GANG_ENV_N;
 }
 
-/* A gang's part in the watch: the keeper found the gang broken (this part stops with it); spot: a notice came here
- * (why it stops goes into its lease at once, so that the others stop too). */
 static int do_gang_stop(struct run *R, void *a) {
         struct aws_result out = { 0 };
         int r = ledger_gang_stop(&R->ledger, a, &out);
@@ -304,6 +302,14 @@ static int do_gang_stop(struct run *R, void *a) {
         return r;
 }
 
+void gang_say_stop(struct run *R, const char *reason, int exit_code, int sig) {
+        struct ledger_stop s = { .set = true, .exit_code = exit_code, .signal = sig };
+        snprintf(s.reason, sizeof s.reason, "%s", reason);
+        io(R, do_gang_stop, &s);
+}
+
+/* A gang's part in the watch: the keeper found the gang broken (this part stops with it); spot: a notice came here
+ * (why it stops goes into its lease at once, so that the others stop too). */
 static void gang_watch(struct run *R, bool spot) {
         if (!R->ledger_ok || R->gang.exp < 0)
                 return;
@@ -318,9 +324,8 @@ static void gang_watch(struct run *R, bool spot) {
                          R->job.experiments[R->cur_idx].name, why, R->gang.rank, R->gang.attempt, grace);
                 exp_stop(&R->cur, R_GANG_STOPPED, grace);
         }
-        struct ledger_stop s = { .set = true, .reason = "interrupted" };
         if (spot && ledger_held(&R->ledger) == R->gang.exp)
-                io(R, do_gang_stop, &s);
+                gang_say_stop(R, "interrupted", 0, 0);
 }
 
 int on_watch(struct run *R) {

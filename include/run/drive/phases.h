@@ -15,6 +15,9 @@ int supervise(struct run *R);
 int act_stop(struct run *R);
 /* What the final upload (and an experiment's commit) ships. */
 struct ship_plan plan_of(struct run *R);
+/* Experiment i's results as this instance holds them (plan_of) in S3 now, on a worker (the loop feeds the watchdog):
+ * 0, or -EIO (each failure logged). */
+int ship_held(struct run *R, size_t i);
 /* The shipping starts: the watcher and the live shipping stop. false: there is nowhere to ship to. */
 bool ship_begin(struct run *R);
 int act_ship(struct run *R);

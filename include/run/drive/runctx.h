@@ -124,6 +124,9 @@ size_t gang_env(const struct run *R, size_t i, char env[GANG_ENV_N][GANG_ENV_LEN
 const char *gang_log_name(const struct run *R, size_t i, char *buf, size_t n);
 /* This instance's rank in experiment i's gang (0 also when it is no gang's). */
 int gang_rank_of(const struct run *R, size_t i);
+/* Why this part of a gang stops (an exp_reason name, its exit code and signal), into its held lease or slot now, so
+ * that the other members stop too (a failure to write it is logged: the place still expires). */
+void gang_say_stop(struct run *R, const char *reason, int exit_code, int sig);
 
 /* The state to state.json (a warning when it cannot be written). */
 void save_state(struct run *R);
